@@ -1,0 +1,127 @@
+//! The event registry: every event type, its stable name, its current schema version, and how
+//! stored bytes of every version ever shipped decode into today's types.
+//!
+//! Adding an event type means adding a payload struct in its aggregate's module, a line in
+//! `registry!` below, and a sample in [`samples`]; the golden-fixture test then asks for its
+//! fixture to be blessed. Changing a shipped payload means a new `...V2` struct, a new line here
+//! with `v2`, the old struct kept and decoded through `legacy_decode` with a typed upcast.
+
+pub mod api_key;
+pub mod reservation;
+pub mod samples;
+pub mod tenant;
+
+use schemars::{Schema, SchemaGenerator};
+
+pub use api_key::*;
+pub use reservation::*;
+pub use tenant::*;
+
+/// Why stored bytes could not be turned into an [`Event`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {event_type} version {schema_version}")]
+    Unknown {
+        event_type: String,
+        schema_version: u16,
+    },
+    #[error("malformed {event_type} v{schema_version} payload: {source}")]
+    Malformed {
+        event_type: String,
+        schema_version: u16,
+        source: postcard::Error,
+    },
+}
+
+macro_rules! registry {
+    ( $( $variant:ident => $name:literal @ $version:literal : $payload:ty, )* ) => {
+        /// Every event Tessera records, at its current schema version.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum Event {
+            $( $variant($payload), )*
+        }
+
+        impl Event {
+            /// The stable type name stored next to the payload, e.g. `tenant.created`.
+            pub fn event_type(&self) -> &'static str {
+                match self { $( Event::$variant(_) => $name, )* }
+            }
+
+            /// The schema version this value encodes as.
+            pub fn schema_version(&self) -> u16 {
+                match self { $( Event::$variant(_) => $version, )* }
+            }
+
+            /// The postcard encoding of the payload.
+            pub fn encode(&self) -> Vec<u8> {
+                // Encoding owned, plain data into a Vec cannot fail; an empty payload would
+                // fail decoding loudly rather than silently.
+                match self { $( Event::$variant(p) => postcard::to_allocvec(p).unwrap_or_default(), )* }
+            }
+
+            /// The payload as JSON: the `data` of the JSON form and of CloudEvents.
+            pub fn data_json(&self) -> serde_json::Value {
+                match self { $( Event::$variant(p) => serde_json::to_value(p).unwrap_or_default(), )* }
+            }
+
+            /// Decodes stored bytes of any shipped version into the current type.
+            pub fn decode(event_type: &str, schema_version: u16, bytes: &[u8]) -> Result<Event, DecodeError> {
+                let malformed = |source| DecodeError::Malformed {
+                    event_type: event_type.to_owned(),
+                    schema_version,
+                    source,
+                };
+                match (event_type, schema_version) {
+                    $( ($name, $version) => postcard::from_bytes::<$payload>(bytes).map(Event::$variant).map_err(malformed), )*
+                    _ => legacy_decode(event_type, schema_version, bytes),
+                }
+            }
+
+            /// Every current (type, version), in registry order.
+            pub fn current_types() -> &'static [(&'static str, u16)] {
+                &[ $( ($name, $version), )* ]
+            }
+
+            /// The JSON Schema of each current event type's `data`.
+            pub fn json_schemas() -> Vec<(&'static str, u16, Schema)> {
+                vec![ $( ($name, $version, SchemaGenerator::default().into_root_schema_for::<$payload>()), )* ]
+            }
+        }
+    };
+}
+
+registry! {
+    TenantCreated => "tenant.created" @ 1: TenantCreatedV1,
+    TenantUpdated => "tenant.updated" @ 1: TenantUpdatedV1,
+    TenantSettingsChanged => "tenant.settings_changed" @ 1: TenantSettingsChangedV1,
+    TenantActivated => "tenant.activated" @ 1: TenantActivatedV1,
+    TenantCancelled => "tenant.cancelled" @ 1: TenantCancelledV1,
+    TenantFrozen => "tenant.frozen" @ 1: TenantFrozenV1,
+    TenantSuspended => "tenant.suspended" @ 1: TenantSuspendedV1,
+    TenantReactivated => "tenant.reactivated" @ 1: TenantReactivatedV1,
+    TenantArchived => "tenant.archived" @ 1: TenantArchivedV1,
+    SigningKeyRotated => "tenant.signing_key_rotated" @ 1: SigningKeyRotatedV1,
+    SigningKeyRetired => "tenant.signing_key_retired" @ 1: SigningKeyRetiredV1,
+    ApiKeyIssued => "api_key.issued" @ 1: ApiKeyIssuedV1,
+    ApiKeyRevoked => "api_key.revoked" @ 1: ApiKeyRevokedV1,
+    ReservationClaimed => "reservation.claimed" @ 1: ReservationClaimedV1,
+    ReservationReleased => "reservation.released" @ 1: ReservationReleasedV1,
+}
+
+/// Versions that are no longer current, each decoded as its frozen type and upcast.
+/// None has been superseded yet; the first `V2` adds an arm such as
+/// `("tenant.created", 1) => postcard::from_bytes::<TenantCreatedV1>(bytes).map(|v1| Event::TenantCreated(v1.into()))`.
+fn legacy_decode(event_type: &str, schema_version: u16, _bytes: &[u8]) -> Result<Event, DecodeError> {
+    Err(DecodeError::Unknown {
+        event_type: event_type.to_owned(),
+        schema_version,
+    })
+}
+
+impl Event {
+    /// The id of the tenant a payload names, when it names one explicitly.
+    pub fn category(&self) -> &'static str {
+        let name = self.event_type();
+        name.split_once('.').map_or(name, |(category, _)| category)
+    }
+}

@@ -1,0 +1,39 @@
+//! Reservation events: platform-wide unique names (tenant slugs, tenant domains).
+//!
+//! A reservation stream's first event is appended with expected version "no stream" in the same
+//! atomic append as the owner's event, so uniqueness is decided on the write side.
+//! Frozen schema versions; see the note in `tenant.rs`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationKind {
+    TenantSlug,
+    TenantDomain,
+}
+
+impl ReservationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationKind::TenantSlug => "tenant-slug",
+            ReservationKind::TenantDomain => "tenant-domain",
+        }
+    }
+}
+
+/// `reservation.claimed` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReservationClaimedV1 {
+    pub kind: ReservationKind,
+    pub value: String,
+    pub owner: Uuid,
+}
+
+/// `reservation.released` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReservationReleasedV1 {
+    pub owner: Uuid,
+}

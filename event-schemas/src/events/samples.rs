@@ -1,0 +1,120 @@
+//! One representative value per (event type, schema version): the source of the golden
+//! fixtures in `event-schemas/fixtures/`. Once a fixture is blessed, its sample must not change.
+
+use uuid::Uuid;
+
+use super::*;
+use crate::primitives::{Date, Hash32, Timestamp};
+
+/// A sample for each current event type, keyed by `(type, version)`.
+pub fn current() -> Vec<Event> {
+    let key = SigningKeyV1 {
+        kid: "k-2026-11-23-a".into(),
+        alg: SigningAlg::ES256,
+        public_jwk: PublicJwkV1::Ec {
+            x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
+            y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+        },
+        sealed_private_key: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+        created_at: Timestamp::from_micros(1_795_000_000_000_000),
+    };
+    let settings = TenantSettingsV1 {
+        session_timeout_minutes: 60,
+        max_sessions_per_user: 5,
+        require_mfa: true,
+        password_policy: PasswordPolicyV1 {
+            min_length: 12,
+            require_uppercase: true,
+            require_lowercase: true,
+            require_numbers: true,
+            require_special_chars: false,
+            password_history_count: 5,
+            max_age_days: 90,
+        },
+        lockout_policy: LockoutPolicyV1 {
+            max_attempts: 5,
+            lockout_duration_minutes: 15,
+            reset_after_minutes: 60,
+        },
+        allowed_email_domains: vec!["acme.example".into()],
+    };
+    let tenant_id = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
+    vec![
+        Event::TenantCreated(TenantCreatedV1 {
+            tenant_id,
+            slug: "acme-corp".into(),
+            name: "Acme Corporation".into(),
+            plan: "enterprise".into(),
+            kind: TenantKind::Customer,
+            status: TenantStatus::Trial,
+            domains: vec!["acme.example".into()],
+            settings: settings.clone(),
+            config_json: r#"{"theme":"dark"}"#.into(),
+            sales_owner: Some("sam@tessera.example".into()),
+            trial_ends_at: Some(Timestamp::from_micros(1_796_000_000_000_000)),
+            signing_key: key.clone(),
+        }),
+        Event::TenantUpdated(TenantUpdatedV1 {
+            name: Some("Acme Corp".into()),
+            domains: Some(vec!["acme.example".into(), "acme.test".into()]),
+            plan: None,
+            config_json: None,
+            sales_owner: None,
+        }),
+        Event::TenantSettingsChanged(TenantSettingsChangedV1 { settings }),
+        Event::TenantActivated(TenantActivatedV1 {
+            previous_status: TenantStatus::Trial,
+            plan: "enterprise".into(),
+            contract_start: Date::parse("2026-12-01"),
+            contract_end: Date::parse("2027-11-30"),
+            erp_customer_id: Some("ERP-1001".into()),
+        }),
+        Event::TenantCancelled(TenantCancelledV1 {
+            reason: "budget".into(),
+            effective_at: Some(Timestamp::from_micros(1_797_000_000_000_000)),
+        }),
+        Event::TenantFrozen(TenantFrozenV1 {
+            reason: "scheduled cancellation".into(),
+        }),
+        Event::TenantSuspended(TenantSuspendedV1 {
+            reason: Some("abuse report".into()),
+        }),
+        Event::TenantReactivated(TenantReactivatedV1 {}),
+        Event::TenantArchived(TenantArchivedV1 {
+            previous_status: TenantStatus::Frozen,
+        }),
+        Event::SigningKeyRotated(SigningKeyRotatedV1 {
+            key: SigningKeyV1 {
+                kid: "k-2026-11-24-b".into(),
+                alg: SigningAlg::EdDSA,
+                public_jwk: PublicJwkV1::Okp {
+                    x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+                },
+                ..key
+            },
+            previous_kid: "k-2026-11-23-a".into(),
+        }),
+        Event::SigningKeyRetired(SigningKeyRetiredV1 {
+            kid: "k-2026-11-23-a".into(),
+        }),
+        Event::ApiKeyIssued(ApiKeyIssuedV1 {
+            key_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002),
+            name: "CI pipeline".into(),
+            prefix: "tsr_AbCdEfGh".into(),
+            secret_hash: Hash32([7; 32]),
+            scopes: vec!["tenants:read".into()],
+            product: Some("billing".into()),
+            expires_at: Some(Timestamp::from_micros(1_798_000_000_000_000)),
+            created_by: "platform-admin".into(),
+        }),
+        Event::ApiKeyRevoked(ApiKeyRevokedV1 {
+            reason: Some("rotated".into()),
+        }),
+        Event::ReservationClaimed(ReservationClaimedV1 {
+            kind: ReservationKind::TenantSlug,
+            value: "acme-corp".into(),
+            owner: tenant_id,
+        }),
+        Event::ReservationReleased(ReservationReleasedV1 { owner: tenant_id }),
+    ]
+}

@@ -1,0 +1,29 @@
+//! Tessera's events and their envelope: the one vocabulary every other crate speaks.
+//!
+//! This crate owns what is written to the event log and therefore what must decode forever:
+//! the versioned payload types (encoded with postcard), the envelope that wraps every stored
+//! event, the canonical hash chain that makes tampering evident, and the JSON form (with a
+//! JSON Schema per event type) that consumers outside Rust read.
+//!
+//! It is pure: no I/O, no clock, no randomness, and no other Tessera crate. Callers pass in
+//! event ids and times.
+//!
+//! # Layout
+//! - [`primitives`]: `Timestamp`, `Date`, `Hash32`, the small value types stored everywhere.
+//! - [`envelope`]: `Envelope`, `RecordedEvent`, `ProposedEvent`, `EventMetadata`, `Actor`.
+//! - [`streams`]: stream id conventions and the system tenant id.
+//! - [`events`]: the payload types, one module per aggregate, and the `Event` registry.
+//! - [`hash`]: the canonical byte layout that event hashes, log links and checkpoints cover.
+//! - [`json`]: the JSON form of a recorded event and the JSON Schemas.
+
+pub mod envelope;
+pub mod events;
+pub mod hash;
+pub mod json;
+pub mod primitives;
+pub mod streams;
+
+pub use envelope::{Actor, ActorKind, Envelope, EventMetadata, ProposedEvent, RecordedEvent};
+pub use events::{DecodeError, Event};
+pub use primitives::{Date, Hash32, Timestamp};
+pub use streams::SYSTEM_TENANT_ID;

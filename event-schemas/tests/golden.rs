@@ -1,0 +1,112 @@
+//! Golden fixtures: the bytes of every event type and version ever shipped must decode forever.
+//!
+//! `fixtures/{type}@v{version}.bin` holds the postcard payload of the sample in
+//! `events::samples`. Fixtures are written once, by running this test with `TESSERA_BLESS=1`,
+//! and never rewritten: a test failure here means a frozen format changed.
+//! The JSON Schemas under `schemas/` are regenerated the same way and must match the code.
+
+use std::path::PathBuf;
+
+use tessera_event_schemas::Event;
+use tessera_event_schemas::events::samples;
+use tessera_event_schemas::json::schema_file_name;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn blessing() -> bool {
+    std::env::var_os("TESSERA_BLESS").is_some()
+}
+
+#[test]
+fn every_current_event_type_has_a_sample() {
+    let mut sampled: Vec<(&str, u16)> = samples::current()
+        .iter()
+        .map(|e| (e.event_type(), e.schema_version()))
+        .collect();
+    sampled.sort();
+    let mut registered = Event::current_types().to_vec();
+    registered.sort();
+    assert_eq!(sampled, registered);
+}
+
+#[test]
+fn every_fixture_decodes_to_its_sample_and_every_sample_encodes_to_its_fixture() {
+    let dir = root().join("fixtures");
+    for sample in samples::current() {
+        let path = dir.join(format!(
+            "{}@v{}.bin",
+            sample.event_type(),
+            sample.schema_version()
+        ));
+        if !path.exists() && blessing() {
+            std::fs::write(&path, sample.encode()).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| {
+            panic!(
+                "missing golden fixture {}; run `TESSERA_BLESS=1 cargo test -p tessera-event-schemas --test golden` once and commit it",
+                path.display()
+            )
+        });
+        let decoded =
+            Event::decode(sample.event_type(), sample.schema_version(), &bytes).unwrap();
+        assert_eq!(decoded, sample, "{} no longer decodes", path.display());
+        assert_eq!(
+            sample.encode(),
+            bytes,
+            "{} encodes differently",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_fixture_on_disk_still_decodes() {
+    // Includes superseded versions, which have no current sample but must still upcast.
+    for entry in std::fs::read_dir(root().join("fixtures")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let (event_type, version) = name.split_once("@v").unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        Event::decode(event_type, version.parse().unwrap(), &bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn committed_json_schemas_match_the_types() {
+    let dir = root().join("schemas");
+    for (event_type, version, schema) in Event::json_schemas() {
+        let path = dir.join(schema_file_name(event_type, version));
+        let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        if blessing() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            committed,
+            generated,
+            "{} is stale; rerun with TESSERA_BLESS=1",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn sample_json_forms_validate_in_shape_against_their_schemas() {
+    // Every property the JSON form emits is declared by the schema.
+    for (sample, (_, _, schema)) in samples::current().iter().zip(Event::json_schemas()) {
+        let data = sample.data_json();
+        let declared = schema
+            .as_object()
+            .and_then(|o| o.get("properties"))
+            .and_then(|p| p.as_object());
+        for key in data.as_object().unwrap().keys() {
+            assert!(
+                declared.is_some_and(|d| d.contains_key(key)),
+                "{key} missing from schema"
+            );
+        }
+    }
+}
