@@ -1,1 +1,80 @@
-//! placeholder
+//! Tessera's aggregates: every business rule of the write side, as pure functions.
+//!
+//! Each aggregate has a state that is rebuilt by folding its stream's events with an infallible
+//! `evolve`, and a `decide` that checks a command against that state and returns the events to
+//! append (or a [`DomainError`]). Replaying history must never fail, so `evolve` only applies
+//! facts; every rule lives in `decide`.
+//!
+//! This crate is pure: it depends on `event-schemas` and nothing that does I/O. There is no
+//! tokio, no sqlx, no clock and no randomness here: the current time, new ids and new key
+//! material arrive inside commands, chosen by the `commands` crate.
+//!
+//! # Layout
+//! - [`tenant`]: the tenant aggregate (lifecycle, settings, signing key ring).
+//! - [`api_key`]: one API key (issue, revoke).
+//! - [`reservation`]: platform-wide unique names (tenant slugs, tenant domains).
+//! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
+
+pub mod api_key;
+pub mod reservation;
+pub mod tenant;
+pub mod validate;
+
+#[cfg(test)]
+mod testing;
+
+use tessera_event_schemas::Event;
+
+/// Why a command was refused. Each variant maps to one HTTP status at the API edge.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field of the command is malformed (400). `field` is a dotted path such as
+    /// `settings.password_policy.min_length`.
+    #[error("invalid {field}: {message}")]
+    Validation { field: String, message: String },
+    /// A unique name or an aggregate is already taken (409).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The aggregate's lifecycle does not allow the action from its current state (409).
+    #[error("cannot {action} when {from}")]
+    IllegalTransition { from: String, action: &'static str },
+    /// The aggregate (or the thing the command names inside it) does not exist (404).
+    #[error("not found")]
+    NotFound,
+    /// Any other conflict with the current state (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+impl DomainError {
+    /// A validation error on `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The shape every aggregate shares, so that the command handler can load, decide and append
+/// generically. `Default` is the state of a stream that does not exist yet.
+pub trait Aggregate: Default + Send + Sync {
+    type Command: Send;
+
+    /// Applies one recorded fact. Never fails; events that do not concern this aggregate are
+    /// ignored, so that any stream can be replayed.
+    fn evolve(&mut self, event: &Event);
+
+    /// Checks `command` against the current state and returns the events that record it.
+    /// An empty list means the command changes nothing (it is already in effect).
+    fn decide(&self, command: Self::Command) -> Result<Vec<Event>, DomainError>;
+
+    /// Folds a whole history.
+    fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut state = Self::default();
+        for event in events {
+            state.evolve(event);
+        }
+        state
+    }
+}

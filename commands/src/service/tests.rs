@@ -1,0 +1,370 @@
+//! Unit tests of the retry loop and event wrapping, against an in-memory fake log that can be
+//! told to report conflicts. Behaviour against the real backend is tested in `tests/`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use tessera_event_log::{AppendOutcome, Checkpoint};
+use tessera_event_schemas::{Actor, ActorKind, Envelope, Hash32, RecordedEvent};
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::crypto::MasterKey;
+
+const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
+
+/// Stores events in memory, honours expected versions, and fails the next
+/// `injected_conflicts` appends with a conflict as if another process had just written.
+struct FakeLog {
+    events: Mutex<Vec<RecordedEvent>>,
+    injected_conflicts: AtomicU32,
+    appends: AtomicU32,
+    head: tokio::sync::watch::Sender<u64>,
+}
+
+impl FakeLog {
+    fn new() -> Self {
+        Self {
+            events: Mutex::new(Vec::new()),
+            injected_conflicts: AtomicU32::new(0),
+            appends: AtomicU32::new(0),
+            head: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn events(&self) -> Vec<RecordedEvent> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+fn version_of(events: &[RecordedEvent], stream_id: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| e.envelope.stream_id == stream_id)
+        .map(|e| e.envelope.stream_version)
+        .max()
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl EventLog for FakeLog {
+    async fn append(&self, writes: Vec<StreamWrite>) -> Result<AppendOutcome, AppendError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        let mut events = self.events.lock().unwrap();
+        if self
+            .injected_conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            let write = &writes[0];
+            return Err(AppendError::Conflict {
+                stream_id: write.stream_id.clone(),
+                expected: write.expected,
+                actual: version_of(&events, &write.stream_id) + 1,
+            });
+        }
+        for write in &writes {
+            let actual = version_of(&events, &write.stream_id);
+            let ok = match write.expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => actual == 0,
+                ExpectedVersion::Exact(n) => actual == n,
+            };
+            if !ok {
+                return Err(AppendError::Conflict {
+                    stream_id: write.stream_id.clone(),
+                    expected: write.expected,
+                    actual,
+                });
+            }
+        }
+        let first_position = events.len() as u64 + 1;
+        let mut stream_versions = Vec::new();
+        for write in writes {
+            let mut version = version_of(&events, &write.stream_id);
+            for proposed in write.events {
+                version += 1;
+                let envelope = Envelope {
+                    event_id: proposed.event_id,
+                    stream_id: write.stream_id.clone(),
+                    stream_version: version,
+                    global_position: events.len() as u64 + 1,
+                    tenant_id: proposed.tenant_id,
+                    event_type: proposed.event_type.to_owned(),
+                    schema_version: proposed.schema_version,
+                    recorded_at: proposed.recorded_at,
+                    actor: proposed.metadata.actor,
+                    correlation_id: proposed.metadata.correlation_id,
+                    causation_id: proposed.metadata.causation_id,
+                    source_ip: proposed.metadata.source_ip,
+                    user_agent: proposed.metadata.user_agent,
+                    prev_hash: Hash32::ZERO,
+                    hash: Hash32::ZERO,
+                    log_hash: Hash32::ZERO,
+                };
+                events.push(RecordedEvent {
+                    envelope,
+                    payload: proposed.payload,
+                });
+            }
+            stream_versions.push((write.stream_id, version));
+        }
+        let last_position = events.len() as u64;
+        self.head.send_replace(last_position);
+        Ok(AppendOutcome {
+            first_position,
+            last_position,
+            stream_versions,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        Ok(self
+            .events()
+            .into_iter()
+            .filter(|e| {
+                e.envelope.stream_id == stream_id && e.envelope.stream_version > after_version
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        Ok(self
+            .events()
+            .into_iter()
+            .filter(|e| e.envelope.global_position > after_position)
+            .take(limit)
+            .collect())
+    }
+
+    async fn head_position(&self) -> Result<u64, LogError> {
+        Ok(self.events.lock().unwrap().len() as u64)
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    async fn checkpoints(&self, _after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
+        Ok(Vec::new())
+    }
+
+    async fn ping(&self) -> Result<(), LogError> {
+        Ok(())
+    }
+
+    async fn close(&self) {}
+}
+
+/// Ids 1, 2, 3, ... so that tests can predict them.
+struct CountingIds(AtomicU32);
+
+impl IdGen for CountingIds {
+    fn new_id(&self) -> Uuid {
+        Uuid::from_u128(u128::from(self.0.fetch_add(1, Ordering::SeqCst)) + 1000)
+    }
+}
+
+fn service(log: Arc<FakeLog>) -> CommandService {
+    let crypto = Crypto::new(&MasterKey::from_bytes([7; 32])).unwrap();
+    CommandService::new(
+        log,
+        Arc::new(crypto),
+        Arc::new(FixedClock::new(NOW)),
+        Arc::new(CountingIds(AtomicU32::new(0))),
+    )
+}
+
+fn meta() -> EventMetadata {
+    EventMetadata {
+        actor: Actor {
+            kind: ActorKind::ApiKey,
+            id: "key-1".into(),
+            name: Some("ops".into()),
+        },
+        correlation_id: "corr-1".into(),
+        causation_id: Some(Uuid::from_u128(99)),
+        source_ip: Some("192.0.2.1".into()),
+        user_agent: Some("test".into()),
+    }
+}
+
+fn acme() -> CreateTenant {
+    CreateTenant {
+        tenant_id: Some(Uuid::from_u128(42)),
+        slug: "acme".into(),
+        name: "Acme".into(),
+        plan: None,
+        kind: TenantKind::Customer,
+        domains: vec!["acme.example".into()],
+        settings: None,
+        config_json: None,
+        sales_owner: None,
+        signing_alg: Some(SigningAlg::EdDSA),
+    }
+}
+
+fn rename(name: &str) -> UpdateTenant {
+    UpdateTenant {
+        name: Some(name.into()),
+        ..UpdateTenant::default()
+    }
+}
+
+#[tokio::test]
+async fn every_appended_event_carries_a_fresh_id_the_time_and_the_request_metadata() {
+    let log = Arc::new(FakeLog::new());
+    let created = service(log.clone())
+        .create_tenant(meta(), acme())
+        .await
+        .unwrap();
+    let events = log.events();
+    assert_eq!(created.position, 3);
+    assert_eq!(events.len(), 3);
+    let streams: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.stream_id.as_str())
+        .collect();
+    assert_eq!(
+        streams,
+        vec![
+            streams::tenant(Uuid::from_u128(42)).as_str(),
+            streams::reservation("tenant-slug", "acme").as_str(),
+            streams::reservation("tenant-domain", "acme.example").as_str(),
+        ]
+    );
+    let mut ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3);
+    for event in &events {
+        assert_eq!(event.envelope.recorded_at, NOW);
+        assert_eq!(event.envelope.correlation_id, "corr-1");
+        assert_eq!(event.envelope.causation_id, Some(Uuid::from_u128(99)));
+        assert_eq!(event.envelope.actor.kind, ActorKind::ApiKey);
+        assert_eq!(event.envelope.source_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(event.envelope.user_agent.as_deref(), Some("test"));
+    }
+    assert_eq!(events[0].envelope.tenant_id, Uuid::from_u128(42));
+    assert_eq!(events[1].envelope.tenant_id, SYSTEM_TENANT_ID);
+}
+
+#[tokio::test]
+async fn a_version_conflict_is_retried_from_a_fresh_read() {
+    let log = Arc::new(FakeLog::new());
+    let service = service(log.clone());
+    service.create_tenant(meta(), acme()).await.unwrap();
+    let appends_before = log.appends.load(Ordering::SeqCst);
+    log.injected_conflicts.store(MAX_RETRIES, Ordering::SeqCst);
+    let outcome = service
+        .update_tenant(meta(), Uuid::from_u128(42), rename("Acme 2"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.position, 4);
+    assert_eq!(
+        log.appends.load(Ordering::SeqCst) - appends_before,
+        MAX_RETRIES + 1
+    );
+}
+
+#[tokio::test]
+async fn retries_are_bounded_and_then_report_concurrency() {
+    let log = Arc::new(FakeLog::new());
+    let service = service(log.clone());
+    service.create_tenant(meta(), acme()).await.unwrap();
+    let appends_before = log.appends.load(Ordering::SeqCst);
+    log.injected_conflicts.store(u32::MAX, Ordering::SeqCst);
+    let outcome = service
+        .update_tenant(meta(), Uuid::from_u128(42), rename("Acme 2"))
+        .await;
+    assert!(
+        matches!(outcome, Err(CommandError::Concurrency)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        log.appends.load(Ordering::SeqCst) - appends_before,
+        MAX_RETRIES + 1
+    );
+    assert_eq!(log.events().len(), 3);
+}
+
+#[tokio::test]
+async fn a_command_that_changes_nothing_appends_nothing_and_reports_the_stream_position() {
+    let log = Arc::new(FakeLog::new());
+    let service = service(log.clone());
+    service.create_tenant(meta(), acme()).await.unwrap();
+    let appends_before = log.appends.load(Ordering::SeqCst);
+    let outcome = service
+        .update_tenant(meta(), Uuid::from_u128(42), rename("Acme"))
+        .await
+        .unwrap();
+    // The tenant stream's last event is at global position 1.
+    assert_eq!(outcome.position, 1);
+    assert_eq!(log.appends.load(Ordering::SeqCst), appends_before);
+}
+
+#[tokio::test]
+async fn streams_longer_than_a_page_are_loaded_completely() {
+    let log = Arc::new(FakeLog::new());
+    let service = service(log.clone());
+    service.create_tenant(meta(), acme()).await.unwrap();
+    let id = Uuid::from_u128(42);
+    for i in 0..(PAGE + 3) {
+        service
+            .update_tenant(meta(), id, rename(&format!("Acme {i}")))
+            .await
+            .unwrap();
+    }
+    let state = service.load_tenant(id).await.unwrap();
+    let last = format!("Acme {}", PAGE + 2);
+    assert_eq!(state.tenant.map(|t| t.name), Some(last));
+}
+
+#[tokio::test]
+async fn a_supplied_api_key_must_be_long_enough() {
+    let log = Arc::new(FakeLog::new());
+    let outcome = service(log.clone()).bootstrap(Some("short".into())).await;
+    assert!(
+        matches!(&outcome, Err(CommandError::Rejected(DomainError::Validation { field, .. })) if field == "plaintext"),
+        "{outcome:?}"
+    );
+    assert!(log.events().is_empty());
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let issued = IssuedApiKey {
+        key_id: Uuid::from_u128(1),
+        plaintext: "tsr_supersecret".into(),
+        prefix: "tsr_supersec".into(),
+        position: 1,
+    };
+    assert!(!format!("{issued:?}").contains("supersecret"));
+    let input = IssueApiKey {
+        name: "n".into(),
+        scopes: vec![],
+        product: None,
+        expires_at: None,
+        created_by: "c".into(),
+        key_id: None,
+        plaintext: Some("tsr_supersecret".into()),
+    };
+    assert!(!format!("{input:?}").contains("supersecret"));
+}
+
+#[test]
+fn backoff_grows_and_stays_small() {
+    for retry in 1..=MAX_RETRIES {
+        let ceiling = Duration::from_micros((1000 << (retry - 1)) + 1);
+        assert!(backoff(retry) <= ceiling);
+    }
+}
