@@ -1,1 +1,24 @@
-//! placeholder
+//! Tessera's HTTP server: the admin API on top of commands (write side) and read models (read
+//! side), plus the wiring that starts everything.
+//!
+//! **Architecture Invariant:** this is the only crate that knows HTTP and JSON request shapes.
+//! Handlers never touch SQL or the log directly, except `/readyz`, which pings the log.
+//!
+//! # Layout
+//! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables.
+//! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown.
+//! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
+//! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge.
+//! - [`lifecycle`]: scheduled transitions (cancellation at period end).
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod correlation;
+pub mod error;
+pub mod extract;
+pub mod lifecycle;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod state;

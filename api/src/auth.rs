@@ -1,0 +1,101 @@
+//! Admin authentication: `Authorization: Bearer <api key>`.
+//!
+//! A key is looked up by its keyed hash (HMAC-SHA-256 under a key derived from the master key),
+//! then compared in constant time. Missing or bad keys get 401; a key that lacks the right gets
+//! 403; a key of a suspended, frozen or archived tenant gets 403 (`tenant_suspended`).
+//! Tenant-scoped keys see other tenants as nonexistent (404), never as forbidden.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use tessera_event_schemas::events::TenantStatus;
+use tessera_event_schemas::{Actor, ActorKind, SYSTEM_TENANT_ID};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The scope that grants everything on the platform, held by the bootstrap admin key.
+pub const PLATFORM_ADMIN: &str = "platform:admin";
+
+/// The caller behind a valid API key.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    pub fn is_platform_admin(&self) -> bool {
+        self.tenant_id == SYSTEM_TENANT_ID && self.scopes.iter().any(|s| s == PLATFORM_ADMIN)
+    }
+
+    /// Only the system tenant's platform admins manage other tenants.
+    pub fn require_platform_admin(&self) -> Result<(), ApiError> {
+        if self.is_platform_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this key lacks the {PLATFORM_ADMIN} scope"
+            )))
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: ActorKind::ApiKey,
+            id: self.key_id.to_string(),
+            name: Some(self.name.clone()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthenticated)?;
+        let hash = state.crypto.secret_hash(token);
+        let key = state
+            .store
+            .api_key_by_hash(&hash)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if !state.crypto.verify_secret(token, &key.secret_hash) {
+            return Err(ApiError::Unauthenticated);
+        }
+        let now = state.clock.now();
+        if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::Unauthenticated);
+        }
+        if key.tenant_id != SYSTEM_TENANT_ID {
+            let tenant = state.store.tenant(key.tenant_id).await?;
+            let blocked = tenant.is_none_or(|t| {
+                t.suspended || matches!(t.status, TenantStatus::Frozen | TenantStatus::Archived)
+            });
+            if blocked {
+                return Err(ApiError::Forbidden(
+                    "the key's tenant is suspended, frozen or archived".to_owned(),
+                ));
+            }
+        }
+        Ok(Principal {
+            key_id: key.key_id,
+            tenant_id: key.tenant_id,
+            name: key.name,
+            scopes: key.scopes,
+        })
+    }
+}

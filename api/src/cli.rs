@@ -1,0 +1,120 @@
+//! The command line of the `tessera` binary: `tessera [serve]` runs the server (the default),
+//! `tessera check-read-models` compares the live read models with a fresh rebuild from the log.
+//!
+//! It lives in the library so that the end-to-end tests' copy of the binary is this same code.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crate::config::{ServeConfig, StorageConfig};
+use crate::server;
+use tessera_projections::ReadStore;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Tessera: event-sourced multi-tenant identity")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeConfig),
+    /// Rebuild the read models into a scratch store and compare them with the live ones.
+    /// Exits 1 when they differ. Run it with the server stopped for an exact answer.
+    CheckReadModels(StorageConfig),
+}
+
+/// Parses the command line and runs it to completion.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => serve(cli.serve).await,
+            Some(Command::Serve(config)) => serve(config).await,
+            Some(Command::CheckReadModels(storage)) => check_read_models(storage).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    server::run(config, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn check_read_models(storage: StorageConfig) -> anyhow::Result<ExitCode> {
+    let opened = server::open_storage(&storage).await?;
+    let scratch = tempfile_dir()?;
+    let fresh = ReadStore::open_sqlite(&scratch.join("rebuild.db")).await?;
+    let stats = tessera_projections::rebuild(opened.log.as_ref(), &fresh).await?;
+    let live = opened.store.snapshot().await?;
+    let rebuilt = fresh.snapshot().await?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    if live == rebuilt {
+        println!(
+            "read models match a fresh rebuild of {} events",
+            stats.events
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("read models DIFFER from a fresh rebuild of {} events", stats.events);
+        println!("live:    {live}");
+        println!("rebuilt: {rebuilt}");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tessera-check-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

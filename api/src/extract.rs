@@ -1,0 +1,100 @@
+//! Extractors that turn every malformed request into an [`ApiError`] with the standard JSON
+//! shape, instead of axum's plain-text rejections.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use tessera_event_schemas::{Actor, EventMetadata};
+
+use crate::error::ApiError;
+
+/// `Json<T>` whose rejections are [`ApiError`]s (400 naming the field, 413, 415).
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// An optional JSON body: a request without a body (and without a content type) is `None`,
+/// anything else must be valid JSON, so `POST /activate` works with or without `{}`.
+impl<T, S> axum::extract::OptionalFromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let has_type = request.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        let declared_empty = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
+        if !has_type && declared_empty {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(request, state)
+            .await
+            .map(Some)
+    }
+}
+
+/// `Path<T>` whose rejections are [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `Query<T>` whose rejections are [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Where a request came from, for the events it causes.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    /// Event metadata for a command caused by this request on behalf of `actor`.
+    pub fn metadata(&self, actor: Actor) -> EventMetadata {
+        EventMetadata {
+            actor,
+            correlation_id: crate::correlation::current(),
+            causation_id: Some(uuid::Uuid::now_v7()),
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let source_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(512).collect());
+        Ok(Self {
+            source_ip,
+            user_agent,
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at `/openapi.json`.
+
+use utoipa::OpenApi;
+
+use crate::error::ErrorBody;
+use crate::routes::{api_keys, health, tenants};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera", description = "Multi-tenant identity platform: admin API."),
+    paths(
+        health::healthz,
+        health::readyz,
+        tenants::create_tenant,
+        tenants::list_tenants,
+        tenants::get_tenant,
+        tenants::get_tenant_by_slug,
+        tenants::update_tenant,
+        tenants::archive_tenant,
+        tenants::activate_tenant,
+        tenants::cancel_tenant,
+        tenants::suspend_tenant,
+        tenants::reactivate_tenant,
+        tenants::get_settings,
+        tenants::put_settings,
+        tenants::list_keys,
+        tenants::rotate_key,
+        tenants::retire_key,
+        api_keys::create_api_key,
+        api_keys::list_api_keys,
+        api_keys::get_api_key,
+        api_keys::revoke_api_key,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `/v1/tenants/{id}/api-keys`: API keys for automation. The plaintext is returned once, at
+//! creation; only its keyed hash is stored.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_commands::IssueApiKey;
+use tessera_event_schemas::Timestamp;
+use tessera_projections::ApiKeyView;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/tenants/{id}/api-keys",
+            get(list_api_keys).post(create_api_key),
+        )
+        .route(
+            "/v1/tenants/{id}/api-keys/{key_id}",
+            get(get_api_key).delete(revoke_api_key),
+        )
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub product: Option<String>,
+    /// RFC 3339; the key stops working then.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    /// The first characters of the key, to recognise it by.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub product: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub api_key: ApiKey,
+    /// The key itself. Shown only in this response.
+    pub plaintext: String,
+    pub warning: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub items: Vec<ApiKey>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn to_dto(view: ApiKeyView) -> ApiKey {
+    ApiKey {
+        id: view.key_id,
+        tenant_id: view.tenant_id,
+        name: view.name,
+        prefix: view.prefix,
+        scopes: view.scopes,
+        product: view.product,
+        created_by: view.created_by,
+        created_at: view.created_at.to_rfc3339(),
+        expires_at: view.expires_at.map(|t| t.to_rfc3339()),
+        revoked_at: view.revoked_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+/// The caller may manage this tenant's keys: platform admins any tenant's, a tenant-scoped key
+/// with `tenant:admin` its own. Any other tenant looks nonexistent (404).
+async fn authorize(principal: &Principal, state: &AppState, tenant_id: Uuid) -> Result<(), ApiError> {
+    let visible = principal.is_platform_admin()
+        || (principal.tenant_id == tenant_id && principal.scopes.iter().any(|s| s == "tenant:admin"));
+    if !visible || state.store.tenant(tenant_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
+    }
+    Ok(())
+}
+
+/// Creates an API key for the tenant. Needs `platform:admin`, or `tenant:admin` on this tenant.
+#[utoipa::path(post, path = "/v1/tenants/{id}/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
+    params(("id" = Uuid, Path, description = "tenant id")),
+    responses((status = 201, body = ApiKeyCreated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_api_key(
+    principal: Principal,
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CreateApiKeyRequest>,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
+    authorize(&principal, &state, tenant_id).await?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|t| {
+            Timestamp::parse_rfc3339(t)
+                .ok_or_else(|| ApiError::validation("expires_at", "must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let issued = state
+        .commands
+        .issue_api_key(
+            ctx.metadata(principal.actor()),
+            tenant_id,
+            IssueApiKey {
+                name: body.name,
+                scopes: body.scopes,
+                product: body.product,
+                expires_at,
+                created_by: principal.name.clone(),
+                key_id: None,
+                plaintext: None,
+            },
+        )
+        .await?;
+    state.projected(issued.position).await?;
+    let view = state
+        .store
+        .api_key(tenant_id, issued.key_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("issued key missing from read model".to_owned()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyCreated {
+            api_key: to_dto(view),
+            plaintext: issued.plaintext,
+            warning: "Store this key now: it is shown only once and cannot be recovered.",
+        }),
+    ))
+}
+
+/// Lists the tenant's API keys, never their secrets. Needs `platform:admin`, or `tenant:admin`
+/// on this tenant.
+#[utoipa::path(get, path = "/v1/tenants/{id}/api-keys", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "tenant id")),
+    responses((status = 200, body = ApiKeyPage), (status = 404, body = ErrorBody)))]
+pub async fn list_api_keys(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath(tenant_id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<ApiKeyPage>, ApiError> {
+    authorize(&principal, &state, tenant_id).await?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 500"));
+    }
+    let page = state
+        .store
+        .list_api_keys(tenant_id, limit, query.cursor.as_deref())
+        .await?;
+    Ok(Json(ApiKeyPage {
+        items: page.items.into_iter().map(to_dto).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Reads one API key. Needs `platform:admin`, or `tenant:admin` on this tenant.
+#[utoipa::path(get, path = "/v1/tenants/{id}/api-keys/{key_id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "tenant id"), ("key_id" = Uuid, Path, description = "key id")),
+    responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)))]
+pub async fn get_api_key(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<ApiKey>, ApiError> {
+    authorize(&principal, &state, tenant_id).await?;
+    let view = state
+        .store
+        .api_key(tenant_id, key_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("api key {key_id}")))?;
+    Ok(Json(to_dto(view)))
+}
+
+/// Revokes an API key; it stops working at once. Needs `platform:admin`, or `tenant:admin` on
+/// this tenant.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/api-keys/{key_id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "tenant id"), ("key_id" = Uuid, Path, description = "key id")),
+    responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revoke_api_key(
+    principal: Principal,
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<ApiKey>, ApiError> {
+    authorize(&principal, &state, tenant_id).await?;
+    let done = state
+        .commands
+        .revoke_api_key(ctx.metadata(principal.actor()), tenant_id, key_id)
+        .await?;
+    state.projected(done.position).await?;
+    let view = state
+        .store
+        .api_key(tenant_id, key_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("api key {key_id}")))?;
+    Ok(Json(to_dto(view)))
+}

@@ -1,0 +1,204 @@
+//! Startup and shutdown: opens the log and read models, loads the master key, bootstraps an
+//! empty log, starts the projector runtime and serves HTTP on an already-bound listener until the
+//! shutdown future resolves (so tests can bind port 0).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tessera_commands::crypto::{Crypto, MasterKey};
+use tessera_commands::{CommandService, SystemClock, SystemIds};
+use tessera_event_log::{Backend, EventLog, LogConfig};
+use tessera_projections::{ProjectionRuntime, ReadStore};
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+
+use crate::config::{ServeConfig, StorageConfig};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{correlation, lifecycle, openapi, routes};
+
+/// Largest request body accepted; larger ones get 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Storage opened from [`StorageConfig`]: shared by `serve` and the offline subcommands.
+pub struct Storage {
+    pub log: Arc<dyn EventLog>,
+    pub store: ReadStore,
+    pub crypto: Arc<Crypto>,
+}
+
+/// Loads the master key: `TESSERA_MASTER_KEY`, or (embedded only) a generated one.
+pub fn master_key(config: &StorageConfig) -> anyhow::Result<MasterKey> {
+    if let Some(value) = &config.master_key {
+        return MasterKey::from_env_value(value.expose()).context("TESSERA_MASTER_KEY");
+    }
+    if config.database_url.is_some() {
+        bail!(
+            "TESSERA_MASTER_KEY must be set when TESSERA_DATABASE_URL is: a production deployment supplies its own master key"
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let (key, generated) = MasterKey::load_or_generate(&config.data_dir)
+        .context("loading the master key from the data directory")?;
+    if generated {
+        tracing::warn!(
+            path = %config.data_dir.join("master-key").display(),
+            "TESSERA_MASTER_KEY is not set: generated a master key into the data directory; production should supply its own"
+        );
+    }
+    Ok(key)
+}
+
+pub async fn open_storage(config: &StorageConfig) -> anyhow::Result<Storage> {
+    let crypto = Arc::new(Crypto::new(&master_key(config)?).context("deriving keys from the master key")?);
+    let backend = match &config.database_url {
+        Some(url) => Backend::Postgres {
+            url: url.expose().to_owned(),
+        },
+        None => Backend::Sqlite {
+            path: config.data_dir.join("events.db"),
+        },
+    };
+    let mut log_config = LogConfig::new(backend);
+    log_config.checkpoint_signer = Some(crypto.checkpoint_signer());
+    let log = tessera_event_log::open(log_config)
+        .await
+        .context("opening the event log")?;
+    let store = match &config.database_url {
+        Some(url) => ReadStore::open_postgres(url.expose()).await,
+        None => ReadStore::open_sqlite(&config.data_dir.join("readmodels.db")).await,
+    }
+    .context("opening the read models")?;
+    Ok(Storage { log, store, crypto })
+}
+
+/// Builds the router. Public so router tests can drive it without a socket.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
+        )
+        .merge(routes::tenants::router())
+        .merge(routes::api_keys::router())
+        .fallback(|| async { ApiError::NotFound("route".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(correlation::middleware))
+        .with_state(state)
+}
+
+fn write_bootstrap_key(data_dir: &Path, plaintext: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("bootstrap-admin-key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(plaintext.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Serves until `shutdown` resolves, then drains requests and closes the log cleanly.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Storage { log, store, crypto } = open_storage(&config.storage).await?;
+    let clock = Arc::new(SystemClock);
+    let commands = Arc::new(CommandService::new(
+        log.clone(),
+        crypto.clone(),
+        clock.clone(),
+        Arc::new(SystemIds),
+    ));
+
+    let preset = config
+        .bootstrap_admin_key
+        .as_ref()
+        .map(|k| k.expose().trim().to_owned())
+        .filter(|k| !k.is_empty());
+    if let Some(issued) = commands
+        .bootstrap(preset.clone())
+        .await
+        .context("bootstrapping the system tenant")?
+    {
+        if preset.is_none() {
+            write_bootstrap_key(&config.storage.data_dir, &issued.plaintext)?;
+            // Printed once, on purpose: this is the only way an operator learns a generated key.
+            println!(
+                "Bootstrap platform admin API key (shown once, also written to {}): {}",
+                config.storage.data_dir.join("bootstrap-admin-key").display(),
+                issued.plaintext
+            );
+        }
+        tracing::info!(key_id = %issued.key_id, "created the system tenant and the platform admin key");
+    }
+
+    let projections = Arc::new(
+        ProjectionRuntime::start(log.clone(), store.clone())
+            .await
+            .context("starting projections")?,
+    );
+    // Serve only once the read models hold every event committed before this start, so that
+    // no acknowledged write is missing from a read after a crash and restart.
+    let head = log.head_position().await.context("reading the log head")?;
+    tracing::info!(head, "catching up read models");
+    projections
+        .wait_for(head, Duration::from_secs(3600))
+        .await
+        .map_err(|_| anyhow::anyhow!("read models did not catch up with the log"))?;
+    let state = AppState {
+        commands,
+        store,
+        projections: projections.clone(),
+        log: log.clone(),
+        crypto,
+        clock,
+        read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+    };
+    let sweeper = tokio::spawn(lifecycle::run(
+        state.clone(),
+        Duration::from_secs(config.lifecycle_interval_secs.max(1)),
+    ));
+
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "tessera listening");
+    // A stable line on stdout that scripts and tests wait for (the port may have been 0).
+    println!("tessera listening on http://{address}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+
+    sweeper.abort();
+    // Let the read models absorb the last writes, so a clean stop leaves them complete.
+    if let Ok(head) = log.head_position().await {
+        let _ = projections.wait_for(head, Duration::from_secs(10)).await;
+    }
+    if let Ok(runtime) = Arc::try_unwrap(projections) {
+        runtime.shutdown().await;
+    }
+    log.close().await;
+    tracing::info!("tessera stopped");
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! `spawn_app()` and friends: start the real server, wait for it, talk to it, restart it, kill it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use tessera_test_support::PgDatabase;
+
+/// The platform admin key the tests bootstrap with (`TESSERA_BOOTSTRAP_ADMIN_KEY`).
+pub const ADMIN_KEY: &str = "tsr_e2e-bootstrap-admin-key-0123456789abcdefABCDEF";
+/// Master key for PostgreSQL runs (required there); 32 bytes, hex.
+const PG_MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    Embedded,
+    Postgres,
+}
+
+/// A running `tessera serve` child process and what it needs to be restarted.
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub client: reqwest::Client,
+    data_dir: tempfile::TempDir,
+    database: Option<PgDatabase>,
+}
+
+pub async fn spawn_app(store: Store) -> TestServer {
+    let database = match store {
+        Store::Embedded => None,
+        Store::Postgres => Some(tokio::task::spawn_blocking(tessera_test_support::fresh_database).await.unwrap()),
+    };
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer {
+        child: None,
+        base: String::new(),
+        client: reqwest::Client::new(),
+        data_dir,
+        database,
+    };
+    server.start().await;
+    server
+}
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
+}
+
+impl TestServer {
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Environment for the binary: the same for the server and offline subcommands.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .env_remove("TESSERA_DATABASE_URL")
+            .env_remove("TESSERA_MASTER_KEY")
+            .env("TESSERA_DATA_DIR", self.data_dir.path())
+            .env("TESSERA_LOG", "warn");
+        if let Some(db) = &self.database {
+            command
+                .env("TESSERA_DATABASE_URL", &db.url)
+                .env("TESSERA_MASTER_KEY", PG_MASTER_KEY);
+        }
+        command
+    }
+
+    /// Starts the server on port 0 and waits for its "listening" line.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TESSERA_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tessera");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("tessera listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let base = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .expect("server did not report that it was listening within 60 s");
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+            assert!(exit.success(), "server exited with {exit}");
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{}", self.base, path));
+        match key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+    }
+
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path, Some(ADMIN_KEY))
+    }
+
+    /// Sends and returns status and JSON body (Null when the body is not JSON).
+    pub async fn send(&self, request: RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn create_tenant(&self, slug: &str) -> Value {
+        let (status, body) = self
+            .send(self.admin(Method::POST, "/v1/tenants").json(&json!({
+                "slug": slug,
+                "name": format!("Tenant {slug}"),
+            })))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// The log's head position, from `/readyz`.
+    pub async fn log_head(&self) -> u64 {
+        let (status, body) = self.send(self.request(Method::GET, "/readyz", None)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["log_head"].as_u64().unwrap()
+    }
+
+    /// Runs `tessera check-read-models` against this server's storage (server stopped).
+    pub fn check_read_models(&self) -> (bool, String) {
+        let output = self.command().arg("check-read-models").output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` until it returns true or `deadline` passes.
+#[allow(dead_code)]
+pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Runs the same async test body against both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name($crate::helpers::Store::Embedded).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Store::Postgres).await;
+            }
+        }
+    };
+}
+
+/// Every event in the server's log, read through the log library (server stopped).
+pub async fn read_log(app: &TestServer) -> Vec<tessera_event_schemas::RecordedEvent> {
+    use tessera_event_log::{Backend, LogConfig};
+    let backend = match &app.database {
+        Some(db) => Backend::Postgres { url: db.url.clone() },
+        None => Backend::Sqlite { path: app.data_dir().join("events.db") },
+    };
+    let log = tessera_event_log::open(LogConfig::new(backend)).await.unwrap();
+    let events = log.read_all(0, 100_000).await.unwrap();
+    log.close().await;
+    events
+}

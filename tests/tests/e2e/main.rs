@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `tessera` binary, started on port 0 with its own data directory
+//! (embedded SQLite) or its own throwaway PostgreSQL, driven over HTTP.
+//!
+//! One test binary on purpose: add modules here rather than new files under `tests/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod auth;
+mod crash;
+mod tenants;
