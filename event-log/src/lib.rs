@@ -13,6 +13,7 @@
 //! - [`group_commit`]: the batching writer task shared by both backends.
 //! - [`sqlite`], [`postgres`]: the backends.
 //! - [`subscription`]: catch up from a position, then follow live.
+//! - `codec` (private): the `events` row layout shared by both backends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tessera_event_schemas::{Hash32, ProposedEvent, RecordedEvent, Timestamp};
 
+mod codec;
 pub mod group_commit;
 pub mod postgres;
 pub mod sqlite;

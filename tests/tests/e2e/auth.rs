@@ -8,24 +8,39 @@ use crate::helpers::{Store, TestServer, spawn_app};
 
 async fn tenant_key(app: &TestServer, tenant_id: &str, scopes: &[&str]) -> (String, String) {
     let (status, body) = app
-        .send(app.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/api-keys")).json(&json!({
-            "name": "automation", "scopes": scopes})))
+        .send(
+            app.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/api-keys"))
+                .json(&json!({
+            "name": "automation", "scopes": scopes})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let plaintext = body["plaintext"].as_str().unwrap().to_owned();
     assert!(plaintext.starts_with("tsr_"));
     assert!(plaintext.starts_with(body["api_key"]["prefix"].as_str().unwrap()));
     assert!(body["warning"].is_string());
-    (body["api_key"]["id"].as_str().unwrap().to_owned(), plaintext)
+    (
+        body["api_key"]["id"].as_str().unwrap().to_owned(),
+        plaintext,
+    )
 }
 
 #[tokio::test]
 async fn missing_or_wrong_keys_get_401_with_a_bearer_challenge() {
     let app = spawn_app(Store::Embedded).await;
     for key in [None, Some("tsr_wrong"), Some("")] {
-        let response = app.request(Method::GET, "/v1/tenants", key).send().await.unwrap();
+        let response = app
+            .request(Method::GET, "/v1/tenants", key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"], "unauthenticated");
     }
@@ -42,40 +57,108 @@ async fn missing_or_wrong_keys_get_401_with_a_bearer_challenge() {
 #[tokio::test]
 async fn tenant_keys_manage_only_their_own_tenant_and_cannot_manage_tenants() {
     let app = spawn_app(Store::Embedded).await;
-    let acme = app.create_tenant("acme").await["id"].as_str().unwrap().to_owned();
-    let globex = app.create_tenant("globex").await["id"].as_str().unwrap().to_owned();
+    let acme = app.create_tenant("acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let globex = app.create_tenant("globex").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, key) = tenant_key(&app, &acme, &["tenant:admin"]).await;
 
     let (status, body) = app
-        .send(app.request(Method::POST, "/v1/tenants", Some(&key)).json(&json!({"slug": "sneaky", "name": "x"})))
+        .send(
+            app.request(Method::POST, "/v1/tenants", Some(&key))
+                .json(&json!({"slug": "sneaky", "name": "x"})),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(app.send(app.request(Method::GET, "/v1/tenants", Some(&key))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.send(app.request(Method::GET, "/v1/tenants", Some(&key)))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
 
-    let (status, page) = app.send(app.request(Method::GET, &format!("/v1/tenants/{acme}/api-keys"), Some(&key))).await;
+    let (status, page) = app
+        .send(app.request(
+            Method::GET,
+            &format!("/v1/tenants/{acme}/api-keys"),
+            Some(&key),
+        ))
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page["items"][0].get("plaintext").is_none());
-    assert!(!page.to_string().contains(&key), "the secret is never listed");
-    let (status, _) = app.send(app.request(Method::GET, &format!("/v1/tenants/{globex}/api-keys"), Some(&key))).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "another tenant looks nonexistent");
+    assert!(
+        !page.to_string().contains(&key),
+        "the secret is never listed"
+    );
+    let (status, _) = app
+        .send(app.request(
+            Method::GET,
+            &format!("/v1/tenants/{globex}/api-keys"),
+            Some(&key),
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant looks nonexistent"
+    );
 }
 
 #[tokio::test]
 async fn revoked_keys_and_keys_of_suspended_tenants_stop_working() {
     let app = spawn_app(Store::Embedded).await;
-    let acme = app.create_tenant("acme").await["id"].as_str().unwrap().to_owned();
+    let acme = app.create_tenant("acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (key_id, key) = tenant_key(&app, &acme, &["tenant:admin"]).await;
     let own_keys = format!("/v1/tenants/{acme}/api-keys");
-    assert_eq!(app.send(app.request(Method::GET, &own_keys, Some(&key))).await.0, StatusCode::OK);
+    assert_eq!(
+        app.send(app.request(Method::GET, &own_keys, Some(&key)))
+            .await
+            .0,
+        StatusCode::OK
+    );
 
-    app.send(app.admin(Method::POST, &format!("/v1/tenants/{acme}/suspend")).json(&json!({}))).await;
-    assert_eq!(app.send(app.request(Method::GET, &own_keys, Some(&key))).await.0, StatusCode::FORBIDDEN);
-    app.send(app.admin(Method::POST, &format!("/v1/tenants/{acme}/reactivate"))).await;
-    assert_eq!(app.send(app.request(Method::GET, &own_keys, Some(&key))).await.0, StatusCode::OK);
+    app.send(
+        app.admin(Method::POST, &format!("/v1/tenants/{acme}/suspend"))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(
+        app.send(app.request(Method::GET, &own_keys, Some(&key)))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    app.send(app.admin(Method::POST, &format!("/v1/tenants/{acme}/reactivate")))
+        .await;
+    assert_eq!(
+        app.send(app.request(Method::GET, &own_keys, Some(&key)))
+            .await
+            .0,
+        StatusCode::OK
+    );
 
-    let (status, revoked) = app.send(app.admin(Method::DELETE, &format!("{own_keys}/{key_id}"))).await;
+    let (status, revoked) = app
+        .send(app.admin(Method::DELETE, &format!("{own_keys}/{key_id}")))
+        .await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert!(revoked["revoked_at"].is_string());
-    assert_eq!(app.send(app.request(Method::GET, &own_keys, Some(&key))).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.send(app.admin(Method::DELETE, &format!("{own_keys}/{key_id}"))).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        app.send(app.request(Method::GET, &own_keys, Some(&key)))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.send(app.admin(Method::DELETE, &format!("{own_keys}/{key_id}")))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
 }

@@ -34,7 +34,8 @@ async fn acknowledged_writes_survive_kill_9_and_read_models_match_a_rebuild(stor
                         .post(format!("{base}/v1/tenants"))
                         .json(&json!({"slug": format!("crash-{w}-{i}"), "name": "crash"})),
                 };
-                let Ok(response) = request.bearer_auth(crate::helpers::ADMIN_KEY).send().await else {
+                let Ok(response) = request.bearer_auth(crate::helpers::ADMIN_KEY).send().await
+                else {
                     return;
                 };
                 let status = response.status();
@@ -43,7 +44,10 @@ async fn acknowledged_writes_survive_kill_9_and_read_models_match_a_rebuild(stor
                 };
                 if status.is_success() {
                     let id = body["id"].as_str().unwrap().to_owned();
-                    acked.lock().await.push((id.clone(), body["version"].as_u64().unwrap()));
+                    acked
+                        .lock()
+                        .await
+                        .push((id.clone(), body["version"].as_u64().unwrap()));
                     mine = Some(id);
                 }
                 i += 1;
@@ -58,13 +62,22 @@ async fn acknowledged_writes_survive_kill_9_and_read_models_match_a_rebuild(stor
         let _ = writer.await;
     }
     let acked = acked.lock().await.clone();
-    assert!(acked.len() > 20, "too few writes acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "too few writes acknowledged before the kill: {}",
+        acked.len()
+    );
 
     app.start().await;
     for (id, version) in &acked {
-        let (status, body) = app.send(app.admin(Method::GET, &format!("/v1/tenants/{id}"))).await;
+        let (status, body) = app
+            .send(app.admin(Method::GET, &format!("/v1/tenants/{id}")))
+            .await;
         assert_eq!(status, StatusCode::OK, "acknowledged tenant {id} lost");
-        assert!(body["version"].as_u64().unwrap() >= *version, "acknowledged write {id}@{version} lost: {body}");
+        assert!(
+            body["version"].as_u64().unwrap() >= *version,
+            "acknowledged write {id}@{version} lost: {body}"
+        );
     }
     app.stop().await;
     let (same, report) = app.check_read_models();

@@ -33,7 +33,11 @@ pub struct TestServer {
 pub async fn spawn_app(store: Store) -> TestServer {
     let database = match store {
         Store::Embedded => None,
-        Store::Postgres => Some(tokio::task::spawn_blocking(tessera_test_support::fresh_database).await.unwrap()),
+        Store::Postgres => Some(
+            tokio::task::spawn_blocking(tessera_test_support::fresh_database)
+                .await
+                .unwrap(),
+        ),
     };
     let data_dir = tempfile::tempdir().unwrap();
     let mut server = TestServer {
@@ -108,7 +112,10 @@ impl TestServer {
                 .status()
                 .unwrap();
             assert!(status.success());
-            let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+            let exit = tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .unwrap()
+                .unwrap();
             assert!(exit.success(), "server exited with {exit}");
         }
     }
@@ -127,7 +134,9 @@ impl TestServer {
     }
 
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
-        let builder = self.client.request(method, format!("{}{}", self.base, path));
+        let builder = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         match key {
             Some(key) => builder.bearer_auth(key),
             None => builder,
@@ -219,10 +228,16 @@ macro_rules! on_both_stores {
 pub async fn read_log(app: &TestServer) -> Vec<tessera_event_schemas::RecordedEvent> {
     use tessera_event_log::{Backend, LogConfig};
     let backend = match &app.database {
-        Some(db) => Backend::Postgres { url: db.url.clone() },
-        None => Backend::Sqlite { path: app.data_dir().join("events.db") },
+        Some(db) => Backend::Postgres {
+            url: db.url.clone(),
+        },
+        None => Backend::Sqlite {
+            path: app.data_dir().join("events.db"),
+        },
     };
-    let log = tessera_event_log::open(LogConfig::new(backend)).await.unwrap();
+    let log = tessera_event_log::open(LogConfig::new(backend))
+        .await
+        .unwrap();
     let events = log.read_all(0, 100_000).await.unwrap();
     log.close().await;
     events

@@ -10,3 +10,4 @@ mod helpers;
 mod auth;
 mod crash;
 mod tenants;
+mod tidy;

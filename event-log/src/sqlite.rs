@@ -1,0 +1,526 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! A single writer connection, used only by the group-commit writer task, makes every write
+//! serial, so commit order is position order without any locking of our own. Reads go through a
+//! separate pool and see consistent WAL snapshots. `synchronous=FULL` syncs the WAL on every
+//! commit: an acknowledged append survives `kill -9` and power loss.
+//!
+//! SQLite runs in-process, so round trips are cheap but not free (sqlx hands every statement to
+//! a worker thread); a batch therefore uses multi-row statements whose row counts are powers of
+//! two, which keeps the number of distinct statement texts (and cached prepared statements) small.
+//! This module must not know about PostgreSQL.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use tessera_event_schemas::{RecordedEvent, Timestamp};
+use uuid::Uuid;
+
+use crate::codec::{self, EventRow, event_columns, event_row};
+use crate::group_commit::{
+    BatchWriter, CheckpointPolicy, Committed, GroupCommit, LogHead, StoredEvent, StreamHead,
+    batch_keys, plan_batch,
+};
+use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
+
+/// Rows per multi-row statement at most. 256 rows of 19 columns stay far below SQLite's limit of
+/// 32766 bound parameters.
+const MAX_ROWS_PER_STATEMENT: usize = 256;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS events (
+        global_position INTEGER PRIMARY KEY,
+        event_id BLOB NOT NULL UNIQUE,
+        stream_id TEXT NOT NULL,
+        stream_version INTEGER NOT NULL,
+        tenant_id BLOB NOT NULL,
+        event_type TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        actor_name TEXT,
+        correlation_id TEXT NOT NULL,
+        causation_id BLOB,
+        source_ip TEXT,
+        user_agent TEXT,
+        payload BLOB NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        log_hash BLOB NOT NULL,
+        UNIQUE (stream_id, stream_version)
+    )",
+    "CREATE TABLE IF NOT EXISTS streams (
+        stream_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        last_hash BLOB NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS log_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        position INTEGER NOT NULL,
+        log_hash BLOB NOT NULL
+    )",
+    "INSERT OR IGNORE INTO log_head (id, position, log_hash) VALUES (1, 0, zeroblob(32))",
+    "CREATE TABLE IF NOT EXISTS log_checkpoints (
+        position INTEGER PRIMARY KEY,
+        log_hash BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        key_id TEXT NOT NULL,
+        signature BLOB NOT NULL
+    )",
+];
+
+/// The embedded event log.
+pub struct SqliteLog {
+    reads: SqlitePool,
+    commit: GroupCommit,
+}
+
+impl SqliteLog {
+    /// Opens (creating if needed) the log file at `path`.
+    pub async fn open(path: &Path, config: LogConfig) -> Result<Self, LogError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                LogError::Unavailable(format!("creating {}: {e}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
+        for statement in SCHEMA {
+            sqlx::query(*statement)
+                .execute(&writer)
+                .await
+                .map_err(unavailable)?;
+        }
+        let reads = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        let head = read_head(&reads).await?;
+        let policy = CheckpointPolicy {
+            signer: config.checkpoint_signer.clone(),
+            every: config.checkpoint_every,
+        };
+        let commit = GroupCommit::start(
+            SqliteWriter {
+                pool: writer,
+                policy,
+            },
+            head,
+            config.max_batch,
+        );
+        Ok(Self { reads, commit })
+    }
+}
+
+fn unavailable(error: sqlx::Error) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+async fn read_head(pool: &SqlitePool) -> Result<u64, LogError> {
+    let position: i64 = sqlx::query_scalar("SELECT position FROM log_head WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?;
+    codec::stored_u64(position, "log head").map_err(LogError::Corrupt)
+}
+
+#[async_trait]
+impl EventLog for SqliteLog {
+    async fn append(&self, writes: Vec<StreamWrite>) -> Result<AppendOutcome, AppendError> {
+        self.commit.append(writes).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version LIMIT ?"
+        ))
+        .bind(stream_id)
+        .bind(codec::after(after_version))
+        .bind(codec::limit(limit))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(|row| event_row!(row)).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?"
+        ))
+        .bind(codec::after(after_position))
+        .bind(codec::limit(limit))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(|row| event_row!(row)).collect()
+    }
+
+    async fn head_position(&self) -> Result<u64, LogError> {
+        read_head(&self.reads).await
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commit.watch_head()
+    }
+
+    async fn checkpoints(&self, after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
+        let rows = sqlx::query(
+            "SELECT position, log_hash, created_at, key_id, signature FROM log_checkpoints \
+             WHERE position > ? ORDER BY position",
+        )
+        .bind(codec::after(after_position))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(checkpoint_row).collect()
+    }
+
+    async fn ping(&self) -> Result<(), LogError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reads)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn close(&self) {
+        self.commit.close().await;
+        self.reads.close().await;
+    }
+}
+
+fn checkpoint_row(row: &SqliteRow) -> Result<Checkpoint, LogError> {
+    let corrupt = |e: String| LogError::Corrupt(e);
+    let position: i64 = row
+        .try_get("position")
+        .map_err(|e| corrupt(e.to_string()))?;
+    let log_hash: Vec<u8> = row
+        .try_get("log_hash")
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(Checkpoint {
+        position: codec::stored_u64(position, "checkpoint position").map_err(corrupt)?,
+        log_hash: codec::stored_hash(&log_hash, "checkpoint hash").map_err(corrupt)?,
+        created_at: Timestamp::from_micros(
+            row.try_get("created_at")
+                .map_err(|e| corrupt(e.to_string()))?,
+        ),
+        key_id: row.try_get("key_id").map_err(|e| corrupt(e.to_string()))?,
+        signature: row
+            .try_get("signature")
+            .map_err(|e| corrupt(e.to_string()))?,
+    })
+}
+
+/// The writer task's side: owns the only connection that writes.
+struct SqliteWriter {
+    pool: SqlitePool,
+    policy: CheckpointPolicy,
+}
+
+#[async_trait]
+impl BatchWriter for SqliteWriter {
+    async fn write_batch(
+        &mut self,
+        appends: &[Vec<StreamWrite>],
+        final_checkpoint: bool,
+    ) -> Result<Committed, String> {
+        // IMMEDIATE takes the write lock up front, so a second process opening the same file
+        // waits (busy_timeout) instead of failing half-way through our batch.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| e.to_string())?;
+        let head_row = sqlx::query("SELECT position, log_hash FROM log_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        let head = LogHead {
+            position: codec::stored_u64(
+                head_row.try_get("position").map_err(|e| e.to_string())?,
+                "log head",
+            )?,
+            log_hash: codec::stored_hash(
+                &head_row
+                    .try_get::<Vec<u8>, _>("log_hash")
+                    .map_err(|e| e.to_string())?,
+                "log head hash",
+            )?,
+        };
+        let (stream_ids, event_ids) = batch_keys(appends);
+        let streams = load_streams(&mut tx, &stream_ids).await?;
+        let stored = load_stored(&mut tx, &event_ids).await?;
+        let plan = plan_batch(
+            appends,
+            head,
+            streams,
+            stored,
+            &self.policy,
+            final_checkpoint,
+            crate::group_commit::now(),
+        );
+
+        let rows = plan
+            .events
+            .iter()
+            .map(EventRow::from_recorded)
+            .collect::<Result<Vec<_>, _>>()?;
+        insert_events(&mut tx, rows).await?;
+        upsert_streams(&mut tx, &plan.stream_heads).await?;
+        if plan.head != head {
+            sqlx::query("UPDATE log_head SET position = ?, log_hash = ? WHERE id = 1")
+                .bind(codec::to_i64(plan.head.position)?)
+                .bind(plan.head.log_hash.0.to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for checkpoint in &plan.checkpoints {
+            sqlx::query(
+                "INSERT OR IGNORE INTO log_checkpoints \
+                 (position, log_hash, created_at, key_id, signature) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(codec::to_i64(checkpoint.position)?)
+            .bind(checkpoint.log_hash.0.to_vec())
+            .bind(checkpoint.created_at.as_micros())
+            .bind(checkpoint.key_id.clone())
+            .bind(checkpoint.signature.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok(Committed {
+            results: plan.results,
+            head: plan.head,
+        })
+    }
+
+    async fn shutdown(&mut self) {
+        self.pool.close().await;
+    }
+}
+
+/// Splits `n` rows into power-of-two chunks of at most [`MAX_ROWS_PER_STATEMENT`].
+fn power_of_two_chunks(mut n: usize) -> Vec<usize> {
+    let mut chunks = Vec::new();
+    while n > 0 {
+        let size = if n >= MAX_ROWS_PER_STATEMENT {
+            MAX_ROWS_PER_STATEMENT
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        chunks.push(size);
+        n -= size;
+    }
+    chunks
+}
+
+/// `(?, ?, ...), (...)`: `rows` groups of `columns` placeholders.
+fn value_groups(rows: usize, columns: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(", "));
+    vec![group; rows].join(", ")
+}
+
+/// `?, ?, ...` for an `IN` list.
+fn in_list(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Lookups pad their key lists to a power of two (repeating the last key, which changes nothing
+/// in an `IN` list) so that only a handful of statement texts are ever prepared.
+fn padded_chunks<T: Clone>(keys: &[T]) -> Vec<Vec<T>> {
+    keys.chunks(MAX_ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut padded = chunk.to_vec();
+            let target = chunk.len().next_power_of_two();
+            if let Some(last) = chunk.last() {
+                padded.resize(target, last.clone());
+            }
+            padded
+        })
+        .collect()
+}
+
+async fn load_streams(
+    tx: &mut Transaction<'static, Sqlite>,
+    stream_ids: &[String],
+) -> Result<HashMap<String, StreamHead>, String> {
+    let mut heads = HashMap::with_capacity(stream_ids.len());
+    for chunk in padded_chunks(stream_ids) {
+        let sql = format!(
+            "SELECT stream_id, version, last_hash FROM streams WHERE stream_id IN ({})",
+            in_list(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let id: String = row.try_get("stream_id").map_err(|e| e.to_string())?;
+            let version: i64 = row.try_get("version").map_err(|e| e.to_string())?;
+            let last_hash: Vec<u8> = row.try_get("last_hash").map_err(|e| e.to_string())?;
+            heads.insert(
+                id,
+                StreamHead {
+                    version: codec::stored_u64(version, "stream version")?,
+                    last_hash: codec::stored_hash(&last_hash, "stream hash")?,
+                },
+            );
+        }
+    }
+    Ok(heads)
+}
+
+async fn load_stored(
+    tx: &mut Transaction<'static, Sqlite>,
+    event_ids: &[Uuid],
+) -> Result<HashMap<Uuid, StoredEvent>, String> {
+    let mut stored = HashMap::new();
+    for chunk in padded_chunks(event_ids) {
+        let sql = format!(
+            "SELECT event_id, stream_id, stream_version, global_position FROM events \
+             WHERE event_id IN ({})",
+            in_list(chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let id: Uuid = row.try_get("event_id").map_err(|e| e.to_string())?;
+            let version: i64 = row.try_get("stream_version").map_err(|e| e.to_string())?;
+            let position: i64 = row.try_get("global_position").map_err(|e| e.to_string())?;
+            stored.insert(
+                id,
+                StoredEvent {
+                    stream_id: row.try_get("stream_id").map_err(|e| e.to_string())?,
+                    stream_version: codec::stored_u64(version, "stream version")?,
+                    global_position: codec::stored_u64(position, "position")?,
+                },
+            );
+        }
+    }
+    Ok(stored)
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: Vec<EventRow>,
+) -> Result<(), String> {
+    let mut rows = rows.into_iter();
+    for size in power_of_two_chunks(rows.len()) {
+        let sql = format!(
+            concat!("INSERT INTO events (", event_columns!(), ") VALUES {}"),
+            value_groups(size, 19)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for row in rows.by_ref().take(size) {
+            query = query
+                .bind(row.global_position)
+                .bind(row.event_id)
+                .bind(row.stream_id)
+                .bind(row.stream_version)
+                .bind(row.tenant_id)
+                .bind(row.event_type)
+                .bind(row.schema_version)
+                .bind(row.recorded_at)
+                .bind(row.actor_kind)
+                .bind(row.actor_id)
+                .bind(row.actor_name)
+                .bind(row.correlation_id)
+                .bind(row.causation_id)
+                .bind(row.source_ip)
+                .bind(row.user_agent)
+                .bind(row.payload)
+                .bind(row.prev_hash)
+                .bind(row.hash)
+                .bind(row.log_hash);
+        }
+        query.execute(&mut **tx).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn upsert_streams(
+    tx: &mut Transaction<'static, Sqlite>,
+    heads: &[(String, StreamHead)],
+) -> Result<(), String> {
+    let mut heads = heads.iter();
+    for size in power_of_two_chunks(heads.len()) {
+        let sql = format!(
+            "INSERT INTO streams (stream_id, version, last_hash) VALUES {} \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
+             last_hash = excluded.last_hash",
+            value_groups(size, 3)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (id, head) in heads.by_ref().take(size) {
+            query = query
+                .bind(id.clone())
+                .bind(codec::to_i64(head.version)?)
+                .bind(head.last_hash.0.to_vec());
+        }
+        query.execute(&mut **tx).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_that_add_up() {
+        for n in [0, 1, 2, 3, 37, 64, 255, 256, 257, 1000] {
+            let chunks = power_of_two_chunks(n);
+            assert_eq!(chunks.iter().sum::<usize>(), n);
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.is_power_of_two() && *c <= MAX_ROWS_PER_STATEMENT)
+            );
+        }
+    }
+}
