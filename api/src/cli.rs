@@ -5,15 +5,19 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
 use crate::config::{ServeConfig, StorageConfig};
 use crate::server;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 use tessera_projections::ReadStore;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Tessera: event-sourced multi-tenant identity")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: event-sourced multi-tenant identity"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -39,7 +43,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("cannot start the async runtime: {error}");
@@ -106,7 +113,10 @@ async fn check_read_models(storage: StorageConfig) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("read models DIFFER from a fresh rebuild of {} events", stats.events);
+        println!(
+            "read models DIFFER from a fresh rebuild of {} events",
+            stats.events
+        );
         println!("live:    {live}");
         println!("rebuilt: {rebuilt}");
         Ok(ExitCode::from(1))

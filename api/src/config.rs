@@ -52,7 +52,11 @@ pub struct ServeConfig {
     pub bootstrap_admin_key: Option<Secret>,
 
     /// How long a write waits for read models to reflect it before answering 503.
-    #[arg(long, env = "TESSERA_READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(
+        long,
+        env = "TESSERA_READ_YOUR_WRITES_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
     pub read_your_writes_timeout_ms: u64,
 
     /// How often scheduled lifecycle transitions (cancellation at period end) are applied.

@@ -67,10 +67,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::IllegalTransition(_) => (StatusCode::CONFLICT, "illegal_transition"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-            ),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -131,7 +130,9 @@ impl From<DomainError> for ApiError {
                 field: field.to_string(),
                 message,
             },
-            DomainError::AlreadyExists(what) => ApiError::Conflict(format!("{what} already exists")),
+            DomainError::AlreadyExists(what) => {
+                ApiError::Conflict(format!("{what} already exists"))
+            }
             DomainError::IllegalTransition { .. } => ApiError::IllegalTransition(error.to_string()),
             DomainError::NotFound => ApiError::NotFound("resource".to_owned()),
             DomainError::Conflict(message) => ApiError::Conflict(message),

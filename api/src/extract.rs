@@ -35,7 +35,9 @@ where
         request: axum::extract::Request,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let has_type = request.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        let has_type = request
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE);
         let declared_empty = request
             .headers()
             .get(axum::http::header::CONTENT_LENGTH)

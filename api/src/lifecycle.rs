@@ -37,8 +37,12 @@ async fn sweep(state: &AppState) -> Result<(), String> {
             if due {
                 let meta = EventMetadata::system(uuid::Uuid::now_v7().to_string());
                 match state.commands.freeze_due(meta, tenant.id).await {
-                    Ok(_) => tracing::info!(tenant_id = %tenant.id, "scheduled cancellation took effect"),
-                    Err(error) => tracing::warn!(tenant_id = %tenant.id, %error, "could not freeze due tenant"),
+                    Ok(_) => {
+                        tracing::info!(tenant_id = %tenant.id, "scheduled cancellation took effect")
+                    }
+                    Err(error) => {
+                        tracing::warn!(tenant_id = %tenant.id, %error, "could not freeze due tenant")
+                    }
                 }
             }
         }

@@ -58,7 +58,8 @@ pub fn master_key(config: &StorageConfig) -> anyhow::Result<MasterKey> {
 }
 
 pub async fn open_storage(config: &StorageConfig) -> anyhow::Result<Storage> {
-    let crypto = Arc::new(Crypto::new(&master_key(config)?).context("deriving keys from the master key")?);
+    let crypto =
+        Arc::new(Crypto::new(&master_key(config)?).context("deriving keys from the master key")?);
     let backend = match &config.database_url {
         Some(url) => Backend::Postgres {
             url: url.expose().to_owned(),
@@ -146,7 +147,11 @@ pub async fn run(
             // Printed once, on purpose: this is the only way an operator learns a generated key.
             println!(
                 "Bootstrap platform admin API key (shown once, also written to {}): {}",
-                config.storage.data_dir.join("bootstrap-admin-key").display(),
+                config
+                    .storage
+                    .data_dir
+                    .join("bootstrap-admin-key")
+                    .display(),
                 issued.plaintext
             );
         }

@@ -35,7 +35,8 @@ impl Timestamp {
 
     /// RFC 3339 with microseconds and a `Z` suffix, e.g. `2026-11-23T13:27:00.000000Z`.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Micros, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
@@ -101,7 +102,9 @@ impl Date {
 
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Option<Self> {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(Self::from_naive)
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(Self::from_naive)
     }
 }
 

@@ -49,8 +49,7 @@ fn every_fixture_decodes_to_its_sample_and_every_sample_encodes_to_its_fixture()
                 path.display()
             )
         });
-        let decoded =
-            Event::decode(sample.event_type(), sample.schema_version(), &bytes).unwrap();
+        let decoded = Event::decode(sample.event_type(), sample.schema_version(), &bytes).unwrap();
         assert_eq!(decoded, sample, "{} no longer decodes", path.display());
         assert_eq!(
             sample.encode(),

@@ -94,9 +94,14 @@ fn to_dto(view: ApiKeyView) -> ApiKey {
 
 /// The caller may manage this tenant's keys: platform admins any tenant's, a tenant-scoped key
 /// with `tenant:admin` its own. Any other tenant looks nonexistent (404).
-async fn authorize(principal: &Principal, state: &AppState, tenant_id: Uuid) -> Result<(), ApiError> {
+async fn authorize(
+    principal: &Principal,
+    state: &AppState,
+    tenant_id: Uuid,
+) -> Result<(), ApiError> {
     let visible = principal.is_platform_admin()
-        || (principal.tenant_id == tenant_id && principal.scopes.iter().any(|s| s == "tenant:admin"));
+        || (principal.tenant_id == tenant_id
+            && principal.scopes.iter().any(|s| s == "tenant:admin"));
     if !visible || state.store.tenant(tenant_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
     }

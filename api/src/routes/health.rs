@@ -47,7 +47,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     (
         status,
         Json(Readiness {
-            status: if status == StatusCode::OK { "ready" } else { "unavailable" },
+            status: if status == StatusCode::OK {
+                "ready"
+            } else {
+                "unavailable"
+            },
             log,
             log_head: head,
             projected_position: projected,

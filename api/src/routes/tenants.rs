@@ -9,12 +9,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tessera_commands::{CancelTenant, CreateTenant, UpdateTenant, ActivateTenant};
+use tessera_commands::{ActivateTenant, CancelTenant, CreateTenant, UpdateTenant};
+use tessera_event_schemas::Date;
 use tessera_event_schemas::events::{
     LockoutPolicyV1, PasswordPolicyV1, PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1,
     TenantStatus,
 };
-use tessera_event_schemas::Date;
 use tessera_projections::{SigningKeyStatus, SigningKeyView, TenantFilter, TenantView};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -735,7 +735,10 @@ pub async fn rotate_key(
         .await?;
     state.projected(done.position).await?;
     let keys = state.store.signing_keys(id).await?;
-    Ok((StatusCode::CREATED, Json(keys.iter().map(key_dto).collect())))
+    Ok((
+        StatusCode::CREATED,
+        Json(keys.iter().map(key_dto).collect()),
+    ))
 }
 
 /// Retires a published key: it leaves the JWKS. The active key cannot be retired.
@@ -759,4 +762,3 @@ pub async fn retire_key(
     let keys = state.store.signing_keys(id).await?;
     Ok(Json(keys.iter().map(key_dto).collect()))
 }
-

@@ -111,7 +111,11 @@ registry! {
 /// Versions that are no longer current, each decoded as its frozen type and upcast.
 /// None has been superseded yet; the first `V2` adds an arm such as
 /// `("tenant.created", 1) => postcard::from_bytes::<TenantCreatedV1>(bytes).map(|v1| Event::TenantCreated(v1.into()))`.
-fn legacy_decode(event_type: &str, schema_version: u16, _bytes: &[u8]) -> Result<Event, DecodeError> {
+fn legacy_decode(
+    event_type: &str,
+    schema_version: u16,
+    _bytes: &[u8],
+) -> Result<Event, DecodeError> {
     Err(DecodeError::Unknown {
         event_type: event_type.to_owned(),
         schema_version,
