@@ -1,1 +1,36 @@
-//! placeholder
+//! Tessera's read side: SQL read models folded from the event log, the projector that keeps
+//! them current, and the queries the API serves from them.
+//!
+//! Read models are disposable: everything here can be rebuilt from the log, so the read
+//! store favours speed (`synchronous=NORMAL` on SQLite) and never holds a secret (no sealed
+//! private keys; API keys by hash only). Each batch's checkpoints commit in the same
+//! transaction as its rows, so an event is applied exactly once across crashes and restarts.
+//! This crate reads the log and never appends to it; it knows nothing of HTTP or of command
+//! handling, and uniqueness decisions are never made from these eventually consistent tables.
+//!
+//! # Layout
+//! - [`views`]: the row types queries return (`TenantView`, `SigningKeyView`, `ApiKeyView`).
+//! - [`reduce`]: pure reducers and the in-memory batch fold, tested without a database.
+//! - [`store`]: `ReadStore`: connection, schema, queries, canonical snapshot.
+//! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction.
+//! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
+//! - [`rebuild`]: drop and replay everything, offline.
+//! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
+
+pub mod error;
+pub mod rebuild;
+pub mod reduce;
+pub mod runtime;
+pub mod store;
+pub mod views;
+mod write;
+
+pub use error::{ProjectionError, ReadError, WaitTimeout};
+pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
+pub use reduce::{Checkpoints, Projection};
+pub use runtime::ProjectionRuntime;
+pub use store::ReadStore;
+pub use views::{
+    ApiKeyView, Page, PendingCancellation, SigningKeyStatus, SigningKeyView, TenantFilter,
+    TenantView,
+};

@@ -1,0 +1,650 @@
+//! The read-model database: connection, schema, queries and the canonical snapshot.
+//!
+//! One `sqlx::Any` pool serves both backends, so every statement here is written once in
+//! portable SQL (`$n` placeholders, `ON CONFLICT ... DO UPDATE`). Ids are TEXT, times BIGINT
+//! microseconds, JSON documents TEXT. Only the DDL differs, in two details: PostgreSQL gets a
+//! real BOOLEAN and byte-order (`COLLATE "C"`) key columns, SQLite an INTEGER flag (the Any
+//! driver cannot decode SQLite's BOOLEAN) and its default, already byte-wise, collation. Byte
+//! order on both sides keeps pagination order and snapshots identical across backends.
+//!
+//! Writes happen only through the `write` module, inside the projector's transactions; this
+//! module reads. It knows nothing of the event log.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use tessera_event_schemas::Hash32;
+use tessera_event_schemas::events::{PublicJwkV1, SigningAlg};
+use tessera_event_schemas::primitives::Timestamp;
+use uuid::Uuid;
+
+use crate::error::ReadError;
+use crate::reduce::{Checkpoints, Projection};
+use crate::views::{ApiKeyView, Page, SigningKeyStatus, SigningKeyView, TenantFilter, TenantView};
+
+/// The largest page a listing returns, whatever the caller asks for.
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the read-model database. Cheap to clone (it is a pool).
+#[derive(Clone, Debug)]
+pub struct ReadStore {
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
+}
+
+/// The table that holds each projection's rows.
+fn table_of(projection: Projection) -> &'static str {
+    match projection {
+        Projection::Tenants => "rm_tenants",
+        Projection::SigningKeys => "rm_signing_keys",
+        Projection::ApiKeys => "rm_api_keys",
+    }
+}
+
+const CHECKPOINTS: &str = "rm_checkpoints";
+
+/// `CREATE` statements (table, then its indexes) for each read-model table.
+fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
+    let (key, flag) = match dialect {
+        Dialect::Sqlite => ("TEXT", "INTEGER"),
+        Dialect::Postgres => ("TEXT COLLATE \"C\"", "BOOLEAN"),
+    };
+    match table {
+        CHECKPOINTS => vec![format!(
+            "CREATE TABLE IF NOT EXISTS rm_checkpoints (\
+                projection {key} PRIMARY KEY, \
+                position BIGINT NOT NULL)"
+        )],
+        "rm_tenants" => vec![format!(
+            "CREATE TABLE IF NOT EXISTS rm_tenants (\
+                id {key} PRIMARY KEY, \
+                slug {key} NOT NULL UNIQUE, \
+                status TEXT NOT NULL, \
+                suspended {flag} NOT NULL, \
+                created_at BIGINT NOT NULL, \
+                updated_at BIGINT NOT NULL, \
+                stream_version BIGINT NOT NULL, \
+                doc TEXT NOT NULL)"
+        ),
+        "CREATE INDEX IF NOT EXISTS rm_tenants_by_created ON rm_tenants (created_at, id)".into(),
+        "CREATE INDEX IF NOT EXISTS rm_tenants_by_status ON rm_tenants (status, created_at, id)"
+            .into()],
+        "rm_signing_keys" => vec![format!(
+            "CREATE TABLE IF NOT EXISTS rm_signing_keys (\
+                tenant_id {key} NOT NULL, \
+                kid {key} NOT NULL, \
+                alg TEXT NOT NULL, \
+                status TEXT NOT NULL, \
+                created_at BIGINT NOT NULL, \
+                retired_at BIGINT, \
+                public_jwk TEXT NOT NULL, \
+                PRIMARY KEY (tenant_id, kid))"
+        )],
+        "rm_api_keys" => vec![format!(
+            "CREATE TABLE IF NOT EXISTS rm_api_keys (\
+                key_id {key} PRIMARY KEY, \
+                tenant_id {key} NOT NULL, \
+                secret_hash {key} NOT NULL, \
+                name TEXT NOT NULL, \
+                prefix TEXT NOT NULL, \
+                scopes TEXT NOT NULL, \
+                product TEXT, \
+                created_by TEXT NOT NULL, \
+                created_at BIGINT NOT NULL, \
+                expires_at BIGINT, \
+                revoked_at BIGINT)"
+        ),
+        "CREATE UNIQUE INDEX IF NOT EXISTS rm_api_keys_by_hash ON rm_api_keys (secret_hash)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS rm_api_keys_by_tenant ON rm_api_keys (tenant_id, created_at, key_id)"
+            .into()],
+        _ => Vec::new(),
+    }
+}
+
+fn all_tables() -> impl Iterator<Item = &'static str> {
+    std::iter::once(CHECKPOINTS).chain(Projection::ALL.into_iter().map(table_of))
+}
+
+impl ReadStore {
+    /// Opens (creating if needed) a SQLite read-model file, e.g. `<data-dir>/readmodels.db`.
+    ///
+    /// WAL with `synchronous=NORMAL`: a power cut may lose the newest committed batches, but
+    /// never tears one, and since each batch's checkpoint commits with it, the projector simply
+    /// re-applies whatever was lost from the log.
+    pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Self, ReadError> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.as_ref().display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    // A catch-up transaction dirties tens of MB; with SQLite's 2 MB default
+                    // cache it spills pages to the WAL mid-transaction and rereads them.
+                    sqlx::query("PRAGMA cache_size = -65536")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Self::init(pool, Dialect::Sqlite).await
+    }
+
+    /// Opens the read models in a PostgreSQL database (the log's own database: every table
+    /// here is prefixed `rm_`).
+    pub async fn open_postgres(url: &str) -> Result<Self, ReadError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        Self::init(pool, Dialect::Postgres).await
+    }
+
+    async fn init(pool: AnyPool, dialect: Dialect) -> Result<Self, ReadError> {
+        let store = Self { pool, dialect };
+        store.create_schema().await?;
+        Ok(store)
+    }
+
+    async fn create_schema(&self) -> Result<(), ReadError> {
+        let mut tx = self.pool.begin().await?;
+        for table in all_tables() {
+            for statement in ddl(self.dialect, table) {
+                sqlx::query(AssertSqlSafe(statement))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops and recreates every read-model table and checkpoint: the first step of a rebuild.
+    /// Stop the projector first; it would otherwise keep writing from its old checkpoints.
+    pub async fn reset(&self) -> Result<(), ReadError> {
+        let mut tx = self.pool.begin().await?;
+        for table in all_tables() {
+            sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
+                .execute(&mut *tx)
+                .await?;
+            for statement in ddl(self.dialect, table) {
+                sqlx::query(AssertSqlSafe(statement))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Empties one read model and its checkpoint, so that the next
+    /// [`crate::ProjectionRuntime::start`] replays the log into it alone (the others skip what
+    /// they already have). Stop the runtime first.
+    pub async fn reset_projection(&self, projection: Projection) -> Result<(), ReadError> {
+        let table = table_of(projection);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
+            .execute(&mut *tx)
+            .await?;
+        for statement in ddl(self.dialect, table) {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM rm_checkpoints WHERE projection = $1")
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes the pool; pending queries finish first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Each projection's checkpoint; a projection without a row is at 0.
+    pub async fn checkpoints(&self) -> Result<Checkpoints, ReadError> {
+        let rows = sqlx::query("SELECT projection, position FROM rm_checkpoints")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut checkpoints = Checkpoints::default();
+        for row in rows {
+            let name: String = row.try_get("projection")?;
+            let position = to_u64(row.try_get("position")?)?;
+            // A row for a projection this build no longer has is ignored, not an error.
+            if let Some(projection) = Projection::parse(&name) {
+                checkpoints.set(projection, position);
+            }
+        }
+        Ok(checkpoints)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Tenants
+
+    pub async fn tenant(&self, id: Uuid) -> Result<Option<TenantView>, ReadError> {
+        let row = sqlx::query("SELECT doc FROM rm_tenants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| tenant_from_row(&row)).transpose()
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantView>, ReadError> {
+        let row = sqlx::query("SELECT doc FROM rm_tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| tenant_from_row(&row)).transpose()
+    }
+
+    /// Tenants in creation order (ties broken by id), `limit` (at most [`MAX_PAGE`]) at a time.
+    pub async fn list_tenants(
+        &self,
+        filter: TenantFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<TenantView>, ReadError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let after = cursor.map(Cursor::parse).transpose()?;
+        let mut sql = String::from("SELECT doc FROM rm_tenants WHERE 1 = 1");
+        let mut n = 0;
+        if filter.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
+        if filter.suspended.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND suspended = ${n}"));
+        }
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND (created_at > ${a} OR (created_at = ${a} AND id > ${b}))",
+                a = n + 1,
+                b = n + 2
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at, id LIMIT {}",
+            u64::from(limit) + 1
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(suspended) = filter.suspended {
+            query = query.bind(suspended);
+        }
+        if let Some(after) = &after {
+            query = query.bind(after.created_at).bind(after.id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let items = rows
+            .iter()
+            .map(tenant_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page(items, limit, |t| Cursor {
+            created_at: t.created_at.as_micros(),
+            id: t.id,
+        }))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Signing keys
+
+    /// A tenant's signing keys, oldest first (then by kid).
+    pub async fn signing_keys(&self, tenant_id: Uuid) -> Result<Vec<SigningKeyView>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, kid, alg, status, created_at, retired_at, public_jwk \
+             FROM rm_signing_keys WHERE tenant_id = $1 ORDER BY created_at, kid",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| signing_key_from_row(row).map(|(_, key)| key))
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // API keys
+
+    /// The key whose secret hashes to `secret_hash`, in any tenant: this is how a presented
+    /// API key is authenticated, before its tenant is known. The caller checks revocation and
+    /// expiry.
+    pub async fn api_key_by_hash(
+        &self,
+        secret_hash: &Hash32,
+    ) -> Result<Option<ApiKeyView>, ReadError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE secret_hash = $1"
+        )))
+        .bind(secret_hash.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| api_key_from_row(&row)).transpose()
+    }
+
+    pub async fn api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+    ) -> Result<Option<ApiKeyView>, ReadError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE key_id = $1 AND tenant_id = $2"
+        )))
+        .bind(key_id.to_string())
+        .bind(tenant_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| api_key_from_row(&row)).transpose()
+    }
+
+    /// A tenant's API keys in creation order, `limit` (at most [`MAX_PAGE`]) at a time.
+    pub async fn list_api_keys(
+        &self,
+        tenant_id: Uuid,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<ApiKeyView>, ReadError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let after = cursor.map(Cursor::parse).transpose()?;
+        let mut sql = format!("SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE tenant_id = $1");
+        if after.is_some() {
+            sql.push_str(" AND (created_at > $2 OR (created_at = $2 AND key_id > $3))");
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at, key_id LIMIT {}",
+            u64::from(limit) + 1
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant_id.to_string());
+        if let Some(after) = &after {
+            query = query.bind(after.created_at).bind(after.id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let items = rows
+            .iter()
+            .map(api_key_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page(items, limit, |k| Cursor {
+            created_at: k.created_at.as_micros(),
+            id: k.key_id,
+        }))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Snapshot
+
+    /// A canonical dump of every read-model table and checkpoint, independent of the backend:
+    /// rows sorted by key bytes, JSON columns parsed, flags as booleans. Two stores that
+    /// projected the same log compare equal.
+    pub async fn snapshot(&self) -> Result<serde_json::Value, ReadError> {
+        use serde_json::{Map, Value, json};
+
+        let mut checkpoints = Map::new();
+        for row in sqlx::query("SELECT projection, position FROM rm_checkpoints")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let name: String = row.try_get("projection")?;
+            let position: i64 = row.try_get("position")?;
+            checkpoints.insert(name, json!(position));
+        }
+
+        let mut tenants = Vec::new();
+        for row in sqlx::query(
+            "SELECT id, slug, status, suspended, created_at, updated_at, stream_version, doc \
+             FROM rm_tenants",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let id: String = row.try_get("id")?;
+            let value = json!({
+                "id": id,
+                "slug": row.try_get::<String, _>("slug")?,
+                "status": row.try_get::<String, _>("status")?,
+                "suspended": get_flag(&row, "suspended")?,
+                "created_at": row.try_get::<i64, _>("created_at")?,
+                "updated_at": row.try_get::<i64, _>("updated_at")?,
+                "stream_version": row.try_get::<i64, _>("stream_version")?,
+                "doc": parse_json(&row.try_get::<String, _>("doc")?)?,
+            });
+            tenants.push((id, value));
+        }
+
+        let mut signing_keys = Vec::new();
+        for row in sqlx::query(
+            "SELECT tenant_id, kid, alg, status, created_at, retired_at, public_jwk \
+             FROM rm_signing_keys",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let tenant_id: String = row.try_get("tenant_id")?;
+            let kid: String = row.try_get("kid")?;
+            let value = json!({
+                "tenant_id": tenant_id,
+                "kid": kid,
+                "alg": row.try_get::<String, _>("alg")?,
+                "status": row.try_get::<String, _>("status")?,
+                "created_at": row.try_get::<i64, _>("created_at")?,
+                "retired_at": row.try_get::<Option<i64>, _>("retired_at")?,
+                "public_jwk": parse_json(&row.try_get::<String, _>("public_jwk")?)?,
+            });
+            signing_keys.push(((tenant_id, kid), value));
+        }
+
+        let mut api_keys = Vec::new();
+        for row in sqlx::query(AssertSqlSafe(format!(
+            "SELECT {API_KEY_COLUMNS} FROM rm_api_keys"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let key_id: String = row.try_get("key_id")?;
+            let value = json!({
+                "key_id": key_id,
+                "tenant_id": row.try_get::<String, _>("tenant_id")?,
+                "secret_hash": row.try_get::<String, _>("secret_hash")?,
+                "name": row.try_get::<String, _>("name")?,
+                "prefix": row.try_get::<String, _>("prefix")?,
+                "scopes": parse_json(&row.try_get::<String, _>("scopes")?)?,
+                "product": row.try_get::<Option<String>, _>("product")?,
+                "created_by": row.try_get::<String, _>("created_by")?,
+                "created_at": row.try_get::<i64, _>("created_at")?,
+                "expires_at": row.try_get::<Option<i64>, _>("expires_at")?,
+                "revoked_at": row.try_get::<Option<i64>, _>("revoked_at")?,
+            });
+            api_keys.push((key_id, value));
+        }
+
+        // Sorted here rather than by ORDER BY, whose text collation depends on the backend.
+        Ok(json!({
+            "rm_checkpoints": Value::Object(checkpoints),
+            "rm_tenants": sorted(tenants),
+            "rm_signing_keys": sorted(signing_keys),
+            "rm_api_keys": sorted(api_keys),
+        }))
+    }
+}
+
+fn sorted<K: Ord>(mut rows: Vec<(K, serde_json::Value)>) -> serde_json::Value {
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    serde_json::Value::Array(rows.into_iter().map(|(_, row)| row).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row decoding, shared with the batch writer.
+
+pub(crate) const API_KEY_COLUMNS: &str = "key_id, tenant_id, secret_hash, name, prefix, scopes, \
+     product, created_by, created_at, expires_at, revoked_at";
+
+pub(crate) fn tenant_from_row(row: &AnyRow) -> Result<TenantView, ReadError> {
+    let doc: String = row.try_get("doc")?;
+    serde_json::from_str(&doc).map_err(|e| ReadError::Corrupt(format!("rm_tenants.doc: {e}")))
+}
+
+pub(crate) fn signing_key_from_row(row: &AnyRow) -> Result<(Uuid, SigningKeyView), ReadError> {
+    let tenant_id = parse_uuid(&row.try_get::<String, _>("tenant_id")?)?;
+    let alg: String = row.try_get("alg")?;
+    let status: String = row.try_get("status")?;
+    let jwk: String = row.try_get("public_jwk")?;
+    let key = SigningKeyView {
+        kid: row.try_get("kid")?,
+        alg: SigningAlg::parse(&alg)
+            .ok_or_else(|| ReadError::Corrupt(format!("unknown signing alg {alg}")))?,
+        status: SigningKeyStatus::parse(&status)
+            .ok_or_else(|| ReadError::Corrupt(format!("unknown key status {status}")))?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        retired_at: row
+            .try_get::<Option<i64>, _>("retired_at")?
+            .map(Timestamp::from_micros),
+        public_jwk: serde_json::from_str::<PublicJwkV1>(&jwk)
+            .map_err(|e| ReadError::Corrupt(format!("rm_signing_keys.public_jwk: {e}")))?,
+    };
+    Ok((tenant_id, key))
+}
+
+pub(crate) fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyView, ReadError> {
+    let hash: String = row.try_get("secret_hash")?;
+    let scopes: String = row.try_get("scopes")?;
+    Ok(ApiKeyView {
+        key_id: parse_uuid(&row.try_get::<String, _>("key_id")?)?,
+        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id")?)?,
+        secret_hash: Hash32::from_hex(&hash)
+            .ok_or_else(|| ReadError::Corrupt(format!("bad secret_hash {hash}")))?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        scopes: serde_json::from_str(&scopes)
+            .map_err(|e| ReadError::Corrupt(format!("rm_api_keys.scopes: {e}")))?,
+        product: row.try_get("product")?,
+        created_by: row.try_get("created_by")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(Timestamp::from_micros),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(Timestamp::from_micros),
+    })
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, ReadError> {
+    Uuid::parse_str(text).map_err(|e| ReadError::Corrupt(format!("bad id {text}: {e}")))
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, ReadError> {
+    serde_json::from_str(text).map_err(|e| ReadError::Corrupt(format!("bad JSON column: {e}")))
+}
+
+/// A flag column: BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite.
+fn get_flag(row: &AnyRow, column: &str) -> Result<bool, ReadError> {
+    match row.try_get::<bool, _>(column) {
+        Ok(flag) => Ok(flag),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
+fn to_u64(value: i64) -> Result<u64, ReadError> {
+    u64::try_from(value).map_err(|_| ReadError::Corrupt(format!("negative position {value}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pagination
+
+/// The last row of a page: `(created_at, id)`, the listing's sort key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub(crate) created_at: i64,
+    pub(crate) id: Uuid,
+}
+
+impl Cursor {
+    /// Opaque to callers; versioned so that the encoding can change without misreading old
+    /// cursors.
+    pub(crate) fn encode(&self) -> String {
+        format!("c1.{}.{}", self.created_at, self.id.simple())
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, ReadError> {
+        let rest = text.strip_prefix("c1.").ok_or(ReadError::InvalidCursor)?;
+        let (micros, id) = rest.split_once('.').ok_or(ReadError::InvalidCursor)?;
+        Ok(Self {
+            created_at: micros.parse().map_err(|_| ReadError::InvalidCursor)?,
+            id: Uuid::try_parse(id).map_err(|_| ReadError::InvalidCursor)?,
+        })
+    }
+}
+
+/// Trims the one extra row a listing fetched to learn whether another page follows.
+fn page<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = if more {
+        items.last().map(|last| key(last).encode())
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_foreign_text() {
+        let cursor = Cursor {
+            created_at: 1_700_000_000_000_001,
+            id: Uuid::from_u128(42),
+        };
+        assert_eq!(Cursor::parse(&cursor.encode()).ok(), Some(cursor));
+        assert!(matches!(
+            Cursor::parse("garbage"),
+            Err(ReadError::InvalidCursor)
+        ));
+        assert!(matches!(
+            Cursor::parse("c1.x.y"),
+            Err(ReadError::InvalidCursor)
+        ));
+    }
+
+    #[test]
+    fn a_full_page_with_one_row_to_spare_has_a_next_cursor() {
+        let key = |n: &i64| Cursor {
+            created_at: *n,
+            id: Uuid::nil(),
+        };
+        let more = page(vec![1, 2, 3], 2, key);
+        assert_eq!(more.items, vec![1, 2]);
+        assert_eq!(more.next_cursor, Some(key(&2).encode()));
+        let last = page(vec![1, 2], 2, key);
+        assert_eq!(last.next_cursor, None);
+    }
+}

@@ -1,0 +1,130 @@
+//! The read models' row types, as queries return them and as reducers fold them.
+//!
+//! These are plain data: no SQL and no I/O. A view holds only what a query needs and what the
+//! log can rebuild; in particular no sealed private key ever reaches a view, so a read-model
+//! database leak exposes public data and hashes only.
+
+use serde::{Deserialize, Serialize};
+use tessera_event_schemas::Hash32;
+use tessera_event_schemas::events::{
+    PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus,
+};
+use tessera_event_schemas::primitives::{Date, Timestamp};
+use uuid::Uuid;
+
+/// A cancellation that has been requested but has not taken effect yet.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PendingCancellation {
+    pub reason: String,
+    pub effective_at: Timestamp,
+}
+
+/// One tenant as the admin API shows it. Stored as the `doc` column of `rm_tenants`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub kind: TenantKind,
+    pub status: TenantStatus,
+    /// Suspension is an overlay on the status: a suspended tenant keeps its status.
+    pub suspended: bool,
+    pub suspension_reason: Option<String>,
+    pub domains: Vec<String>,
+    pub settings: TenantSettingsV1,
+    /// The free-form configuration object. If the stored text was not valid JSON (the write
+    /// side validates it, so this should never happen) it is kept verbatim as a JSON string
+    /// rather than dropped.
+    pub config: serde_json::Value,
+    pub sales_owner: Option<String>,
+    pub erp_customer_id: Option<String>,
+    pub trial_ends_at: Option<Timestamp>,
+    pub contract_start: Option<Date>,
+    pub contract_end: Option<Date>,
+    pub pending_cancellation: Option<PendingCancellation>,
+    pub cancellation_reason: Option<String>,
+    /// The kid of the key that signs new tokens.
+    pub active_kid: String,
+    /// `recorded_at` of `tenant.created`.
+    pub created_at: Timestamp,
+    /// `recorded_at` of the newest event of the tenant's stream.
+    pub updated_at: Timestamp,
+    /// The tenant stream's version after its newest event: the expected version for an update.
+    pub version: u64,
+}
+
+/// Where a signing key is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SigningKeyStatus {
+    /// Signs new tokens. Exactly one per tenant.
+    Active,
+    /// No longer signs, still in the JWKS so that tokens it signed keep verifying.
+    Published,
+    /// Out of the JWKS.
+    Retired,
+}
+
+impl SigningKeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningKeyStatus::Active => "active",
+            SigningKeyStatus::Published => "published",
+            SigningKeyStatus::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "active" => SigningKeyStatus::Active,
+            "published" => SigningKeyStatus::Published,
+            "retired" => SigningKeyStatus::Retired,
+            _ => return None,
+        })
+    }
+}
+
+/// The public half of one of a tenant's signing keys (`rm_signing_keys`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SigningKeyView {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub status: SigningKeyStatus,
+    /// The key's own creation time, from the event payload.
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+    pub public_jwk: PublicJwkV1,
+}
+
+/// One API key (`rm_api_keys`). The plaintext is never stored; callers look keys up by the
+/// keyed hash of the presented secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ApiKeyView {
+    pub key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub secret_hash: Hash32,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub product: Option<String>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Filters for [`crate::ReadStore::list_tenants`]; `None` matches everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    pub suspended: Option<bool>,
+}
+
+/// One page of a keyset-paginated listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests and the catch-up benchmark.
+
+pub mod workload;
