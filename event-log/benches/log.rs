@@ -30,14 +30,16 @@ fn template() -> ProposedEvent {
     )
 }
 
-/// Appends `total` events split over `writers` concurrent tasks; returns the elapsed time.
+/// Appends `total` events split over `writers` concurrent tasks, `per_append` events per
+/// append call; returns the elapsed time.
 async fn append_concurrently(
     log: Arc<dyn EventLog>,
     writers: u64,
+    per_append: u64,
     total: u64,
     template: Arc<ProposedEvent>,
 ) -> Duration {
-    let per_writer = total.div_ceil(writers);
+    let per_writer = total.div_ceil(writers * per_append);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
@@ -46,12 +48,17 @@ async fn append_concurrently(
         tasks.push(tokio::spawn(async move {
             let stream = format!("bench-{writers}-{w}");
             for _ in 0..per_writer {
-                let mut event = (*template).clone();
-                event.event_id = Uuid::now_v7();
+                let events = (0..per_append)
+                    .map(|_| {
+                        let mut event = (*template).clone();
+                        event.event_id = Uuid::now_v7();
+                        event
+                    })
+                    .collect();
                 log.append(vec![StreamWrite {
                     stream_id: stream.clone(),
                     expected: ExpectedVersion::Any,
-                    events: vec![event],
+                    events,
                 }])
                 .await
                 .unwrap();
@@ -76,10 +83,16 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, ba
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Elements(1));
-    for writers in [1u64, 64] {
-        group.bench_function(BenchmarkId::new("writers", writers), |b| {
+    // One event per append shows group commit across writers; ten per append (a command that
+    // writes a few events to each of several streams) shows what one fsync can carry.
+    for (writers, per_append) in [(1u64, 1u64), (64, 1), (1, 10), (64, 10)] {
+        let id = BenchmarkId::new(
+            format!("writers_{writers}"),
+            format!("events_per_append_{per_append}"),
+        );
+        group.bench_function(id, |b| {
             b.to_async(rt).iter_custom(|iters| {
-                append_concurrently(log.clone(), writers, iters, template.clone())
+                append_concurrently(log.clone(), writers, per_append, iters, template.clone())
             })
         });
     }
