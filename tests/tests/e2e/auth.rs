@@ -162,3 +162,53 @@ async fn revoked_keys_and_keys_of_suspended_tenants_stop_working() {
         StatusCode::CONFLICT
     );
 }
+
+#[tokio::test]
+async fn a_generated_admin_key_is_printed_once_and_stored_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut app = crate::helpers::spawn_app_generating_its_admin_key().await;
+    let key_file = app.data_dir().join("bootstrap-admin-key");
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("tsr_"), "{key}");
+    for file in ["bootstrap-admin-key", "master-key"] {
+        let mode = std::fs::metadata(app.data_dir().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} has mode {mode:o}");
+    }
+    let printed = app
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(&key))
+        .count();
+    assert_eq!(printed, 1, "the key is printed exactly once");
+    assert_eq!(
+        app.send(app.request(Method::GET, "/v1/tenants", Some(&key)))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    app.restart().await;
+    let printed = app
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("Bootstrap"))
+        .count();
+    assert_eq!(printed, 1, "a restart does not bootstrap again");
+    assert_eq!(
+        app.send(app.request(Method::GET, "/v1/tenants", Some(&key)))
+            .await
+            .0,
+        StatusCode::OK
+    );
+}

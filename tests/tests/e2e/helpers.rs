@@ -28,9 +28,22 @@ pub struct TestServer {
     pub client: reqwest::Client,
     data_dir: tempfile::TempDir,
     database: Option<PgDatabase>,
+    /// Whether to pass `TESSERA_BOOTSTRAP_ADMIN_KEY` (otherwise the server generates one).
+    preset_admin_key: bool,
+    /// Everything the current and previous runs printed on stdout.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub async fn spawn_app(store: Store) -> TestServer {
+    spawn(store, true).await
+}
+
+/// A server that must generate its own bootstrap admin key.
+pub async fn spawn_app_generating_its_admin_key() -> TestServer {
+    spawn(Store::Embedded, false).await
+}
+
+async fn spawn(store: Store, preset_admin_key: bool) -> TestServer {
     let database = match store {
         Store::Embedded => None,
         Store::Postgres => Some(
@@ -46,13 +59,15 @@ pub async fn spawn_app(store: Store) -> TestServer {
         client: reqwest::Client::new(),
         data_dir,
         database,
+        preset_admin_key,
+        stdout: Default::default(),
     };
     server.start().await;
     server
 }
 
 fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera-under-test"))
 }
 
 impl TestServer {
@@ -79,21 +94,24 @@ impl TestServer {
     /// Starts the server on port 0 and waits for its "listening" line.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let mut child = self
-            .command()
+        let mut command = self.command();
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("TESSERA_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tessera");
+            .stderr(Stdio::inherit());
+        if self.preset_admin_key {
+            command.env("TESSERA_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY);
+        }
+        let mut child = command.spawn().expect("spawn tessera");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let lines = self.stdout.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("tessera listening on ") {
                     let _ = tx.send(url.to_owned());
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let base = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
