@@ -1,5 +1,6 @@
 //! The command line of the `tessera` binary: `tessera [serve]` runs the server (the default),
-//! `tessera check-read-models` compares the live read models with a fresh rebuild from the log.
+//! `tessera check-read-models` compares the live read models with a fresh rebuild from the log,
+//! `tessera rebuild-read-models` drops them and folds them again.
 //!
 //! It lives in the library so that the end-to-end tests' copy of the binary is this same code.
 
@@ -32,6 +33,8 @@ enum Command {
     /// Rebuild the read models into a scratch store and compare them with the live ones.
     /// Exits 1 when they differ. Run it with the server stopped for an exact answer.
     CheckReadModels(StorageConfig),
+    /// Drop the read models and fold them again from the log. Run it with the server stopped.
+    RebuildReadModels(StorageConfig),
 }
 
 /// Parses the command line and runs it to completion.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
             None => serve(cli.serve).await,
             Some(Command::Serve(config)) => serve(config).await,
             Some(Command::CheckReadModels(storage)) => check_read_models(storage).await,
+            Some(Command::RebuildReadModels(storage)) => rebuild_read_models(storage).await,
         }
     });
     match result {
@@ -121,6 +125,19 @@ async fn check_read_models(storage: StorageConfig) -> anyhow::Result<ExitCode> {
         println!("rebuilt: {rebuilt}");
         Ok(ExitCode::from(1))
     }
+}
+
+async fn rebuild_read_models(storage: StorageConfig) -> anyhow::Result<ExitCode> {
+    let opened = server::open_storage(&storage).await?;
+    let stats = tessera_projections::rebuild(opened.log.as_ref(), &opened.store).await?;
+    let seconds = stats.elapsed.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "rebuilt the read models from {} events in {:.2} s ({:.0} events/s)",
+        stats.events,
+        seconds,
+        stats.events as f64 / seconds
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

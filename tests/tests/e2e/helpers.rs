@@ -201,6 +201,15 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Runs `tessera rebuild-read-models` against this server's storage (server stopped).
+    pub fn rebuild_read_models(&self) -> String {
+        let output = self.command().arg("rebuild-read-models").output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
