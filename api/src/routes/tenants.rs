@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tessera_commands::{ActivateTenant, CancelTenant, CreateTenant, UpdateTenant};
+use tessera_commands::{ActivateTenant, CancelTenant, CommandError, CreateTenant, UpdateTenant};
 use tessera_event_schemas::Date;
 use tessera_event_schemas::events::{
     LockoutPolicyV1, PasswordPolicyV1, PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1,
@@ -375,7 +375,21 @@ async fn tenant_response(state: &AppState, id: Uuid) -> Result<Tenant, ApiError>
     Ok(to_dto(view, &keys))
 }
 
-/// Platform admins may reach every tenant; no one else reaches any through these routes.
+/// The answer of a tenant write: waits until the read models hold it, then reads it back.
+async fn written(state: &AppState, id: Uuid, position: u64) -> Result<Json<Tenant>, ApiError> {
+    state.projected(position).await?;
+    Ok(Json(tenant_response(state, id).await?))
+}
+
+/// Names the tenant when a command finds no such tenant.
+fn tenant_error(error: CommandError, id: Uuid) -> ApiError {
+    match error {
+        CommandError::NotFound => ApiError::NotFound(format!("tenant {id}")),
+        other => other.into(),
+    }
+}
+
+/// Reads fail with 404 for an unknown tenant rather than answering an empty list.
 async fn existing(state: &AppState, id: Uuid) -> Result<(), ApiError> {
     match state.store.tenant(id).await? {
         Some(_) => Ok(()),
@@ -518,7 +532,6 @@ pub async fn update_tenant(
     ApiJson(body): ApiJson<UpdateTenantRequest>,
 ) -> Result<Json<Tenant>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let input = UpdateTenant {
         name: body.name,
         domains: body.domains,
@@ -529,9 +542,9 @@ pub async fn update_tenant(
     let done = state
         .commands
         .update_tenant(ctx.metadata(principal.actor()), id, input)
-        .await?;
-    state.projected(done.position).await?;
-    Ok(Json(tenant_response(&state, id).await?))
+        .await
+        .map_err(|e| tenant_error(e, id))?;
+    written(&state, id, done.position).await
 }
 
 /// Archives the tenant (its data is kept, its slug stays reserved). Needs `platform:admin`.
@@ -545,13 +558,12 @@ pub async fn archive_tenant(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Tenant>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let done = state
         .commands
         .archive(ctx.metadata(principal.actor()), id)
-        .await?;
-    state.projected(done.position).await?;
-    Ok(Json(tenant_response(&state, id).await?))
+        .await
+        .map_err(|e| tenant_error(e, id))?;
+    written(&state, id, done.position).await
 }
 
 /// Moves a demo, trial or frozen tenant to active. Needs `platform:admin`.
@@ -567,7 +579,6 @@ pub async fn activate_tenant(
     body: Option<ApiJson<ActivateRequest>>,
 ) -> Result<Json<Tenant>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let input = ActivateTenant {
         plan: body.plan,
@@ -578,9 +589,9 @@ pub async fn activate_tenant(
     let done = state
         .commands
         .activate(ctx.metadata(principal.actor()), id, input)
-        .await?;
-    state.projected(done.position).await?;
-    Ok(Json(tenant_response(&state, id).await?))
+        .await
+        .map_err(|e| tenant_error(e, id))?;
+    written(&state, id, done.position).await
 }
 
 /// Cancels: freezes now, or at the end of the contract with `at_period_end`. Needs `platform:admin`.
@@ -595,7 +606,6 @@ pub async fn cancel_tenant(
     body: Option<ApiJson<CancelRequest>>,
 ) -> Result<Json<Tenant>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let input = CancelTenant {
         reason: body.reason.unwrap_or_else(|| "unspecified".to_owned()),
@@ -604,9 +614,9 @@ pub async fn cancel_tenant(
     let done = state
         .commands
         .cancel(ctx.metadata(principal.actor()), id, input)
-        .await?;
-    state.projected(done.position).await?;
-    Ok(Json(tenant_response(&state, id).await?))
+        .await
+        .map_err(|e| tenant_error(e, id))?;
+    written(&state, id, done.position).await
 }
 
 /// Suspends: blocks every authentication and API call for the tenant, keeps its data.
@@ -622,14 +632,13 @@ pub async fn suspend_tenant(
     body: Option<ApiJson<SuspendRequest>>,
 ) -> Result<Json<Tenant>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let done = state
         .commands
         .suspend(ctx.metadata(principal.actor()), id, body.reason)
-        .await?;
-    state.projected(done.position).await?;
-    Ok(Json(tenant_response(&state, id).await?))
+        .await
+        .map_err(|e| tenant_error(e, id))?;
+    written(&state, id, done.position).await
 }
 
 /// Lifts a suspension; the tenant is exactly as before it. Needs `platform:admin`.
@@ -643,13 +652,12 @@ pub async fn reactivate_tenant(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Tenant>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let done = state
         .commands
         .reactivate(ctx.metadata(principal.actor()), id)
-        .await?;
-    state.projected(done.position).await?;
-    Ok(Json(tenant_response(&state, id).await?))
+        .await
+        .map_err(|e| tenant_error(e, id))?;
+    written(&state, id, done.position).await
 }
 
 /// Reads the tenant's security settings. Needs `platform:admin`.
@@ -683,11 +691,11 @@ pub async fn put_settings(
     ApiJson(body): ApiJson<Settings>,
 ) -> Result<Json<Settings>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let done = state
         .commands
         .change_settings(ctx.metadata(principal.actor()), id, body.into())
-        .await?;
+        .await
+        .map_err(|e| tenant_error(e, id))?;
     state.projected(done.position).await?;
     let view = state
         .store
@@ -726,13 +734,13 @@ pub async fn rotate_key(
     body: Option<ApiJson<RotateKeyRequest>>,
 ) -> Result<(StatusCode, Json<Vec<SigningKey>>), ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let alg = parse_alg("alg", body.alg.as_deref())?;
     let done = state
         .commands
         .rotate_signing_key(ctx.metadata(principal.actor()), id, alg)
-        .await?;
+        .await
+        .map_err(|e| tenant_error(e, id))?;
     state.projected(done.position).await?;
     let keys = state.store.signing_keys(id).await?;
     Ok((
@@ -753,11 +761,11 @@ pub async fn retire_key(
     ApiPath((id, kid)): ApiPath<(Uuid, String)>,
 ) -> Result<Json<Vec<SigningKey>>, ApiError> {
     principal.require_platform_admin()?;
-    existing(&state, id).await?;
     let done = state
         .commands
         .retire_signing_key(ctx.metadata(principal.actor()), id, kid)
-        .await?;
+        .await
+        .map_err(|e| tenant_error(e, id))?;
     state.projected(done.position).await?;
     let keys = state.store.signing_keys(id).await?;
     Ok(Json(keys.iter().map(key_dto).collect()))
