@@ -20,42 +20,48 @@ macro_rules! event_columns {
 }
 pub(crate) use event_columns;
 
-/// Decodes one `events` row (any sqlx row type) into an [`EventRow`].
+/// Decodes one `events` row (any sqlx row type, selected with [`event_columns!`]) into a
+/// [`RecordedEvent`].
+///
+/// Columns are read by position, in [`event_columns!`] order: a by-name lookup per column per
+/// row was a measurable share of a page read. Hashes and the actor kind are decoded as borrowed
+/// slices, so the only allocations are the fields the [`RecordedEvent`] owns.
 macro_rules! event_row {
     ($row:expr) => {{
         use sqlx::Row as _;
         let row = $row;
-        (|| -> Result<$crate::codec::EventRow, sqlx::Error> {
-            Ok($crate::codec::EventRow {
-                global_position: row.try_get("global_position")?,
-                event_id: row.try_get("event_id")?,
-                stream_id: row.try_get("stream_id")?,
-                stream_version: row.try_get("stream_version")?,
-                tenant_id: row.try_get("tenant_id")?,
-                event_type: row.try_get("event_type")?,
-                schema_version: row.try_get("schema_version")?,
-                recorded_at: row.try_get("recorded_at")?,
-                actor_kind: row.try_get("actor_kind")?,
-                actor_id: row.try_get("actor_id")?,
-                actor_name: row.try_get("actor_name")?,
-                correlation_id: row.try_get("correlation_id")?,
-                causation_id: row.try_get("causation_id")?,
-                source_ip: row.try_get("source_ip")?,
-                user_agent: row.try_get("user_agent")?,
-                payload: row.try_get("payload")?,
-                prev_hash: row.try_get("prev_hash")?,
-                hash: row.try_get("hash")?,
-                log_hash: row.try_get("log_hash")?,
+        (|| -> Result<$crate::codec::StoredRow<'_>, sqlx::Error> {
+            Ok($crate::codec::StoredRow {
+                global_position: row.try_get(0)?,
+                event_id: row.try_get(1)?,
+                stream_id: row.try_get(2)?,
+                stream_version: row.try_get(3)?,
+                tenant_id: row.try_get(4)?,
+                event_type: row.try_get(5)?,
+                schema_version: row.try_get(6)?,
+                recorded_at: row.try_get(7)?,
+                actor_kind: row.try_get(8)?,
+                actor_id: row.try_get(9)?,
+                actor_name: row.try_get(10)?,
+                correlation_id: row.try_get(11)?,
+                causation_id: row.try_get(12)?,
+                source_ip: row.try_get(13)?,
+                user_agent: row.try_get(14)?,
+                payload: row.try_get(15)?,
+                prev_hash: row.try_get(16)?,
+                hash: row.try_get(17)?,
+                log_hash: row.try_get(18)?,
             })
         })()
         .map_err(|e| $crate::LogError::Corrupt(e.to_string()))
-        .and_then($crate::codec::EventRow::into_recorded)
+        .and_then($crate::codec::StoredRow::into_recorded)
     }};
 }
 pub(crate) use event_row;
 
-/// One `events` row in storage types.
-pub(crate) struct EventRow {
+/// One `events` row as read back: owned where the [`RecordedEvent`] keeps the value, borrowed
+/// from the database row where it is only parsed or copied into a fixed-size array.
+pub(crate) struct StoredRow<'r> {
     pub global_position: i64,
     pub event_id: Uuid,
     pub stream_id: String,
@@ -64,7 +70,7 @@ pub(crate) struct EventRow {
     pub event_type: String,
     pub schema_version: i32,
     pub recorded_at: i64,
-    pub actor_kind: String,
+    pub actor_kind: &'r str,
     pub actor_id: String,
     pub actor_name: Option<String>,
     pub correlation_id: String,
@@ -72,38 +78,12 @@ pub(crate) struct EventRow {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub payload: Vec<u8>,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-    pub log_hash: Vec<u8>,
+    pub prev_hash: &'r [u8],
+    pub hash: &'r [u8],
+    pub log_hash: &'r [u8],
 }
 
-impl EventRow {
-    /// The storage form of an event the group-commit planner produced.
-    pub fn from_recorded(event: &RecordedEvent) -> Result<Self, String> {
-        let e = &event.envelope;
-        Ok(Self {
-            global_position: to_i64(e.global_position)?,
-            event_id: e.event_id,
-            stream_id: e.stream_id.clone(),
-            stream_version: to_i64(e.stream_version)?,
-            tenant_id: e.tenant_id,
-            event_type: e.event_type.clone(),
-            schema_version: i32::from(e.schema_version),
-            recorded_at: e.recorded_at.as_micros(),
-            actor_kind: e.actor.kind.as_str().to_owned(),
-            actor_id: e.actor.id.clone(),
-            actor_name: e.actor.name.clone(),
-            correlation_id: e.correlation_id.clone(),
-            causation_id: e.causation_id,
-            source_ip: e.source_ip.clone(),
-            user_agent: e.user_agent.clone(),
-            payload: event.payload.clone(),
-            prev_hash: e.prev_hash.0.to_vec(),
-            hash: e.hash.0.to_vec(),
-            log_hash: e.log_hash.0.to_vec(),
-        })
-    }
-
+impl StoredRow<'_> {
     pub fn into_recorded(self) -> Result<RecordedEvent, LogError> {
         let position = self.global_position;
         let corrupt = |what: &str| LogError::Corrupt(format!("event at {position}: bad {what}"));
@@ -119,7 +99,7 @@ impl EventRow {
                 .map_err(|_| corrupt("schema_version"))?,
             recorded_at: Timestamp::from_micros(self.recorded_at),
             actor: Actor {
-                kind: ActorKind::parse(&self.actor_kind).ok_or_else(|| corrupt("actor_kind"))?,
+                kind: ActorKind::parse(self.actor_kind).ok_or_else(|| corrupt("actor_kind"))?,
                 id: self.actor_id,
                 name: self.actor_name,
             },
@@ -127,13 +107,69 @@ impl EventRow {
             causation_id: self.causation_id,
             source_ip: self.source_ip,
             user_agent: self.user_agent,
-            prev_hash: Hash32::from_slice(&self.prev_hash).ok_or_else(|| corrupt("prev_hash"))?,
-            hash: Hash32::from_slice(&self.hash).ok_or_else(|| corrupt("hash"))?,
-            log_hash: Hash32::from_slice(&self.log_hash).ok_or_else(|| corrupt("log_hash"))?,
+            prev_hash: Hash32::from_slice(self.prev_hash).ok_or_else(|| corrupt("prev_hash"))?,
+            hash: Hash32::from_slice(self.hash).ok_or_else(|| corrupt("hash"))?,
+            log_hash: Hash32::from_slice(self.log_hash).ok_or_else(|| corrupt("log_hash"))?,
         };
         Ok(RecordedEvent {
             envelope,
             payload: self.payload,
+        })
+    }
+}
+
+/// One `events` row in storage types, as the write path binds it.
+pub(crate) struct EventRow {
+    pub global_position: i64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub tenant_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub recorded_at: i64,
+    pub actor_kind: &'static str,
+    pub actor_id: String,
+    pub actor_name: Option<String>,
+    pub correlation_id: String,
+    pub causation_id: Option<Uuid>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub payload: Vec<u8>,
+    pub prev_hash: Hash32,
+    pub hash: Hash32,
+    pub log_hash: Hash32,
+}
+
+impl EventRow {
+    /// The storage form of an event the group-commit planner produced. Takes the event by value:
+    /// the planner's copy is not needed after the write, and moving its strings and payload
+    /// avoids copying every byte of the batch once more.
+    pub fn from_recorded(event: RecordedEvent) -> Result<Self, String> {
+        let RecordedEvent {
+            envelope: e,
+            payload,
+        } = event;
+        Ok(Self {
+            global_position: to_i64(e.global_position)?,
+            event_id: e.event_id,
+            stream_id: e.stream_id,
+            stream_version: to_i64(e.stream_version)?,
+            tenant_id: e.tenant_id,
+            event_type: e.event_type,
+            schema_version: i32::from(e.schema_version),
+            recorded_at: e.recorded_at.as_micros(),
+            actor_kind: e.actor.kind.as_str(),
+            actor_id: e.actor.id,
+            actor_name: e.actor.name,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            source_ip: e.source_ip,
+            user_agent: e.user_agent,
+            payload,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+            log_hash: e.log_hash,
         })
     }
 }

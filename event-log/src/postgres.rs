@@ -179,7 +179,7 @@ impl EventLog for PostgresLog {
         .fetch_all(&self.reads)
         .await
         .map_err(unavailable)?;
-        rows.iter().map(|row| event_row!(row)).collect()
+        decode_events(&rows)
     }
 
     async fn read_all(
@@ -197,7 +197,7 @@ impl EventLog for PostgresLog {
         .fetch_all(&self.reads)
         .await
         .map_err(unavailable)?;
-        rows.iter().map(|row| event_row!(row)).collect()
+        decode_events(&rows)
     }
 
     async fn head_position(&self) -> Result<u64, LogError> {
@@ -232,6 +232,16 @@ impl EventLog for PostgresLog {
         self.commit.close().await;
         self.reads.close().await;
     }
+}
+
+/// Decodes a page of `events` rows into a vector sized up front (collecting into a `Result`
+/// cannot know the length, and regrowing a page-sized vector of events showed in profiles).
+fn decode_events(rows: &[PgRow]) -> Result<Vec<RecordedEvent>, LogError> {
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        events.push(event_row!(row)?);
+    }
+    Ok(events)
 }
 
 fn checkpoint_row(row: &PgRow) -> Result<Checkpoint, LogError> {
@@ -288,7 +298,7 @@ impl BatchWriter for PgWriter {
         };
         let (stream_ids, event_ids) = batch_keys(appends);
         let (streams, stored) = load_state(&mut tx, &stream_ids, &event_ids).await?;
-        let plan = plan_batch(
+        let mut plan = plan_batch(
             appends,
             head,
             streams,
@@ -299,9 +309,8 @@ impl BatchWriter for PgWriter {
         );
 
         if !plan.events.is_empty() {
-            let rows = plan
-                .events
-                .iter()
+            let rows = std::mem::take(&mut plan.events)
+                .into_iter()
                 .map(EventRow::from_recorded)
                 .collect::<Result<Vec<_>, _>>()?;
             write_events(&mut tx, rows, &plan.stream_heads, plan.head).await?;
@@ -426,9 +435,9 @@ async fn write_events(
         source_ip.push(row.source_ip);
         user_agent.push(row.user_agent);
         payload.push(row.payload);
-        prev_hash.push(row.prev_hash);
-        hash.push(row.hash);
-        log_hash.push(row.log_hash);
+        prev_hash.push(row.prev_hash.0.to_vec());
+        hash.push(row.hash.0.to_vec());
+        log_hash.push(row.log_hash.0.to_vec());
     }
     sqlx::query(concat!(
         "WITH new_events AS (INSERT INTO events (",
