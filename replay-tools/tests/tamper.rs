@@ -1,0 +1,229 @@
+//! Tamper tests: a real log on SQLite and on a throwaway PostgreSQL is edited behind Tessera's
+//! back (a payload byte, a deleted event, two swapped events, a cut-off tail), and
+//! `tessera-replay verify` must fail naming the first bad position; an untouched log verifies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+
+use sqlx::Executor;
+use tessera_commands::crypto::{Crypto, MasterKey};
+use tessera_event_log::{Backend, ExpectedVersion, LogConfig, StreamWrite};
+use tessera_event_schemas::events::samples;
+use tessera_event_schemas::{EventMetadata, ProposedEvent, Timestamp};
+use uuid::Uuid;
+
+const MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const EVENTS: u64 = 30;
+
+/// A log of 30 events over 4 streams, checkpointed every 10 events and on close.
+async fn write_log(backend: Backend) {
+    let crypto = Crypto::new(&MasterKey::from_env_value(MASTER_KEY).unwrap()).unwrap();
+    let mut config = LogConfig::new(backend);
+    config.checkpoint_signer = Some(crypto.checkpoint_signer());
+    config.checkpoint_every = 10;
+    let log = tessera_event_log::open(config).await.unwrap();
+    let events = samples::current();
+    for i in 0..EVENTS {
+        let event = &events[i as usize % events.len()];
+        let proposed = ProposedEvent::new(
+            event,
+            Uuid::now_v7(),
+            Uuid::from_u128(7),
+            Timestamp::from_micros(1_800_000_000_000_000 + i as i64),
+            EventMetadata::system(format!("tamper-{i}")),
+        );
+        log.append(vec![StreamWrite {
+            stream_id: format!("{}/s/{}", Uuid::from_u128(7), i % 4),
+            expected: ExpectedVersion::Any,
+            events: vec![proposed],
+        }])
+        .await
+        .unwrap();
+    }
+    log.close().await;
+}
+
+enum Store {
+    Sqlite(tempfile::TempDir),
+    Postgres(tessera_test_support::PgDatabase, tempfile::TempDir),
+}
+
+impl Store {
+    async fn fresh(postgres: bool) -> Self {
+        let store = if postgres {
+            let db = tokio::task::spawn_blocking(tessera_test_support::fresh_database)
+                .await
+                .unwrap();
+            Store::Postgres(db, tempfile::tempdir().unwrap())
+        } else {
+            Store::Sqlite(tempfile::tempdir().unwrap())
+        };
+        write_log(store.backend()).await;
+        store
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(dir) => Backend::Sqlite {
+                path: dir.path().join("events.db"),
+            },
+            Store::Postgres(db, _) => Backend::Postgres {
+                url: db.url.clone(),
+            },
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        match self {
+            Store::Sqlite(dir) | Store::Postgres(_, dir) => dir.path(),
+        }
+    }
+
+    /// Runs SQL against the stored log directly, as an attacker with database access would.
+    async fn tamper(&self, statements: &[&'static str]) {
+        match self {
+            Store::Sqlite(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                for sql in statements {
+                    pool.execute(*sql).await.unwrap();
+                }
+                pool.close().await;
+            }
+            Store::Postgres(db, _) => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                for sql in statements {
+                    pool.execute(*sql).await.unwrap();
+                }
+                pool.close().await;
+            }
+        }
+    }
+
+    /// `tessera-replay verify --json`: exit code and the parsed output.
+    fn verify(&self) -> (i32, serde_json::Value) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera-replay"));
+        command
+            .args(["verify", "--json", "--data-dir"])
+            .arg(self.data_dir())
+            .env("TESSERA_MASTER_KEY", MASTER_KEY)
+            .env_remove("TESSERA_DATABASE_URL");
+        if let Store::Postgres(db, _) = self {
+            command.env("TESSERA_DATABASE_URL", &db.url);
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+            panic!(
+                "not JSON: {stdout} / {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (output.status.code().unwrap_or(-1), json)
+    }
+}
+
+fn assert_fails_at(result: (i32, serde_json::Value), position: u64, kind: &str) {
+    let (code, json) = result;
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["violation"]["position"], position, "{json}");
+    assert_eq!(json["violation"]["kind"], kind, "{json}");
+}
+
+async fn an_untouched_log_verifies_clean(postgres: bool) {
+    let store = Store::fresh(postgres).await;
+    let (code, json) = store.verify();
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["report"]["events"], EVENTS);
+    assert_eq!(json["report"]["streams"], 4);
+    assert_eq!(json["report"]["checkpoints"], 3, "at 10, 20 and 30 (close)");
+}
+
+async fn an_edited_payload_byte_fails_at_its_position(postgres: bool) {
+    let store = Store::fresh(postgres).await;
+    let sql = if postgres {
+        "UPDATE events SET payload = set_byte(payload, 0, (get_byte(payload, 0) # 1)) WHERE global_position = 5"
+    } else {
+        "UPDATE events SET payload = unhex(CASE substr(hex(payload), 1, 2) WHEN '00' THEN '01' ELSE '00' END || substr(hex(payload), 3)) WHERE global_position = 5"
+    };
+    store.tamper(&[sql]).await;
+    assert_fails_at(store.verify(), 5, "event_altered");
+}
+
+async fn a_deleted_event_fails_at_its_position(postgres: bool) {
+    let store = Store::fresh(postgres).await;
+    store
+        .tamper(&["DELETE FROM events WHERE global_position = 7"])
+        .await;
+    assert_fails_at(store.verify(), 7, "position_gap");
+}
+
+async fn swapped_events_fail_at_the_first(postgres: bool) {
+    let store = Store::fresh(postgres).await;
+    store
+        .tamper(&[
+            "UPDATE events SET global_position = -1 WHERE global_position = 12",
+            "UPDATE events SET global_position = 12 WHERE global_position = 13",
+            "UPDATE events SET global_position = 13 WHERE global_position = -1",
+        ])
+        .await;
+    assert_fails_at(store.verify(), 12, "event_altered");
+}
+
+async fn a_cut_off_tail_fails_against_the_last_checkpoint(postgres: bool) {
+    let store = Store::fresh(postgres).await;
+    store
+        .tamper(&["DELETE FROM events WHERE global_position > 25"])
+        .await;
+    assert_fails_at(store.verify(), 26, "truncated");
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(false).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(true).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    an_untouched_log_verifies_clean,
+    an_edited_payload_byte_fails_at_its_position,
+    a_deleted_event_fails_at_its_position,
+    swapped_events_fail_at_the_first,
+    a_cut_off_tail_fails_against_the_last_checkpoint,
+);
+
+#[test]
+fn a_log_signed_with_another_key_fails_checkpoint_verification() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(Store::fresh(false));
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera-replay"))
+        .args(["verify", "--json", "--data-dir"])
+        .arg(store.data_dir())
+        .env(
+            "TESSERA_MASTER_KEY",
+            "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        )
+        .env_remove("TESSERA_DATABASE_URL")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_fails_at(
+        (output.status.code().unwrap_or(-1), json),
+        10,
+        "checkpoint_mismatch",
+    );
+}
