@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 use tessera_event_schemas::events::Event;
 use tessera_event_schemas::{DecodeError, Envelope, RecordedEvent};
@@ -348,18 +349,8 @@ async fn load_tenants(
         }
     }
     let ids = uncached(missing.into_iter());
-    for chunk in chunks(&ids, MAX_KEYS_PER_QUERY) {
-        let sql = format!(
-            "SELECT doc FROM rm_tenants WHERE id IN ({})",
-            placeholders(dialect, 1, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(id.as_str());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            fold.seed_tenant(store::tenant_from_row(&row)?);
-        }
+    for row in fetch_in(dialect, tx, "SELECT doc FROM rm_tenants WHERE id", &ids).await? {
+        fold.seed_tenant(store::tenant_from_row(&row)?);
     }
     Ok(())
 }
@@ -385,20 +376,11 @@ async fn load_signing_keys(
         }
     }
     let ids = uncached(missing.into_iter());
-    for chunk in chunks(&ids, MAX_KEYS_PER_QUERY) {
-        let sql = format!(
-            "SELECT tenant_id, kid, alg, status, created_at, retired_at, public_jwk \
-             FROM rm_signing_keys WHERE tenant_id IN ({})",
-            placeholders(dialect, 1, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(id.as_str());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let (tenant_id, key) = store::signing_key_from_row(&row)?;
-            fold.seed_signing_key(tenant_id, key);
-        }
+    let select = "SELECT tenant_id, kid, alg, status, created_at, retired_at, public_jwk \
+                  FROM rm_signing_keys WHERE tenant_id";
+    for row in fetch_in(dialect, tx, select, &ids).await? {
+        let (tenant_id, key) = store::signing_key_from_row(&row)?;
+        fold.seed_signing_key(tenant_id, key);
     }
     Ok(())
 }
@@ -421,20 +403,30 @@ async fn load_api_keys(
         }
     }
     let ids = uncached(missing.into_iter());
-    for chunk in chunks(&ids, MAX_KEYS_PER_QUERY) {
-        let sql = format!(
-            "SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE key_id IN ({})",
-            placeholders(dialect, 1, chunk.len())
-        );
+    let select = format!("SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE key_id");
+    for row in fetch_in(dialect, tx, &select, &ids).await? {
+        fold.seed_api_key(store::api_key_from_row(&row)?);
+    }
+    Ok(())
+}
+
+/// Runs `{select} IN (...)` over `ids`, a bounded number of keys per statement.
+async fn fetch_in(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+    select: &str,
+    ids: &[String],
+) -> Result<Vec<AnyRow>, ReadError> {
+    let mut rows = Vec::new();
+    for chunk in chunks(ids, MAX_KEYS_PER_QUERY) {
+        let sql = format!("{select} IN ({})", placeholders(dialect, 1, chunk.len()));
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {
             query = query.bind(id.as_str());
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            fold.seed_api_key(store::api_key_from_row(&row)?);
-        }
+        rows.extend(query.fetch_all(&mut **tx).await?);
     }
-    Ok(())
+    Ok(rows)
 }
 
 fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<String, ReadError> {
