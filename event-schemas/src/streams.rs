@@ -18,6 +18,17 @@ pub fn api_key(tenant_id: Uuid, key_id: Uuid) -> String {
     format!("{tenant_id}/api-key/{key_id}")
 }
 
+/// `{tenant}/oauth-client/{client_id}`: one OAuth client's registration and lifecycle.
+pub fn oauth_client(tenant_id: Uuid, client_id: &str) -> String {
+    format!("{tenant_id}/oauth-client/{client_id}")
+}
+
+/// `{tenant}/tokens/{client_id}`: every access token issued to (and revoked for) one client,
+/// appended with expected version "any" so that concurrent issuance never conflicts.
+pub fn client_tokens(tenant_id: Uuid, client_id: &str) -> String {
+    format!("{tenant_id}/tokens/{client_id}")
+}
+
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
 /// Appending its first event with expected version "no stream" is what makes the name unique.
 pub fn reservation(kind: &str, value: &str) -> String {

@@ -109,6 +109,13 @@ pub fn tenant_key(envelope: &Envelope, event: &Event) -> Option<Uuid> {
         | Event::SigningKeyRetired(_) => Some(envelope.tenant_id),
         Event::ApiKeyIssued(_)
         | Event::ApiKeyRevoked(_)
+        | Event::ApiKeyUsed(_)
+        | Event::OAuthClientRegistered(_)
+        | Event::OAuthClientUpdated(_)
+        | Event::OAuthClientSecretRegenerated(_)
+        | Event::OAuthClientDeactivated(_)
+        | Event::TokenIssued(_)
+        | Event::TokenRevoked(_)
         | Event::ReservationClaimed(_)
         | Event::ReservationReleased(_) => None,
     }
@@ -226,6 +233,13 @@ pub fn reduce_tenant(
         Event::TenantCreated(_)
         | Event::ApiKeyIssued(_)
         | Event::ApiKeyRevoked(_)
+        | Event::ApiKeyUsed(_)
+        | Event::OAuthClientRegistered(_)
+        | Event::OAuthClientUpdated(_)
+        | Event::OAuthClientSecretRegenerated(_)
+        | Event::OAuthClientDeactivated(_)
+        | Event::TokenIssued(_)
+        | Event::TokenRevoked(_)
         | Event::ReservationClaimed(_)
         | Event::ReservationReleased(_) => return Some(tenant),
     }

@@ -7,6 +7,7 @@
 //! with `v2`, the old struct kept and decoded through `legacy_decode` with a typed upcast.
 
 pub mod api_key;
+pub mod oauth;
 pub mod reservation;
 pub mod samples;
 pub mod tenant;
@@ -14,6 +15,7 @@ pub mod tenant;
 use schemars::{Schema, SchemaGenerator};
 
 pub use api_key::*;
+pub use oauth::*;
 pub use reservation::*;
 pub use tenant::*;
 
@@ -104,6 +106,13 @@ registry! {
     SigningKeyRetired => "tenant.signing_key_retired" @ 1: SigningKeyRetiredV1,
     ApiKeyIssued => "api_key.issued" @ 1: ApiKeyIssuedV1,
     ApiKeyRevoked => "api_key.revoked" @ 1: ApiKeyRevokedV1,
+    ApiKeyUsed => "api_key.used" @ 1: ApiKeyUsedV1,
+    OAuthClientRegistered => "oauth_client.registered" @ 1: OAuthClientRegisteredV1,
+    OAuthClientUpdated => "oauth_client.updated" @ 1: OAuthClientUpdatedV1,
+    OAuthClientSecretRegenerated => "oauth_client.secret_regenerated" @ 1: OAuthClientSecretRegeneratedV1,
+    OAuthClientDeactivated => "oauth_client.deactivated" @ 1: OAuthClientDeactivatedV1,
+    TokenIssued => "token.issued" @ 1: TokenIssuedV1,
+    TokenRevoked => "token.revoked" @ 1: TokenRevokedV1,
     ReservationClaimed => "reservation.claimed" @ 1: ReservationClaimedV1,
     ReservationReleased => "reservation.released" @ 1: ReservationReleasedV1,
 }

@@ -110,6 +110,51 @@ pub fn current() -> Vec<Event> {
         Event::ApiKeyRevoked(ApiKeyRevokedV1 {
             reason: Some("rotated".into()),
         }),
+        Event::ApiKeyUsed(ApiKeyUsedV1 {
+            uses: 1234,
+            first_used_at: Timestamp::from_micros(1_795_000_100_000_000),
+            last_used_at: Timestamp::from_micros(1_795_000_160_000_000),
+        }),
+        Event::OAuthClientRegistered(OAuthClientRegisteredV1 {
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+            name: "Billing worker".into(),
+            client_type: ClientType::Confidential,
+            grant_types: vec!["client_credentials".into()],
+            redirect_uris: vec!["https://billing.acme.example/callback".into()],
+            allowed_scopes: vec!["invoices:read".into(), "invoices:write".into()],
+            access_token_ttl_secs: 3600,
+            secret_hash: Some(Hash32([9; 32])),
+            created_by: "platform-admin".into(),
+        }),
+        Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+            name: Some("Billing worker v2".into()),
+            grant_types: None,
+            redirect_uris: Some(vec![]),
+            allowed_scopes: Some(vec!["invoices:read".into()]),
+            access_token_ttl_secs: Some(900),
+        }),
+        Event::OAuthClientSecretRegenerated(OAuthClientSecretRegeneratedV1 {
+            secret_hash: Hash32([10; 32]),
+        }),
+        Event::OAuthClientDeactivated(OAuthClientDeactivatedV1 {
+            reason: Some("decommissioned".into()),
+        }),
+        Event::TokenIssued(TokenIssuedV1 {
+            jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0003),
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+            grant_type: "client_credentials".into(),
+            scopes: vec!["invoices:read".into()],
+            audience: vec!["https://id.acme.example/t/acme-corp".into()],
+            kid: "k-2026-11-23-b".into(),
+            issued_at: Timestamp::from_micros(1_795_000_200_000_000),
+            expires_at: Timestamp::from_micros(1_795_003_800_000_000),
+            token_hash: Hash32([11; 32]),
+        }),
+        Event::TokenRevoked(TokenRevokedV1 {
+            jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0003),
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+            expires_at: Timestamp::from_micros(1_795_003_800_000_000),
+        }),
         Event::ReservationClaimed(ReservationClaimedV1 {
             kind: ReservationKind::TenantSlug,
             value: "acme-corp".into(),
