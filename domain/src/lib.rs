@@ -12,10 +12,13 @@
 //! # Layout
 //! - [`tenant`]: the tenant aggregate (lifecycle, settings, signing key ring).
 //! - [`api_key`]: one API key (issue, revoke).
+//! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
+//!   and the scope rule for token requests.
 //! - [`reservation`]: platform-wide unique names (tenant slugs, tenant domains).
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
+pub mod oauth_client;
 pub mod reservation;
 pub mod tenant;
 pub mod validate;
