@@ -320,12 +320,12 @@ fn new_active_key(key: &SigningKeyV1) -> SigningKeyView {
 // ---------------------------------------------------------------------------------------------
 // API keys
 
-/// The API key row an event changes. `api_key.revoked` does not repeat the key id, so it is
-/// read from the stream id (`{tenant}/api-key/{key}`).
+/// The API key row an event changes. `api_key.revoked` and `api_key.used` do not repeat the
+/// key id, so it is read from the stream id (`{tenant}/api-key/{key}`).
 pub fn api_key_key(envelope: &Envelope, event: &Event) -> Option<Uuid> {
     match event {
         Event::ApiKeyIssued(issued) => Some(issued.key_id),
-        Event::ApiKeyRevoked(_) => api_key_id_of_stream(&envelope.stream_id),
+        Event::ApiKeyRevoked(_) | Event::ApiKeyUsed(_) => api_key_id_of_stream(&envelope.stream_id),
         _ => None,
     }
 }
@@ -359,12 +359,21 @@ pub fn reduce_api_key(
             created_at: envelope.recorded_at,
             expires_at: issued.expires_at,
             revoked_at: None,
+            use_count: 0,
+            last_used_at: None,
         }),
         Event::ApiKeyRevoked(_) => row.map(|mut key| {
             // The first revocation is the one that counts; a repeat does not move the time.
             if key.revoked_at.is_none() {
                 key.revoked_at = Some(envelope.recorded_at);
             }
+            key
+        }),
+        // Usage is history: it counts whatever the key's state, revoked or expired. Usage of a
+        // key with no row (never issued) has nothing to attach to and is dropped.
+        Event::ApiKeyUsed(used) => row.map(|mut key| {
+            key.use_count = key.use_count.saturating_add(used.uses);
+            key.last_used_at = key.last_used_at.max(Some(used.last_used_at));
             key
         }),
         _ => row,
@@ -824,6 +833,45 @@ mod tests {
         assert_eq!(key.revoked_at, Some(Timestamp::from_micros(11_000)));
         let reissued = reduce_api_key(Some(key.clone()), &again_env, &issued);
         assert_eq!(reissued, Some(key));
+    }
+
+    fn used(uses: u64, first: i64, last: i64) -> Event {
+        Event::ApiKeyUsed(ApiKeyUsedV1 {
+            uses,
+            first_used_at: Timestamp::from_micros(first),
+            last_used_at: Timestamp::from_micros(last),
+        })
+    }
+
+    #[test]
+    fn usage_accumulates_and_keeps_the_latest_use_even_after_revocation() {
+        let stream = streams::api_key(TENANT, KEY);
+        let env = |v: u64| envelope(stream.clone(), v, 10 + v, 10_000 * v as i64);
+        let issued = reduce_api_key(None, &env(1), &sample("api_key.issued")).unwrap();
+        assert_eq!((issued.use_count, issued.last_used_at), (0, None));
+        assert_eq!(api_key_key(&env(2), &used(3, 1, 2)), Some(KEY));
+
+        let key = reduce_api_key(Some(issued), &env(2), &used(3, 100, 200)).unwrap();
+        assert_eq!(key.use_count, 3);
+        assert_eq!(key.last_used_at, Some(Timestamp::from_micros(200)));
+        // A record that arrives late (an earlier window) adds its uses but not its time.
+        let key = reduce_api_key(Some(key), &env(3), &used(4, 50, 150)).unwrap();
+        assert_eq!(key.use_count, 7);
+        assert_eq!(key.last_used_at, Some(Timestamp::from_micros(200)));
+        let key = reduce_api_key(Some(key), &env(4), &sample("api_key.revoked")).unwrap();
+        let key = reduce_api_key(Some(key), &env(5), &used(1, 300, 400)).unwrap();
+        assert_eq!(key.use_count, 8);
+        assert_eq!(key.last_used_at, Some(Timestamp::from_micros(400)));
+        assert_eq!(key.revoked_at, Some(Timestamp::from_micros(40_000)));
+    }
+
+    #[test]
+    fn usage_of_a_key_never_issued_creates_no_row() {
+        let env = envelope(streams::api_key(TENANT, KEY), 1, 1, 1);
+        assert_eq!(reduce_api_key(None, &env, &sample("api_key.used")), None);
+        let elsewhere = envelope(streams::tenant(TENANT), 2, 2, 2);
+        assert_eq!(api_key_key(&elsewhere, &sample("api_key.used")), None);
+        assert_eq!(tenant_key(&env, &sample("api_key.used")), None);
     }
 
     #[test]

@@ -9,12 +9,18 @@
 //!
 //! Writes happen only through the `write` module, inside the projector's transactions; this
 //! module reads. It knows nothing of the event log.
+//!
+//! Schema changes: `rm_schema` holds the [`SCHEMA_VERSION`] the tables were created for. When
+//! a store is opened with a different version stored (or with read-model tables but no version,
+//! which is version 1), every `rm_` table is dropped, checkpoints included, and recreated empty,
+//! so the projector refolds the whole log from position 0; read models are disposable, and this
+//! rebuild is their entire migration story.
 
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use tessera_event_schemas::Hash32;
 use tessera_event_schemas::events::{PublicJwkV1, SigningAlg};
 use tessera_event_schemas::primitives::Timestamp;
@@ -26,6 +32,22 @@ use crate::views::{ApiKeyView, Page, SigningKeyStatus, SigningKeyView, TenantFil
 
 /// The largest page a listing returns, whatever the caller asks for.
 pub const MAX_PAGE: u32 = 1000;
+
+/// The shape of the read-model tables this build creates and writes. Bump it with any change
+/// to a table, or to what a reducer writes into one: opening a store of another version drops
+/// and recreates every read model (see the module doc).
+///
+/// 1: the first schema (no version table). 2: `rm_api_keys.use_count` and `last_used_at`.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// The one-row table holding the stored [`SCHEMA_VERSION`]. Not part of [`all_tables`]:
+/// [`ReadStore::reset`] keeps it, since a reset store has the current schema.
+const SCHEMA_TABLE: &str = "rm_schema";
+
+/// Serialises schema checks between processes opening the same PostgreSQL database at once, so
+/// that two of them cannot both see an old version and the second drop what the first has
+/// begun to project. An arbitrary constant, distinct from the event log's.
+const SCHEMA_LOCK_KEY: i64 = 0x7465_7373_726d_7363;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -100,7 +122,9 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
                 created_by TEXT NOT NULL, \
                 created_at BIGINT NOT NULL, \
                 expires_at BIGINT, \
-                revoked_at BIGINT)"
+                revoked_at BIGINT, \
+                use_count BIGINT NOT NULL, \
+                last_used_at BIGINT)"
         ),
         "CREATE UNIQUE INDEX IF NOT EXISTS rm_api_keys_by_hash ON rm_api_keys (secret_hash)"
             .into(),
@@ -112,6 +136,80 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
 
 fn all_tables() -> impl Iterator<Item = &'static str> {
     std::iter::once(CHECKPOINTS).chain(Projection::ALL.into_iter().map(table_of))
+}
+
+/// Creates whatever is missing of every read-model table.
+async fn create_tables(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+) -> Result<(), ReadError> {
+    for table in all_tables() {
+        for statement in ddl(dialect, table) {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every table of the database whose name starts with `rm_`: this build's read models and
+/// version table, and any a previous build left behind.
+async fn read_model_tables(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+) -> Result<Vec<String>, ReadError> {
+    let sql = match dialect {
+        Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
+        // `::text`: `Any` cannot decode PostgreSQL's `name` type.
+        Dialect::Postgres => {
+            "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = current_schema()"
+        }
+    };
+    let mut tables = Vec::new();
+    for row in sqlx::query(sql).fetch_all(&mut **tx).await? {
+        let name: String = row.try_get("name")?;
+        if name.starts_with("rm_") {
+            tables.push(name);
+        }
+    }
+    tables.sort();
+    Ok(tables)
+}
+
+/// The version in `rm_schema`, if it holds exactly one non-negative one.
+async fn stored_version(tx: &mut Transaction<'static, Any>) -> Result<Option<u64>, ReadError> {
+    let rows = sqlx::query(AssertSqlSafe(format!("SELECT version FROM {SCHEMA_TABLE}")))
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(match rows.as_slice() {
+        [row] => u64::try_from(row.try_get::<i64, _>("version")?).ok(),
+        _ => None,
+    })
+}
+
+/// Records that the tables have this build's shape ([`SCHEMA_VERSION`]).
+async fn write_version(tx: &mut Transaction<'static, Any>) -> Result<(), ReadError> {
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version BIGINT NOT NULL)"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM {SCHEMA_TABLE}")))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {SCHEMA_TABLE} (version) VALUES ($1)"
+    )))
+    .bind(i64::try_from(SCHEMA_VERSION).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `name` as a quoted SQL identifier (the same syntax on both backends).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl ReadStore {
@@ -164,21 +262,77 @@ impl ReadStore {
 
     async fn init(pool: AnyPool, dialect: Dialect) -> Result<Self, ReadError> {
         let store = Self { pool, dialect };
-        store.create_schema().await?;
+        store.open_schema().await?;
         Ok(store)
     }
 
-    async fn create_schema(&self) -> Result<(), ReadError> {
-        let mut tx = self.pool.begin().await?;
-        for table in all_tables() {
-            for statement in ddl(self.dialect, table) {
-                sqlx::query(AssertSqlSafe(statement))
+    /// Creates the tables of a fresh store, keeps those of a store at [`SCHEMA_VERSION`], and
+    /// drops and recreates those of any other version, all in one transaction.
+    async fn open_schema(&self) -> Result<(), ReadError> {
+        let mut tx = match self.dialect {
+            // Takes the write lock at once rather than upgrading a read lock after reading the
+            // version, which could fail (busy) against another process doing the same.
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // Selecting `1` rather than the function's `void`, which `Any` cannot decode.
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(SCHEMA_LOCK_KEY)
                     .execute(&mut *tx)
                     .await?;
+                tx
+            }
+        };
+        let tables = read_model_tables(self.dialect, &mut tx).await?;
+        let stored = if tables.iter().any(|t| t == SCHEMA_TABLE) {
+            // A version table without a readable version is as good as a foreign schema.
+            Some(stored_version(&mut tx).await?.unwrap_or(0))
+        } else if tables.is_empty() {
+            None
+        } else {
+            Some(1)
+        };
+        match stored {
+            Some(SCHEMA_VERSION) => create_tables(self.dialect, &mut tx).await?,
+            None => {
+                create_tables(self.dialect, &mut tx).await?;
+                write_version(&mut tx).await?;
+            }
+            Some(stored) => {
+                tracing::info!(
+                    stored,
+                    current = SCHEMA_VERSION,
+                    tables = tables.len(),
+                    "read-model schema version changed: dropping every read model and its \
+                     checkpoint; they will be rebuilt from the log from position 0"
+                );
+                for table in &tables {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "DROP TABLE IF EXISTS {}",
+                        quote_ident(table)
+                    )))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                create_tables(self.dialect, &mut tx).await?;
+                write_version(&mut tx).await?;
             }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The schema version stored in this database (`None` if it holds none), for diagnostics.
+    pub async fn schema_version(&self) -> Result<Option<u64>, ReadError> {
+        let mut tx = self.pool.begin().await?;
+        let tables = read_model_tables(self.dialect, &mut tx).await?;
+        let version = if tables.iter().any(|t| t == SCHEMA_TABLE) {
+            stored_version(&mut tx).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(version)
     }
 
     /// Drops and recreates every read-model table and checkpoint: the first step of a rebuild.
@@ -195,6 +349,8 @@ impl ReadStore {
                     .await?;
             }
         }
+        // The tables now have this build's shape, whatever was stored before.
+        write_version(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -479,6 +635,8 @@ impl ReadStore {
                 "created_at": row.try_get::<i64, _>("created_at")?,
                 "expires_at": row.try_get::<Option<i64>, _>("expires_at")?,
                 "revoked_at": row.try_get::<Option<i64>, _>("revoked_at")?,
+                "use_count": row.try_get::<i64, _>("use_count")?,
+                "last_used_at": row.try_get::<Option<i64>, _>("last_used_at")?,
             });
             api_keys.push((key_id, value));
         }
@@ -502,7 +660,7 @@ fn sorted<K: Ord>(mut rows: Vec<(K, serde_json::Value)>) -> serde_json::Value {
 // Row decoding, shared with the batch writer.
 
 pub(crate) const API_KEY_COLUMNS: &str = "key_id, tenant_id, secret_hash, name, prefix, scopes, \
-     product, created_by, created_at, expires_at, revoked_at";
+     product, created_by, created_at, expires_at, revoked_at, use_count, last_used_at";
 
 pub(crate) fn tenant_from_row(row: &AnyRow) -> Result<TenantView, ReadError> {
     let doc: String = row.try_get("doc")?;
@@ -551,6 +709,10 @@ pub(crate) fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyView, ReadError> {
         revoked_at: row
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(Timestamp::from_micros),
+        use_count: to_u64(row.try_get("use_count")?)?,
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(Timestamp::from_micros),
     })
 }
 
@@ -571,7 +733,8 @@ fn get_flag(row: &AnyRow, column: &str) -> Result<bool, ReadError> {
 }
 
 fn to_u64(value: i64) -> Result<u64, ReadError> {
-    u64::try_from(value).map_err(|_| ReadError::Corrupt(format!("negative position {value}")))
+    u64::try_from(value)
+        .map_err(|_| ReadError::Corrupt(format!("negative position or count {value}")))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,6 +112,11 @@ pub struct ApiKeyView {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Uses recorded by `api_key.used` events, summed over the key's whole life (uses after
+    /// revocation included: this is history, not authorisation).
+    pub use_count: u64,
+    /// The latest `last_used_at` of any `api_key.used` event; `None` while none was recorded.
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// Filters for [`crate::ReadStore::list_tenants`]; `None` matches everything.

@@ -21,7 +21,7 @@ use crate::views::{ApiKeyView, SigningKeyView, TenantView};
 
 /// Most keys in one `IN (...)` list.
 const MAX_KEYS_PER_QUERY: usize = 512;
-/// Most rows in one multi-row upsert (times at most 11 columns: well under both backends'
+/// Most rows in one multi-row upsert (times at most 13 columns: well under both backends'
 /// bind-parameter limits).
 const MAX_ROWS_PER_UPSERT: usize = 256;
 
@@ -327,7 +327,8 @@ fn uncached(ids: impl Iterator<Item = Uuid>) -> Vec<String> {
 }
 
 fn to_i64(position: u64) -> i64 {
-    // Positions and versions are counts of stored events: far below i64::MAX.
+    // Positions and versions are counts of stored events: far below i64::MAX. A use count
+    // could only get there through absurd `api_key.used` payloads; it then sticks at the top.
     i64::try_from(position).unwrap_or(i64::MAX)
 }
 
@@ -530,7 +531,7 @@ async fn write_signing_keys(
     Ok(())
 }
 
-const API_KEY_WRITE_COLUMNS: [&str; 11] = [
+const API_KEY_WRITE_COLUMNS: [&str; 13] = [
     "key_id",
     "tenant_id",
     "secret_hash",
@@ -542,6 +543,8 @@ const API_KEY_WRITE_COLUMNS: [&str; 11] = [
     "created_at",
     "expires_at",
     "revoked_at",
+    "use_count",
+    "last_used_at",
 ];
 
 async fn write_api_keys(
@@ -572,7 +575,9 @@ async fn write_api_keys(
                 .bind(key.created_by.as_str())
                 .bind(key.created_at.as_micros())
                 .bind(key.expires_at.map(|t| t.as_micros()))
-                .bind(key.revoked_at.map(|t| t.as_micros()));
+                .bind(key.revoked_at.map(|t| t.as_micros()))
+                .bind(to_i64(key.use_count))
+                .bind(key.last_used_at.map(|t| t.as_micros()));
         }
         query.execute(&mut **tx).await?;
     }

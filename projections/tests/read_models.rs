@@ -11,16 +11,18 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::workload::{self, History};
 use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::{ApiKeyRevokedV1, SigningAlg, TenantStatus, TenantSuspendedV1};
-use tessera_event_schemas::streams;
+use tessera_event_schemas::{Event, Timestamp, streams};
+use tessera_projections::store::SCHEMA_VERSION;
 use tessera_projections::{
-    Projection, ProjectionError, ProjectionRuntime, ReadError, ReadStore, SigningKeyStatus,
-    TenantFilter, WaitTimeout, rebuild, rebuild_in_batches,
+    Checkpoints, Projection, ProjectionError, ProjectionRuntime, ReadError, ReadStore,
+    SigningKeyStatus, TenantFilter, WaitTimeout, rebuild, rebuild_in_batches,
 };
 use tessera_test_support::PgDatabase;
 use uuid::Uuid;
@@ -44,7 +46,15 @@ struct Setup {
     kind: Kind,
     log: Arc<dyn EventLog>,
     store: ReadStore,
+    /// Where `store` lives: the SQLite file or the PostgreSQL URL.
+    location: Location,
     _keep: Keep,
+}
+
+#[derive(Clone, Debug)]
+enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
 }
 
 async fn fresh_pg() -> PgDatabase {
@@ -63,13 +73,13 @@ impl Setup {
                 }))
                 .await
                 .unwrap();
-                let store = ReadStore::open_sqlite(dir.path().join("readmodels.db"))
-                    .await
-                    .unwrap();
+                let path = dir.path().join("readmodels.db");
+                let store = ReadStore::open_sqlite(&path).await.unwrap();
                 Self {
                     kind,
                     log,
                     store,
+                    location: Location::Sqlite(path),
                     _keep: Keep::Dir(dir),
                 }
             }
@@ -85,6 +95,7 @@ impl Setup {
                     kind,
                     log,
                     store,
+                    location: Location::Postgres(db.url.clone()),
                     _keep: Keep::Db(db),
                 }
             }
@@ -107,6 +118,36 @@ impl Setup {
                 (store, Keep::Db(db))
             }
         }
+    }
+
+    /// Closes the read store and opens it again, as a restarted server would.
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = match &self.location {
+            Location::Sqlite(path) => ReadStore::open_sqlite(path).await.unwrap(),
+            Location::Postgres(url) => ReadStore::open_postgres(url).await.unwrap(),
+        };
+    }
+
+    /// Runs `statements` on the read store's database behind the store's back (the store
+    /// should be closed), returning whether each succeeded.
+    async fn raw_sql(&self, statements: &[&str]) -> Vec<bool> {
+        let url = match &self.location {
+            Location::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Location::Postgres(url) => url.clone(),
+        };
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut ok = Vec::new();
+        for statement in statements {
+            let sql = sqlx::AssertSqlSafe(statement.to_string());
+            ok.push(sqlx::query(sql).execute(&pool).await.is_ok());
+        }
+        pool.close().await;
+        ok
     }
 
     async fn start(&self) -> ProjectionRuntime {
@@ -217,6 +258,13 @@ async fn appended_events_are_projected_and_queryable(kind: Kind) {
         .unwrap();
     assert_eq!(second.revoked_at, None);
     assert_eq!(second.product.as_deref(), Some("billing"));
+    // Usage (see `workload::usage_round`): key 0 was used before and after its revocation;
+    // key 1's late record of an older window added a use but did not move `last_used_at`.
+    assert_eq!(by_hash.use_count, 3 + 2);
+    assert_eq!(second.use_count, 10 + 1);
+    let last_used = second.last_used_at.unwrap();
+    assert!(last_used > second.created_at.plus_seconds(600));
+    assert!(by_hash.last_used_at.unwrap() < last_used);
     assert_eq!(
         store
             .api_key(workload::tenant_id(1), workload::api_key_id(0, 1))
@@ -232,6 +280,175 @@ async fn appended_events_are_projected_and_queryable(kind: Kind) {
     assert_eq!(listed.next_cursor, None);
 
     runtime.shutdown().await;
+}
+
+async fn api_key_usage_accumulates_and_a_rebuild_agrees(kind: Kind) {
+    let setup = Setup::new(kind).await;
+    let runtime = setup.start().await;
+    let mut history = History::new();
+    // Tenant 0 with two keys; only the API key streams matter here.
+    history.rounds(0..1, 0..3, 1);
+    history.rounds(0..1, 6..7, 1);
+    history.append_to(&setup.log).await;
+    let t = workload::tenant_id(0);
+    let (a, b) = (workload::api_key_id(0, 0), workload::api_key_id(0, 1));
+    let at = Timestamp::from_micros(workload::EPOCH_MICROS + 3_600_000_000);
+    let earlier = workload::used(3, at, 60);
+    let later = workload::used(4, at.plus_seconds(300), 60);
+    // Key a records its windows in order, key b in reverse: both end at the later window.
+    for (key, event) in [(a, &earlier), (a, &later), (b, &later), (b, &earlier)] {
+        let position =
+            append_one(&setup.log, &mut history, streams::api_key(t, key), t, event).await;
+        // Separate live batches, so the second record meets a stored row.
+        runtime.wait_for(position, DEADLINE).await.unwrap();
+    }
+    let later_used = at.plus_seconds(360);
+    for key in [a, b] {
+        let view = setup.store.api_key(t, key).await.unwrap().unwrap();
+        assert_eq!(view.use_count, 7, "{key}");
+        assert_eq!(view.last_used_at, Some(later_used), "{key}");
+        assert_eq!(view.revoked_at, None);
+    }
+
+    // Usage after revocation still counts.
+    let revoke = Event::ApiKeyRevoked(ApiKeyRevokedV1 { reason: None });
+    append_one(&setup.log, &mut history, streams::api_key(t, a), t, &revoke).await;
+    let last = workload::used(1, at.plus_seconds(900), 5);
+    let head = append_one(&setup.log, &mut history, streams::api_key(t, a), t, &last).await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    let revoked = setup
+        .store
+        .api_key_by_hash(&workload::secret_hash(0, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(revoked.use_count, 8);
+    assert_eq!(revoked.last_used_at, Some(at.plus_seconds(905)));
+    let listed = setup.store.list_api_keys(t, 10, None).await.unwrap();
+    let counts: Vec<(Uuid, u64)> = listed
+        .items
+        .iter()
+        .map(|k| (k.key_id, k.use_count))
+        .collect();
+    assert_eq!(counts, vec![(a, 8), (b, 7)]);
+    runtime.shutdown().await;
+
+    // The snapshot (what `check-read-models` compares) carries the usage columns, and a
+    // rebuild, which folds all of it in one batch, gives the same snapshot.
+    let snapshot = setup.store.snapshot().await.unwrap();
+    let rows = snapshot["rm_api_keys"].as_array().unwrap();
+    assert!(rows.iter().any(
+        |row| row["use_count"] == 8 && row["last_used_at"] == at.plus_seconds(905).as_micros()
+    ));
+    setup.assert_live_equals_rebuild().await;
+    rebuild(setup.log.as_ref(), &setup.store).await.unwrap();
+    assert_eq!(setup.store.snapshot().await.unwrap(), snapshot);
+}
+
+async fn read_models_of_another_schema_version_are_dropped_and_rebuilt(kind: Kind) {
+    let mut setup = Setup::new(kind).await;
+    assert_eq!(
+        setup.store.schema_version().await.unwrap(),
+        Some(SCHEMA_VERSION)
+    );
+    let mut history = History::new();
+    history.rounds(0..6, 0..workload::ROUNDS, 6);
+    let head = history.append_to(&setup.log).await;
+    let at_head = Checkpoints::default().advanced_to(head);
+    let runtime = setup.start().await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    let projected = setup.store.snapshot().await.unwrap();
+
+    // Same version: reopening keeps everything.
+    setup.reopen().await;
+    assert_eq!(setup.store.checkpoints().await.unwrap(), at_head);
+    assert_eq!(setup.store.snapshot().await.unwrap(), projected);
+    // A rebuild in place (`reset`) keeps the version too.
+    rebuild(setup.log.as_ref(), &setup.store).await.unwrap();
+    setup.reopen().await;
+    assert_eq!(setup.store.checkpoints().await.unwrap(), at_head);
+
+    // An older version stored: every read model is dropped, checkpoints included.
+    setup.store.close().await;
+    let ok = setup.raw_sql(&["UPDATE rm_schema SET version = 1"]).await;
+    assert_eq!(ok, vec![true]);
+    setup.reopen().await;
+    assert_eq!(
+        setup.store.schema_version().await.unwrap(),
+        Some(SCHEMA_VERSION)
+    );
+    assert_eq!(
+        setup.store.checkpoints().await.unwrap(),
+        Checkpoints::default()
+    );
+    assert_eq!(
+        setup.store.tenant(workload::tenant_id(1)).await.unwrap(),
+        None
+    );
+    let emptied = setup.store.snapshot().await.unwrap();
+    assert_eq!(emptied["rm_api_keys"], serde_json::json!([]));
+    assert_eq!(emptied["rm_checkpoints"], serde_json::json!({}));
+
+    // The projector refolds the whole log from position 0.
+    let runtime = setup.start().await;
+    assert_eq!(runtime.projected_position(), 0);
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    assert_eq!(setup.store.snapshot().await.unwrap(), projected);
+
+    // A store from before schema versions: no version table, `rm_api_keys` without the usage
+    // columns (writing usage into it would fail), and a table a former build left behind.
+    setup.store.close().await;
+    let ok = setup
+        .raw_sql(&[
+            "DROP TABLE rm_schema",
+            "DROP TABLE rm_api_keys",
+            "CREATE TABLE rm_api_keys (key_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, \
+             secret_hash TEXT NOT NULL, name TEXT NOT NULL, prefix TEXT NOT NULL, \
+             scopes TEXT NOT NULL, product TEXT, created_by TEXT NOT NULL, \
+             created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT)",
+            "CREATE TABLE rm_legacy (id BIGINT)",
+        ])
+        .await;
+    assert_eq!(ok, vec![true; 4]);
+    setup.reopen().await;
+    assert_eq!(
+        setup.store.schema_version().await.unwrap(),
+        Some(SCHEMA_VERSION)
+    );
+    assert_eq!(
+        setup.store.checkpoints().await.unwrap(),
+        Checkpoints::default()
+    );
+    assert_eq!(
+        setup
+            .store
+            .api_key_by_hash(&workload::secret_hash(0, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    setup.store.close().await;
+    assert_eq!(
+        setup.raw_sql(&["SELECT id FROM rm_legacy"]).await,
+        vec![false]
+    );
+    setup.reopen().await;
+
+    let runtime = setup.start().await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    let key = setup
+        .store
+        .api_key_by_hash(&workload::secret_hash(0, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.use_count, 3 + 2);
+    assert_eq!(setup.store.snapshot().await.unwrap(), projected);
+    setup.assert_live_equals_rebuild().await;
 }
 
 async fn wait_for_returns_once_projected_and_times_out_otherwise(kind: Kind) {
@@ -619,6 +836,8 @@ macro_rules! backends {
 
 backends!(
     appended_events_are_projected_and_queryable,
+    api_key_usage_accumulates_and_a_rebuild_agrees,
+    read_models_of_another_schema_version_are_dropped_and_rebuilt,
     wait_for_returns_once_projected_and_times_out_otherwise,
     restart_from_checkpoint_neither_skips_nor_double_applies,
     one_projection_is_rebuilt_alone_from_its_own_checkpoint,

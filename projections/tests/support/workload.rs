@@ -4,6 +4,9 @@
 //! tenant is updated, and so on), so consecutive events in the log belong to different tenants,
 //! as they do in production; a benchmark on per-tenant contiguous history would flatter the
 //! projector's coalescing.
+//!
+//! API keys are issued, used (`api_key.used` records, some after the key's revocation and
+//! some arriving after a later window was already recorded) and revoked.
 
 #![allow(dead_code)]
 
@@ -98,6 +101,43 @@ type Round = Vec<(String, Vec<Event>)>;
 
 /// The events of tenant `i` in round `round`, or nothing once its history is over.
 fn tenant_round(i: usize, round: usize, at: Timestamp) -> Round {
+    let mut writes = lifecycle_round(i, round, at);
+    writes.extend(usage_round(i, round, at));
+    writes
+}
+
+/// `api_key.used` v1 with `uses` uses from `at` to `seconds` later.
+pub fn used(uses: u64, at: Timestamp, seconds: i64) -> Event {
+    Event::ApiKeyUsed(ApiKeyUsedV1 {
+        uses,
+        first_used_at: at,
+        last_used_at: at.plus_seconds(seconds),
+    })
+}
+
+/// Usage records of tenant `i`'s API keys in round `round`. Per tenant `i`, key 0 ends up with
+/// `3 + i % 5 + 2` uses, last used 120 s after round 10; key 1 with `10 + i` uses (`11 + i`
+/// for even `i`), last used 600 s after round 10: round 12's record for even tenants covers an
+/// earlier window, so it adds a use without moving `last_used_at`.
+fn usage_round(i: usize, round: usize, at: Timestamp) -> Round {
+    let t = tenant_id(i);
+    let key = |n: usize, event: Event| (streams::api_key(t, api_key_id(i, n)), vec![event]);
+    match round {
+        8 => vec![key(0, used(3 + (i % 5) as u64, at, 60))],
+        // After round 9, so key 0 of every third tenant is already revoked: usage still counts.
+        10 => vec![
+            key(0, used(2, at, 120)),
+            key(1, used(10 + i as u64, at, 600)),
+        ],
+        // A window from a day ago, recorded late (say by a server that was cut off).
+        12 if i.is_multiple_of(2) => vec![key(1, used(1, at.plus_seconds(-86_400), 60))],
+        _ => Vec::new(),
+    }
+}
+
+/// The lifecycle events of tenant `i` in round `round`: tenant, signing keys, API key issue
+/// and revocation.
+fn lifecycle_round(i: usize, round: usize, at: Timestamp) -> Round {
     let t = tenant_id(i);
     let tenant = |events: Vec<Event>| vec![(streams::tenant(t), events)];
     match round {
