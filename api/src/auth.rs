@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// The scope that grants everything on the platform, held by the bootstrap admin key.
 pub const PLATFORM_ADMIN: &str = "platform:admin";
+/// The scope that lets a tenant's key administer that tenant's clients and keys.
+pub const TENANT_ADMIN: &str = "tenant:admin";
 
 /// The caller behind a valid API key.
 #[derive(Clone, Debug)]
@@ -41,6 +43,22 @@ impl Principal {
                 "this key lacks the {PLATFORM_ADMIN} scope"
             )))
         }
+    }
+
+    /// The caller may administer this tenant's clients and keys: platform admins any tenant's,
+    /// a tenant-scoped key with `tenant:admin` its own. Any other tenant looks nonexistent
+    /// (404), never forbidden, so that tenant ids cannot be probed.
+    pub async fn authorize_tenant(
+        &self,
+        state: &AppState,
+        tenant_id: Uuid,
+    ) -> Result<(), ApiError> {
+        let visible = self.is_platform_admin()
+            || (self.tenant_id == tenant_id && self.scopes.iter().any(|s| s == TENANT_ADMIN));
+        if !visible || state.store.tenant(tenant_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
+        }
+        Ok(())
     }
 
     pub fn actor(&self) -> Actor {
@@ -91,6 +109,7 @@ impl FromRequestParts<AppState> for Principal {
                 ));
             }
         }
+        state.usage.record(key.tenant_id, key.key_id, now);
         Ok(Principal {
             key_id: key.key_id,
             tenant_id: key.tenant_id,

@@ -59,9 +59,66 @@ pub struct ServeConfig {
     )]
     pub read_your_writes_timeout_ms: u64,
 
+    /// The externally reachable base URL; each tenant's issuer is `{public_url}/t/{slug}`.
+    /// Must be https unless the host is localhost or a loopback address. Defaults to
+    /// `http://` and the listen address (`localhost` when listening on all interfaces).
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// How often aggregated API key usage is recorded on the log. A crash loses at most the
+    /// uses of this last interval; a clean shutdown loses none.
+    #[arg(long, env = "TESSERA_USAGE_FLUSH_SECS", default_value_t = 10)]
+    pub usage_flush_secs: u64,
+
     /// How often scheduled lifecycle transitions (cancellation at period end) are applied.
     #[arg(long, env = "TESSERA_LIFECYCLE_INTERVAL_SECS", default_value_t = 30)]
     pub lifecycle_interval_secs: u64,
+}
+
+/// The public base URL: `configured` (validated, without a trailing slash), or one derived
+/// from the address actually listened on.
+pub fn public_url(configured: Option<&str>, listening: SocketAddr) -> Result<String, String> {
+    let Some(configured) = configured.map(str::trim).filter(|u| !u.is_empty()) else {
+        let host = if listening.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            listening.ip().to_string()
+        };
+        let host = if listening.is_ipv6() && host != "localhost" {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        return Ok(format!("http://{host}:{}", listening.port()));
+    };
+    let url = configured.trim_end_matches('/');
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("TESSERA_PUBLIC_URL {url:?} is not an absolute URL"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') || url.contains(['?', '#']) {
+        return Err(format!(
+            "TESSERA_PUBLIC_URL {url:?} must be scheme://host[:port][/path] without user info, query or fragment"
+        ));
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "https" => Ok(url.to_owned()),
+        "http" if loopback => Ok(url.to_owned()),
+        "http" => Err(format!(
+            "TESSERA_PUBLIC_URL {url:?} must use https (plain http is allowed only for localhost)"
+        )),
+        other => Err(format!(
+            "TESSERA_PUBLIC_URL scheme {other:?} is not http or https"
+        )),
+    }
 }
 
 /// Where the log, read models and master key live; shared by every subcommand.
@@ -79,4 +136,34 @@ pub struct StorageConfig {
     /// directory for the embedded default when unset.
     #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Secret>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn public_url_defaults_to_the_listen_address_and_must_be_https_off_loopback() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(public_url(None, addr).unwrap(), "http://127.0.0.1:8080");
+        let any = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(public_url(None, any).unwrap(), "http://localhost:9000");
+        assert_eq!(
+            public_url(Some("https://id.example.com/"), addr).unwrap(),
+            "https://id.example.com"
+        );
+        assert_eq!(
+            public_url(Some("http://localhost:3000/auth"), addr).unwrap(),
+            "http://localhost:3000/auth"
+        );
+        assert_eq!(
+            public_url(Some("http://[::1]:3000"), addr).unwrap(),
+            "http://[::1]:3000"
+        );
+        assert!(public_url(Some("http://id.example.com"), addr).is_err());
+        assert!(public_url(Some("ftp://localhost"), addr).is_err());
+        assert!(public_url(Some("id.example.com"), addr).is_err());
+        assert!(public_url(Some("https://u:p@id.example.com"), addr).is_err());
+        assert!(public_url(Some("https://id.example.com/?x=1"), addr).is_err());
+    }
 }

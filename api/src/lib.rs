@@ -9,7 +9,9 @@
 //! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge.
+//! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end).
+//! - [`usage`]: API key usage, counted in memory and recorded in aggregate.
 
 pub mod auth;
 pub mod cli;
@@ -18,7 +20,9 @@ pub mod correlation;
 pub mod error;
 pub mod extract;
 pub mod lifecycle;
+pub mod oauth;
 pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod usage;

@@ -3,11 +3,12 @@
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::{api_keys, health, tenants};
+use crate::oauth::{introspection, metadata, token};
+use crate::routes::{api_keys, clients, health, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tessera", description = "Multi-tenant identity platform: admin API."),
+    info(title = "Tessera", description = "Multi-tenant identity platform: admin API and per-tenant OAuth 2.0 authorization servers."),
     paths(
         health::healthz,
         health::readyz,
@@ -30,6 +31,20 @@ use crate::routes::{api_keys, health, tenants};
         api_keys::list_api_keys,
         api_keys::get_api_key,
         api_keys::revoke_api_key,
+        api_keys::api_key_usage,
+        api_keys::verify_api_key,
+        clients::register_client,
+        clients::list_clients,
+        clients::get_client,
+        clients::update_client,
+        clients::deactivate_client,
+        clients::regenerate_secret,
+        metadata::openid_configuration,
+        metadata::authorization_server_metadata,
+        metadata::jwks,
+        token::token,
+        introspection::introspect,
+        introspection::revoke,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

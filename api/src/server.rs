@@ -15,14 +15,15 @@ use axum::routing::get;
 use tessera_commands::crypto::{Crypto, MasterKey};
 use tessera_commands::{CommandService, SystemClock, SystemIds};
 use tessera_event_log::{Backend, EventLog, LogConfig};
-use tessera_projections::{ProjectionRuntime, ReadStore};
+use tessera_projections::{Directory, ProjectionRuntime, ReadStore};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{correlation, lifecycle, openapi, routes};
+use crate::usage::UsageRecorder;
+use crate::{config, correlation, lifecycle, oauth, openapi, routes, usage};
 
 /// Largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(routes::tenants::router())
         .merge(routes::api_keys::router())
+        .merge(routes::clients::router())
+        .merge(oauth::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -158,19 +161,28 @@ pub async fn run(
         tracing::info!(key_id = %issued.key_id, "created the system tenant and the platform admin key");
     }
 
+    let public_url = config::public_url(config.public_url.as_deref(), listener.local_addr()?)
+        .map_err(|message| anyhow::anyhow!(message))?;
     let projections = Arc::new(
         ProjectionRuntime::start(log.clone(), store.clone())
             .await
             .context("starting projections")?,
     );
-    // Serve only once the read models hold every event committed before this start, so that
-    // no acknowledged write is missing from a read after a crash and restart.
+    let directory = Directory::new();
+    let directory_task = directory.follow(log.clone());
+    // Serve only once the read models and the OAuth directory hold every event committed
+    // before this start, so that no acknowledged write is missing after a crash and restart.
     let head = log.head_position().await.context("reading the log head")?;
-    tracing::info!(head, "catching up read models");
+    tracing::info!(head, "catching up read models and the OAuth directory");
     projections
         .wait_for(head, Duration::from_secs(3600))
         .await
         .map_err(|_| anyhow::anyhow!("read models did not catch up with the log"))?;
+    directory
+        .wait_for(head, Duration::from_secs(3600))
+        .await
+        .map_err(|_| anyhow::anyhow!("the OAuth directory did not catch up with the log"))?;
+    let usage_recorder = Arc::new(UsageRecorder::default());
     let state = AppState {
         commands,
         store,
@@ -179,7 +191,17 @@ pub async fn run(
         crypto,
         clock,
         read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+        directory,
+        signers: Arc::default(),
+        usage: usage_recorder.clone(),
+        public_url: public_url.into(),
     };
+    let usage_flusher = tokio::spawn(usage::run(
+        usage_recorder.clone(),
+        state.commands.clone(),
+        Duration::from_secs(config.usage_flush_secs.max(1)),
+    ));
+    let commands_for_shutdown = state.commands.clone();
     let sweeper = tokio::spawn(lifecycle::run(
         state.clone(),
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
@@ -196,6 +218,9 @@ pub async fn run(
         .context("serving HTTP")?;
 
     sweeper.abort();
+    usage_flusher.abort();
+    // A clean stop records every counted use.
+    usage_recorder.flush(&commands_for_shutdown).await;
     // Let the read models absorb the last writes, so a clean stop leaves them complete.
     if let Ok(head) = log.head_position().await {
         let _ = projections.wait_for(head, Duration::from_secs(10)).await;
@@ -203,6 +228,7 @@ pub async fn run(
     if let Ok(runtime) = Arc::try_unwrap(projections) {
         runtime.shutdown().await;
     }
+    directory_task.shutdown().await;
     log.close().await;
     tracing::info!("tessera stopped");
     Ok(())

@@ -7,9 +7,11 @@ use std::time::Duration;
 use tessera_commands::crypto::Crypto;
 use tessera_commands::{Clock, CommandService};
 use tessera_event_log::EventLog;
-use tessera_projections::{ProjectionRuntime, ReadStore};
+use tessera_projections::{Directory, ProjectionRuntime, ReadStore};
 
 use crate::error::ApiError;
+use crate::oauth::token::Signers;
+use crate::usage::UsageRecorder;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,18 +22,30 @@ pub struct AppState {
     pub crypto: Arc<Crypto>,
     pub clock: Arc<dyn Clock>,
     pub read_your_writes_timeout: Duration,
+    /// The in-memory OAuth directory the authorization server reads.
+    pub directory: Arc<Directory>,
+    /// Parsed signing keys, unsealed once per process.
+    pub signers: Arc<Signers>,
+    /// API key uses not yet recorded on the log.
+    pub usage: Arc<UsageRecorder>,
+    /// The externally reachable base URL, without a trailing slash.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
-    /// Read-your-writes: waits until the read models reflect `position`.
+    /// Read-your-writes: waits until the read models and the OAuth directory reflect
+    /// `position`.
     pub async fn projected(&self, position: u64) -> Result<(), ApiError> {
-        self.projections
-            .wait_for(position, self.read_your_writes_timeout)
-            .await
-            .map_err(|_| {
-                ApiError::Unavailable(format!(
-                    "read models did not reach position {position} in time; the write is durable"
-                ))
-            })
+        let (read_models, directory) = tokio::join!(
+            self.projections
+                .wait_for(position, self.read_your_writes_timeout),
+            self.directory
+                .wait_for(position, self.read_your_writes_timeout),
+        );
+        read_models.and(directory).map_err(|_| {
+            ApiError::Unavailable(format!(
+                "read models did not reach position {position} in time; the write is durable"
+            ))
+        })
     }
 }

@@ -43,6 +43,9 @@ pub const API_KEY_PREFIX: &str = "tsr_";
 /// How many leading characters of an API key are stored in clear to recognise it by.
 pub const API_KEY_PREFIX_LEN: usize = 12;
 
+/// Prefix of every OAuth client secret, for the same reason.
+pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
+
 /// HKDF salt (RFC 5869 section 3.1: a fixed, non-secret salt is fine when the input key is
 /// already uniformly random; it domain-separates Tessera from other users of the same key).
 const HKDF_SALT: &[u8] = b"tessera master key derivation v1";
@@ -312,6 +315,19 @@ impl Crypto {
         self.open(&key_aad(tenant_id, &key.kid), &key.sealed_private_key)
             .map(Zeroizing::new)
     }
+
+    /// Unseals one of `tenant_id`'s keys and parses it into a signer for access tokens. The
+    /// unsealed PKCS#8 bytes are wiped as soon as they are parsed.
+    pub fn token_signer(
+        &self,
+        tenant_id: Uuid,
+        kid: &str,
+        alg: SigningAlg,
+        sealed_private_key: &[u8],
+    ) -> Result<JwsSigner, CryptoError> {
+        let pkcs8 = Zeroizing::new(self.open(&key_aad(tenant_id, kid), sealed_private_key)?);
+        JwsSigner::new(alg, kid, &pkcs8)
+    }
 }
 
 fn key_aad(tenant_id: Uuid, kid: &str) -> Vec<u8> {
@@ -497,6 +513,20 @@ pub fn generate_secret() -> Result<String, CryptoError> {
     Ok(b64url(bytes.as_ref()))
 }
 
+/// A new OAuth client secret: `tcs_` followed by 43 base64url characters (256 bits).
+pub fn generate_client_secret() -> Result<String, CryptoError> {
+    Ok(format!("{CLIENT_SECRET_PREFIX}{}", generate_secret()?))
+}
+
+/// SHA-256 of an issued token's compact form: how the log and the token index recognise a
+/// token when it is presented again. Tokens carry a 122-bit random `jti` and a signature, so
+/// the hash cannot be inverted or guessed; it is not keyed, so that an auditor holding a token
+/// can find its `token.issued` event without the master key.
+pub fn token_hash(token: &str) -> Hash32 {
+    let digest = digest::digest(&digest::SHA256, token.as_bytes());
+    Hash32::from_slice(digest.as_ref()).unwrap_or_default()
+}
+
 /// A new API key plaintext: `tsr_` followed by 43 base64url characters.
 pub fn generate_api_key() -> Result<String, CryptoError> {
     Ok(format!("{API_KEY_PREFIX}{}", generate_secret()?))
@@ -515,6 +545,10 @@ pub(crate) fn jitter(max_exclusive: u64) -> u64 {
     }
     u64::from_le_bytes(bytes) % max_exclusive
 }
+
+pub mod jws;
+
+pub use jws::JwsSigner;
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,7 @@ pub mod service;
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use service::{
     ActivateTenant, CancelTenant, CommandService, CreateTenant, Created, IssueApiKey, IssuedApiKey,
-    Outcome, RotatedKey, UpdateTenant,
+    Outcome, RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, UpdateTenant,
 };
 
 use tessera_domain::DomainError;

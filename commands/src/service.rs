@@ -1038,5 +1038,9 @@ impl StreamLocks {
     }
 }
 
+mod oauth;
+
+pub use oauth::{RegeneratedSecret, RegisterClient, RegisteredClient};
+
 #[cfg(test)]
 mod tests;

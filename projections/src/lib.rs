@@ -15,8 +15,11 @@
 //! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`]: drop and replay everything, offline.
+//! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
+//!   revoked tokens) that the authorization server's hot paths read.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
 
+pub mod directory;
 pub mod error;
 pub mod rebuild;
 pub mod reduce;
@@ -25,6 +28,7 @@ pub mod store;
 pub mod views;
 mod write;
 
+pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
 pub use reduce::{Checkpoints, Projection};

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_commands::IssueApiKey;
@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{id}/api-keys/{key_id}",
             get(get_api_key).delete(revoke_api_key),
         )
+        .route(
+            "/v1/tenants/{id}/api-keys/{key_id}/usage",
+            get(api_key_usage),
+        )
+        .route("/v1/api-keys/verify", post(verify_api_key))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -53,6 +58,38 @@ pub struct ApiKey {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The last authenticated use (admin API call or successful verify), if any.
+    pub last_used_at: Option<String>,
+    pub use_count: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyUsage {
+    pub key_id: Uuid,
+    /// Authenticated uses since the key was issued.
+    pub use_count: u64,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    pub key: String,
+}
+
+/// The answer of `POST /v1/api-keys/verify`: `{"valid": false}` alone for any bad key.
+#[derive(Serialize, ToSchema, Default)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -77,8 +114,25 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-fn to_dto(view: ApiKeyView) -> ApiKey {
+/// Recorded uses plus those still counted in memory.
+fn usage_of(state: &AppState, view: &ApiKeyView) -> (u64, Option<Timestamp>) {
+    match state.usage.pending(view.tenant_id, view.key_id) {
+        Some(pending) => (
+            view.use_count + pending.uses,
+            Some(
+                view.last_used_at
+                    .map_or(pending.last_used_at, |at| at.max(pending.last_used_at)),
+            ),
+        ),
+        None => (view.use_count, view.last_used_at),
+    }
+}
+
+fn to_dto(state: &AppState, view: ApiKeyView) -> ApiKey {
+    let (use_count, last_used_at) = usage_of(state, &view);
     ApiKey {
+        last_used_at: last_used_at.map(|t| t.to_rfc3339()),
+        use_count,
         id: view.key_id,
         tenant_id: view.tenant_id,
         name: view.name,
@@ -92,22 +146,6 @@ fn to_dto(view: ApiKeyView) -> ApiKey {
     }
 }
 
-/// The caller may manage this tenant's keys: platform admins any tenant's, a tenant-scoped key
-/// with `tenant:admin` its own. Any other tenant looks nonexistent (404).
-async fn authorize(
-    principal: &Principal,
-    state: &AppState,
-    tenant_id: Uuid,
-) -> Result<(), ApiError> {
-    let visible = principal.is_platform_admin()
-        || (principal.tenant_id == tenant_id
-            && principal.scopes.iter().any(|s| s == "tenant:admin"));
-    if !visible || state.store.tenant(tenant_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
-    }
-    Ok(())
-}
-
 /// Creates an API key for the tenant. Needs `platform:admin`, or `tenant:admin` on this tenant.
 #[utoipa::path(post, path = "/v1/tenants/{id}/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
     params(("id" = Uuid, Path, description = "tenant id")),
@@ -119,7 +157,7 @@ pub async fn create_api_key(
     ApiPath(tenant_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
-    authorize(&principal, &state, tenant_id).await?;
+    principal.authorize_tenant(&state, tenant_id).await?;
     let expires_at = body
         .expires_at
         .as_deref()
@@ -153,7 +191,7 @@ pub async fn create_api_key(
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyCreated {
-            api_key: to_dto(view),
+            api_key: to_dto(&state, view),
             plaintext: issued.plaintext,
             warning: "Store this key now: it is shown only once and cannot be recovered.",
         }),
@@ -171,7 +209,7 @@ pub async fn list_api_keys(
     ApiPath(tenant_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ApiKeyPage>, ApiError> {
-    authorize(&principal, &state, tenant_id).await?;
+    principal.authorize_tenant(&state, tenant_id).await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 500"));
@@ -181,7 +219,11 @@ pub async fn list_api_keys(
         .list_api_keys(tenant_id, limit, query.cursor.as_deref())
         .await?;
     Ok(Json(ApiKeyPage {
-        items: page.items.into_iter().map(to_dto).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|view| to_dto(&state, view))
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -195,13 +237,13 @@ pub async fn get_api_key(
     State(state): State<AppState>,
     ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    authorize(&principal, &state, tenant_id).await?;
+    principal.authorize_tenant(&state, tenant_id).await?;
     let view = state
         .store
         .api_key(tenant_id, key_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("api key {key_id}")))?;
-    Ok(Json(to_dto(view)))
+    Ok(Json(to_dto(&state, view)))
 }
 
 /// Revokes an API key; it stops working at once. Needs `platform:admin`, or `tenant:admin` on
@@ -215,7 +257,7 @@ pub async fn revoke_api_key(
     ctx: RequestContext,
     ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    authorize(&principal, &state, tenant_id).await?;
+    principal.authorize_tenant(&state, tenant_id).await?;
     let done = state
         .commands
         .revoke_api_key(ctx.metadata(principal.actor()), tenant_id, key_id)
@@ -226,5 +268,81 @@ pub async fn revoke_api_key(
         .api_key(tenant_id, key_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("api key {key_id}")))?;
-    Ok(Json(to_dto(view)))
+    Ok(Json(to_dto(&state, view)))
+}
+
+/// Usage statistics of one API key: how many authenticated uses, and the last. Exact while the
+/// server runs; see `usage` for what a crash can lose. Needs `platform:admin`, or
+/// `tenant:admin` on this tenant.
+#[utoipa::path(get, path = "/v1/tenants/{id}/api-keys/{key_id}/usage", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "tenant id"), ("key_id" = Uuid, Path, description = "key id")),
+    responses((status = 200, body = ApiKeyUsage), (status = 404, body = ErrorBody)))]
+pub async fn api_key_usage(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<ApiKeyUsage>, ApiError> {
+    principal.authorize_tenant(&state, tenant_id).await?;
+    let view = state
+        .store
+        .api_key(tenant_id, key_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("api key {key_id}")))?;
+    let (use_count, last_used_at) = usage_of(&state, &view);
+    Ok(Json(ApiKeyUsage {
+        key_id,
+        use_count,
+        last_used_at: last_used_at.map(|t| t.to_rfc3339()),
+    }))
+}
+
+/// Verifies an API key for a product that received it. No authentication; always 200:
+/// `{"valid": false}` for an unknown, revoked or expired key, or one of a suspended, frozen or
+/// archived tenant. A successful verification counts as a use of the key.
+#[utoipa::path(post, path = "/v1/api-keys/verify", tag = "api-keys", request_body = VerifyRequest,
+    security(()),
+    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody)))]
+pub async fn verify_api_key(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let invalid = || Ok(Json(VerifyResponse::default()));
+    let key = body.key.trim();
+    if key.is_empty() || key.len() > 512 {
+        return invalid();
+    }
+    let Some(view) = state
+        .store
+        .api_key_by_hash(&state.crypto.secret_hash(key))
+        .await?
+    else {
+        return invalid();
+    };
+    let now = state.clock.now();
+    if !state.crypto.verify_secret(key, &view.secret_hash)
+        || view.revoked_at.is_some()
+        || view.expires_at.is_some_and(|at| at <= now)
+    {
+        return invalid();
+    }
+    let tenant_serves = state.store.tenant(view.tenant_id).await?.is_some_and(|t| {
+        !t.suspended
+            && !matches!(
+                t.status,
+                tessera_event_schemas::events::TenantStatus::Frozen
+                    | tessera_event_schemas::events::TenantStatus::Archived
+            )
+    });
+    if !tenant_serves {
+        return invalid();
+    }
+    state.usage.record(view.tenant_id, view.key_id, now);
+    Ok(Json(VerifyResponse {
+        valid: true,
+        tenant_id: Some(view.tenant_id),
+        key_id: Some(view.key_id),
+        product: view.product,
+        scopes: Some(view.scopes),
+        expires_at: view.expires_at.map(|t| t.to_rfc3339()),
+    }))
 }

@@ -2,5 +2,6 @@
 //! the permission check is its first statement.
 
 pub mod api_keys;
+pub mod clients;
 pub mod health;
 pub mod tenants;

@@ -287,3 +287,78 @@ fn secrets_kids_and_api_keys_have_their_documented_shapes() {
     assert_eq!(random.len(), 8);
     assert_eq!(decode(random).len(), 6);
 }
+
+#[test]
+fn access_tokens_verify_with_jsonwebtoken_against_the_published_jwk_for_every_algorithm() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode_header};
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Claims {
+        iss: String,
+        sub: String,
+        aud: String,
+        exp: i64,
+    }
+    let crypto = crypto(7);
+    let claims = Claims {
+        iss: "http://127.0.0.1:8080/t/acme".into(),
+        sub: "client-1".into(),
+        aud: "http://127.0.0.1:8080/t/acme".into(),
+        exp: 4_000_000_000,
+    };
+    for (alg, jwt_alg) in [
+        (SigningAlg::ES256, Algorithm::ES256),
+        (SigningAlg::EdDSA, Algorithm::EdDSA),
+        (SigningAlg::RS256, Algorithm::RS256),
+    ] {
+        let key = crypto
+            .generate_signing_key(alg, TENANT, "k1".into(), NOW)
+            .expect("generate");
+        let signer = crypto
+            .token_signer(TENANT, &key.kid, alg, &key.sealed_private_key)
+            .expect("unseal and parse");
+        let token = signer.sign(&claims).expect("sign");
+        let header = decode_header(&token).expect("header");
+        assert_eq!(header.alg, jwt_alg);
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        assert_eq!(header.typ.as_deref(), Some(jws::ACCESS_TOKEN_TYP));
+        let decoding = match &key.public_jwk {
+            PublicJwkV1::Ec { x, y } => DecodingKey::from_ec_components(x, y),
+            PublicJwkV1::Okp { x } => DecodingKey::from_ed_components(x),
+            PublicJwkV1::Rsa { n, e } => DecodingKey::from_rsa_components(n, e),
+        }
+        .expect("decoding key from the public JWK");
+        let mut validation = Validation::new(jwt_alg);
+        validation.set_issuer(&[&claims.iss]);
+        validation.set_audience(&[&claims.aud]);
+        let decoded = jsonwebtoken::decode::<Claims>(&token, &decoding, &validation)
+            .unwrap_or_else(|e| panic!("{alg:?} token must verify: {e}"));
+        assert_eq!(decoded.claims, claims);
+
+        // A signer for the same kid but sealed for another tenant does not open.
+        assert!(
+            crypto
+                .token_signer(Uuid::from_u128(9), &key.kid, alg, &key.sealed_private_key)
+                .is_err()
+        );
+        // A flipped byte in the signature fails verification.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).expect("ascii");
+        assert!(jsonwebtoken::decode::<Claims>(&tampered, &decoding, &validation).is_err());
+    }
+}
+
+#[test]
+fn client_secrets_are_prefixed_and_token_hashes_are_sha256() {
+    let secret = generate_client_secret().expect("secret");
+    assert!(secret.starts_with(CLIENT_SECRET_PREFIX));
+    assert_eq!(secret.len(), CLIENT_SECRET_PREFIX.len() + 43);
+    assert_ne!(secret, generate_client_secret().expect("secret"));
+    // SHA-256("abc"), FIPS 180-2 appendix B.1.
+    assert_eq!(
+        token_hash("abc").to_string(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}

@@ -1,0 +1,242 @@
+//! `POST /t/{slug}/oauth/token`: the client credentials grant (RFC 6749 section 4.4), issuing
+//! JWT access tokens (RFC 9068).
+//!
+//! Checks run in RFC order: a well-formed request, an authenticated client, a tenant that
+//! serves, a known grant type, a grant the client is registered for, then the scope. The
+//! token is signed with the tenant's active key, its `token.issued` event is made durable, and
+//! only then is it returned. `authorization_code` and `refresh_token` are known grant types
+//! whose grants cannot be valid yet (no authorization endpoint issues codes), so a client
+//! registered for them gets `invalid_grant`; discovery does not advertise them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tessera_commands::crypto::{self, Crypto, CryptoError, JwsSigner};
+use tessera_domain::oauth_client::{
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, ScopeError,
+    grant_scopes,
+};
+use tessera_domain::tenant::TenantKey;
+use tessera_event_schemas::Timestamp;
+use tessera_event_schemas::events::TokenIssuedV1;
+use tessera_projections::IssuedToken;
+use uuid::Uuid;
+
+use super::{Credentials, FormParams, OAuthError, client_actor, issuer, no_store, tenant_of};
+use crate::extract::{ApiPath, RequestContext};
+use crate::state::AppState;
+
+/// The claims of an access token (RFC 9068 section 2.2), plus the tenant.
+#[derive(Serialize)]
+pub struct AccessTokenClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub tenant_id: Uuid,
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u32,
+    scope: &'a str,
+}
+
+/// Parsed signing keys by (tenant, kid), so that a key is unsealed and parsed once per
+/// process rather than once per token.
+#[derive(Default)]
+pub struct Signers {
+    keys: RwLock<HashMap<(Uuid, String), Arc<JwsSigner>>>,
+}
+
+impl std::fmt::Debug for Signers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signers").finish_non_exhaustive()
+    }
+}
+
+impl Signers {
+    pub fn get(
+        &self,
+        crypto: &Crypto,
+        tenant_id: Uuid,
+        key: &TenantKey,
+    ) -> Result<Arc<JwsSigner>, CryptoError> {
+        let cache_key = (tenant_id, key.kid.clone());
+        if let Some(signer) = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&cache_key)
+        {
+            return Ok(signer.clone());
+        }
+        let signer =
+            Arc::new(crypto.token_signer(tenant_id, &key.kid, key.alg, &key.sealed_private_key)?);
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cache_key, signer.clone());
+        Ok(signer)
+    }
+}
+
+/// Token endpoint. Client authentication: `client_secret_basic` or `client_secret_post`.
+#[utoipa::path(post, path = "/t/{slug}/oauth/token", tag = "oauth",
+    params(("slug" = String, Path, description = "tenant slug")),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "grant_type=client_credentials[&scope=...]"),
+    responses((status = 200, description = "access token"), (status = 400, description = "OAuth error"),
+        (status = 401, description = "invalid_client")))]
+pub async fn token(
+    State(state): State<AppState>,
+    ApiPath(slug): ApiPath<String>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match issue(&state, &slug, &ctx, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    slug: &str,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let tenant_state = tenant_of(state, slug)?;
+    let tenant = tenant_state
+        .tenant
+        .as_ref()
+        .ok_or_else(OAuthError::unknown_issuer)?;
+    let form = FormParams::parse(headers, body)?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let client = Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
+    if !super::tenant_serves(tenant) {
+        return Err(OAuthError::unauthorized_client(
+            "the tenant is suspended, frozen or archived and issues no tokens",
+        ));
+    }
+    if ![
+        GRANT_CLIENT_CREDENTIALS,
+        GRANT_AUTHORIZATION_CODE,
+        GRANT_REFRESH_TOKEN,
+    ]
+    .contains(&grant_type)
+    {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant type {grant_type:?} is not supported"
+        )));
+    }
+    if !client.client.allows_grant(grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "the client is not registered for the {grant_type} grant"
+        )));
+    }
+    match grant_type {
+        GRANT_AUTHORIZATION_CODE => {
+            form.get("code")
+                .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is invalid, expired or was issued to another client",
+            ));
+        }
+        GRANT_REFRESH_TOKEN => {
+            form.get("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is invalid, expired or was issued to another client",
+            ));
+        }
+        _ => {}
+    }
+    let scopes = grant_scopes(&client.client.allowed_scopes, form.get("scope")).map_err(
+        |error| match error {
+            ScopeError::Malformed(_) | ScopeError::NotAllowed(_) => {
+                OAuthError::invalid_scope(error.to_string())
+            }
+        },
+    )?;
+    let key = tenant
+        .active_key()
+        .ok_or_else(|| OAuthError::server_error("the tenant has no active signing key"))?;
+    let signer = state
+        .signers
+        .get(&state.crypto, tenant.id, key)
+        .map_err(OAuthError::server_error)?;
+
+    let issuer = issuer(state, &tenant.slug);
+    let now = state.clock.now();
+    let ttl = client.client.access_token_ttl_secs;
+    let issued_at = Timestamp::from_micros(now.as_micros() / 1_000_000 * 1_000_000);
+    let expires_at = Timestamp::from_micros(issued_at.as_micros() + i64::from(ttl) * 1_000_000);
+    let jti = Uuid::now_v7();
+    let scope = scopes.join(" ");
+    let client_id = client.client.client_id.as_str();
+    let access_token = signer
+        .sign(&AccessTokenClaims {
+            iss: &issuer,
+            sub: client_id,
+            aud: &issuer,
+            client_id,
+            scope: &scope,
+            jti: jti.to_string(),
+            iat: issued_at.as_micros() / 1_000_000,
+            exp: expires_at.as_micros() / 1_000_000,
+            tenant_id: tenant.id,
+        })
+        .map_err(OAuthError::server_error)?;
+    let token_hash = crypto::token_hash(&access_token);
+    let issued = TokenIssuedV1 {
+        jti,
+        client_id: client_id.to_owned(),
+        grant_type: GRANT_CLIENT_CREDENTIALS.to_owned(),
+        scopes,
+        audience: vec![issuer],
+        kid: signer.kid().to_owned(),
+        issued_at,
+        expires_at,
+        token_hash,
+    };
+    let record = IssuedToken {
+        tenant_id: tenant.id,
+        client_id: issued.client_id.clone(),
+        jti,
+        scopes: issued.scopes.clone(),
+        audience: issued.audience.clone(),
+        kid: issued.kid.clone(),
+        issued_at,
+        expires_at,
+    };
+    state
+        .commands
+        .record_token_issued(ctx.metadata(client_actor(&client)), tenant.id, issued)
+        .await
+        .map_err(OAuthError::unavailable)?;
+    state.directory.note_issued(token_hash, record);
+    Ok(no_store(
+        axum::Json(TokenResponse {
+            access_token: &access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope: &scope,
+        })
+        .into_response(),
+    ))
+}
