@@ -9,9 +9,9 @@
 //!
 //! This module knows no SQL and no particular database.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -325,6 +325,8 @@ fn replayed_outcome(
 pub struct Committed {
     pub results: Vec<Result<AppendOutcome, AppendError>>,
     pub head: LogHead,
+    /// The events the batch stored, in position order, for the recent-events tail.
+    pub events: Vec<RecordedEvent>,
 }
 
 /// One backend's way of writing a batch: one transaction, one commit.
@@ -362,11 +364,52 @@ enum Request {
     },
 }
 
+/// Events this process committed most recently, so that subscribers at the head (the
+/// projectors) get new events from memory instead of reading back what was just written.
+/// Bounded; a subscriber that falls further behind reads from the store as before.
+#[derive(Default)]
+struct Tail {
+    events: VecDeque<RecordedEvent>,
+}
+
+/// How many recently committed events the tail keeps.
+pub const TAIL_CAPACITY: usize = 16_384;
+
+impl Tail {
+    fn push(&mut self, events: Vec<RecordedEvent>) {
+        for event in events {
+            if self.events.len() == TAIL_CAPACITY {
+                self.events.pop_front();
+            }
+            self.events.push_back(event);
+        }
+    }
+
+    /// The events right after `after_position`, if the tail holds the very next one, up to
+    /// `limit` and up to the first gap (positions committed by another process).
+    fn after(&self, after_position: u64, limit: usize) -> Option<Vec<RecordedEvent>> {
+        let wanted = after_position.checked_add(1)?;
+        let start = self
+            .events
+            .binary_search_by_key(&wanted, |e| e.envelope.global_position)
+            .ok()?;
+        let mut out = Vec::with_capacity(limit.min(self.events.len() - start));
+        for (next, event) in (wanted..).zip(self.events.range(start..)) {
+            if out.len() == limit || event.envelope.global_position != next {
+                break;
+            }
+            out.push(event.clone());
+        }
+        Some(out)
+    }
+}
+
 /// The handle appends go through; owns the writer task.
 pub struct GroupCommit {
     requests: mpsc::Sender<Request>,
     head: watch::Receiver<u64>,
     closed: AtomicBool,
+    tail: Arc<Mutex<Tail>>,
 }
 
 impl GroupCommit {
@@ -376,12 +419,28 @@ impl GroupCommit {
         // Bounded, so that a slow disk pushes back on callers instead of queueing without limit.
         let (requests, receiver) = mpsc::channel(max_batch.saturating_mul(4));
         let (head_tx, head_rx) = watch::channel(head);
-        tokio::spawn(run_writer(writer, receiver, head_tx, max_batch));
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        tokio::spawn(run_writer(
+            writer,
+            receiver,
+            head_tx,
+            tail.clone(),
+            max_batch,
+        ));
         Self {
             requests,
             head: head_rx,
             closed: AtomicBool::new(false),
+            tail,
         }
+    }
+
+    /// Recently committed events after `after_position` (see [`crate::EventLog::recent`]).
+    pub fn recent(&self, after_position: u64, limit: usize) -> Option<Vec<RecordedEvent>> {
+        self.tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .after(after_position, limit)
     }
 
     /// Appends through the writer task; returns once the batch holding it has committed.
@@ -420,6 +479,7 @@ async fn run_writer(
     mut writer: impl BatchWriter,
     mut requests: mpsc::Receiver<Request>,
     head: watch::Sender<u64>,
+    tail: Arc<Mutex<Tail>>,
     max_batch: usize,
 ) {
     let mut pending = Vec::with_capacity(max_batch);
@@ -466,6 +526,10 @@ async fn run_writer(
         }
         match writer.write_batch(&appends, close_reply.is_some()).await {
             Ok(committed) => {
+                // Into the tail before the head moves, so a woken subscriber finds them.
+                tail.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(committed.events);
                 head.send_if_modified(|current| {
                     let changed = *current != committed.head.position;
                     *current = committed.head.position;
@@ -500,5 +564,66 @@ async fn run_writer(
     writer.shutdown().await;
     if let Some(reply) = close_reply {
         let _ = reply.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_event_schemas::{Actor, Envelope, Hash32, RecordedEvent, Timestamp};
+    use uuid::Uuid;
+
+    use super::{TAIL_CAPACITY, Tail};
+
+    fn at(position: u64) -> RecordedEvent {
+        RecordedEvent {
+            envelope: Envelope {
+                event_id: Uuid::from_u128(u128::from(position)),
+                stream_id: "s".into(),
+                stream_version: position,
+                global_position: position,
+                tenant_id: Uuid::nil(),
+                event_type: "t".into(),
+                schema_version: 1,
+                recorded_at: Timestamp::from_micros(0),
+                actor: Actor::system(),
+                correlation_id: String::new(),
+                causation_id: None,
+                source_ip: None,
+                user_agent: None,
+                prev_hash: Hash32::default(),
+                hash: Hash32::default(),
+                log_hash: Hash32::default(),
+            },
+            payload: Vec::new(),
+        }
+    }
+
+    fn positions(events: Option<Vec<RecordedEvent>>) -> Option<Vec<u64>> {
+        events.map(|e| e.iter().map(|e| e.envelope.global_position).collect())
+    }
+
+    #[test]
+    fn the_tail_hands_out_only_the_contiguous_run_right_after_a_position() {
+        let mut tail = Tail::default();
+        tail.push((1..=5).map(at).collect());
+        // Positions 6 and 7 were committed by another process: a gap in our tail.
+        tail.push((8..=9).map(at).collect());
+        assert_eq!(positions(tail.after(0, 100)), Some(vec![1, 2, 3, 4, 5]));
+        assert_eq!(positions(tail.after(2, 2)), Some(vec![3, 4]));
+        assert_eq!(positions(tail.after(4, 100)), Some(vec![5]));
+        // The next position is not held: the caller must read the store.
+        assert_eq!(positions(tail.after(5, 100)), None);
+        assert_eq!(positions(tail.after(7, 100)), Some(vec![8, 9]));
+        assert_eq!(positions(tail.after(9, 100)), None);
+    }
+
+    #[test]
+    fn the_tail_forgets_the_oldest_events_beyond_its_capacity() {
+        let mut tail = Tail::default();
+        let total = TAIL_CAPACITY as u64 + 10;
+        tail.push((1..=total).map(at).collect());
+        assert_eq!(tail.events.len(), TAIL_CAPACITY);
+        assert_eq!(positions(tail.after(0, 10)), None);
+        assert_eq!(positions(tail.after(10, 1)), Some(vec![11]));
     }
 }

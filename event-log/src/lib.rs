@@ -132,6 +132,14 @@ pub trait EventLog: Send + Sync {
     /// poll, so commits by other processes (PostgreSQL) are seen too.
     fn watch_head(&self) -> tokio::sync::watch::Receiver<u64>;
 
+    /// Events right after `after_position` that this process committed recently, from memory:
+    /// `Some` only if the very next position is held, and then up to `limit` contiguous events.
+    /// `None` means "read the store". Subscriptions use it to follow the head without reading
+    /// back what was just written.
+    fn recent(&self, _after_position: u64, _limit: usize) -> Option<Vec<RecordedEvent>> {
+        None
+    }
+
     /// Checkpoints with `position > after_position`, in order.
     async fn checkpoints(&self, after_position: u64) -> Result<Vec<Checkpoint>, LogError>;
 

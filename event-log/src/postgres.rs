@@ -208,6 +208,10 @@ impl EventLog for PostgresLog {
         self.commit.watch_head()
     }
 
+    fn recent(&self, after_position: u64, limit: usize) -> Option<Vec<RecordedEvent>> {
+        self.commit.recent(after_position, limit)
+    }
+
     async fn checkpoints(&self, after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
         let rows = sqlx::query(
             "SELECT position, log_hash, created_at, key_id, signature FROM log_checkpoints \
@@ -308,9 +312,11 @@ impl BatchWriter for PgWriter {
             crate::group_commit::now(),
         );
 
-        if !plan.events.is_empty() {
-            let rows = std::mem::take(&mut plan.events)
-                .into_iter()
+        let events = std::mem::take(&mut plan.events);
+        if !events.is_empty() {
+            let rows = events
+                .iter()
+                .cloned()
                 .map(EventRow::from_recorded)
                 .collect::<Result<Vec<_>, _>>()?;
             write_events(&mut tx, rows, &plan.stream_heads, plan.head).await?;
@@ -322,6 +328,7 @@ impl BatchWriter for PgWriter {
         Ok(Committed {
             results: plan.results,
             head: plan.head,
+            events,
         })
     }
 

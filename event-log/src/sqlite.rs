@@ -216,6 +216,10 @@ impl EventLog for SqliteLog {
         self.commit.watch_head()
     }
 
+    fn recent(&self, after_position: u64, limit: usize) -> Option<Vec<RecordedEvent>> {
+        self.commit.recent(after_position, limit)
+    }
+
     async fn checkpoints(&self, after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
         let rows = sqlx::query(
             "SELECT position, log_hash, created_at, key_id, signature FROM log_checkpoints \
@@ -322,8 +326,10 @@ impl BatchWriter for SqliteWriter {
             crate::group_commit::now(),
         );
 
-        let rows = std::mem::take(&mut plan.events)
-            .into_iter()
+        let events = std::mem::take(&mut plan.events);
+        let rows = events
+            .iter()
+            .cloned()
             .map(EventRow::from_recorded)
             .collect::<Result<Vec<_>, _>>()?;
         insert_events(&mut tx, rows).await?;
@@ -354,6 +360,7 @@ impl BatchWriter for SqliteWriter {
         Ok(Committed {
             results: plan.results,
             head: plan.head,
+            events,
         })
     }
 

@@ -6,6 +6,10 @@
 //! makes local commits visible without waiting for it. Because positions are dense and assigned
 //! in commit order, "everything after the last position I saw" is never missing anything.
 //!
+//! At the head, the next events usually come from [`EventLog::recent`]: the writer's in-memory
+//! tail of what this process just committed, handed over only when it holds the very next
+//! position, so reading from memory or from the store yields exactly the same sequence.
+//!
 //! This module only uses the [`EventLog`] trait; it knows no backend.
 
 use std::sync::Arc;
@@ -55,7 +59,15 @@ pub fn subscribe(
             // Mark the current head as seen before reading, so a commit that lands during the
             // read still wakes the next wait.
             state.head.borrow_and_update();
-            match state.log.read_all(state.position, state.batch_size).await {
+            let recent = state
+                .log
+                .recent(state.position, state.batch_size)
+                .filter(|events| !events.is_empty());
+            let read = match recent {
+                Some(events) => Ok(events),
+                None => state.log.read_all(state.position, state.batch_size).await,
+            };
+            match read {
                 Ok(events) => match events.last() {
                     Some(last) => {
                         state.position = last.envelope.global_position;
