@@ -210,6 +210,36 @@ impl TestServer {
     }
 }
 
+/// Helpers for the OAuth and API key tests.
+impl TestServer {
+    /// Creates a tenant from a whole request body (e.g. with `signing_alg`).
+    pub async fn create_tenant_with(&self, body: Value) -> Value {
+        let (status, created) = self
+            .send(self.admin(Method::POST, "/v1/tenants").json(&body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
+    /// Issues an API key for a tenant with the platform admin key; returns the 201 body
+    /// (`api_key`, `plaintext`, `warning`).
+    pub async fn create_api_key(&self, tenant_id: &str, body: Value) -> Value {
+        let (status, created) = self
+            .send(
+                self.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/api-keys"))
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
+    /// The issuer URL of a tenant: `{base}/t/{slug}`.
+    pub fn issuer(&self, slug: &str) -> String {
+        format!("{}/t/{slug}", self.base)
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();

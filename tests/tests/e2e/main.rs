@@ -7,7 +7,9 @@
 
 mod helpers;
 
+mod api_key_usage;
 mod auth;
 mod crash;
+mod oauth;
 mod tenants;
 mod tidy;
