@@ -45,7 +45,7 @@ as_pg() { if [[ -n "$PG_USER" ]]; then runuser -u "$PG_USER" -- "$@"; else "$@";
 cleanup() {
   [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   [[ -n "$PG_DIR" ]] && as_pg pg_ctl -D "$PG_DIR" -m immediate stop >/dev/null 2>&1
-  rm -rf "$WORK"
+  [[ -n "${KEEP_LOG:-}" ]] && cp "$WORK/server.log" "$KEEP_LOG"; rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -112,7 +112,7 @@ echo "== $STORE, $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 echo "-- client_credentials: POST /t/bench/oauth/token"
 if [[ -n "${PERF_OUT:-}" ]]; then
   # Profile the server (not wrk) during the token run: PERF_OUT=/tmp/token.perf
-  (sleep 1; perf record -F 999 -g -p "$SERVER_PID" -o "$PERF_OUT" -- sleep $((DURATION - 2)) >/dev/null 2>&1) &
+  (sleep 1; perf record -F 299 ${PERF_CALLGRAPH:--g} ${PERF_TARGET:--p "$SERVER_PID"} -o "$PERF_OUT" -- sleep $((DURATION - 2)) >/dev/null 2>&1) &
 fi
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/token.lua" "$BASE/t/bench/oauth/token"
 HEAD_AFTER=$(curl -sf "$BASE/readyz" | json '["log_head"]')
