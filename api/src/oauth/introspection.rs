@@ -27,7 +27,7 @@ use tessera_event_schemas::events::{PublicJwkV1, SigningAlg, TokenRevokedV1};
 use tessera_projections::IssuedToken;
 use uuid::Uuid;
 
-use super::{Credentials, FormParams, OAuthError, client_actor, issuer, no_store, tenant_of};
+use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
 use crate::extract::{ApiPath, RequestContext};
 use crate::state::AppState;
 
@@ -80,14 +80,14 @@ fn introspect_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Introspection, OAuthError> {
-    let tenant_state = tenant_of(state, slug)?;
-    let tenant = tenant_state
+    let request = ClientRequest::parse(state, slug, headers, body)?;
+    let tenant = request
+        .tenant
         .tenant
         .as_ref()
         .ok_or_else(OAuthError::unknown_issuer)?;
-    let form = FormParams::parse(headers, body)?;
-    Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
-    let token = form
+    let token = request
+        .form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let Some(record) = find_token(state, tenant, token) else {
@@ -136,13 +136,13 @@ async fn revoke_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), OAuthError> {
-    let tenant_state = tenant_of(state, slug)?;
-    let tenant = tenant_state
+    let request = ClientRequest::parse(state, slug, headers, body)?;
+    let tenant = request
+        .tenant
         .tenant
         .as_ref()
         .ok_or_else(OAuthError::unknown_issuer)?;
-    let form = FormParams::parse(headers, body)?;
-    let client = Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
+    let (form, client) = (&request.form, &request.client);
     if !super::tenant_serves(tenant) {
         return Err(OAuthError::unauthorized_client(
             "the tenant is suspended, frozen or archived",
@@ -162,7 +162,7 @@ async fn revoke_inner(
     state
         .commands
         .record_token_revoked(
-            ctx.metadata(client_actor(&client)),
+            ctx.metadata(client_actor(client)),
             tenant.id,
             TokenRevokedV1 {
                 jti: record.jti,

@@ -308,6 +308,37 @@ fn decode_basic(encoded: &str) -> Option<Credentials> {
     Some(Credentials { client_id, secret })
 }
 
+/// The common first steps of the token, introspection and revocation endpoints: the tenant of
+/// `/t/{slug}`, the form body, and the client that authenticated.
+pub struct ClientRequest {
+    /// Always a created tenant (`tenant_of` checks).
+    pub tenant: Arc<TenantState>,
+    pub form: FormParams,
+    pub client: Arc<ClientEntry>,
+}
+
+impl ClientRequest {
+    pub fn parse(
+        state: &AppState,
+        slug: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Self, OAuthError> {
+        let tenant_state = tenant_of(state, slug)?;
+        let form = FormParams::parse(headers, body)?;
+        let tenant = tenant_state
+            .tenant
+            .as_ref()
+            .ok_or_else(OAuthError::unknown_issuer)?;
+        let client = Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
+        Ok(Self {
+            tenant: tenant_state,
+            form,
+            client,
+        })
+    }
+}
+
 /// The actor of events a client causes.
 pub fn client_actor(client: &ClientEntry) -> Actor {
     Actor {

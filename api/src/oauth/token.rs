@@ -1,8 +1,8 @@
 //! `POST /t/{slug}/oauth/token`: the client credentials grant (RFC 6749 section 4.4), issuing
 //! JWT access tokens (RFC 9068).
 //!
-//! Checks run in RFC order: a well-formed request, an authenticated client, a tenant that
-//! serves, a known grant type, a grant the client is registered for, then the scope. The
+//! Checks run in this order: a form body, an authenticated client, a `grant_type`, a tenant
+//! that serves, a known grant type, a grant the client is registered for, then the scope. The
 //! token is signed with the tenant's active key, its `token.issued` event is made durable, and
 //! only then is it returned. `authorization_code` and `refresh_token` are known grant types
 //! whose grants cannot be valid yet (no authorization endpoint issues codes), so a client
@@ -27,7 +27,7 @@ use tessera_event_schemas::events::TokenIssuedV1;
 use tessera_projections::IssuedToken;
 use uuid::Uuid;
 
-use super::{Credentials, FormParams, OAuthError, client_actor, issuer, no_store, tenant_of};
+use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
 use crate::extract::{ApiPath, RequestContext};
 use crate::state::AppState;
 
@@ -118,16 +118,16 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
-    let tenant_state = tenant_of(state, slug)?;
-    let tenant = tenant_state
+    let request = ClientRequest::parse(state, slug, headers, body)?;
+    let tenant = request
+        .tenant
         .tenant
         .as_ref()
         .ok_or_else(OAuthError::unknown_issuer)?;
-    let form = FormParams::parse(headers, body)?;
+    let (form, client) = (&request.form, &request.client);
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let client = Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
     if !super::tenant_serves(tenant) {
         return Err(OAuthError::unauthorized_client(
             "the tenant is suspended, frozen or archived and issues no tokens",
@@ -226,7 +226,7 @@ async fn issue(
     };
     state
         .commands
-        .record_token_issued(ctx.metadata(client_actor(&client)), tenant.id, issued)
+        .record_token_issued(ctx.metadata(client_actor(client)), tenant.id, issued)
         .await
         .map_err(OAuthError::unavailable)?;
     state.directory.note_issued(token_hash, record);
