@@ -25,6 +25,7 @@ fn every_source_file_opens_with_a_module_doc() {
         "commands",
         "projections",
         "api",
+        "replay-tools",
         "test-support",
         "tests",
     ] {
