@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tessera_commands::crypto::{Crypto, MasterKey, verify_checkpoint_with};
 use tessera_event_log::EventLog;
+use tessera_projections::ReadStore;
 use tessera_replay_tools::asof::fold_tenant;
 use tessera_replay_tools::diff::diff;
 use tessera_replay_tools::export::{CSV_HEADER, ExportRecord, Format};
@@ -52,6 +53,18 @@ enum Command {
     /// Write every event of a tenant in a window with its full envelope, hashes and payload,
     /// so that a third party can re-verify each hash.
     Export(ExportArgs),
+    /// Drop the read models and fold them again from the log, offline (stop the server
+    /// first), reporting events/s. The log itself is only read.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args)]
+struct RebuildArgs {
+    #[command(flatten)]
+    storage: Storage,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A tenant's id or slug.
@@ -178,6 +191,7 @@ fn main() -> ExitCode {
             Command::History(args) => history(args).await,
             Command::Diff(args) => diff_command(args).await,
             Command::Export(args) => export(args).await,
+            Command::Rebuild(args) => rebuild(args).await,
         }
     });
     match result {
@@ -301,6 +315,46 @@ async fn as_of(args: AsOfArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", view.render());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    let log = open(&args.storage).await?;
+    let store = match &args.storage.database_url {
+        Some(url) => ReadStore::open_postgres(url).await,
+        None => ReadStore::open_sqlite(&args.storage.data_dir.join("readmodels.db")).await,
+    }
+    .context("opening the read models")?;
+    let head = log.head_position().await.context("reading the log head")?;
+    let bar = if args.json || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_message(format!("folding {head} events into fresh read models"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let stats = tessera_projections::rebuild(log.as_ref(), &store)
+        .await
+        .context("rebuilding the read models")?;
+    bar.finish_and_clear();
+    let seconds = stats.elapsed.as_secs_f64().max(f64::EPSILON);
+    let rate = stats.events as f64 / seconds;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "events": stats.events,
+                "seconds": seconds,
+                "events_per_second": rate.round(),
+            })
+        );
+    } else {
+        println!(
+            "rebuilt the read models from {} events in {seconds:.2} s ({rate:.0} events/s)",
+            stats.events
+        );
+    }
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -522,6 +522,28 @@ async fn the_cli_prints_each_subcommand_as_json(postgres: bool) {
     assert!(first["summary"].as_str().unwrap().contains("acme"));
     assert!(first["recorded_at"].is_string() && first["stream_id"].is_string());
 
+    // rebuild folds every event of the log into fresh read models, which then hold the tenant.
+    let (code, rebuilt) = json(&["rebuild", "--json"]);
+    assert_eq!(code, 0, "{rebuilt}");
+    let head = h.log.head_position().await.unwrap();
+    assert_eq!(rebuilt["events"], head);
+    assert!(rebuilt["events_per_second"].as_f64().unwrap() > 0.0);
+    let read_models = match store.database_url() {
+        Some(url) => tessera_projections::ReadStore::open_postgres(url).await,
+        None => {
+            tessera_projections::ReadStore::open_sqlite(&store.data_dir().join("readmodels.db"))
+                .await
+        }
+    }
+    .unwrap();
+    let tenant = read_models.tenant(sc.tenant_id).await.unwrap().unwrap();
+    assert_eq!(tenant.slug, "acme");
+    assert_eq!(
+        tenant.active_kid, sc.second_kid,
+        "the rebuilt read model has the final state"
+    );
+    read_models.close().await;
+
     // The readable forms.
     for args in [
         vec!["as-of", "--tenant", "acme", "--at", "999999"],
