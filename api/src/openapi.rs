@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token};
-use crate::routes::{api_keys, clients, health, tenants};
+use crate::routes::{api_keys, audit, clients, health, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +39,8 @@ use crate::routes::{api_keys, clients, health, tenants};
         clients::update_client,
         clients::deactivate_client,
         clients::regenerate_secret,
+        audit::list_audit,
+        audit::append_audit,
         metadata::openid_configuration,
         metadata::authorization_server_metadata,
         metadata::jwks,

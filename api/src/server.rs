@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tenants::router())
         .merge(routes::api_keys::router())
         .merge(routes::clients::router())
+        .merge(routes::audit::router())
         .merge(oauth::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -24,7 +24,8 @@ pub mod service;
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use service::{
     ActivateTenant, CancelTenant, CommandService, CreateTenant, Created, IssueApiKey, IssuedApiKey,
-    Outcome, RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, UpdateTenant,
+    Outcome, RecordAudit, RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey,
+    UpdateTenant,
 };
 
 use tessera_domain::DomainError;

@@ -1038,8 +1038,10 @@ impl StreamLocks {
     }
 }
 
+mod audit;
 mod oauth;
 
+pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use oauth::{RegeneratedSecret, RegisterClient, RegisteredClient};
 
 #[cfg(test)]

@@ -29,6 +29,12 @@ pub fn client_tokens(tenant_id: Uuid, client_id: &str) -> String {
     format!("{tenant_id}/tokens/{client_id}")
 }
 
+/// `{tenant}/audit`: audit entries products recorded for the tenant (`audit.recorded`),
+/// appended with expected version "any": entries are facts, never decisions.
+pub fn audit(tenant_id: Uuid) -> String {
+    format!("{tenant_id}/audit")
+}
+
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
 /// Appending its first event with expected version "no stream" is what makes the name unique.
 pub fn reservation(kind: &str, value: &str) -> String {

@@ -330,7 +330,8 @@ impl Inner {
             | Event::ApiKeyRevoked(_)
             | Event::ApiKeyUsed(_)
             | Event::ReservationClaimed(_)
-            | Event::ReservationReleased(_) => {}
+            | Event::ReservationReleased(_)
+            | Event::AuditRecorded(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`views`]: the row types queries return (`TenantView`, `SigningKeyView`, `ApiKeyView`).
+//! - [`audit`]: the audit trail's rows (one per event, secrets redacted).
 //! - [`reduce`]: pure reducers and the in-memory batch fold, tested without a database.
 //! - [`store`]: `ReadStore`: connection, schema, queries, canonical snapshot.
 //! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction.
@@ -19,6 +20,7 @@
 //!   revoked tokens) that the authorization server's hot paths read.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
 
+pub mod audit;
 pub mod directory;
 pub mod error;
 pub mod rebuild;
@@ -35,6 +37,6 @@ pub use reduce::{Checkpoints, Projection};
 pub use runtime::ProjectionRuntime;
 pub use store::ReadStore;
 pub use views::{
-    ApiKeyView, Page, PendingCancellation, SigningKeyStatus, SigningKeyView, TenantFilter,
-    TenantView,
+    ApiKeyView, AuditFilter, AuditView, Page, PendingCancellation, SigningKeyStatus,
+    SigningKeyView, TenantFilter, TenantView,
 };

@@ -18,7 +18,10 @@ use tessera_event_schemas::Envelope;
 use tessera_event_schemas::events::{Event, SigningKeyV1, TenantStatus};
 use uuid::Uuid;
 
-use crate::views::{ApiKeyView, PendingCancellation, SigningKeyStatus, SigningKeyView, TenantView};
+use crate::audit;
+use crate::views::{
+    ApiKeyView, AuditView, PendingCancellation, SigningKeyStatus, SigningKeyView, TenantView,
+};
 
 /// The read models, each with its own checkpoint so that one can be rebuilt alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,13 +29,16 @@ pub enum Projection {
     Tenants,
     SigningKeys,
     ApiKeys,
+    /// `rm_audit`: one insert-only row per event.
+    Audit,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 3] = [
+    pub const ALL: [Projection; 4] = [
         Projection::Tenants,
         Projection::SigningKeys,
         Projection::ApiKeys,
+        Projection::Audit,
     ];
 
     /// The key of this projection's row in `rm_checkpoints`.
@@ -41,6 +47,7 @@ impl Projection {
             Projection::Tenants => "tenants",
             Projection::SigningKeys => "signing_keys",
             Projection::ApiKeys => "api_keys",
+            Projection::Audit => "audit",
         }
     }
 
@@ -55,6 +62,7 @@ pub struct Checkpoints {
     pub tenants: u64,
     pub signing_keys: u64,
     pub api_keys: u64,
+    pub audit: u64,
 }
 
 impl Checkpoints {
@@ -63,6 +71,7 @@ impl Checkpoints {
             Projection::Tenants => self.tenants,
             Projection::SigningKeys => self.signing_keys,
             Projection::ApiKeys => self.api_keys,
+            Projection::Audit => self.audit,
         }
     }
 
@@ -71,12 +80,16 @@ impl Checkpoints {
             Projection::Tenants => self.tenants = position,
             Projection::SigningKeys => self.signing_keys = position,
             Projection::ApiKeys => self.api_keys = position,
+            Projection::Audit => self.audit = position,
         }
     }
 
     /// Where a subscription must resume so that no projection misses an event.
     pub fn min(&self) -> u64 {
-        self.tenants.min(self.signing_keys).min(self.api_keys)
+        self.tenants
+            .min(self.signing_keys)
+            .min(self.api_keys)
+            .min(self.audit)
     }
 
     /// Every projection advanced to at least `position`.
@@ -85,6 +98,7 @@ impl Checkpoints {
             tenants: self.tenants.max(position),
             signing_keys: self.signing_keys.max(position),
             api_keys: self.api_keys.max(position),
+            audit: self.audit.max(position),
         }
     }
 }
@@ -117,7 +131,8 @@ pub fn tenant_key(envelope: &Envelope, event: &Event) -> Option<Uuid> {
         | Event::TokenIssued(_)
         | Event::TokenRevoked(_)
         | Event::ReservationClaimed(_)
-        | Event::ReservationReleased(_) => None,
+        | Event::ReservationReleased(_)
+        | Event::AuditRecorded(_) => None,
     }
 }
 
@@ -241,7 +256,8 @@ pub fn reduce_tenant(
         | Event::TokenIssued(_)
         | Event::TokenRevoked(_)
         | Event::ReservationClaimed(_)
-        | Event::ReservationReleased(_) => return Some(tenant),
+        | Event::ReservationReleased(_)
+        | Event::AuditRecorded(_) => return Some(tenant),
     }
     tenant.updated_at = envelope.recorded_at;
     tenant.version = envelope.stream_version;
@@ -487,6 +503,7 @@ pub struct Fold {
     tenants: Table<Uuid, TenantView>,
     signing_keys: Table<(Uuid, String), SigningKeyView>,
     api_keys: Table<Uuid, ApiKeyView>,
+    audit: Vec<AuditView>,
 }
 
 /// Everything a batch changed.
@@ -495,6 +512,8 @@ pub struct BatchChanges {
     pub tenants: Changes<Uuid, TenantView>,
     pub signing_keys: Changes<(Uuid, String), SigningKeyView>,
     pub api_keys: Changes<Uuid, ApiKeyView>,
+    /// New audit rows, in log order (audit rows are only ever inserted).
+    pub audit: Vec<AuditView>,
 }
 
 impl Fold {
@@ -505,6 +524,7 @@ impl Fold {
             tenants: Table::new(),
             signing_keys: Table::new(),
             api_keys: Table::new(),
+            audit: Vec::new(),
         }
     }
 
@@ -518,6 +538,12 @@ impl Fold {
             && let Some(id) = tenant_key(envelope, event)
         {
             plan.tenants.insert(id);
+        }
+        // The audit row of a tenant event names the tenant by its slug, which never changes
+        // once the tenant exists: the stored row has it even when the tenant projection is
+        // ahead of the audit one.
+        if self.wants(Projection::Audit, envelope) && audit::needs_tenant_slug(event) {
+            plan.tenants.insert(envelope.tenant_id);
         }
         if self.wants(Projection::SigningKeys, envelope) {
             for (tenant, _) in signing_key_keys(envelope, event) {
@@ -564,6 +590,18 @@ impl Fold {
             self.api_keys
                 .update(id, |row| reduce_api_key(row, envelope, event));
         }
+        if self.wants(Projection::Audit, envelope) {
+            let slug = if audit::needs_tenant_slug(event) {
+                self.tenants
+                    .slots
+                    .get(&envelope.tenant_id)
+                    .and_then(|slot| slot.row.as_ref())
+                    .map(|tenant| tenant.slug.as_str())
+            } else {
+                None
+            };
+            self.audit.push(audit::audit_row(envelope, event, slug));
+        }
     }
 
     pub fn into_changes(self) -> BatchChanges {
@@ -571,6 +609,7 @@ impl Fold {
             tenants: self.tenants.into_changes(),
             signing_keys: self.signing_keys.into_changes(),
             api_keys: self.api_keys.into_changes(),
+            audit: self.audit,
         }
     }
 }
@@ -939,6 +978,7 @@ mod tests {
             tenants: 1,
             signing_keys: 0,
             api_keys: 0,
+            audit: 0,
         };
         let mut fold = Fold::new(checkpoints);
         fold.apply(&tenant_env(1, 1_000), &sample("tenant.created"));
@@ -960,6 +1000,7 @@ mod tests {
             tenants: 7,
             signing_keys: 3,
             api_keys: 9,
+            audit: 5,
         };
         assert_eq!(checkpoints.min(), 3);
         assert_eq!(
@@ -968,6 +1009,7 @@ mod tests {
                 tenants: 8,
                 signing_keys: 8,
                 api_keys: 9,
+                audit: 8,
             }
         );
         for projection in Projection::ALL {

@@ -28,7 +28,10 @@ use uuid::Uuid;
 
 use crate::error::ReadError;
 use crate::reduce::{Checkpoints, Projection};
-use crate::views::{ApiKeyView, Page, SigningKeyStatus, SigningKeyView, TenantFilter, TenantView};
+use crate::views::{
+    ApiKeyView, AuditFilter, AuditView, Page, SigningKeyStatus, SigningKeyView, TenantFilter,
+    TenantView,
+};
 
 /// The largest page a listing returns, whatever the caller asks for.
 pub const MAX_PAGE: u32 = 1000;
@@ -38,7 +41,11 @@ pub const MAX_PAGE: u32 = 1000;
 /// and recreates every read model (see the module doc).
 ///
 /// 1: the first schema (no version table). 2: `rm_api_keys.use_count` and `last_used_at`.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: `rm_audit`, the audit trail (and its checkpoint).
+pub const SCHEMA_VERSION: u64 = 3;
+
+/// The largest page of the audit trail.
+pub const MAX_AUDIT_PAGE: u32 = 500;
 
 /// The one-row table holding the stored [`SCHEMA_VERSION`]. Not part of [`all_tables`]:
 /// [`ReadStore::reset`] keeps it, since a reset store has the current schema.
@@ -68,6 +75,7 @@ fn table_of(projection: Projection) -> &'static str {
         Projection::Tenants => "rm_tenants",
         Projection::SigningKeys => "rm_signing_keys",
         Projection::ApiKeys => "rm_api_keys",
+        Projection::Audit => "rm_audit",
     }
 }
 
@@ -78,6 +86,12 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
     let (key, flag) = match dialect {
         Dialect::Sqlite => ("TEXT", "INTEGER"),
         Dialect::Postgres => ("TEXT COLLATE \"C\"", "BOOLEAN"),
+    };
+    // SQLite: `INTEGER PRIMARY KEY` makes the position the rowid itself, so an audit row costs
+    // no separate primary-key B-tree (`BIGINT PRIMARY KEY` would add one).
+    let position_key = match dialect {
+        Dialect::Sqlite => "INTEGER PRIMARY KEY",
+        Dialect::Postgres => "BIGINT PRIMARY KEY",
     };
     match table {
         CHECKPOINTS => vec![format!(
@@ -130,6 +144,34 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
             .into(),
         "CREATE INDEX IF NOT EXISTS rm_api_keys_by_tenant ON rm_api_keys (tenant_id, created_at, key_id)"
             .into()],
+        // Insert-only, keyed by global position. Each filter has an index that ends in the
+        // position, so a filtered page is an index range scan in the listing's order; the
+        // time filters ride on whichever of them applies (or on the primary key).
+        "rm_audit" => vec![format!(
+            "CREATE TABLE IF NOT EXISTS rm_audit (\
+                position {position_key}, \
+                event_id {key} NOT NULL, \
+                tenant_id {key} NOT NULL, \
+                event_type TEXT NOT NULL, \
+                action {key} NOT NULL, \
+                actor_kind TEXT NOT NULL, \
+                actor_id {key} NOT NULL, \
+                actor_name TEXT, \
+                target_type TEXT, \
+                target_id {key}, \
+                target_name TEXT, \
+                product {key}, \
+                project_id TEXT, \
+                correlation_id TEXT NOT NULL, \
+                source_ip TEXT, \
+                user_agent TEXT, \
+                recorded_at BIGINT NOT NULL, \
+                summary TEXT NOT NULL)"
+        ),
+        // One secondary index only: every audit row is written on the token endpoint's hot
+        // path (one per grant), and each index costs about as much as the row. Queries by
+        // tenant use it; the other filters walk positions newest first (see BENCHMARKS.md).
+        "CREATE INDEX IF NOT EXISTS rm_audit_by_tenant ON rm_audit (tenant_id, position)".into()],
         _ => Vec::new(),
     }
 }
@@ -553,6 +595,86 @@ impl ReadStore {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Audit trail
+
+    /// Audit entries matching `filter`, newest first (by global position, descending),
+    /// `limit` (at most [`MAX_AUDIT_PAGE`]) at a time. The cursor is the position of the last
+    /// entry of the previous page.
+    pub async fn audit(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditView>, ReadError> {
+        let limit = limit.clamp(1, MAX_AUDIT_PAGE);
+        let before = cursor.map(parse_audit_cursor).transpose()?;
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM rm_audit WHERE 1 = 1");
+        let mut n = 0;
+        let mut text_binds: Vec<&str> = Vec::new();
+        let tenant = filter.tenant_id.map(|id| id.to_string());
+        for (column, value) in [
+            ("tenant_id", tenant.as_deref()),
+            ("actor_id", filter.actor_id.as_deref()),
+            ("action", filter.action.as_deref()),
+            ("target_id", filter.target_id.as_deref()),
+            ("product", filter.product.as_deref()),
+        ] {
+            if let Some(value) = value {
+                n += 1;
+                sql.push_str(&format!(" AND {column} = ${n}"));
+                text_binds.push(value);
+            }
+        }
+        let mut int_binds: Vec<i64> = Vec::new();
+        for (condition, value) in [
+            ("recorded_at >=", filter.since.map(Timestamp::as_micros)),
+            ("recorded_at <", filter.until.map(Timestamp::as_micros)),
+            ("position <", before),
+        ] {
+            if let Some(value) = value {
+                n += 1;
+                sql.push_str(&format!(" AND {condition} ${n}"));
+                int_binds.push(value);
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY position DESC LIMIT {}",
+            u64::from(limit) + 1
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in text_binds {
+            query = query.bind(value);
+        }
+        for value in int_binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut items = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            items.last().map(|last| audit_cursor(last.position))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The audit entry of the event at `position`, once the audit projection has reached it.
+    pub async fn audit_entry(&self, position: u64) -> Result<Option<AuditView>, ReadError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLUMNS} FROM rm_audit WHERE position = $1"
+        )))
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| audit_from_row(&row)).transpose()
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Snapshot
 
     /// A canonical dump of every read-model table and checkpoint, independent of the backend:
@@ -641,8 +763,22 @@ impl ReadStore {
             api_keys.push((key_id, value));
         }
 
+        let mut audit = Vec::new();
+        for row in sqlx::query(AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLUMNS} FROM rm_audit"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let entry = audit_from_row(&row)?;
+            let value = serde_json::to_value(&entry)
+                .map_err(|e| ReadError::Corrupt(format!("rm_audit: {e}")))?;
+            audit.push((entry.position, value));
+        }
+
         // Sorted here rather than by ORDER BY, whose text collation depends on the backend.
         Ok(json!({
+            "rm_audit": sorted(audit),
             "rm_checkpoints": Value::Object(checkpoints),
             "rm_tenants": sorted(tenants),
             "rm_signing_keys": sorted(signing_keys),
@@ -661,6 +797,37 @@ fn sorted<K: Ord>(mut rows: Vec<(K, serde_json::Value)>) -> serde_json::Value {
 
 pub(crate) const API_KEY_COLUMNS: &str = "key_id, tenant_id, secret_hash, name, prefix, scopes, \
      product, created_by, created_at, expires_at, revoked_at, use_count, last_used_at";
+
+pub(crate) const AUDIT_COLUMNS: &str = "position, event_id, tenant_id, event_type, action, \
+     actor_kind, actor_id, actor_name, target_type, target_id, target_name, product, project_id, \
+     correlation_id, source_ip, user_agent, recorded_at, summary";
+pub(crate) const AUDIT_COLUMN_COUNT: usize = 18;
+
+pub(crate) fn audit_from_row(row: &AnyRow) -> Result<AuditView, ReadError> {
+    Ok(AuditView {
+        position: to_u64(row.try_get("position")?)?,
+        event_id: parse_uuid(&row.try_get::<String, _>("event_id")?)?,
+        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id")?)?,
+        event_type: row.try_get("event_type")?,
+        action: row.try_get("action")?,
+        actor_kind: row.try_get("actor_kind")?,
+        actor_id: row.try_get("actor_id")?,
+        actor_name: row.try_get("actor_name")?,
+        target_type: row.try_get("target_type")?,
+        target_id: row.try_get("target_id")?,
+        target_name: row.try_get("target_name")?,
+        product: row.try_get("product")?,
+        project_id: row
+            .try_get::<Option<String>, _>("project_id")?
+            .map(|id| parse_uuid(&id))
+            .transpose()?,
+        correlation_id: row.try_get("correlation_id")?,
+        source_ip: row.try_get("source_ip")?,
+        user_agent: row.try_get("user_agent")?,
+        recorded_at: Timestamp::from_micros(row.try_get("recorded_at")?),
+        summary: parse_json(&row.try_get::<String, _>("summary")?)?,
+    })
+}
 
 pub(crate) fn tenant_from_row(row: &AnyRow) -> Result<TenantView, ReadError> {
     let doc: String = row.try_get("doc")?;
@@ -764,6 +931,20 @@ impl Cursor {
     }
 }
 
+/// The audit listing's cursor: the position of a page's last (oldest) entry, versioned like
+/// [`Cursor`].
+fn audit_cursor(position: u64) -> String {
+    format!("a1.{position}")
+}
+
+/// A cursor's position, as the SQL parameter it becomes.
+fn parse_audit_cursor(text: &str) -> Result<i64, ReadError> {
+    text.strip_prefix("a1.")
+        .and_then(|position| position.parse::<u64>().ok())
+        .and_then(|position| i64::try_from(position).ok())
+        .ok_or(ReadError::InvalidCursor)
+}
+
 /// Trims the one extra row a listing fetched to learn whether another page follows.
 fn page<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Page<T> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -796,6 +977,24 @@ mod tests {
             Cursor::parse("c1.x.y"),
             Err(ReadError::InvalidCursor)
         ));
+    }
+
+    #[test]
+    fn audit_cursor_round_trips_and_rejects_foreign_text() {
+        assert_eq!(parse_audit_cursor(&audit_cursor(42)).ok(), Some(42));
+        for bad in [
+            "42",
+            "a1.",
+            "a1.-1",
+            "a1.x",
+            "c1.42",
+            "a1.99999999999999999999",
+        ] {
+            assert!(matches!(
+                parse_audit_cursor(bad),
+                Err(ReadError::InvalidCursor)
+            ));
+        }
     }
 
     #[test]

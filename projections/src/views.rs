@@ -133,3 +133,45 @@ pub struct Page<T> {
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// One row of the audit trail (`rm_audit`): every event of the log, one row each, keyed by its
+/// global position. Secrets never reach it: `summary` is the payload with every secret-like
+/// field removed (see [`crate::audit::redact`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AuditView {
+    /// The event's global position: the entry's id and its sort key.
+    pub position: u64,
+    pub event_id: Uuid,
+    pub tenant_id: Uuid,
+    /// The stored event type, e.g. `tenant.created` or `audit.recorded`.
+    pub event_type: String,
+    /// What happened: the event type, or for `audit.recorded` the action the product named.
+    pub action: String,
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub actor_name: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub target_name: Option<String>,
+    pub product: Option<String>,
+    pub project_id: Option<Uuid>,
+    pub correlation_id: String,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub recorded_at: Timestamp,
+    /// The redacted payload; for `audit.recorded`, the product's (redacted) metadata object.
+    pub summary: serde_json::Value,
+}
+
+/// Filters for [`crate::ReadStore::audit`]; `None` matches everything. `since` is inclusive,
+/// `until` exclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub tenant_id: Option<Uuid>,
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+    pub product: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}

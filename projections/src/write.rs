@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::error::ReadError;
 use crate::reduce::{BatchChanges, Changes, Checkpoints, Fold, LoadPlan, Projection};
 use crate::store::{self, API_KEY_COLUMNS, Dialect, ReadStore};
-use crate::views::{ApiKeyView, SigningKeyView, TenantView};
+use crate::views::{ApiKeyView, AuditView, SigningKeyView, TenantView};
 
 /// Most keys in one `IN (...)` list.
 const MAX_KEYS_PER_QUERY: usize = 512;
@@ -237,6 +237,7 @@ async fn apply(
     write_tenants(dialect, &mut tx, &changes.tenants).await?;
     write_signing_keys(dialect, &mut tx, &changes.signing_keys).await?;
     write_api_keys(dialect, &mut tx, &changes.api_keys).await?;
+    write_audit(dialect, &mut tx, &changes.audit).await?;
     write_checkpoints(dialect, &mut tx, next).await?;
     tx.commit().await?;
     cache.absorb(changes, &plan.signing_key_tenants);
@@ -586,6 +587,50 @@ async fn write_api_keys(
             .bind(id.to_string())
             .execute(&mut **tx)
             .await?;
+    }
+    Ok(())
+}
+
+/// Most audit rows in one multi-row insert (18 columns each: 4,608 parameters).
+const MAX_AUDIT_ROWS_PER_INSERT: usize = 256;
+
+/// Plain multi-row inserts: an audit row is written once, when its event is projected, and
+/// never read back or updated. `DO NOTHING` makes re-applying a batch whose commit was lost
+/// harmless (the checkpoint would have committed with the rows anyway).
+async fn write_audit(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+    rows: &[AuditView],
+) -> Result<(), ReadError> {
+    for chunk in chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO rm_audit ({}) VALUES {} ON CONFLICT (position) DO NOTHING",
+            store::AUDIT_COLUMNS,
+            values_list(dialect, chunk.len(), store::AUDIT_COLUMN_COUNT),
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(to_i64(row.position))
+                .bind(row.event_id.to_string())
+                .bind(row.tenant_id.to_string())
+                .bind(row.event_type.as_str())
+                .bind(row.action.as_str())
+                .bind(row.actor_kind.as_str())
+                .bind(row.actor_id.as_str())
+                .bind(row.actor_name.as_deref())
+                .bind(row.target_type.as_deref())
+                .bind(row.target_id.as_deref())
+                .bind(row.target_name.as_deref())
+                .bind(row.product.as_deref())
+                .bind(row.project_id.map(|id| id.to_string()))
+                .bind(row.correlation_id.as_str())
+                .bind(row.source_ip.as_deref())
+                .bind(row.user_agent.as_deref())
+                .bind(row.recorded_at.as_micros())
+                .bind(to_json(&row.summary, "audit summary")?);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }

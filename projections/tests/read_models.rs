@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use support::workload::{self, History};
 use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
-use tessera_event_schemas::events::{ApiKeyRevokedV1, SigningAlg, TenantStatus, TenantSuspendedV1};
+use tessera_event_schemas::events::{
+    ApiKeyRevokedV1, AuditRecordedV1, SigningAlg, TenantStatus, TenantSuspendedV1,
+};
 use tessera_event_schemas::{Event, Timestamp, streams};
 use tessera_projections::store::SCHEMA_VERSION;
 use tessera_projections::{
-    Checkpoints, Projection, ProjectionError, ProjectionRuntime, ReadError, ReadStore,
+    AuditFilter, Checkpoints, Projection, ProjectionError, ProjectionRuntime, ReadError, ReadStore,
     SigningKeyStatus, TenantFilter, WaitTimeout, rebuild, rebuild_in_batches,
 };
 use tessera_test_support::PgDatabase;
@@ -553,6 +555,19 @@ async fn one_projection_is_rebuilt_alone_from_its_own_checkpoint(kind: Kind) {
             .is_some()
     );
     setup.assert_live_equals_rebuild().await;
+
+    // The audit trail alone: its tenant rows (slugs) come from the store this time, since the
+    // tenant projection has nothing left to fold.
+    setup
+        .store
+        .reset_projection(Projection::Audit)
+        .await
+        .unwrap();
+    assert_eq!(setup.store.checkpoints().await.unwrap().audit, 0);
+    let runtime = setup.start().await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    setup.assert_live_equals_rebuild().await;
 }
 
 async fn tenants_page_by_cursor_and_filter_by_status(kind: Kind) {
@@ -794,6 +809,221 @@ async fn events_from_before_a_tenant_exists_change_nothing(kind: Kind) {
     runtime.shutdown().await;
 }
 
+/// Every page of the audit trail for `filter`, walked `limit` at a time.
+async fn audit_pages(
+    store: &ReadStore,
+    filter: &AuditFilter,
+    limit: u32,
+) -> Vec<tessera_projections::AuditView> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.audit(filter, limit, cursor.as_deref()).await.unwrap();
+        assert!(page.items.len() <= limit as usize);
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    all
+}
+
+async fn audit_has_one_row_per_event_newest_first_and_filters(kind: Kind) {
+    let setup = Setup::new(kind).await;
+    let runtime = setup.start().await;
+    let mut history = History::new();
+    history.rounds(0..4, 0..workload::ROUNDS, 3);
+    let head = history.append_to(&setup.log).await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    assert_eq!(setup.store.checkpoints().await.unwrap().audit, head);
+
+    // Every event exactly once, newest first, whatever the page size.
+    for limit in [1, 7, 500] {
+        let all = audit_pages(&setup.store, &AuditFilter::default(), limit).await;
+        let positions: Vec<u64> = all.iter().map(|row| row.position).collect();
+        assert_eq!(
+            positions,
+            (1..=head).rev().collect::<Vec<_>>(),
+            "limit {limit}"
+        );
+    }
+    let all = audit_pages(&setup.store, &AuditFilter::default(), 500).await;
+
+    // Each filter narrows to exactly the matching rows, still newest first.
+    let tenant = workload::tenant_id(1);
+    let key = workload::api_key_id(1, 1).to_string();
+    let middle = all[all.len() / 2].recorded_at;
+    let late = all[all.len() / 4].recorded_at;
+    type Matches = Box<dyn Fn(&tessera_projections::AuditView) -> bool>;
+    let cases: Vec<(AuditFilter, Matches)> = vec![
+        (
+            AuditFilter {
+                tenant_id: Some(tenant),
+                ..AuditFilter::default()
+            },
+            Box::new(move |row| row.tenant_id == tenant),
+        ),
+        (
+            AuditFilter {
+                action: Some("tenant.created".into()),
+                ..AuditFilter::default()
+            },
+            Box::new(|row| row.action == "tenant.created"),
+        ),
+        (
+            AuditFilter {
+                target_id: Some(key.clone()),
+                ..AuditFilter::default()
+            },
+            Box::new({
+                let key = key.clone();
+                move |row| row.target_id.as_deref() == Some(key.as_str())
+            }),
+        ),
+        (
+            AuditFilter {
+                product: Some("billing".into()),
+                ..AuditFilter::default()
+            },
+            Box::new(|row| row.product.as_deref() == Some("billing")),
+        ),
+        (
+            AuditFilter {
+                actor_id: Some("tessera".into()),
+                tenant_id: Some(tenant),
+                ..AuditFilter::default()
+            },
+            Box::new(move |row| row.actor_id == "tessera" && row.tenant_id == tenant),
+        ),
+        (
+            AuditFilter {
+                since: Some(middle),
+                until: Some(late),
+                ..AuditFilter::default()
+            },
+            Box::new(move |row| row.recorded_at >= middle && row.recorded_at < late),
+        ),
+    ];
+    for (filter, matches) in cases {
+        let expected: Vec<u64> = all
+            .iter()
+            .filter(|row| matches(row))
+            .map(|row| row.position)
+            .collect();
+        assert!(!expected.is_empty(), "{filter:?}");
+        assert!(expected.len() < all.len(), "{filter:?}");
+        let got: Vec<u64> = audit_pages(&setup.store, &filter, 3)
+            .await
+            .iter()
+            .map(|row| row.position)
+            .collect();
+        assert_eq!(got, expected, "{filter:?}");
+    }
+
+    // Targets: a tenant event names the tenant by slug, an API key event the key.
+    let created = all
+        .iter()
+        .find(|row| row.action == "tenant.created" && row.tenant_id == tenant)
+        .unwrap();
+    assert_eq!(created.target_type.as_deref(), Some("tenant"));
+    assert_eq!(created.target_id, Some(tenant.to_string()));
+    let slug = created.target_name.clone().unwrap();
+    assert!(
+        all.iter()
+            .filter(|row| row.tenant_id == tenant && row.action == "tenant.updated")
+            .all(|row| row.target_name.as_deref() == Some(slug.as_str()))
+    );
+    let issued = all
+        .iter()
+        .find(|row| row.action == "api_key.issued" && row.target_id == Some(key.clone()))
+        .unwrap();
+    assert_eq!(issued.target_type.as_deref(), Some("api_key"));
+    assert_eq!(issued.actor_kind, "system");
+    assert_eq!(issued.correlation_id, "corr");
+    assert!(issued.summary.get("name").is_some());
+
+    // No secret or key material in any summary.
+    let dump = serde_json::to_string(&setup.store.snapshot().await.unwrap()["rm_audit"]).unwrap();
+    for needle in ["secret", "sealed", "token_hash", "public_jwk"] {
+        assert!(!dump.contains(needle), "{needle} in the audit trail");
+    }
+
+    assert!(matches!(
+        setup
+            .store
+            .audit(&AuditFilter::default(), 5, Some("not-a-cursor"))
+            .await,
+        Err(ReadError::InvalidCursor)
+    ));
+    runtime.shutdown().await;
+    setup.assert_live_equals_rebuild().await;
+}
+
+async fn recorded_audit_entries_carry_the_products_fields(kind: Kind) {
+    let setup = Setup::new(kind).await;
+    let runtime = setup.start().await;
+    let mut history = History::new();
+    history.rounds(0..1, 0..1, 1);
+    history.append_to(&setup.log).await;
+    let tenant = workload::tenant_id(0);
+    let recorded = Event::AuditRecorded(AuditRecordedV1 {
+        action: "invoice.paid".into(),
+        project_id: Some(Uuid::from_u128(9)),
+        actor_id: Some("user-7".into()),
+        actor_name: Some("Ada".into()),
+        actor_type: Some("user".into()),
+        target_id: Some("inv-1".into()),
+        target_type: Some("invoice".into()),
+        target_name: None,
+        product: Some("billing".into()),
+        metadata_json: r#"{"amount":12,"client_secret":"x","nested":{"token_hash":"y"}}"#.into(),
+    });
+    let position = append_one(
+        &setup.log,
+        &mut history,
+        streams::audit(tenant),
+        tenant,
+        &recorded,
+    )
+    .await;
+    runtime.wait_for(position, DEADLINE).await.unwrap();
+    let row = setup.store.audit_entry(position).await.unwrap().unwrap();
+    assert_eq!(row.event_type, "audit.recorded");
+    assert_eq!(row.action, "invoice.paid");
+    assert_eq!(row.tenant_id, tenant);
+    assert_eq!(
+        (
+            row.actor_kind.as_str(),
+            row.actor_id.as_str(),
+            row.actor_name.as_deref()
+        ),
+        ("user", "user-7", Some("Ada"))
+    );
+    assert_eq!(row.target_type.as_deref(), Some("invoice"));
+    assert_eq!(row.target_id.as_deref(), Some("inv-1"));
+    assert_eq!(row.product.as_deref(), Some("billing"));
+    assert_eq!(row.project_id, Some(Uuid::from_u128(9)));
+    // The metadata is the summary, with secret-like fields dropped there too.
+    assert_eq!(row.summary, serde_json::json!({"amount": 12, "nested": {}}));
+    let by_action = setup
+        .store
+        .audit(
+            &AuditFilter {
+                action: Some("invoice.paid".into()),
+                ..AuditFilter::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_action.items, vec![row]);
+    assert_eq!(setup.store.audit_entry(position + 1).await.unwrap(), None);
+    runtime.shutdown().await;
+    setup.assert_live_equals_rebuild().await;
+}
+
 /// The read store's snapshot does not depend on the backend: the same log projected into
 /// SQLite and PostgreSQL dumps identically.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,4 +1076,6 @@ backends!(
     rebuild_reproduces_what_the_live_projector_wrote,
     an_undecodable_event_stops_projection_just_before_it,
     events_from_before_a_tenant_exists_change_nothing,
+    audit_has_one_row_per_event_newest_first_and_filters,
+    recorded_audit_entries_carry_the_products_fields,
 );

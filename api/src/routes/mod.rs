@@ -2,6 +2,7 @@
 //! the permission check is its first statement.
 
 pub mod api_keys;
+pub mod audit;
 pub mod clients;
 pub mod health;
 pub mod tenants;

@@ -220,7 +220,7 @@ impl CommandService {
             .await
     }
 
-    async fn record(
+    pub(super) async fn record(
         &self,
         meta: EventMetadata,
         tenant_id: Uuid,

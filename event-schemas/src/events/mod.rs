@@ -7,6 +7,7 @@
 //! with `v2`, the old struct kept and decoded through `legacy_decode` with a typed upcast.
 
 pub mod api_key;
+pub mod audit;
 pub mod oauth;
 pub mod reservation;
 pub mod samples;
@@ -15,6 +16,7 @@ pub mod tenant;
 use schemars::{Schema, SchemaGenerator};
 
 pub use api_key::*;
+pub use audit::*;
 pub use oauth::*;
 pub use reservation::*;
 pub use tenant::*;
@@ -115,6 +117,7 @@ registry! {
     TokenRevoked => "token.revoked" @ 1: TokenRevokedV1,
     ReservationClaimed => "reservation.claimed" @ 1: ReservationClaimedV1,
     ReservationReleased => "reservation.released" @ 1: ReservationReleasedV1,
+    AuditRecorded => "audit.recorded" @ 1: AuditRecordedV1,
 }
 
 /// Versions that are no longer current, each decoded as its frozen type and upcast.

@@ -161,5 +161,17 @@ pub fn current() -> Vec<Event> {
             owner: tenant_id,
         }),
         Event::ReservationReleased(ReservationReleasedV1 { owner: tenant_id }),
+        Event::AuditRecorded(AuditRecordedV1 {
+            action: "invoice.paid".into(),
+            project_id: Some(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0004)),
+            actor_id: Some("user-42".into()),
+            actor_name: Some("Ada Lovelace".into()),
+            actor_type: Some("user".into()),
+            target_id: Some("inv-1001".into()),
+            target_type: Some("invoice".into()),
+            target_name: Some("Invoice 1001".into()),
+            product: Some("billing".into()),
+            metadata_json: r#"{"amount":1200,"currency":"EUR"}"#.into(),
+        }),
     ]
 }

@@ -8,6 +8,7 @@
 mod helpers;
 
 mod api_key_usage;
+mod audit;
 mod auth;
 mod crash;
 mod oauth;

@@ -1,0 +1,205 @@
+//! Audit entries products record about themselves (`audit.recorded`).
+//!
+//! Like issued tokens, an audit entry is a fact, not a decision: it is appended with expected
+//! version "any" on the tenant's `{tenant}/audit` stream, without the per-stream queue. The
+//! command checks the input's shape and that the tenant exists (from the log), nothing more.
+
+use tessera_domain::DomainError;
+use tessera_event_schemas::events::AuditRecordedV1;
+use tessera_event_schemas::{Event, EventMetadata, streams};
+use uuid::Uuid;
+
+use super::CommandService;
+use crate::CommandError;
+
+/// Longest `action`.
+pub const MAX_ACTION_LEN: usize = 128;
+/// Longest of every other text field.
+pub const MAX_FIELD_LEN: usize = 255;
+/// Largest `metadata`, as compact JSON text.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// Input of [`CommandService::record_audit`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordAudit {
+    pub action: String,
+    pub project_id: Option<Uuid>,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub actor_type: Option<String>,
+    pub target_id: Option<String>,
+    pub target_type: Option<String>,
+    pub target_name: Option<String>,
+    pub product: Option<String>,
+    /// Must be a JSON object (`None`: an empty one).
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl RecordAudit {
+    /// Checks every field and builds the payload; the error names the first bad field.
+    pub fn validate(self) -> Result<AuditRecordedV1, DomainError> {
+        let action_ok = (1..=MAX_ACTION_LEN).contains(&self.action.len())
+            && self.action.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'.' | b'_' | b':' | b'-')
+            });
+        if !action_ok {
+            return Err(DomainError::invalid(
+                "action",
+                format!("must be 1 to {MAX_ACTION_LEN} characters of a-z, 0-9, '.', '_', ':', '-'"),
+            ));
+        }
+        for (field, value) in [
+            ("actor_id", &self.actor_id),
+            ("actor_name", &self.actor_name),
+            ("actor_type", &self.actor_type),
+            ("target_id", &self.target_id),
+            ("target_type", &self.target_type),
+            ("target_name", &self.target_name),
+            ("product", &self.product),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_FIELD_LEN)
+            {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("must be at most {MAX_FIELD_LEN} characters"),
+                ));
+            }
+        }
+        let metadata = match self.metadata {
+            None => serde_json::Value::Object(serde_json::Map::new()),
+            Some(value @ serde_json::Value::Object(_)) => value,
+            Some(_) => return Err(DomainError::invalid("metadata", "must be a JSON object")),
+        };
+        let metadata_json = serde_json::to_string(&metadata)
+            .map_err(|e| DomainError::invalid("metadata", e.to_string()))?;
+        if metadata_json.len() > MAX_METADATA_BYTES {
+            return Err(DomainError::invalid(
+                "metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+            ));
+        }
+        Ok(AuditRecordedV1 {
+            action: self.action,
+            project_id: self.project_id,
+            actor_id: self.actor_id,
+            actor_name: self.actor_name,
+            actor_type: self.actor_type,
+            target_id: self.target_id,
+            target_type: self.target_type,
+            target_name: self.target_name,
+            product: self.product,
+            metadata_json,
+        })
+    }
+}
+
+impl CommandService {
+    /// Validates `input` and appends it as `audit.recorded` on `{tenant}/audit`. Returns the
+    /// event's global position once it is durable. A tenant that does not exist is
+    /// [`CommandError::NotFound`]; nothing is appended on any error.
+    pub async fn record_audit(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        input: RecordAudit,
+    ) -> Result<u64, CommandError> {
+        let payload = input.validate()?;
+        if self.load_tenant(tenant_id).await?.tenant.is_none() {
+            return Err(CommandError::NotFound);
+        }
+        self.record(
+            meta,
+            tenant_id,
+            streams::audit(tenant_id),
+            Event::AuditRecorded(payload),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> RecordAudit {
+        RecordAudit {
+            action: "invoice.paid".into(),
+            metadata: Some(serde_json::json!({"amount": 12})),
+            ..RecordAudit::default()
+        }
+    }
+
+    fn field_of(input: RecordAudit) -> Option<String> {
+        match input.validate() {
+            Err(DomainError::Validation { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_valid_entry_keeps_its_metadata_as_json_text() {
+        let payload = valid().validate().unwrap();
+        assert_eq!(payload.metadata_json, r#"{"amount":12}"#);
+        let empty = RecordAudit {
+            metadata: None,
+            ..valid()
+        };
+        assert_eq!(empty.validate().unwrap().metadata_json, "{}");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        for action in ["", "Invoice.Paid", "a b", "é", &"a".repeat(129)] {
+            let input = RecordAudit {
+                action: action.into(),
+                ..valid()
+            };
+            assert_eq!(field_of(input).as_deref(), Some("action"), "{action:?}");
+        }
+        assert!(
+            RecordAudit {
+                action: "a".repeat(128),
+                ..valid()
+            }
+            .validate()
+            .is_ok()
+        );
+        let long = Some("x".repeat(256));
+        assert_eq!(
+            field_of(RecordAudit {
+                target_name: long.clone(),
+                ..valid()
+            })
+            .as_deref(),
+            Some("target_name")
+        );
+        assert_eq!(
+            field_of(RecordAudit {
+                product: long,
+                ..valid()
+            })
+            .as_deref(),
+            Some("product")
+        );
+        assert_eq!(
+            field_of(RecordAudit {
+                metadata: Some(serde_json::json!([1, 2])),
+                ..valid()
+            })
+            .as_deref(),
+            Some("metadata")
+        );
+        assert_eq!(
+            field_of(RecordAudit {
+                metadata: Some(serde_json::json!({"blob": "x".repeat(16 * 1024)})),
+                ..valid()
+            })
+            .as_deref(),
+            Some("metadata")
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The audit projection's pure part: one [`AuditView`] per event, with secrets redacted.
+//!
+//! Every event becomes exactly one row, keyed by its global position, and rows never change
+//! afterwards, so the writer inserts them and never loads anything back. The only state a row
+//! needs beyond its own event is a tenant's slug (the target name of `tenant.*` events), which
+//! the batch fold supplies from the tenant rows it already holds.
+
+use serde_json::Value;
+use tessera_event_schemas::Envelope;
+use tessera_event_schemas::events::Event;
+
+use crate::views::AuditView;
+
+/// Whether a payload field holds a secret or key material and must never be shown: keyed
+/// hashes of secrets (`secret_hash`, `token_hash`), sealed private keys, and, to keep the
+/// summary small, public JWKs. Matched on the name, so fields added later are covered too.
+pub fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("secret")
+        || name.contains("sealed")
+        || name.contains("private")
+        || name == "password"
+        || name == "hash"
+        || name.ends_with("_hash")
+        || name == "public_jwk"
+}
+
+/// Removes every secret-like field (see [`is_secret_field`]) at any depth.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|name, _| !is_secret_field(name));
+            for child in map.values_mut() {
+                redact(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// The `(type, id, name)` an event is about, and the product it concerns.
+struct Target {
+    kind: Option<&'static str>,
+    id: Option<String>,
+    name: Option<String>,
+    product: Option<String>,
+}
+
+impl Target {
+    fn new(kind: &'static str, id: Option<String>, name: Option<String>) -> Self {
+        Self {
+            kind: Some(kind),
+            id,
+            name,
+            product: None,
+        }
+    }
+}
+
+/// The part of a stream id after `{tenant}/{prefix}`, e.g. the key id of an API key stream.
+fn stream_suffix<'a>(stream_id: &'a str, prefix: &str) -> Option<&'a str> {
+    let (_, rest) = stream_id.split_once('/')?;
+    rest.strip_prefix(prefix)
+}
+
+fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Target {
+    let tenant = |slug: Option<&str>| {
+        Target::new(
+            "tenant",
+            Some(envelope.tenant_id.to_string()),
+            slug.map(str::to_owned),
+        )
+    };
+    let api_key = |name: Option<String>| {
+        Target::new(
+            "api_key",
+            stream_suffix(&envelope.stream_id, "api-key/").map(str::to_owned),
+            name,
+        )
+    };
+    let client = |name: Option<String>| {
+        Target::new(
+            "oauth_client",
+            stream_suffix(&envelope.stream_id, "oauth-client/").map(str::to_owned),
+            name,
+        )
+    };
+    match event {
+        Event::TenantCreated(created) => tenant(Some(&created.slug)),
+        Event::TenantUpdated(_)
+        | Event::TenantSettingsChanged(_)
+        | Event::TenantActivated(_)
+        | Event::TenantCancelled(_)
+        | Event::TenantFrozen(_)
+        | Event::TenantSuspended(_)
+        | Event::TenantReactivated(_)
+        | Event::TenantArchived(_)
+        | Event::SigningKeyRotated(_)
+        | Event::SigningKeyRetired(_) => tenant(tenant_slug),
+        Event::ApiKeyIssued(issued) => Target {
+            id: Some(issued.key_id.to_string()),
+            product: issued.product.clone(),
+            ..api_key(Some(issued.name.clone()))
+        },
+        Event::ApiKeyRevoked(_) | Event::ApiKeyUsed(_) => api_key(None),
+        Event::OAuthClientRegistered(registered) => Target {
+            id: Some(registered.client_id.clone()),
+            ..client(Some(registered.name.clone()))
+        },
+        Event::OAuthClientUpdated(updated) => client(updated.name.clone()),
+        Event::OAuthClientSecretRegenerated(_) | Event::OAuthClientDeactivated(_) => client(None),
+        Event::TokenIssued(issued) => Target::new("token", Some(issued.jti.to_string()), None),
+        Event::TokenRevoked(revoked) => Target::new("token", Some(revoked.jti.to_string()), None),
+        Event::ReservationClaimed(claimed) => {
+            Target::new("reservation", Some(claimed.value.clone()), None)
+        }
+        // `{system}/reservation/{kind}/{value}`: the value is the stream id's last part.
+        Event::ReservationReleased(_) => Target::new(
+            "reservation",
+            stream_suffix(&envelope.stream_id, "reservation/")
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(_, value)| value.to_owned()),
+            None,
+        ),
+        Event::AuditRecorded(recorded) => Target {
+            kind: None,
+            id: recorded.target_id.clone(),
+            name: recorded.target_name.clone(),
+            product: recorded.product.clone(),
+        },
+    }
+}
+
+/// The audit row of one event. `tenant_slug` is the slug of the envelope's tenant when the
+/// caller knows it (only `tenant.*` events use it).
+pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> AuditView {
+    let Target {
+        kind,
+        id,
+        name,
+        product,
+    } = target(envelope, event, tenant_slug);
+    let actor = &envelope.actor;
+    let mut row = AuditView {
+        position: envelope.global_position,
+        event_id: envelope.event_id,
+        tenant_id: envelope.tenant_id,
+        event_type: envelope.event_type.clone(),
+        action: envelope.event_type.clone(),
+        actor_kind: actor.kind.as_str().to_owned(),
+        actor_id: actor.id.clone(),
+        actor_name: actor.name.clone(),
+        target_type: kind.map(str::to_owned),
+        target_id: id,
+        target_name: name,
+        product,
+        project_id: None,
+        correlation_id: envelope.correlation_id.clone(),
+        source_ip: envelope.source_ip.clone(),
+        user_agent: envelope.user_agent.clone(),
+        recorded_at: envelope.recorded_at,
+        summary: Value::Null,
+    };
+    if let Event::AuditRecorded(recorded) = event {
+        // The product names the acting principal when it has one (its own user, say); each
+        // field it leaves out falls back to whoever called the API.
+        row.action.clone_from(&recorded.action);
+        row.target_type.clone_from(&recorded.target_type);
+        row.project_id = recorded.project_id;
+        if let Some(kind) = &recorded.actor_type {
+            row.actor_kind.clone_from(kind);
+        }
+        if let Some(id) = &recorded.actor_id {
+            row.actor_id.clone_from(id);
+            row.actor_name.clone_from(&recorded.actor_name);
+        } else if recorded.actor_name.is_some() {
+            row.actor_name.clone_from(&recorded.actor_name);
+        }
+        // The write side stores an object; text that is not JSON is kept as a string.
+        row.summary = serde_json::from_str(&recorded.metadata_json)
+            .unwrap_or_else(|_| Value::String(recorded.metadata_json.clone()));
+    } else {
+        row.summary = event.data_json();
+    }
+    redact(&mut row.summary);
+    row
+}
+
+/// Whether `tenant_id` is worth a lookup for `event`'s audit row (its slug is the target name).
+pub fn needs_tenant_slug(event: &Event) -> bool {
+    !matches!(event, Event::TenantCreated(_)) && event.category() == "tenant"
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_event_schemas::events::samples;
+    use tessera_event_schemas::primitives::Timestamp;
+    use tessera_event_schemas::{Actor, Hash32, SYSTEM_TENANT_ID, streams};
+    use uuid::Uuid;
+
+    use super::*;
+
+    const TENANT: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
+
+    fn envelope(stream_id: String, event: &Event) -> Envelope {
+        Envelope {
+            event_id: Uuid::from_u128(7),
+            stream_id,
+            stream_version: 1,
+            global_position: 42,
+            tenant_id: TENANT,
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            recorded_at: Timestamp::from_micros(1_795_000_000_000_000),
+            actor: Actor::system(),
+            correlation_id: "corr-1".into(),
+            causation_id: None,
+            source_ip: Some("10.0.0.1".into()),
+            user_agent: Some("curl/8".into()),
+            prev_hash: Hash32::ZERO,
+            hash: Hash32::ZERO,
+            log_hash: Hash32::ZERO,
+        }
+    }
+
+    fn stream_of(event: &Event) -> String {
+        match event.category() {
+            "tenant" => streams::tenant(TENANT),
+            "api_key" => streams::api_key(
+                TENANT,
+                Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002),
+            ),
+            "oauth_client" => streams::oauth_client(TENANT, "0193a000-0000-7000-8000-00000000c11e"),
+            "token" => streams::client_tokens(TENANT, "0193a000-0000-7000-8000-00000000c11e"),
+            "reservation" => streams::reservation("tenant-slug", "acme-corp"),
+            _ => streams::audit(TENANT),
+        }
+    }
+
+    #[test]
+    fn no_sample_leaks_a_secret_and_every_sample_has_a_target() {
+        for event in samples::current() {
+            let row = audit_row(
+                &envelope(stream_of(&event), &event),
+                &event,
+                Some("acme-corp"),
+            );
+            let text = row.summary.to_string();
+            for needle in ["secret", "sealed", "token_hash", "public_jwk"] {
+                assert!(!text.contains(needle), "{}: {text}", event.event_type());
+            }
+            assert!(row.target_id.is_some(), "{}", event.event_type());
+            assert!(row.target_type.is_some(), "{}", event.event_type());
+            assert_eq!(row.position, 42);
+            assert_eq!(row.correlation_id, "corr-1");
+            assert_eq!(row.source_ip.as_deref(), Some("10.0.0.1"));
+            assert_eq!(row.user_agent.as_deref(), Some("curl/8"));
+            if event.event_type() != "audit.recorded" {
+                assert_eq!(row.action, event.event_type());
+                assert_eq!(row.actor_kind, "system");
+            }
+        }
+    }
+
+    #[test]
+    fn targets_follow_the_event_type() {
+        let find = |name: &str| {
+            let event = samples::current()
+                .into_iter()
+                .find(|e| e.event_type() == name)
+                .unwrap();
+            audit_row(
+                &envelope(stream_of(&event), &event),
+                &event,
+                Some("acme-corp"),
+            )
+        };
+        let t = |row: &AuditView| {
+            (
+                row.target_type.clone(),
+                row.target_id.clone(),
+                row.target_name.clone(),
+                row.product.clone(),
+            )
+        };
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            t(&find("tenant.suspended")),
+            (s("tenant"), Some(TENANT.to_string()), s("acme-corp"), None)
+        );
+        assert_eq!(
+            t(&find("api_key.issued")),
+            (
+                s("api_key"),
+                s("01930000-0000-7000-8000-000000000002"),
+                s("CI pipeline"),
+                s("billing")
+            )
+        );
+        assert_eq!(
+            t(&find("api_key.revoked")),
+            (
+                s("api_key"),
+                s("01930000-0000-7000-8000-000000000002"),
+                None,
+                None
+            )
+        );
+        assert_eq!(
+            t(&find("oauth_client.registered")),
+            (
+                s("oauth_client"),
+                s("0193a000-0000-7000-8000-00000000c11e"),
+                s("Billing worker"),
+                None
+            )
+        );
+        assert_eq!(
+            t(&find("token.issued")),
+            (
+                s("token"),
+                s("01930000-0000-7000-8000-000000000003"),
+                None,
+                None
+            )
+        );
+        assert_eq!(
+            t(&find("reservation.released")),
+            (s("reservation"), s("acme-corp"), None, None)
+        );
+        let recorded = find("audit.recorded");
+        assert_eq!(
+            t(&recorded),
+            (s("invoice"), s("inv-1001"), s("Invoice 1001"), s("billing"))
+        );
+        assert_eq!(recorded.action, "invoice.paid");
+        assert_eq!(
+            (recorded.actor_kind.as_str(), recorded.actor_id.as_str()),
+            ("user", "user-42")
+        );
+        assert_eq!(
+            recorded.summary,
+            serde_json::json!({"amount": 1200, "currency": "EUR"})
+        );
+        assert_eq!(recorded.tenant_id, TENANT);
+        assert_ne!(recorded.tenant_id, SYSTEM_TENANT_ID);
+    }
+
+    #[test]
+    fn redaction_drops_secret_fields_at_any_depth_and_keeps_the_rest() {
+        let mut value = serde_json::json!({
+            "name": "x",
+            "secret_hash": "aa",
+            "client_secret": "bb",
+            "signing_key": {"kid": "k1", "sealed_private_key": [1], "public_jwk": {"x": "y"}},
+            "keys": [{"token_hash": "cc", "jti": "j"}],
+            "password_policy": {"min_length": 12},
+        });
+        redact(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "name": "x",
+                "signing_key": {"kid": "k1"},
+                "keys": [{"jti": "j"}],
+                "password_policy": {"min_length": 12},
+            })
+        );
+    }
+}
