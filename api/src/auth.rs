@@ -27,6 +27,8 @@ pub struct Principal {
     pub tenant_id: Uuid,
     pub name: String,
     pub scopes: Vec<String>,
+    /// The product the key was issued for, if any.
+    pub product: Option<String>,
 }
 
 impl Principal {
@@ -115,6 +117,7 @@ impl FromRequestParts<AppState> for Principal {
             tenant_id: key.tenant_id,
             name: key.name,
             scopes: key.scopes,
+            product: key.product,
         })
     }
 }

@@ -235,7 +235,8 @@ pub async fn append_audit(
                 target_id: body.target_id,
                 target_type: body.target_type,
                 target_name: body.target_name,
-                product: body.product,
+                // A product's key records its product unless the entry names one.
+                product: body.product.or_else(|| principal.product.clone()),
                 metadata: body.metadata,
             },
         )

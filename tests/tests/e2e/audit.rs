@@ -378,6 +378,23 @@ async fn posted_entries_are_listed_and_on_the_log(store: Store) {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
 
+    // A product's key that names no product records its own.
+    let shop = app
+        .create_api_key(
+            &a,
+            json!({"name": "shop", "scopes": ["audit:write"], "product": "shop"}),
+        )
+        .await;
+    let shop = shop["plaintext"].as_str().unwrap().to_owned();
+    let (status, by_shop) = app
+        .send(
+            app.request(Method::POST, "/v1/audit", Some(&shop))
+                .json(&json!({"action": "cart.checked_out"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{by_shop}");
+    assert_eq!(by_shop["product"], "shop", "{by_shop}");
+
     // On the log: `audit.recorded` on the tenant's audit stream at the entry's position.
     app.stop().await;
     let log = read_log(&app).await;
@@ -385,11 +402,12 @@ async fn posted_entries_are_listed_and_on_the_log(store: Store) {
         .iter()
         .filter(|e| e.envelope.event_type == "audit.recorded")
         .collect();
-    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded.len(), 3);
     assert_eq!(recorded[0].envelope.global_position, id);
     assert_eq!(recorded[0].envelope.stream_id, format!("{a}/audit"));
     assert_eq!(recorded[0].envelope.actor.id, writer_id_audit);
     assert_eq!(recorded[1].envelope.stream_id, format!("{b}/audit"));
+    assert_eq!(recorded[2].envelope.stream_id, format!("{a}/audit"));
     let (same, report) = app.check_read_models();
     assert!(same, "{report}");
 }
