@@ -8,8 +8,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use tessera_event_schemas::events::TenantStatus;
 use tessera_event_schemas::{Actor, ActorKind, SYSTEM_TENANT_ID};
+use tessera_projections::ApiKeyView;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -32,8 +32,12 @@ pub struct Principal {
 }
 
 impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
     pub fn is_platform_admin(&self) -> bool {
-        self.tenant_id == SYSTEM_TENANT_ID && self.scopes.iter().any(|s| s == PLATFORM_ADMIN)
+        self.tenant_id == SYSTEM_TENANT_ID && self.has_scope(PLATFORM_ADMIN)
     }
 
     /// Only the system tenant's platform admins manage other tenants.
@@ -56,7 +60,7 @@ impl Principal {
         tenant_id: Uuid,
     ) -> Result<(), ApiError> {
         let visible = self.is_platform_admin()
-            || (self.tenant_id == tenant_id && self.scopes.iter().any(|s| s == TENANT_ADMIN));
+            || (self.tenant_id == tenant_id && self.has_scope(TENANT_ADMIN));
         if !visible || state.store.tenant(tenant_id).await?.is_none() {
             return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
         }
@@ -87,31 +91,15 @@ impl FromRequestParts<AppState> for Principal {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
-        let hash = state.crypto.secret_hash(token);
-        let key = state
-            .store
-            .api_key_by_hash(&hash)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        if !state.crypto.verify_secret(token, &key.secret_hash) {
-            return Err(ApiError::Unauthenticated);
-        }
-        let now = state.clock.now();
-        if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::Unauthenticated);
-        }
-        if key.tenant_id != SYSTEM_TENANT_ID {
-            let tenant = state.store.tenant(key.tenant_id).await?;
-            let blocked = tenant.is_none_or(|t| {
-                t.suspended || matches!(t.status, TenantStatus::Frozen | TenantStatus::Archived)
-            });
-            if blocked {
+        let key = match check_api_key(state, token).await? {
+            KeyCheck::Usable(key) => *key,
+            KeyCheck::Invalid => return Err(ApiError::Unauthenticated),
+            KeyCheck::TenantBlocked => {
                 return Err(ApiError::Forbidden(
                     "the key's tenant is suspended, frozen or archived".to_owned(),
                 ));
             }
-        }
-        state.usage.record(key.tenant_id, key.key_id, now);
+        };
         Ok(Principal {
             key_id: key.key_id,
             tenant_id: key.tenant_id,
@@ -120,4 +108,41 @@ impl FromRequestParts<AppState> for Principal {
             product: key.product,
         })
     }
+}
+
+/// What a presented API key is.
+pub enum KeyCheck {
+    /// Unknown, revoked or expired.
+    Invalid,
+    /// A good key of a suspended, frozen or archived tenant.
+    TenantBlocked,
+    Usable(Box<ApiKeyView>),
+}
+
+/// Looks a presented API key up by its keyed hash, re-checks it in constant time, and checks
+/// that it is neither revoked nor expired and that its tenant (other than the system tenant)
+/// serves. A usable key's use is counted.
+pub async fn check_api_key(state: &AppState, plaintext: &str) -> Result<KeyCheck, ApiError> {
+    let Some(key) = state
+        .store
+        .api_key_by_hash(&state.crypto.secret_hash(plaintext))
+        .await?
+    else {
+        return Ok(KeyCheck::Invalid);
+    };
+    let now = state.clock.now();
+    if !state.crypto.verify_secret(plaintext, &key.secret_hash)
+        || key.revoked_at.is_some()
+        || key.expires_at.is_some_and(|at| at <= now)
+    {
+        return Ok(KeyCheck::Invalid);
+    }
+    if key.tenant_id != SYSTEM_TENANT_ID {
+        let tenant = state.store.tenant(key.tenant_id).await?;
+        if !tenant.is_some_and(|t| t.serves()) {
+            return Ok(KeyCheck::TenantBlocked);
+        }
+    }
+    state.usage.record(key.tenant_id, key.key_id, now);
+    Ok(KeyCheck::Usable(Box::new(key)))
 }

@@ -24,6 +24,14 @@ pub struct Pending {
     pub last_used_at: Timestamp,
 }
 
+impl Pending {
+    fn add(&mut self, other: Pending) {
+        self.uses += other.uses;
+        self.first_used_at = self.first_used_at.min(other.first_used_at);
+        self.last_used_at = self.last_used_at.max(other.last_used_at);
+    }
+}
+
 /// Counts uses per (tenant, key) until they are flushed.
 #[derive(Debug, Default)]
 pub struct UsageRecorder {
@@ -33,18 +41,15 @@ pub struct UsageRecorder {
 impl UsageRecorder {
     /// Counts one use of `key_id` at `now`.
     pub fn record(&self, tenant_id: Uuid, key_id: Uuid, now: Timestamp) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending
-            .entry((tenant_id, key_id))
-            .and_modify(|p| {
-                p.uses += 1;
-                p.last_used_at = p.last_used_at.max(now);
-            })
-            .or_insert(Pending {
+        self.add(
+            tenant_id,
+            key_id,
+            Pending {
                 uses: 1,
                 first_used_at: now,
                 last_used_at: now,
-            });
+            },
+        );
     }
 
     /// Uses of `key_id` not yet recorded.
@@ -79,23 +84,21 @@ impl UsageRecorder {
                 Ok(position) => last = last.max(position),
                 Err(error) => {
                     tracing::warn!(%key_id, %error, "recording API key usage failed; will retry");
-                    self.restore(tenant_id, key_id, pending);
+                    self.add(tenant_id, key_id, pending);
                 }
             }
         }
         last
     }
 
-    fn restore(&self, tenant_id: Uuid, key_id: Uuid, back: Pending) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending
+    /// Adds `uses` to the key's pending count (a new use, or a failed flush put back).
+    fn add(&self, tenant_id: Uuid, key_id: Uuid, uses: Pending) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((tenant_id, key_id))
-            .and_modify(|p| {
-                p.uses += back.uses;
-                p.first_used_at = p.first_used_at.min(back.first_used_at);
-                p.last_used_at = p.last_used_at.max(back.last_used_at);
-            })
-            .or_insert(back);
+            .and_modify(|p| p.add(uses))
+            .or_insert(uses);
     }
 }
 
@@ -136,7 +139,7 @@ mod tests {
         );
         assert_eq!(recorder.pending(tenant, b).map(|p| p.uses), Some(1));
         assert_eq!(recorder.pending(Uuid::from_u128(9), a), None);
-        recorder.restore(
+        recorder.add(
             tenant,
             b,
             Pending {

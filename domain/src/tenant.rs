@@ -161,6 +161,12 @@ impl Tenant {
         self.id == SYSTEM_TENANT_ID
     }
 
+    /// Whether the tenant's keys, clients and tokens may be used: not suspended, frozen or
+    /// archived.
+    pub fn serves(&self) -> bool {
+        !self.suspended && !matches!(self.status, TenantStatus::Frozen | TenantStatus::Archived)
+    }
+
     /// The state a refused transition is described from: the suspension overlay wins, because
     /// it is what the caller must lift first.
     fn blocking_state(&self) -> String {

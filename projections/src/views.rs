@@ -54,6 +54,14 @@ pub struct TenantView {
     pub version: u64,
 }
 
+impl TenantView {
+    /// Whether the tenant's keys, clients and tokens may be used: not suspended, frozen or
+    /// archived.
+    pub fn serves(&self) -> bool {
+        !self.suspended && !matches!(self.status, TenantStatus::Frozen | TenantStatus::Archived)
+    }
+}
+
 /// Where a signing key is in its life.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]

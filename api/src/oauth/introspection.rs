@@ -143,7 +143,7 @@ async fn revoke_inner(
         .as_ref()
         .ok_or_else(OAuthError::unknown_issuer)?;
     let (form, client) = (&request.form, &request.client);
-    if !super::tenant_serves(tenant) {
+    if !tenant.serves() {
         return Err(OAuthError::unauthorized_client(
             "the tenant is suspended, frozen or archived",
         ));
@@ -197,7 +197,7 @@ fn is_active(state: &AppState, tenant: &Tenant, record: &IssuedToken) -> bool {
         && record.expires_at > now
         && client_active
         && key_published
-        && super::tenant_serves(tenant)
+        && tenant.serves()
         && !state.directory.is_revoked(&record.jti)
 }
 

@@ -29,7 +29,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use tessera_domain::tenant::{Tenant, TenantState};
-use tessera_event_schemas::events::TenantStatus;
 use tessera_event_schemas::{Actor, ActorKind, Hash32};
 use tessera_projections::ClientEntry;
 
@@ -174,11 +173,6 @@ pub fn tenant_of(state: &AppState, slug: &str) -> Result<Arc<TenantState>, OAuth
         .tenant_by_slug(slug)
         .filter(|t| t.tenant.is_some())
         .ok_or_else(OAuthError::unknown_issuer)
-}
-
-/// Whether the tenant may issue or honour tokens: not suspended, frozen or archived.
-pub fn tenant_serves(tenant: &Tenant) -> bool {
-    !tenant.suspended && !matches!(tenant.status, TenantStatus::Frozen | TenantStatus::Archived)
 }
 
 /// An `application/x-www-form-urlencoded` body. A parameter sent twice is an error (RFC 6749

@@ -128,7 +128,7 @@ async fn issue(
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    if !super::tenant_serves(tenant) {
+    if !tenant.serves() {
         return Err(OAuthError::unauthorized_client(
             "the tenant is suspended, frozen or archived and issues no tokens",
         ));

@@ -12,7 +12,8 @@ use tessera_projections::ApiKeyView;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use super::PageQuery;
+use crate::auth::{KeyCheck, Principal, check_api_key};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::state::AppState;
@@ -107,13 +108,6 @@ pub struct ApiKeyPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
 /// Recorded uses plus those still counted in memory.
 fn usage_of(state: &AppState, view: &ApiKeyView) -> (u64, Option<Timestamp>) {
     match state.usage.pending(view.tenant_id, view.key_id) {
@@ -158,14 +152,7 @@ pub async fn create_api_key(
     ApiJson(body): ApiJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
     principal.authorize_tenant(&state, tenant_id).await?;
-    let expires_at = body
-        .expires_at
-        .as_deref()
-        .map(|t| {
-            Timestamp::parse_rfc3339(t)
-                .ok_or_else(|| ApiError::validation("expires_at", "must be an RFC 3339 time"))
-        })
-        .transpose()?;
+    let expires_at = super::parse_time("expires_at", body.expires_at.as_deref())?;
     let issued = state
         .commands
         .issue_api_key(
@@ -210,10 +197,7 @@ pub async fn list_api_keys(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ApiKeyPage>, ApiError> {
     principal.authorize_tenant(&state, tenant_id).await?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 500"));
-    }
+    let limit = super::page_limit(query.limit)?;
     let page = state
         .store
         .list_api_keys(tenant_id, limit, query.cursor.as_deref())
@@ -306,37 +290,13 @@ pub async fn verify_api_key(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let invalid = || Ok(Json(VerifyResponse::default()));
     let key = body.key.trim();
     if key.is_empty() || key.len() > 512 {
-        return invalid();
+        return Ok(Json(VerifyResponse::default()));
     }
-    let Some(view) = state
-        .store
-        .api_key_by_hash(&state.crypto.secret_hash(key))
-        .await?
-    else {
-        return invalid();
+    let KeyCheck::Usable(view) = check_api_key(&state, key).await? else {
+        return Ok(Json(VerifyResponse::default()));
     };
-    let now = state.clock.now();
-    if !state.crypto.verify_secret(key, &view.secret_hash)
-        || view.revoked_at.is_some()
-        || view.expires_at.is_some_and(|at| at <= now)
-    {
-        return invalid();
-    }
-    let tenant_serves = state.store.tenant(view.tenant_id).await?.is_some_and(|t| {
-        !t.suspended
-            && !matches!(
-                t.status,
-                tessera_event_schemas::events::TenantStatus::Frozen
-                    | tessera_event_schemas::events::TenantStatus::Archived
-            )
-    });
-    if !tenant_serves {
-        return invalid();
-    }
-    state.usage.record(view.tenant_id, view.key_id, now);
     Ok(Json(VerifyResponse {
         valid: true,
         tenant_id: Some(view.tenant_id),

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_commands::RecordAudit;
-use tessera_event_schemas::{SYSTEM_TENANT_ID, Timestamp};
+use tessera_event_schemas::SYSTEM_TENANT_ID;
 use tessera_projections::{AuditFilter, AuditView};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -136,18 +136,6 @@ fn to_dto(view: AuditView) -> AuditEvent {
     }
 }
 
-fn parse_time(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
-    text.map(|t| {
-        Timestamp::parse_rfc3339(t)
-            .ok_or_else(|| ApiError::validation(field, "must be an RFC 3339 time"))
-    })
-    .transpose()
-}
-
-fn has_scope(principal: &Principal, scope: &str) -> bool {
-    principal.scopes.iter().any(|s| s == scope)
-}
-
 /// Lists audit entries, **newest first** (by global log position, descending), filtered by
 /// tenant, actor, action, target, product and time (`since` inclusive, `until` exclusive).
 /// Pages with `limit` (1 to 500, default 50) and `cursor`; `next_cursor` is absent on the last
@@ -163,7 +151,7 @@ pub async fn list_audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let tenant_id = if principal.is_platform_admin() {
         query.tenant_id
-    } else if has_scope(&principal, TENANT_ADMIN) {
+    } else if principal.has_scope(TENANT_ADMIN) {
         let tenant_id = query.tenant_id.unwrap_or(principal.tenant_id);
         principal.authorize_tenant(&state, tenant_id).await?;
         Some(tenant_id)
@@ -172,18 +160,15 @@ pub async fn list_audit(
             "this key lacks the {TENANT_ADMIN} scope"
         )));
     };
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 500"));
-    }
+    let limit = super::page_limit(query.limit)?;
     let filter = AuditFilter {
         tenant_id,
         actor_id: query.actor_id,
         action: query.action,
         target_id: query.target_id,
         product: query.product,
-        since: parse_time("since", query.since.as_deref())?,
-        until: parse_time("until", query.until.as_deref())?,
+        since: super::parse_time("since", query.since.as_deref())?,
+        until: super::parse_time("until", query.until.as_deref())?,
     };
     let page = state
         .store
@@ -210,7 +195,7 @@ pub async fn append_audit(
 ) -> Result<(StatusCode, Json<AuditEvent>), ApiError> {
     let tenant_id = if principal.is_platform_admin() {
         body.tenant_id.unwrap_or(SYSTEM_TENANT_ID)
-    } else if has_scope(&principal, TENANT_ADMIN) || has_scope(&principal, AUDIT_WRITE) {
+    } else if principal.has_scope(TENANT_ADMIN) || principal.has_scope(AUDIT_WRITE) {
         let tenant_id = body.tenant_id.unwrap_or(principal.tenant_id);
         if tenant_id != principal.tenant_id {
             return Err(ApiError::NotFound(format!("tenant {tenant_id}")));

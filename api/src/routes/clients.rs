@@ -19,6 +19,7 @@ use tessera_projections::ClientEntry;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::PageQuery;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
@@ -100,13 +101,6 @@ pub struct ClientPage {
     pub items: Vec<Client>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 const SECRET_WARNING: &str =
@@ -219,10 +213,7 @@ pub async fn list_clients(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ClientPage>, ApiError> {
     principal.authorize_tenant(&state, tenant_id).await?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 500"));
-    }
+    let limit = super::page_limit(query.limit)?;
     let after = query
         .cursor
         .as_deref()

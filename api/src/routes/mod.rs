@@ -6,3 +6,35 @@ pub mod audit;
 pub mod clients;
 pub mod health;
 pub mod tenants;
+
+use serde::Deserialize;
+use tessera_event_schemas::Timestamp;
+
+use crate::error::ApiError;
+
+/// `?limit=&cursor=` of a listing without filters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// A listing's page size: 1 to 500, 50 when not given.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::validation("limit", "must be between 1 and 500"))
+    }
+}
+
+/// An optional RFC 3339 time in the request, named `field` in the error.
+pub fn parse_time(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|t| {
+        Timestamp::parse_rfc3339(t)
+            .ok_or_else(|| ApiError::validation(field, "must be an RFC 3339 time"))
+    })
+    .transpose()
+}

@@ -461,10 +461,7 @@ pub async fn list_tenants(
             })
         })
         .transpose()?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 500"));
-    }
+    let limit = super::page_limit(query.limit)?;
     let page = state
         .store
         .list_tenants(
