@@ -3,6 +3,10 @@
 //! The envelope's fields appear at the top level, the payload under `data`, and the payload's
 //! original postcard bytes are not included: `data` plus the envelope is what consumers read,
 //! while exports that must be re-verified carry the raw payload separately.
+//!
+//! What leaves the server for a subscriber ([`public_data`], the Kafka topics) never carries a
+//! secret or key material, not even sealed or hashed: [`is_secret_field`] names those fields,
+//! and the published JSON Schemas ([`Event::json_schemas`]) describe exactly that public form.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -62,6 +66,59 @@ impl EventJson {
             data: event.data_json(),
         }
     }
+}
+
+/// Whether a payload field holds a secret or key material: keyed hashes of secrets
+/// (`secret_hash`, `token_hash`) and sealed private keys. Matched on the name, so fields added
+/// later are covered without a list to keep up to date.
+pub fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("secret")
+        || name.contains("sealed")
+        || name.contains("private")
+        || name == "password"
+        || name == "hash"
+        || name.ends_with("_hash")
+}
+
+/// Removes every field [`is_secret_field`] names, at any depth.
+pub fn strip_secrets(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            map.retain(|name, _| !is_secret_field(name));
+            map.values_mut().for_each(strip_secrets);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_secrets),
+        _ => {}
+    }
+}
+
+/// An event's payload as subscribers see it: its JSON form without secrets or key material.
+pub fn public_data(event: &Event) -> serde_json::Value {
+    let mut data = event.data_json();
+    strip_secrets(&mut data);
+    data
+}
+
+/// Removes the secret fields from a JSON Schema's object definitions (their `properties` and
+/// `required`), at any depth, so that the schema describes [`public_data`].
+pub(crate) fn strip_secret_properties(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        properties.retain(|name, _| !is_secret_field(name));
+    }
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        required.retain(|name| !name.as_str().is_some_and(is_secret_field));
+    }
+    fn nested(value: &mut Value) {
+        match value {
+            Value::Object(map) => strip_secret_properties(map),
+            Value::Array(items) => items.iter_mut().for_each(nested),
+            _ => {}
+        }
+    }
+    schema.values_mut().for_each(nested);
 }
 
 /// The file name under `event-schemas/schemas/` for an event type's JSON Schema.

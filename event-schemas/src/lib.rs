@@ -14,8 +14,11 @@
 //! - [`streams`]: stream id conventions and the system tenant id.
 //! - [`events`]: the payload types, one module per aggregate, and the `Event` registry.
 //! - [`hash`]: the canonical byte layout that event hashes, log links and checkpoints cover.
-//! - [`json`]: the JSON form of a recorded event and the JSON Schemas.
+//! - [`json`]: the JSON form of a recorded event, its public (secret-free) data, and the JSON
+//!   Schemas.
+//! - [`cloudevents`]: the CloudEvents 1.0 form the Kafka audit topics carry.
 
+pub mod cloudevents;
 pub mod envelope;
 pub mod events;
 pub mod hash;

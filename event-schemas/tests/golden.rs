@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use tessera_event_schemas::Event;
 use tessera_event_schemas::events::samples;
-use tessera_event_schemas::json::schema_file_name;
+use tessera_event_schemas::json::{public_data, schema_file_name};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -93,18 +93,40 @@ fn committed_json_schemas_match_the_types() {
 }
 
 #[test]
-fn sample_json_forms_validate_in_shape_against_their_schemas() {
-    // Every property the JSON form emits is declared by the schema.
-    for (sample, (_, _, schema)) in samples::current().iter().zip(Event::json_schemas()) {
-        let data = sample.data_json();
+fn sample_public_json_forms_validate_in_shape_against_their_schemas() {
+    // Every property the public form emits is declared by the schema, and every property the
+    // schema requires is emitted: the schemas describe exactly what subscribers receive.
+    for (sample, (event_type, _, schema)) in samples::current().iter().zip(Event::json_schemas()) {
+        let data = public_data(sample);
+        let data = data.as_object().unwrap();
         let declared = schema
             .as_object()
             .and_then(|o| o.get("properties"))
             .and_then(|p| p.as_object());
-        for key in data.as_object().unwrap().keys() {
+        for key in data.keys() {
             assert!(
                 declared.is_some_and(|d| d.contains_key(key)),
-                "{key} missing from schema"
+                "{event_type}: {key} missing from schema"
+            );
+        }
+        let required = schema.as_object().and_then(|o| o.get("required"));
+        for key in required.and_then(|r| r.as_array()).into_iter().flatten() {
+            assert!(
+                data.contains_key(key.as_str().unwrap()),
+                "{event_type}: required {key} missing from the public form"
+            );
+        }
+    }
+}
+
+#[test]
+fn published_schemas_never_mention_secret_fields() {
+    for (event_type, version, schema) in Event::json_schemas() {
+        let text = serde_json::to_string(&schema).unwrap();
+        for field in ["sealed_private_key", "secret_hash", "token_hash"] {
+            assert!(
+                !text.contains(&format!("\"{field}\"")),
+                "{event_type} v{version} schema declares {field}"
             );
         }
     }

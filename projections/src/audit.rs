@@ -11,18 +11,11 @@ use tessera_event_schemas::events::Event;
 
 use crate::views::AuditView;
 
-/// Whether a payload field holds a secret or key material and must never be shown: keyed
-/// hashes of secrets (`secret_hash`, `token_hash`), sealed private keys, and, to keep the
-/// summary small, public JWKs. Matched on the name, so fields added later are covered too.
+/// Whether a payload field must stay out of the summary: secrets and key material
+/// ([`tessera_event_schemas::json::is_secret_field`]) and, to keep the summary small, public
+/// JWKs.
 pub fn is_secret_field(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.contains("secret")
-        || name.contains("sealed")
-        || name.contains("private")
-        || name == "password"
-        || name == "hash"
-        || name.ends_with("_hash")
-        || name == "public_jwk"
+    tessera_event_schemas::json::is_secret_field(name) || name.eq_ignore_ascii_case("public_jwk")
 }
 
 /// Removes every secret-like field (see [`is_secret_field`]) at any depth.

@@ -86,9 +86,10 @@ macro_rules! registry {
                 &[ $( ($name, $version), )* ]
             }
 
-            /// The JSON Schema of each current event type's `data`.
+            /// The JSON Schema of each current event type's public `data`
+            /// ([`crate::json::public_data`]: secret fields left out).
             pub fn json_schemas() -> Vec<(&'static str, u16, Schema)> {
-                vec![ $( ($name, $version, SchemaGenerator::default().into_root_schema_for::<$payload>()), )* ]
+                vec![ $( ($name, $version, public_schema(SchemaGenerator::default().into_root_schema_for::<$payload>())), )* ]
             }
         }
     };
@@ -120,6 +121,13 @@ registry! {
     AuditRecorded => "audit.recorded" @ 1: AuditRecordedV1,
 }
 
+fn public_schema(mut schema: Schema) -> Schema {
+    if let Some(map) = schema.as_object_mut() {
+        crate::json::strip_secret_properties(map);
+    }
+    schema
+}
+
 /// Versions that are no longer current, each decoded as its frozen type and upcast.
 /// None has been superseded yet; the first `V2` adds an arm such as
 /// `("tenant.created", 1) => postcard::from_bytes::<TenantCreatedV1>(bytes).map(|v1| Event::TenantCreated(v1.into()))`.
@@ -135,7 +143,8 @@ fn legacy_decode(
 }
 
 impl Event {
-    /// The id of the tenant a payload names, when it names one explicitly.
+    /// The aggregate an event type belongs to: the part of its name before the dot
+    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`).
     pub fn category(&self) -> &'static str {
         let name = self.event_type();
         name.split_once('.').map_or(name, |(category, _)| category)
