@@ -18,11 +18,14 @@
 //! - [`rebuild`]: drop and replay everything, offline.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
 //!   revoked tokens) that the authorization server's hot paths read.
+//! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
+//!   topics), checkpointed after the broker acknowledges.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
 
 pub mod audit;
 pub mod directory;
 pub mod error;
+pub mod kafka;
 pub mod rebuild;
 pub mod reduce;
 pub mod runtime;
@@ -32,6 +35,7 @@ mod write;
 
 pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
+pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
 pub use reduce::{Checkpoints, Projection};
 pub use runtime::ProjectionRuntime;

@@ -80,6 +80,8 @@ fn table_of(projection: Projection) -> &'static str {
 }
 
 const CHECKPOINTS: &str = "rm_checkpoints";
+/// Where publishers (the Kafka audit publisher) keep their delivered position.
+const PUBLISHER_CHECKPOINTS: &str = "publisher_checkpoints";
 
 /// `CREATE` statements (table, then its indexes) for each read-model table.
 fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
@@ -305,7 +307,57 @@ impl ReadStore {
     async fn init(pool: AnyPool, dialect: Dialect) -> Result<Self, ReadError> {
         let store = Self { pool, dialect };
         store.open_schema().await?;
+        store.open_publisher_checkpoints().await?;
         Ok(store)
+    }
+
+    /// Publisher checkpoints live outside the `rm_` read models on purpose: rebuilding the
+    /// read models, or a change of their schema version, must not make a publisher send the
+    /// whole log to its subscribers again.
+    async fn open_publisher_checkpoints(&self) -> Result<(), ReadError> {
+        let key = match self.dialect {
+            Dialect::Sqlite => "TEXT",
+            Dialect::Postgres => "TEXT COLLATE \"C\"",
+        };
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {PUBLISHER_CHECKPOINTS} (\
+                publisher {key} PRIMARY KEY, \
+                position BIGINT NOT NULL)"
+        )))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last position `publisher` has delivered (and had acknowledged), or 0.
+    pub async fn publisher_checkpoint(&self, publisher: &str) -> Result<u64, ReadError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT position FROM {PUBLISHER_CHECKPOINTS} WHERE publisher = $1"
+        )))
+        .bind(publisher)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("position")?).unwrap_or(0)),
+            None => Ok(0),
+        }
+    }
+
+    /// Records that `publisher` has delivered everything up to `position`.
+    pub async fn set_publisher_checkpoint(
+        &self,
+        publisher: &str,
+        position: u64,
+    ) -> Result<(), ReadError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {PUBLISHER_CHECKPOINTS} (publisher, position) VALUES ($1, $2) \
+             ON CONFLICT (publisher) DO UPDATE SET position = excluded.position"
+        )))
+        .bind(publisher)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Creates the tables of a fresh store, keeps those of a store at [`SCHEMA_VERSION`], and
