@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use tessera_projections::{KafkaSettings, TopicCategory};
 
 /// A value that must never be printed.
 #[derive(Clone, Default)]
@@ -73,6 +74,94 @@ pub struct ServeConfig {
     /// How often scheduled lifecycle transitions (cancellation at period end) are applied.
     #[arg(long, env = "TESSERA_LIFECYCLE_INTERVAL_SECS", default_value_t = 30)]
     pub lifecycle_interval_secs: u64,
+
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+}
+
+/// The Kafka audit publisher. Nothing about Kafka runs unless `TESSERA_KAFKA_BROKERS` is set.
+#[derive(Args, Clone, Debug)]
+pub struct KafkaConfig {
+    /// Kafka bootstrap servers (`host:port,...`); enables publishing every event to Kafka.
+    #[arg(long, env = "TESSERA_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// The topic that carries every event.
+    #[arg(long, env = "TESSERA_KAFKA_TOPIC", default_value = tessera_projections::kafka::DEFAULT_TOPIC)]
+    pub kafka_topic: String,
+
+    /// Categories that also get a topic `tessera.audit.{category}.v1`: any of `tenants`,
+    /// `oauth`, `security`, `products`, comma-separated; empty for none.
+    #[arg(
+        long,
+        env = "TESSERA_KAFKA_CATEGORY_TOPICS",
+        default_value = "tenants,oauth,security,products"
+    )]
+    pub kafka_category_topics: String,
+
+    /// Create missing topics at start.
+    #[arg(long, env = "TESSERA_KAFKA_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub kafka_create_topics: bool,
+
+    /// Partitions of topics Tessera creates.
+    #[arg(long, env = "TESSERA_KAFKA_PARTITIONS", default_value_t = 6)]
+    pub kafka_partitions: i32,
+
+    /// Replication factor of topics Tessera creates.
+    #[arg(long, env = "TESSERA_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    pub kafka_replication_factor: i32,
+
+    /// How long a message may stay unacknowledged before the publisher starts over from its
+    /// checkpoint with a new producer.
+    #[arg(
+        long,
+        env = "TESSERA_KAFKA_DELIVERY_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub kafka_delivery_timeout_ms: u64,
+}
+
+impl KafkaConfig {
+    /// The publisher's settings, or `None` when no brokers are configured.
+    pub fn settings(&self) -> Result<Option<KafkaSettings>, String> {
+        let Some(brokers) = self.kafka_brokers.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if brokers.is_empty() {
+            return Ok(None);
+        }
+        let categories = self
+            .kafka_category_topics
+            .split(',')
+            .filter(|name| !name.trim().is_empty())
+            .map(|name| {
+                TopicCategory::parse(name).ok_or_else(|| {
+                    format!(
+                        "TESSERA_KAFKA_CATEGORY_TOPICS: unknown category {:?} (known: tenants, oauth, security, products)",
+                        name.trim()
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.kafka_topic.trim().is_empty() {
+            return Err("TESSERA_KAFKA_TOPIC must not be empty".to_owned());
+        }
+        if self.kafka_partitions < 1 || self.kafka_replication_factor < 1 {
+            return Err(
+                "TESSERA_KAFKA_PARTITIONS and TESSERA_KAFKA_REPLICATION_FACTOR must be at least 1"
+                    .to_owned(),
+            );
+        }
+        let mut settings = KafkaSettings::new(brokers);
+        settings.topic = self.kafka_topic.trim().to_owned();
+        settings.categories = categories;
+        settings.create_topics = self.kafka_create_topics;
+        settings.partitions = self.kafka_partitions;
+        settings.replication_factor = self.kafka_replication_factor;
+        settings.delivery_timeout =
+            std::time::Duration::from_millis(self.kafka_delivery_timeout_ms.max(1000));
+        Ok(Some(settings))
+    }
 }
 
 /// The public base URL: `configured` (validated, without a trailing slash), or one derived

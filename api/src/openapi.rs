@@ -12,6 +12,7 @@ use crate::routes::{api_keys, audit, clients, health, tenants};
     paths(
         health::healthz,
         health::readyz,
+        health::metrics,
         tenants::create_tenant,
         tenants::list_tenants,
         tenants::get_tenant,

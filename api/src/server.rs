@@ -15,7 +15,7 @@ use axum::routing::get;
 use tessera_commands::crypto::{Crypto, MasterKey};
 use tessera_commands::{CommandService, SystemClock, SystemIds};
 use tessera_event_log::{Backend, EventLog, LogConfig};
-use tessera_projections::{Directory, ProjectionRuntime, ReadStore};
+use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
@@ -162,6 +163,10 @@ pub async fn run(
         tracing::info!(key_id = %issued.key_id, "created the system tenant and the platform admin key");
     }
 
+    let kafka_settings = config
+        .kafka
+        .settings()
+        .map_err(|message| anyhow::anyhow!(message))?;
     let public_url = config::public_url(config.public_url.as_deref(), listener.local_addr()?)
         .map_err(|message| anyhow::anyhow!(message))?;
     let projections = Arc::new(
@@ -183,6 +188,17 @@ pub async fn run(
         .wait_for(head, Duration::from_secs(3600))
         .await
         .map_err(|_| anyhow::anyhow!("the OAuth directory did not catch up with the log"))?;
+    let kafka = match kafka_settings {
+        Some(settings) => {
+            tracing::info!(brokers = %settings.brokers, topic = %settings.topic, "starting the Kafka audit publisher");
+            Some(Arc::new(
+                KafkaPublisher::start(log.clone(), store.clone(), settings)
+                    .await
+                    .context("starting the Kafka audit publisher")?,
+            ))
+        }
+        None => None,
+    };
     let usage_recorder = Arc::new(UsageRecorder::default());
     let state = AppState {
         commands,
@@ -196,6 +212,7 @@ pub async fn run(
         signers: Arc::default(),
         usage: usage_recorder.clone(),
         public_url: public_url.into(),
+        kafka: kafka.clone(),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),
@@ -228,6 +245,14 @@ pub async fn run(
     }
     if let Ok(runtime) = Arc::try_unwrap(projections) {
         runtime.shutdown().await;
+    }
+    if let Some(kafka) = kafka {
+        // Publish the last writes if the broker takes them promptly; whatever it does not is
+        // sent again at the next start.
+        if let Ok(head) = log.head_position().await {
+            kafka.wait_for(head, Duration::from_secs(5)).await;
+        }
+        kafka.shutdown().await;
     }
     directory_task.shutdown().await;
     log.close().await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tessera_commands::crypto::Crypto;
 use tessera_commands::{Clock, CommandService};
 use tessera_event_log::EventLog;
-use tessera_projections::{Directory, ProjectionRuntime, ReadStore};
+use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 
 use crate::error::ApiError;
 use crate::oauth::token::Signers;
@@ -30,6 +30,8 @@ pub struct AppState {
     pub usage: Arc<UsageRecorder>,
     /// The externally reachable base URL, without a trailing slash.
     pub public_url: Arc<str>,
+    /// The Kafka audit publisher, when brokers are configured.
+    pub kafka: Option<Arc<KafkaPublisher>>,
 }
 
 impl AppState {

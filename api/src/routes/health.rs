@@ -1,9 +1,11 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the Prometheus metrics.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Serialize;
+use tessera_projections::PublisherStatus;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
@@ -30,6 +32,33 @@ pub struct Readiness {
     pub projected_position: u64,
     /// Positions the read models are behind the log.
     pub projection_lag: u64,
+    /// The Kafka audit publisher, when brokers are configured. Its lag does not make the
+    /// server unready: issuing tokens does not wait for Kafka.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaReadiness>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KafkaReadiness {
+    /// Every event up to this position is acknowledged by the broker.
+    pub published_position: u64,
+    /// Positions the publisher is behind the log.
+    pub lag: u64,
+    /// Messages acknowledged since the server started.
+    pub messages_published: u64,
+    /// The latest broker or delivery error, cleared by the next acknowledged batch.
+    pub last_error: Option<String>,
+}
+
+impl KafkaReadiness {
+    pub fn new(status: PublisherStatus, head: u64) -> Self {
+        Self {
+            published_position: status.published_position,
+            lag: head.saturating_sub(status.published_position),
+            messages_published: status.messages_published,
+            last_error: status.last_error,
+        }
+    }
 }
 
 /// Readiness: the event log answers. No permission needed. 503 when it does not.
@@ -56,6 +85,76 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             log_head: head,
             projected_position: projected,
             projection_lag: head.saturating_sub(projected),
+            kafka: state
+                .kafka
+                .as_ref()
+                .map(|kafka| KafkaReadiness::new(kafka.status(), head)),
         }),
     )
+}
+
+/// Prometheus text exposition (version 0.0.4) of the server's positions and lags. No
+/// permission needed, like the probes: it reveals counts, never data.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let head = match state.log.head_position().await {
+        Ok(head) => head,
+        Err(_) => *state.log.watch_head().borrow(),
+    };
+    let projected = state.projections.projected_position();
+    let mut out = String::new();
+    gauge(
+        &mut out,
+        "tessera_log_head_position",
+        "Last committed global position of the event log.",
+        head,
+    );
+    gauge(
+        &mut out,
+        "tessera_projection_lag_events",
+        "Positions the read models are behind the log head.",
+        head.saturating_sub(projected),
+    );
+    if let Some(kafka) = &state.kafka {
+        let status = kafka.status();
+        gauge(
+            &mut out,
+            "tessera_kafka_published_position",
+            "Every event up to this global position is acknowledged by Kafka.",
+            status.published_position,
+        );
+        gauge(
+            &mut out,
+            "tessera_kafka_publisher_lag_events",
+            "Positions the Kafka audit publisher is behind the log head.",
+            head.saturating_sub(status.published_position),
+        );
+        metric(
+            &mut out,
+            "tessera_kafka_messages_published_total",
+            "counter",
+            "Messages acknowledged by Kafka since the server started, over all topics.",
+            status.messages_published,
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    metric(out, name, "gauge", help, value);
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
