@@ -206,7 +206,8 @@ impl ClientContext for PublisherContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "Kafka client error");
+        // librdkafka has already logged the cause through `log` above.
+        tracing::debug!(%error, reason, "Kafka client error");
         self.shared.set_error(Some(format!("{error}: {reason}")));
     }
 }

@@ -363,6 +363,23 @@ async fn read_models_of_another_schema_version_are_dropped_and_rebuilt(kind: Kin
     runtime.shutdown().await;
     let projected = setup.store.snapshot().await.unwrap();
 
+    // The Kafka publisher's checkpoint is not a read model: nothing below may reset it, or
+    // a rebuild would republish the whole log.
+    assert_eq!(
+        setup.store.publisher_checkpoint("kafka:t").await.unwrap(),
+        0
+    );
+    setup
+        .store
+        .set_publisher_checkpoint("kafka:t", 17)
+        .await
+        .unwrap();
+    setup
+        .store
+        .set_publisher_checkpoint("kafka:t", head)
+        .await
+        .unwrap();
+
     // Same version: reopening keeps everything.
     setup.reopen().await;
     assert_eq!(setup.store.checkpoints().await.unwrap(), at_head);
@@ -392,6 +409,10 @@ async fn read_models_of_another_schema_version_are_dropped_and_rebuilt(kind: Kin
     let emptied = setup.store.snapshot().await.unwrap();
     assert_eq!(emptied["rm_api_keys"], serde_json::json!([]));
     assert_eq!(emptied["rm_checkpoints"], serde_json::json!({}));
+    assert_eq!(
+        setup.store.publisher_checkpoint("kafka:t").await.unwrap(),
+        head
+    );
 
     // The projector refolds the whole log from position 0.
     let runtime = setup.start().await;
@@ -451,6 +472,10 @@ async fn read_models_of_another_schema_version_are_dropped_and_rebuilt(kind: Kin
     assert_eq!(key.use_count, 3 + 2);
     assert_eq!(setup.store.snapshot().await.unwrap(), projected);
     setup.assert_live_equals_rebuild().await;
+    assert_eq!(
+        setup.store.publisher_checkpoint("kafka:t").await.unwrap(),
+        head
+    );
 }
 
 async fn wait_for_returns_once_projected_and_times_out_otherwise(kind: Kind) {
