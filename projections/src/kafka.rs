@@ -376,8 +376,12 @@ async fn session(
         client_config(settings).create_with_context(PublisherContext {
             shared: shared.clone(),
         })?;
+    let producer = OffWorkers(Some(producer));
     if settings.create_topics {
-        ensure_topics(settings).await?;
+        tokio::select! {
+            created = ensure_topics(settings) => created?,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
     }
     let checkpoint = settings.checkpoint_name();
     let from = store.publisher_checkpoint(&checkpoint).await?;
@@ -437,6 +441,33 @@ async fn session(
     }
 }
 
+/// Drops an rdkafka client on a blocking thread: destroying one purges, flushes and joins
+/// librdkafka's threads, which can take a while with a broker gone, and must not stall the
+/// runtime's workers (or the HTTP server on them).
+struct OffWorkers<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> std::ops::Deref for OffWorkers<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // Only `drop` takes the value out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send + 'static> Drop for OffWorkers<T> {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn_blocking(move || drop(client));
+                }
+                Err(_) => drop(client),
+            }
+        }
+    }
+}
+
 /// Enqueues every message of `batch` in log order (so that per-partition order is log order)
 /// and returns their delivery futures in the same order.
 async fn send_batch(
@@ -486,6 +517,7 @@ async fn ensure_topics(settings: &KafkaSettings) -> Result<(), SessionError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &settings.brokers)
         .create()?;
+    let admin = OffWorkers(Some(admin));
     let names = settings.topics();
     let topics: Vec<NewTopic<'_>> = names
         .iter()
@@ -497,7 +529,9 @@ async fn ensure_topics(settings: &KafkaSettings) -> Result<(), SessionError> {
             )
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let options = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {
         match result {
             Ok(_) => {}
