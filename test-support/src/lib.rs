@@ -1,4 +1,5 @@
-//! Test helpers shared by the workspace: a throwaway PostgreSQL database per call, and free ports.
+//! Test helpers shared by the workspace: a throwaway PostgreSQL database per call, a real
+//! Kafka-protocol broker ([`kafka::Broker`]), and free ports.
 //!
 //! [`fresh_database`] either creates a uniquely named database on the server named by
 //! `TESSERA_TEST_DATABASE_URL`, or starts a private PostgreSQL cluster from the `initdb`,
@@ -19,6 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+
+pub mod kafka;
 
 /// The variable naming an existing server to create test databases on.
 pub const DATABASE_URL_VAR: &str = "TESSERA_TEST_DATABASE_URL";

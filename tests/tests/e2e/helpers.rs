@@ -32,18 +32,30 @@ pub struct TestServer {
     preset_admin_key: bool,
     /// Everything the current and previous runs printed on stdout.
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Extra environment for `serve` (e.g. `TESSERA_KAFKA_BROKERS`).
+    env: Vec<(String, String)>,
 }
 
 pub async fn spawn_app(store: Store) -> TestServer {
-    spawn(store, true).await
+    spawn(store, true, Vec::new()).await
+}
+
+/// A server started with extra environment variables.
+#[allow(dead_code)]
+pub async fn spawn_app_with_env(store: Store, env: &[(&str, &str)]) -> TestServer {
+    let env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    spawn(store, true, env).await
 }
 
 /// A server that must generate its own bootstrap admin key.
 pub async fn spawn_app_generating_its_admin_key() -> TestServer {
-    spawn(Store::Embedded, false).await
+    spawn(Store::Embedded, false, Vec::new()).await
 }
 
-async fn spawn(store: Store, preset_admin_key: bool) -> TestServer {
+async fn spawn(store: Store, preset_admin_key: bool, env: Vec<(String, String)>) -> TestServer {
     let database = match store {
         Store::Embedded => None,
         Store::Postgres => Some(
@@ -61,6 +73,7 @@ async fn spawn(store: Store, preset_admin_key: bool) -> TestServer {
         database,
         preset_admin_key,
         stdout: Default::default(),
+        env,
     };
     server.start().await;
     server
@@ -97,6 +110,7 @@ impl TestServer {
         let mut command = self.command();
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if self.preset_admin_key {

@@ -11,6 +11,7 @@ mod api_key_usage;
 mod audit;
 mod auth;
 mod crash;
+mod kafka;
 mod oauth;
 mod tenants;
 mod tidy;
