@@ -5,6 +5,7 @@
 //! `$CARGO_HOME/bin/tansu` (`~/.cargo/bin/tansu`). Without one, [`Broker::start`] panics and
 //! says how to install it: Kafka tests never skip.
 //!
+//! [`Broker::pause`] and [`Broker::resume`] freeze and thaw the broker with its state intact.
 //! [`Broker::stop`] kills the broker and [`Broker::start_again`] starts a new one on the same
 //! port. With memory storage the new broker starts empty: topics, messages and consumer-group
 //! offsets are gone, as after losing a single-node cluster's disk.
@@ -56,6 +57,26 @@ impl Broker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open but nothing answers, as in a
+    /// network partition or a long GC pause. Its state survives, unlike [`Broker::stop`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused broker run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker is not running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts a broker on the same port (after [`Broker::stop`]).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the broker is already running");
@@ -97,6 +118,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            // A paused process ignores SIGKILL until it runs again.
+            self.signal("-CONT");
+        }
         self.stop();
     }
 }

@@ -439,6 +439,80 @@ async fn a_broker_outage_loses_nothing_and_publishing_resumes_by_itself() {
     assert_exactly_the_log(&received, &log);
 }
 
+/// Writers that create tenants until told to stop (or the server goes away); returns how
+/// many writes were acknowledged.
+fn start_writers(
+    app: &TestServer,
+    tag: &str,
+    count: usize,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Vec<tokio::task::JoinHandle<usize>>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let writers = (0..count)
+        .map(|w| {
+            let client = app.client.clone();
+            let base = app.base.clone();
+            let tag = tag.to_owned();
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = 0;
+                for i in 0.. {
+                    if *stopped.borrow() {
+                        break;
+                    }
+                    let sent = client
+                        .post(format!("{base}/v1/tenants"))
+                        .bearer_auth(crate::helpers::ADMIN_KEY)
+                        .json(&json!({"slug": format!("{tag}-{w}-{i}"), "name": "writer"}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status().is_success() => acknowledged += 1,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    (stop, writers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_frozen_mid_stream_loses_nothing() {
+    let broker = Broker::start();
+    let mut app = kafka_app(Store::Embedded, &broker).await;
+    let consumer = GroupConsumer::start(&broker.bootstrap_servers(), "auditors", &[ALL]);
+    let (stop, writers) = start_writers(&app, "frozen", 3);
+    let published = eventually(Duration::from_secs(30), || async {
+        !consumer.positions(ALL).is_empty()
+    })
+    .await;
+    assert!(published, "nothing published before the freeze");
+
+    // Frozen while writers append and messages are in flight, for longer than the delivery
+    // timeout, so the publisher gives up on its producer and starts over from the checkpoint.
+    broker.pause();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let frozen = kafka_readiness(&app).await;
+    broker.resume();
+    assert!(frozen["lag"].as_u64().unwrap() > 0, "{frozen}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop.send(true);
+    let mut acknowledged = 0;
+    for writer in writers {
+        acknowledged += writer.await.unwrap();
+    }
+    assert!(acknowledged > 50, "too few writes: {acknowledged}");
+
+    wait_until_consumed(&app, &consumer, &[]).await;
+    let log = stop_and_drain(&mut app, &consumer, &[]).await;
+    assert_exactly_the_log(&consumer.stop().await, &log);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_server_mid_stream_loses_nothing() {
     let broker = Broker::start();
@@ -447,24 +521,7 @@ async fn killing_the_server_mid_stream_loses_nothing() {
     workload(&app, "warm", 2).await;
 
     // Writers keep appending while the server is killed under them.
-    let mut writers = Vec::new();
-    for w in 0..4 {
-        let client = app.client.clone();
-        let base = app.base.clone();
-        writers.push(tokio::spawn(async move {
-            for i in 0.. {
-                let sent = client
-                    .post(format!("{base}/v1/tenants"))
-                    .bearer_auth(crate::helpers::ADMIN_KEY)
-                    .json(&json!({"slug": format!("kill-{w}-{i}"), "name": "kill"}))
-                    .send()
-                    .await;
-                if sent.is_err() {
-                    return;
-                }
-            }
-        }));
-    }
+    let (_writing, writers) = start_writers(&app, "kill", 4);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before_kill = kafka_readiness(&app).await;
     app.kill9();
