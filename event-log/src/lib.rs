@@ -125,6 +125,17 @@ pub trait EventLog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError>;
 
+    /// The same events as [`read_all`](EventLog::read_all), for callers that walk the whole log
+    /// once, page after page (`tessera-replay`'s verification and scans). A backend may serve
+    /// them from a path built for long sequential reads; by default it is `read_all`.
+    async fn read_all_bulk(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read_all(after_position, limit).await
+    }
+
     /// The position of the last committed event; 0 for an empty log.
     async fn head_position(&self) -> Result<u64, LogError>;
 

@@ -525,6 +525,58 @@ async fn read_back_events_match_what_was_proposed_and_verify_their_hashes(kind: 
     assert_eq!(a, from_all);
 }
 
+async fn bulk_reads_return_exactly_what_read_all_returns(kind: Kind) {
+    let t = TestLog::new(kind).await;
+    let proposed = events(9);
+    t.log
+        .append(vec![
+            write("a", ExpectedVersion::NoStream, proposed[..4].to_vec()),
+            write("b", ExpectedVersion::NoStream, proposed[4..5].to_vec()),
+        ])
+        .await
+        .unwrap();
+    t.log
+        .append(vec![write(
+            "c",
+            ExpectedVersion::Any,
+            proposed[5..].to_vec(),
+        )])
+        .await
+        .unwrap();
+    let all = all_events(&*t.log).await;
+    assert_eq!(t.log.read_all_bulk(0, usize::MAX).await.unwrap(), all);
+    // Pages of any size, from anywhere, as `read_all` gives them (several times over, so that
+    // a kept connection and its prepared statement are reused).
+    for limit in [1, 2, 4, 9, 100] {
+        for after in [0, 3, 8, 9, 50] {
+            assert_eq!(
+                t.log.read_all_bulk(after, limit).await.unwrap(),
+                t.log.read_all(after, limit).await.unwrap(),
+                "after {after}, limit {limit}"
+            );
+        }
+    }
+    assert!(t.log.read_all_bulk(0, 0).await.unwrap().is_empty());
+    // Concurrent bulk reads each get a connection and agree.
+    let reads = (0..4).map(|_| {
+        let log = t.log.clone();
+        tokio::spawn(async move { log.read_all_bulk(0, usize::MAX).await.unwrap() })
+    });
+    for read in futures::future::join_all(reads).await {
+        assert_eq!(read.unwrap(), all);
+    }
+    // Appends are seen by the next bulk read.
+    t.log
+        .append(vec![write("a", ExpectedVersion::Exact(4), events(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        t.log.read_all_bulk(9, 10).await.unwrap(),
+        t.log.read_all(9, 10).await.unwrap()
+    );
+    assert_eq!(t.log.read_all_bulk(9, 10).await.unwrap().len(), 1);
+}
+
 async fn concurrent_no_stream_appends_to_one_stream_let_exactly_one_win(kind: Kind) {
     let t = TestLog::new(kind).await;
     let mut tasks = Vec::new();
@@ -928,6 +980,7 @@ conformance!(
     an_append_without_events_or_with_repeated_ids_is_invalid,
     reads_return_events_in_order_and_respect_limits,
     read_back_events_match_what_was_proposed_and_verify_their_hashes,
+    bulk_reads_return_exactly_what_read_all_returns,
     concurrent_no_stream_appends_to_one_stream_let_exactly_one_win,
     concurrent_writers_get_dense_unique_positions_and_readers_never_see_gaps,
     a_subscription_catches_up_then_receives_live_appends,
