@@ -9,6 +9,9 @@
 //!
 //! Every subcommand exits 2 when it could not run. The logic lives in the library; this file
 //! only parses arguments, opens the log read-only and prints.
+//!
+//! mimalloc replaces the system allocator, as in `tessera`: `verify` allocates every event's
+//! strings on the reading threads and frees them on the verifying one.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -24,9 +27,14 @@ use tessera_replay_tools::asof::fold_tenant;
 use tessera_replay_tools::diff::diff;
 use tessera_replay_tools::export::{CSV_HEADER, ExportRecord, Format};
 use tessera_replay_tools::history::{HistoryEntry, HistoryFilter, tenant_events};
-use tessera_replay_tools::source::{Bound, TenantRef, backend, open_read_only, resolve_tenant};
+use tessera_replay_tools::source::{
+    Bound, PAGE, TenantRef, backend, open_read_only, resolve_tenant,
+};
 use tessera_replay_tools::verify::verify_log;
 use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -230,7 +238,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let log = open(&args.storage).await?;
     let check =
         |message: &[u8], signature: &[u8]| verify_checkpoint_with(&public_key, message, signature);
-    let outcome = verify_log(log.as_ref(), &check, |_| {}).await?;
+    let outcome = verify_log(log, PAGE, &check, |_| {}).await?;
     match outcome {
         Ok(report) => {
             if args.json {

@@ -13,11 +13,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tessera_event_log::{Checkpoint, EventLog};
 use tessera_event_schemas::hash::{checkpoint_message, event_hash, log_link};
 use tessera_event_schemas::{Hash32, RecordedEvent};
+
+use crate::source::ReadAhead;
 
 /// The first thing found wrong with the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +95,16 @@ impl<'k> Verifier<'k> {
     }
 
     pub fn push(&mut self, event: &RecordedEvent) -> Result<(), Violation> {
+        self.push_hashed(event, event_hash(&event.envelope, &event.payload))
+    }
+
+    /// [`push`](Self::push) for an event whose bytes were already hashed (`computed` must be
+    /// `event_hash(&event.envelope, &event.payload)`), so that hashing can run on other threads.
+    pub fn push_hashed(
+        &mut self,
+        event: &RecordedEvent,
+        computed: Hash32,
+    ) -> Result<(), Violation> {
         let e = &event.envelope;
         let at = |kind, detail: String| Violation {
             position: e.global_position,
@@ -109,18 +122,16 @@ impl<'k> Verifier<'k> {
                 ),
             });
         }
-        let computed = event_hash(e, &event.payload);
         if computed != e.hash {
             return Err(at(
                 ViolationKind::EventAltered,
                 format!("stored hash {} but the bytes hash to {computed}", e.hash),
             ));
         }
-        let (last_version, last_hash) = self
-            .streams
-            .get(&e.stream_id)
-            .copied()
-            .unwrap_or((0, Hash32::ZERO));
+        // One lookup serves both the check and the update; a stream id is copied only the
+        // first time the stream is seen.
+        let stream = self.streams.get_mut(e.stream_id.as_str());
+        let (last_version, last_hash) = stream.as_deref().copied().unwrap_or((0, Hash32::ZERO));
         if e.stream_version != last_version + 1 || e.prev_hash != last_hash {
             return Err(at(
                 ViolationKind::StreamChainBroken,
@@ -141,8 +152,13 @@ impl<'k> Verifier<'k> {
                 format!("stored log_hash {} but the chain gives {link}", e.log_hash),
             ));
         }
-        self.streams
-            .insert(e.stream_id.clone(), (e.stream_version, e.hash));
+        match stream {
+            Some(stream) => *stream = (e.stream_version, e.hash),
+            None => {
+                self.streams
+                    .insert(e.stream_id.clone(), (e.stream_version, e.hash));
+            }
+        }
         self.position = e.global_position;
         self.log_hash = link;
         self.check_checkpoints_up_to(self.position)
@@ -203,29 +219,30 @@ impl<'k> Verifier<'k> {
     }
 }
 
-/// Reads the whole log in pages and verifies it. `progress` is called after every page.
+/// Reads the whole log in pages of `page` events (the tool uses
+/// [`PAGE`](crate::source::PAGE)) and verifies it. Pages are read, and their events hashed,
+/// ahead of the verifier by [`ReadAhead`]'s tasks, so that reading, hashing and the chain checks
+/// share the cores; `progress` is called with the last position verified after every page.
 pub async fn verify_log(
-    log: &dyn EventLog,
+    log: Arc<dyn EventLog>,
+    page: usize,
     verify_signature: &dyn Fn(&[u8], &[u8]) -> bool,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Result<Report, Violation>> {
-    const PAGE: usize = 10_000;
     let checkpoints = log.checkpoints(0).await?;
     let mut verifier = Verifier::new(checkpoints, verify_signature);
-    let mut after = 0;
-    loop {
-        let page = log.read_all(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        let next = last.envelope.global_position;
-        for event in &page {
-            if let Err(violation) = verifier.push(event) {
+    let mut pages = ReadAhead::start(log, page, |event| {
+        event_hash(&event.envelope, &event.payload)
+    });
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        for (event, hash) in page.events.iter().zip(&page.work) {
+            if let Err(violation) = verifier.push_hashed(event, *hash) {
                 return Ok(Err(violation));
             }
         }
-        progress(next);
-        after = next;
-        if page.len() < PAGE {
-            break;
+        if let Some(last) = page.events.last() {
+            progress(last.envelope.global_position);
         }
     }
     Ok(verifier.finish())

@@ -1,17 +1,22 @@
 //! Tamper tests: a real log on SQLite and on a throwaway PostgreSQL is edited behind Tessera's
 //! back (a payload byte, a deleted event, two swapped events, a cut-off tail), and
 //! `tessera-replay verify` must fail naming the first bad position; an untouched log verifies.
+//! The paged, parallel read-ahead that `verify` walks the log with is checked around such gaps
+//! too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use sqlx::Executor;
 use tessera_commands::crypto::{Crypto, MasterKey};
-use tessera_event_log::{Backend, ExpectedVersion, LogConfig, StreamWrite};
+use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::samples;
 use tessera_event_schemas::{EventMetadata, ProposedEvent, Timestamp};
+use tessera_replay_tools::source::ReadAhead;
+use tessera_replay_tools::verify::{ViolationKind, verify_log};
 use uuid::Uuid;
 
 const MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -172,6 +177,69 @@ async fn swapped_events_fail_at_the_first(postgres: bool) {
     assert_fails_at(store.verify(), 12, "event_altered");
 }
 
+/// The log opened in-process, for walking it with the library rather than the binary.
+async fn open(store: &Store) -> Arc<dyn EventLog> {
+    tessera_event_log::open(LogConfig::new(store.backend()))
+        .await
+        .unwrap()
+}
+
+/// Every position `ReadAhead` delivers with pages of `page` events, checking that each event's
+/// work result stayed beside it.
+async fn read_ahead_positions(log: &Arc<dyn EventLog>, page: usize) -> Vec<u64> {
+    let mut pages = ReadAhead::start(log.clone(), page, |e| e.envelope.global_position);
+    let mut positions = Vec::new();
+    while let Some(next) = pages.next().await {
+        let next = next.unwrap();
+        assert!(!next.events.is_empty() && next.events.len() <= page);
+        for (event, work) in next.events.iter().zip(&next.work) {
+            assert_eq!(event.envelope.global_position, *work);
+            positions.push(*work);
+        }
+        assert_eq!(next.events.len(), next.work.len());
+    }
+    positions
+}
+
+/// Pages are read in parallel by position range; around gaps (deleted events, one far beyond
+/// the head) every event must still come out once, in order, and verification must stop at the
+/// same first violation whatever the page size.
+async fn read_ahead_pages_deliver_every_event_once_and_in_order(postgres: bool) {
+    let store = Store::fresh(postgres).await;
+    let crypto = Crypto::new(&MasterKey::from_env_value(MASTER_KEY).unwrap()).unwrap();
+    let check = |message: &[u8], signature: &[u8]| crypto.verify_checkpoint(message, signature);
+    let log = open(&store).await;
+    let all: Vec<u64> = (1..=EVENTS).collect();
+    for page in [1, 2, 3, 4, 7, 10, 29, 30, 31, 100] {
+        assert_eq!(read_ahead_positions(&log, page).await, all, "page {page}");
+        let report = verify_log(log.clone(), page, &check, |_| {}).await.unwrap();
+        assert_eq!(report.unwrap().events, EVENTS, "page {page}");
+    }
+
+    store
+        .tamper(&[
+            "DELETE FROM events WHERE global_position IN (7, 8, 21)",
+            "UPDATE events SET global_position = 1000 WHERE global_position = 30",
+        ])
+        .await;
+    let log = open(&store).await;
+    let mut left: Vec<u64> = all
+        .iter()
+        .copied()
+        .filter(|p| ![7, 8, 21, 30].contains(p))
+        .collect();
+    left.push(1000);
+    for page in [1, 2, 3, 4, 5, 6, 7, 10, 26, 27, 100] {
+        assert_eq!(read_ahead_positions(&log, page).await, left, "page {page}");
+        let violation = verify_log(log.clone(), page, &check, |_| {})
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(violation.position, 7, "page {page}");
+        assert_eq!(violation.kind, ViolationKind::PositionGap, "page {page}");
+    }
+}
+
 async fn a_cut_off_tail_fails_against_the_last_checkpoint(postgres: bool) {
     let store = Store::fresh(postgres).await;
     store
@@ -204,6 +272,7 @@ on_both_backends!(
     a_deleted_event_fails_at_its_position,
     swapped_events_fail_at_the_first,
     a_cut_off_tail_fails_against_the_last_checkpoint,
+    read_ahead_pages_deliver_every_event_once_and_in_order,
 );
 
 #[test]
