@@ -223,6 +223,19 @@ async fn kafka_readiness(app: &TestServer) -> Value {
     body["kafka"].clone()
 }
 
+/// Positions on the all-events topic that `consumer` or the group's earlier consumers
+/// (`others`) received.
+fn seen_by_group(consumer: &GroupConsumer, others: &[Received]) -> BTreeSet<u64> {
+    let mut seen = consumer.positions(ALL);
+    seen.extend(
+        others
+            .iter()
+            .filter(|r| r.topic == ALL)
+            .map(Received::position),
+    );
+    seen
+}
+
 /// Waits until the publisher reports no lag and `consumer` holds every position up to the
 /// log head on the all-events topic.
 async fn wait_until_consumed(app: &TestServer, consumer: &GroupConsumer, others: &[Received]) {
@@ -233,21 +246,14 @@ async fn wait_until_consumed(app: &TestServer, consumer: &GroupConsumer, others:
     .await;
     assert!(published, "publisher lag: {}", kafka_readiness(app).await);
     let consumed = eventually(Duration::from_secs(60), || async {
-        let mut seen = consumer.positions(ALL);
-        seen.extend(
-            others
-                .iter()
-                .filter(|r| r.topic == ALL)
-                .map(Received::position),
-        );
+        let seen = seen_by_group(consumer, others);
         (1..=head).all(|p| seen.contains(&p))
     })
     .await;
-    let seen = consumer.positions(ALL);
     assert!(
         consumed,
-        "consumer is missing positions up to {head}: has {} distinct",
-        seen.len()
+        "the group is missing positions up to {head}: has {} distinct",
+        seen_by_group(consumer, others).len()
     );
 }
 
@@ -262,13 +268,7 @@ async fn stop_and_drain(
     app.stop().await;
     let log = read_log(app).await;
     let caught_up = eventually(Duration::from_secs(30), || async {
-        let mut seen = consumer.positions(ALL);
-        seen.extend(
-            others
-                .iter()
-                .filter(|r| r.topic == ALL)
-                .map(Received::position),
-        );
+        let seen = seen_by_group(consumer, others);
         log.iter()
             .all(|e| seen.contains(&e.envelope.global_position))
     })
