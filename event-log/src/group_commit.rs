@@ -337,7 +337,7 @@ pub trait BatchWriter: Send + 'static {
     /// means the transaction did not commit.
     async fn write_batch(
         &mut self,
-        appends: &[Vec<StreamWrite>],
+        appends: Vec<Vec<StreamWrite>>,
         final_checkpoint: bool,
     ) -> Result<Committed, String>;
 
@@ -524,7 +524,8 @@ async fn run_writer(
         if appends.is_empty() && close_reply.is_none() {
             continue;
         }
-        match writer.write_batch(&appends, close_reply.is_some()).await {
+        let count = appends.len();
+        match writer.write_batch(appends, close_reply.is_some()).await {
             Ok(committed) => {
                 // Into the tail before the head moves, so a woken subscriber finds them.
                 tail.lock()
@@ -540,7 +541,7 @@ async fn run_writer(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, appends = appends.len(), "event log batch failed to commit");
+                tracing::error!(%error, appends = count, "event log batch failed to commit");
                 for reply in replies {
                     let _ = reply.send(Err(AppendError::Unavailable(error.clone())));
                 }

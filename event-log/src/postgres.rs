@@ -283,7 +283,7 @@ fn db(error: sqlx::Error) -> String {
 impl BatchWriter for PgWriter {
     async fn write_batch(
         &mut self,
-        appends: &[Vec<StreamWrite>],
+        appends: Vec<Vec<StreamWrite>>,
         final_checkpoint: bool,
     ) -> Result<Committed, String> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -300,10 +300,10 @@ impl BatchWriter for PgWriter {
                 "log head hash",
             )?,
         };
-        let (stream_ids, event_ids) = batch_keys(appends);
+        let (stream_ids, event_ids) = batch_keys(&appends);
         let (streams, stored) = load_state(&mut tx, &stream_ids, &event_ids).await?;
         let mut plan = plan_batch(
-            appends,
+            &appends,
             head,
             streams,
             stored,

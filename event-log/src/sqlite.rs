@@ -1,13 +1,14 @@
 //! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`.
 //!
-//! A single writer connection, used only by the group-commit writer task, makes every write
+//! A single writer connection, owned by the group-commit writer's thread, makes every write
 //! serial, so commit order is position order without any locking of our own. Reads go through a
-//! separate pool and see consistent WAL snapshots. `synchronous=FULL` syncs the WAL on every
+//! separate sqlx pool and see consistent WAL snapshots. `synchronous=FULL` syncs the WAL on every
 //! commit: an acknowledged append survives `kill -9` and power loss.
 //!
-//! SQLite runs in-process, so round trips are cheap but not free (sqlx hands every statement to
-//! a worker thread); a batch therefore uses multi-row statements whose row counts are powers of
-//! two, which keeps the number of distinct statement texts (and cached prepared statements) small.
+//! sqlx creates the schema and serves every read but the bulk one. The two hot paths, the
+//! writer and [`EventLog::read_all_bulk`], drive SQLite directly (rusqlite, on the same bundled
+//! SQLite) on threads of their own: sqlx-sqlite hands every statement and every row to a worker
+//! thread and copies each value on the way, which cost more CPU per event than SQLite's own work.
 //! This module must not know about PostgreSQL.
 
 use std::collections::HashMap;
@@ -16,24 +17,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use tessera_event_schemas::{RecordedEvent, Timestamp};
 use uuid::Uuid;
 
-use crate::codec::{self, EventRow, event_columns, event_row};
+use crate::codec::{self, event_columns, event_row};
 use crate::group_commit::{
     BatchWriter, CheckpointPolicy, Committed, GroupCommit, LogHead, StoredEvent, StreamHead,
     batch_keys, plan_batch,
 };
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
-
-/// Rows per multi-row statement at most. 256 rows of 19 columns stay far below SQLite's limit of
-/// 32766 bound parameters.
-const MAX_ROWS_PER_STATEMENT: usize = 256;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS events (
@@ -126,50 +123,23 @@ impl SqliteLog {
             // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        // The writer keeps SQLite's temporary files in memory. A multi-row INSERT inside a
-        // transaction needs a statement journal (to undo just that statement on a constraint
-        // error); with the default file-backed temp store a batch-sized statement spills it to
-        // a freshly created temp file, and creating, writing and deleting that file was the
-        // largest kernel cost per batch. The statement journal plays no part in crash recovery
-        // (the WAL does), so durability is unchanged.
-        let writer_options = options
-            .clone()
-            .pragma("temp_store", "MEMORY")
-            // Checkpoints run in the background instead (see `checkpoint_wal`).
-            .pragma("wal_autocheckpoint", "0")
-            // Lookups and inserts use a few dozen distinct statement texts (power-of-two row
-            // counts, two key lists per lookup); keep all of them prepared.
-            .statement_cache_capacity(256);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(writer_options)
-            .await
-            .map_err(unavailable)?;
-        for statement in SCHEMA {
-            sqlx::query(*statement)
-                .execute(&writer)
-                .await
-                .map_err(unavailable)?;
-        }
         let reads = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(unavailable)?;
+        for statement in SCHEMA {
+            sqlx::query(*statement)
+                .execute(&reads)
+                .await
+                .map_err(unavailable)?;
+        }
         let head = read_head(&reads).await?;
         let policy = CheckpointPolicy {
             signer: config.checkpoint_signer.clone(),
             every: config.checkpoint_every,
         };
-        let commit = GroupCommit::start(
-            SqliteWriter {
-                pool: writer,
-                policy,
-            },
-            head,
-            config.max_batch,
-        );
+        let commit = GroupCommit::start(SqliteWriter::start(path, policy)?, head, config.max_batch);
         let checkpointer = tokio::spawn(checkpoint_wal(reads.clone()));
         Ok(Self {
             reads,
@@ -462,282 +432,288 @@ fn checkpoint_row(row: &SqliteRow) -> Result<Checkpoint, LogError> {
     })
 }
 
-/// The writer task's side: owns the only connection that writes.
+/// The group-commit writer's side: a dedicated thread that owns the only connection that writes.
+///
+/// The connection is a plain SQLite connection (rusqlite, on the same bundled SQLite as sqlx)
+/// driven from its own thread, so a whole batch (the log head, the stream and event-id lookups,
+/// one prepared insert per event and per stream, the head update and the commit) runs in one
+/// place. Through sqlx every statement was a round trip to the connection's worker thread with
+/// every bound value copied on the way; a batch needed ten or more of them and multi-row
+/// statements built per batch size. Here each statement is prepared once and stepped in place.
 struct SqliteWriter {
-    pool: SqlitePool,
-    policy: CheckpointPolicy,
+    /// `None` once shut down.
+    jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct WriteJob {
+    appends: Vec<Vec<StreamWrite>>,
+    final_checkpoint: bool,
+    reply: tokio::sync::oneshot::Sender<Result<Committed, String>>,
+}
+
+impl SqliteWriter {
+    /// Opens the writer's connection on `path` (whose schema exists) and starts its thread.
+    fn start(path: &Path, policy: CheckpointPolicy) -> Result<Self, LogError> {
+        let connection = open_writer(path).map_err(|e| {
+            LogError::Unavailable(format!("opening the log writer on {}: {e}", path.display()))
+        })?;
+        let (jobs, queue) = std::sync::mpsc::channel::<WriteJob>();
+        let thread = std::thread::Builder::new()
+            .name("tessera-log-writer".into())
+            .spawn(move || {
+                let mut connection = connection;
+                for job in queue {
+                    let result =
+                        write_batch(&mut connection, &job.appends, job.final_checkpoint, &policy);
+                    let _ = job.reply.send(result);
+                }
+            })
+            .map_err(|e| LogError::Unavailable(format!("starting the log writer: {e}")))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The writer's connection. `synchronous=FULL` syncs the WAL on every commit: an acknowledged
+/// append survives `kill -9` and power loss.
+fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.set_prepared_statement_cache_capacity(32);
+    // `journal_mode` answers with the mode it set, so it is queried rather than executed.
+    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "the log must be in WAL mode, SQLite kept {mode}"
+        )));
+    }
+    connection.execute_batch(
+        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
+        "PRAGMA synchronous = FULL;
+         -- Statement journals (undoing one statement on a constraint error) stay in memory; they
+         -- play no part in crash recovery, the WAL does.
+         PRAGMA temp_store = MEMORY;
+         -- Checkpoints run in the background instead (see `checkpoint_wal`).
+         PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    Ok(connection)
 }
 
 #[async_trait]
 impl BatchWriter for SqliteWriter {
     async fn write_batch(
         &mut self,
-        appends: &[Vec<StreamWrite>],
+        appends: Vec<Vec<StreamWrite>>,
         final_checkpoint: bool,
     ) -> Result<Committed, String> {
-        // IMMEDIATE takes the write lock up front, so a second process opening the same file
-        // waits (busy_timeout) instead of failing half-way through our batch.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| e.to_string())?;
-        let head_row = sqlx::query("SELECT position, log_hash FROM log_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        let head = LogHead {
-            position: codec::stored_u64(
-                head_row.try_get("position").map_err(|e| e.to_string())?,
-                "log head",
-            )?,
-            log_hash: codec::stored_hash(
-                &head_row
-                    .try_get::<Vec<u8>, _>("log_hash")
-                    .map_err(|e| e.to_string())?,
-                "log head hash",
-            )?,
-        };
-        let (stream_ids, event_ids) = batch_keys(appends);
-        let (streams, stored) = load_state(&mut tx, &stream_ids, &event_ids).await?;
-        let mut plan = plan_batch(
-            appends,
-            head,
-            streams,
-            stored,
-            &self.policy,
-            final_checkpoint,
-            crate::group_commit::now(),
-        );
-
-        let events = std::mem::take(&mut plan.events);
-        let rows = events
-            .iter()
-            .cloned()
-            .map(EventRow::from_recorded)
-            .collect::<Result<Vec<_>, _>>()?;
-        insert_events(&mut tx, rows).await?;
-        upsert_streams(&mut tx, &plan.stream_heads).await?;
-        if plan.head != head {
-            sqlx::query("UPDATE log_head SET position = ?, log_hash = ? WHERE id = 1")
-                .bind(codec::to_i64(plan.head.position)?)
-                .bind(plan.head.log_hash.0.to_vec())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for checkpoint in &plan.checkpoints {
-            sqlx::query(
-                "INSERT OR IGNORE INTO log_checkpoints \
-                 (position, log_hash, created_at, key_id, signature) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(codec::to_i64(checkpoint.position)?)
-            .bind(checkpoint.log_hash.0.to_vec())
-            .bind(checkpoint.created_at.as_micros())
-            .bind(checkpoint.key_id.clone())
-            .bind(checkpoint.signature.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        }
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(Committed {
-            results: plan.results,
-            head: plan.head,
-            events,
-        })
+        let stopped = || "the event log writer thread stopped".to_owned();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(WriteJob {
+                appends,
+                final_checkpoint,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn shutdown(&mut self) {
-        self.pool.close().await;
+        // Closing the queue ends the thread, which closes the connection.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
-/// Splits `n` rows into power-of-two chunks of at most [`MAX_ROWS_PER_STATEMENT`].
-fn power_of_two_chunks(mut n: usize) -> Vec<usize> {
-    let mut chunks = Vec::new();
-    while n > 0 {
-        let size = if n >= MAX_ROWS_PER_STATEMENT {
-            MAX_ROWS_PER_STATEMENT
-        } else {
-            1 << (usize::BITS - 1 - n.leading_zeros())
-        };
-        chunks.push(size);
-        n -= size;
-    }
-    chunks
-}
-
-/// `(?, ?, ...), (...)`: `rows` groups of `columns` placeholders.
-fn value_groups(rows: usize, columns: usize) -> String {
-    let group = format!("({})", vec!["?"; columns].join(", "));
-    vec![group; rows].join(", ")
-}
-
-/// `?, ?, ...` for an `IN` list.
-fn in_list(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-/// Lookups pad their key lists to a power of two (repeating the last key, which changes nothing
-/// in an `IN` list) so that only a handful of statement texts are ever prepared.
-fn padded_chunks<T>(keys: &[T]) -> Vec<Vec<&T>> {
-    keys.chunks(MAX_ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut padded: Vec<&T> = chunk.iter().collect();
-            if let Some(last) = chunk.last() {
-                padded.resize(chunk.len().next_power_of_two(), last);
-            }
-            padded
+/// One batch in one `BEGIN IMMEDIATE` transaction; returns only after the commit (and its
+/// fsync) or with nothing written.
+fn write_batch(
+    connection: &mut rusqlite::Connection,
+    appends: &[Vec<StreamWrite>],
+    final_checkpoint: bool,
+    policy: &CheckpointPolicy,
+) -> Result<Committed, String> {
+    // IMMEDIATE takes the write lock up front, so a second process opening the same file
+    // waits (busy_timeout) instead of failing half-way through our batch.
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    let head = tx
+        .prepare_cached("SELECT position, log_hash FROM log_head WHERE id = 1")
+        .and_then(|mut statement| {
+            statement.query_row([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
         })
-        .collect()
+        .map_err(|e| e.to_string())?;
+    let head = LogHead {
+        position: codec::stored_u64(head.0, "log head")?,
+        log_hash: codec::stored_hash(&head.1, "log head hash")?,
+    };
+    let (stream_ids, event_ids) = batch_keys(appends);
+    let (streams, stored) = load_state(&tx, &stream_ids, &event_ids).map_err(|e| e.to_string())?;
+    let plan = plan_batch(
+        appends,
+        head,
+        streams,
+        stored,
+        policy,
+        final_checkpoint,
+        crate::group_commit::now(),
+    );
+    write_plan(&tx, &plan, head).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(Committed {
+        results: plan.results,
+        head: plan.head,
+        events: plan.events,
+    })
 }
 
-/// Stream heads and already stored events of a batch. Both lookups share one statement per
-/// chunk (a stream row has a NULL event id, an event row a non-NULL one), which halves the
-/// round trips to the connection's worker thread.
-async fn load_state(
-    tx: &mut Transaction<'static, Sqlite>,
+/// The heads of a batch's streams and those of its events already stored, by id.
+type BatchState = (HashMap<String, StreamHead>, HashMap<Uuid, StoredEvent>);
+
+/// Stream heads and already stored events of a batch, one indexed lookup per key.
+fn load_state(
+    tx: &rusqlite::Transaction<'_>,
     stream_ids: &[String],
     event_ids: &[Uuid],
-) -> Result<(HashMap<String, StreamHead>, HashMap<Uuid, StoredEvent>), String> {
+) -> Result<BatchState, String> {
+    let sql = |e: rusqlite::Error| e.to_string();
     let mut heads = HashMap::with_capacity(stream_ids.len());
+    let mut by_stream = tx
+        .prepare_cached("SELECT version, last_hash FROM streams WHERE stream_id = ?1")
+        .map_err(sql)?;
+    for stream_id in stream_ids {
+        let mut rows = by_stream.query([stream_id]).map_err(sql)?;
+        if let Some(row) = rows.next().map_err(sql)? {
+            let version = codec::stored_u64(row.get(0).map_err(sql)?, "stream version")?;
+            let last_hash = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
+            heads.insert(
+                stream_id.clone(),
+                StreamHead {
+                    version,
+                    last_hash: codec::stored_hash(last_hash, "stream hash")?,
+                },
+            );
+        }
+    }
     let mut stored = HashMap::new();
-    let stream_chunks = padded_chunks(stream_ids);
-    let event_chunks = padded_chunks(event_ids);
-    for i in 0..stream_chunks.len().max(event_chunks.len()) {
-        let streams = stream_chunks.get(i).map_or(&[][..], Vec::as_slice);
-        let events = event_chunks.get(i).map_or(&[][..], Vec::as_slice);
-        // SQLite accepts an empty `IN ()` list, so one side may run out before the other.
-        let sql = format!(
-            "SELECT NULL, stream_id, version, last_hash, NULL FROM streams \
-             WHERE stream_id IN ({}) \
-             UNION ALL \
-             SELECT event_id, stream_id, stream_version, NULL, global_position FROM events \
-             WHERE event_id IN ({})",
-            in_list(streams.len()),
-            in_list(events.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in streams {
-            query = query.bind(id.as_str());
-        }
-        for id in events {
-            query = query.bind(**id);
-        }
-        for row in query
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            let event_id: Option<Uuid> = row.try_get(0).map_err(|e| e.to_string())?;
-            let stream_id: String = row.try_get(1).map_err(|e| e.to_string())?;
-            let version: i64 = row.try_get(2).map_err(|e| e.to_string())?;
-            let version = codec::stored_u64(version, "stream version")?;
-            match event_id {
-                None => {
-                    let last_hash: &[u8] = row.try_get(3).map_err(|e| e.to_string())?;
-                    heads.insert(
-                        stream_id,
-                        StreamHead {
-                            version,
-                            last_hash: codec::stored_hash(last_hash, "stream hash")?,
-                        },
-                    );
-                }
-                Some(event_id) => {
-                    let position: i64 = row.try_get(4).map_err(|e| e.to_string())?;
-                    stored.insert(
-                        event_id,
-                        StoredEvent {
-                            stream_id,
-                            stream_version: version,
-                            global_position: codec::stored_u64(position, "position")?,
-                        },
-                    );
-                }
-            }
+    let mut by_event = tx
+        .prepare_cached(
+            "SELECT stream_id, stream_version, global_position FROM events WHERE event_id = ?1",
+        )
+        .map_err(sql)?;
+    for event_id in event_ids {
+        let mut rows = by_event.query([&event_id.as_bytes()[..]]).map_err(sql)?;
+        if let Some(row) = rows.next().map_err(sql)? {
+            stored.insert(
+                *event_id,
+                StoredEvent {
+                    stream_id: row.get(0).map_err(sql)?,
+                    stream_version: codec::stored_u64(row.get(1).map_err(sql)?, "stream version")?,
+                    global_position: codec::stored_u64(row.get(2).map_err(sql)?, "position")?,
+                },
+            );
         }
     }
     Ok((heads, stored))
 }
 
-async fn insert_events(
-    tx: &mut Transaction<'static, Sqlite>,
-    rows: Vec<EventRow>,
+/// Writes what [`plan_batch`] decided: the new events, the stream heads, the log head and any
+/// checkpoints. Events are bound straight from the planner's copies, which then go to the
+/// group-commit tail unchanged.
+fn write_plan(
+    tx: &rusqlite::Transaction<'_>,
+    plan: &crate::group_commit::Plan,
+    head_before: LogHead,
 ) -> Result<(), String> {
-    let mut rows = rows.into_iter();
-    for size in power_of_two_chunks(rows.len()) {
-        let sql = format!(
-            concat!("INSERT INTO events (", event_columns!(), ") VALUES {}"),
-            value_groups(size, 19)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for row in rows.by_ref().take(size) {
-            query = query
-                .bind(row.global_position)
-                .bind(row.event_id)
-                .bind(row.stream_id)
-                .bind(row.stream_version)
-                .bind(row.tenant_id)
-                .bind(row.event_type)
-                .bind(row.schema_version)
-                .bind(row.recorded_at)
-                .bind(row.actor_kind)
-                .bind(row.actor_id)
-                .bind(row.actor_name)
-                .bind(row.correlation_id)
-                .bind(row.causation_id)
-                .bind(row.source_ip)
-                .bind(row.user_agent)
-                .bind(row.payload)
-                .bind(row.prev_hash.0.to_vec())
-                .bind(row.hash.0.to_vec())
-                .bind(row.log_hash.0.to_vec());
-        }
-        query.execute(&mut **tx).await.map_err(|e| e.to_string())?;
+    let sql = |e: rusqlite::Error| e.to_string();
+    let mut insert = tx
+        .prepare_cached(concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18, ?19)"
+        ))
+        .map_err(sql)?;
+    for event in &plan.events {
+        let e = &event.envelope;
+        insert
+            .execute(rusqlite::params![
+                codec::to_i64(e.global_position)?,
+                &e.event_id.as_bytes()[..],
+                e.stream_id,
+                codec::to_i64(e.stream_version)?,
+                &e.tenant_id.as_bytes()[..],
+                e.event_type,
+                i32::from(e.schema_version),
+                e.recorded_at.as_micros(),
+                e.actor.kind.as_str(),
+                e.actor.id,
+                e.actor.name,
+                e.correlation_id,
+                e.causation_id.as_ref().map(|id| &id.as_bytes()[..]),
+                e.source_ip,
+                e.user_agent,
+                event.payload,
+                &e.prev_hash.0[..],
+                &e.hash.0[..],
+                &e.log_hash.0[..],
+            ])
+            .map_err(sql)?;
     }
-    Ok(())
-}
-
-async fn upsert_streams(
-    tx: &mut Transaction<'static, Sqlite>,
-    heads: &[(String, StreamHead)],
-) -> Result<(), String> {
-    let mut heads = heads.iter();
-    for size in power_of_two_chunks(heads.len()) {
-        let sql = format!(
-            "INSERT INTO streams (stream_id, version, last_hash) VALUES {} \
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO streams (stream_id, version, last_hash) VALUES (?1, ?2, ?3) \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
              last_hash = excluded.last_hash",
-            value_groups(size, 3)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (id, head) in heads.by_ref().take(size) {
-            query = query
-                .bind(id.clone())
-                .bind(codec::to_i64(head.version)?)
-                .bind(head.last_hash.0.to_vec());
-        }
-        query.execute(&mut **tx).await.map_err(|e| e.to_string())?;
+        )
+        .map_err(sql)?;
+    for (stream_id, head) in &plan.stream_heads {
+        upsert
+            .execute(rusqlite::params![
+                stream_id,
+                codec::to_i64(head.version)?,
+                &head.last_hash.0[..]
+            ])
+            .map_err(sql)?;
+    }
+    if plan.head != head_before {
+        let position = codec::to_i64(plan.head.position)?;
+        tx.prepare_cached("UPDATE log_head SET position = ?1, log_hash = ?2 WHERE id = 1")
+            .and_then(|mut statement| {
+                statement.execute(rusqlite::params![position, &plan.head.log_hash.0[..]])
+            })
+            .map_err(sql)?;
+    }
+    for checkpoint in &plan.checkpoints {
+        let position = codec::to_i64(checkpoint.position)?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO log_checkpoints \
+             (position, log_hash, created_at, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(rusqlite::params![
+                position,
+                &checkpoint.log_hash.0[..],
+                checkpoint.created_at.as_micros(),
+                checkpoint.key_id,
+                checkpoint.signature,
+            ])
+        })
+        .map_err(sql)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_powers_of_two_that_add_up() {
-        for n in [0, 1, 2, 3, 37, 64, 255, 256, 257, 1000] {
-            let chunks = power_of_two_chunks(n);
-            assert_eq!(chunks.iter().sum::<usize>(), n);
-            assert!(
-                chunks
-                    .iter()
-                    .all(|c| c.is_power_of_two() && *c <= MAX_ROWS_PER_STATEMENT)
-            );
-        }
-    }
 }
