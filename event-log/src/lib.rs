@@ -125,8 +125,8 @@ pub trait EventLog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError>;
 
-    /// The same events as [`read_all`](EventLog::read_all), for callers that walk the whole log
-    /// once, page after page (`tessera-replay`'s verification and scans). A backend may serve
+    /// The same events as [`read_all`](EventLog::read_all), for callers that walk the log page
+    /// after page (subscriptions catching up, rebuilds, `tessera-replay`). A backend may serve
     /// them from a path built for long sequential reads; by default it is `read_all`.
     async fn read_all_bulk(
         &self,

@@ -1,6 +1,6 @@
 //! Subscriptions: catch up on the log from a position, then follow it live, forever.
 //!
-//! A subscription reads `read_all` in batches until it is caught up, then waits for either a
+//! A subscription reads `read_all_bulk` in batches until it is caught up, then waits for either a
 //! head change announced by this process's writer or a poll interval. The poll is what makes
 //! commits by other processes (several servers on one PostgreSQL) visible; the watch is what
 //! makes local commits visible without waiting for it. Because positions are dense and assigned
@@ -65,7 +65,12 @@ pub fn subscribe(
                 .filter(|events| !events.is_empty());
             let read = match recent {
                 Some(events) => Ok(events),
-                None => state.log.read_all(state.position, state.batch_size).await,
+                None => {
+                    state
+                        .log
+                        .read_all_bulk(state.position, state.batch_size)
+                        .await
+                }
             };
             match read {
                 Ok(events) => match events.last() {

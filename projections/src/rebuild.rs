@@ -50,7 +50,7 @@ pub async fn rebuild_in_batches(
     let mut checkpoints = Checkpoints::default();
     let mut cache = RowCache::new(checkpoints);
     let mut events: u64 = 0;
-    let mut batch = DecodedBatch::decode(log.read_all(0, batch_size).await?);
+    let mut batch = DecodedBatch::decode(log.read_all_bulk(0, batch_size).await?);
     while batch.len() > 0 {
         let after = batch
             .events
@@ -61,7 +61,7 @@ pub async fn rebuild_in_batches(
             if stop_here {
                 return Ok(DecodedBatch::decode(Vec::new()));
             }
-            log.read_all(after, batch_size)
+            log.read_all_bulk(after, batch_size)
                 .await
                 .map(DecodedBatch::decode)
         };
