@@ -3,6 +3,7 @@
 # over HTTP keep-alive connections, driven by wrk against a release build of `tessera`.
 #
 #   bench/oauth-load.sh [--postgres] [--duration SECS] [--connections N] [--threads N]
+#   TESSERA_BIN=/path/to/tessera bench/oauth-load.sh ...   (skips the build)
 #
 # Starts its own server on a free port with a fresh data directory (embedded SQLite), or with
 # --postgres a throwaway PostgreSQL 15 cluster (initdb/pg_ctl on PATH; run as the `postgres`
@@ -34,7 +35,11 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk from apt" >&2
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-cargo build --release --locked -p tessera-api --bin tessera >&2
+# TESSERA_BIN runs a binary built elsewhere (say, an older commit for a comparison) instead.
+if [[ -z "${TESSERA_BIN:-}" ]]; then
+  cargo build --release --locked -p tessera-api --bin tessera >&2
+  TESSERA_BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
+fi
 
 WORK=$(mktemp -d /tmp/tessera-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -70,7 +75,7 @@ fi
 
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
-./target/release/tessera serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+"$TESSERA_BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
   curl -sf "$BASE/healthz" >/dev/null && break

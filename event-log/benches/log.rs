@@ -1,5 +1,5 @@
 //! Event log throughput on both backends: appends with 1 and 64 concurrent writers (each writer
-//! appending single-event appends to its own stream), and `read_all` paging.
+//! appending single-event appends to its own stream), and `read_all` / `read_all_bulk` paging.
 //!
 //! Durability is never relaxed here: SQLite runs with `synchronous=FULL`, PostgreSQL with
 //! `fsync=on` and `synchronous_commit=on`, so the figures are what a production append costs.
@@ -16,6 +16,10 @@ use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWri
 use tessera_event_schemas::events::samples;
 use tessera_event_schemas::{EventMetadata, ProposedEvent, Timestamp};
 use uuid::Uuid;
+
+/// The allocator of the binaries that run this path (`tessera`, `tessera-replay`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const READ_PAGE: usize = 1000;
 
@@ -105,24 +109,33 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, ba
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(READ_PAGE as u64));
     let head = rt.block_on(log.head_position()).unwrap();
-    group.bench_function(BenchmarkId::new("page", READ_PAGE), |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let log = log.clone();
-            async move {
-                let mut after = 0;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    if after + READ_PAGE as u64 > head {
-                        after = 0;
+    // `read_all` serves the server's point reads; `read_all_bulk` the walks over the log
+    // (subscriptions catching up, rebuilds, `tessera-replay`).
+    for bulk in [false, true] {
+        let id = if bulk { "bulk_page" } else { "page" };
+        group.bench_function(BenchmarkId::new(id, READ_PAGE), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let log = log.clone();
+                async move {
+                    let mut after = 0;
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        if after + READ_PAGE as u64 > head {
+                            after = 0;
+                        }
+                        let page = if bulk {
+                            log.read_all_bulk(after, READ_PAGE).await.unwrap()
+                        } else {
+                            log.read_all(after, READ_PAGE).await.unwrap()
+                        };
+                        assert_eq!(page.len(), READ_PAGE);
+                        after += READ_PAGE as u64;
                     }
-                    let page = log.read_all(after, READ_PAGE).await.unwrap();
-                    assert_eq!(page.len(), READ_PAGE);
-                    after += READ_PAGE as u64;
+                    start.elapsed()
                 }
-                start.elapsed()
-            }
-        })
-    });
+            })
+        });
+    }
     group.finish();
     rt.block_on(log.close());
 }

@@ -22,6 +22,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tessera_event_log::{Backend, EventLog, LogConfig};
 use tessera_projections::{ReadStore, rebuild};
 
+/// The allocator of the binaries that run this path (`tessera`, `tessera-replay`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TENANTS: usize = 8_400;
 
 async fn prefill(log: &Arc<dyn EventLog>) -> u64 {
