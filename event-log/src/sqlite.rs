@@ -536,6 +536,11 @@ impl BatchWriter for SqliteWriter {
     }
 }
 
+/// A writer's SQLite error, as the group commit reports it to every append of the batch.
+fn sql(error: rusqlite::Error) -> String {
+    error.to_string()
+}
+
 /// One batch in one `BEGIN IMMEDIATE` transaction; returns only after the commit (and its
 /// fsync) or with nothing written.
 fn write_batch(
@@ -548,7 +553,7 @@ fn write_batch(
     // waits (busy_timeout) instead of failing half-way through our batch.
     let tx = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| e.to_string())?;
+        .map_err(sql)?;
     let head = tx
         .prepare_cached("SELECT position, log_hash FROM log_head WHERE id = 1")
         .and_then(|mut statement| {
@@ -556,13 +561,13 @@ fn write_batch(
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
             })
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(sql)?;
     let head = LogHead {
         position: codec::stored_u64(head.0, "log head")?,
         log_hash: codec::stored_hash(&head.1, "log head hash")?,
     };
     let (stream_ids, event_ids) = batch_keys(appends);
-    let (streams, stored) = load_state(&tx, &stream_ids, &event_ids).map_err(|e| e.to_string())?;
+    let (streams, stored) = load_state(&tx, &stream_ids, &event_ids)?;
     let plan = plan_batch(
         appends,
         head,
@@ -572,8 +577,8 @@ fn write_batch(
         final_checkpoint,
         crate::group_commit::now(),
     );
-    write_plan(&tx, &plan, head).map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())?;
+    write_plan(&tx, &plan, head)?;
+    tx.commit().map_err(sql)?;
     Ok(Committed {
         results: plan.results,
         head: plan.head,
@@ -590,7 +595,6 @@ fn load_state(
     stream_ids: &[String],
     event_ids: &[Uuid],
 ) -> Result<BatchState, String> {
-    let sql = |e: rusqlite::Error| e.to_string();
     let mut heads = HashMap::with_capacity(stream_ids.len());
     let mut by_stream = tx
         .prepare_cached("SELECT version, last_hash FROM streams WHERE stream_id = ?1")
@@ -639,7 +643,6 @@ fn write_plan(
     plan: &crate::group_commit::Plan,
     head_before: LogHead,
 ) -> Result<(), String> {
-    let sql = |e: rusqlite::Error| e.to_string();
     let mut insert = tx
         .prepare_cached(concat!(
             "INSERT INTO events (",
