@@ -1,7 +1,7 @@
 //! The errors this crate hands its callers: one for reads, one for projecting.
 //!
 //! Read errors are what a query caller acts on (retry later, or report a broken row); they
-//! carry text rather than sqlx types so that callers do not depend on sqlx.
+//! carry text rather than sqlx or rusqlite types so that callers depend on neither.
 
 use tessera_event_log::LogError;
 use tessera_event_schemas::DecodeError;
@@ -28,6 +28,18 @@ impl From<sqlx::Error> for ReadError {
             | sqlx::Error::ColumnNotFound(_)
             | sqlx::Error::ColumnIndexOutOfBounds { .. }
             | sqlx::Error::TypeNotFound { .. } => ReadError::Corrupt(error.to_string()),
+            other => ReadError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ReadError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::InvalidColumnName(_)
+            | rusqlite::Error::InvalidColumnType(..) => ReadError::Corrupt(error.to_string()),
             other => ReadError::Unavailable(other.to_string()),
         }
     }

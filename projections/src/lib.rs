@@ -13,7 +13,9 @@
 //! - [`audit`]: the audit trail's rows (one per event, secrets redacted).
 //! - [`reduce`]: pure reducers and the in-memory batch fold, tested without a database.
 //! - [`store`]: `ReadStore`: connection, schema, queries, canonical snapshot.
-//! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction.
+//! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction; the
+//!   statements and row encodings both backends share, and the sqlx writer (PostgreSQL).
+//! - `write_sqlite`: the same on a rusqlite connection, for SQLite read models.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`]: drop and replay everything, offline.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
@@ -32,6 +34,7 @@ pub mod runtime;
 pub mod store;
 pub mod views;
 mod write;
+mod write_sqlite;
 
 pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
 pub use error::{ProjectionError, ReadError, WaitTimeout};

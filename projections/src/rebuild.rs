@@ -8,6 +8,7 @@
 //! two cores: the rebuild is CPU-bound there.)
 //! No runtime may be running on the same store.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_event_log::EventLog;
@@ -50,7 +51,9 @@ pub async fn rebuild_in_batches(
     let mut checkpoints = Checkpoints::default();
     let mut cache = RowCache::new(checkpoints);
     let mut events: u64 = 0;
-    let mut batch = DecodedBatch::decode(log.read_all_bulk(0, batch_size).await?);
+    let mut batch = Arc::new(DecodedBatch::decode(
+        log.read_all_bulk(0, batch_size).await?,
+    ));
     while batch.len() > 0 {
         let after = batch
             .events
@@ -59,11 +62,11 @@ pub async fn rebuild_in_batches(
         let stop_here = batch.failure.is_some();
         let read_next = async {
             if stop_here {
-                return Ok(DecodedBatch::decode(Vec::new()));
+                return Ok(Arc::new(DecodedBatch::decode(Vec::new())));
             }
             log.read_all_bulk(after, batch_size)
                 .await
-                .map(DecodedBatch::decode)
+                .map(|events| Arc::new(DecodedBatch::decode(events)))
         };
         let (applied, next) = tokio::join!(
             apply_batch(store, checkpoints, &batch, &mut cache),
@@ -71,8 +74,11 @@ pub async fn rebuild_in_batches(
         );
         checkpoints = applied?;
         events += batch.decoded.len() as u64;
-        if let Some((position, source)) = batch.failure {
-            return Err(ProjectionError::Undecodable { position, source });
+        if let Some((position, source)) = &batch.failure {
+            return Err(ProjectionError::Undecodable {
+                position: *position,
+                source: source.clone(),
+            });
         }
         batch = next?;
     }

@@ -197,6 +197,7 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
+        let batch = Arc::new(batch);
         loop {
             match apply_batch(&store, checkpoints, &batch, &mut cache).await {
                 Ok(applied) => {

@@ -7,8 +7,8 @@
 //! driver cannot decode SQLite's BOOLEAN) and its default, already byte-wise, collation. Byte
 //! order on both sides keeps pagination order and snapshots identical across backends.
 //!
-//! Writes happen only through the `write` module, inside the projector's transactions; this
-//! module reads. It knows nothing of the event log.
+//! Writes happen only through the `write` module (and, on SQLite, `write_sqlite`), inside the
+//! projector's transactions; this module reads. It knows nothing of the event log.
 //!
 //! Schema changes: `rm_schema` holds the [`SCHEMA_VERSION`] the tables were created for. When
 //! a store is opened with a different version stored (or with read-model tables but no version,
@@ -17,6 +17,7 @@
 //! rebuild is their entire migration story.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -32,6 +33,7 @@ use crate::views::{
     ApiKeyView, AuditFilter, AuditView, Page, SigningKeyStatus, SigningKeyView, TenantFilter,
     TenantView,
 };
+use crate::write_sqlite::SqliteApplier;
 
 /// The largest page a listing returns, whatever the caller asks for.
 pub const MAX_PAGE: u32 = 1000;
@@ -62,11 +64,14 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-/// A handle on the read-model database. Cheap to clone (it is a pool).
+/// A handle on the read-model database. Cheap to clone (a pool, and on SQLite the
+/// projector's connection).
 #[derive(Clone, Debug)]
 pub struct ReadStore {
     pub(crate) pool: AnyPool,
     pub(crate) dialect: Dialect,
+    /// SQLite only: the connection the projector writes through (see `write_sqlite`).
+    pub(crate) sqlite_writer: Option<Arc<SqliteApplier>>,
 }
 
 /// The table that holds each projection's rows.
@@ -289,7 +294,9 @@ impl ReadStore {
             })
             .connect(&url)
             .await?;
-        Self::init(pool, Dialect::Sqlite).await
+        let mut store = Self::init(pool, Dialect::Sqlite).await?;
+        store.sqlite_writer = Some(Arc::new(SqliteApplier::open(path.as_ref())?));
+        Ok(store)
     }
 
     /// Opens the read models in a PostgreSQL database (the log's own database: every table
@@ -305,7 +312,11 @@ impl ReadStore {
     }
 
     async fn init(pool: AnyPool, dialect: Dialect) -> Result<Self, ReadError> {
-        let store = Self { pool, dialect };
+        let store = Self {
+            pool,
+            dialect,
+            sqlite_writer: None,
+        };
         store.open_schema().await?;
         store.open_publisher_checkpoints().await?;
         Ok(store)
@@ -881,57 +892,91 @@ pub(crate) fn audit_from_row(row: &AnyRow) -> Result<AuditView, ReadError> {
     })
 }
 
-pub(crate) fn tenant_from_row(row: &AnyRow) -> Result<TenantView, ReadError> {
-    let doc: String = row.try_get("doc")?;
+/// Typed column access for the row decoders below, over a sqlx row (reads, and writes on
+/// PostgreSQL) or a rusqlite row (the SQLite projector's loads): one decoder per table, whoever
+/// fetched the row.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, ReadError>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError>;
+    fn int(&self, column: &str) -> Result<i64, ReadError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError>;
+}
+
+impl Columns for AnyRow {
+    fn text(&self, column: &str) -> Result<String, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, ReadError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, ReadError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
+        Ok(self.get(column)?)
+    }
+}
+
+pub(crate) fn tenant_from_row(row: &impl Columns) -> Result<TenantView, ReadError> {
+    let doc = row.text("doc")?;
     serde_json::from_str(&doc).map_err(|e| ReadError::Corrupt(format!("rm_tenants.doc: {e}")))
 }
 
-pub(crate) fn signing_key_from_row(row: &AnyRow) -> Result<(Uuid, SigningKeyView), ReadError> {
-    let tenant_id = parse_uuid(&row.try_get::<String, _>("tenant_id")?)?;
-    let alg: String = row.try_get("alg")?;
-    let status: String = row.try_get("status")?;
-    let jwk: String = row.try_get("public_jwk")?;
+pub(crate) fn signing_key_from_row(
+    row: &impl Columns,
+) -> Result<(Uuid, SigningKeyView), ReadError> {
+    let tenant_id = parse_uuid(&row.text("tenant_id")?)?;
+    let alg = row.text("alg")?;
+    let status = row.text("status")?;
+    let jwk = row.text("public_jwk")?;
     let key = SigningKeyView {
-        kid: row.try_get("kid")?,
+        kid: row.text("kid")?,
         alg: SigningAlg::parse(&alg)
             .ok_or_else(|| ReadError::Corrupt(format!("unknown signing alg {alg}")))?,
         status: SigningKeyStatus::parse(&status)
             .ok_or_else(|| ReadError::Corrupt(format!("unknown key status {status}")))?,
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        retired_at: row
-            .try_get::<Option<i64>, _>("retired_at")?
-            .map(Timestamp::from_micros),
+        created_at: Timestamp::from_micros(row.int("created_at")?),
+        retired_at: row.opt_int("retired_at")?.map(Timestamp::from_micros),
         public_jwk: serde_json::from_str::<PublicJwkV1>(&jwk)
             .map_err(|e| ReadError::Corrupt(format!("rm_signing_keys.public_jwk: {e}")))?,
     };
     Ok((tenant_id, key))
 }
 
-pub(crate) fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyView, ReadError> {
-    let hash: String = row.try_get("secret_hash")?;
-    let scopes: String = row.try_get("scopes")?;
+pub(crate) fn api_key_from_row(row: &impl Columns) -> Result<ApiKeyView, ReadError> {
+    let hash = row.text("secret_hash")?;
+    let scopes = row.text("scopes")?;
     Ok(ApiKeyView {
-        key_id: parse_uuid(&row.try_get::<String, _>("key_id")?)?,
-        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id")?)?,
+        key_id: parse_uuid(&row.text("key_id")?)?,
+        tenant_id: parse_uuid(&row.text("tenant_id")?)?,
         secret_hash: Hash32::from_hex(&hash)
             .ok_or_else(|| ReadError::Corrupt(format!("bad secret_hash {hash}")))?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
+        name: row.text("name")?,
+        prefix: row.text("prefix")?,
         scopes: serde_json::from_str(&scopes)
             .map_err(|e| ReadError::Corrupt(format!("rm_api_keys.scopes: {e}")))?,
-        product: row.try_get("product")?,
-        created_by: row.try_get("created_by")?,
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .map(Timestamp::from_micros),
-        revoked_at: row
-            .try_get::<Option<i64>, _>("revoked_at")?
-            .map(Timestamp::from_micros),
-        use_count: to_u64(row.try_get("use_count")?)?,
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")?
-            .map(Timestamp::from_micros),
+        product: row.opt_text("product")?,
+        created_by: row.text("created_by")?,
+        created_at: Timestamp::from_micros(row.int("created_at")?),
+        expires_at: row.opt_int("expires_at")?.map(Timestamp::from_micros),
+        revoked_at: row.opt_int("revoked_at")?.map(Timestamp::from_micros),
+        use_count: to_u64(row.int("use_count")?)?,
+        last_used_at: row.opt_int("last_used_at")?.map(Timestamp::from_micros),
     })
 }
 

@@ -7,6 +7,7 @@
 //! its checkpoint or neither: a restart can neither skip nor re-apply an event.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
@@ -142,7 +143,7 @@ impl RowCache {
         self.complete = Checkpoints::default();
     }
 
-    fn absorb(&mut self, changes: BatchChanges, key_ring_tenants: &HashSet<Uuid>) {
+    pub(crate) fn absorb(&mut self, changes: BatchChanges, key_ring_tenants: &HashSet<Uuid>) {
         let tenants = changes.tenants;
         for (id, row) in tenants.upserts.into_iter().chain(tenants.unchanged) {
             self.tenants.insert(id, Some(row));
@@ -190,17 +191,142 @@ impl RowCache {
 /// checkpoints. Writes nothing if nothing decoded. On error nothing was written, unless the
 /// error hid a commit that happened (a connection lost during COMMIT): callers therefore
 /// re-read the checkpoints before retrying.
+///
+/// On SQLite the whole batch (plan, load, fold, write) runs on a blocking thread through the
+/// store's rusqlite connection (`write_sqlite`); on PostgreSQL through the sqlx pool, here.
 pub(crate) async fn apply_batch(
     store: &ReadStore,
     checkpoints: Checkpoints,
-    batch: &DecodedBatch,
+    batch: &Arc<DecodedBatch>,
     cache: &mut RowCache,
 ) -> Result<Checkpoints, ReadError> {
-    let result = apply(store, checkpoints, batch, cache).await;
+    let result = match &store.sqlite_writer {
+        Some(writer) => {
+            let writer = Arc::clone(writer);
+            let batch = Arc::clone(batch);
+            let mut owned = std::mem::take(cache);
+            let outcome = tokio::task::spawn_blocking(move || {
+                let result = writer.apply(checkpoints, &batch, &mut owned);
+                (owned, result)
+            })
+            .await;
+            match outcome {
+                Ok((owned, result)) => {
+                    *cache = owned;
+                    result
+                }
+                Err(error) => Err(ReadError::Unavailable(format!(
+                    "the read-model writer task failed: {error}"
+                ))),
+            }
+        }
+        None => apply(store, checkpoints, batch, cache).await,
+    };
     if result.is_err() {
         cache.clear();
     }
     result
+}
+
+/// A batch's fold, planned and seeded from the cache: what is left is loading the rows the
+/// cache could not answer for (`missing`), folding, and writing.
+pub(crate) struct Prepared {
+    pub(crate) next: Checkpoints,
+    pub(crate) plan: LoadPlan,
+    pub(crate) fold: Fold,
+    pub(crate) missing: Missing,
+}
+
+/// Keys whose rows must be loaded from the store, each list sorted (as TEXT).
+#[derive(Default)]
+pub(crate) struct Missing {
+    pub(crate) tenants: Vec<String>,
+    pub(crate) key_ring_tenants: Vec<String>,
+    pub(crate) api_keys: Vec<String>,
+}
+
+/// Plans `batch` and seeds the fold from `cache`. `None` when the batch moves no checkpoint
+/// (nothing decoded, or everything already applied).
+pub(crate) fn prepare(
+    checkpoints: Checkpoints,
+    batch: &DecodedBatch,
+    cache: &mut RowCache,
+) -> Option<Prepared> {
+    let end = batch.end()?;
+    let next = checkpoints.advanced_to(end);
+    if next == checkpoints {
+        return None;
+    }
+    let mut fold = Fold::new(checkpoints);
+    let mut plan = LoadPlan::default();
+    for (envelope, event) in batch.pairs() {
+        fold.plan(&mut plan, envelope, event);
+    }
+    let missing = cache.seed(&plan, &mut fold);
+    Some(Prepared {
+        next,
+        plan,
+        fold,
+        missing,
+    })
+}
+
+impl Prepared {
+    /// Folds `batch` into the seeded rows.
+    pub(crate) fn fold(mut self, batch: &DecodedBatch) -> (Checkpoints, LoadPlan, BatchChanges) {
+        for (envelope, event) in batch.pairs() {
+            self.fold.apply(envelope, event);
+        }
+        (self.next, self.plan, self.fold.into_changes())
+    }
+}
+
+impl RowCache {
+    /// Seeds `fold` with every planned row the cache holds, and returns the keys it cannot
+    /// answer for. Seeded entries leave the cache until the batch commits (`absorb`).
+    fn seed(&mut self, plan: &LoadPlan, fold: &mut Fold) -> Missing {
+        let mut missing = Missing::default();
+
+        let complete = self.is_complete(Projection::Tenants);
+        let mut ids = Vec::new();
+        for id in &plan.tenants {
+            match self.tenants.remove(id) {
+                Some(Some(row)) => fold.seed_tenant(row),
+                Some(None) => {}
+                None if complete => {}
+                None => ids.push(*id),
+            }
+        }
+        missing.tenants = uncached(ids.into_iter());
+
+        let complete = self.is_complete(Projection::SigningKeys);
+        let mut ids = Vec::new();
+        for tenant in &plan.signing_key_tenants {
+            match self.key_rings.remove(tenant) {
+                Some(ring) => {
+                    for key in ring {
+                        fold.seed_signing_key(*tenant, key);
+                    }
+                }
+                None if complete => {}
+                None => ids.push(*tenant),
+            }
+        }
+        missing.key_ring_tenants = uncached(ids.into_iter());
+
+        let complete = self.is_complete(Projection::ApiKeys);
+        let mut ids = Vec::new();
+        for id in &plan.api_keys {
+            match self.api_keys.remove(id) {
+                Some(Some(row)) => fold.seed_api_key(row),
+                Some(None) => {}
+                None if complete => {}
+                None => ids.push(*id),
+            }
+        }
+        missing.api_keys = uncached(ids.into_iter());
+        missing
+    }
 }
 
 async fn apply(
@@ -209,30 +335,13 @@ async fn apply(
     batch: &DecodedBatch,
     cache: &mut RowCache,
 ) -> Result<Checkpoints, ReadError> {
-    let Some(end) = batch.end() else {
+    let Some(mut prepared) = prepare(checkpoints, batch, cache) else {
         return Ok(checkpoints);
     };
-    let next = checkpoints.advanced_to(end);
-    if next == checkpoints {
-        return Ok(checkpoints);
-    }
-
-    let mut fold = Fold::new(checkpoints);
-    let mut plan = LoadPlan::default();
-    for (envelope, event) in batch.pairs() {
-        fold.plan(&mut plan, envelope, event);
-    }
-
     let dialect = store.dialect;
     let mut tx = store.pool.begin().await?;
-    load_tenants(dialect, &mut tx, &plan, &mut fold, cache).await?;
-    load_signing_keys(dialect, &mut tx, &plan, &mut fold, cache).await?;
-    load_api_keys(dialect, &mut tx, &plan, &mut fold, cache).await?;
-
-    for (envelope, event) in batch.pairs() {
-        fold.apply(envelope, event);
-    }
-    let changes = fold.into_changes();
+    load(dialect, &mut tx, &prepared.missing, &mut prepared.fold).await?;
+    let (next, plan, changes) = prepared.fold(batch);
 
     write_tenants(dialect, &mut tx, &changes.tenants).await?;
     write_signing_keys(dialect, &mut tx, &changes.signing_keys).await?;
@@ -333,80 +442,30 @@ fn to_i64(position: u64) -> i64 {
     i64::try_from(position).unwrap_or(i64::MAX)
 }
 
-async fn load_tenants(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    plan: &LoadPlan,
-    fold: &mut Fold,
-    cache: &mut RowCache,
-) -> Result<(), ReadError> {
-    let complete = cache.is_complete(Projection::Tenants);
-    let mut missing = Vec::new();
-    for id in &plan.tenants {
-        match cache.tenants.remove(id) {
-            Some(Some(row)) => fold.seed_tenant(row),
-            Some(None) => {}
-            None if complete => {}
-            None => missing.push(*id),
-        }
-    }
-    let ids = uncached(missing.into_iter());
-    for row in fetch_in(dialect, tx, "SELECT doc FROM rm_tenants WHERE id", &ids).await? {
-        fold.seed_tenant(store::tenant_from_row(&row)?);
-    }
-    Ok(())
+pub(crate) const SELECT_TENANTS: &str = "SELECT doc FROM rm_tenants WHERE id";
+pub(crate) const SELECT_SIGNING_KEYS: &str = "SELECT tenant_id, kid, alg, status, created_at, \
+     retired_at, public_jwk FROM rm_signing_keys WHERE tenant_id";
+
+pub(crate) fn select_api_keys() -> String {
+    format!("SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE key_id")
 }
 
-async fn load_signing_keys(
+/// Loads the rows the cache could not answer for into `fold`.
+async fn load(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
-    plan: &LoadPlan,
+    missing: &Missing,
     fold: &mut Fold,
-    cache: &mut RowCache,
 ) -> Result<(), ReadError> {
-    let complete = cache.is_complete(Projection::SigningKeys);
-    let mut missing = Vec::new();
-    for tenant in &plan.signing_key_tenants {
-        match cache.key_rings.remove(tenant) {
-            Some(ring) => {
-                for key in ring {
-                    fold.seed_signing_key(*tenant, key);
-                }
-            }
-            None if complete => {}
-            None => missing.push(*tenant),
-        }
+    for row in fetch_in(dialect, tx, SELECT_TENANTS, &missing.tenants).await? {
+        fold.seed_tenant(store::tenant_from_row(&row)?);
     }
-    let ids = uncached(missing.into_iter());
-    let select = "SELECT tenant_id, kid, alg, status, created_at, retired_at, public_jwk \
-                  FROM rm_signing_keys WHERE tenant_id";
-    for row in fetch_in(dialect, tx, select, &ids).await? {
+    let rows = fetch_in(dialect, tx, SELECT_SIGNING_KEYS, &missing.key_ring_tenants).await?;
+    for row in rows {
         let (tenant_id, key) = store::signing_key_from_row(&row)?;
         fold.seed_signing_key(tenant_id, key);
     }
-    Ok(())
-}
-
-async fn load_api_keys(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    plan: &LoadPlan,
-    fold: &mut Fold,
-    cache: &mut RowCache,
-) -> Result<(), ReadError> {
-    let complete = cache.is_complete(Projection::ApiKeys);
-    let mut missing = Vec::new();
-    for id in &plan.api_keys {
-        match cache.api_keys.remove(id) {
-            Some(Some(row)) => fold.seed_api_key(row),
-            Some(None) => {}
-            None if complete => {}
-            None => missing.push(*id),
-        }
-    }
-    let ids = uncached(missing.into_iter());
-    let select = format!("SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE key_id");
-    for row in fetch_in(dialect, tx, &select, &ids).await? {
+    for row in fetch_in(dialect, tx, &select_api_keys(), &missing.api_keys).await? {
         fold.seed_api_key(store::api_key_from_row(&row)?);
     }
     Ok(())
@@ -436,203 +495,349 @@ fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<String, ReadErr
     serde_json::to_string(value).map_err(|e| ReadError::Corrupt(format!("{what}: {e}")))
 }
 
-const TENANT_COLUMNS: [&str; 8] = [
-    "id",
-    "slug",
-    "status",
-    "suspended",
-    "created_at",
-    "updated_at",
-    "stream_version",
-    "doc",
-];
+/// One bound value of a row write. Typed even when NULL: PostgreSQL rejects a NULL bound as
+/// TEXT into a BIGINT column.
+#[derive(Debug)]
+pub(crate) enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+    /// BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite.
+    Flag(bool),
+}
+
+impl Cell {
+    fn text(value: impl Into<String>) -> Self {
+        Self::Text(Some(value.into()))
+    }
+
+    fn int(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+
+fn bind(
+    query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    cell: Cell,
+) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+    match cell {
+        Cell::Text(value) => query.bind(value),
+        Cell::Int(value) => query.bind(value),
+        Cell::Flag(value) => query.bind(value),
+    }
+}
+
+impl rusqlite::ToSql for Cell {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Cell::Text(value) => value.to_sql(),
+            Cell::Int(value) => value.to_sql(),
+            Cell::Flag(value) => value.to_sql(),
+        }
+    }
+}
+
+/// A table's write statements and how to turn a changed row into cells, shared by both
+/// writers so that they cannot disagree on what a row holds.
+pub(crate) struct TableWrite {
+    pub(crate) table: &'static str,
+    pub(crate) columns: &'static [&'static str],
+    pub(crate) key: &'static [&'static str],
+    /// Columns the reducer never changes once the row exists: left out of the update.
+    pub(crate) fixed: &'static [&'static str],
+}
+
+impl TableWrite {
+    pub(crate) fn upsert(&self, dialect: Dialect, rows: usize) -> String {
+        upsert_sql(
+            dialect,
+            self.table,
+            self.columns,
+            self.key,
+            self.fixed,
+            rows,
+        )
+    }
+
+    /// `DELETE ... WHERE` the key columns, with SQLite's anonymous placeholders.
+    pub(crate) fn delete(&self, dialect: Dialect) -> String {
+        let conditions: Vec<String> = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, column)| match dialect {
+                Dialect::Sqlite => format!("{column} = ?"),
+                Dialect::Postgres => format!("{column} = ${}", i + 1),
+            })
+            .collect();
+        format!(
+            "DELETE FROM {} WHERE {}",
+            self.table,
+            conditions.join(" AND ")
+        )
+    }
+}
+
+pub(crate) const TENANTS: TableWrite = TableWrite {
+    table: "rm_tenants",
+    columns: &[
+        "id",
+        "slug",
+        "status",
+        "suspended",
+        "created_at",
+        "updated_at",
+        "stream_version",
+        "doc",
+    ],
+    key: &["id"],
+    fixed: &["slug", "created_at"],
+};
+
+pub(crate) fn tenant_cells(id: &Uuid, tenant: &TenantView) -> Result<Vec<Cell>, ReadError> {
+    Ok(vec![
+        Cell::text(id.to_string()),
+        Cell::text(tenant.slug.as_str()),
+        Cell::text(tenant.status.as_str()),
+        Cell::Flag(tenant.suspended),
+        Cell::int(tenant.created_at.as_micros()),
+        Cell::int(tenant.updated_at.as_micros()),
+        Cell::int(to_i64(tenant.version)),
+        Cell::text(to_json(tenant, "tenant view")?),
+    ])
+}
+
+pub(crate) fn tenant_key_cells(id: &Uuid) -> Vec<Cell> {
+    vec![Cell::text(id.to_string())]
+}
+
+pub(crate) const SIGNING_KEYS: TableWrite = TableWrite {
+    table: "rm_signing_keys",
+    columns: &[
+        "tenant_id",
+        "kid",
+        "alg",
+        "status",
+        "created_at",
+        "retired_at",
+        "public_jwk",
+    ],
+    key: &["tenant_id", "kid"],
+    fixed: &[],
+};
+
+pub(crate) fn signing_key_cells(
+    (tenant_id, kid): &(Uuid, String),
+    key: &SigningKeyView,
+) -> Result<Vec<Cell>, ReadError> {
+    Ok(vec![
+        Cell::text(tenant_id.to_string()),
+        Cell::text(kid.as_str()),
+        Cell::text(key.alg.as_str()),
+        Cell::text(key.status.as_str()),
+        Cell::int(key.created_at.as_micros()),
+        Cell::Int(key.retired_at.map(|t| t.as_micros())),
+        Cell::text(to_json(&key.public_jwk, "public jwk")?),
+    ])
+}
+
+pub(crate) fn signing_key_key_cells((tenant_id, kid): &(Uuid, String)) -> Vec<Cell> {
+    vec![Cell::text(tenant_id.to_string()), Cell::text(kid.as_str())]
+}
+
+pub(crate) const API_KEYS: TableWrite = TableWrite {
+    table: "rm_api_keys",
+    columns: &[
+        "key_id",
+        "tenant_id",
+        "secret_hash",
+        "name",
+        "prefix",
+        "scopes",
+        "product",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "use_count",
+        "last_used_at",
+    ],
+    key: &["key_id"],
+    fixed: &["tenant_id", "secret_hash", "created_at"],
+};
+
+pub(crate) fn api_key_cells(id: &Uuid, key: &ApiKeyView) -> Result<Vec<Cell>, ReadError> {
+    Ok(vec![
+        Cell::text(id.to_string()),
+        Cell::text(key.tenant_id.to_string()),
+        Cell::text(key.secret_hash.to_hex()),
+        Cell::text(key.name.as_str()),
+        Cell::text(key.prefix.as_str()),
+        Cell::text(to_json(&key.scopes, "api key scopes")?),
+        Cell::Text(key.product.clone()),
+        Cell::text(key.created_by.as_str()),
+        Cell::int(key.created_at.as_micros()),
+        Cell::Int(key.expires_at.map(|t| t.as_micros())),
+        Cell::Int(key.revoked_at.map(|t| t.as_micros())),
+        Cell::int(to_i64(key.use_count)),
+        Cell::Int(key.last_used_at.map(|t| t.as_micros())),
+    ])
+}
+
+pub(crate) fn api_key_key_cells(id: &Uuid) -> Vec<Cell> {
+    vec![Cell::text(id.to_string())]
+}
+
+/// Upserts and deletes one table's changes through sqlx, in multi-row statements.
+async fn write_table<K, R>(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+    table: &TableWrite,
+    changes: &Changes<K, R>,
+    cells: impl Fn(&K, &R) -> Result<Vec<Cell>, ReadError>,
+    key_cells: impl Fn(&K) -> Vec<Cell>,
+) -> Result<(), ReadError> {
+    for chunk in chunks(&changes.upserts, MAX_ROWS_PER_UPSERT) {
+        let mut query = sqlx::query(AssertSqlSafe(table.upsert(dialect, chunk.len())));
+        for (key, row) in chunk {
+            for cell in cells(key, row)? {
+                query = bind(query, cell);
+            }
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let delete = table.delete(dialect);
+    for key in &changes.deletes {
+        let mut query = sqlx::query(AssertSqlSafe(delete.clone()));
+        for cell in key_cells(key) {
+            query = bind(query, cell);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
 
 async fn write_tenants(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
     changes: &Changes<Uuid, TenantView>,
 ) -> Result<(), ReadError> {
-    for chunk in chunks(&changes.upserts, MAX_ROWS_PER_UPSERT) {
-        let sql = upsert_sql(
-            dialect,
-            "rm_tenants",
-            &TENANT_COLUMNS,
-            &["id"],
-            // The reducer never changes them once the tenant exists.
-            &["slug", "created_at"],
-            chunk.len(),
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (id, tenant) in chunk {
-            query = query
-                .bind(id.to_string())
-                .bind(tenant.slug.as_str())
-                .bind(tenant.status.as_str())
-                .bind(tenant.suspended)
-                .bind(tenant.created_at.as_micros())
-                .bind(tenant.updated_at.as_micros())
-                .bind(to_i64(tenant.version))
-                .bind(to_json(tenant, "tenant view")?);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for id in &changes.deletes {
-        sqlx::query("DELETE FROM rm_tenants WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    write_table(
+        dialect,
+        tx,
+        &TENANTS,
+        changes,
+        tenant_cells,
+        tenant_key_cells,
+    )
+    .await
 }
-
-const SIGNING_KEY_COLUMNS: [&str; 7] = [
-    "tenant_id",
-    "kid",
-    "alg",
-    "status",
-    "created_at",
-    "retired_at",
-    "public_jwk",
-];
 
 async fn write_signing_keys(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
     changes: &Changes<(Uuid, String), SigningKeyView>,
 ) -> Result<(), ReadError> {
-    for chunk in chunks(&changes.upserts, MAX_ROWS_PER_UPSERT) {
-        let sql = upsert_sql(
-            dialect,
-            "rm_signing_keys",
-            &SIGNING_KEY_COLUMNS,
-            &["tenant_id", "kid"],
-            &[],
-            chunk.len(),
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for ((tenant_id, kid), key) in chunk {
-            query = query
-                .bind(tenant_id.to_string())
-                .bind(kid.as_str())
-                .bind(key.alg.as_str())
-                .bind(key.status.as_str())
-                .bind(key.created_at.as_micros())
-                .bind(key.retired_at.map(|t| t.as_micros()))
-                .bind(to_json(&key.public_jwk, "public jwk")?);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for (tenant_id, kid) in &changes.deletes {
-        sqlx::query("DELETE FROM rm_signing_keys WHERE tenant_id = $1 AND kid = $2")
-            .bind(tenant_id.to_string())
-            .bind(kid.as_str())
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    write_table(
+        dialect,
+        tx,
+        &SIGNING_KEYS,
+        changes,
+        signing_key_cells,
+        signing_key_key_cells,
+    )
+    .await
 }
-
-const API_KEY_WRITE_COLUMNS: [&str; 13] = [
-    "key_id",
-    "tenant_id",
-    "secret_hash",
-    "name",
-    "prefix",
-    "scopes",
-    "product",
-    "created_by",
-    "created_at",
-    "expires_at",
-    "revoked_at",
-    "use_count",
-    "last_used_at",
-];
 
 async fn write_api_keys(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
     changes: &Changes<Uuid, ApiKeyView>,
 ) -> Result<(), ReadError> {
-    for chunk in chunks(&changes.upserts, MAX_ROWS_PER_UPSERT) {
-        let sql = upsert_sql(
-            dialect,
-            "rm_api_keys",
-            &API_KEY_WRITE_COLUMNS,
-            &["key_id"],
-            // The reducer never changes them once the key exists.
-            &["tenant_id", "secret_hash", "created_at"],
-            chunk.len(),
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (id, key) in chunk {
-            query = query
-                .bind(id.to_string())
-                .bind(key.tenant_id.to_string())
-                .bind(key.secret_hash.to_hex())
-                .bind(key.name.as_str())
-                .bind(key.prefix.as_str())
-                .bind(to_json(&key.scopes, "api key scopes")?)
-                .bind(key.product.as_deref())
-                .bind(key.created_by.as_str())
-                .bind(key.created_at.as_micros())
-                .bind(key.expires_at.map(|t| t.as_micros()))
-                .bind(key.revoked_at.map(|t| t.as_micros()))
-                .bind(to_i64(key.use_count))
-                .bind(key.last_used_at.map(|t| t.as_micros()));
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for id in &changes.deletes {
-        sqlx::query("DELETE FROM rm_api_keys WHERE key_id = $1")
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    write_table(
+        dialect,
+        tx,
+        &API_KEYS,
+        changes,
+        api_key_cells,
+        api_key_key_cells,
+    )
+    .await
 }
 
 /// Most audit rows in one multi-row insert (18 columns each: 4,608 parameters).
 const MAX_AUDIT_ROWS_PER_INSERT: usize = 256;
 
-/// Plain multi-row inserts: an audit row is written once, when its event is projected, and
-/// never read back or updated. `DO NOTHING` makes re-applying a batch whose commit was lost
-/// harmless (the checkpoint would have committed with the rows anyway).
+/// A plain insert of `rows` audit rows: an audit row is written once, when its event is
+/// projected, and never read back or updated. `DO NOTHING` makes re-applying a batch whose
+/// commit was lost harmless (the checkpoint would have committed with the rows anyway).
+pub(crate) fn audit_insert(dialect: Dialect, rows: usize) -> String {
+    format!(
+        "INSERT INTO rm_audit ({}) VALUES {} ON CONFLICT (position) DO NOTHING",
+        store::AUDIT_COLUMNS,
+        values_list(dialect, rows, store::AUDIT_COLUMN_COUNT),
+    )
+}
+
+pub(crate) fn audit_cells(row: &AuditView) -> Result<Vec<Cell>, ReadError> {
+    let cells = vec![
+        Cell::int(to_i64(row.position)),
+        Cell::text(row.event_id.to_string()),
+        Cell::text(row.tenant_id.to_string()),
+        Cell::text(row.event_type.as_str()),
+        Cell::text(row.action.as_str()),
+        Cell::text(row.actor_kind.as_str()),
+        Cell::text(row.actor_id.as_str()),
+        Cell::Text(row.actor_name.clone()),
+        Cell::Text(row.target_type.clone()),
+        Cell::Text(row.target_id.clone()),
+        Cell::Text(row.target_name.clone()),
+        Cell::Text(row.product.clone()),
+        Cell::Text(row.project_id.map(|id| id.to_string())),
+        Cell::text(row.correlation_id.as_str()),
+        Cell::Text(row.source_ip.clone()),
+        Cell::Text(row.user_agent.clone()),
+        Cell::int(row.recorded_at.as_micros()),
+        Cell::text(to_json(&row.summary, "audit summary")?),
+    ];
+    debug_assert_eq!(cells.len(), store::AUDIT_COLUMN_COUNT);
+    Ok(cells)
+}
+
 async fn write_audit(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
     rows: &[AuditView],
 ) -> Result<(), ReadError> {
     for chunk in chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO rm_audit ({}) VALUES {} ON CONFLICT (position) DO NOTHING",
-            store::AUDIT_COLUMNS,
-            values_list(dialect, chunk.len(), store::AUDIT_COLUMN_COUNT),
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = sqlx::query(AssertSqlSafe(audit_insert(dialect, chunk.len())));
         for row in chunk {
-            query = query
-                .bind(to_i64(row.position))
-                .bind(row.event_id.to_string())
-                .bind(row.tenant_id.to_string())
-                .bind(row.event_type.as_str())
-                .bind(row.action.as_str())
-                .bind(row.actor_kind.as_str())
-                .bind(row.actor_id.as_str())
-                .bind(row.actor_name.as_deref())
-                .bind(row.target_type.as_deref())
-                .bind(row.target_id.as_deref())
-                .bind(row.target_name.as_deref())
-                .bind(row.product.as_deref())
-                .bind(row.project_id.map(|id| id.to_string()))
-                .bind(row.correlation_id.as_str())
-                .bind(row.source_ip.as_deref())
-                .bind(row.user_agent.as_deref())
-                .bind(row.recorded_at.as_micros())
-                .bind(to_json(&row.summary, "audit summary")?);
+            for cell in audit_cells(row)? {
+                query = bind(query, cell);
+            }
         }
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+pub(crate) const CHECKPOINT_TABLE: TableWrite = TableWrite {
+    table: "rm_checkpoints",
+    columns: &["projection", "position"],
+    key: &["projection"],
+    fixed: &[],
+};
+
+/// One `(projection, position)` row per projection.
+pub(crate) fn checkpoint_rows(checkpoints: Checkpoints) -> Vec<[Cell; 2]> {
+    Projection::ALL
+        .into_iter()
+        .map(|projection| {
+            [
+                Cell::text(projection.name()),
+                Cell::int(to_i64(checkpoints.get(projection))),
+            ]
+        })
+        .collect()
 }
 
 async fn write_checkpoints(
@@ -640,19 +845,12 @@ async fn write_checkpoints(
     tx: &mut Transaction<'static, Any>,
     checkpoints: Checkpoints,
 ) -> Result<(), ReadError> {
-    let sql = upsert_sql(
-        dialect,
-        "rm_checkpoints",
-        &["projection", "position"],
-        &["projection"],
-        &[],
-        Projection::ALL.len(),
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for projection in Projection::ALL {
-        query = query
-            .bind(projection.name())
-            .bind(to_i64(checkpoints.get(projection)));
+    let rows = checkpoint_rows(checkpoints);
+    let mut query = sqlx::query(AssertSqlSafe(CHECKPOINT_TABLE.upsert(dialect, rows.len())));
+    for row in rows {
+        for cell in row {
+            query = bind(query, cell);
+        }
     }
     query.execute(&mut **tx).await?;
     Ok(())
@@ -692,6 +890,52 @@ mod tests {
         assert_eq!(
             sql,
             "INSERT INTO t (a, b) VALUES (?,?),(?,?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
+        );
+    }
+
+    #[test]
+    fn deletes_match_every_key_column() {
+        assert_eq!(
+            SIGNING_KEYS.delete(Dialect::Postgres),
+            "DELETE FROM rm_signing_keys WHERE tenant_id = $1 AND kid = $2"
+        );
+        assert_eq!(
+            TENANTS.delete(Dialect::Sqlite),
+            "DELETE FROM rm_tenants WHERE id = ?"
+        );
+    }
+
+    #[test]
+    fn every_row_encoding_fills_every_column() {
+        use tessera_event_schemas::primitives::Timestamp;
+        let id = Uuid::now_v7();
+        let checkpoint = checkpoint_rows(Checkpoints::default());
+        assert_eq!(checkpoint.len(), Projection::ALL.len());
+        assert_eq!(checkpoint[0].len(), CHECKPOINT_TABLE.columns.len());
+        let key = ApiKeyView {
+            key_id: id,
+            tenant_id: id,
+            secret_hash: tessera_event_schemas::Hash32::default(),
+            name: "n".into(),
+            prefix: "tsr_x".into(),
+            scopes: vec!["a".into()],
+            product: None,
+            created_by: "me".into(),
+            created_at: Timestamp::from_micros(1),
+            expires_at: None,
+            revoked_at: None,
+            use_count: 0,
+            last_used_at: None,
+        };
+        assert_eq!(
+            api_key_cells(&id, &key).unwrap().len(),
+            API_KEYS.columns.len()
+        );
+        assert_eq!(api_key_key_cells(&id).len(), API_KEYS.key.len());
+        assert_eq!(tenant_key_cells(&id).len(), TENANTS.key.len());
+        assert_eq!(
+            signing_key_key_cells(&(id, "k".into())).len(),
+            SIGNING_KEYS.key.len()
         );
     }
 }

@@ -22,7 +22,7 @@ pub use reservation::*;
 pub use tenant::*;
 
 /// Why stored bytes could not be turned into an [`Event`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("unknown event type {event_type} version {schema_version}")]
     Unknown {
