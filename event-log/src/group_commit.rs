@@ -327,6 +327,29 @@ pub struct Committed {
     pub head: LogHead,
     /// The events the batch stored, in position order, for the recent-events tail.
     pub events: Vec<RecordedEvent>,
+    /// When the commit is on stable storage.
+    pub durable: Durable,
+}
+
+/// Whether a committed batch is already durable, or will be once its backend's sync is done.
+/// Nobody is answered, and no subscriber sees the batch, before it is durable.
+pub enum Durable {
+    /// The commit itself was durable (PostgreSQL: `synchronous_commit=on`).
+    Now,
+    /// The commit is visible to the writer's own connection but its WAL is still being synced
+    /// (SQLite: see `sqlite::Syncer`); `Err` says why it never will be.
+    Pending(oneshot::Receiver<Result<(), String>>),
+}
+
+impl Durable {
+    async fn wait(self) -> Result<(), String> {
+        match self {
+            Durable::Now => Ok(()),
+            Durable::Pending(synced) => synced
+                .await
+                .unwrap_or_else(|_| Err("the log's sync thread stopped".into())),
+        }
+    }
 }
 
 /// One backend's way of writing a batch: one transaction, one commit.
@@ -482,6 +505,11 @@ async fn run_writer(
     tail: Arc<Mutex<Tail>>,
     max_batch: usize,
 ) {
+    // Committed batches wait for durability here, in commit order, while the writer goes on
+    // with the next batch: a backend that syncs after committing (SQLite) overlaps one batch's
+    // sync with the next one's writes.
+    let (acks, pending_acks) = mpsc::unbounded_channel();
+    let acknowledger = tokio::spawn(acknowledge(pending_acks, head, tail));
     let mut pending = Vec::with_capacity(max_batch);
     let mut close_reply = None;
     while close_reply.is_none() {
@@ -527,18 +555,9 @@ async fn run_writer(
         let count = appends.len();
         match writer.write_batch(appends, close_reply.is_some()).await {
             Ok(committed) => {
-                // Into the tail before the head moves, so a woken subscriber finds them.
-                tail.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(committed.events);
-                head.send_if_modified(|current| {
-                    let changed = *current != committed.head.position;
-                    *current = committed.head.position;
-                    changed
-                });
-                for (reply, result) in replies.into_iter().zip(committed.results) {
-                    let _ = reply.send(result);
-                }
+                // Only fails if the acknowledger is gone, and then its receiver dropped the
+                // replies, which answers their callers with an error.
+                let _ = acks.send((committed, replies));
             }
             Err(error) => {
                 tracing::error!(%error, appends = count, "event log batch failed to commit");
@@ -547,6 +566,11 @@ async fn run_writer(
                 }
             }
         }
+    }
+    // Every committed batch is answered (durable or failed) before the writer stops.
+    drop(acks);
+    if let Err(error) = acknowledger.await {
+        tracing::error!(%error, "event log acknowledger task failed");
     }
     // Anything still queued after close is refused; dropping the receiver answers it.
     requests.close();
@@ -565,6 +589,51 @@ async fn run_writer(
     writer.shutdown().await;
     if let Some(reply) = close_reply {
         let _ = reply.send(());
+    }
+}
+
+type Replies = Vec<oneshot::Sender<Result<AppendOutcome, AppendError>>>;
+
+/// Answers each committed batch once it is durable, in commit order, and only then shows it to
+/// subscribers (tail and head). A batch that cannot be made durable is answered with an error
+/// and never shown; its events may still be in the store (they committed), which is why a
+/// backend that fails to sync fails every later batch too, until the process restarts and the
+/// store's own recovery decides what survived.
+async fn acknowledge(
+    mut batches: mpsc::UnboundedReceiver<(Committed, Replies)>,
+    head: watch::Sender<u64>,
+    tail: Arc<Mutex<Tail>>,
+) {
+    while let Some((committed, replies)) = batches.recv().await {
+        let Committed {
+            results,
+            head: new_head,
+            events,
+            durable,
+        } = committed;
+        match durable.wait().await {
+            Ok(()) => {
+                // Into the tail before the head moves, so a woken subscriber finds them.
+                tail.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(events);
+                head.send_if_modified(|current| {
+                    let changed = *current != new_head.position;
+                    *current = new_head.position;
+                    changed
+                });
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, appends = replies.len(), "event log batch committed but is not durable");
+                let error = format!("the event log could not make the append durable: {error}");
+                for reply in replies {
+                    let _ = reply.send(Err(AppendError::Unavailable(error.clone())));
+                }
+            }
+        }
     }
 }
 

@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, EventRow, event_columns, event_row};
 use crate::group_commit::{
-    BatchWriter, CheckpointPolicy, Committed, GroupCommit, LogHead, StoredEvent, StreamHead,
-    batch_keys, plan_batch,
+    BatchWriter, CheckpointPolicy, Committed, Durable, GroupCommit, LogHead, StoredEvent,
+    StreamHead, batch_keys, plan_batch,
 };
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 
@@ -329,6 +329,7 @@ impl BatchWriter for PgWriter {
             results: plan.results,
             head: plan.head,
             events,
+            durable: Durable::Now,
         })
     }
 

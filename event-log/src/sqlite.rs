@@ -1,9 +1,10 @@
-//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`.
+//! The embedded backend: one SQLite file in WAL mode.
 //!
 //! A single writer connection, owned by the group-commit writer's thread, makes every write
 //! serial, so commit order is position order without any locking of our own. Reads go through a
-//! separate sqlx pool and see consistent WAL snapshots. `synchronous=FULL` syncs the WAL on every
-//! commit: an acknowledged append survives `kill -9` and power loss.
+//! separate sqlx pool and see consistent WAL snapshots. Every batch's WAL is synced before any of
+//! its appends is answered (by a sync thread, overlapping the next batch's writes: see
+//! `SqliteWriter`): an acknowledged append survives `kill -9` and power loss.
 //!
 //! sqlx creates the schema and serves every read but the bulk one. The two hot paths, the
 //! writer and [`EventLog::read_all_bulk`], drive SQLite directly (rusqlite, on the same bundled
@@ -27,8 +28,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, event_columns, event_row};
 use crate::group_commit::{
-    BatchWriter, CheckpointPolicy, Committed, GroupCommit, LogHead, StoredEvent, StreamHead,
-    batch_keys, plan_batch,
+    BatchWriter, CheckpointPolicy, Committed, Durable, GroupCommit, LogHead, StoredEvent,
+    StreamHead, batch_keys, plan_batch,
 };
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 
@@ -81,6 +82,7 @@ pub struct SqliteLog {
     bulk: Arc<BulkReader>,
     commit: GroupCommit,
     checkpointer: tokio::task::JoinHandle<()>,
+    unsynced: Arc<Unsynced>,
 }
 
 /// How often the background task copies the WAL into the database file.
@@ -139,7 +141,9 @@ impl SqliteLog {
             signer: config.checkpoint_signer.clone(),
             every: config.checkpoint_every,
         };
-        let commit = GroupCommit::start(SqliteWriter::start(path, policy)?, head, config.max_batch);
+        let unsynced = Arc::new(Unsynced::default());
+        let writer = SqliteWriter::start(path, policy, unsynced.clone())?;
+        let commit = GroupCommit::start(writer, head, config.max_batch);
         let checkpointer = tokio::spawn(checkpoint_wal(reads.clone()));
         Ok(Self {
             reads,
@@ -149,7 +153,45 @@ impl SqliteLog {
             }),
             commit,
             checkpointer,
+            unsynced,
         })
+    }
+}
+
+impl SqliteLog {
+    /// `events` (in position order) without any this process has committed but not yet synced.
+    /// The writer commits before it syncs (see `SqliteWriter`), so a read of the store may find
+    /// the newest batches before they are on disk; whoever walks the log (projectors, the Kafka
+    /// publisher) must never act on an event that a power cut could still take back. Events
+    /// that other processes stored are left alone: a verifier must see everything on disk.
+    fn durable_only(&self, mut events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
+        // Read after the store: a batch is registered before it commits, so one the read
+        // found is either still registered here or already synced.
+        if let Some(fence) = self.unsynced.first() {
+            let durable = events.partition_point(|e| e.envelope.global_position < fence);
+            events.truncate(durable);
+        }
+        events
+    }
+}
+
+/// The first position of every batch this process has committed (or is committing) whose WAL
+/// is not synced yet, oldest first. The writer registers a batch just before its commit; the
+/// syncer removes it once synced, and never after a failed sync.
+#[derive(Default)]
+struct Unsynced {
+    firsts: Mutex<std::collections::VecDeque<u64>>,
+}
+
+impl Unsynced {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<u64>> {
+        self.firsts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn first(&self) -> Option<u64> {
+        self.lock().front().copied()
     }
 }
 
@@ -214,7 +256,7 @@ impl EventLog for SqliteLog {
         .fetch_all(&self.reads)
         .await
         .map_err(unavailable)?;
-        decode_events(&rows)
+        Ok(self.durable_only(decode_events(&rows)?))
     }
 
     async fn read_all_bulk(
@@ -223,13 +265,18 @@ impl EventLog for SqliteLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let bulk = self.bulk.clone();
-        tokio::task::spawn_blocking(move || bulk.read_all(after_position, limit))
+        let events = tokio::task::spawn_blocking(move || bulk.read_all(after_position, limit))
             .await
-            .map_err(|e| LogError::Unavailable(format!("bulk read task: {e}")))?
+            .map_err(|e| LogError::Unavailable(format!("bulk read task: {e}")))??;
+        Ok(self.durable_only(events))
     }
 
     async fn head_position(&self) -> Result<u64, LogError> {
-        read_head(&self.reads).await
+        let stored = read_head(&self.reads).await?;
+        Ok(match self.unsynced.first() {
+            Some(fence) => stored.min(fence - 1),
+            None => stored,
+        })
     }
 
     fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -440,10 +487,79 @@ fn checkpoint_row(row: &SqliteRow) -> Result<Checkpoint, LogError> {
 /// place. Through sqlx every statement was a round trip to the connection's worker thread with
 /// every bound value copied on the way; a batch needed ten or more of them and multi-row
 /// statements built per batch size. Here each statement is prepared once and stepped in place.
+///
+/// **Durability is pipelined.** The writer's connection commits with `synchronous=OFF`: the
+/// commit writes the batch's WAL frames but does not wait for the disk. The batch then goes to
+/// the [`Syncer`] thread, which `fdatasync`s the WAL file, once for every batch committed since
+/// its last sync, and only then releases the batch (see `group_commit::Durable`): its callers are
+/// answered and subscribers see it. Meanwhile the writer already commits the next batch, so one
+/// batch's sync overlaps the next one's writes, where `synchronous=FULL` made every commit wait
+/// for its own sync. An acknowledged append is on disk exactly as before: it survives `kill -9`
+/// and power loss. Committed but not yet synced events are visible only to this connection's
+/// transactions and to stream reads (a command deciding from one appends after it, so it becomes
+/// durable no earlier); whole-log reads stop before them (see `SqliteLog::durable_only`).
 struct SqliteWriter {
     /// `None` once shut down.
     jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    syncer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Releases committed batches once the WAL holding them is on stable storage.
+///
+/// Each request is one committed batch; a sync covers every batch committed before it started,
+/// so batches that queue up during one sync share the next. A failed sync fails its batches and
+/// every later one until the process restarts: after a failed `fsync` Linux may already have
+/// dropped the dirty pages and cleared the error, so a later sync that "succeeds" proves nothing.
+struct Syncer {
+    /// `<log>-wal`, opened afresh for each sync so that it is always the live WAL file.
+    wal: PathBuf,
+    queue: std::sync::mpsc::Receiver<SyncRequest>,
+    unsynced: Arc<Unsynced>,
+}
+
+/// One committed batch waiting for its sync.
+struct SyncRequest {
+    /// Whether the batch stored events (and so registered its first position in `Unsynced`).
+    stored_events: bool,
+    /// Answered with the sync's result.
+    synced: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+type SyncQueue = std::sync::mpsc::Sender<SyncRequest>;
+
+impl Syncer {
+    fn run(self) {
+        let mut failed: Option<String> = None;
+        while let Ok(first) = self.queue.recv() {
+            let mut batches = vec![first];
+            batches.extend(self.queue.try_iter());
+            let result = match &failed {
+                Some(error) => Err(error.clone()),
+                None => sync_data(&self.wal),
+            };
+            match &result {
+                Ok(()) => {
+                    let mut unsynced = self.unsynced.lock();
+                    for _ in batches.iter().filter(|b| b.stored_events) {
+                        unsynced.pop_front();
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "syncing the event log's WAL failed: appends now fail until restart");
+                    failed = Some(error.clone());
+                }
+            }
+            for batch in batches {
+                let _ = batch.synced.send(result.clone());
+            }
+        }
+    }
+}
+
+fn sync_data(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_data())
+        .map_err(|e| format!("fdatasync {}: {e}", path.display()))
 }
 
 struct WriteJob {
@@ -454,25 +570,49 @@ struct WriteJob {
 
 impl SqliteWriter {
     /// Opens the writer's connection on `path` (whose schema exists) and starts its thread.
-    fn start(path: &Path, policy: CheckpointPolicy) -> Result<Self, LogError> {
+    fn start(
+        path: &Path,
+        policy: CheckpointPolicy,
+        unsynced: Arc<Unsynced>,
+    ) -> Result<Self, LogError> {
         let connection = open_writer(path).map_err(|e| {
             LogError::Unavailable(format!("opening the log writer on {}: {e}", path.display()))
         })?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let (syncs, sync_queue) = std::sync::mpsc::channel();
+        let syncer = Syncer {
+            wal: PathBuf::from(wal),
+            queue: sync_queue,
+            unsynced: unsynced.clone(),
+        };
+        let syncer = std::thread::Builder::new()
+            .name("tessera-log-sync".into())
+            .spawn(move || syncer.run())
+            .map_err(|e| LogError::Unavailable(format!("starting the log syncer: {e}")))?;
         let (jobs, queue) = std::sync::mpsc::channel::<WriteJob>();
         let thread = std::thread::Builder::new()
             .name("tessera-log-writer".into())
             .spawn(move || {
                 let mut connection = connection;
                 for job in queue {
-                    let result =
-                        write_batch(&mut connection, &job.appends, job.final_checkpoint, &policy);
+                    let result = write_batch(
+                        &mut connection,
+                        &job.appends,
+                        job.final_checkpoint,
+                        &policy,
+                        &syncs,
+                        &unsynced,
+                    );
                     let _ = job.reply.send(result);
                 }
+                // Dropping `syncs` lets the syncer finish what is queued and stop.
             })
             .map_err(|e| LogError::Unavailable(format!("starting the log writer: {e}")))?;
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
+            syncer: Some(syncer),
         })
     }
 }
@@ -495,8 +635,9 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
         )));
     }
     connection.execute_batch(
-        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
-        "PRAGMA synchronous = FULL;
+        // OFF: the commit does not wait for the disk; the `Syncer` syncs the WAL before any
+        // append of the batch is answered (see `SqliteWriter`).
+        "PRAGMA synchronous = OFF;
          -- Statement journals (undoing one statement on a constraint error) stay in memory; they
          -- play no part in crash recovery, the WAL does.
          PRAGMA temp_store = MEMORY;
@@ -528,11 +669,16 @@ impl BatchWriter for SqliteWriter {
     }
 
     async fn shutdown(&mut self) {
-        // Closing the queue ends the thread, which closes the connection.
+        // Closing the queue ends the writer thread, which closes the connection and the
+        // syncer's queue, which ends the syncer.
         self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        let threads = [self.thread.take(), self.syncer.take()];
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads.into_iter().flatten() {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -541,13 +687,15 @@ fn sql(error: rusqlite::Error) -> String {
     error.to_string()
 }
 
-/// One batch in one `BEGIN IMMEDIATE` transaction; returns only after the commit (and its
-/// fsync) or with nothing written.
+/// One batch in one `BEGIN IMMEDIATE` transaction; returns after the commit (not yet synced:
+/// the caller hands the batch to the `Syncer`) or with nothing written.
 fn write_batch(
     connection: &mut rusqlite::Connection,
     appends: &[Vec<StreamWrite>],
     final_checkpoint: bool,
     policy: &CheckpointPolicy,
+    syncs: &SyncQueue,
+    unsynced: &Unsynced,
 ) -> Result<Committed, String> {
     // IMMEDIATE takes the write lock up front, so a second process opening the same file
     // waits (busy_timeout) instead of failing half-way through our batch.
@@ -578,11 +726,32 @@ fn write_batch(
         crate::group_commit::now(),
     );
     write_plan(&tx, &plan, head)?;
-    tx.commit().map_err(sql)?;
+    // Registered before the commit makes the batch visible to readers (see `durable_only`).
+    let stored_events = match plan.events.first() {
+        Some(first) => {
+            unsynced.lock().push_back(first.envelope.global_position);
+            true
+        }
+        None => false,
+    };
+    if let Err(error) = tx.commit() {
+        if stored_events {
+            unsynced.lock().pop_back();
+        }
+        return Err(sql(error));
+    }
+    let (synced, durable) = tokio::sync::oneshot::channel();
+    syncs
+        .send(SyncRequest {
+            stored_events,
+            synced,
+        })
+        .map_err(|_| "the event log's sync thread stopped".to_owned())?;
     Ok(Committed {
         results: plan.results,
         head: plan.head,
         events: plan.events,
+        durable: Durable::Pending(durable),
     })
 }
 
