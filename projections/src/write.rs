@@ -285,22 +285,13 @@ impl RowCache {
     /// Seeds `fold` with every planned row the cache holds, and returns the keys it cannot
     /// answer for. Seeded entries leave the cache until the batch commits (`absorb`).
     fn seed(&mut self, plan: &LoadPlan, fold: &mut Fold) -> Missing {
-        let mut missing = Missing::default();
-
         let complete = self.is_complete(Projection::Tenants);
-        let mut ids = Vec::new();
-        for id in &plan.tenants {
-            match self.tenants.remove(id) {
-                Some(Some(row)) => fold.seed_tenant(row),
-                Some(None) => {}
-                None if complete => {}
-                None => ids.push(*id),
-            }
-        }
-        missing.tenants = uncached(ids.into_iter());
+        let tenants = take_rows(&mut self.tenants, complete, &plan.tenants, |row| {
+            fold.seed_tenant(row)
+        });
 
         let complete = self.is_complete(Projection::SigningKeys);
-        let mut ids = Vec::new();
+        let mut rings = Vec::new();
         for tenant in &plan.signing_key_tenants {
             match self.key_rings.remove(tenant) {
                 Some(ring) => {
@@ -309,24 +300,40 @@ impl RowCache {
                     }
                 }
                 None if complete => {}
-                None => ids.push(*tenant),
+                None => rings.push(*tenant),
             }
         }
-        missing.key_ring_tenants = uncached(ids.into_iter());
 
         let complete = self.is_complete(Projection::ApiKeys);
-        let mut ids = Vec::new();
-        for id in &plan.api_keys {
-            match self.api_keys.remove(id) {
-                Some(Some(row)) => fold.seed_api_key(row),
-                Some(None) => {}
-                None if complete => {}
-                None => ids.push(*id),
-            }
+        let api_keys = take_rows(&mut self.api_keys, complete, &plan.api_keys, |row| {
+            fold.seed_api_key(row)
+        });
+        Missing {
+            tenants,
+            key_ring_tenants: uncached(rings.into_iter()),
+            api_keys,
         }
-        missing.api_keys = uncached(ids.into_iter());
-        missing
     }
+}
+
+/// Hands `seed` every cached row of `keys` (a cached `None` is a known absence) and returns the
+/// keys the cache cannot answer for: none if it holds the whole table (`complete`).
+fn take_rows<R>(
+    cached: &mut HashMap<Uuid, Option<R>>,
+    complete: bool,
+    keys: &HashSet<Uuid>,
+    mut seed: impl FnMut(R),
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for key in keys {
+        match cached.remove(key) {
+            Some(Some(row)) => seed(row),
+            Some(None) => {}
+            None if complete => {}
+            None => missing.push(*key),
+        }
+    }
+    uncached(missing.into_iter())
 }
 
 async fn apply(
@@ -343,9 +350,33 @@ async fn apply(
     load(dialect, &mut tx, &prepared.missing, &mut prepared.fold).await?;
     let (next, plan, changes) = prepared.fold(batch);
 
-    write_tenants(dialect, &mut tx, &changes.tenants).await?;
-    write_signing_keys(dialect, &mut tx, &changes.signing_keys).await?;
-    write_api_keys(dialect, &mut tx, &changes.api_keys).await?;
+    write_table(
+        dialect,
+        &mut tx,
+        &TENANTS,
+        &changes.tenants,
+        tenant_cells,
+        tenant_key_cells,
+    )
+    .await?;
+    write_table(
+        dialect,
+        &mut tx,
+        &SIGNING_KEYS,
+        &changes.signing_keys,
+        signing_key_cells,
+        signing_key_key_cells,
+    )
+    .await?;
+    write_table(
+        dialect,
+        &mut tx,
+        &API_KEYS,
+        &changes.api_keys,
+        api_key_cells,
+        api_key_key_cells,
+    )
+    .await?;
     write_audit(dialect, &mut tx, &changes.audit).await?;
     write_checkpoints(dialect, &mut tx, next).await?;
     tx.commit().await?;
@@ -714,54 +745,6 @@ async fn write_table<K, R>(
         query.execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-async fn write_tenants(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    changes: &Changes<Uuid, TenantView>,
-) -> Result<(), ReadError> {
-    write_table(
-        dialect,
-        tx,
-        &TENANTS,
-        changes,
-        tenant_cells,
-        tenant_key_cells,
-    )
-    .await
-}
-
-async fn write_signing_keys(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    changes: &Changes<(Uuid, String), SigningKeyView>,
-) -> Result<(), ReadError> {
-    write_table(
-        dialect,
-        tx,
-        &SIGNING_KEYS,
-        changes,
-        signing_key_cells,
-        signing_key_key_cells,
-    )
-    .await
-}
-
-async fn write_api_keys(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    changes: &Changes<Uuid, ApiKeyView>,
-) -> Result<(), ReadError> {
-    write_table(
-        dialect,
-        tx,
-        &API_KEYS,
-        changes,
-        api_key_cells,
-        api_key_key_cells,
-    )
-    .await
 }
 
 /// Most audit rows in one multi-row insert (18 columns each: 4,608 parameters).
