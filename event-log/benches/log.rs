@@ -1,8 +1,9 @@
 //! Event log throughput on both backends: appends with 1 and 64 concurrent writers (each writer
 //! appending single-event appends to its own stream), and `read_all` / `read_all_bulk` paging.
 //!
-//! Durability is never relaxed here: SQLite runs with `synchronous=FULL`, PostgreSQL with
-//! `fsync=on` and `synchronous_commit=on`, so the figures are what a production append costs.
+//! Durability is never relaxed here: SQLite syncs every batch's WAL before answering it (the
+//! log's sync thread), PostgreSQL runs with `fsync=on` and `synchronous_commit=on`, so the
+//! figures are what a production append costs.
 //! PostgreSQL comes from `tessera-test-support` (a throwaway cluster, or
 //! `TESSERA_TEST_DATABASE_URL`). Run with `cargo bench -p tessera-event-log --bench log`.
 

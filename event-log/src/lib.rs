@@ -174,7 +174,8 @@ pub struct LogConfig {
 
 #[derive(Clone, Debug)]
 pub enum Backend {
-    /// The embedded default: one SQLite file, WAL mode, `synchronous=FULL`.
+    /// The embedded default: one SQLite file in WAL mode, each batch synced before it is
+    /// answered.
     Sqlite { path: PathBuf },
     /// `TESSERA_DATABASE_URL`.
     Postgres { url: String },

@@ -122,7 +122,10 @@ impl SqliteLog {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
+            // FULL on these connections (schema creation, reads, the background WAL
+            // checkpoint): a checkpoint then syncs the WAL before copying it into the database
+            // and the database before the WAL may be reused. The writer's own connection syncs
+            // through its sync thread instead (see `SqliteWriter`).
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let reads = SqlitePoolOptions::new()
@@ -617,8 +620,9 @@ impl SqliteWriter {
     }
 }
 
-/// The writer's connection. `synchronous=FULL` syncs the WAL on every commit: an acknowledged
-/// append survives `kill -9` and power loss.
+/// The writer's connection. Its commits do not sync (`synchronous=OFF`); the `Syncer` syncs
+/// the WAL before any append of a batch is answered, so an acknowledged append survives
+/// `kill -9` and power loss.
 fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let connection = rusqlite::Connection::open_with_flags(
