@@ -159,9 +159,7 @@ impl SqliteLog {
             unsynced,
         })
     }
-}
 
-impl SqliteLog {
     /// `events` (in position order) without any this process has committed but not yet synced.
     /// The writer commits before it syncs (see `SqliteWriter`), so a read of the store may find
     /// the newest batches before they are on disk; whoever walks the log (projectors, the Kafka
