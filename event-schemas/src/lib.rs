@@ -24,6 +24,7 @@ pub mod events;
 pub mod hash;
 pub mod json;
 pub mod primitives;
+pub mod redact;
 pub mod streams;
 
 pub use envelope::{Actor, ActorKind, Envelope, EventMetadata, ProposedEvent, RecordedEvent};

@@ -68,6 +68,15 @@ macro_rules! registry {
                 match self { $( Event::$variant(p) => serde_json::to_value(p).unwrap_or_default(), )* }
             }
 
+            /// The payload as JSON text without the fields `hide` names, at any depth: what
+            /// [`Event::data_json`] less those fields serializes to, keys in declaration order,
+            /// built without the intermediate `Value` (see [`crate::redact`]).
+            pub fn data_json_without(&self, hide: &impl Fn(&str) -> bool) -> String {
+                match self {
+                    $( Event::$variant(p) => serde_json::to_string(&crate::redact::Without::new(p, hide)).unwrap_or_else(|_| "null".to_owned()), )*
+                }
+            }
+
             /// Decodes stored bytes of any shipped version into the current type.
             pub fn decode(event_type: &str, schema_version: u16, bytes: &[u8]) -> Result<Event, DecodeError> {
                 let malformed = |source| DecodeError::Malformed {
