@@ -1,4 +1,4 @@
-//! The audit projection's pure part: one [`AuditView`] per event, with secrets redacted.
+//! The audit projection's pure part: one [`AuditRow`] per event, with secrets redacted.
 //!
 //! Every event becomes exactly one row, keyed by its global position, and rows never change
 //! afterwards, so the writer inserts them and never loads anything back. The only state a row
@@ -9,7 +9,7 @@ use serde_json::Value;
 use tessera_event_schemas::Envelope;
 use tessera_event_schemas::events::Event;
 
-use crate::views::AuditView;
+use crate::views::{AuditRow, AuditView};
 
 /// Whether a payload field must stay out of the summary: secrets and key material
 /// ([`tessera_event_schemas::json::is_secret_field`]) and, to keep the summary small, public
@@ -127,7 +127,7 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
 
 /// The audit row of one event. `tenant_slug` is the slug of the envelope's tenant when the
 /// caller knows it (only `tenant.*` events use it).
-pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> AuditView {
+pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> AuditRow {
     let Target {
         kind,
         id,
@@ -153,7 +153,7 @@ pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) 
         source_ip: envelope.source_ip.clone(),
         user_agent: envelope.user_agent.clone(),
         recorded_at: envelope.recorded_at,
-        summary: Value::Null,
+        summary: String::new(),
     };
     if let Event::AuditRecorded(recorded) = event {
         // The product names the acting principal when it has one (its own user, say); each
@@ -171,12 +171,13 @@ pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) 
             row.actor_name.clone_from(&recorded.actor_name);
         }
         // The write side stores an object; text that is not JSON is kept as a string.
-        row.summary = serde_json::from_str(&recorded.metadata_json)
+        let mut metadata = serde_json::from_str(&recorded.metadata_json)
             .unwrap_or_else(|_| Value::String(recorded.metadata_json.clone()));
+        redact(&mut metadata);
+        row.summary = metadata.to_string();
     } else {
-        row.summary = event.data_json();
+        row.summary = event.data_json_without(&is_secret_field);
     }
-    redact(&mut row.summary);
     row
 }
 
@@ -269,7 +270,7 @@ mod tests {
                 Some("acme-corp"),
             )
         };
-        let t = |row: &AuditView| {
+        let t = |row: &AuditRow| {
             (
                 row.target_type.clone(),
                 row.target_id.clone(),
@@ -333,7 +334,7 @@ mod tests {
             ("user", "user-42")
         );
         assert_eq!(
-            recorded.summary,
+            serde_json::from_str::<Value>(&recorded.summary).unwrap(),
             serde_json::json!({"amount": 1200, "currency": "EUR"})
         );
         assert_eq!(recorded.tenant_id, TENANT);

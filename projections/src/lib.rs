@@ -44,6 +44,6 @@ pub use reduce::{Checkpoints, Projection};
 pub use runtime::ProjectionRuntime;
 pub use store::ReadStore;
 pub use views::{
-    ApiKeyView, AuditFilter, AuditView, Page, PendingCancellation, SigningKeyStatus,
+    ApiKeyView, AuditFilter, AuditRow, AuditView, Page, PendingCancellation, SigningKeyStatus,
     SigningKeyView, TenantFilter, TenantView,
 };

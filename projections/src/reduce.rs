@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::views::{
-    ApiKeyView, AuditView, PendingCancellation, SigningKeyStatus, SigningKeyView, TenantView,
+    ApiKeyView, AuditRow, PendingCancellation, SigningKeyStatus, SigningKeyView, TenantView,
 };
 
 /// The read models, each with its own checkpoint so that one can be rebuilt alone.
@@ -503,7 +503,7 @@ pub struct Fold {
     tenants: Table<Uuid, TenantView>,
     signing_keys: Table<(Uuid, String), SigningKeyView>,
     api_keys: Table<Uuid, ApiKeyView>,
-    audit: Vec<AuditView>,
+    audit: Vec<AuditRow>,
 }
 
 /// Everything a batch changed.
@@ -512,8 +512,9 @@ pub struct BatchChanges {
     pub tenants: Changes<Uuid, TenantView>,
     pub signing_keys: Changes<(Uuid, String), SigningKeyView>,
     pub api_keys: Changes<Uuid, ApiKeyView>,
-    /// New audit rows, in log order (audit rows are only ever inserted).
-    pub audit: Vec<AuditView>,
+    /// New audit rows, in log order (audit rows are only ever inserted), from the last
+    /// [`Fold::take_audit`] on.
+    pub audit: Vec<AuditRow>,
 }
 
 impl Fold {
@@ -602,6 +603,18 @@ impl Fold {
             };
             self.audit.push(audit::audit_row(envelope, event, slug));
         }
+    }
+
+    /// How many audit rows the fold holds (see [`Fold::take_audit`]).
+    pub fn audit_len(&self) -> usize {
+        self.audit.len()
+    }
+
+    /// Takes the audit rows folded so far, in log order, so that a writer can store them
+    /// while the rest of a large batch folds; [`Fold::into_changes`] then holds only the rows
+    /// folded after the last take.
+    pub fn take_audit(&mut self) -> Vec<AuditRow> {
+        std::mem::take(&mut self.audit)
     }
 
     pub fn into_changes(self) -> BatchChanges {

@@ -281,6 +281,10 @@ impl ReadStore {
                     sqlx::query("PRAGMA synchronous = NORMAL")
                         .execute(&mut *conn)
                         .await?;
+                    // The projector's checkpointer thread copies the WAL (see `write_sqlite`).
+                    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                        .execute(&mut *conn)
+                        .await?;
                     sqlx::query("PRAGMA busy_timeout = 10000")
                         .execute(&mut *conn)
                         .await?;

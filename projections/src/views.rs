@@ -144,9 +144,10 @@ pub struct Page<T> {
 
 /// One row of the audit trail (`rm_audit`): every event of the log, one row each, keyed by its
 /// global position. Secrets never reach it: `summary` is the payload with every secret-like
-/// field removed (see [`crate::audit::redact`]).
+/// field removed (see [`crate::audit::is_secret_field`]). Read, the summary is a JSON value;
+/// on its way in ([`AuditRow`]) it is already the JSON text the row stores.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct AuditView {
+pub struct AuditView<Summary = serde_json::Value> {
     /// The event's global position: the entry's id and its sort key.
     pub position: u64,
     pub event_id: Uuid,
@@ -168,8 +169,11 @@ pub struct AuditView {
     pub user_agent: Option<String>,
     pub recorded_at: Timestamp,
     /// The redacted payload; for `audit.recorded`, the product's (redacted) metadata object.
-    pub summary: serde_json::Value,
+    pub summary: Summary,
 }
+
+/// An audit row as the projector writes it: the summary is JSON text.
+pub type AuditRow = AuditView<String>;
 
 /// Filters for [`crate::ReadStore::audit`]; `None` matches everything. `since` is inclusive,
 /// `until` exclusive.

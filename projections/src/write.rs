@@ -6,6 +6,7 @@
 //! The checkpoints advance in the same transaction, so a crash leaves either the whole batch and
 //! its checkpoint or neither: a restart can neither skip nor re-apply an event.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use crate::error::ReadError;
 use crate::reduce::{BatchChanges, Changes, Checkpoints, Fold, LoadPlan, Projection};
 use crate::store::{self, API_KEY_COLUMNS, Dialect, ReadStore};
-use crate::views::{ApiKeyView, AuditView, SigningKeyView, TenantView};
+use crate::views::{ApiKeyView, AuditRow, SigningKeyView, TenantView};
 
 /// Most keys in one `IN (...)` list.
 const MAX_KEYS_PER_QUERY: usize = 512;
@@ -81,7 +82,7 @@ impl DecodedBatch {
         self.events.len()
     }
 
-    fn pairs(&self) -> impl Iterator<Item = (&Envelope, &Event)> {
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&Envelope, &Event)> {
         self.events
             .iter()
             .map(|e| &e.envelope)
@@ -95,8 +96,9 @@ impl DecodedBatch {
 /// again (a query and a JSON parse per row) was the largest cost of a batch.
 ///
 /// Correct only while this applier is the store's single writer, which the runtime and
-/// `rebuild` both require. Entries are taken out while a batch runs and put back after it
-/// commits; a failed batch clears everything, so the cache never holds uncommitted state.
+/// `rebuild` both require. Entries are taken out while a batch runs and put back once it is
+/// folded (the SQLite writer does that while its transaction is still open); a failed batch
+/// clears everything, so the cache never keeps the state of a batch that did not commit.
 #[derive(Debug, Default)]
 pub(crate) struct RowCache {
     /// `None`: known to have no row.
@@ -526,38 +528,51 @@ fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<String, ReadErr
     serde_json::to_string(value).map_err(|e| ReadError::Corrupt(format!("{what}: {e}")))
 }
 
-/// One bound value of a row write. Typed even when NULL: PostgreSQL rejects a NULL bound as
-/// TEXT into a BIGINT column.
+/// One bound value of a row write, borrowing the row's text where it can. Typed even when
+/// NULL: PostgreSQL rejects a NULL bound as TEXT into a BIGINT column.
 #[derive(Debug)]
-pub(crate) enum Cell {
-    Text(Option<String>),
+pub(crate) enum Cell<'a> {
+    Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
     /// BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite.
     Flag(bool),
 }
 
-impl Cell {
-    fn text(value: impl Into<String>) -> Self {
+impl<'a> Cell<'a> {
+    fn text(value: impl Into<Cow<'a, str>>) -> Self {
         Self::Text(Some(value.into()))
+    }
+
+    fn optional(value: Option<&'a str>) -> Self {
+        Self::Text(value.map(Cow::Borrowed))
     }
 
     fn int(value: i64) -> Self {
         Self::Int(Some(value))
     }
+
+    /// The same value, owning its text (to outlive the row it was encoded from).
+    pub(crate) fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Text(value) => Cell::Text(value.map(|text| Cow::Owned(text.into_owned()))),
+            Cell::Int(value) => Cell::Int(value),
+            Cell::Flag(value) => Cell::Flag(value),
+        }
+    }
 }
 
-fn bind(
-    query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
-    cell: Cell,
-) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+fn bind<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    cell: Cell<'_>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
     match cell {
-        Cell::Text(value) => query.bind(value),
+        Cell::Text(value) => query.bind(value.map(Cow::into_owned)),
         Cell::Int(value) => query.bind(value),
         Cell::Flag(value) => query.bind(value),
     }
 }
 
-impl rusqlite::ToSql for Cell {
+impl rusqlite::ToSql for Cell<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         match self {
             Cell::Text(value) => value.to_sql(),
@@ -624,7 +639,10 @@ pub(crate) const TENANTS: TableWrite = TableWrite {
     fixed: &["slug", "created_at"],
 };
 
-pub(crate) fn tenant_cells(id: &Uuid, tenant: &TenantView) -> Result<Vec<Cell>, ReadError> {
+pub(crate) fn tenant_cells<'a>(
+    id: &Uuid,
+    tenant: &'a TenantView,
+) -> Result<Vec<Cell<'a>>, ReadError> {
     Ok(vec![
         Cell::text(id.to_string()),
         Cell::text(tenant.slug.as_str()),
@@ -637,7 +655,7 @@ pub(crate) fn tenant_cells(id: &Uuid, tenant: &TenantView) -> Result<Vec<Cell>, 
     ])
 }
 
-pub(crate) fn tenant_key_cells(id: &Uuid) -> Vec<Cell> {
+pub(crate) fn tenant_key_cells(id: &Uuid) -> Vec<Cell<'_>> {
     vec![Cell::text(id.to_string())]
 }
 
@@ -656,10 +674,10 @@ pub(crate) const SIGNING_KEYS: TableWrite = TableWrite {
     fixed: &[],
 };
 
-pub(crate) fn signing_key_cells(
-    (tenant_id, kid): &(Uuid, String),
-    key: &SigningKeyView,
-) -> Result<Vec<Cell>, ReadError> {
+pub(crate) fn signing_key_cells<'a>(
+    (tenant_id, kid): &'a (Uuid, String),
+    key: &'a SigningKeyView,
+) -> Result<Vec<Cell<'a>>, ReadError> {
     Ok(vec![
         Cell::text(tenant_id.to_string()),
         Cell::text(kid.as_str()),
@@ -671,7 +689,7 @@ pub(crate) fn signing_key_cells(
     ])
 }
 
-pub(crate) fn signing_key_key_cells((tenant_id, kid): &(Uuid, String)) -> Vec<Cell> {
+pub(crate) fn signing_key_key_cells((tenant_id, kid): &(Uuid, String)) -> Vec<Cell<'_>> {
     vec![Cell::text(tenant_id.to_string()), Cell::text(kid.as_str())]
 }
 
@@ -696,7 +714,10 @@ pub(crate) const API_KEYS: TableWrite = TableWrite {
     fixed: &["tenant_id", "secret_hash", "created_at"],
 };
 
-pub(crate) fn api_key_cells(id: &Uuid, key: &ApiKeyView) -> Result<Vec<Cell>, ReadError> {
+pub(crate) fn api_key_cells<'a>(
+    id: &Uuid,
+    key: &'a ApiKeyView,
+) -> Result<Vec<Cell<'a>>, ReadError> {
     Ok(vec![
         Cell::text(id.to_string()),
         Cell::text(key.tenant_id.to_string()),
@@ -704,7 +725,7 @@ pub(crate) fn api_key_cells(id: &Uuid, key: &ApiKeyView) -> Result<Vec<Cell>, Re
         Cell::text(key.name.as_str()),
         Cell::text(key.prefix.as_str()),
         Cell::text(to_json(&key.scopes, "api key scopes")?),
-        Cell::Text(key.product.clone()),
+        Cell::optional(key.product.as_deref()),
         Cell::text(key.created_by.as_str()),
         Cell::int(key.created_at.as_micros()),
         Cell::Int(key.expires_at.map(|t| t.as_micros())),
@@ -714,7 +735,7 @@ pub(crate) fn api_key_cells(id: &Uuid, key: &ApiKeyView) -> Result<Vec<Cell>, Re
     ])
 }
 
-pub(crate) fn api_key_key_cells(id: &Uuid) -> Vec<Cell> {
+pub(crate) fn api_key_key_cells(id: &Uuid) -> Vec<Cell<'_>> {
     vec![Cell::text(id.to_string())]
 }
 
@@ -724,8 +745,8 @@ async fn write_table<K, R>(
     tx: &mut Transaction<'static, Any>,
     table: &TableWrite,
     changes: &Changes<K, R>,
-    cells: impl Fn(&K, &R) -> Result<Vec<Cell>, ReadError>,
-    key_cells: impl Fn(&K) -> Vec<Cell>,
+    cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
+    key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
 ) -> Result<(), ReadError> {
     for chunk in chunks(&changes.upserts, MAX_ROWS_PER_UPSERT) {
         let mut query = sqlx::query(AssertSqlSafe(table.upsert(dialect, chunk.len())));
@@ -761,7 +782,7 @@ pub(crate) fn audit_insert(dialect: Dialect, rows: usize) -> String {
     )
 }
 
-pub(crate) fn audit_cells(row: &AuditView) -> Result<Vec<Cell>, ReadError> {
+pub(crate) fn audit_cells(row: &AuditRow) -> Vec<Cell<'_>> {
     let cells = vec![
         Cell::int(to_i64(row.position)),
         Cell::text(row.event_id.to_string()),
@@ -770,31 +791,31 @@ pub(crate) fn audit_cells(row: &AuditView) -> Result<Vec<Cell>, ReadError> {
         Cell::text(row.action.as_str()),
         Cell::text(row.actor_kind.as_str()),
         Cell::text(row.actor_id.as_str()),
-        Cell::Text(row.actor_name.clone()),
-        Cell::Text(row.target_type.clone()),
-        Cell::Text(row.target_id.clone()),
-        Cell::Text(row.target_name.clone()),
-        Cell::Text(row.product.clone()),
-        Cell::Text(row.project_id.map(|id| id.to_string())),
+        Cell::optional(row.actor_name.as_deref()),
+        Cell::optional(row.target_type.as_deref()),
+        Cell::optional(row.target_id.as_deref()),
+        Cell::optional(row.target_name.as_deref()),
+        Cell::optional(row.product.as_deref()),
+        Cell::Text(row.project_id.map(|id| Cow::Owned(id.to_string()))),
         Cell::text(row.correlation_id.as_str()),
-        Cell::Text(row.source_ip.clone()),
-        Cell::Text(row.user_agent.clone()),
+        Cell::optional(row.source_ip.as_deref()),
+        Cell::optional(row.user_agent.as_deref()),
         Cell::int(row.recorded_at.as_micros()),
-        Cell::text(to_json(&row.summary, "audit summary")?),
+        Cell::text(row.summary.as_str()),
     ];
     debug_assert_eq!(cells.len(), store::AUDIT_COLUMN_COUNT);
-    Ok(cells)
+    cells
 }
 
 async fn write_audit(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
-    rows: &[AuditView],
+    rows: &[AuditRow],
 ) -> Result<(), ReadError> {
     for chunk in chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
         let mut query = sqlx::query(AssertSqlSafe(audit_insert(dialect, chunk.len())));
         for row in chunk {
-            for cell in audit_cells(row)? {
+            for cell in audit_cells(row) {
                 query = bind(query, cell);
             }
         }
@@ -811,7 +832,7 @@ pub(crate) const CHECKPOINT_TABLE: TableWrite = TableWrite {
 };
 
 /// One `(projection, position)` row per projection.
-pub(crate) fn checkpoint_rows(checkpoints: Checkpoints) -> Vec<[Cell; 2]> {
+pub(crate) fn checkpoint_rows(checkpoints: Checkpoints) -> Vec<[Cell<'static>; 2]> {
     Projection::ALL
         .into_iter()
         .map(|projection| {

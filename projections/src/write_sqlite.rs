@@ -20,14 +20,17 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_f
 use crate::error::ReadError;
 use crate::reduce::{Changes, Checkpoints, Fold};
 use crate::store::{self, Dialect};
+use crate::views::AuditRow;
 use crate::write::{
-    self, API_KEYS, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, RowCache, SIGNING_KEYS, TENANTS,
-    TableWrite,
+    self, API_KEYS, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, Prepared, RowCache,
+    SIGNING_KEYS, TENANTS, TableWrite,
 };
 
 /// The projector's connection to a SQLite read-model file.
 pub(crate) struct SqliteApplier {
     connection: Mutex<Connection>,
+    /// Copies the WAL into the database file; stops when the applier is dropped.
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteApplier {
@@ -37,9 +40,10 @@ impl std::fmt::Debug for SqliteApplier {
 }
 
 impl SqliteApplier {
-    /// Opens a connection on `path`, whose tables the store has already created. The pragmas
-    /// are the pool's (see `ReadStore::open_sqlite`): WAL, `synchronous=NORMAL`, a 64 MB page
-    /// cache for catch-up transactions.
+    /// Opens a connection on `path`, whose tables the store has already created, and starts
+    /// its WAL checkpointer. The pragmas are the pool's (see `ReadStore::open_sqlite`): WAL,
+    /// `synchronous=NORMAL`, no automatic checkpoints, a 64 MB page cache for catch-up
+    /// transactions.
     pub(crate) fn open(path: &Path) -> Result<Self, ReadError> {
         let connection = Connection::open_with_flags(
             path,
@@ -49,17 +53,23 @@ impl SqliteApplier {
         connection.set_prepared_statement_cache_capacity(32);
         connection.execute_batch(
             "PRAGMA synchronous = NORMAL;
+             PRAGMA wal_autocheckpoint = 0;
              PRAGMA cache_size = -65536;
              -- Statement journals (undoing one statement on a constraint error) stay in memory.
              PRAGMA temp_store = MEMORY;",
         )?;
         Ok(Self {
             connection: Mutex::new(connection),
+            _checkpointer: Checkpointer::start(path)?,
         })
     }
 
     /// Applies the decoded part of `batch` on top of `checkpoints` in one transaction and
     /// returns the new checkpoints. Blocks: call it from a blocking thread.
+    ///
+    /// A batch of [`PIPELINE_FROM`] events or more (a catch-up, a rebuild) is folded and
+    /// encoded on a second thread while this one stores the rows it has been handed: folding
+    /// and SQLite then share the two cores instead of taking turns on one.
     pub(crate) fn apply(
         &self,
         checkpoints: Checkpoints,
@@ -77,44 +87,163 @@ impl SqliteApplier {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         load(&tx, &prepared.missing, &mut prepared.fold)?;
-        let (next, plan, changes) = prepared.fold(batch);
-
-        write_table(
-            &tx,
-            &TENANTS,
-            &changes.tenants,
-            write::tenant_cells,
-            write::tenant_key_cells,
-        )?;
-        write_table(
-            &tx,
-            &SIGNING_KEYS,
-            &changes.signing_keys,
-            write::signing_key_cells,
-            write::signing_key_key_cells,
-        )?;
-        write_table(
-            &tx,
-            &API_KEYS,
-            &changes.api_keys,
-            write::api_key_cells,
-            write::api_key_key_cells,
-        )?;
+        // The cache takes the batch's rows before the commit; if anything fails from here on,
+        // `apply_batch` clears it, so it never outlives a batch that did not commit.
+        let next = if batch.decoded.len() >= PIPELINE_FROM {
+            fold_beside(&tx, prepared, batch, cache)?
+        } else {
+            fold_and_encode(prepared, batch, cache, |rows| store_rows(&tx, rows))?
+        };
         {
-            let mut insert = tx.prepare_cached(&write::audit_insert(Dialect::Sqlite, 1))?;
-            for row in &changes.audit {
-                insert.execute(params_from_iter(write::audit_cells(row)?))?;
-            }
             let mut upsert = tx.prepare_cached(&CHECKPOINT_TABLE.upsert(Dialect::Sqlite, 1))?;
             for row in write::checkpoint_rows(next) {
                 upsert.execute(params_from_iter(row))?;
             }
         }
         tx.commit()?;
-        drop(connection);
-        cache.absorb(changes, &plan.signing_key_tenants);
         Ok(next)
     }
+}
+
+/// Batches at least this long fold on a thread of their own ([`fold_beside`]); shorter ones,
+/// the usual live batch, are not worth starting a thread for.
+const PIPELINE_FROM: usize = 2_000;
+/// Rows per [`RowWrite`].
+const ROWS_PER_WRITE: usize = 256;
+/// [`RowWrite`]s the folding thread may run ahead of the writing one.
+const WRITES_AHEAD: usize = 16;
+
+/// The rows of one statement: audit rows, which bind in place, or encoded table rows.
+enum RowWrite {
+    Audit(Vec<AuditRow>),
+    Upserts(&'static TableWrite, Vec<Vec<Cell<'static>>>),
+    Deletes(&'static TableWrite, Vec<Vec<Cell<'static>>>),
+}
+
+/// Folds `batch` and encodes every row it writes, handing the rows to `store` as they are
+/// ready: the audit rows while the batch folds (each event adds one), then the changed rows of
+/// each table. Then hands the rows to `cache` and returns the batch's checkpoints.
+fn fold_and_encode(
+    mut prepared: Prepared,
+    batch: &DecodedBatch,
+    cache: &mut RowCache,
+    mut store: impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<Checkpoints, ReadError> {
+    for (envelope, event) in batch.pairs() {
+        prepared.fold.apply(envelope, event);
+        if prepared.fold.audit_len() >= ROWS_PER_WRITE {
+            store(RowWrite::Audit(prepared.fold.take_audit()))?;
+        }
+    }
+    let (next, plan, mut changes) = (prepared.next, prepared.plan, prepared.fold.into_changes());
+    store(RowWrite::Audit(std::mem::take(&mut changes.audit)))?;
+    encode_table(
+        &TENANTS,
+        &changes.tenants,
+        write::tenant_cells,
+        write::tenant_key_cells,
+        &mut store,
+    )?;
+    encode_table(
+        &SIGNING_KEYS,
+        &changes.signing_keys,
+        write::signing_key_cells,
+        write::signing_key_key_cells,
+        &mut store,
+    )?;
+    encode_table(
+        &API_KEYS,
+        &changes.api_keys,
+        write::api_key_cells,
+        write::api_key_key_cells,
+        &mut store,
+    )?;
+    cache.absorb(changes, &plan.signing_key_tenants);
+    Ok(next)
+}
+
+/// [`fold_and_encode`] on a scoped thread while this one stores the rows it sends. A failed
+/// statement stops the folding at its next hand-over (the channel closes); the caller's
+/// transaction then rolls back as usual.
+fn fold_beside(
+    tx: &Transaction<'_>,
+    prepared: Prepared,
+    batch: &DecodedBatch,
+    cache: &mut RowCache,
+) -> Result<Checkpoints, ReadError> {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(WRITES_AHEAD);
+        let folder = std::thread::Builder::new()
+            .name("tessera-rm-fold".into())
+            .spawn_scoped(scope, move || {
+                fold_and_encode(prepared, batch, cache, |rows| {
+                    sender
+                        .send(rows)
+                        .map_err(|_| ReadError::Unavailable("the read-model writer stopped".into()))
+                })
+            })
+            .map_err(|e| ReadError::Unavailable(format!("starting the folding thread: {e}")))?;
+        // On an error the receiver is dropped here, which stops the folder.
+        let stored = receiver
+            .into_iter()
+            .try_for_each(|rows| store_rows(tx, rows));
+        let folded = folder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The writer's error, if any, is the cause; the folder's is then only "stopped".
+        stored.and(folded)
+    })
+}
+
+/// Every changed row of one table, as upserts and deletes of [`ROWS_PER_WRITE`] rows each.
+fn encode_table<K, R>(
+    table: &'static TableWrite,
+    changes: &Changes<K, R>,
+    cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
+    key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
+    store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let owned = |cells: Vec<Cell<'_>>| cells.into_iter().map(Cell::into_owned).collect();
+    for chunk in changes.upserts.chunks(ROWS_PER_WRITE) {
+        let rows = chunk
+            .iter()
+            .map(|(key, row)| cells(key, row).map(owned))
+            .collect::<Result<_, _>>()?;
+        store(RowWrite::Upserts(table, rows))?;
+    }
+    for chunk in changes.deletes.chunks(ROWS_PER_WRITE) {
+        let rows = chunk.iter().map(|key| owned(key_cells(key))).collect();
+        store(RowWrite::Deletes(table, rows))?;
+    }
+    Ok(())
+}
+
+/// Runs one prepared single-row statement per row.
+fn store_rows(tx: &Transaction<'_>, write: RowWrite) -> Result<(), ReadError> {
+    match write {
+        RowWrite::Audit(rows) if rows.is_empty() => Ok(()),
+        RowWrite::Audit(rows) => {
+            let mut insert = tx.prepare_cached(&write::audit_insert(Dialect::Sqlite, 1))?;
+            for row in &rows {
+                insert.execute(params_from_iter(write::audit_cells(row)))?;
+            }
+            Ok(())
+        }
+        RowWrite::Upserts(table, rows) => execute_each(tx, &table.upsert(Dialect::Sqlite, 1), rows),
+        RowWrite::Deletes(table, rows) => execute_each(tx, &table.delete(Dialect::Sqlite), rows),
+    }
+}
+
+fn execute_each(
+    tx: &Transaction<'_>,
+    sql: &str,
+    rows: Vec<Vec<Cell<'_>>>,
+) -> Result<(), ReadError> {
+    let mut statement = tx.prepare_cached(sql)?;
+    for row in rows {
+        statement.execute(params_from_iter(row))?;
+    }
+    Ok(())
 }
 
 /// Loads the rows the cache could not answer for into `fold`, one key at a time: a prepared
@@ -145,25 +274,56 @@ fn load(tx: &Transaction<'_>, missing: &Missing, fold: &mut Fold) -> Result<(), 
     Ok(())
 }
 
-/// Upserts and deletes one table's changes, a prepared statement per row.
-fn write_table<K, R>(
-    tx: &Transaction<'_>,
-    table: &TableWrite,
-    changes: &Changes<K, R>,
-    cells: impl Fn(&K, &R) -> Result<Vec<Cell>, ReadError>,
-    key_cells: impl Fn(&K) -> Vec<Cell>,
-) -> Result<(), ReadError> {
-    if !changes.upserts.is_empty() {
-        let mut upsert = tx.prepare_cached(&table.upsert(Dialect::Sqlite, 1))?;
-        for (key, row) in &changes.upserts {
-            upsert.execute(params_from_iter(cells(key, row)?))?;
+/// How often [`Checkpointer`] copies the WAL into the database file.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// A thread that checkpoints the read models' WAL from a connection of its own, so that the
+/// writer never does. SQLite's automatic checkpoint runs inside the commit that crosses 1000
+/// WAL pages, and with `synchronous=NORMAL` that commit then also fsyncs the WAL and the
+/// database file: a large catch-up batch spent most of its commit there, and a live batch
+/// (which a write request waits for) could stall behind it. A PASSIVE checkpoint takes no lock
+/// that the writer or readers wait on. The event log does the same for its own file.
+struct Checkpointer {
+    /// Dropped to stop the thread.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, ReadError> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tessera-rm-ckpt".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(WAL_CHECKPOINT_EVERY)
+                {
+                    if let Err(error) =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(%error, "read-model WAL checkpoint skipped");
+                    }
+                }
+            })
+            .map_err(|e| ReadError::Unavailable(format!("starting the WAL checkpointer: {e}")))?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
-    if !changes.deletes.is_empty() {
-        let mut delete = tx.prepare_cached(&table.delete(Dialect::Sqlite))?;
-        for key in &changes.deletes {
-            delete.execute(params_from_iter(key_cells(key)))?;
-        }
-    }
-    Ok(())
 }

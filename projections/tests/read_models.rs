@@ -740,8 +740,11 @@ async fn rebuild_reproduces_what_the_live_projector_wrote(kind: Kind) {
     let mut history = History::new();
     // Appended while the projector runs, in many small appends, so live batches differ from
     // the rebuild's.
-    history.rounds(0..120, 0..workload::ROUNDS, 7);
+    history.rounds(0..160, 0..workload::ROUNDS, 7);
     let head = history.append_to(&setup.log).await;
+    // Enough that a rebuild's batch reaches the size from which the SQLite writer folds on a
+    // second thread (2,000 events), while the live projector's small batches do not.
+    assert!(head > 2_000, "{head} events");
     runtime.wait_for(head, DEADLINE).await.unwrap();
     runtime.shutdown().await;
     setup.assert_live_equals_rebuild().await;
@@ -1057,8 +1060,10 @@ async fn snapshots_are_identical_across_backends() {
     let postgres = Setup::new(Kind::Postgres).await;
     for setup in [&sqlite, &postgres] {
         let mut history = History::new();
-        history.rounds(0..30, 0..workload::ROUNDS, 10);
+        // Over 2,000 events: the SQLite rebuild folds on a second thread (see above).
+        history.rounds(0..160, 0..workload::ROUNDS, 10);
         let head = history.append_to(&setup.log).await;
+        assert!(head > 2_000, "{head} events");
         rebuild(setup.log.as_ref(), &setup.store).await.unwrap();
         assert_eq!(setup.store.checkpoints().await.unwrap().min(), head);
     }
