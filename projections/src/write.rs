@@ -273,16 +273,6 @@ pub(crate) fn prepare(
     })
 }
 
-impl Prepared {
-    /// Folds `batch` into the seeded rows.
-    pub(crate) fn fold(mut self, batch: &DecodedBatch) -> (Checkpoints, LoadPlan, BatchChanges) {
-        for (envelope, event) in batch.pairs() {
-            self.fold.apply(envelope, event);
-        }
-        (self.next, self.plan, self.fold.into_changes())
-    }
-}
-
 impl RowCache {
     /// Seeds `fold` with every planned row the cache holds, and returns the keys it cannot
     /// answer for. Seeded entries leave the cache until the batch commits (`absorb`).
@@ -341,7 +331,7 @@ fn take_rows<R>(
 async fn apply(
     store: &ReadStore,
     checkpoints: Checkpoints,
-    batch: &DecodedBatch,
+    batch: &Arc<DecodedBatch>,
     cache: &mut RowCache,
 ) -> Result<Checkpoints, ReadError> {
     let Some(mut prepared) = prepare(checkpoints, batch, cache) else {
@@ -350,58 +340,220 @@ async fn apply(
     let dialect = store.dialect;
     let mut tx = store.pool.begin().await?;
     load(dialect, &mut tx, &prepared.missing, &mut prepared.fold).await?;
-    let (next, plan, changes) = prepared.fold(batch);
+    // As on SQLite, the cache takes the batch's rows before the commit; `apply_batch` clears
+    // it if anything fails.
+    let next = if batch.decoded.len() >= PIPELINE_FROM {
+        fold_beside(dialect, &mut tx, prepared, batch, cache).await?
+    } else {
+        let mut writes = Vec::new();
+        let next = fold_and_encode(prepared, batch, cache, |rows| {
+            writes.push(rows);
+            Ok(())
+        })?;
+        for rows in writes {
+            store_rows(dialect, &mut tx, rows).await?;
+        }
+        next
+    };
+    write_checkpoints(dialect, &mut tx, next).await?;
+    tx.commit().await?;
+    Ok(next)
+}
 
-    write_table(
-        dialect,
-        &mut tx,
+/// [`fold_and_encode`] on a blocking thread while this task sends the rows it hands over to
+/// the database, so that folding overlaps with PostgreSQL's work on the statements. A failed
+/// statement closes the channel, which stops the folding at its next hand-over.
+async fn fold_beside(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+    prepared: Prepared,
+    batch: &Arc<DecodedBatch>,
+    cache: &mut RowCache,
+) -> Result<Checkpoints, ReadError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(WRITES_AHEAD);
+    let batch = Arc::clone(batch);
+    let mut owned = std::mem::take(cache);
+    let folder = tokio::task::spawn_blocking(move || {
+        let folded = fold_and_encode(prepared, &batch, &mut owned, |rows| {
+            sender.blocking_send(rows).map_err(|_| writer_stopped())
+        });
+        (owned, folded)
+    });
+    let mut stored = Ok(());
+    while let Some(rows) = receiver.recv().await {
+        stored = store_rows(dialect, tx, rows).await;
+        if stored.is_err() {
+            break;
+        }
+    }
+    drop(receiver);
+    let (owned, folded) = folder.await.map_err(|error| {
+        ReadError::Unavailable(format!("the read-model folding task failed: {error}"))
+    })?;
+    *cache = owned;
+    // The writer's error, if any, is the cause; the folder's is then only "stopped".
+    stored.and(folded)
+}
+
+/// What a folding thread gets when the writer has given up on the batch.
+pub(crate) fn writer_stopped() -> ReadError {
+    ReadError::Unavailable("the read-model writer stopped".into())
+}
+
+/// Batches at least this long fold on a thread of their own while the writer stores the rows
+/// it hands over (`fold_beside`, one per backend); shorter ones, the usual live batch, are not
+/// worth starting a thread for.
+pub(crate) const PIPELINE_FROM: usize = 2_000;
+/// Most rows per [`RowWrite`].
+const ROWS_PER_WRITE: usize = 256;
+/// [`RowWrite`]s a folding thread may run ahead of the writer.
+pub(crate) const WRITES_AHEAD: usize = 16;
+
+/// The rows of one or a few statements, ready to write: audit rows, which bind in place, or
+/// encoded table rows.
+pub(crate) enum RowWrite {
+    Audit(Vec<AuditRow>),
+    Upserts(&'static TableWrite, Vec<Vec<Cell<'static>>>),
+    Deletes(&'static TableWrite, Vec<Vec<Cell<'static>>>),
+}
+
+/// Folds `batch` and encodes every row it writes, handing the rows to `store` as they are
+/// ready: the audit rows while the batch folds (each event adds one), then the changed rows of
+/// each table. Then hands the rows to `cache` and returns the batch's checkpoints.
+pub(crate) fn fold_and_encode(
+    mut prepared: Prepared,
+    batch: &DecodedBatch,
+    cache: &mut RowCache,
+    mut store: impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<Checkpoints, ReadError> {
+    for (envelope, event) in batch.pairs() {
+        prepared.fold.apply(envelope, event);
+        if prepared.fold.audit_len() >= ROWS_PER_WRITE {
+            store(RowWrite::Audit(prepared.fold.take_audit()))?;
+        }
+    }
+    let (next, plan, mut changes) = (prepared.next, prepared.plan, prepared.fold.into_changes());
+    store(RowWrite::Audit(std::mem::take(&mut changes.audit)))?;
+    encode_table(
         &TENANTS,
         &changes.tenants,
         tenant_cells,
         tenant_key_cells,
-    )
-    .await?;
-    write_table(
-        dialect,
-        &mut tx,
+        &mut store,
+    )?;
+    encode_table(
         &SIGNING_KEYS,
         &changes.signing_keys,
         signing_key_cells,
         signing_key_key_cells,
-    )
-    .await?;
-    write_table(
-        dialect,
-        &mut tx,
+        &mut store,
+    )?;
+    encode_table(
         &API_KEYS,
         &changes.api_keys,
         api_key_cells,
         api_key_key_cells,
-    )
-    .await?;
-    write_audit(dialect, &mut tx, &changes.audit).await?;
-    write_checkpoints(dialect, &mut tx, next).await?;
-    tx.commit().await?;
+        &mut store,
+    )?;
     cache.absorb(changes, &plan.signing_key_tenants);
     Ok(next)
+}
+
+/// Every changed row of one table, as upserts and deletes of [`ROWS_PER_WRITE`] rows each.
+fn encode_table<K, R>(
+    table: &'static TableWrite,
+    changes: &Changes<K, R>,
+    cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
+    key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
+    store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let owned = |cells: Vec<Cell<'_>>| cells.into_iter().map(Cell::into_owned).collect();
+    for chunk in changes.upserts.chunks(ROWS_PER_WRITE) {
+        let rows = chunk
+            .iter()
+            .map(|(key, row)| cells(key, row).map(owned))
+            .collect::<Result<_, _>>()?;
+        store(RowWrite::Upserts(table, rows))?;
+    }
+    for chunk in changes.deletes.chunks(ROWS_PER_WRITE) {
+        let rows = chunk.iter().map(|key| owned(key_cells(key))).collect();
+        store(RowWrite::Deletes(table, rows))?;
+    }
+    Ok(())
+}
+
+/// Writes one [`RowWrite`] through sqlx: multi-row statements of power-of-two sizes, a delete
+/// per key.
+async fn store_rows(
+    dialect: Dialect,
+    tx: &mut Transaction<'static, Any>,
+    write: RowWrite,
+) -> Result<(), ReadError> {
+    match write {
+        RowWrite::Audit(rows) => {
+            for chunk in chunks(&rows, MAX_AUDIT_ROWS_PER_INSERT) {
+                let mut query = sqlx::query(AssertSqlSafe(audit_insert(dialect, chunk.len())));
+                for row in chunk {
+                    for cell in audit_cells(row) {
+                        query = bind(query, cell);
+                    }
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        RowWrite::Upserts(table, rows) => {
+            let lengths = chunk_lengths(rows.len(), MAX_ROWS_PER_UPSERT);
+            let mut rows = rows.into_iter();
+            for length in lengths {
+                let mut query = sqlx::query(AssertSqlSafe(table.upsert(dialect, length)));
+                for cell in rows.by_ref().take(length).flatten() {
+                    query = bind(query, cell);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        RowWrite::Deletes(table, rows) => {
+            let delete = table.delete(dialect);
+            for row in rows {
+                let mut query = sqlx::query(AssertSqlSafe(delete.clone()));
+                for cell in row {
+                    query = bind(query, cell);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits `items` into chunks whose lengths are powers of two no larger than `max`. Each table
 /// then has only a handful of distinct statement shapes, which all stay in sqlx's
 /// per-connection prepared-statement cache instead of being re-prepared per batch.
 fn chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
-    let mut out = Vec::new();
     let mut rest = items;
-    while !rest.is_empty() {
-        let mut size = max;
-        while size > rest.len() {
+    chunk_lengths(items.len(), max)
+        .into_iter()
+        .map(|length| {
+            let (head, tail) = rest.split_at(length);
+            rest = tail;
+            head
+        })
+        .collect()
+}
+
+/// The lengths [`chunks`] cuts `len` items into.
+fn chunk_lengths(len: usize, max: usize) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    let mut rest = len;
+    while rest > 0 {
+        let mut size = max.max(1);
+        while size > rest {
             size /= 2;
         }
-        let (head, tail) = rest.split_at(size.max(1));
-        out.push(head);
-        rest = tail;
+        lengths.push(size);
+        rest -= size;
     }
-    out
+    lengths
 }
 
 /// `count` bind parameters numbered from `start`. SQLite gets anonymous `?`s: sqlx looks up
@@ -739,35 +891,6 @@ pub(crate) fn api_key_key_cells(id: &Uuid) -> Vec<Cell<'_>> {
     vec![Cell::text(id.to_string())]
 }
 
-/// Upserts and deletes one table's changes through sqlx, in multi-row statements.
-async fn write_table<K, R>(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    table: &TableWrite,
-    changes: &Changes<K, R>,
-    cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
-    key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
-) -> Result<(), ReadError> {
-    for chunk in chunks(&changes.upserts, MAX_ROWS_PER_UPSERT) {
-        let mut query = sqlx::query(AssertSqlSafe(table.upsert(dialect, chunk.len())));
-        for (key, row) in chunk {
-            for cell in cells(key, row)? {
-                query = bind(query, cell);
-            }
-        }
-        query.execute(&mut **tx).await?;
-    }
-    let delete = table.delete(dialect);
-    for key in &changes.deletes {
-        let mut query = sqlx::query(AssertSqlSafe(delete.clone()));
-        for cell in key_cells(key) {
-            query = bind(query, cell);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 /// Most audit rows in one multi-row insert (18 columns each: 4,608 parameters).
 const MAX_AUDIT_ROWS_PER_INSERT: usize = 256;
 
@@ -805,23 +928,6 @@ pub(crate) fn audit_cells(row: &AuditRow) -> Vec<Cell<'_>> {
     ];
     debug_assert_eq!(cells.len(), store::AUDIT_COLUMN_COUNT);
     cells
-}
-
-async fn write_audit(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    rows: &[AuditRow],
-) -> Result<(), ReadError> {
-    for chunk in chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
-        let mut query = sqlx::query(AssertSqlSafe(audit_insert(dialect, chunk.len())));
-        for row in chunk {
-            for cell in audit_cells(row) {
-                query = bind(query, cell);
-            }
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 pub(crate) const CHECKPOINT_TABLE: TableWrite = TableWrite {

@@ -18,12 +18,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_from_iter};
 
 use crate::error::ReadError;
-use crate::reduce::{Changes, Checkpoints, Fold};
+use crate::reduce::{Checkpoints, Fold};
 use crate::store::{self, Dialect};
-use crate::views::AuditRow;
 use crate::write::{
-    self, API_KEYS, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, Prepared, RowCache,
-    SIGNING_KEYS, TENANTS, TableWrite,
+    self, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, PIPELINE_FROM, Prepared, RowCache,
+    RowWrite, WRITES_AHEAD, fold_and_encode,
 };
 
 /// The projector's connection to a SQLite read-model file.
@@ -105,63 +104,6 @@ impl SqliteApplier {
     }
 }
 
-/// Batches at least this long fold on a thread of their own ([`fold_beside`]); shorter ones,
-/// the usual live batch, are not worth starting a thread for.
-const PIPELINE_FROM: usize = 2_000;
-/// Rows per [`RowWrite`].
-const ROWS_PER_WRITE: usize = 256;
-/// [`RowWrite`]s the folding thread may run ahead of the writing one.
-const WRITES_AHEAD: usize = 16;
-
-/// The rows of one statement: audit rows, which bind in place, or encoded table rows.
-enum RowWrite {
-    Audit(Vec<AuditRow>),
-    Upserts(&'static TableWrite, Vec<Vec<Cell<'static>>>),
-    Deletes(&'static TableWrite, Vec<Vec<Cell<'static>>>),
-}
-
-/// Folds `batch` and encodes every row it writes, handing the rows to `store` as they are
-/// ready: the audit rows while the batch folds (each event adds one), then the changed rows of
-/// each table. Then hands the rows to `cache` and returns the batch's checkpoints.
-fn fold_and_encode(
-    mut prepared: Prepared,
-    batch: &DecodedBatch,
-    cache: &mut RowCache,
-    mut store: impl FnMut(RowWrite) -> Result<(), ReadError>,
-) -> Result<Checkpoints, ReadError> {
-    for (envelope, event) in batch.pairs() {
-        prepared.fold.apply(envelope, event);
-        if prepared.fold.audit_len() >= ROWS_PER_WRITE {
-            store(RowWrite::Audit(prepared.fold.take_audit()))?;
-        }
-    }
-    let (next, plan, mut changes) = (prepared.next, prepared.plan, prepared.fold.into_changes());
-    store(RowWrite::Audit(std::mem::take(&mut changes.audit)))?;
-    encode_table(
-        &TENANTS,
-        &changes.tenants,
-        write::tenant_cells,
-        write::tenant_key_cells,
-        &mut store,
-    )?;
-    encode_table(
-        &SIGNING_KEYS,
-        &changes.signing_keys,
-        write::signing_key_cells,
-        write::signing_key_key_cells,
-        &mut store,
-    )?;
-    encode_table(
-        &API_KEYS,
-        &changes.api_keys,
-        write::api_key_cells,
-        write::api_key_key_cells,
-        &mut store,
-    )?;
-    cache.absorb(changes, &plan.signing_key_tenants);
-    Ok(next)
-}
-
 /// [`fold_and_encode`] on a scoped thread while this one stores the rows it sends. A failed
 /// statement stops the folding at its next hand-over (the channel closes); the caller's
 /// transaction then rolls back as usual.
@@ -177,9 +119,7 @@ fn fold_beside(
             .name("tessera-rm-fold".into())
             .spawn_scoped(scope, move || {
                 fold_and_encode(prepared, batch, cache, |rows| {
-                    sender
-                        .send(rows)
-                        .map_err(|_| ReadError::Unavailable("the read-model writer stopped".into()))
+                    sender.send(rows).map_err(|_| write::writer_stopped())
                 })
             })
             .map_err(|e| ReadError::Unavailable(format!("starting the folding thread: {e}")))?;
@@ -193,29 +133,6 @@ fn fold_beside(
         // The writer's error, if any, is the cause; the folder's is then only "stopped".
         stored.and(folded)
     })
-}
-
-/// Every changed row of one table, as upserts and deletes of [`ROWS_PER_WRITE`] rows each.
-fn encode_table<K, R>(
-    table: &'static TableWrite,
-    changes: &Changes<K, R>,
-    cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
-    key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
-    store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
-) -> Result<(), ReadError> {
-    let owned = |cells: Vec<Cell<'_>>| cells.into_iter().map(Cell::into_owned).collect();
-    for chunk in changes.upserts.chunks(ROWS_PER_WRITE) {
-        let rows = chunk
-            .iter()
-            .map(|(key, row)| cells(key, row).map(owned))
-            .collect::<Result<_, _>>()?;
-        store(RowWrite::Upserts(table, rows))?;
-    }
-    for chunk in changes.deletes.chunks(ROWS_PER_WRITE) {
-        let rows = chunk.iter().map(|key| owned(key_cells(key))).collect();
-        store(RowWrite::Deletes(table, rows))?;
-    }
-    Ok(())
 }
 
 /// Runs one prepared single-row statement per row.
