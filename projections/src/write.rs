@@ -2,7 +2,8 @@
 //!
 //! This is the only code that writes read-model rows. A batch runs in one transaction: the
 //! rows it touches are loaded with one `IN (...)` query per table, folded in memory by the pure
-//! reducers of [`crate::reduce`], and each changed row is written once with a multi-row upsert.
+//! reducers of [`crate::reduce`] and encoded ([`fold_and_encode`], on a thread of its own for a
+//! big batch), and each changed row is written once with a multi-row upsert.
 //! The checkpoints advance in the same transaction, so a crash leaves either the whole batch and
 //! its checkpoint or neither: a restart can neither skip nor re-apply an event.
 

@@ -1,9 +1,9 @@
 //! The SQLite projector's writes: one batch, one transaction, on a plain SQLite connection.
 //!
-//! The same steps as `write` (plan, load what the row cache lacks, fold, write every changed
-//! row once, checkpoint, commit) and the same statements and row encodings (`TableWrite`, the
-//! `*_cells` functions), run synchronously on a rusqlite connection with prepared single-row
-//! statements. Through sqlx-sqlite every statement was a round trip to the connection's worker
+//! The same steps as `write` (plan, load what the row cache lacks, fold and encode through
+//! `write::fold_and_encode`, write every changed row once, checkpoint, commit) and the same
+//! statements and row encodings (`TableWrite`, the `*_cells` functions), run synchronously on a
+//! rusqlite connection with prepared single-row statements. Through sqlx-sqlite every statement was a round trip to the connection's worker
 //! thread with every bound value copied on the way, and that, not SQLite, was most of the cost
 //! of a read-model row; see BENCHMARKS.md. The connection lives behind a mutex only to be
 //! shareable: the projector (or a rebuild) is the store's single writer, and calls
