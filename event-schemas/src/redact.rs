@@ -73,6 +73,15 @@ macro_rules! forward {
     };
 }
 
+/// Starts the compound value in `inner` and wraps it, so that its elements are hidden from too.
+macro_rules! compound {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $compound:ident;)*) => {
+        $(fn $method(self, $($arg: $ty),*) -> Result<Self::$compound, Self::Error> {
+            Ok(Compound::new(self.inner.$method($($arg),*)?, self.hide))
+        })*
+    };
+}
+
 impl<'a, S, F> Serializer for Hiding<'a, S, F>
 where
     S: Serializer,
@@ -135,66 +144,16 @@ where
             .serialize_newtype_variant(name, index, variant, &Without::new(value, self.hide))
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        Ok(Compound::new(self.inner.serialize_seq(len)?, self.hide))
-    }
-
-    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        Ok(Compound::new(self.inner.serialize_tuple(len)?, self.hide))
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        Ok(Compound::new(
-            self.inner.serialize_tuple_struct(name, len)?,
-            self.hide,
-        ))
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        Ok(Compound::new(
-            self.inner
-                .serialize_tuple_variant(name, index, variant, len)?,
-            self.hide,
-        ))
-    }
-
-    fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        Ok(Compound::new(self.inner.serialize_map(len)?, self.hide))
-    }
-
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStruct, S::Error> {
-        Ok(Compound::new(
-            self.inner.serialize_struct(name, len)?,
-            self.hide,
-        ))
-    }
-
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStructVariant, S::Error> {
-        Ok(Compound::new(
-            self.inner
-                .serialize_struct_variant(name, index, variant, len)?,
-            self.hide,
-        ))
+    compound! {
+        serialize_seq(len: Option<usize>) -> SerializeSeq;
+        serialize_tuple(len: usize) -> SerializeTuple;
+        serialize_tuple_struct(name: &'static str, len: usize) -> SerializeTupleStruct;
+        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> SerializeMap;
+        serialize_struct(name: &'static str, len: usize) -> SerializeStruct;
+        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> SerializeStructVariant;
     }
 
     fn is_human_readable(&self) -> bool {
