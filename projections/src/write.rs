@@ -276,7 +276,7 @@ pub(crate) fn prepare(
 
 impl RowCache {
     /// Seeds `fold` with every planned row the cache holds, and returns the keys it cannot
-    /// answer for. Seeded entries leave the cache until the batch commits (`absorb`).
+    /// answer for. Seeded entries leave the cache until the batch is folded (`absorb`).
     fn seed(&mut self, plan: &LoadPlan, fold: &mut Fold) -> Missing {
         let complete = self.is_complete(Projection::Tenants);
         let tenants = take_rows(&mut self.tenants, complete, &plan.tenants, |row| {
@@ -434,7 +434,9 @@ pub(crate) fn fold_and_encode(
         }
     }
     let (next, plan, mut changes) = (prepared.next, prepared.plan, prepared.fold.into_changes());
-    store(RowWrite::Audit(std::mem::take(&mut changes.audit)))?;
+    if !changes.audit.is_empty() {
+        store(RowWrite::Audit(std::mem::take(&mut changes.audit)))?;
+    }
     encode_table(
         &TENANTS,
         &changes.tenants,
@@ -757,7 +759,8 @@ impl TableWrite {
         )
     }
 
-    /// `DELETE ... WHERE` the key columns, with SQLite's anonymous placeholders.
+    /// `DELETE ... WHERE` the key columns (numbered placeholders on PostgreSQL, anonymous ones on
+    /// SQLite).
     pub(crate) fn delete(&self, dialect: Dialect) -> String {
         let conditions: Vec<String> = self
             .key

@@ -138,7 +138,6 @@ fn fold_beside(
 /// Runs one prepared single-row statement per row.
 fn store_rows(tx: &Transaction<'_>, write: RowWrite) -> Result<(), ReadError> {
     match write {
-        RowWrite::Audit(rows) if rows.is_empty() => Ok(()),
         RowWrite::Audit(rows) => {
             let mut insert = tx.prepare_cached(&write::audit_insert(Dialect::Sqlite, 1))?;
             for row in &rows {
