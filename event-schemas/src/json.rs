@@ -71,14 +71,20 @@ impl EventJson {
 /// Whether a payload field holds a secret or key material: keyed hashes of secrets
 /// (`secret_hash`, `token_hash`) and sealed private keys. Matched on the name, so fields added
 /// later are covered without a list to keep up to date.
+///
+/// Case-insensitive, and without allocating: every audit row asks this of every field name.
 pub fn is_secret_field(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.contains("secret")
-        || name.contains("sealed")
-        || name.contains("private")
-        || name == "password"
-        || name == "hash"
-        || name.ends_with("_hash")
+    let name = name.as_bytes();
+    let contains = |part: &str| {
+        name.windows(part.len())
+            .any(|window| window.eq_ignore_ascii_case(part.as_bytes()))
+    };
+    contains("secret")
+        || contains("sealed")
+        || contains("private")
+        || name.eq_ignore_ascii_case(b"password")
+        || name.eq_ignore_ascii_case(b"hash")
+        || name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case(b"_hash")
 }
 
 /// Removes every field [`is_secret_field`] names, at any depth.
@@ -124,4 +130,44 @@ pub(crate) fn strip_secret_properties(schema: &mut serde_json::Map<String, serde
 /// The file name under `event-schemas/schemas/` for an event type's JSON Schema.
 pub fn schema_file_name(event_type: &str, schema_version: u16) -> String {
     format!("{event_type}.v{schema_version}.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_field;
+
+    #[test]
+    fn secret_fields_are_named_by_their_names_in_any_case() {
+        for secret in [
+            "secret_hash",
+            "client_secret",
+            "SecretValue",
+            "sealed_private_key",
+            "SEALED",
+            "private_jwk",
+            "password",
+            "Password",
+            "hash",
+            "token_hash",
+            "Token_HASH",
+        ] {
+            assert!(is_secret_field(secret), "{secret}");
+        }
+        for public in [
+            "",
+            "name",
+            "hashed",
+            "hash_alg",
+            "hashes",
+            "_has",
+            "passwords",
+            "kid",
+            "public_jwk",
+            "prefix",
+            "secre",
+            "seale",
+        ] {
+            assert!(!is_secret_field(public), "{public}");
+        }
+    }
 }
