@@ -2,10 +2,13 @@
 //!
 //! Used after a reducer change, a corrupt row, or to prove that the live projector and a
 //! fresh replay agree ([`crate::ReadStore::snapshot`]). It shares the batch writer with the
-//! live runtime, with much bigger batches (each row is written once per batch however many of
-//! its events the batch folds), and reads the next batch from the log while the current one
-//! is written. (Splitting each read into concurrent ranges was tried and measured no faster on
-//! two cores: the rebuild is CPU-bound there.)
+//! live runtime, with much bigger batches, and reads the next batch from the log while the
+//! current one is written. Its row cache writes behind (`RowCache::write_behind`): each batch
+//! inserts its audit rows, but table rows wait in the cache until the last batch (or until the
+//! cache outgrows its bound), so a row is written about once per rebuild however many batches
+//! change it. Until then the tables' stored checkpoints stay behind with their rows, so the
+//! store is consistent after every commit. (Splitting each read into concurrent ranges was
+//! tried and measured no faster on two cores: the rebuild is CPU-bound there.)
 //! No runtime may be running on the same store.
 
 use std::sync::Arc;
@@ -18,8 +21,11 @@ use crate::reduce::Checkpoints;
 use crate::store::ReadStore;
 use crate::write::{DecodedBatch, RowCache, apply_batch};
 
-/// Events per rebuild transaction. A crash mid-rebuild only means running it again.
-const REBUILD_BATCH: usize = 50_000;
+/// Events per rebuild transaction. A crash mid-rebuild only means running it again. Table rows
+/// are written once per rebuild whatever the batch size (write-behind), so what this sets is
+/// how soon the writer starts (the first batch is read with nothing to overlap it) against
+/// the cost of a commit: 20,000 measured faster than 10,000 or 50,000 (BENCHMARKS.md).
+const REBUILD_BATCH: usize = 20_000;
 
 /// What a rebuild did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,19 +53,28 @@ pub async fn rebuild_in_batches(
 ) -> Result<RebuildStats, ProjectionError> {
     let batch_size = batch_size.max(1);
     let started = Instant::now();
-    store.reset().await?;
+    // Resetting the store and reading the log's first batch are independent.
+    let (reset, first) = tokio::join!(store.reset(), async {
+        log.read_all_bulk(0, batch_size)
+            .await
+            .map(|events| Arc::new(DecodedBatch::decode(events)))
+    });
+    reset?;
+    let mut batch = first?;
     let mut checkpoints = Checkpoints::default();
-    let mut cache = RowCache::new(checkpoints);
+    let mut cache = RowCache::write_behind(checkpoints);
     let mut events: u64 = 0;
-    let mut batch = Arc::new(DecodedBatch::decode(
-        log.read_all_bulk(0, batch_size).await?,
-    ));
     while batch.len() > 0 {
         let after = batch
             .events
             .last()
             .map_or(0, |e| e.envelope.global_position);
         let stop_here = batch.failure.is_some();
+        // A short read is the log's end (for now): write what the cache holds back with this
+        // batch, beside its audit rows, instead of in a transaction of its own afterwards.
+        if stop_here || batch.len() < batch_size {
+            cache.settle_with_next_batch();
+        }
         let read_next = async {
             if stop_here {
                 return Ok(Arc::new(DecodedBatch::decode(Vec::new())));
@@ -82,6 +97,13 @@ pub async fn rebuild_in_batches(
         }
         batch = next?;
     }
+    if cache.holds_back() {
+        // The log ended on a full batch.
+        cache.settle_with_next_batch();
+        let nothing = Arc::new(DecodedBatch::decode(Vec::new()));
+        checkpoints = apply_batch(store, checkpoints, &nothing, &mut cache).await?;
+    }
+    debug_assert_eq!(store.checkpoints().await.ok(), Some(checkpoints));
     Ok(RebuildStats {
         events,
         elapsed: started.elapsed(),

@@ -11,7 +11,9 @@
 //! event in memory ([`Fold::apply`]) and then writes each changed row once
 //! ([`Fold::into_changes`]). That coalescing is what makes catch-up fast.
 
-use std::collections::{HashMap, HashSet};
+// foldhash, not SipHash: a batch hashes every key it touches several times, and the keys come
+// from our own log, not from a client.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::hash::Hash;
 
 use tessera_event_schemas::Envelope;
@@ -483,6 +485,11 @@ impl<K, R> Changes<K, R> {
     /// Whether the batch writes nothing to this table.
     pub fn is_empty(&self) -> bool {
         self.upserts.is_empty() && self.deletes.is_empty()
+    }
+
+    /// The keys of the rows the batch writes: upserted or deleted.
+    pub fn written_keys(&self) -> impl Iterator<Item = &K> {
+        self.upserts.iter().map(|(key, _)| key).chain(&self.deletes)
     }
 }
 

@@ -7,8 +7,10 @@
 //! The checkpoints advance in the same transaction, so a crash leaves either the whole batch and
 //! its checkpoint or neither: a restart can neither skip nor re-apply an event.
 
+// foldhash, not SipHash: a batch hashes every key it touches several times, and the keys come
+// from our own log, not from a client.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::any::AnyRow;
@@ -18,7 +20,7 @@ use tessera_event_schemas::{DecodeError, Envelope, RecordedEvent};
 use uuid::Uuid;
 
 use crate::error::ReadError;
-use crate::reduce::{BatchChanges, Changes, Checkpoints, Fold, LoadPlan, Projection};
+use crate::reduce::{BatchChanges, Checkpoints, Fold, LoadPlan, Projection};
 use crate::store::{self, API_KEY_COLUMNS, Dialect, ReadStore};
 use crate::views::{ApiKeyView, AuditRow, SigningKeyView, TenantView};
 
@@ -100,7 +102,13 @@ impl DecodedBatch {
 /// `rebuild` both require. Entries are taken out while a batch runs and put back once it is
 /// folded (the SQLite writer does that while its transaction is still open); a failed batch
 /// clears everything, so the cache never keeps the state of a batch that did not commit.
-#[derive(Debug, Default)]
+///
+/// A rebuild's cache also writes behind ([`RowCache::write_behind`]): the table rows a batch
+/// changes stay here, unwritten, until a batch settles them, and the checkpoint stored for
+/// each table stays at the last settlement. Every tenant of a log in rounds changes in every
+/// batch, so a rebuild wrote each table row once per batch; now it writes it about once.
+/// Audit rows are never held back.
+#[derive(Debug)]
 pub(crate) struct RowCache {
     /// `None`: known to have no row.
     tenants: HashMap<Uuid, Option<TenantView>>,
@@ -111,6 +119,51 @@ pub(crate) struct RowCache {
     /// from an empty table (checkpoint 0) until the cache first lets go of anything; it saves
     /// a rebuild from asking the empty store about every new key.
     complete: Checkpoints,
+    /// Write-behind: what is held back. `None` writes every batch's rows with the batch.
+    behind: Option<HeldBack>,
+    /// Entries per table beyond which the cache starts over ([`CACHE_LIMIT`]).
+    limit: usize,
+}
+
+impl Default for RowCache {
+    fn default() -> Self {
+        Self {
+            tenants: HashMap::new(),
+            key_rings: HashMap::new(),
+            api_keys: HashMap::new(),
+            complete: Checkpoints::default(),
+            behind: None,
+            limit: CACHE_LIMIT,
+        }
+    }
+}
+
+/// The table rows a write-behind cache holds that the store does not have yet.
+#[derive(Debug, Default)]
+struct HeldBack {
+    /// Keys whose cached row (or cached absence) is newer than the store's.
+    tenants: HashSet<Uuid>,
+    signing_keys: HashSet<(Uuid, String)>,
+    api_keys: HashSet<Uuid>,
+    /// The checkpoints stored with the tables' rows: how far the store's rows go.
+    stored: Checkpoints,
+    /// Whether the next batch writes everything held back.
+    settle: bool,
+}
+
+impl HeldBack {
+    fn is_empty(&self) -> bool {
+        self.tenants.is_empty() && self.signing_keys.is_empty() && self.api_keys.is_empty()
+    }
+
+    fn holds(&self, projection: Projection) -> bool {
+        match projection {
+            Projection::Tenants => !self.tenants.is_empty(),
+            Projection::SigningKeys => !self.signing_keys.is_empty(),
+            Projection::ApiKeys => !self.api_keys.is_empty(),
+            Projection::Audit => false,
+        }
+    }
 }
 
 /// Entries per table beyond which the cache starts over, bounding its memory.
@@ -135,18 +188,76 @@ impl RowCache {
         }
     }
 
+    /// A write-behind cache (see [`RowCache`]) for a store at `checkpoints`: for rebuilds,
+    /// which settle it with their last batch ([`RowCache::settle_with_next_batch`]).
+    pub(crate) fn write_behind(checkpoints: Checkpoints) -> Self {
+        Self {
+            behind: Some(HeldBack {
+                stored: checkpoints,
+                ..HeldBack::default()
+            }),
+            ..Self::new(checkpoints)
+        }
+    }
+
+    /// Makes the next batch write every row held back, even a batch without events.
+    pub(crate) fn settle_with_next_batch(&mut self) {
+        if let Some(behind) = &mut self.behind {
+            behind.settle = true;
+        }
+    }
+
+    /// Whether rows are held back that the store does not have.
+    pub(crate) fn holds_back(&self) -> bool {
+        self.behind
+            .as_ref()
+            .is_some_and(|behind| !behind.is_empty())
+    }
+
+    /// Whether the next batch must write what is held back: it was asked to, or the cache
+    /// has grown past its bound and may only let go of rows the store has.
+    fn must_settle(&self) -> bool {
+        self.behind
+            .as_ref()
+            .is_some_and(|behind| !behind.is_empty() && (behind.settle || self.over_limit()))
+    }
+
+    fn over_limit(&self) -> bool {
+        self.tenants.len() > self.limit
+            || self.key_rings.len() > self.limit
+            || self.api_keys.len() > self.limit
+    }
+
     fn is_complete(&self, projection: Projection) -> bool {
         self.complete.get(projection) == COMPLETE
     }
 
+    /// Forgets everything, held-back rows included: after a failed batch the caller reads
+    /// the stored checkpoints again, which never count a row that was not written.
     pub(crate) fn clear(&mut self) {
         self.tenants.clear();
         self.key_rings.clear();
         self.api_keys.clear();
         self.complete = Checkpoints::default();
+        if let Some(behind) = &mut self.behind {
+            *behind = HeldBack::default();
+        }
     }
 
-    pub(crate) fn absorb(&mut self, changes: BatchChanges, key_ring_tenants: &HashSet<Uuid>) {
+    /// Takes a folded batch's rows; a write-behind cache also notes the changed ones as held
+    /// back.
+    fn absorb(&mut self, changes: BatchChanges, key_ring_tenants: &HashSet<Uuid>) {
+        if let Some(behind) = &mut self.behind {
+            behind
+                .tenants
+                .extend(changes.tenants.written_keys().copied());
+            behind
+                .signing_keys
+                .extend(changes.signing_keys.written_keys().cloned());
+            behind
+                .api_keys
+                .extend(changes.api_keys.written_keys().copied());
+        }
         let tenants = changes.tenants;
         for (id, row) in tenants.upserts.into_iter().chain(tenants.unchanged) {
             self.tenants.insert(id, Some(row));
@@ -174,16 +285,23 @@ impl RowCache {
         for id in api_keys.deletes.into_iter().chain(api_keys.absent) {
             self.api_keys.insert(id, None);
         }
+    }
 
-        if self.tenants.len() > CACHE_LIMIT {
+    /// Starts a table over when it has outgrown [`CACHE_LIMIT`]. Never while rows are held
+    /// back: [`RowCache::must_settle`] makes the batch write them first.
+    fn trim(&mut self) {
+        if self.holds_back() {
+            return;
+        }
+        if self.tenants.len() > self.limit {
             self.tenants.clear();
             self.complete.set(Projection::Tenants, 0);
         }
-        if self.key_rings.len() > CACHE_LIMIT {
+        if self.key_rings.len() > self.limit {
             self.key_rings.clear();
             self.complete.set(Projection::SigningKeys, 0);
         }
-        if self.api_keys.len() > CACHE_LIMIT {
+        if self.api_keys.len() > self.limit {
             self.api_keys.clear();
             self.complete.set(Projection::ApiKeys, 0);
         }
@@ -249,15 +367,16 @@ pub(crate) struct Missing {
 }
 
 /// Plans `batch` and seeds the fold from `cache`. `None` when the batch moves no checkpoint
-/// (nothing decoded, or everything already applied).
+/// (nothing decoded, or everything already applied) and has no held-back rows to settle.
 pub(crate) fn prepare(
     checkpoints: Checkpoints,
     batch: &DecodedBatch,
     cache: &mut RowCache,
 ) -> Option<Prepared> {
-    let end = batch.end()?;
-    let next = checkpoints.advanced_to(end);
-    if next == checkpoints {
+    let next = batch
+        .end()
+        .map_or(checkpoints, |end| checkpoints.advanced_to(end));
+    if next == checkpoints && !cache.must_settle() {
         return None;
     }
     let mut fold = Fold::new(checkpoints);
@@ -343,22 +462,22 @@ async fn apply(
     load(dialect, &mut tx, &prepared.missing, &mut prepared.fold).await?;
     // As on SQLite, the cache takes the batch's rows before the commit; `apply_batch` clears
     // it if anything fails.
-    let next = if batch.decoded.len() >= PIPELINE_FROM {
+    let applied = if batch.decoded.len() >= PIPELINE_FROM {
         fold_beside(dialect, &mut tx, prepared, batch, cache).await?
     } else {
         let mut writes = Vec::new();
-        let next = fold_and_encode(prepared, batch, cache, |rows| {
+        let applied = fold_and_encode(prepared, batch, cache, |rows| {
             writes.push(rows);
             Ok(())
         })?;
         for rows in writes {
             store_rows(dialect, &mut tx, rows).await?;
         }
-        next
+        applied
     };
-    write_checkpoints(dialect, &mut tx, next).await?;
+    write_checkpoints(dialect, &mut tx, applied.stored).await?;
     tx.commit().await?;
-    Ok(next)
+    Ok(applied.next)
 }
 
 /// [`fold_and_encode`] on a blocking thread while this task sends the rows it hands over to
@@ -370,7 +489,7 @@ async fn fold_beside(
     prepared: Prepared,
     batch: &Arc<DecodedBatch>,
     cache: &mut RowCache,
-) -> Result<Checkpoints, ReadError> {
+) -> Result<Applied, ReadError> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel(WRITES_AHEAD);
     let batch = Arc::clone(batch);
     let mut owned = std::mem::take(cache);
@@ -418,15 +537,24 @@ pub(crate) enum RowWrite {
     Deletes(&'static TableWrite, Vec<Vec<Cell<'static>>>),
 }
 
+/// What a batch leaves behind: the checkpoints its fold reached, and those stored with its
+/// rows. They differ only for the tables of a write-behind cache that holds rows back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Applied {
+    pub(crate) next: Checkpoints,
+    pub(crate) stored: Checkpoints,
+}
+
 /// Folds `batch` and encodes every row it writes, handing the rows to `store` as they are
 /// ready: the audit rows while the batch folds (each event adds one), then the changed rows of
-/// each table. Then hands the rows to `cache` and returns the batch's checkpoints.
+/// each table, or for a write-behind cache the rows it settles, if any. The cache takes the
+/// batch's rows.
 pub(crate) fn fold_and_encode(
     mut prepared: Prepared,
     batch: &DecodedBatch,
     cache: &mut RowCache,
     mut store: impl FnMut(RowWrite) -> Result<(), ReadError>,
-) -> Result<Checkpoints, ReadError> {
+) -> Result<Applied, ReadError> {
     for (envelope, event) in batch.pairs() {
         prepared.fold.apply(envelope, event);
         if prepared.fold.audit_len() >= ROWS_PER_WRITE {
@@ -437,50 +565,197 @@ pub(crate) fn fold_and_encode(
     if !changes.audit.is_empty() {
         store(RowWrite::Audit(std::mem::take(&mut changes.audit)))?;
     }
+    if cache.behind.is_none() {
+        encode_changes(&changes, &mut store)?;
+        cache.absorb(changes, &plan.signing_key_tenants);
+    } else {
+        cache.absorb(changes, &plan.signing_key_tenants);
+        if cache.must_settle() {
+            cache.settle(&mut store)?;
+        }
+    }
+    let stored = cache.stored_with(next);
+    cache.trim();
+    Ok(Applied { next, stored })
+}
+
+/// Every changed row of a folded batch.
+fn encode_changes(
+    changes: &BatchChanges,
+    store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let (t, k, a) = (&changes.tenants, &changes.signing_keys, &changes.api_keys);
     encode_table(
         &TENANTS,
-        &changes.tenants,
+        pairs(&t.upserts),
+        t.deletes.iter(),
         tenant_cells,
         tenant_key_cells,
-        &mut store,
+        store,
     )?;
     encode_table(
         &SIGNING_KEYS,
-        &changes.signing_keys,
+        pairs(&k.upserts),
+        k.deletes.iter(),
         signing_key_cells,
         signing_key_key_cells,
-        &mut store,
+        store,
     )?;
     encode_table(
         &API_KEYS,
-        &changes.api_keys,
+        pairs(&a.upserts),
+        a.deletes.iter(),
         api_key_cells,
         api_key_key_cells,
-        &mut store,
-    )?;
-    cache.absorb(changes, &plan.signing_key_tenants);
-    Ok(next)
+        store,
+    )
 }
 
-/// Every changed row of one table, as upserts and deletes of [`ROWS_PER_WRITE`] rows each.
-fn encode_table<K, R>(
+fn pairs<K, R>(rows: &[(K, R)]) -> impl Iterator<Item = (&K, &R)> {
+    rows.iter().map(|(key, row)| (key, row))
+}
+
+impl RowCache {
+    /// Encodes every held-back row, in key order, as what the cache holds for it: its row,
+    /// or a delete where it holds an absence. Nothing is held back afterwards.
+    fn settle(
+        &mut self,
+        store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let Some(behind) = &mut self.behind else {
+            return Ok(());
+        };
+        behind.settle = false;
+        let tenants = sorted(std::mem::take(&mut behind.tenants));
+        let signing_keys = sorted(std::mem::take(&mut behind.signing_keys));
+        let api_keys = sorted(std::mem::take(&mut behind.api_keys));
+
+        encode_held(
+            &TENANTS,
+            &tenants,
+            |id| self.tenants.get(id).map(Option::as_ref),
+            tenant_cells,
+            tenant_key_cells,
+            store,
+        )?;
+        encode_held(
+            &SIGNING_KEYS,
+            &signing_keys,
+            |(tenant, kid)| {
+                let ring = self.key_rings.get(tenant)?;
+                Some(ring.iter().find(|key| &key.kid == kid))
+            },
+            signing_key_cells,
+            signing_key_key_cells,
+            store,
+        )?;
+        encode_held(
+            &API_KEYS,
+            &api_keys,
+            |id| self.api_keys.get(id).map(Option::as_ref),
+            api_key_cells,
+            api_key_key_cells,
+            store,
+        )
+    }
+
+    /// The checkpoints to store with a batch that folded to `next`: `next`, except that a
+    /// table with rows held back stays at the checkpoint stored with its rows.
+    fn stored_with(&mut self, next: Checkpoints) -> Checkpoints {
+        let Some(behind) = &mut self.behind else {
+            return next;
+        };
+        let mut stored = next;
+        for projection in Projection::ALL {
+            if behind.holds(projection) {
+                stored.set(projection, behind.stored.get(projection));
+            }
+        }
+        behind.stored = stored;
+        stored
+    }
+}
+
+fn sorted<K: Ord>(keys: HashSet<K>) -> Vec<K> {
+    let mut keys: Vec<K> = keys.into_iter().collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// Encodes held-back `keys` as what the cache holds for each: an upsert of its row, or a
+/// delete for a known absence. `cached` answers `None` for a key the cache holds nothing for,
+/// which a held-back key never is.
+fn encode_held<'c, K, R: 'c>(
     table: &'static TableWrite,
-    changes: &Changes<K, R>,
+    keys: &'c [K],
+    cached: impl Fn(&K) -> Option<Option<&'c R>>,
+    cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
+    key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
+    store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for key in keys {
+        match cached(key) {
+            Some(Some(row)) => upserts.push((key, row)),
+            Some(None) => deletes.push(key),
+            None => {
+                return Err(ReadError::Unavailable(
+                    "a held-back read-model row left the row cache before it was written".into(),
+                ));
+            }
+        }
+    }
+    encode_table(
+        table,
+        upserts.into_iter(),
+        deletes.into_iter(),
+        cells,
+        key_cells,
+        store,
+    )
+}
+
+/// Changed rows of one table, as upserts and deletes of [`ROWS_PER_WRITE`] rows each.
+fn encode_table<'r, K: 'r, R: 'r>(
+    table: &'static TableWrite,
+    upserts: impl Iterator<Item = (&'r K, &'r R)>,
+    deletes: impl Iterator<Item = &'r K>,
     cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
     key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
     store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
 ) -> Result<(), ReadError> {
     let owned = |cells: Vec<Cell<'_>>| cells.into_iter().map(Cell::into_owned).collect();
-    for chunk in changes.upserts.chunks(ROWS_PER_WRITE) {
-        let rows = chunk
-            .iter()
-            .map(|(key, row)| cells(key, row).map(owned))
-            .collect::<Result<_, _>>()?;
-        store(RowWrite::Upserts(table, rows))?;
+    hand_over(
+        upserts.map(|(key, row)| cells(key, row).map(owned)),
+        |rows| RowWrite::Upserts(table, rows),
+        store,
+    )?;
+    hand_over(
+        deletes.map(|key| Ok(owned(key_cells(key)))),
+        |rows| RowWrite::Deletes(table, rows),
+        store,
+    )
+}
+
+/// Hands `rows` to `store` in writes of [`ROWS_PER_WRITE`] rows.
+fn hand_over(
+    rows: impl Iterator<Item = Result<Vec<Cell<'static>>, ReadError>>,
+    write: impl Fn(Vec<Vec<Cell<'static>>>) -> RowWrite,
+    store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let mut chunk = Vec::with_capacity(ROWS_PER_WRITE);
+    for row in rows {
+        chunk.push(row?);
+        if chunk.len() == ROWS_PER_WRITE {
+            store(write(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(ROWS_PER_WRITE),
+            )))?;
+        }
     }
-    for chunk in changes.deletes.chunks(ROWS_PER_WRITE) {
-        let rows = chunk.iter().map(|key| owned(key_cells(key))).collect();
-        store(RowWrite::Deletes(table, rows))?;
+    if !chunk.is_empty() {
+        store(write(chunk))?;
     }
     Ok(())
 }
@@ -972,7 +1247,155 @@ async fn write_checkpoints(
 
 #[cfg(test)]
 mod tests {
+    use tessera_event_schemas::events::samples;
+    use tessera_event_schemas::primitives::Timestamp;
+    use tessera_event_schemas::{Actor, Hash32, RecordedEvent, streams};
+
     use super::*;
+
+    /// A `tenant.created` for each of `tenants`, at positions from `first` on.
+    fn creations(tenants: &[Uuid], first: u64) -> DecodedBatch {
+        let created = samples::current()
+            .into_iter()
+            .find(|e| e.event_type() == "tenant.created")
+            .unwrap();
+        let events = (first..)
+            .zip(tenants)
+            .map(|(position, tenant)| RecordedEvent {
+                envelope: Envelope {
+                    event_id: Uuid::from_u128(u128::from(position)),
+                    stream_id: streams::tenant(*tenant),
+                    stream_version: 1,
+                    global_position: position,
+                    tenant_id: *tenant,
+                    event_type: "tenant.created".into(),
+                    schema_version: 1,
+                    recorded_at: Timestamp::from_micros(1_000),
+                    actor: Actor::system(),
+                    correlation_id: "corr".into(),
+                    causation_id: None,
+                    source_ip: None,
+                    user_agent: None,
+                    prev_hash: Hash32::ZERO,
+                    hash: Hash32::ZERO,
+                    log_hash: Hash32::ZERO,
+                },
+                payload: Vec::new(),
+            })
+            .collect();
+        DecodedBatch {
+            events,
+            decoded: vec![created; tenants.len()],
+            failure: None,
+        }
+    }
+
+    /// Applies `batch` without a store: what it would write, per kind, and its checkpoints.
+    fn apply_dry(
+        checkpoints: Checkpoints,
+        batch: &DecodedBatch,
+        cache: &mut RowCache,
+    ) -> Option<(Vec<String>, Applied)> {
+        let prepared = prepare(checkpoints, batch, cache)?;
+        assert!(
+            prepared.missing.tenants.is_empty(),
+            "a rebuild loads nothing"
+        );
+        let mut writes = Vec::new();
+        let applied = fold_and_encode(prepared, batch, cache, |write| {
+            writes.push(match write {
+                RowWrite::Audit(rows) => format!("audit x{}", rows.len()),
+                RowWrite::Upserts(table, rows) => format!("upsert {} x{}", table.table, rows.len()),
+                RowWrite::Deletes(table, rows) => format!("delete {} x{}", table.table, rows.len()),
+            });
+            Ok(())
+        })
+        .unwrap();
+        Some((writes, applied))
+    }
+
+    #[test]
+    fn a_write_behind_cache_holds_table_rows_back_until_settled() {
+        let tenants: Vec<Uuid> = (1..=5).map(Uuid::from_u128).collect();
+        let mut cache = RowCache::write_behind(Checkpoints::default());
+        let first = creations(&tenants[..3], 1);
+        let (writes, applied) = apply_dry(Checkpoints::default(), &first, &mut cache).unwrap();
+        assert_eq!(writes, ["audit x3"]);
+        assert_eq!(applied.next.min(), 3);
+        assert_eq!(applied.stored.get(Projection::Audit), 3);
+        // A tenant's creation also adds its first signing key.
+        assert_eq!(
+            applied.stored.get(Projection::Tenants),
+            0,
+            "no tenant row stored"
+        );
+        assert_eq!(applied.stored.get(Projection::SigningKeys), 0);
+        // Tables the batch did not touch hold nothing back and move on.
+        assert_eq!(applied.stored.get(Projection::ApiKeys), 3);
+        assert!(cache.holds_back());
+
+        cache.settle_with_next_batch();
+        let second = creations(&tenants[3..], 4);
+        let (writes, applied) = apply_dry(applied.next, &second, &mut cache).unwrap();
+        assert_eq!(
+            writes,
+            [
+                "audit x2",
+                "upsert rm_tenants x5",
+                "upsert rm_signing_keys x5"
+            ]
+        );
+        assert_eq!(applied.stored, applied.next);
+        assert!(!cache.holds_back());
+
+        // Settling needs no events; with nothing held back an empty batch is no batch.
+        let mut cache = RowCache::write_behind(Checkpoints::default());
+        let (_, applied) = apply_dry(Checkpoints::default(), &first, &mut cache).unwrap();
+        let nothing = DecodedBatch::decode(Vec::new());
+        assert!(apply_dry(applied.next, &nothing, &mut cache).is_none());
+        cache.settle_with_next_batch();
+        let (writes, settled) = apply_dry(applied.next, &nothing, &mut cache).unwrap();
+        assert_eq!(
+            writes,
+            ["upsert rm_tenants x3", "upsert rm_signing_keys x3"]
+        );
+        assert_eq!(settled.stored, applied.next);
+        assert!(apply_dry(applied.next, &nothing, &mut cache).is_none());
+    }
+
+    #[test]
+    fn a_write_behind_cache_writes_what_it_holds_before_outgrowing_its_bound() {
+        let tenants: Vec<Uuid> = (1..=5).map(Uuid::from_u128).collect();
+        let mut cache = RowCache {
+            limit: 4,
+            ..RowCache::write_behind(Checkpoints::default())
+        };
+        let (writes, applied) = apply_dry(
+            Checkpoints::default(),
+            &creations(&tenants[..4], 1),
+            &mut cache,
+        )
+        .unwrap();
+        assert_eq!(writes, ["audit x4"]);
+        let (writes, applied) =
+            apply_dry(applied.next, &creations(&tenants[4..], 5), &mut cache).unwrap();
+        assert_eq!(
+            writes,
+            [
+                "audit x1",
+                "upsert rm_tenants x5",
+                "upsert rm_signing_keys x5"
+            ]
+        );
+        assert_eq!(applied.stored, applied.next);
+        assert!(!cache.holds_back());
+        assert!(
+            cache.tenants.is_empty(),
+            "the cache started over once written"
+        );
+        assert!(cache.key_rings.is_empty());
+        assert!(!cache.is_complete(Projection::Tenants));
+    }
 
     #[test]
     fn chunks_are_powers_of_two_covering_everything_in_order() {

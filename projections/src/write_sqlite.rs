@@ -21,8 +21,8 @@ use crate::error::ReadError;
 use crate::reduce::{Checkpoints, Fold};
 use crate::store::{self, Dialect};
 use crate::write::{
-    self, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, PIPELINE_FROM, Prepared, RowCache,
-    RowWrite, WRITES_AHEAD, fold_and_encode,
+    self, Applied, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, PIPELINE_FROM, Prepared,
+    RowCache, RowWrite, WRITES_AHEAD, fold_and_encode,
 };
 
 /// The projector's connection to a SQLite read-model file.
@@ -88,19 +88,19 @@ impl SqliteApplier {
         load(&tx, &prepared.missing, &mut prepared.fold)?;
         // The cache takes the batch's rows before the commit; if anything fails from here on,
         // `apply_batch` clears it, so it never outlives a batch that did not commit.
-        let next = if batch.decoded.len() >= PIPELINE_FROM {
+        let applied = if batch.decoded.len() >= PIPELINE_FROM {
             fold_beside(&tx, prepared, batch, cache)?
         } else {
             fold_and_encode(prepared, batch, cache, |rows| store_rows(&tx, rows))?
         };
         {
             let mut upsert = tx.prepare_cached(&CHECKPOINT_TABLE.upsert(Dialect::Sqlite, 1))?;
-            for row in write::checkpoint_rows(next) {
+            for row in write::checkpoint_rows(applied.stored) {
                 upsert.execute(params_from_iter(row))?;
             }
         }
         tx.commit()?;
-        Ok(next)
+        Ok(applied.next)
     }
 }
 
@@ -112,7 +112,7 @@ fn fold_beside(
     prepared: Prepared,
     batch: &DecodedBatch,
     cache: &mut RowCache,
-) -> Result<Checkpoints, ReadError> {
+) -> Result<Applied, ReadError> {
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel(WRITES_AHEAD);
         let folder = std::thread::Builder::new()
