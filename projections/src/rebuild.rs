@@ -7,7 +7,9 @@
 //! inserts its audit rows, but table rows wait in the cache until the last batch (or until the
 //! cache outgrows its bound), so a row is written about once per rebuild however many batches
 //! change it. Until then the tables' stored checkpoints stay behind with their rows, so the
-//! store is consistent after every commit. (Splitting each read into concurrent ranges was
+//! store is consistent after every commit. The reset leaves out the indexes that only serve
+//! queries, and the rebuild creates them at the end (also when it stops early): one sort over
+//! the rows instead of an index insert per row, and each index page written once. (Splitting each read into concurrent ranges was
 //! tried and measured no faster on two cores: the rebuild is CPU-bound there.)
 //! No runtime may be running on the same store.
 
@@ -24,8 +26,9 @@ use crate::write::{DecodedBatch, RowCache, apply_batch};
 /// Events per rebuild transaction. A crash mid-rebuild only means running it again. Table rows
 /// are written once per rebuild whatever the batch size (write-behind), so what this sets is
 /// how soon the writer starts (the first batch is read with nothing to overlap it) against
-/// the cost of a commit: 20,000 measured faster than 10,000 or 50,000 (BENCHMARKS.md).
-const REBUILD_BATCH: usize = 20_000;
+/// the cost of a commit. Sizes from 12,000 to 50,000 (and a first batch of 5,000 or 10,000
+/// growing to 50,000) all measured within this machine's noise of each other (BENCHMARKS.md).
+const REBUILD_BATCH: usize = 25_000;
 
 /// What a rebuild did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,13 +57,37 @@ pub async fn rebuild_in_batches(
     let batch_size = batch_size.max(1);
     let started = Instant::now();
     // Resetting the store and reading the log's first batch are independent.
-    let (reset, first) = tokio::join!(store.reset(), async {
-        log.read_all_bulk(0, batch_size)
-            .await
-            .map(|events| Arc::new(DecodedBatch::decode(events)))
-    });
+    let (reset, first) = tokio::join!(store.reset(), read_batch(log, 0, batch_size));
     reset?;
-    let mut batch = first?;
+    let folded = fold_log(log, store, first?, batch_size).await;
+    // The lookup indexes that `reset` left out, built over all the rows at once; also after a
+    // failure, so that the store answers queries as fast as usual.
+    let indexed = store.create_missing().await;
+    let events = folded?;
+    indexed?;
+    Ok(RebuildStats {
+        events,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn read_batch(
+    log: &dyn EventLog,
+    after: u64,
+    batch_size: usize,
+) -> Result<Arc<DecodedBatch>, ProjectionError> {
+    let events = log.read_all_bulk(after, batch_size).await?;
+    Ok(Arc::new(DecodedBatch::decode(events)))
+}
+
+/// Applies `batch` and every batch after it in the log to the freshly reset `store`, reading
+/// each batch while the one before is written. Returns how many events it folded.
+async fn fold_log(
+    log: &dyn EventLog,
+    store: &ReadStore,
+    mut batch: Arc<DecodedBatch>,
+    batch_size: usize,
+) -> Result<u64, ProjectionError> {
     let mut checkpoints = Checkpoints::default();
     let mut cache = RowCache::write_behind(checkpoints);
     let mut events: u64 = 0;
@@ -79,9 +106,7 @@ pub async fn rebuild_in_batches(
             if stop_here {
                 return Ok(Arc::new(DecodedBatch::decode(Vec::new())));
             }
-            log.read_all_bulk(after, batch_size)
-                .await
-                .map(|events| Arc::new(DecodedBatch::decode(events)))
+            read_batch(log, after, batch_size).await
         };
         let (applied, next) = tokio::join!(
             apply_batch(store, checkpoints, &batch, &mut cache),
@@ -104,8 +129,5 @@ pub async fn rebuild_in_batches(
         checkpoints = apply_batch(store, checkpoints, &nothing, &mut cache).await?;
     }
     debug_assert_eq!(store.checkpoints().await.ok(), Some(checkpoints));
-    Ok(RebuildStats {
-        events,
-        elapsed: started.elapsed(),
-    })
+    Ok(events)
 }

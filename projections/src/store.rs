@@ -88,8 +88,41 @@ const CHECKPOINTS: &str = "rm_checkpoints";
 /// Where publishers (the Kafka audit publisher) keep their delivered position.
 const PUBLISHER_CHECKPOINTS: &str = "publisher_checkpoints";
 
-/// `CREATE` statements (table, then its indexes) for each read-model table.
-fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
+/// A read-model table's `CREATE` statements.
+struct TableDdl {
+    /// The table with its keys and unique constraints, which writes rely on.
+    table: Vec<String>,
+    /// Indexes that only serve queries. A rebuild creates them once its rows are in: one
+    /// sort instead of an insert into each index per row, and index pages written once
+    /// instead of once per batch.
+    lookups: Vec<String>,
+}
+
+impl TableDdl {
+    fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: vec![table.into()],
+            lookups: Vec::new(),
+        }
+    }
+
+    fn unique(mut self, index: &str) -> Self {
+        self.table.push(index.into());
+        self
+    }
+
+    fn lookup(mut self, index: &str) -> Self {
+        self.lookups.push(index.into());
+        self
+    }
+
+    fn all(self) -> impl Iterator<Item = String> {
+        self.table.into_iter().chain(self.lookups)
+    }
+}
+
+/// The `CREATE` statements of each read-model table (none for an unknown name).
+fn ddl(dialect: Dialect, table: &str) -> TableDdl {
     let (key, flag) = match dialect {
         Dialect::Sqlite => ("TEXT", "INTEGER"),
         Dialect::Postgres => ("TEXT COLLATE \"C\"", "BOOLEAN"),
@@ -101,12 +134,12 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
         Dialect::Postgres => "BIGINT PRIMARY KEY",
     };
     match table {
-        CHECKPOINTS => vec![format!(
+        CHECKPOINTS => TableDdl::new(format!(
             "CREATE TABLE IF NOT EXISTS rm_checkpoints (\
                 projection {key} PRIMARY KEY, \
                 position BIGINT NOT NULL)"
-        )],
-        "rm_tenants" => vec![format!(
+        )),
+        "rm_tenants" => TableDdl::new(format!(
             "CREATE TABLE IF NOT EXISTS rm_tenants (\
                 id {key} PRIMARY KEY, \
                 slug {key} NOT NULL UNIQUE, \
@@ -116,11 +149,12 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
                 updated_at BIGINT NOT NULL, \
                 stream_version BIGINT NOT NULL, \
                 doc TEXT NOT NULL)"
+        ))
+        .lookup("CREATE INDEX IF NOT EXISTS rm_tenants_by_created ON rm_tenants (created_at, id)")
+        .lookup(
+            "CREATE INDEX IF NOT EXISTS rm_tenants_by_status ON rm_tenants (status, created_at, id)",
         ),
-        "CREATE INDEX IF NOT EXISTS rm_tenants_by_created ON rm_tenants (created_at, id)".into(),
-        "CREATE INDEX IF NOT EXISTS rm_tenants_by_status ON rm_tenants (status, created_at, id)"
-            .into()],
-        "rm_signing_keys" => vec![format!(
+        "rm_signing_keys" => TableDdl::new(format!(
             "CREATE TABLE IF NOT EXISTS rm_signing_keys (\
                 tenant_id {key} NOT NULL, \
                 kid {key} NOT NULL, \
@@ -130,8 +164,8 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
                 retired_at BIGINT, \
                 public_jwk TEXT NOT NULL, \
                 PRIMARY KEY (tenant_id, kid))"
-        )],
-        "rm_api_keys" => vec![format!(
+        )),
+        "rm_api_keys" => TableDdl::new(format!(
             "CREATE TABLE IF NOT EXISTS rm_api_keys (\
                 key_id {key} PRIMARY KEY, \
                 tenant_id {key} NOT NULL, \
@@ -146,15 +180,16 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
                 revoked_at BIGINT, \
                 use_count BIGINT NOT NULL, \
                 last_used_at BIGINT)"
+        ))
+        .unique("CREATE UNIQUE INDEX IF NOT EXISTS rm_api_keys_by_hash ON rm_api_keys (secret_hash)")
+        .lookup(
+            "CREATE INDEX IF NOT EXISTS rm_api_keys_by_tenant \
+             ON rm_api_keys (tenant_id, created_at, key_id)",
         ),
-        "CREATE UNIQUE INDEX IF NOT EXISTS rm_api_keys_by_hash ON rm_api_keys (secret_hash)"
-            .into(),
-        "CREATE INDEX IF NOT EXISTS rm_api_keys_by_tenant ON rm_api_keys (tenant_id, created_at, key_id)"
-            .into()],
         // Insert-only, keyed by global position. Each filter has an index that ends in the
         // position, so a filtered page is an index range scan in the listing's order; the
         // time filters ride on whichever of them applies (or on the primary key).
-        "rm_audit" => vec![format!(
+        "rm_audit" => TableDdl::new(format!(
             "CREATE TABLE IF NOT EXISTS rm_audit (\
                 position {position_key}, \
                 event_id {key} NOT NULL, \
@@ -174,12 +209,15 @@ fn ddl(dialect: Dialect, table: &str) -> Vec<String> {
                 user_agent TEXT, \
                 recorded_at BIGINT NOT NULL, \
                 summary TEXT NOT NULL)"
-        ),
+        ))
         // One secondary index only: every audit row is written on the token endpoint's hot
         // path (one per grant), and each index costs about as much as the row. Queries by
         // tenant use it; the other filters walk positions newest first (see BENCHMARKS.md).
-        "CREATE INDEX IF NOT EXISTS rm_audit_by_tenant ON rm_audit (tenant_id, position)".into()],
-        _ => Vec::new(),
+        .lookup("CREATE INDEX IF NOT EXISTS rm_audit_by_tenant ON rm_audit (tenant_id, position)"),
+        _ => TableDdl {
+            table: Vec::new(),
+            lookups: Vec::new(),
+        },
     }
 }
 
@@ -193,7 +231,7 @@ async fn create_tables(
     tx: &mut Transaction<'static, Any>,
 ) -> Result<(), ReadError> {
     for table in all_tables() {
-        for statement in ddl(dialect, table) {
+        for statement in ddl(dialect, table).all() {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut **tx)
                 .await?;
@@ -444,15 +482,16 @@ impl ReadStore {
         Ok(version)
     }
 
-    /// Drops and recreates every read-model table and checkpoint: the first step of a rebuild.
+    /// Drops and recreates every read-model table and checkpoint, without their lookup
+    /// indexes: the first step of a rebuild, whose last is [`ReadStore::create_missing`].
     /// Stop the projector first; it would otherwise keep writing from its old checkpoints.
-    pub async fn reset(&self) -> Result<(), ReadError> {
+    pub(crate) async fn reset(&self) -> Result<(), ReadError> {
         let mut tx = self.pool.begin().await?;
         for table in all_tables() {
             sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .execute(&mut *tx)
                 .await?;
-            for statement in ddl(self.dialect, table) {
+            for statement in ddl(self.dialect, table).table {
                 sqlx::query(AssertSqlSafe(statement))
                     .execute(&mut *tx)
                     .await?;
@@ -460,6 +499,15 @@ impl ReadStore {
         }
         // The tables now have this build's shape, whatever was stored before.
         write_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates whatever is missing of the read-model tables: after a rebuild, their lookup
+    /// indexes.
+    pub(crate) async fn create_missing(&self) -> Result<(), ReadError> {
+        let mut tx = self.pool.begin().await?;
+        create_tables(self.dialect, &mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -473,7 +521,7 @@ impl ReadStore {
         sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
             .execute(&mut *tx)
             .await?;
-        for statement in ddl(self.dialect, table) {
+        for statement in ddl(self.dialect, table).all() {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)
                 .await?;
