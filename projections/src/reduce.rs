@@ -448,7 +448,7 @@ impl<K: Eq + Hash + Ord + Clone, R> Table<K, R> {
 
     fn into_changes(self) -> Changes<K, R> {
         let mut changes = Changes {
-            upserts: Vec::new(),
+            upserts: Vec::with_capacity(self.slots.len()),
             deletes: Vec::new(),
             unchanged: Vec::new(),
             absent: Vec::new(),
@@ -563,6 +563,17 @@ impl Fold {
         {
             plan.api_keys.insert(id);
         }
+    }
+
+    /// Makes room for every row `plan` lists, so that seeding and folding a large batch does
+    /// not grow (and move) the fold's tables step by step.
+    pub fn reserve(&mut self, plan: &LoadPlan) {
+        self.tenants.slots.reserve(plan.tenants.len());
+        // A tenant has a few keys: its active one, and those rotated out but not yet retired.
+        self.signing_keys
+            .slots
+            .reserve(plan.signing_key_tenants.len() * 3);
+        self.api_keys.slots.reserve(plan.api_keys.len());
     }
 
     pub fn seed_tenant(&mut self, row: TenantView) {

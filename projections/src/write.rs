@@ -384,6 +384,7 @@ pub(crate) fn prepare(
     for (envelope, event) in batch.pairs() {
         fold.plan(&mut plan, envelope, event);
     }
+    fold.reserve(&plan);
     let missing = cache.seed(&plan, &mut fold);
     Some(Prepared {
         next,
