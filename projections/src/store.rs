@@ -313,12 +313,6 @@ impl ReadStore {
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    // Takes effect only when the file is created (before WAL is set). SQLite
-                    // writes each WAL frame with two pwrite calls, and those calls were most
-                    // of a catch-up commit: 16 KB pages make a quarter as many (BENCHMARKS.md).
-                    sqlx::query("PRAGMA page_size = 16384")
-                        .execute(&mut *conn)
-                        .await?;
                     sqlx::query("PRAGMA journal_mode = WAL")
                         .execute(&mut *conn)
                         .await?;
