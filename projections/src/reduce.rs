@@ -646,7 +646,7 @@ impl Fold {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use tessera_event_schemas::events::samples;
     use tessera_event_schemas::events::*;
     use tessera_event_schemas::primitives::Timestamp;
@@ -664,7 +664,8 @@ mod tests {
             .unwrap()
     }
 
-    fn envelope(stream_id: String, version: u64, position: u64, at: i64) -> Envelope {
+    /// An envelope of [`TENANT`] by the system, with zeroed hashes.
+    pub(crate) fn envelope(stream_id: String, version: u64, position: u64, at: i64) -> Envelope {
         Envelope {
             event_id: Uuid::from_u128(u128::from(position)),
             stream_id,

@@ -1249,10 +1249,10 @@ async fn write_checkpoints(
 #[cfg(test)]
 mod tests {
     use tessera_event_schemas::events::samples;
-    use tessera_event_schemas::primitives::Timestamp;
-    use tessera_event_schemas::{Actor, Hash32, RecordedEvent, streams};
+    use tessera_event_schemas::{RecordedEvent, streams};
 
     use super::*;
+    use crate::reduce::tests::envelope;
 
     /// A `tenant.created` for each of `tenants`, at positions from `first` on.
     fn creations(tenants: &[Uuid], first: u64) -> DecodedBatch {
@@ -1262,26 +1262,14 @@ mod tests {
             .unwrap();
         let events = (first..)
             .zip(tenants)
-            .map(|(position, tenant)| RecordedEvent {
-                envelope: Envelope {
-                    event_id: Uuid::from_u128(u128::from(position)),
-                    stream_id: streams::tenant(*tenant),
-                    stream_version: 1,
-                    global_position: position,
-                    tenant_id: *tenant,
-                    event_type: "tenant.created".into(),
-                    schema_version: 1,
-                    recorded_at: Timestamp::from_micros(1_000),
-                    actor: Actor::system(),
-                    correlation_id: "corr".into(),
-                    causation_id: None,
-                    source_ip: None,
-                    user_agent: None,
-                    prev_hash: Hash32::ZERO,
-                    hash: Hash32::ZERO,
-                    log_hash: Hash32::ZERO,
-                },
-                payload: Vec::new(),
+            .map(|(position, tenant)| {
+                let mut envelope = envelope(streams::tenant(*tenant), 1, position, 1_000);
+                envelope.tenant_id = *tenant;
+                envelope.event_type = "tenant.created".into();
+                RecordedEvent {
+                    envelope,
+                    payload: Vec::new(),
+                }
             })
             .collect();
         DecodedBatch {
