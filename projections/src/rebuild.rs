@@ -9,8 +9,9 @@
 //! change it. Until then the tables' stored checkpoints stay behind with their rows, so the
 //! store is consistent after every commit. The reset leaves out the indexes that only serve
 //! queries, and the rebuild creates them at the end (also when it stops early): one sort over
-//! the rows instead of an index insert per row, and each index page written once. (Splitting each read into concurrent ranges was
-//! tried and measured no faster on two cores: the rebuild is CPU-bound there.)
+//! the rows instead of an index insert per row, and each index page written once. (Splitting
+//! each read into concurrent ranges was tried and measured no faster on two cores: the rebuild
+//! is CPU-bound there.)
 //! No runtime may be running on the same store.
 
 use std::sync::Arc;

@@ -89,6 +89,7 @@ const CHECKPOINTS: &str = "rm_checkpoints";
 const PUBLISHER_CHECKPOINTS: &str = "publisher_checkpoints";
 
 /// A read-model table's `CREATE` statements.
+#[derive(Default)]
 struct TableDdl {
     /// The table with its keys and unique constraints, which writes rely on.
     table: Vec<String>,
@@ -214,10 +215,7 @@ fn ddl(dialect: Dialect, table: &str) -> TableDdl {
         // path (one per grant), and each index costs about as much as the row. Queries by
         // tenant use it; the other filters walk positions newest first (see BENCHMARKS.md).
         .lookup("CREATE INDEX IF NOT EXISTS rm_audit_by_tenant ON rm_audit (tenant_id, position)"),
-        _ => TableDdl {
-            table: Vec::new(),
-            lookups: Vec::new(),
-        },
+        _ => TableDdl::default(),
     }
 }
 
