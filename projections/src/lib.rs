@@ -32,6 +32,7 @@ pub mod rebuild;
 pub mod reduce;
 pub mod runtime;
 pub mod store;
+mod swap;
 pub mod views;
 mod write;
 mod write_sqlite;

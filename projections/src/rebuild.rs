@@ -12,7 +12,11 @@
 //! the rows instead of an index insert per row, and each index page written once. (Splitting
 //! each read into concurrent ranges was tried and measured no faster on two cores: the rebuild
 //! is CPU-bound there.)
-//! No runtime may be running on the same store.
+//!
+//! A SQLite store is rebuilt into a scratch file beside it, written without a WAL or syncs,
+//! and swapped in once complete (`swap`): readers keep the old read models until then, and a
+//! rebuild that fails leaves them as they were. A PostgreSQL store is reset and rebuilt in
+//! place. No runtime may be running on the same store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +26,7 @@ use tessera_event_log::EventLog;
 use crate::error::ProjectionError;
 use crate::reduce::Checkpoints;
 use crate::store::ReadStore;
+use crate::swap;
 use crate::write::{DecodedBatch, RowCache, apply_batch};
 
 /// Events per rebuild transaction. A crash mid-rebuild only means running it again. Table rows
@@ -41,7 +46,9 @@ pub struct RebuildStats {
 
 /// Resets `store` and projects all of `log` into it. Stops with
 /// [`ProjectionError::Undecodable`] at an event this build cannot decode, having applied
-/// everything before it.
+/// everything before it. On SQLite the store's file is replaced (see the module doc): every
+/// clone of `store` sees the result, but a store opened on the same file elsewhere makes the
+/// rebuild fail, with the read models as they were.
 pub async fn rebuild(
     log: &dyn EventLog,
     store: &ReadStore,
@@ -57,19 +64,43 @@ pub async fn rebuild_in_batches(
 ) -> Result<RebuildStats, ProjectionError> {
     let batch_size = batch_size.max(1);
     let started = Instant::now();
+    let events = match store.sqlite_path() {
+        Some(path) => {
+            let scratch = swap::open_scratch(path).await?;
+            let folded = rebuild_into(log, &scratch, batch_size).await;
+            match folded {
+                // Up to an undecodable event is as far as any rebuild of this log gets.
+                Ok(_) | Err(ProjectionError::Undecodable { .. }) => store.swap_in(scratch).await?,
+                Err(_) => swap::discard(scratch).await,
+            }
+            folded?
+        }
+        None => rebuild_into(log, store, batch_size).await?,
+    };
+    Ok(RebuildStats {
+        events,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Resets `store` and projects all of `log` into it; returns how many events it folded.
+async fn rebuild_into(
+    log: &dyn EventLog,
+    store: &ReadStore,
+    batch_size: usize,
+) -> Result<u64, ProjectionError> {
     // Resetting the store and reading the log's first batch are independent.
-    let (reset, first) = tokio::join!(store.reset(), read_batch(log, 0, batch_size));
+    // A smaller first batch: nothing else runs while it is read.
+    let first_size = (batch_size / 5).max(1);
+    let (reset, first) = tokio::join!(store.reset(), read_batch(log, 0, first_size));
     reset?;
-    let folded = fold_log(log, store, first?, batch_size).await;
+    let folded = fold_log(log, store, first?, first_size, batch_size).await;
     // The lookup indexes that `reset` left out, built over all the rows at once; also after a
     // failure, so that the store answers queries as fast as usual.
     let indexed = store.create_missing().await;
     let events = folded?;
     indexed?;
-    Ok(RebuildStats {
-        events,
-        elapsed: started.elapsed(),
-    })
+    Ok(events)
 }
 
 async fn read_batch(
@@ -87,6 +118,7 @@ async fn fold_log(
     log: &dyn EventLog,
     store: &ReadStore,
     mut batch: Arc<DecodedBatch>,
+    mut requested: usize,
     batch_size: usize,
 ) -> Result<u64, ProjectionError> {
     let mut checkpoints = Checkpoints::default();
@@ -100,7 +132,7 @@ async fn fold_log(
         let stop_here = batch.failure.is_some();
         // A short read is the log's end (for now): write what the cache holds back with this
         // batch, beside its audit rows, instead of in a transaction of its own afterwards.
-        if stop_here || batch.len() < batch_size {
+        if stop_here || batch.len() < requested {
             cache.settle_with_next_batch();
         }
         let read_next = async {
@@ -122,6 +154,7 @@ async fn fold_log(
             });
         }
         batch = next?;
+        requested = batch_size;
     }
     if cache.holds_back() {
         // The log ended on a full batch.

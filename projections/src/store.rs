@@ -16,8 +16,8 @@
 //! so the projector refolds the whole log from position 0; read models are disposable, and this
 //! rebuild is their entire migration story.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -64,14 +64,56 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-/// A handle on the read-model database. Cheap to clone (a pool, and on SQLite the
-/// projector's connection).
+/// A handle on the read-model database. Cheap to clone: clones share the connections, and on
+/// SQLite also see a rebuilt file that [`crate::rebuild`] swaps in.
 #[derive(Clone, Debug)]
 pub struct ReadStore {
-    pub(crate) pool: AnyPool,
+    connections: Arc<RwLock<Connections>>,
     pub(crate) dialect: Dialect,
+    /// SQLite only: the database file.
+    sqlite_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+struct Connections {
+    pool: AnyPool,
     /// SQLite only: the connection the projector writes through (see `write_sqlite`).
-    pub(crate) sqlite_writer: Option<Arc<SqliteApplier>>,
+    sqlite_writer: Option<Arc<SqliteApplier>>,
+}
+
+/// How a SQLite read-model file is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SqliteMode {
+    /// A store in use: WAL, `synchronous=NORMAL`, the WAL copied by the projector's
+    /// checkpointer thread (see `write_sqlite`).
+    Live,
+    /// A rebuild's scratch file, which nothing reads until it is complete and swapped in: a
+    /// rollback journal in memory and no syncs, so every page is written once, straight into
+    /// the file, instead of into the WAL and then again by a checkpoint.
+    Scratch,
+}
+
+impl SqliteMode {
+    fn pool_pragmas(self) -> &'static [&'static str] {
+        match self {
+            Self::Live => &[
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                // The projector's checkpointer thread copies the WAL (see `write_sqlite`).
+                "PRAGMA wal_autocheckpoint = 0",
+                "PRAGMA busy_timeout = 10000",
+                // A catch-up transaction dirties tens of MB; with SQLite's 2 MB default
+                // cache it spills pages to the WAL mid-transaction and rereads them.
+                "PRAGMA cache_size = -65536",
+            ],
+            Self::Scratch => &[
+                "PRAGMA journal_mode = MEMORY",
+                "PRAGMA synchronous = OFF",
+                "PRAGMA busy_timeout = 10000",
+                "PRAGMA cache_size = -65536",
+            ],
+        }
+    }
 }
 
 /// The table that holds each projection's rows.
@@ -223,17 +265,20 @@ fn all_tables() -> impl Iterator<Item = &'static str> {
     std::iter::once(CHECKPOINTS).chain(Projection::ALL.into_iter().map(table_of))
 }
 
+/// Every statement that creates a read-model table or index, each only if it is missing.
+pub(crate) fn all_ddl(dialect: Dialect) -> impl Iterator<Item = String> {
+    all_tables().flat_map(move |table| ddl(dialect, table).all())
+}
+
 /// Creates whatever is missing of every read-model table.
 async fn create_tables(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
 ) -> Result<(), ReadError> {
-    for table in all_tables() {
-        for statement in ddl(dialect, table).all() {
-            sqlx::query(AssertSqlSafe(statement))
-                .execute(&mut **tx)
-                .await?;
-        }
+    for statement in all_ddl(dialect) {
+        sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -297,6 +342,33 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A pool on a SQLite read-model file (creating it if needed) and the projector's connection.
+async fn connect_sqlite(path: &Path, mode: SqliteMode) -> Result<Connections, ReadError> {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = AnyPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                for pragma in mode.pool_pragmas() {
+                    sqlx::query(AssertSqlSafe(*pragma))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    // After the pool, whose first connection puts a new live file in WAL mode.
+    let writer = SqliteApplier::open(path, mode)?;
+    Ok(Connections {
+        pool,
+        sqlite_writer: Some(Arc::new(writer)),
+    })
+}
+
 impl ReadStore {
     /// Opens (creating if needed) a SQLite read-model file, e.g. `<data-dir>/readmodels.db`.
     ///
@@ -304,39 +376,39 @@ impl ReadStore {
     /// never tears one, and since each batch's checkpoint commits with it, the projector simply
     /// re-applies whatever was lost from the log.
     pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Self, ReadError> {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}?mode=rwc", path.as_ref().display());
-        let pool = AnyPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    // The projector's checkpointer thread copies the WAL (see `write_sqlite`).
-                    sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000")
-                        .execute(&mut *conn)
-                        .await?;
-                    // A catch-up transaction dirties tens of MB; with SQLite's 2 MB default
-                    // cache it spills pages to the WAL mid-transaction and rereads them.
-                    sqlx::query("PRAGMA cache_size = -65536")
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        let mut store = Self::init(pool, Dialect::Sqlite).await?;
-        store.sqlite_writer = Some(Arc::new(SqliteApplier::open(path.as_ref())?));
-        Ok(store)
+        Self::open_sqlite_as(path.as_ref(), SqliteMode::Live).await
+    }
+
+    pub(crate) async fn open_sqlite_as(path: &Path, mode: SqliteMode) -> Result<Self, ReadError> {
+        let connections = connect_sqlite(path, mode).await?;
+        Self::init(connections, Dialect::Sqlite, Some(path.to_path_buf())).await
+    }
+
+    /// SQLite only: the database file.
+    pub(crate) fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
+    }
+
+    /// Closes every connection to a SQLite store's file, the projector's included, so that
+    /// SQLite copies the WAL into the file and deletes it. Anything still using a connection
+    /// (a write in flight, which a rebuild rules out) keeps the file open.
+    pub(crate) async fn close_sqlite(&self) {
+        let (pool, writer) = {
+            let mut connections = self.write_connections();
+            (connections.pool.clone(), connections.sqlite_writer.take())
+        };
+        pool.close().await;
+        drop(writer);
+    }
+
+    /// Opens the connections of a SQLite store again, on whatever file is now at its path.
+    pub(crate) async fn reopen_sqlite(&self) -> Result<(), ReadError> {
+        let Some(path) = &self.sqlite_path else {
+            return Ok(());
+        };
+        *self.write_connections() = connect_sqlite(path, SqliteMode::Live).await?;
+        self.open_schema().await?;
+        self.open_publisher_checkpoints().await
     }
 
     /// Opens the read models in a PostgreSQL database (the log's own database: every table
@@ -348,18 +420,50 @@ impl ReadStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await?;
-        Self::init(pool, Dialect::Postgres).await
+        let connections = Connections {
+            pool,
+            sqlite_writer: None,
+        };
+        Self::init(connections, Dialect::Postgres, None).await
     }
 
-    async fn init(pool: AnyPool, dialect: Dialect) -> Result<Self, ReadError> {
+    async fn init(
+        connections: Connections,
+        dialect: Dialect,
+        sqlite_path: Option<PathBuf>,
+    ) -> Result<Self, ReadError> {
         let store = Self {
-            pool,
+            connections: Arc::new(RwLock::new(connections)),
             dialect,
-            sqlite_writer: None,
+            sqlite_path,
         };
         store.open_schema().await?;
         store.open_publisher_checkpoints().await?;
         Ok(store)
+    }
+
+    fn write_connections(&self) -> std::sync::RwLockWriteGuard<'_, Connections> {
+        self.connections
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The pool every read (and, on PostgreSQL, every write) goes through.
+    pub(crate) fn pool(&self) -> AnyPool {
+        let connections = self
+            .connections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections.pool.clone()
+    }
+
+    /// SQLite only: the connection the projector writes through.
+    pub(crate) fn sqlite_writer(&self) -> Option<Arc<SqliteApplier>> {
+        let connections = self
+            .connections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections.sqlite_writer.clone()
     }
 
     /// Publisher checkpoints live outside the `rm_` read models on purpose: rebuilding the
@@ -375,7 +479,7 @@ impl ReadStore {
                 publisher {key} PRIMARY KEY, \
                 position BIGINT NOT NULL)"
         )))
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await?;
         Ok(())
     }
@@ -386,12 +490,27 @@ impl ReadStore {
             "SELECT position FROM {PUBLISHER_CHECKPOINTS} WHERE publisher = $1"
         )))
         .bind(publisher)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await?;
         match row {
             Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("position")?).unwrap_or(0)),
             None => Ok(0),
         }
+    }
+
+    /// Every publisher's delivered position.
+    pub(crate) async fn publisher_checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT publisher, position FROM {PUBLISHER_CHECKPOINTS}"
+        )))
+        .fetch_all(&self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let position = u64::try_from(row.try_get::<i64, _>("position")?).unwrap_or(0);
+                Ok((row.try_get("publisher")?, position))
+            })
+            .collect()
     }
 
     /// Records that `publisher` has delivered everything up to `position`.
@@ -406,7 +525,7 @@ impl ReadStore {
         )))
         .bind(publisher)
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await?;
         Ok(())
     }
@@ -417,9 +536,9 @@ impl ReadStore {
         let mut tx = match self.dialect {
             // Takes the write lock at once rather than upgrading a read lock after reading the
             // version, which could fail (busy) against another process doing the same.
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool().begin().await?;
                 // Selecting `1` rather than the function's `void`, which `Any` cannot decode.
                 sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
                     .bind(SCHEMA_LOCK_KEY)
@@ -469,7 +588,7 @@ impl ReadStore {
 
     /// The schema version stored in this database (`None` if it holds none), for diagnostics.
     pub async fn schema_version(&self) -> Result<Option<u64>, ReadError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let tables = read_model_tables(self.dialect, &mut tx).await?;
         let version = if tables.iter().any(|t| t == SCHEMA_TABLE) {
             stored_version(&mut tx).await?
@@ -484,7 +603,7 @@ impl ReadStore {
     /// indexes: the first step of a rebuild, whose last is [`ReadStore::create_missing`].
     /// Stop the projector first; it would otherwise keep writing from its old checkpoints.
     pub(crate) async fn reset(&self) -> Result<(), ReadError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         for table in all_tables() {
             sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .execute(&mut *tx)
@@ -504,7 +623,14 @@ impl ReadStore {
     /// Creates whatever is missing of the read-model tables: after a rebuild, their lookup
     /// indexes.
     pub(crate) async fn create_missing(&self) -> Result<(), ReadError> {
-        let mut tx = self.pool.begin().await?;
+        if let Some(writer) = self.sqlite_writer() {
+            // On the connection that wrote the rows: its cache still holds many of the pages
+            // the indexes are built from.
+            return tokio::task::spawn_blocking(move || writer.create_missing())
+                .await
+                .map_err(|e| ReadError::Unavailable(format!("creating indexes: {e}")))?;
+        }
+        let mut tx = self.pool().begin().await?;
         create_tables(self.dialect, &mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -515,7 +641,7 @@ impl ReadStore {
     /// they already have). Stop the runtime first.
     pub async fn reset_projection(&self, projection: Projection) -> Result<(), ReadError> {
         let table = table_of(projection);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
             .execute(&mut *tx)
             .await?;
@@ -534,13 +660,13 @@ impl ReadStore {
 
     /// Closes the pool; pending queries finish first.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool().close().await;
     }
 
     /// Each projection's checkpoint; a projection without a row is at 0.
     pub async fn checkpoints(&self) -> Result<Checkpoints, ReadError> {
         let rows = sqlx::query("SELECT projection, position FROM rm_checkpoints")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
         let mut checkpoints = Checkpoints::default();
         for row in rows {
@@ -560,7 +686,7 @@ impl ReadStore {
     pub async fn tenant(&self, id: Uuid) -> Result<Option<TenantView>, ReadError> {
         let row = sqlx::query("SELECT doc FROM rm_tenants WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         row.map(|row| tenant_from_row(&row)).transpose()
     }
@@ -568,7 +694,7 @@ impl ReadStore {
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantView>, ReadError> {
         let row = sqlx::query("SELECT doc FROM rm_tenants WHERE slug = $1")
             .bind(slug)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         row.map(|row| tenant_from_row(&row)).transpose()
     }
@@ -613,7 +739,7 @@ impl ReadStore {
         if let Some(after) = &after {
             query = query.bind(after.created_at).bind(after.id.to_string());
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool()).await?;
         let items = rows
             .iter()
             .map(tenant_from_row)
@@ -634,7 +760,7 @@ impl ReadStore {
              FROM rm_signing_keys WHERE tenant_id = $1 ORDER BY created_at, kid",
         )
         .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         rows.iter()
             .map(|row| signing_key_from_row(row).map(|(_, key)| key))
@@ -655,7 +781,7 @@ impl ReadStore {
             "SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE secret_hash = $1"
         )))
         .bind(secret_hash.to_hex())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await?;
         row.map(|row| api_key_from_row(&row)).transpose()
     }
@@ -670,7 +796,7 @@ impl ReadStore {
         )))
         .bind(key_id.to_string())
         .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await?;
         row.map(|row| api_key_from_row(&row)).transpose()
     }
@@ -696,7 +822,7 @@ impl ReadStore {
         if let Some(after) = &after {
             query = query.bind(after.created_at).bind(after.id.to_string());
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool()).await?;
         let items = rows
             .iter()
             .map(api_key_from_row)
@@ -761,7 +887,7 @@ impl ReadStore {
         for value in int_binds {
             query = query.bind(value);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool()).await?;
         let mut items = rows
             .iter()
             .map(audit_from_row)
@@ -782,7 +908,7 @@ impl ReadStore {
             "SELECT {AUDIT_COLUMNS} FROM rm_audit WHERE position = $1"
         )))
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await?;
         row.map(|row| audit_from_row(&row)).transpose()
     }
@@ -798,7 +924,7 @@ impl ReadStore {
 
         let mut checkpoints = Map::new();
         for row in sqlx::query("SELECT projection, position FROM rm_checkpoints")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?
         {
             let name: String = row.try_get("projection")?;
@@ -811,7 +937,7 @@ impl ReadStore {
             "SELECT id, slug, status, suspended, created_at, updated_at, stream_version, doc \
              FROM rm_tenants",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?
         {
             let id: String = row.try_get("id")?;
@@ -833,7 +959,7 @@ impl ReadStore {
             "SELECT tenant_id, kid, alg, status, created_at, retired_at, public_jwk \
              FROM rm_signing_keys",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?
         {
             let tenant_id: String = row.try_get("tenant_id")?;
@@ -854,7 +980,7 @@ impl ReadStore {
         for row in sqlx::query(AssertSqlSafe(format!(
             "SELECT {API_KEY_COLUMNS} FROM rm_api_keys"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?
         {
             let key_id: String = row.try_get("key_id")?;
@@ -880,7 +1006,7 @@ impl ReadStore {
         for row in sqlx::query(AssertSqlSafe(format!(
             "SELECT {AUDIT_COLUMNS} FROM rm_audit"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?
         {
             let entry = audit_from_row(&row)?;

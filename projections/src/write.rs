@@ -321,9 +321,8 @@ pub(crate) async fn apply_batch(
     batch: &Arc<DecodedBatch>,
     cache: &mut RowCache,
 ) -> Result<Checkpoints, ReadError> {
-    let result = match &store.sqlite_writer {
+    let result = match store.sqlite_writer() {
         Some(writer) => {
-            let writer = Arc::clone(writer);
             let batch = Arc::clone(batch);
             let mut owned = std::mem::take(cache);
             let outcome = tokio::task::spawn_blocking(move || {
@@ -459,7 +458,7 @@ async fn apply(
         return Ok(checkpoints);
     };
     let dialect = store.dialect;
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.pool().begin().await?;
     load(dialect, &mut tx, &prepared.missing, &mut prepared.fold).await?;
     // As on SQLite, the cache takes the batch's rows before the commit; `apply_batch` clears
     // it if anything fails.

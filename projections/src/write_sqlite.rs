@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_f
 
 use crate::error::ReadError;
 use crate::reduce::{Checkpoints, Fold};
-use crate::store::{self, Dialect};
+use crate::store::{self, Dialect, SqliteMode};
 use crate::write::{
     self, Applied, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, PIPELINE_FROM, Prepared,
     RowCache, RowWrite, WRITES_AHEAD, fold_and_encode,
@@ -29,7 +29,7 @@ use crate::write::{
 pub(crate) struct SqliteApplier {
     connection: Mutex<Connection>,
     /// Copies the WAL into the database file; stops when the applier is dropped.
-    _checkpointer: Checkpointer,
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteApplier {
@@ -43,23 +43,29 @@ impl SqliteApplier {
     /// its WAL checkpointer. The pragmas are the pool's (see `ReadStore::open_sqlite`): WAL,
     /// `synchronous=NORMAL`, no automatic checkpoints, a 64 MB page cache for catch-up
     /// transactions.
-    pub(crate) fn open(path: &Path) -> Result<Self, ReadError> {
+    pub(crate) fn open(path: &Path, mode: SqliteMode) -> Result<Self, ReadError> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.set_prepared_statement_cache_capacity(32);
+        connection.execute_batch(match mode {
+            SqliteMode::Live => "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+            SqliteMode::Scratch => "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;",
+        })?;
         connection.execute_batch(
-            "PRAGMA synchronous = NORMAL;
-             PRAGMA wal_autocheckpoint = 0;
-             PRAGMA cache_size = -65536;
+            "PRAGMA cache_size = -65536;
              -- Statement journals (undoing one statement on a constraint error) stay in memory.
              PRAGMA temp_store = MEMORY;",
         )?;
+        let checkpointer = match mode {
+            SqliteMode::Live => Some(Checkpointer::start(path)?),
+            SqliteMode::Scratch => Some(Checkpointer::sync_scratch(path)?),
+        };
         Ok(Self {
             connection: Mutex::new(connection),
-            _checkpointer: Checkpointer::start(path)?,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -101,6 +107,22 @@ impl SqliteApplier {
         }
         tx.commit()?;
         Ok(applied.next)
+    }
+}
+
+impl SqliteApplier {
+    /// Creates, in one transaction, whatever is missing of the read-model tables and indexes.
+    pub(crate) fn create_missing(&self) -> Result<(), ReadError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for statement in store::all_ddl(Dialect::Sqlite) {
+            tx.execute_batch(&statement)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -190,6 +212,9 @@ fn load(tx: &Transaction<'_>, missing: &Missing, fold: &mut Fold) -> Result<(), 
     Ok(())
 }
 
+/// How often a scratch file's [`Checkpointer`] writes it to disk.
+const SCRATCH_SYNC_EVERY: Duration = Duration::from_millis(200);
+
 /// How often [`Checkpointer`] copies the WAL into the database file.
 const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -213,21 +238,43 @@ impl Checkpointer {
         )?;
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
+        Self::every(WAL_CHECKPOINT_EVERY, "tessera-rm-ckpt", move || {
+            if let Err(error) =
+                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::debug!(%error, "read-model WAL checkpoint skipped");
+            }
+        })
+    }
+
+    /// A scratch file's equivalent: it is written without syncs, so a thread writes it to
+    /// disk as it grows, and syncing the finished file before the swap has little left to do.
+    fn sync_scratch(path: &Path) -> Result<Self, ReadError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| ReadError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        Self::every(SCRATCH_SYNC_EVERY, "tessera-rm-sync", move || {
+            if let Err(error) = file.sync_data() {
+                tracing::debug!(%error, "scratch read-model sync skipped");
+            }
+        })
+    }
+
+    fn every(
+        period: Duration,
+        name: &str,
+        mut work: impl FnMut() + Send + 'static,
+    ) -> Result<Self, ReadError> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("tessera-rm-ckpt".into())
+            .name(name.into())
             .spawn(move || {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(WAL_CHECKPOINT_EVERY)
+                    stopped.recv_timeout(period)
                 {
-                    if let Err(error) =
-                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(%error, "read-model WAL checkpoint skipped");
-                    }
+                    work();
                 }
             })
-            .map_err(|e| ReadError::Unavailable(format!("starting the WAL checkpointer: {e}")))?;
+            .map_err(|e| ReadError::Unavailable(format!("starting {name}: {e}")))?;
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),

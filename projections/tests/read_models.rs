@@ -1127,6 +1127,64 @@ async fn snapshots_are_identical_across_backends() {
     );
 }
 
+/// A SQLite rebuild writes a scratch file beside the store and swaps it in whole: every clone
+/// of the store sees the new read models, the file survives reopening, and no scratch file is
+/// left behind. While another process has the store open, the rebuild refuses to swap (that
+/// process would go on reading the old file) and the store keeps its read models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_rebuild_swaps_in_a_complete_file() {
+    let mut setup = Setup::new(Kind::Sqlite).await;
+    let Location::Sqlite(path) = setup.location.clone() else {
+        unreachable!()
+    };
+    let scratch = PathBuf::from(format!("{}.rebuild", path.display()));
+    let mut history = History::new();
+    history.rounds(0..40, 0..workload::ROUNDS, 10);
+    let head = history.append_to(&setup.log).await;
+    let runtime = setup.start().await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    let projected = setup.store.snapshot().await.unwrap();
+    let indexes = setup.index_names().await;
+    setup
+        .store
+        .set_publisher_checkpoint("kafka:t", head)
+        .await
+        .unwrap();
+
+    // Another process, as far as SQLite can tell: connections of their own on the file.
+    let elsewhere = ReadStore::open_sqlite(&path).await.unwrap();
+    let error = rebuild(setup.log.as_ref(), &setup.store).await.unwrap_err();
+    assert!(
+        error.to_string().contains("open in another process"),
+        "{error}"
+    );
+    assert!(!scratch.exists());
+    assert_eq!(setup.store.snapshot().await.unwrap(), projected);
+    elsewhere.close().await;
+    drop(elsewhere);
+
+    let reader = setup.store.clone();
+    // Rows the rebuild must replace, not keep: the live store says otherwise.
+    let changed = setup
+        .raw_sql(&["UPDATE rm_tenants SET status = 'archived'"])
+        .await;
+    assert_eq!(changed, vec![true]);
+    assert_ne!(reader.snapshot().await.unwrap(), projected);
+    let stats = rebuild(setup.log.as_ref(), &setup.store).await.unwrap();
+    assert_eq!(stats.events, head);
+    assert_eq!(reader.snapshot().await.unwrap(), projected);
+    assert_eq!(
+        reader.checkpoints().await.unwrap(),
+        Checkpoints::default().advanced_to(head)
+    );
+    assert_eq!(reader.publisher_checkpoint("kafka:t").await.unwrap(), head);
+    assert!(!scratch.exists());
+    setup.reopen().await;
+    assert_eq!(setup.store.snapshot().await.unwrap(), projected);
+    assert_eq!(setup.index_names().await, indexes);
+}
+
 macro_rules! backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
