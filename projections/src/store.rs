@@ -74,7 +74,7 @@ pub struct ReadStore {
     sqlite_path: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Connections {
     pool: AnyPool,
     /// SQLite only: the connection the projector writes through (see `write_sqlite`).

@@ -17,14 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::error::ReadError;
 use crate::store::{ReadStore, SqliteMode};
 
-/// Where a rebuild of the store at `path` writes.
-pub(crate) fn scratch_path(path: &Path) -> PathBuf {
-    let mut scratch = path.as_os_str().to_owned();
-    scratch.push(".rebuild");
-    PathBuf::from(scratch)
-}
-
-/// `path` with `suffix` appended: SQLite's `-wal` and `-shm` files.
+/// `path` with `suffix` appended: the scratch file, SQLite's `-wal` and `-shm` files.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -47,7 +40,7 @@ fn remove_if_present(path: &Path) -> Result<(), ReadError> {
 /// Opens an empty scratch store for rebuilding the SQLite store at `path`, deleting whatever a
 /// rebuild that did not finish left there.
 pub(crate) async fn open_scratch(path: &Path) -> Result<ReadStore, ReadError> {
-    let scratch = scratch_path(path);
+    let scratch = sibling(path, ".rebuild");
     remove_if_present(&scratch)?;
     // A rollback journal in memory leaves no file; one on disk would be a previous build's.
     remove_if_present(&sibling(&scratch, "-journal"))?;

@@ -28,8 +28,9 @@ use crate::write::{
 /// The projector's connection to a SQLite read-model file.
 pub(crate) struct SqliteApplier {
     connection: Mutex<Connection>,
-    /// Copies the WAL into the database file; stops when the applier is dropped.
-    _checkpointer: Option<Checkpointer>,
+    /// Copies the WAL into the database file (a scratch file: syncs it); stops when the
+    /// applier is dropped.
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteApplier {
@@ -39,10 +40,10 @@ impl std::fmt::Debug for SqliteApplier {
 }
 
 impl SqliteApplier {
-    /// Opens a connection on `path`, whose tables the store has already created, and starts
-    /// its WAL checkpointer. The pragmas are the pool's (see `ReadStore::open_sqlite`): WAL,
-    /// `synchronous=NORMAL`, no automatic checkpoints, a 64 MB page cache for catch-up
-    /// transactions.
+    /// Opens a connection on `path` and starts its checkpointer. The pragmas are the pool's
+    /// for `mode` (see `store::SqliteMode`): live, WAL with `synchronous=NORMAL` and no
+    /// automatic checkpoints; scratch, a journal in memory and no syncs. Both get a 64 MB page
+    /// cache for catch-up transactions.
     pub(crate) fn open(path: &Path, mode: SqliteMode) -> Result<Self, ReadError> {
         let connection = Connection::open_with_flags(
             path,
@@ -60,8 +61,8 @@ impl SqliteApplier {
              PRAGMA temp_store = MEMORY;",
         )?;
         let checkpointer = match mode {
-            SqliteMode::Live => Some(Checkpointer::start(path)?),
-            SqliteMode::Scratch => Some(Checkpointer::sync_scratch(path)?),
+            SqliteMode::Live => Checkpointer::start(path)?,
+            SqliteMode::Scratch => Checkpointer::sync_scratch(path)?,
         };
         Ok(Self {
             connection: Mutex::new(connection),
@@ -108,9 +109,7 @@ impl SqliteApplier {
         tx.commit()?;
         Ok(applied.next)
     }
-}
 
-impl SqliteApplier {
     /// Creates, in one transaction, whatever is missing of the read-model tables and indexes.
     pub(crate) fn create_missing(&self) -> Result<(), ReadError> {
         let mut connection = self
