@@ -13,9 +13,11 @@
 //! - [`audit`]: the audit trail's rows (one per event, secrets redacted).
 //! - [`reduce`]: pure reducers and the in-memory batch fold, tested without a database.
 //! - [`store`]: `ReadStore`: connection, schema, queries, canonical snapshot.
-//! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction; the
-//!   statements and row encodings both backends share, and the sqlx writer (PostgreSQL).
-//! - `write_sqlite`: the same on a rusqlite connection, for SQLite read models.
+//! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction: the
+//!   steps, statements and row encodings both backends share.
+//! - `write_sqlite`: its writer for SQLite read models, on a rusqlite connection.
+//! - `write_postgres`: its writer for PostgreSQL read models, on a native sqlx pool (`COPY`
+//!   for a rebuild's audit rows).
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`]: drop and replay everything, offline.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
@@ -35,6 +37,7 @@ pub mod store;
 mod swap;
 pub mod views;
 mod write;
+mod write_postgres;
 mod write_sqlite;
 
 pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};

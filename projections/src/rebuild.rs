@@ -16,7 +16,8 @@
 //! A SQLite store is rebuilt into a scratch file beside it, written without a WAL or syncs,
 //! and swapped in once complete (`swap`): readers keep the old read models until then, and a
 //! rebuild that fails leaves them as they were. A PostgreSQL store is reset and rebuilt in
-//! place. No runtime may be running on the same store.
+//! place; since its tables start empty, the audit rows and each table's first settlement are
+//! streamed with `COPY` (`write_postgres`). No runtime may be running on the same store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -33,6 +33,7 @@ use crate::views::{
     ApiKeyView, AuditFilter, AuditView, Page, SigningKeyStatus, SigningKeyView, TenantFilter,
     TenantView,
 };
+use crate::write_postgres::PostgresApplier;
 use crate::write_sqlite::SqliteApplier;
 
 /// The largest page a listing returns, whatever the caller asks for.
@@ -79,6 +80,8 @@ struct Connections {
     pool: AnyPool,
     /// SQLite only: the connection the projector writes through (see `write_sqlite`).
     sqlite_writer: Option<Arc<SqliteApplier>>,
+    /// PostgreSQL only: the pool the projector writes through (see `write_postgres`).
+    postgres_writer: Option<PostgresApplier>,
 }
 
 /// How a SQLite read-model file is written.
@@ -366,6 +369,7 @@ async fn connect_sqlite(path: &Path, mode: SqliteMode) -> Result<Connections, Re
     Ok(Connections {
         pool,
         sqlite_writer: Some(Arc::new(writer)),
+        postgres_writer: None,
     })
 }
 
@@ -423,6 +427,7 @@ impl ReadStore {
         let connections = Connections {
             pool,
             sqlite_writer: None,
+            postgres_writer: Some(PostgresApplier::connect(url).await?),
         };
         Self::init(connections, Dialect::Postgres, None).await
     }
@@ -464,6 +469,15 @@ impl ReadStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         connections.sqlite_writer.clone()
+    }
+
+    /// PostgreSQL only: the pool the projector writes through.
+    pub(crate) fn postgres_writer(&self) -> Option<PostgresApplier> {
+        let connections = self
+            .connections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections.postgres_writer.clone()
     }
 
     /// Publisher checkpoints live outside the `rm_` read models on purpose: rebuilding the
@@ -658,8 +672,11 @@ impl ReadStore {
         Ok(())
     }
 
-    /// Closes the pool; pending queries finish first.
+    /// Closes the pools; pending queries finish first.
     pub async fn close(&self) {
+        if let Some(writer) = self.postgres_writer() {
+            writer.close().await;
+        }
         self.pool().close().await;
     }
 

@@ -1,9 +1,11 @@
 //! Applying one batch of events to the read store: load, fold, write, checkpoint, commit.
 //!
-//! This is the only code that writes read-model rows. A batch runs in one transaction: the
-//! rows it touches are loaded with one `IN (...)` query per table, folded in memory by the pure
-//! reducers of [`crate::reduce`] and encoded ([`fold_and_encode`], on a thread of its own for a
-//! big batch), and each changed row is written once with a multi-row upsert.
+//! This module and the two writers that run its steps (`write_sqlite`, `write_postgres`) are
+//! the only code that writes read-model rows. A batch runs in one transaction: the rows it
+//! touches are loaded (those the [`RowCache`] lacks), folded in memory by the pure reducers of
+//! [`crate::reduce`] and encoded ([`fold_and_encode`], on a thread of its own for a big
+//! batch), and each changed row is written once. The statements and row encodings both
+//! writers use live here ([`TableWrite`], the `*_cells` functions).
 //! The checkpoints advance in the same transaction, so a crash leaves either the whole batch and
 //! its checkpoint or neither: a restart can neither skip nor re-apply an event.
 
@@ -13,8 +15,6 @@ use foldhash::{HashMap, HashMapExt, HashSet};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Transaction};
 use tessera_event_schemas::events::Event;
 use tessera_event_schemas::{DecodeError, Envelope, RecordedEvent};
 use uuid::Uuid;
@@ -25,10 +25,10 @@ use crate::store::{self, API_KEY_COLUMNS, Dialect, ReadStore};
 use crate::views::{ApiKeyView, AuditRow, SigningKeyView, TenantView};
 
 /// Most keys in one `IN (...)` list.
-const MAX_KEYS_PER_QUERY: usize = 512;
+pub(crate) const MAX_KEYS_PER_QUERY: usize = 512;
 /// Most rows in one multi-row upsert (times at most 13 columns: well under both backends'
 /// bind-parameter limits).
-const MAX_ROWS_PER_UPSERT: usize = 256;
+pub(crate) const MAX_ROWS_PER_UPSERT: usize = 256;
 
 /// A slice of the log, decoded up to its first undecodable event (if any).
 pub(crate) struct DecodedBatch {
@@ -149,6 +149,12 @@ struct HeldBack {
     stored: Checkpoints,
     /// Whether the next batch writes everything held back.
     settle: bool,
+    /// Tables whose every written row is new to the store: their rows go as
+    /// [`RowWrite::Inserts`] and there is nothing to delete. A rebuild starts with all four
+    /// (its store is empty); a table leaves when its rows are first settled, since a later
+    /// settlement may rewrite them. The audit table stays: its rows are never held back, and
+    /// each batch writes positions past the last.
+    inserts_only: HashSet<Projection>,
 }
 
 impl HeldBack {
@@ -194,6 +200,11 @@ impl RowCache {
         Self {
             behind: Some(HeldBack {
                 stored: checkpoints,
+                // As for `complete`: a projection at 0 has written no row.
+                inserts_only: Projection::ALL
+                    .into_iter()
+                    .filter(|projection| checkpoints.get(*projection) == 0)
+                    .collect(),
                 ..HeldBack::default()
             }),
             ..Self::new(checkpoints)
@@ -205,6 +216,15 @@ impl RowCache {
         if let Some(behind) = &mut self.behind {
             behind.settle = true;
         }
+    }
+
+    /// Whether every audit row the batches of this cache write is new to the store: a
+    /// write-behind cache that started on an empty audit table (a rebuild's), since each batch
+    /// only writes positions past the last.
+    pub(crate) fn audit_rows_are_new(&self) -> bool {
+        self.behind
+            .as_ref()
+            .is_some_and(|behind| behind.inserts_only.contains(&Projection::Audit))
     }
 
     /// Whether rows are held back that the store does not have.
@@ -340,7 +360,12 @@ pub(crate) async fn apply_batch(
                 ))),
             }
         }
-        None => apply(store, checkpoints, batch, cache).await,
+        None => match store.postgres_writer() {
+            Some(writer) => writer.apply(checkpoints, batch, cache).await,
+            None => Err(ReadError::Unavailable(
+                "the read store's writer is closed".into(),
+            )),
+        },
     };
     if result.is_err() {
         cache.clear();
@@ -448,73 +473,6 @@ fn take_rows<R>(
     uncached(missing.into_iter())
 }
 
-async fn apply(
-    store: &ReadStore,
-    checkpoints: Checkpoints,
-    batch: &Arc<DecodedBatch>,
-    cache: &mut RowCache,
-) -> Result<Checkpoints, ReadError> {
-    let Some(mut prepared) = prepare(checkpoints, batch, cache) else {
-        return Ok(checkpoints);
-    };
-    let dialect = store.dialect;
-    let mut tx = store.pool().begin().await?;
-    load(dialect, &mut tx, &prepared.missing, &mut prepared.fold).await?;
-    // As on SQLite, the cache takes the batch's rows before the commit; `apply_batch` clears
-    // it if anything fails.
-    let applied = if batch.decoded.len() >= PIPELINE_FROM {
-        fold_beside(dialect, &mut tx, prepared, batch, cache).await?
-    } else {
-        let mut writes = Vec::new();
-        let applied = fold_and_encode(prepared, batch, cache, |rows| {
-            writes.push(rows);
-            Ok(())
-        })?;
-        for rows in writes {
-            store_rows(dialect, &mut tx, rows).await?;
-        }
-        applied
-    };
-    write_checkpoints(dialect, &mut tx, applied.stored).await?;
-    tx.commit().await?;
-    Ok(applied.next)
-}
-
-/// [`fold_and_encode`] on a blocking thread while this task sends the rows it hands over to
-/// the database, so that folding overlaps with PostgreSQL's work on the statements. A failed
-/// statement closes the channel, which stops the folding at its next hand-over.
-async fn fold_beside(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    prepared: Prepared,
-    batch: &Arc<DecodedBatch>,
-    cache: &mut RowCache,
-) -> Result<Applied, ReadError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(WRITES_AHEAD);
-    let batch = Arc::clone(batch);
-    let mut owned = std::mem::take(cache);
-    let folder = tokio::task::spawn_blocking(move || {
-        let folded = fold_and_encode(prepared, &batch, &mut owned, |rows| {
-            sender.blocking_send(rows).map_err(|_| writer_stopped())
-        });
-        (owned, folded)
-    });
-    let mut stored = Ok(());
-    while let Some(rows) = receiver.recv().await {
-        stored = store_rows(dialect, tx, rows).await;
-        if stored.is_err() {
-            break;
-        }
-    }
-    drop(receiver);
-    let (owned, folded) = folder.await.map_err(|error| {
-        ReadError::Unavailable(format!("the read-model folding task failed: {error}"))
-    })?;
-    *cache = owned;
-    // The writer's error, if any, is the cause; the folder's is then only "stopped".
-    stored.and(folded)
-}
-
 /// What a folding thread gets when the writer has given up on the batch.
 pub(crate) fn writer_stopped() -> ReadError {
     ReadError::Unavailable("the read-model writer stopped".into())
@@ -534,6 +492,9 @@ pub(crate) const WRITES_AHEAD: usize = 16;
 pub(crate) enum RowWrite {
     Audit(Vec<AuditRow>),
     Upserts(&'static TableWrite, Vec<Vec<Cell<'static>>>),
+    /// Rows of a table the store holds no row of (a rebuild's first settlement): nothing for
+    /// them to conflict with.
+    Inserts(&'static TableWrite, Vec<Vec<Cell<'static>>>),
     Deletes(&'static TableWrite, Vec<Vec<Cell<'static>>>),
 }
 
@@ -629,9 +590,17 @@ impl RowCache {
         let tenants = sorted(std::mem::take(&mut behind.tenants));
         let signing_keys = sorted(std::mem::take(&mut behind.signing_keys));
         let api_keys = sorted(std::mem::take(&mut behind.api_keys));
+        // Whether each table is still empty in the store; it is not once this settles.
+        let mut fresh = |projection| behind.inserts_only.remove(&projection);
+        let (fresh_tenants, fresh_signing_keys, fresh_api_keys) = (
+            fresh(Projection::Tenants),
+            fresh(Projection::SigningKeys),
+            fresh(Projection::ApiKeys),
+        );
 
         encode_held(
             &TENANTS,
+            fresh_tenants,
             &tenants,
             |id| self.tenants.get(id).map(Option::as_ref),
             tenant_cells,
@@ -640,6 +609,7 @@ impl RowCache {
         )?;
         encode_held(
             &SIGNING_KEYS,
+            fresh_signing_keys,
             &signing_keys,
             |(tenant, kid)| {
                 let ring = self.key_rings.get(tenant)?;
@@ -651,6 +621,7 @@ impl RowCache {
         )?;
         encode_held(
             &API_KEYS,
+            fresh_api_keys,
             &api_keys,
             |id| self.api_keys.get(id).map(Option::as_ref),
             api_key_cells,
@@ -684,9 +655,11 @@ fn sorted<K: Ord>(keys: HashSet<K>) -> Vec<K> {
 
 /// Encodes held-back `keys` as what the cache holds for each: an upsert of its row, or a
 /// delete for a known absence. `cached` answers `None` for a key the cache holds nothing for,
-/// which a held-back key never is.
+/// which a held-back key never is. Into a table the store holds no row of (`fresh`), rows are
+/// inserts and there is nothing to delete.
 fn encode_held<'c, K, R: 'c>(
     table: &'static TableWrite,
+    fresh: bool,
     keys: &'c [K],
     cached: impl Fn(&K) -> Option<Option<&'c R>>,
     cells: impl for<'a> Fn(&'a K, &'a R) -> Result<Vec<Cell<'a>>, ReadError>,
@@ -705,6 +678,12 @@ fn encode_held<'c, K, R: 'c>(
                 ));
             }
         }
+    }
+    if fresh {
+        let inserts = upserts
+            .into_iter()
+            .map(|(key, row)| cells(key, row).map(owned));
+        return hand_over(inserts, |rows| RowWrite::Inserts(table, rows), store);
     }
     encode_table(
         table,
@@ -725,7 +704,6 @@ fn encode_table<'r, K: 'r, R: 'r>(
     key_cells: impl for<'a> Fn(&'a K) -> Vec<Cell<'a>>,
     store: &mut impl FnMut(RowWrite) -> Result<(), ReadError>,
 ) -> Result<(), ReadError> {
-    let owned = |cells: Vec<Cell<'_>>| cells.into_iter().map(Cell::into_owned).collect();
     hand_over(
         upserts.map(|(key, row)| cells(key, row).map(owned)),
         |rows| RowWrite::Upserts(table, rows),
@@ -736,6 +714,11 @@ fn encode_table<'r, K: 'r, R: 'r>(
         |rows| RowWrite::Deletes(table, rows),
         store,
     )
+}
+
+/// A row's cells, owning their text (to outlive the row they were encoded from).
+fn owned(cells: Vec<Cell<'_>>) -> Vec<Cell<'static>> {
+    cells.into_iter().map(Cell::into_owned).collect()
 }
 
 /// Hands `rows` to `store` in writes of [`ROWS_PER_WRITE`] rows.
@@ -760,54 +743,10 @@ fn hand_over(
     Ok(())
 }
 
-/// Writes one [`RowWrite`] through sqlx: multi-row statements of power-of-two sizes, a delete
-/// per key.
-async fn store_rows(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    write: RowWrite,
-) -> Result<(), ReadError> {
-    match write {
-        RowWrite::Audit(rows) => {
-            for chunk in chunks(&rows, MAX_AUDIT_ROWS_PER_INSERT) {
-                let mut query = sqlx::query(AssertSqlSafe(audit_insert(dialect, chunk.len())));
-                for row in chunk {
-                    for cell in audit_cells(row) {
-                        query = bind(query, cell);
-                    }
-                }
-                query.execute(&mut **tx).await?;
-            }
-        }
-        RowWrite::Upserts(table, rows) => {
-            let lengths = chunk_lengths(rows.len(), MAX_ROWS_PER_UPSERT);
-            let mut rows = rows.into_iter();
-            for length in lengths {
-                let mut query = sqlx::query(AssertSqlSafe(table.upsert(dialect, length)));
-                for cell in rows.by_ref().take(length).flatten() {
-                    query = bind(query, cell);
-                }
-                query.execute(&mut **tx).await?;
-            }
-        }
-        RowWrite::Deletes(table, rows) => {
-            let delete = table.delete(dialect);
-            for row in rows {
-                let mut query = sqlx::query(AssertSqlSafe(delete.clone()));
-                for cell in row {
-                    query = bind(query, cell);
-                }
-                query.execute(&mut **tx).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Splits `items` into chunks whose lengths are powers of two no larger than `max`. Each table
 /// then has only a handful of distinct statement shapes, which all stay in sqlx's
 /// per-connection prepared-statement cache instead of being re-prepared per batch.
-fn chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+pub(crate) fn chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
     let mut rest = items;
     chunk_lengths(items.len(), max)
         .into_iter()
@@ -820,7 +759,7 @@ fn chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 }
 
 /// The lengths [`chunks`] cuts `len` items into.
-fn chunk_lengths(len: usize, max: usize) -> Vec<usize> {
+pub(crate) fn chunk_lengths(len: usize, max: usize) -> Vec<usize> {
     let mut lengths = Vec::new();
     let mut rest = len;
     while rest > 0 {
@@ -837,7 +776,7 @@ fn chunk_lengths(len: usize, max: usize) -> Vec<usize> {
 /// `count` bind parameters numbered from `start`. SQLite gets anonymous `?`s: sqlx looks up
 /// every parameter's name while binding, and SQLite's name lookup is a linear scan, which
 /// makes binding numbered parameters quadratic (it took most of a multi-row upsert's time).
-fn placeholders(dialect: Dialect, start: usize, count: usize) -> String {
+pub(crate) fn placeholders(dialect: Dialect, start: usize, count: usize) -> String {
     let mut out = String::with_capacity(count * 5);
     for i in 0..count {
         if i > 0 {
@@ -913,46 +852,6 @@ pub(crate) fn select_api_keys() -> String {
     format!("SELECT {API_KEY_COLUMNS} FROM rm_api_keys WHERE key_id")
 }
 
-/// Loads the rows the cache could not answer for into `fold`.
-async fn load(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    missing: &Missing,
-    fold: &mut Fold,
-) -> Result<(), ReadError> {
-    for row in fetch_in(dialect, tx, SELECT_TENANTS, &missing.tenants).await? {
-        fold.seed_tenant(store::tenant_from_row(&row)?);
-    }
-    let rows = fetch_in(dialect, tx, SELECT_SIGNING_KEYS, &missing.key_ring_tenants).await?;
-    for row in rows {
-        let (tenant_id, key) = store::signing_key_from_row(&row)?;
-        fold.seed_signing_key(tenant_id, key);
-    }
-    for row in fetch_in(dialect, tx, &select_api_keys(), &missing.api_keys).await? {
-        fold.seed_api_key(store::api_key_from_row(&row)?);
-    }
-    Ok(())
-}
-
-/// Runs `{select} IN (...)` over `ids`, a bounded number of keys per statement.
-async fn fetch_in(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    select: &str,
-    ids: &[String],
-) -> Result<Vec<AnyRow>, ReadError> {
-    let mut rows = Vec::new();
-    for chunk in chunks(ids, MAX_KEYS_PER_QUERY) {
-        let sql = format!("{select} IN ({})", placeholders(dialect, 1, chunk.len()));
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(id.as_str());
-        }
-        rows.extend(query.fetch_all(&mut **tx).await?);
-    }
-    Ok(rows)
-}
-
 fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<String, ReadError> {
     // Serializing these plain structs cannot fail; the error path exists only to avoid a panic.
     serde_json::to_string(value).map_err(|e| ReadError::Corrupt(format!("{what}: {e}")))
@@ -988,17 +887,6 @@ impl<'a> Cell<'a> {
             Cell::Int(value) => Cell::Int(value),
             Cell::Flag(value) => Cell::Flag(value),
         }
-    }
-}
-
-fn bind<'q>(
-    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    cell: Cell<'_>,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-    match cell {
-        Cell::Text(value) => query.bind(value.map(Cow::into_owned)),
-        Cell::Int(value) => query.bind(value),
-        Cell::Flag(value) => query.bind(value),
     }
 }
 
@@ -1171,7 +1059,7 @@ pub(crate) fn api_key_key_cells(id: &Uuid) -> Vec<Cell<'_>> {
 }
 
 /// Most audit rows in one multi-row insert (18 columns each: 4,608 parameters).
-const MAX_AUDIT_ROWS_PER_INSERT: usize = 256;
+pub(crate) const MAX_AUDIT_ROWS_PER_INSERT: usize = 256;
 
 /// A plain insert of `rows` audit rows: an audit row is written once, when its event is
 /// projected, and never read back or updated. `DO NOTHING` makes re-applying a batch whose
@@ -1229,22 +1117,6 @@ pub(crate) fn checkpoint_rows(checkpoints: Checkpoints) -> Vec<[Cell<'static>; 2
         .collect()
 }
 
-async fn write_checkpoints(
-    dialect: Dialect,
-    tx: &mut Transaction<'static, Any>,
-    checkpoints: Checkpoints,
-) -> Result<(), ReadError> {
-    let rows = checkpoint_rows(checkpoints);
-    let mut query = sqlx::query(AssertSqlSafe(CHECKPOINT_TABLE.upsert(dialect, rows.len())));
-    for row in rows {
-        for cell in row {
-            query = bind(query, cell);
-        }
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use tessera_event_schemas::events::samples;
@@ -1294,6 +1166,7 @@ mod tests {
             writes.push(match write {
                 RowWrite::Audit(rows) => format!("audit x{}", rows.len()),
                 RowWrite::Upserts(table, rows) => format!("upsert {} x{}", table.table, rows.len()),
+                RowWrite::Inserts(table, rows) => format!("insert {} x{}", table.table, rows.len()),
                 RowWrite::Deletes(table, rows) => format!("delete {} x{}", table.table, rows.len()),
             });
             Ok(())
@@ -1304,7 +1177,7 @@ mod tests {
 
     #[test]
     fn a_write_behind_cache_holds_table_rows_back_until_settled() {
-        let tenants: Vec<Uuid> = (1..=5).map(Uuid::from_u128).collect();
+        let tenants: Vec<Uuid> = (1..=7).map(Uuid::from_u128).collect();
         let mut cache = RowCache::write_behind(Checkpoints::default());
         let first = creations(&tenants[..3], 1);
         let (writes, applied) = apply_dry(Checkpoints::default(), &first, &mut cache).unwrap();
@@ -1322,19 +1195,35 @@ mod tests {
         assert_eq!(applied.stored.get(Projection::ApiKeys), 3);
         assert!(cache.holds_back());
 
+        // The first settlement into the empty tables inserts; a later one may rewrite rows.
         cache.settle_with_next_batch();
-        let second = creations(&tenants[3..], 4);
+        let second = creations(&tenants[3..5], 4);
         let (writes, applied) = apply_dry(applied.next, &second, &mut cache).unwrap();
         assert_eq!(
             writes,
             [
                 "audit x2",
-                "upsert rm_tenants x5",
-                "upsert rm_signing_keys x5"
+                "insert rm_tenants x5",
+                "insert rm_signing_keys x5"
             ]
         );
         assert_eq!(applied.stored, applied.next);
         assert!(!cache.holds_back());
+        assert!(cache.audit_rows_are_new());
+        cache.settle_with_next_batch();
+        let third = creations(&tenants[5..], 6);
+        let (writes, _) = apply_dry(applied.next, &third, &mut cache).unwrap();
+        assert_eq!(
+            writes,
+            [
+                "audit x2",
+                "upsert rm_tenants x2",
+                "upsert rm_signing_keys x2"
+            ]
+        );
+        // Only a rebuild's cache, which starts from an empty store, knows its audit rows new.
+        assert!(!RowCache::new(Checkpoints::default()).audit_rows_are_new());
+        assert!(!RowCache::write_behind(applied.next).audit_rows_are_new());
 
         // Settling needs no events; with nothing held back an empty batch is no batch.
         let mut cache = RowCache::write_behind(Checkpoints::default());
@@ -1345,7 +1234,7 @@ mod tests {
         let (writes, settled) = apply_dry(applied.next, &nothing, &mut cache).unwrap();
         assert_eq!(
             writes,
-            ["upsert rm_tenants x3", "upsert rm_signing_keys x3"]
+            ["insert rm_tenants x3", "insert rm_signing_keys x3"]
         );
         assert_eq!(settled.stored, applied.next);
         assert!(apply_dry(applied.next, &nothing, &mut cache).is_none());
@@ -1371,8 +1260,8 @@ mod tests {
             writes,
             [
                 "audit x1",
-                "upsert rm_tenants x5",
-                "upsert rm_signing_keys x5"
+                "insert rm_tenants x5",
+                "insert rm_signing_keys x5"
             ]
         );
         assert_eq!(applied.stored, applied.next);

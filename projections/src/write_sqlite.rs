@@ -166,7 +166,10 @@ fn store_rows(tx: &Transaction<'_>, write: RowWrite) -> Result<(), ReadError> {
             }
             Ok(())
         }
-        RowWrite::Upserts(table, rows) => execute_each(tx, &table.upsert(Dialect::Sqlite, 1), rows),
+        // One statement shape for both: an upsert that meets no conflict inserts.
+        RowWrite::Upserts(table, rows) | RowWrite::Inserts(table, rows) => {
+            execute_each(tx, &table.upsert(Dialect::Sqlite, 1), rows)
+        }
         RowWrite::Deletes(table, rows) => execute_each(tx, &table.delete(Dialect::Sqlite), rows),
     }
 }

@@ -1,0 +1,418 @@
+//! The PostgreSQL projector's writes: one batch, one transaction, on a native sqlx
+//! PostgreSQL connection.
+//!
+//! The same steps as `write_sqlite` (plan, load what the row cache lacks, fold and encode
+//! through `write::fold_and_encode`, write every changed row once, checkpoint, commit) and the
+//! same statements and row encodings (`TableWrite`, the `*_cells` functions). Table rows go in
+//! multi-row upserts. Audit rows go in multi-row inserts, except in a rebuild, which streams
+//! them with `COPY ... FROM STDIN`: the rebuild has just emptied the table, so nothing can
+//! conflict, and PostgreSQL then parses plain text rows instead of binding and evaluating
+//! eighteen parameters per row.
+//!
+//! Its own pool rather than the store's `Any` pool: `Any` cannot `COPY`, and it re-encodes
+//! every bound value on the way to the PostgreSQL driver. Reads keep going through the store's
+//! `Any` pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
+
+use crate::error::ReadError;
+use crate::reduce::{Checkpoints, Fold};
+use crate::store::{self, Columns, Dialect};
+use crate::views::AuditRow;
+use crate::write::{
+    self, Applied, CHECKPOINT_TABLE, Cell, DecodedBatch, MAX_AUDIT_ROWS_PER_INSERT,
+    MAX_KEYS_PER_QUERY, MAX_ROWS_PER_UPSERT, Missing, PIPELINE_FROM, Prepared, RowCache, RowWrite,
+    TableWrite, WRITES_AHEAD, fold_and_encode,
+};
+
+const DIALECT: Dialect = Dialect::Postgres;
+
+/// The projector's connections to a PostgreSQL read-model database.
+#[derive(Clone, Debug)]
+pub(crate) struct PostgresApplier {
+    pool: PgPool,
+}
+
+impl PostgresApplier {
+    /// Connects to `url`. The projector (or a rebuild) is the store's single writer, so one
+    /// connection is in use at a time; a second covers a reconnect.
+    pub(crate) async fn connect(url: &str) -> Result<Self, ReadError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Applies the decoded part of `batch` on top of `checkpoints` in one transaction and
+    /// returns the new checkpoints.
+    ///
+    /// A batch of [`PIPELINE_FROM`] events or more is folded and encoded on a blocking thread
+    /// while this task sends the rows it hands over, so that folding overlaps with
+    /// PostgreSQL's work on them.
+    pub(crate) async fn apply(
+        &self,
+        checkpoints: Checkpoints,
+        batch: &Arc<DecodedBatch>,
+        cache: &mut RowCache,
+    ) -> Result<Checkpoints, ReadError> {
+        let Some(mut prepared) = write::prepare(checkpoints, batch, cache) else {
+            return Ok(checkpoints);
+        };
+        let audit = if cache.audit_rows_are_new() {
+            AuditWrites::Copy
+        } else {
+            AuditWrites::Insert
+        };
+        let mut tx = self.pool.begin().await?;
+        load(&mut tx, &prepared.missing, &mut prepared.fold).await?;
+        // As on SQLite, the cache takes the batch's rows before the commit; `apply_batch`
+        // clears it if anything fails.
+        let applied = if batch.decoded.len() >= PIPELINE_FROM {
+            fold_beside(&mut tx, audit, prepared, batch, cache).await?
+        } else {
+            let mut writes = Vec::new();
+            let applied = fold_and_encode(prepared, batch, cache, |rows| {
+                writes.push(rows);
+                Ok(())
+            })?;
+            store_all(&mut tx, audit, &mut Writes::Ready(writes.into_iter())).await?;
+            applied
+        };
+        write_checkpoints(&mut tx, applied.stored).await?;
+        tx.commit().await?;
+        Ok(applied.next)
+    }
+}
+
+/// How a batch writes its audit rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AuditWrites {
+    /// Multi-row inserts that skip a row already there (see `write::audit_insert`).
+    Insert,
+    /// `COPY`: every row is new to the table (a rebuild's).
+    Copy,
+}
+
+/// [`fold_and_encode`] on a blocking thread while this task sends the rows it hands over. A
+/// failed statement closes the channel, which stops the folding at its next hand-over.
+async fn fold_beside(
+    tx: &mut Transaction<'static, Postgres>,
+    audit: AuditWrites,
+    prepared: Prepared,
+    batch: &Arc<DecodedBatch>,
+    cache: &mut RowCache,
+) -> Result<Applied, ReadError> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(WRITES_AHEAD);
+    let batch = Arc::clone(batch);
+    let mut owned = std::mem::take(cache);
+    let folder = tokio::task::spawn_blocking(move || {
+        let folded = fold_and_encode(prepared, &batch, &mut owned, |rows| {
+            sender
+                .blocking_send(rows)
+                .map_err(|_| write::writer_stopped())
+        });
+        (owned, folded)
+    });
+    let mut writes = Writes::Channel(receiver);
+    let stored = store_all(tx, audit, &mut writes).await;
+    // On an error this stops the folder at its next hand-over.
+    drop(writes);
+    let (owned, folded) = folder.await.map_err(|error| {
+        ReadError::Unavailable(format!("the read-model folding task failed: {error}"))
+    })?;
+    *cache = owned;
+    // The writer's error, if any, is the cause; the folder's is then only "stopped".
+    stored.and(folded)
+}
+
+/// The writes a batch's fold hands over: as it folds, or all at once for a small batch.
+enum Writes {
+    Channel(tokio::sync::mpsc::Receiver<RowWrite>),
+    Ready(std::vec::IntoIter<RowWrite>),
+}
+
+impl Writes {
+    async fn next(&mut self) -> Option<RowWrite> {
+        match self {
+            Writes::Channel(receiver) => receiver.recv().await,
+            Writes::Ready(writes) => writes.next(),
+        }
+    }
+}
+
+/// Writes everything `writes` hands over, in order, except that a `COPY` takes in the writes
+/// right after it that go into the same table.
+async fn store_all(
+    tx: &mut PgConnection,
+    audit: AuditWrites,
+    writes: &mut Writes,
+) -> Result<(), ReadError> {
+    let mut pending = writes.next().await;
+    while let Some(write) = pending.take() {
+        if let Some(target) = copy_target(&write, audit) {
+            pending = copy(tx, target, write, audit, writes).await?;
+            continue;
+        }
+        match write {
+            RowWrite::Audit(rows) => insert_audit(tx, &rows).await?,
+            RowWrite::Upserts(table, rows) | RowWrite::Inserts(table, rows) => {
+                let lengths = write::chunk_lengths(rows.len(), MAX_ROWS_PER_UPSERT);
+                let mut rows = rows.iter();
+                for length in lengths {
+                    let sql = table.upsert(DIALECT, length);
+                    let mut query = sqlx::query(AssertSqlSafe(sql));
+                    for cell in rows.by_ref().take(length).flatten() {
+                        query = bind(query, cell);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+            RowWrite::Deletes(table, rows) => {
+                let delete = table.delete(DIALECT);
+                for row in &rows {
+                    let mut query = sqlx::query(AssertSqlSafe(delete.clone()));
+                    for cell in row {
+                        query = bind(query, cell);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+        }
+        pending = writes.next().await;
+    }
+    Ok(())
+}
+
+/// A table that a `COPY` writes.
+#[derive(Clone, Copy)]
+enum CopyTarget {
+    Audit,
+    Table(&'static TableWrite),
+}
+
+impl CopyTarget {
+    fn table(self) -> &'static str {
+        match self {
+            CopyTarget::Audit => "rm_audit",
+            CopyTarget::Table(table) => table.table,
+        }
+    }
+
+    fn statement(self) -> String {
+        let columns = match self {
+            CopyTarget::Audit => store::AUDIT_COLUMNS.to_owned(),
+            CopyTarget::Table(table) => table.columns.join(", "),
+        };
+        format!("COPY {} ({columns}) FROM STDIN", self.table())
+    }
+}
+
+/// Where `write` can be copied to: anywhere its rows are all new.
+fn copy_target(write: &RowWrite, audit: AuditWrites) -> Option<CopyTarget> {
+    match write {
+        RowWrite::Audit(_) if audit == AuditWrites::Copy => Some(CopyTarget::Audit),
+        RowWrite::Inserts(table, _) => Some(CopyTarget::Table(table)),
+        _ => None,
+    }
+}
+
+async fn insert_audit(tx: &mut PgConnection, rows: &[AuditRow]) -> Result<(), ReadError> {
+    for chunk in write::chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
+        let cells: Vec<Cell<'_>> = chunk.iter().flat_map(write::audit_cells).collect();
+        let mut query = sqlx::query(AssertSqlSafe(write::audit_insert(DIALECT, chunk.len())));
+        for cell in &cells {
+            query = bind(query, cell);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Streams `write`, and each write `writes` hands over right after it into the same table,
+/// in one `COPY` into `target`. Returns the first write that goes elsewhere, if any.
+async fn copy(
+    tx: &mut PgConnection,
+    target: CopyTarget,
+    write: RowWrite,
+    audit: AuditWrites,
+    writes: &mut Writes,
+) -> Result<Option<RowWrite>, ReadError> {
+    let mut copy = tx.copy_in_raw(&target.statement()).await?;
+    let mut text = Vec::new();
+    let mut write = write;
+    let after = loop {
+        text.clear();
+        copy_rows(&write, &mut text);
+        copy.send(text.as_slice()).await?;
+        match writes.next().await {
+            Some(next)
+                if copy_target(&next, audit).map(CopyTarget::table) == Some(target.table()) =>
+            {
+                write = next;
+            }
+            other => break other,
+        }
+    };
+    copy.finish().await?;
+    Ok(after)
+}
+
+/// Appends the rows of a write that [`copy_target`] accepts in `COPY`'s text format.
+fn copy_rows(write: &RowWrite, out: &mut Vec<u8>) {
+    match write {
+        RowWrite::Audit(rows) => {
+            for row in rows {
+                copy_row(&write::audit_cells(row), out);
+            }
+        }
+        RowWrite::Inserts(_, rows) => {
+            for row in rows {
+                copy_row(row, out);
+            }
+        }
+        // Never copied.
+        RowWrite::Upserts(..) | RowWrite::Deletes(..) => {}
+    }
+}
+
+/// Appends a row in `COPY`'s text format: columns separated by tabs, NULL as `\N`, and
+/// backslash, tab, newline and carriage return escaped in text.
+fn copy_row(cells: &[Cell<'_>], out: &mut Vec<u8>) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match cell {
+            Cell::Text(Some(text)) => escape_copy_text(text, out),
+            Cell::Int(Some(value)) => out.extend_from_slice(value.to_string().as_bytes()),
+            Cell::Flag(value) => out.push(if *value { b't' } else { b'f' }),
+            Cell::Text(None) | Cell::Int(None) => out.extend_from_slice(b"\\N"),
+        }
+    }
+    out.push(b'\n');
+}
+
+fn escape_copy_text(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
+    }
+}
+
+fn bind<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    cell: &'q Cell<'_>,
+) -> Query<'q, Postgres, PgArguments> {
+    match cell {
+        Cell::Text(value) => query.bind(value.as_deref()),
+        Cell::Int(value) => query.bind(*value),
+        Cell::Flag(value) => query.bind(*value),
+    }
+}
+
+/// Loads the rows the cache could not answer for into `fold`.
+async fn load(tx: &mut PgConnection, missing: &Missing, fold: &mut Fold) -> Result<(), ReadError> {
+    for row in fetch_in(tx, write::SELECT_TENANTS, &missing.tenants).await? {
+        fold.seed_tenant(store::tenant_from_row(&row)?);
+    }
+    let rows = fetch_in(tx, write::SELECT_SIGNING_KEYS, &missing.key_ring_tenants).await?;
+    for row in rows {
+        let (tenant_id, key) = store::signing_key_from_row(&row)?;
+        fold.seed_signing_key(tenant_id, key);
+    }
+    for row in fetch_in(tx, &write::select_api_keys(), &missing.api_keys).await? {
+        fold.seed_api_key(store::api_key_from_row(&row)?);
+    }
+    Ok(())
+}
+
+/// Runs `{select} IN (...)` over `ids`, a bounded number of keys per statement.
+async fn fetch_in(
+    tx: &mut PgConnection,
+    select: &str,
+    ids: &[String],
+) -> Result<Vec<PgRow>, ReadError> {
+    let mut rows = Vec::new();
+    for chunk in write::chunks(ids, MAX_KEYS_PER_QUERY) {
+        let sql = format!(
+            "{select} IN ({})",
+            write::placeholders(DIALECT, 1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        rows.extend(query.fetch_all(&mut *tx).await?);
+    }
+    Ok(rows)
+}
+
+async fn write_checkpoints(
+    tx: &mut PgConnection,
+    checkpoints: Checkpoints,
+) -> Result<(), ReadError> {
+    let rows = write::checkpoint_rows(checkpoints);
+    let sql = CHECKPOINT_TABLE.upsert(DIALECT, rows.len());
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for cell in rows.iter().flatten() {
+        query = bind(query, cell);
+    }
+    query.execute(&mut *tx).await?;
+    Ok(())
+}
+
+impl Columns for PgRow {
+    fn text(&self, column: &str) -> Result<String, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_column_or_row() {
+        let mut out = Vec::new();
+        escape_copy_text("plain text, ünïcode", &mut out);
+        out.push(b'|');
+        escape_copy_text("a\\b\tc\nd\re", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "plain text, ünïcode|a\\\\b\\tc\\nd\\re"
+        );
+    }
+}
