@@ -4,10 +4,11 @@
 //! The same steps as `write_sqlite` (plan, load what the row cache lacks, fold and encode
 //! through `write::fold_and_encode`, write every changed row once, checkpoint, commit) and the
 //! same statements and row encodings (`TableWrite`, the `*_cells` functions). Table rows go in
-//! multi-row upserts. Audit rows go in multi-row inserts, except in a rebuild, which streams
-//! them with `COPY ... FROM STDIN`: the rebuild has just emptied the table, so nothing can
-//! conflict, and PostgreSQL then parses plain text rows instead of binding and evaluating
-//! eighteen parameters per row.
+//! multi-row upserts and audit rows in multi-row inserts, except the rows a rebuild writes into
+//! its emptied tables, which cannot conflict with anything: those are streamed with
+//! `COPY ... FROM STDIN` in binary format. PostgreSQL then reads each value as it is, instead of
+//! binding and evaluating a parameter per column, or scanning text for delimiters and escapes
+//! (binary took about a quarter less of the server's time than text; BENCHMARKS.md).
 //!
 //! Its own pool rather than the store's `Any` pool: `Any` cannot `COPY`, and it re-encodes
 //! every bound value on the way to the PostgreSQL driver. Reads keep going through the store's
@@ -214,7 +215,10 @@ impl CopyTarget {
             CopyTarget::Audit => store::AUDIT_COLUMNS.to_owned(),
             CopyTarget::Table(table) => table.columns.join(", "),
         };
-        format!("COPY {} ({columns}) FROM STDIN", self.table())
+        format!(
+            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+            self.table()
+        )
     }
 }
 
@@ -249,12 +253,12 @@ async fn copy(
     writes: &mut Writes,
 ) -> Result<Option<RowWrite>, ReadError> {
     let mut copy = tx.copy_in_raw(&target.statement()).await?;
-    let mut text = Vec::new();
+    let mut data = COPY_HEADER.to_vec();
     let mut write = write;
     let after = loop {
-        text.clear();
-        copy_rows(&write, &mut text);
-        copy.send(text.as_slice()).await?;
+        copy_rows(&write, &mut data);
+        copy.send(data.as_slice()).await?;
+        data.clear();
         match writes.next().await {
             Some(next)
                 if copy_target(&next, audit).map(CopyTarget::table) == Some(target.table()) =>
@@ -264,11 +268,17 @@ async fn copy(
             other => break other,
         }
     };
+    copy.send(COPY_TRAILER.as_slice()).await?;
     copy.finish().await?;
     Ok(after)
 }
 
-/// Appends the rows of a write that [`copy_target`] accepts in `COPY`'s text format.
+/// The start of `COPY`'s binary format: its signature, no flags, no header extension.
+const COPY_HEADER: [u8; 19] = *b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The end of `COPY`'s binary format: a field count of -1.
+const COPY_TRAILER: [u8; 2] = (-1_i16).to_be_bytes();
+
+/// Appends the rows of a write that [`copy_target`] accepts in `COPY`'s binary format.
 fn copy_rows(write: &RowWrite, out: &mut Vec<u8>) {
     match write {
         RowWrite::Audit(rows) => {
@@ -286,41 +296,29 @@ fn copy_rows(write: &RowWrite, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends a row in `COPY`'s text format: columns separated by tabs, NULL as `\N`, and
-/// backslash, tab, newline and carriage return escaped in text.
+/// Appends a row in `COPY`'s binary format: the number of columns, then each value as its
+/// length (-1 for NULL) and its bytes as PostgreSQL's binary send function writes them: text as
+/// it is, BIGINT as 8 bytes big-endian, BOOLEAN as one byte. Every `Cell::Int` column is a
+/// BIGINT (see `store::ddl`).
 fn copy_row(cells: &[Cell<'_>], out: &mut Vec<u8>) {
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\t');
-        }
+    // Rows have at most 18 columns.
+    let columns = i16::try_from(cells.len()).unwrap_or(i16::MAX);
+    out.extend_from_slice(&columns.to_be_bytes());
+    for cell in cells {
         match cell {
-            Cell::Text(Some(text)) => escape_copy_text(text, out),
-            Cell::Int(Some(value)) => out.extend_from_slice(value.to_string().as_bytes()),
-            Cell::Flag(value) => out.push(if *value { b't' } else { b'f' }),
-            Cell::Text(None) | Cell::Int(None) => out.extend_from_slice(b"\\N"),
+            Cell::Text(Some(text)) => copy_value(text.as_bytes(), out),
+            Cell::Int(Some(value)) => copy_value(&value.to_be_bytes(), out),
+            Cell::Flag(value) => copy_value(&[u8::from(*value)], out),
+            Cell::Text(None) | Cell::Int(None) => out.extend_from_slice(&(-1_i32).to_be_bytes()),
         }
     }
-    out.push(b'\n');
 }
 
-fn escape_copy_text(text: &str, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    if !bytes
-        .iter()
-        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
-    {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    for &byte in bytes {
-        match byte {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            other => out.push(other),
-        }
-    }
+fn copy_value(bytes: &[u8], out: &mut Vec<u8>) {
+    // A read-model value is far below PostgreSQL's 1 GB limit on a field.
+    let length = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
 fn bind<'q>(
@@ -405,14 +403,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_text_escapes_what_would_end_a_column_or_row() {
+    fn copy_rows_use_postgres_binary_format() {
         let mut out = Vec::new();
-        escape_copy_text("plain text, ünïcode", &mut out);
-        out.push(b'|');
-        escape_copy_text("a\\b\tc\nd\re", &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "plain text, ünïcode|a\\\\b\\tc\\nd\\re"
-        );
+        let row = [
+            Cell::Text(Some("ünï\t\\".into())),
+            Cell::Text(None),
+            Cell::Int(Some(-2)),
+            Cell::Int(None),
+            Cell::Flag(true),
+        ];
+        copy_row(&row, &mut out);
+        let mut expected = vec![0, 5];
+        expected.extend_from_slice(&[0, 0, 0, 7]);
+        expected.extend_from_slice("ünï\t\\".as_bytes());
+        expected.extend_from_slice(&[0xff; 4]);
+        expected.extend_from_slice(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);
+        expected.extend_from_slice(&[0xff; 4]);
+        expected.extend_from_slice(&[0, 0, 0, 1, 1]);
+        assert_eq!(out, expected);
+        assert_eq!(&COPY_HEADER[..11], b"PGCOPY\n\xff\r\n\0");
+        assert_eq!(COPY_TRAILER, [0xff, 0xff]);
     }
 }
