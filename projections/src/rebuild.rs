@@ -4,14 +4,15 @@
 //! fresh replay agree ([`crate::ReadStore::snapshot`]). It shares the batch writer with the
 //! live runtime, with much bigger batches, and reads the next batch from the log while the
 //! current one is written. Its row cache writes behind (`RowCache::write_behind`): each batch
-//! inserts its audit rows, but table rows wait in the cache until the last batch (or until the
-//! cache outgrows its bound), so a row is written about once per rebuild however many batches
-//! change it. Until then the tables' stored checkpoints stay behind with their rows, so the
-//! store is consistent after every commit. The reset leaves out the indexes that only serve
-//! queries, and the rebuild creates them at the end (also when it stops early): one sort over
-//! the rows instead of an index insert per row, and each index page written once. (Splitting
-//! each read into concurrent ranges was tried and measured no faster on two cores: the rebuild
-//! is CPU-bound there.)
+//! inserts its audit rows, but table rows wait in the cache until the whole log is folded (or
+//! until the cache outgrows its bound), so a row is written about once per rebuild however
+//! many batches change it. Until then the tables' stored checkpoints stay behind with their
+//! rows, so the store is consistent after every commit. The reset leaves out the indexes that
+//! only serve queries, and the rebuild creates them at the end (also when it stops early): one
+//! sort over the rows instead of an index insert per row, and each index page written once.
+//! The audit trail's index is built while the held-back table rows are written, since the two
+//! touch different tables. (Splitting each read into concurrent ranges was tried and measured
+//! no faster on two cores: the rebuild is CPU-bound there.)
 //!
 //! A SQLite store is rebuilt into a scratch file beside it, written without a WAL or syncs,
 //! and swapped in once complete (`swap`): readers keep the old read models until then, and a
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use tessera_event_log::EventLog;
 
 use crate::error::ProjectionError;
-use crate::reduce::Checkpoints;
+use crate::reduce::{Checkpoints, Projection};
 use crate::store::ReadStore;
 use crate::swap;
 use crate::write::{DecodedBatch, RowCache, apply_batch};
@@ -95,12 +96,25 @@ async fn rebuild_into(
     let first_size = (batch_size / 5).max(1);
     let (reset, first) = tokio::join!(store.reset(), read_batch(log, 0, first_size));
     reset?;
-    let folded = fold_log(log, store, first?, first_size, batch_size).await;
-    // The lookup indexes that `reset` left out, built over all the rows at once; also after a
+    let mut progress = Progress::default();
+    let folded = progress
+        .fold_log(log, store, first?, first_size, batch_size)
+        .await;
+    // Everything the log holds (up to an undecodable event, if any) is folded. The table rows
+    // held back are written while the audit trail's lookup index is built: they touch
+    // different tables, and on PostgreSQL each keeps a core busy. Then the other lookup
+    // indexes that `reset` left out, built over all the rows at once; all of this also after a
     // failure, so that the store answers queries as fast as usual.
-    let indexed = store.create_missing().await;
+    let (settled, audit_indexed) = tokio::join!(
+        progress.settle(store),
+        store.create_missing(Some(Projection::Audit))
+    );
+    let indexed = store.create_missing(None).await;
     let events = folded?;
+    settled?;
+    audit_indexed?;
     indexed?;
+    debug_assert_eq!(store.checkpoints().await.ok(), Some(progress.checkpoints));
     Ok(events)
 }
 
@@ -113,56 +127,76 @@ async fn read_batch(
     Ok(Arc::new(DecodedBatch::decode(events)))
 }
 
-/// Applies `batch` and every batch after it in the log to the freshly reset `store`, reading
-/// each batch while the one before is written. Returns how many events it folded.
-async fn fold_log(
-    log: &dyn EventLog,
-    store: &ReadStore,
-    mut batch: Arc<DecodedBatch>,
-    mut requested: usize,
-    batch_size: usize,
-) -> Result<u64, ProjectionError> {
-    let mut checkpoints = Checkpoints::default();
-    let mut cache = RowCache::write_behind(checkpoints);
-    let mut events: u64 = 0;
-    while batch.len() > 0 {
-        let after = batch
-            .events
-            .last()
-            .map_or(0, |e| e.envelope.global_position);
-        let stop_here = batch.failure.is_some();
-        // A short read is the log's end (for now): write what the cache holds back with this
-        // batch, beside its audit rows, instead of in a transaction of its own afterwards.
-        if stop_here || batch.len() < requested {
-            cache.settle_with_next_batch();
+/// How far a rebuild has got: the checkpoints its batches reached, its write-behind cache and
+/// the events folded.
+struct Progress {
+    checkpoints: Checkpoints,
+    cache: RowCache,
+    events: u64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        let checkpoints = Checkpoints::default();
+        Self {
+            checkpoints,
+            cache: RowCache::write_behind(checkpoints),
+            events: 0,
         }
-        let read_next = async {
-            if stop_here {
-                return Ok(Arc::new(DecodedBatch::decode(Vec::new())));
+    }
+}
+
+impl Progress {
+    /// Applies `batch` and every batch after it in the log to the freshly reset `store`,
+    /// reading each batch while the one before is written, and returns how many events it
+    /// folded. The cache still holds table rows back afterwards ([`Progress::settle`]).
+    async fn fold_log(
+        &mut self,
+        log: &dyn EventLog,
+        store: &ReadStore,
+        mut batch: Arc<DecodedBatch>,
+        mut requested: usize,
+        batch_size: usize,
+    ) -> Result<u64, ProjectionError> {
+        while batch.len() > 0 {
+            let after = batch
+                .events
+                .last()
+                .map_or(0, |e| e.envelope.global_position);
+            // A short read is the log's end (for now).
+            let stop_here = batch.failure.is_some() || batch.len() < requested;
+            let read_next = async {
+                if stop_here {
+                    return Ok(Arc::new(DecodedBatch::decode(Vec::new())));
+                }
+                read_batch(log, after, batch_size).await
+            };
+            let (applied, next) = tokio::join!(
+                apply_batch(store, self.checkpoints, &batch, &mut self.cache),
+                read_next
+            );
+            self.checkpoints = applied?;
+            self.events += batch.decoded.len() as u64;
+            if let Some((position, source)) = &batch.failure {
+                return Err(ProjectionError::Undecodable {
+                    position: *position,
+                    source: source.clone(),
+                });
             }
-            read_batch(log, after, batch_size).await
-        };
-        let (applied, next) = tokio::join!(
-            apply_batch(store, checkpoints, &batch, &mut cache),
-            read_next
-        );
-        checkpoints = applied?;
-        events += batch.decoded.len() as u64;
-        if let Some((position, source)) = &batch.failure {
-            return Err(ProjectionError::Undecodable {
-                position: *position,
-                source: source.clone(),
-            });
+            batch = next?;
+            requested = batch_size;
         }
-        batch = next?;
-        requested = batch_size;
+        Ok(self.events)
     }
-    if cache.holds_back() {
-        // The log ended on a full batch.
-        cache.settle_with_next_batch();
-        let nothing = Arc::new(DecodedBatch::decode(Vec::new()));
-        checkpoints = apply_batch(store, checkpoints, &nothing, &mut cache).await?;
+
+    /// Writes the table rows the cache holds back, in a transaction without events.
+    async fn settle(&mut self, store: &ReadStore) -> Result<(), ProjectionError> {
+        if self.cache.holds_back() {
+            self.cache.settle_with_next_batch();
+            let nothing = Arc::new(DecodedBatch::decode(Vec::new()));
+            self.checkpoints =
+                apply_batch(store, self.checkpoints, &nothing, &mut self.cache).await?;
+        }
+        Ok(())
     }
-    debug_assert_eq!(store.checkpoints().await.ok(), Some(checkpoints));
-    Ok(events)
 }

@@ -634,18 +634,26 @@ impl ReadStore {
         Ok(())
     }
 
-    /// Creates whatever is missing of the read-model tables: after a rebuild, their lookup
-    /// indexes.
-    pub(crate) async fn create_missing(&self) -> Result<(), ReadError> {
+    /// Creates whatever is missing of the read-model tables (after a rebuild, their lookup
+    /// indexes), or with `only` of that projection's table alone.
+    pub(crate) async fn create_missing(&self, only: Option<Projection>) -> Result<(), ReadError> {
+        let statements: Vec<String> = match only {
+            Some(projection) => ddl(self.dialect, table_of(projection)).all().collect(),
+            None => all_ddl(self.dialect).collect(),
+        };
         if let Some(writer) = self.sqlite_writer() {
             // On the connection that wrote the rows: its cache still holds many of the pages
             // the indexes are built from.
-            return tokio::task::spawn_blocking(move || writer.create_missing())
+            return tokio::task::spawn_blocking(move || writer.create_missing(&statements))
                 .await
                 .map_err(|e| ReadError::Unavailable(format!("creating indexes: {e}")))?;
         }
         let mut tx = self.pool().begin().await?;
-        create_tables(self.dialect, &mut tx).await?;
+        for statement in statements {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -195,7 +195,7 @@ impl RowCache {
     }
 
     /// A write-behind cache (see [`RowCache`]) for a store at `checkpoints`: for rebuilds,
-    /// which settle it with their last batch ([`RowCache::settle_with_next_batch`]).
+    /// which settle it once the log is folded ([`RowCache::settle_with_next_batch`]).
     pub(crate) fn write_behind(checkpoints: Checkpoints) -> Self {
         Self {
             behind: Some(HeldBack {
@@ -333,39 +333,46 @@ impl RowCache {
 /// error hid a commit that happened (a connection lost during COMMIT): callers therefore
 /// re-read the checkpoints before retrying.
 ///
-/// On SQLite the whole batch (plan, load, fold, write) runs on a blocking thread through the
-/// store's rusqlite connection (`write_sqlite`); on PostgreSQL through the sqlx pool, here.
+/// The whole batch (plan, load, fold, write) runs apart from the caller's task, which a
+/// rebuild uses to read the next batch meanwhile: on SQLite on a blocking thread through the
+/// store's rusqlite connection (`write_sqlite`), on PostgreSQL in a task of its own through the
+/// writer's pool (`write_postgres`).
 pub(crate) async fn apply_batch(
     store: &ReadStore,
     checkpoints: Checkpoints,
     batch: &Arc<DecodedBatch>,
     cache: &mut RowCache,
 ) -> Result<Checkpoints, ReadError> {
-    let result = match store.sqlite_writer() {
-        Some(writer) => {
-            let batch = Arc::clone(batch);
-            let mut owned = std::mem::take(cache);
-            let outcome = tokio::task::spawn_blocking(move || {
-                let result = writer.apply(checkpoints, &batch, &mut owned);
-                (owned, result)
-            })
-            .await;
-            match outcome {
-                Ok((owned, result)) => {
-                    *cache = owned;
-                    result
-                }
-                Err(error) => Err(ReadError::Unavailable(format!(
-                    "the read-model writer task failed: {error}"
-                ))),
-            }
-        }
-        None => match store.postgres_writer() {
-            Some(writer) => writer.apply(checkpoints, batch, cache).await,
-            None => Err(ReadError::Unavailable(
+    let batch = Arc::clone(batch);
+    let mut owned = std::mem::take(cache);
+    let outcome = if let Some(writer) = store.sqlite_writer() {
+        tokio::task::spawn_blocking(move || {
+            let result = writer.apply(checkpoints, &batch, &mut owned);
+            (owned, result)
+        })
+        .await
+    } else if let Some(writer) = store.postgres_writer() {
+        tokio::spawn(async move {
+            let result = writer.apply(checkpoints, &batch, &mut owned).await;
+            (owned, result)
+        })
+        .await
+    } else {
+        Ok((
+            owned,
+            Err(ReadError::Unavailable(
                 "the read store's writer is closed".into(),
             )),
-        },
+        ))
+    };
+    let result = match outcome {
+        Ok((owned, result)) => {
+            *cache = owned;
+            result
+        }
+        Err(error) => Err(ReadError::Unavailable(format!(
+            "the read-model writer task failed: {error}"
+        ))),
     };
     if result.is_err() {
         cache.clear();

@@ -110,15 +110,15 @@ impl SqliteApplier {
         Ok(applied.next)
     }
 
-    /// Creates, in one transaction, whatever is missing of the read-model tables and indexes.
-    pub(crate) fn create_missing(&self) -> Result<(), ReadError> {
+    /// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction.
+    pub(crate) fn create_missing(&self, statements: &[String]) -> Result<(), ReadError> {
         let mut connection = self
             .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for statement in store::all_ddl(Dialect::Sqlite) {
-            tx.execute_batch(&statement)?;
+        for statement in statements {
+            tx.execute_batch(statement)?;
         }
         tx.commit()?;
         Ok(())
