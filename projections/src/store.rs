@@ -1119,20 +1119,29 @@ pub(crate) trait Columns {
     fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError>;
 }
 
-impl Columns for AnyRow {
-    fn text(&self, column: &str) -> Result<String, ReadError> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
-        Ok(self.try_get(column)?)
-    }
-    fn int(&self, column: &str) -> Result<i64, ReadError> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
-        Ok(self.try_get(column)?)
-    }
+/// [`Columns`] for a sqlx row type.
+macro_rules! sqlx_columns {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    };
 }
+
+// The store's reads, and the PostgreSQL writer's loads.
+sqlx_columns!(AnyRow);
+sqlx_columns!(sqlx::postgres::PgRow);
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, column: &str) -> Result<String, ReadError> {

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::error::ReadError;
 use crate::reduce::{Checkpoints, Fold};
-use crate::store::{self, Columns, Dialect};
+use crate::store::{self, Dialect};
 use crate::views::AuditRow;
 use crate::write::{
     self, Applied, CHECKPOINT_TABLE, Cell, DecodedBatch, MAX_AUDIT_ROWS_PER_INSERT,
@@ -381,21 +381,6 @@ async fn write_checkpoints(
     }
     query.execute(&mut *tx).await?;
     Ok(())
-}
-
-impl Columns for PgRow {
-    fn text(&self, column: &str) -> Result<String, ReadError> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
-        Ok(self.try_get(column)?)
-    }
-    fn int(&self, column: &str) -> Result<i64, ReadError> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
-        Ok(self.try_get(column)?)
-    }
 }
 
 #[cfg(test)]
