@@ -127,12 +127,10 @@ async fn read_batch(
     Ok(Arc::new(DecodedBatch::decode(events)))
 }
 
-/// How far a rebuild has got: the checkpoints its batches reached, its write-behind cache and
-/// the events folded.
+/// How far a rebuild has got: the checkpoints its batches reached, and its write-behind cache.
 struct Progress {
     checkpoints: Checkpoints,
     cache: RowCache,
-    events: u64,
 }
 
 impl Default for Progress {
@@ -141,7 +139,6 @@ impl Default for Progress {
         Self {
             checkpoints,
             cache: RowCache::write_behind(checkpoints),
-            events: 0,
         }
     }
 }
@@ -158,6 +155,7 @@ impl Progress {
         mut requested: usize,
         batch_size: usize,
     ) -> Result<u64, ProjectionError> {
+        let mut events: u64 = 0;
         while batch.len() > 0 {
             let after = batch
                 .events
@@ -176,7 +174,7 @@ impl Progress {
                 read_next
             );
             self.checkpoints = applied?;
-            self.events += batch.decoded.len() as u64;
+            events += batch.decoded.len() as u64;
             if let Some((position, source)) = &batch.failure {
                 return Err(ProjectionError::Undecodable {
                     position: *position,
@@ -186,7 +184,7 @@ impl Progress {
             batch = next?;
             requested = batch_size;
         }
-        Ok(self.events)
+        Ok(events)
     }
 
     /// Writes the table rows the cache holds back, in a transaction without events.

@@ -294,7 +294,14 @@ async fn create_tables(
     dialect: Dialect,
     tx: &mut Transaction<'static, Any>,
 ) -> Result<(), ReadError> {
-    for statement in all_ddl(dialect) {
+    execute_all(tx, all_ddl(dialect)).await
+}
+
+async fn execute_all(
+    tx: &mut Transaction<'static, Any>,
+    statements: impl IntoIterator<Item = String>,
+) -> Result<(), ReadError> {
+    for statement in statements {
         sqlx::query(AssertSqlSafe(statement))
             .execute(&mut **tx)
             .await?;
@@ -665,11 +672,7 @@ impl ReadStore {
                 .map_err(|e| ReadError::Unavailable(format!("creating indexes: {e}")))?;
         }
         let mut tx = self.pool().begin().await?;
-        for statement in statements {
-            sqlx::query(AssertSqlSafe(statement))
-                .execute(&mut *tx)
-                .await?;
-        }
+        execute_all(&mut tx, statements).await?;
         tx.commit().await?;
         Ok(())
     }
