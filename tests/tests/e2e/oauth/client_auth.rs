@@ -1,0 +1,89 @@
+//! Client authentication (RFC 6749 §2.3): client_secret_basic and client_secret_post work, and
+//! every way of getting them wrong is answered alike by the token, introspection and revocation
+//! endpoints, which share it.
+
+use jsonwebtoken::Algorithm;
+use oauth2::{TokenIntrospectionResponse, TokenResponse};
+
+use super::cases::Endpoint::{self, Token};
+use super::cases::{CC, Creds, INVALID_CLIENT, INVALID_REQUEST, check_cases};
+use super::{
+    access_token, assert_claims, basic, fixture, introspect, jwks, machine_client, post, revoke,
+    tenant, token, verify_jwt,
+};
+use crate::helpers::{Store, spawn_app};
+
+#[tokio::test]
+async fn client_secret_post_works_and_both_methods_at_once_is_invalid_request() {
+    let app = spawn_app(Store::Embedded).await;
+    let t = tenant(&app, "post-auth", None).await;
+    let reg = machine_client(&app, &t, "poster", &["reports:read"]).await;
+
+    let client = post(&t, &reg);
+    let response = token(&client, &["reports:read"]).await;
+    let jwt = response.access_token().secret().clone();
+    let (set, _, _) = jwks(&t).await;
+    let (_, claims) = verify_jwt(&jwt, &set, &t, Algorithm::ES256);
+    assert_claims(&claims, &t, &reg.client_id, &["reports:read"], 3600);
+
+    // Introspection and revocation accept client_secret_post too.
+    assert!(introspect(&client, &jwt).await.active());
+    revoke(&client, &jwt).await.unwrap();
+    assert!(!introspect(&client, &jwt).await.active());
+
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+    let both = Creds::Both(&reg.client_id, &reg.secret);
+    check_cases(
+        &t,
+        &[Token.case("basic and post", both, &[CC], INVALID_REQUEST)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_client_authentication_failure_is_answered_alike_by_every_endpoint() {
+    let f = fixture("client-auth").await;
+    let (t, machine) = (&f.t, &f.machine);
+    let jwt = access_token(&basic(t, machine)).await;
+    let id = machine.client_id.as_str();
+
+    // Each row: credentials, and the answer.
+    let rows = [
+        // RFC 6749 §5.2: "no client authentication included" is invalid_client.
+        ("no credentials", Creds::None, INVALID_CLIENT),
+        // RFC 6749 §2.3: one authentication method per request.
+        (
+            "basic and post",
+            Creds::Both(id, &machine.secret),
+            INVALID_REQUEST,
+        ),
+        (
+            "unknown client, basic",
+            Creds::Basic("no-such-client", "secret"),
+            INVALID_CLIENT,
+        ),
+        (
+            "wrong secret, basic",
+            Creds::Basic(id, "wrong-secret"),
+            INVALID_CLIENT,
+        ),
+        (
+            "wrong secret, post",
+            Creds::Post(id, "wrong-secret"),
+            INVALID_CLIENT,
+        ),
+    ];
+    let mut cases = Vec::new();
+    for endpoint in Endpoint::ALL {
+        let own = match endpoint {
+            Endpoint::Token => CC,
+            Endpoint::Introspection | Endpoint::Revocation => ("token", jwt.as_str()),
+        };
+        for (name, creds, expect) in rows {
+            cases.push(endpoint.case(name, creds, &[own], expect));
+        }
+    }
+    check_cases(t, &cases).await;
+    // A caller that failed to authenticate revoked nothing.
+    assert!(introspect(&basic(t, machine), &jwt).await.active());
+}
