@@ -1,5 +1,5 @@
 //! Wire-level requests and table-driven cases: the requests the `oauth2` crate cannot make
-//! (both credential methods at once, an unknown grant type) and the
+//! (both credential methods at once, an unknown grant type, a malformed header) and the
 //! response headers it does not show (`Cache-Control`, `WWW-Authenticate`).
 //!
 //! A table is a list of [`Case`]s, one row each, written
@@ -26,11 +26,17 @@ pub enum Creds<'a> {
     Post(&'a str, &'a str),
     /// Both at once, which RFC 6749 §2.3 forbids.
     Both(&'a str, &'a str),
+    /// An `Authorization` header sent as it is, for malformed or foreign schemes.
+    Header(&'a str),
 }
 
 impl<'a> Creds<'a> {
     pub fn basic(c: &'a Registered) -> Self {
         Creds::Basic(&c.client_id, &c.secret)
+    }
+
+    pub fn post(c: &'a Registered) -> Self {
+        Creds::Post(&c.client_id, &c.secret)
     }
 }
 
@@ -64,6 +70,9 @@ pub async fn raw_request(
             oauth2::url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
         };
         request = request.basic_auth(encode(id), Some(encode(secret)));
+    }
+    if let Creds::Header(value) = creds {
+        request = request.header(reqwest::header::AUTHORIZATION, value);
     }
     if method != Method::GET {
         request = request.form(&params);

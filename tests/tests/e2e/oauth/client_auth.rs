@@ -4,12 +4,13 @@
 
 use jsonwebtoken::Algorithm;
 use oauth2::{TokenIntrospectionResponse, TokenResponse};
+use serde_json::json;
 
 use super::cases::Endpoint::{self, Token};
-use super::cases::{CC, Creds, INVALID_CLIENT, INVALID_REQUEST, check_cases};
+use super::cases::{CC, Creds, INVALID_CLIENT, INVALID_REQUEST, OK, check_cases};
 use super::{
-    access_token, assert_claims, basic, fixture, introspect, jwks, machine_client, post, revoke,
-    tenant, token, verify_jwt,
+    access_token, assert_claims, basic, fixture, introspect, jwks, machine_client, post,
+    register_client, revoke, tenant, token, verify_jwt,
 };
 use crate::helpers::{Store, spawn_app};
 
@@ -43,34 +44,98 @@ async fn client_secret_post_works_and_both_methods_at_once_is_invalid_request() 
 #[tokio::test]
 async fn every_client_authentication_failure_is_answered_alike_by_every_endpoint() {
     let f = fixture("client-auth").await;
-    let (t, machine) = (&f.t, &f.machine);
+    let (t, machine, web) = (&f.t, &f.machine, &f.web);
+    let public = register_client(
+        &f.app,
+        &t.id,
+        json!({
+            "name": "cli", "client_type": "public", "grant_types": ["authorization_code"],
+            "redirect_uris": ["http://127.0.0.1:5000/cb"],
+        }),
+    )
+    .await;
     let jwt = access_token(&basic(t, machine)).await;
+    let bearer = format!("Bearer {jwt}");
     let id = machine.client_id.as_str();
 
-    // Each row: credentials, and the answer.
+    // Each row: credentials, form fields besides the endpoint's own, and the answer.
     let rows = [
         // RFC 6749 §5.2: "no client authentication included" is invalid_client.
-        ("no credentials", Creds::None, INVALID_CLIENT),
+        ("no credentials", Creds::None, None, INVALID_CLIENT),
         // RFC 6749 §2.3: one authentication method per request.
         (
             "basic and post",
             Creds::Both(id, &machine.secret),
+            None,
             INVALID_REQUEST,
         ),
         (
             "unknown client, basic",
             Creds::Basic("no-such-client", "secret"),
+            None,
+            INVALID_CLIENT,
+        ),
+        (
+            "unknown client, post",
+            Creds::Post("no-such-client", "secret"),
+            None,
             INVALID_CLIENT,
         ),
         (
             "wrong secret, basic",
             Creds::Basic(id, "wrong-secret"),
+            None,
             INVALID_CLIENT,
         ),
         (
             "wrong secret, post",
             Creds::Post(id, "wrong-secret"),
+            None,
             INVALID_CLIENT,
+        ),
+        (
+            "another client's secret",
+            Creds::Basic(id, &web.secret),
+            None,
+            INVALID_CLIENT,
+        ),
+        (
+            "empty secret, basic",
+            Creds::Basic(id, ""),
+            None,
+            INVALID_CLIENT,
+        ),
+        (
+            "client_id without a secret",
+            Creds::Post(id, ""),
+            None,
+            INVALID_CLIENT,
+        ),
+        (
+            "Basic that is not base64",
+            Creds::Header("Basic not-base64!"),
+            None,
+            INVALID_CLIENT,
+        ),
+        (
+            "a Bearer token instead",
+            Creds::Header(&bearer),
+            None,
+            INVALID_CLIENT,
+        ),
+        // A public client has no secret, so it cannot authenticate.
+        (
+            "a public client",
+            Creds::post(&public),
+            None,
+            INVALID_CLIENT,
+        ),
+        // The body's client_id must be the one Basic authenticated.
+        (
+            "basic, and another client_id in the body",
+            Creds::basic(machine),
+            Some(("client_id", web.client_id.as_str())),
+            INVALID_REQUEST,
         ),
     ];
     let mut cases = Vec::new();
@@ -79,11 +144,25 @@ async fn every_client_authentication_failure_is_answered_alike_by_every_endpoint
             Endpoint::Token => CC,
             Endpoint::Introspection | Endpoint::Revocation => ("token", jwt.as_str()),
         };
-        for (name, creds, expect) in rows {
-            cases.push(endpoint.case(name, creds, &[own], expect));
+        for (name, creds, extra, expect) in rows {
+            let form: Vec<_> = [own].into_iter().chain(extra).collect();
+            cases.push(endpoint.case(name, creds, &form, expect));
         }
     }
     check_cases(t, &cases).await;
     // A caller that failed to authenticate revoked nothing.
     assert!(introspect(&basic(t, machine), &jwt).await.active());
+
+    // What does authenticate.
+    let cases = [
+        Token.case("basic", Creds::basic(machine), &[CC], OK),
+        Token.case("post", Creds::post(machine), &[CC], OK),
+        Token.case(
+            "basic, and the same client_id in the body",
+            Creds::basic(machine),
+            &[CC, ("client_id", id)],
+            OK,
+        ),
+    ];
+    check_cases(t, &cases).await;
 }

@@ -50,12 +50,15 @@ async fn discovery_documents_describe_the_tenant_and_unknown_slugs_are_404() {
     assert_eq!(other.discovery.issuer, app.issuer("disco-two"));
     assert_ne!(other.discovery.jwks_uri, t.discovery.jwks_uri);
 
-    // No tenant has this issuer: its documents are OAuth-shaped 404s.
+    // No tenant has this issuer: every endpoint under it is an OAuth-shaped 404.
     let unknown = format!("{}/t/nobody-here", app.base);
     let rows = [
         (Method::GET, "/.well-known/openid-configuration"),
         (Method::GET, "/.well-known/oauth-authorization-server"),
         (Method::GET, "/.well-known/jwks.json"),
+        (Method::POST, "/oauth/token"),
+        (Method::POST, "/oauth/introspect"),
+        (Method::POST, "/oauth/revoke"),
     ];
     for (method, path) in rows {
         let url = format!("{unknown}{path}");

@@ -38,6 +38,13 @@ async fn introspection_answers_without_caching_and_garbage_is_simply_inactive() 
         // RFC 7662 §2.1: `token` is REQUIRED; an empty one counts as none.
         Introspection.case("empty token", web, &[("token", "")], INVALID_REQUEST),
         Introspection.case("no token", web, &[], INVALID_REQUEST),
+        // RFC 6749 §3.1: no parameter may be sent twice.
+        Introspection.case(
+            "repeated token",
+            web,
+            &[("token", &jwt), ("token", &jwt)],
+            INVALID_REQUEST,
+        ),
     ];
     check_cases(t, &cases).await;
 }

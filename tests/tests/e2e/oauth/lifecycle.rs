@@ -8,7 +8,7 @@ use oauth2::{TokenIntrospectionResponse, TokenResponse};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::cases::Endpoint::{Introspection, Token};
+use super::cases::Endpoint::{Introspection, Revocation, Token};
 use super::cases::{CC, Creds, INVALID_CLIENT, UNAUTHORIZED_CLIENT, check_cases};
 use super::{
     Registered, access_token, admin_post, basic, introspect, jwks, machine_client, oauth_error,
@@ -46,7 +46,10 @@ async fn a_regenerated_secret_replaces_the_old_one_at_once() {
         BasicErrorResponseType::InvalidClient
     );
     let old = Creds::basic(&reg);
-    let cases = [Token.case("old secret", old, &[CC], INVALID_CLIENT)];
+    let cases = [
+        Token.case("old secret", old, &[CC], INVALID_CLIENT),
+        Introspection.case("old secret", old, &[("token", "whatever")], INVALID_CLIENT),
+    ];
     check_cases(&t, &cases).await;
 
     // The new one works, and tokens issued before stay valid (the client is still active).
@@ -101,11 +104,17 @@ async fn a_deactivated_client_loses_its_tokens_and_gets_no_new_ones() {
         oauth_error(try_token(&basic(&t, &doomed), &[]).await),
         BasicErrorResponseType::InvalidClient
     );
-    // Nor can it call introspection itself.
+    // Nor can it call introspection or revocation itself.
     let gone = Creds::basic(&doomed);
     let cases = [
         Token.case("deactivated", gone, &[CC], INVALID_CLIENT),
         Introspection.case(
+            "deactivated caller",
+            gone,
+            &[("token", &jwt)],
+            INVALID_CLIENT,
+        ),
+        Revocation.case(
             "deactivated caller",
             gone,
             &[("token", &jwt)],
@@ -134,6 +143,7 @@ async fn clients_and_tokens_do_not_cross_tenants() {
     let cases = [
         Token.case("B's client at A", stranger, &[CC], INVALID_CLIENT),
         Introspection.case("B introspects at A", stranger, &whatever, INVALID_CLIENT),
+        Revocation.case("B revokes at A", stranger, &whatever, INVALID_CLIENT),
     ];
     check_cases(&a, &cases).await;
 
@@ -183,8 +193,12 @@ async fn a_suspended_tenant_issues_nothing_and_its_tokens_are_inactive_until_rea
         oauth_error(try_token(&client, &[]).await),
         BasicErrorResponseType::UnauthorizedClient
     );
+    // Nor does it revoke: the token is still there for the reactivation below.
     let creds = Creds::basic(&reg);
-    let cases = [Token.case("suspended", creds, &[CC], UNAUTHORIZED_CLIENT)];
+    let cases = [
+        Token.case("suspended", creds, &[CC], UNAUTHORIZED_CLIENT),
+        Revocation.case("suspended", creds, &[("token", &jwt)], UNAUTHORIZED_CLIENT),
+    ];
     check_cases(&t, &cases).await;
     assert!(
         !introspect(&client, &jwt).await.active(),

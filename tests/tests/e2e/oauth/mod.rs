@@ -173,8 +173,6 @@ const WEB_REDIRECT_URI: &str = "https://app.example/callback";
 
 /// A server with one tenant and the clients most tables need.
 struct Fixture {
-    /// Held so that the server lives as long as the fixture: dropping it kills the server.
-    #[allow(dead_code)]
     app: TestServer,
     t: Tenant,
     /// A confidential client_credentials client allowed the scope `read`.

@@ -3,7 +3,9 @@
 //! both stores; and how that crate reads each OAuth error we answer.
 
 use jsonwebtoken::Algorithm;
-use oauth2::basic::BasicErrorResponseType::{InvalidClient, InvalidGrant, UnauthorizedClient};
+use oauth2::basic::BasicErrorResponseType::{
+    InvalidClient, InvalidGrant, InvalidScope, UnauthorizedClient,
+};
 use oauth2::basic::BasicTokenType;
 use oauth2::{AuthType, AuthorizationCode, RedirectUrl, TokenIntrospectionResponse, TokenResponse};
 use serde_json::json;
@@ -207,6 +209,12 @@ async fn the_oauth2_crate_reads_each_error_as_its_typed_error() {
             basic(t, &f.web),
             &[],
             UnauthorizedClient,
+        ),
+        (
+            "scope not allowed",
+            basic(t, machine),
+            &["write"],
+            InvalidScope,
         ),
     ];
     for (name, client, scopes, expected) in cases {

@@ -31,6 +31,8 @@ async fn every_token_endpoint_error_is_an_rfc6749_error_and_nothing_is_cached() 
 
     let cases = [
         Token.case("no grant_type", machine, &[], INVALID_REQUEST),
+        // RFC 6749 §3.2: request parameters MUST NOT be included more than once.
+        Token.case("repeated grant_type", machine, &[CC, CC], INVALID_REQUEST),
         Token.case(
             "password grant",
             machine,
@@ -64,12 +66,34 @@ async fn every_token_endpoint_error_is_an_rfc6749_error_and_nothing_is_cached() 
             ],
             INVALID_GRANT,
         ),
+        // RFC 6749 §4.1.3: `code` is REQUIRED.
+        Token.case(
+            "authorization_code without a code",
+            web,
+            &[("grant_type", "authorization_code")],
+            INVALID_REQUEST,
+        ),
         Token.case(
             "scope not allowed",
             machine,
             &[CC, ("scope", "write")],
             INVALID_SCOPE,
         ),
+        Token.case(
+            "scope escalation",
+            machine,
+            &[CC, ("scope", "read write")],
+            INVALID_SCOPE,
+        ),
+        // RFC 6749 §3.3: a scope token is made of NQCHAR, which excludes `"`.
+        Token.case(
+            "malformed scope",
+            machine,
+            &[CC, ("scope", "re\"ad")],
+            INVALID_SCOPE,
+        ),
+        // A client that gets nothing wrong still gets a token after all of the above.
+        Token.case("a good request", machine, &[CC, ("scope", "read")], OK),
     ];
     check_cases(t, &cases).await;
 }
