@@ -144,7 +144,7 @@ impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
         match error {
             CommandError::Rejected(domain) => domain.into(),
-            CommandError::NotFound => ApiError::NotFound("resource".to_owned()),
+            CommandError::NotFound { .. } => ApiError::NotFound("resource".to_owned()),
             CommandError::Concurrency => {
                 ApiError::Conflict("too many concurrent changes; retry".to_owned())
             }

@@ -10,7 +10,9 @@
 //! are decided from the log itself.
 //!
 //! # Layout
-//! - [`service`]: [`CommandService`], its inputs and outputs, the retry loop.
+//! - [`service`]: [`CommandService`]: the engine (load, decide, append, retry) and one module
+//!   per aggregate with its inputs and outputs.
+//! - `error`: [`CommandError`], and the conversions of the log's and crypto's errors into it.
 //! - [`crypto`]: master key, HKDF-derived sub-keys, sealing, secret hashing, signing keys,
 //!   checkpoint signing.
 //! - [`clock`]: the injected time and id sources.
@@ -19,33 +21,13 @@
 
 pub mod clock;
 pub mod crypto;
+mod error;
 pub mod service;
 
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
+pub use error::CommandError;
 pub use service::{
     ActivateTenant, CancelTenant, CommandService, CreateTenant, Created, IssueApiKey, IssuedApiKey,
     Outcome, RecordAudit, RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey,
     UpdateTenant,
 };
-
-use tessera_domain::DomainError;
-
-/// Why a command did not take effect. Nothing was appended in any of these cases.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The domain refused the command (400 or 409, depending on the rule).
-    #[error(transparent)]
-    Rejected(#[from] DomainError),
-    /// The aggregate the command addresses does not exist (404).
-    #[error("not found")]
-    NotFound,
-    /// Version conflicts persisted through every retry (409; the caller may try again).
-    #[error("the resource is being changed concurrently; try again")]
-    Concurrency,
-    /// The event log could not be reached (503).
-    #[error("event log unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else: a corrupt stored event, a crypto failure, an invalid append (500).
-    #[error("internal error: {0}")]
-    Internal(String),
-}

@@ -478,23 +478,25 @@ async fn rejected_commands_append_nothing() {
 async fn commands_on_an_unknown_tenant_are_not_found() {
     let h = Harness::new().await;
     let unknown = Uuid::now_v7();
+    let tenant = unknown.to_string();
     assert!(matches!(
         h.service.archive(meta(), unknown).await,
-        Err(CommandError::NotFound)
+        Err(CommandError::NotFound { kind: "tenant", id }) if id == tenant
     ));
     assert!(matches!(
         h.service.rotate_signing_key(meta(), unknown, None).await,
-        Err(CommandError::NotFound)
+        Err(CommandError::NotFound { kind: "tenant", id }) if id == tenant
     ));
     assert!(matches!(
         h.service.issue_api_key(meta(), unknown, api_key()).await,
-        Err(CommandError::NotFound)
+        Err(CommandError::NotFound { kind: "tenant", id }) if id == tenant
     ));
+    let key_id = Uuid::now_v7();
     assert!(matches!(
         h.service
-            .revoke_api_key(meta(), unknown, Uuid::now_v7())
+            .revoke_api_key(meta(), unknown, key_id)
             .await,
-        Err(CommandError::NotFound)
+        Err(CommandError::NotFound { kind: "api_key", id }) if id == key_id.to_string()
     ));
     assert_eq!(h.head().await, 0);
 }

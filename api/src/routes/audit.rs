@@ -227,7 +227,7 @@ pub async fn append_audit(
         )
         .await
         .map_err(|error| match error {
-            tessera_commands::CommandError::NotFound => {
+            tessera_commands::CommandError::NotFound { .. } => {
                 ApiError::NotFound(format!("tenant {tenant_id}"))
             }
             other => other.into(),

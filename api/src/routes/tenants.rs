@@ -384,7 +384,7 @@ async fn written(state: &AppState, id: Uuid, position: u64) -> Result<Json<Tenan
 /// Names the tenant when a command finds no such tenant.
 fn tenant_error(error: CommandError, id: Uuid) -> ApiError {
     match error {
-        CommandError::NotFound => ApiError::NotFound(format!("tenant {id}")),
+        CommandError::NotFound { .. } => ApiError::NotFound(format!("tenant {id}")),
         other => other.into(),
     }
 }

@@ -5,11 +5,13 @@
 //! command checks the input's shape and that the tenant exists (from the log), nothing more.
 
 use tessera_domain::DomainError;
+use tessera_domain::tenant::TenantState;
 use tessera_event_schemas::events::AuditRecordedV1;
 use tessera_event_schemas::{Event, EventMetadata, streams};
 use uuid::Uuid;
 
 use super::CommandService;
+use super::engine::Kind;
 use crate::CommandError;
 
 /// Longest `action`.
@@ -109,7 +111,7 @@ impl CommandService {
     ) -> Result<u64, CommandError> {
         let payload = input.validate()?;
         if self.load_tenant(tenant_id).await?.tenant.is_none() {
-            return Err(CommandError::NotFound);
+            return Err(CommandError::not_found(TenantState::KIND, tenant_id));
         }
         self.record(
             meta,

@@ -1,15 +1,27 @@
 //! Unit tests of the retry loop and event wrapping, against an in-memory fake log that can be
 //! told to report conflicts. Behaviour against the real backend is tested in `tests/`.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tessera_event_log::{AppendOutcome, Checkpoint};
-use tessera_event_schemas::{Actor, ActorKind, Envelope, Hash32, RecordedEvent};
+use tessera_domain::DomainError;
+use tessera_event_log::{
+    AppendError, AppendOutcome, Checkpoint, ExpectedVersion, LogError, StreamWrite,
+};
+use tessera_event_schemas::events::{SigningAlg, TenantKind};
+use tessera_event_schemas::{
+    Actor, ActorKind, Envelope, EventMetadata, Hash32, RecordedEvent, SYSTEM_TENANT_ID, Timestamp,
+    streams,
+};
+use uuid::Uuid;
 
+use super::engine::{PAGE, backoff};
 use super::*;
+use crate::CommandError;
 use crate::clock::FixedClock;
-use crate::crypto::MasterKey;
+use crate::crypto::{Crypto, MasterKey};
 
 const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
 

@@ -1,28 +1,32 @@
-//! OAuth clients, issued tokens and API key usage: the authorization server's write side.
+//! OAuth client commands: registration on an open tenant, changes, secret regeneration and
+//! deactivation, through the `OAuthClientState` aggregate.
 //!
-//! Client registration and changes go through the `OAuthClientState` aggregate like every other
-//! command. Issued and revoked tokens and API key usage are different: they are facts about
-//! something that already happened (a token was signed and handed out once the endpoint had
-//! checked the client against the in-memory directory; a key was used), not decisions an
-//! aggregate could refuse. They are appended with expected version "any", without the
-//! per-stream queue, so that concurrent requests of one client share one group commit instead
-//! of queueing behind each other. A token's event is durable before the token is returned.
+//! A confidential client's secret is generated here and stored only as its keyed hash; the
+//! plaintext is returned once.
 
 use std::fmt;
 
-use tessera_domain::Aggregate;
 use tessera_domain::oauth_client::{
     ClientChanges, NewClient, OAuthClientCommand, OAuthClientState,
 };
-use tessera_domain::tenant::TenantState;
-use tessera_event_log::{AppendError, ExpectedVersion};
-use tessera_event_schemas::events::{ApiKeyUsedV1, ClientType, TokenIssuedV1, TokenRevokedV1};
-use tessera_event_schemas::{Event, EventMetadata, streams};
+use tessera_event_schemas::events::ClientType;
+use tessera_event_schemas::{EventMetadata, streams};
 use uuid::Uuid;
 
-use super::{CommandService, Outcome, Plan, internal, rejected};
+use super::engine::{Address, Kind};
+use super::{CommandService, Outcome};
 use crate::CommandError;
 use crate::crypto;
+
+impl Kind for OAuthClientState {
+    const KIND: &'static str = "oauth_client";
+}
+
+impl Address<OAuthClientState> {
+    pub(super) fn oauth_client(tenant_id: Uuid, client_id: &str) -> Self {
+        Self::new(streams::oauth_client(tenant_id, client_id), client_id)
+    }
+}
 
 /// Input of [`CommandService::register_client`].
 #[derive(Clone, Debug)]
@@ -80,7 +84,7 @@ impl CommandService {
     ) -> Result<RegisteredClient, CommandError> {
         let client_id = self.ids.new_id().to_string();
         let client_secret = match input.client_type {
-            ClientType::Confidential => Some(crypto::generate_client_secret().map_err(internal)?),
+            ClientType::Confidential => Some(crypto::generate_client_secret()?),
             ClientType::Public => None,
         };
         let new = NewClient {
@@ -96,33 +100,10 @@ impl CommandService {
                 .map(|secret| self.crypto.secret_hash(secret)),
             created_by: input.created_by,
         };
-        let client_stream = streams::oauth_client(tenant_id, &client_id);
-        let tenant_stream = streams::tenant(tenant_id);
-        let (new, meta, client_stream_ref, tenant_stream) =
-            (&new, &meta, &client_stream, &tenant_stream);
+        let address = Address::oauth_client(tenant_id, &client_id);
         let ((), position) = self
-            .run(&client_stream, move || async move {
-                let tenant = self.load::<TenantState>(tenant_stream).await?;
-                tenant
-                    .state
-                    .require_open("register a client")
-                    .map_err(|error| rejected(error, tenant.version))?;
-                let client = self.load::<OAuthClientState>(client_stream_ref).await?;
-                let events = client
-                    .state
-                    .decide(OAuthClientCommand::Register(Box::new(new.clone())))?;
-                let mut plan = Plan::new((), client.position);
-                // As for API keys: a concurrent archival conflicts instead of slipping past.
-                plan.guard(tenant_stream.clone(), tenant.version);
-                plan.push(self.write(
-                    meta,
-                    self.clock.now(),
-                    client_stream_ref.clone(),
-                    client.expected(),
-                    tenant_id,
-                    events,
-                ));
-                Ok(plan)
+            .execute_in_open_tenant(&meta, tenant_id, "register a client", &address, |_, _| {
+                Ok((OAuthClientCommand::Register(Box::new(new.clone())), ()))
             })
             .await?;
         Ok(RegisteredClient {
@@ -153,7 +134,7 @@ impl CommandService {
         tenant_id: Uuid,
         client_id: &str,
     ) -> Result<RegeneratedSecret, CommandError> {
-        let client_secret = crypto::generate_client_secret().map_err(internal)?;
+        let client_secret = crypto::generate_client_secret()?;
         let secret_hash = self.crypto.secret_hash(&client_secret);
         let outcome = self
             .client_command(&meta, tenant_id, client_id, || {
@@ -183,65 +164,6 @@ impl CommandService {
         .await
     }
 
-    /// Records an issued access token. Returns once the event is durable.
-    pub async fn record_token_issued(
-        &self,
-        meta: EventMetadata,
-        tenant_id: Uuid,
-        issued: TokenIssuedV1,
-    ) -> Result<u64, CommandError> {
-        let stream = streams::client_tokens(tenant_id, &issued.client_id);
-        self.record(meta, tenant_id, stream, Event::TokenIssued(issued))
-            .await
-    }
-
-    /// Records a revoked access token. Returns once the event is durable.
-    pub async fn record_token_revoked(
-        &self,
-        meta: EventMetadata,
-        tenant_id: Uuid,
-        revoked: TokenRevokedV1,
-    ) -> Result<u64, CommandError> {
-        let stream = streams::client_tokens(tenant_id, &revoked.client_id);
-        self.record(meta, tenant_id, stream, Event::TokenRevoked(revoked))
-            .await
-    }
-
-    /// Records aggregated uses of an API key on the key's stream.
-    pub async fn record_api_key_usage(
-        &self,
-        meta: EventMetadata,
-        tenant_id: Uuid,
-        key_id: Uuid,
-        used: ApiKeyUsedV1,
-    ) -> Result<u64, CommandError> {
-        let stream = streams::api_key(tenant_id, key_id);
-        self.record(meta, tenant_id, stream, Event::ApiKeyUsed(used))
-            .await
-    }
-
-    pub(super) async fn record(
-        &self,
-        meta: EventMetadata,
-        tenant_id: Uuid,
-        stream_id: String,
-        event: Event,
-    ) -> Result<u64, CommandError> {
-        let write = self.write(
-            &meta,
-            self.clock.now(),
-            stream_id,
-            ExpectedVersion::Any,
-            tenant_id,
-            vec![event],
-        );
-        match self.log.append(vec![write]).await {
-            Ok(outcome) => Ok(outcome.last_position),
-            Err(AppendError::Unavailable(cause)) => Err(CommandError::Unavailable(cause)),
-            Err(other) => Err(CommandError::Internal(other.to_string())),
-        }
-    }
-
     async fn client_command(
         &self,
         meta: &EventMetadata,
@@ -253,7 +175,7 @@ impl CommandService {
             .execute::<OAuthClientState, ()>(
                 meta,
                 tenant_id,
-                &streams::oauth_client(tenant_id, client_id),
+                &Address::oauth_client(tenant_id, client_id),
                 |_| Ok((command(), ())),
             )
             .await?;
