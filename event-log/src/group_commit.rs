@@ -65,6 +65,18 @@ pub struct Plan {
 pub struct CheckpointPolicy {
     pub signer: Option<Arc<dyn CheckpointSigner>>,
     pub every: u64,
+    /// The time checkpoints are stamped with.
+    pub clock: LogClock,
+}
+
+impl CheckpointPolicy {
+    pub fn new(config: &crate::LogConfig) -> Self {
+        Self {
+            signer: config.checkpoint_signer.clone(),
+            every: config.checkpoint_every,
+            clock: config.clock.clone(),
+        }
+    }
 }
 
 /// Stream ids and event ids a batch touches: what a backend must look up before planning.
@@ -85,7 +97,8 @@ pub fn batch_keys(appends: &[Vec<StreamWrite>]) -> (Vec<String>, Vec<Uuid>) {
 ///
 /// `streams` holds the stored heads of (at least) the batch's streams, absent meaning no stream;
 /// `stored` holds the stored events among the batch's event ids. When `final_checkpoint` is set
-/// a checkpoint of the resulting head is added (the log is closing).
+/// a checkpoint of the resulting head is added (the log is closing). The policy's clock is read
+/// only when the batch signs a checkpoint.
 pub fn plan_batch(
     appends: &[Vec<StreamWrite>],
     head: LogHead,
@@ -93,7 +106,6 @@ pub fn plan_batch(
     mut stored: HashMap<Uuid, StoredEvent>,
     policy: &CheckpointPolicy,
     final_checkpoint: bool,
-    now: Timestamp,
 ) -> Plan {
     let mut plan = Plan {
         head,
@@ -111,12 +123,16 @@ pub fn plan_batch(
 
     if let Some(signer) = &policy.signer {
         let every = policy.every.max(1);
-        let sign = |position: u64, log_hash: Hash32| Checkpoint {
-            position,
-            log_hash,
-            created_at: now,
-            key_id: signer.key_id().to_owned(),
-            signature: signer.sign(&hash::checkpoint_message(position, &log_hash, now)),
+        let mut now = None;
+        let mut sign = |position: u64, log_hash: Hash32| {
+            let now = *now.get_or_insert_with(|| (policy.clock)());
+            Checkpoint {
+                position,
+                log_hash,
+                created_at: now,
+                key_id: signer.key_id().to_owned(),
+                signature: signer.sign(&hash::checkpoint_message(position, &log_hash, now)),
+            }
         };
         // A checkpoint at every multiple of `every` the batch crossed, so checkpoint positions do
         // not depend on how appends happened to be batched.
@@ -338,18 +354,35 @@ pub enum Durable {
     Now,
     /// The commit is visible to the writer's own connection but its WAL is still being synced
     /// (SQLite: see `sqlite::Syncer`); `Err` says why it never will be.
-    Pending(oneshot::Receiver<Result<(), String>>),
+    Pending(oneshot::Receiver<Result<(), BatchError>>),
 }
 
 impl Durable {
-    async fn wait(self) -> Result<(), String> {
+    async fn wait(self) -> Result<(), BatchError> {
         match self {
             Durable::Now => Ok(()),
-            Durable::Pending(synced) => synced
-                .await
-                .unwrap_or_else(|_| Err("the log's sync thread stopped".into())),
+            Durable::Pending(synced) => synced.await.unwrap_or(Err(BatchError::Stopped("sync"))),
         }
     }
+}
+
+/// Why a backend did not commit a batch (nothing of it is stored), or why a committed batch
+/// will never be durable. The group commit answers every append of the batch with
+/// [`AppendError::Unavailable`] and this text; none of them is the caller's fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// The store failed a statement or the commit (unreachable, disk full, locked too long).
+    #[error("{0}")]
+    Store(String),
+    /// A value read inside the transaction is corrupt, or one to write does not fit its column.
+    #[error("{0}")]
+    Data(String),
+    /// A thread of the backend (`"writer"`, `"sync"`) is gone.
+    #[error("the event log's {0} thread stopped")]
+    Stopped(&'static str),
+    /// The batch committed, but syncing it to stable storage failed.
+    #[error("{0}")]
+    Sync(String),
 }
 
 /// One backend's way of writing a batch: one transaction, one commit.
@@ -362,14 +395,22 @@ pub trait BatchWriter: Send + 'static {
         &mut self,
         appends: Vec<Vec<StreamWrite>>,
         final_checkpoint: bool,
-    ) -> Result<Committed, String>;
+    ) -> Result<Committed, BatchError>;
 
     /// Releases connections once the writer stops.
     async fn shutdown(&mut self);
 }
 
-/// The current time as a [`Timestamp`]; used for checkpoint times.
-pub fn now() -> Timestamp {
+/// The time source of checkpoints (see [`crate::LogConfig::clock`]).
+pub type LogClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The wall clock as a [`Timestamp`]: the default [`LogClock`], for whoever opens a log without
+/// injecting a clock of its own (tools, tests). The server passes its injected clock instead.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one wall-clock read of the log: the default of an injectable clock"
+)]
+pub fn system_time() -> Timestamp {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -561,6 +602,7 @@ async fn run_writer(
             }
             Err(error) => {
                 tracing::error!(%error, appends = count, "event log batch failed to commit");
+                let error = error.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(AppendError::Unavailable(error.clone())));
                 }

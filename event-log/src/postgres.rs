@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, EventRow, event_columns, event_row};
 use crate::group_commit::{
-    BatchWriter, CheckpointPolicy, Committed, Durable, GroupCommit, LogHead, StoredEvent,
-    StreamHead, batch_keys, plan_batch,
+    BatchError, BatchWriter, CheckpointPolicy, Committed, Durable, GroupCommit, LogHead,
+    StoredEvent, StreamHead, batch_keys, plan_batch,
 };
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 
@@ -111,10 +111,7 @@ impl PostgresLog {
             .await
             .map_err(unavailable)?;
         let head = read_head(&reads).await?;
-        let policy = CheckpointPolicy {
-            signer: config.checkpoint_signer.clone(),
-            every: config.checkpoint_every,
-        };
+        let policy = CheckpointPolicy::new(&config);
         let commit = GroupCommit::start(
             PgWriter {
                 pool: writer,
@@ -275,8 +272,14 @@ struct PgWriter {
     policy: CheckpointPolicy,
 }
 
-fn db(error: sqlx::Error) -> String {
-    error.to_string()
+/// A writer's database error, as the group commit reports it to every append of the batch.
+fn db(error: sqlx::Error) -> BatchError {
+    BatchError::Store(error.to_string())
+}
+
+/// A value that does not fit its column (or a stored one that is corrupt).
+fn data<T>(value: Result<T, String>) -> Result<T, BatchError> {
+    value.map_err(BatchError::Data)
 }
 
 #[async_trait]
@@ -285,7 +288,7 @@ impl BatchWriter for PgWriter {
         &mut self,
         appends: Vec<Vec<StreamWrite>>,
         final_checkpoint: bool,
-    ) -> Result<Committed, String> {
+    ) -> Result<Committed, BatchError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The cross-process serialisation point: see the module doc.
         let head_row =
@@ -294,11 +297,14 @@ impl BatchWriter for PgWriter {
                 .await
                 .map_err(db)?;
         let head = LogHead {
-            position: codec::stored_u64(head_row.try_get("position").map_err(db)?, "log head")?,
-            log_hash: codec::stored_hash(
+            position: data(codec::stored_u64(
+                head_row.try_get("position").map_err(db)?,
+                "log head",
+            ))?,
+            log_hash: data(codec::stored_hash(
                 &head_row.try_get::<Vec<u8>, _>("log_hash").map_err(db)?,
                 "log head hash",
-            )?,
+            ))?,
         };
         let (stream_ids, event_ids) = batch_keys(&appends);
         let (streams, stored) = load_state(&mut tx, &stream_ids, &event_ids).await?;
@@ -309,7 +315,6 @@ impl BatchWriter for PgWriter {
             stored,
             &self.policy,
             final_checkpoint,
-            crate::group_commit::now(),
         );
 
         let events = std::mem::take(&mut plan.events);
@@ -318,7 +323,8 @@ impl BatchWriter for PgWriter {
                 .iter()
                 .cloned()
                 .map(EventRow::from_recorded)
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(BatchError::Data)?;
             write_events(&mut tx, rows, &plan.stream_heads, plan.head).await?;
         }
         if !plan.checkpoints.is_empty() {
@@ -343,7 +349,7 @@ async fn load_state(
     tx: &mut Transaction<'static, Postgres>,
     stream_ids: &[String],
     event_ids: &[Uuid],
-) -> Result<(HashMap<String, StreamHead>, HashMap<Uuid, StoredEvent>), String> {
+) -> Result<(HashMap<String, StreamHead>, HashMap<Uuid, StoredEvent>), BatchError> {
     // Both lookups share one statement: a stream row has a NULL event_id, an event row a
     // non-NULL one.
     let rows = sqlx::query(
@@ -364,7 +370,7 @@ async fn load_state(
         let event_id: Option<Uuid> = row.try_get("event_id").map_err(db)?;
         let stream_id: String = row.try_get("stream_id").map_err(db)?;
         let version: i64 = row.try_get("version").map_err(db)?;
-        let version = codec::stored_u64(version, "stream version")?;
+        let version = data(codec::stored_u64(version, "stream version"))?;
         match event_id {
             None => {
                 let last_hash: Vec<u8> = row.try_get("last_hash").map_err(db)?;
@@ -372,7 +378,7 @@ async fn load_state(
                     stream_id,
                     StreamHead {
                         version,
-                        last_hash: codec::stored_hash(&last_hash, "stream hash")?,
+                        last_hash: data(codec::stored_hash(&last_hash, "stream hash"))?,
                     },
                 );
             }
@@ -383,7 +389,10 @@ async fn load_state(
                     StoredEvent {
                         stream_id,
                         stream_version: version,
-                        global_position: codec::stored_u64(position.unwrap_or(-1), "position")?,
+                        global_position: data(codec::stored_u64(
+                            position.unwrap_or(-1),
+                            "position",
+                        ))?,
                     },
                 );
             }
@@ -399,12 +408,13 @@ async fn write_events(
     rows: Vec<EventRow>,
     heads: &[(String, StreamHead)],
     head: LogHead,
-) -> Result<(), String> {
+) -> Result<(), BatchError> {
     let head_ids: Vec<&str> = heads.iter().map(|(id, _)| id.as_str()).collect();
     let head_versions = heads
         .iter()
         .map(|(_, head)| codec::to_i64(head.version))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BatchError::Data)?;
     let head_hashes: Vec<Vec<u8>> = heads.iter().map(|(_, h)| h.last_hash.0.to_vec()).collect();
     let n = rows.len();
     let mut global_position = Vec::with_capacity(n);
@@ -482,7 +492,7 @@ async fn write_events(
     .bind(head_ids)
     .bind(head_versions)
     .bind(head_hashes)
-    .bind(codec::to_i64(head.position)?)
+    .bind(data(codec::to_i64(head.position))?)
     .bind(head.log_hash.0.to_vec())
     .execute(&mut **tx)
     .await
@@ -493,11 +503,12 @@ async fn write_events(
 async fn insert_checkpoints(
     tx: &mut Transaction<'static, Postgres>,
     checkpoints: &[Checkpoint],
-) -> Result<(), String> {
+) -> Result<(), BatchError> {
     let positions = checkpoints
         .iter()
         .map(|c| codec::to_i64(c.position))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BatchError::Data)?;
     let hashes: Vec<Vec<u8>> = checkpoints.iter().map(|c| c.log_hash.0.to_vec()).collect();
     let created: Vec<i64> = checkpoints
         .iter()

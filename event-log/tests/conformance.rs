@@ -1,9 +1,10 @@
-//! The event log's conformance suite: every case runs against both backends, embedded SQLite
-//! (in a temp dir) and PostgreSQL (a throwaway cluster from `tessera-test-support`), because
-//! callers must not be able to tell them apart.
+//! The event log's conformance suite: every case runs against every backend, embedded SQLite
+//! (in a temp dir), PostgreSQL (a throwaway cluster from `tessera-test-support`) and the
+//! in-memory log that other crates' tests use, because callers must not be able to tell them
+//! apart.
 //!
 //! Cases are plain async functions taking a [`Kind`]; the `conformance!` macro at the bottom
-//! turns each into one test per backend (`sqlite::name` and `postgres::name`).
+//! turns each into one test per backend (`sqlite::name`, `postgres::name`, `memory::name`).
 
 // The cases are shared helpers rather than `#[test]` functions, which clippy's
 // allow-*-in-tests settings do not cover; failing loudly is what a test should do.
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tessera_event_log::{
     AppendError, AppendOutcome, Backend, Checkpoint, CheckpointSigner, EventLog, ExpectedVersion,
-    LogConfig, LogError, StreamWrite, subscribe,
+    LogConfig, LogError, MemoryStore, StreamWrite, subscribe,
 };
 use tessera_event_schemas::events::samples;
 use tessera_event_schemas::{
@@ -33,12 +34,15 @@ const DEADLINE: Duration = Duration::from_secs(60);
 enum Kind {
     Sqlite,
     Postgres,
+    Memory,
 }
 
 /// Keeps the backing store alive for as long as the test needs it.
 enum Store {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres(#[allow(dead_code)] PgDatabase),
+    /// The memory log's store lives in its `Backend`.
+    Memory,
 }
 
 struct TestLog {
@@ -70,6 +74,12 @@ impl TestLog {
                     Store::Postgres(db),
                 )
             }
+            Kind::Memory => (
+                Backend::Memory {
+                    store: MemoryStore::default(),
+                },
+                Store::Memory,
+            ),
         };
         let config = configure(LogConfig::new(backend));
         let log = tessera_event_log::open(config.clone()).await.unwrap();
@@ -964,6 +974,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Kind::Postgres).await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::Memory).await;
                 }
             )*
         }
