@@ -1,19 +1,19 @@
-//! Unit tests of the retry loop and event wrapping, against an in-memory fake log that can be
-//! told to report conflicts. Behaviour against the real backend is tested in `tests/`.
+//! Unit tests of the retry loop and event wrapping, against the in-memory event log wrapped so
+//! that it can be told to report conflicts. Behaviour against the real SQLite backend is tested
+//! in `tests/`.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_domain::DomainError;
 use tessera_event_log::{
-    AppendError, AppendOutcome, Checkpoint, ExpectedVersion, LogError, StreamWrite,
+    AppendError, AppendOutcome, Backend, Checkpoint, EventLog, LogConfig, LogError, MemoryStore,
+    StreamWrite,
 };
 use tessera_event_schemas::events::{SigningAlg, TenantKind};
 use tessera_event_schemas::{
-    Actor, ActorKind, Envelope, EventMetadata, Hash32, RecordedEvent, SYSTEM_TENANT_ID, Timestamp,
-    streams,
+    Actor, ActorKind, EventMetadata, RecordedEvent, SYSTEM_TENANT_ID, Timestamp, streams,
 };
 use uuid::Uuid;
 
@@ -25,109 +25,51 @@ use crate::crypto::{Crypto, MasterKey};
 
 const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
 
-/// Stores events in memory, honours expected versions, and fails the next
-/// `injected_conflicts` appends with a conflict as if another process had just written.
+/// The in-memory event log with faults on top: it fails the next `injected_conflicts` appends
+/// with a conflict as if another process had just written, and counts appends. Everything else
+/// (expected versions, positions, reads) is the real log's, from `tessera_event_log::memory`.
 struct FakeLog {
-    events: Mutex<Vec<RecordedEvent>>,
+    log: Arc<dyn EventLog>,
     injected_conflicts: AtomicU32,
     appends: AtomicU32,
-    head: tokio::sync::watch::Sender<u64>,
 }
 
 impl FakeLog {
-    fn new() -> Self {
+    async fn new() -> Self {
+        let config = LogConfig::new(Backend::Memory {
+            store: MemoryStore::default(),
+        });
         Self {
-            events: Mutex::new(Vec::new()),
+            log: tessera_event_log::open(config).await.unwrap(),
             injected_conflicts: AtomicU32::new(0),
             appends: AtomicU32::new(0),
-            head: tokio::sync::watch::channel(0).0,
         }
     }
 
-    fn events(&self) -> Vec<RecordedEvent> {
-        self.events.lock().unwrap().clone()
+    async fn events(&self) -> Vec<RecordedEvent> {
+        self.log.read_all(0, usize::MAX).await.unwrap()
     }
-}
-
-fn version_of(events: &[RecordedEvent], stream_id: &str) -> u64 {
-    events
-        .iter()
-        .filter(|e| e.envelope.stream_id == stream_id)
-        .map(|e| e.envelope.stream_version)
-        .max()
-        .unwrap_or(0)
 }
 
 #[async_trait]
 impl EventLog for FakeLog {
     async fn append(&self, writes: Vec<StreamWrite>) -> Result<AppendOutcome, AppendError> {
         self.appends.fetch_add(1, Ordering::SeqCst);
-        let mut events = self.events.lock().unwrap();
         if self
             .injected_conflicts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
             let write = &writes[0];
+            let stream = self.log.read_stream(&write.stream_id, 0, usize::MAX).await;
+            let actual = stream.map_or(0, |events| events.len() as u64);
             return Err(AppendError::Conflict {
                 stream_id: write.stream_id.clone(),
                 expected: write.expected,
-                actual: version_of(&events, &write.stream_id) + 1,
+                actual: actual + 1,
             });
         }
-        for write in &writes {
-            let actual = version_of(&events, &write.stream_id);
-            let ok = match write.expected {
-                ExpectedVersion::Any => true,
-                ExpectedVersion::NoStream => actual == 0,
-                ExpectedVersion::Exact(n) => actual == n,
-            };
-            if !ok {
-                return Err(AppendError::Conflict {
-                    stream_id: write.stream_id.clone(),
-                    expected: write.expected,
-                    actual,
-                });
-            }
-        }
-        let first_position = events.len() as u64 + 1;
-        let mut stream_versions = Vec::new();
-        for write in writes {
-            let mut version = version_of(&events, &write.stream_id);
-            for proposed in write.events {
-                version += 1;
-                let envelope = Envelope {
-                    event_id: proposed.event_id,
-                    stream_id: write.stream_id.clone(),
-                    stream_version: version,
-                    global_position: events.len() as u64 + 1,
-                    tenant_id: proposed.tenant_id,
-                    event_type: proposed.event_type.to_owned(),
-                    schema_version: proposed.schema_version,
-                    recorded_at: proposed.recorded_at,
-                    actor: proposed.metadata.actor,
-                    correlation_id: proposed.metadata.correlation_id,
-                    causation_id: proposed.metadata.causation_id,
-                    source_ip: proposed.metadata.source_ip,
-                    user_agent: proposed.metadata.user_agent,
-                    prev_hash: Hash32::ZERO,
-                    hash: Hash32::ZERO,
-                    log_hash: Hash32::ZERO,
-                };
-                events.push(RecordedEvent {
-                    envelope,
-                    payload: proposed.payload,
-                });
-            }
-            stream_versions.push((write.stream_id, version));
-        }
-        let last_position = events.len() as u64;
-        self.head.send_replace(last_position);
-        Ok(AppendOutcome {
-            first_position,
-            last_position,
-            stream_versions,
-        })
+        self.log.append(writes).await
     }
 
     async fn read_stream(
@@ -136,14 +78,7 @@ impl EventLog for FakeLog {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        Ok(self
-            .events()
-            .into_iter()
-            .filter(|e| {
-                e.envelope.stream_id == stream_id && e.envelope.stream_version > after_version
-            })
-            .take(limit)
-            .collect())
+        self.log.read_stream(stream_id, after_version, limit).await
     }
 
     async fn read_all(
@@ -151,31 +86,28 @@ impl EventLog for FakeLog {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        Ok(self
-            .events()
-            .into_iter()
-            .filter(|e| e.envelope.global_position > after_position)
-            .take(limit)
-            .collect())
+        self.log.read_all(after_position, limit).await
     }
 
     async fn head_position(&self) -> Result<u64, LogError> {
-        Ok(self.events.lock().unwrap().len() as u64)
+        self.log.head_position().await
     }
 
     fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.head.subscribe()
+        self.log.watch_head()
     }
 
-    async fn checkpoints(&self, _after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
-        Ok(Vec::new())
+    async fn checkpoints(&self, after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
+        self.log.checkpoints(after_position).await
     }
 
     async fn ping(&self) -> Result<(), LogError> {
-        Ok(())
+        self.log.ping().await
     }
 
-    async fn close(&self) {}
+    async fn close(&self) {
+        self.log.close().await;
+    }
 }
 
 /// Ids 1, 2, 3, ... so that tests can predict them.
@@ -235,12 +167,12 @@ fn rename(name: &str) -> UpdateTenant {
 
 #[tokio::test]
 async fn every_appended_event_carries_a_fresh_id_the_time_and_the_request_metadata() {
-    let log = Arc::new(FakeLog::new());
+    let log = Arc::new(FakeLog::new().await);
     let created = service(log.clone())
         .create_tenant(meta(), acme())
         .await
         .unwrap();
-    let events = log.events();
+    let events = log.events().await;
     assert_eq!(created.position, 3);
     assert_eq!(events.len(), 3);
     let streams: Vec<&str> = events
@@ -272,7 +204,7 @@ async fn every_appended_event_carries_a_fresh_id_the_time_and_the_request_metada
 
 #[tokio::test]
 async fn a_version_conflict_is_retried_from_a_fresh_read() {
-    let log = Arc::new(FakeLog::new());
+    let log = Arc::new(FakeLog::new().await);
     let service = service(log.clone());
     service.create_tenant(meta(), acme()).await.unwrap();
     let appends_before = log.appends.load(Ordering::SeqCst);
@@ -290,7 +222,7 @@ async fn a_version_conflict_is_retried_from_a_fresh_read() {
 
 #[tokio::test]
 async fn retries_are_bounded_and_then_report_concurrency() {
-    let log = Arc::new(FakeLog::new());
+    let log = Arc::new(FakeLog::new().await);
     let service = service(log.clone());
     service.create_tenant(meta(), acme()).await.unwrap();
     let appends_before = log.appends.load(Ordering::SeqCst);
@@ -306,12 +238,12 @@ async fn retries_are_bounded_and_then_report_concurrency() {
         log.appends.load(Ordering::SeqCst) - appends_before,
         MAX_RETRIES + 1
     );
-    assert_eq!(log.events().len(), 3);
+    assert_eq!(log.events().await.len(), 3);
 }
 
 #[tokio::test]
 async fn a_command_that_changes_nothing_appends_nothing_and_reports_the_stream_position() {
-    let log = Arc::new(FakeLog::new());
+    let log = Arc::new(FakeLog::new().await);
     let service = service(log.clone());
     service.create_tenant(meta(), acme()).await.unwrap();
     let appends_before = log.appends.load(Ordering::SeqCst);
@@ -326,7 +258,7 @@ async fn a_command_that_changes_nothing_appends_nothing_and_reports_the_stream_p
 
 #[tokio::test]
 async fn streams_longer_than_a_page_are_loaded_completely() {
-    let log = Arc::new(FakeLog::new());
+    let log = Arc::new(FakeLog::new().await);
     let service = service(log.clone());
     service.create_tenant(meta(), acme()).await.unwrap();
     let id = Uuid::from_u128(42);
@@ -343,13 +275,13 @@ async fn streams_longer_than_a_page_are_loaded_completely() {
 
 #[tokio::test]
 async fn a_supplied_api_key_must_be_long_enough() {
-    let log = Arc::new(FakeLog::new());
+    let log = Arc::new(FakeLog::new().await);
     let outcome = service(log.clone()).bootstrap(Some("short".into())).await;
     assert!(
         matches!(&outcome, Err(CommandError::Rejected(DomainError::Validation { field, .. })) if field == "plaintext"),
         "{outcome:?}"
     );
-    assert!(log.events().is_empty());
+    assert!(log.events().await.is_empty());
 }
 
 #[test]
