@@ -141,7 +141,8 @@ async fn rebuild_read_models(storage: StorageConfig) -> anyhow::Result<ExitCode>
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("tessera-check-{}", uuid::Uuid::now_v7()));
+    let id = tessera_commands::IdGen::new_id(&tessera_commands::SystemIds);
+    let dir = std::env::temp_dir().join(format!("tessera-check-{id}"));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

@@ -1,11 +1,15 @@
 //! Correlation ids: every request gets one (the caller's `X-Correlation-ID` when it is sane,
-//! otherwise a generated UUIDv7), every response carries it back, every log line of the request
-//! is inside a span that names it, and every event the request causes records it.
+//! otherwise a new id from the injected [`IdGen`]), every response carries it back, every log
+//! line of the request is inside a span that names it, and every event the request causes
+//! records it.
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use tessera_commands::IdGen;
 use tracing::Instrument;
 
 pub const HEADER: &str = "x-correlation-id";
@@ -31,14 +35,19 @@ fn acceptable(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-pub async fn middleware(request: Request, next: Next) -> Response {
+/// The middleware; its state is where new ids come from.
+pub async fn middleware(
+    State(ids): State<Arc<dyn IdGen>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(|| ids.new_id().to_string());
     let span = tracing::info_span!(
         "request",
         correlation_id = %id,

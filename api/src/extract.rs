@@ -8,8 +8,10 @@ use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tessera_event_schemas::{Actor, EventMetadata};
+use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// `Json<T>` whose rejections are [`ApiError`]s (400 naming the field, 413, 415).
 #[derive(FromRequest)]
@@ -66,6 +68,9 @@ pub struct ApiQuery<T>(pub T);
 pub struct RequestContext {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The id of the command this request is (each request sends at most one), from the
+    /// state's [`IdGen`](tessera_commands::IdGen).
+    pub causation_id: Uuid,
 }
 
 impl RequestContext {
@@ -74,17 +79,20 @@ impl RequestContext {
         EventMetadata {
             actor,
             correlation_id: crate::correlation::current(),
-            causation_id: Some(uuid::Uuid::now_v7()),
+            causation_id: Some(self.causation_id),
             source_ip: self.source_ip.clone(),
             user_agent: self.user_agent.clone(),
         }
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+impl FromRequestParts<AppState> for RequestContext {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let source_ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -97,6 +105,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
         Ok(Self {
             source_ip,
             user_agent,
+            causation_id: state.ids.new_id(),
         })
     }
 }

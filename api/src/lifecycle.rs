@@ -35,7 +35,7 @@ async fn sweep(state: &AppState) -> Result<(), String> {
                 .as_ref()
                 .is_some_and(|p| p.effective_at <= now);
             if due {
-                let meta = EventMetadata::system(uuid::Uuid::now_v7().to_string());
+                let meta = EventMetadata::system(state.ids.new_id().to_string());
                 match state.commands.freeze_due(meta, tenant.id).await {
                     Ok(_) => {
                         tracing::info!(tenant_id = %tenant.id, "scheduled cancellation took effect")

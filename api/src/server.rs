@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tessera_commands::crypto::{Crypto, MasterKey};
-use tessera_commands::{CommandService, SystemClock, SystemIds};
+use tessera_commands::{Clock, CommandService, IdGen, SystemClock, SystemIds};
 use tessera_event_log::{Backend, EventLog, LogConfig};
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 use tokio::net::TcpListener;
@@ -58,7 +58,16 @@ pub fn master_key(config: &StorageConfig) -> anyhow::Result<MasterKey> {
     Ok(key)
 }
 
+/// Opens storage with the system clock stamping the log's checkpoints.
 pub async fn open_storage(config: &StorageConfig) -> anyhow::Result<Storage> {
+    open_storage_with(config, Arc::new(SystemClock)).await
+}
+
+/// Opens storage; the log stamps its checkpoints with `clock`.
+pub async fn open_storage_with(
+    config: &StorageConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Storage> {
     let crypto =
         Arc::new(Crypto::new(&master_key(config)?).context("deriving keys from the master key")?);
     let backend = match &config.database_url {
@@ -71,6 +80,7 @@ pub async fn open_storage(config: &StorageConfig) -> anyhow::Result<Storage> {
     };
     let mut log_config = LogConfig::new(backend);
     log_config.checkpoint_signer = Some(crypto.checkpoint_signer());
+    log_config.clock = Arc::new(move || clock.now());
     let log = tessera_event_log::open(log_config)
         .await
         .context("opening the event log")?;
@@ -100,7 +110,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(axum::middleware::from_fn(correlation::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            state.ids.clone(),
+            correlation::middleware,
+        ))
         .with_state(state)
 }
 
@@ -128,13 +141,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Storage { log, store, crypto } = open_storage(&config.storage).await?;
-    let clock = Arc::new(SystemClock);
+    // The one clock and the one id source of the process: every time and id the server
+    // writes comes from these two.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ids: Arc<dyn IdGen> = Arc::new(SystemIds);
+    let Storage { log, store, crypto } = open_storage_with(&config.storage, clock.clone()).await?;
     let commands = Arc::new(CommandService::new(
         log.clone(),
         crypto.clone(),
         clock.clone(),
-        Arc::new(SystemIds),
+        ids.clone(),
     ));
 
     let preset = config
@@ -207,6 +223,7 @@ pub async fn run(
         log: log.clone(),
         crypto,
         clock,
+        ids: ids.clone(),
         read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
         directory,
         signers: Arc::default(),
@@ -217,6 +234,7 @@ pub async fn run(
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),
         state.commands.clone(),
+        ids.clone(),
         Duration::from_secs(config.usage_flush_secs.max(1)),
     ));
     let commands_for_shutdown = state.commands.clone();
@@ -238,7 +256,7 @@ pub async fn run(
     sweeper.abort();
     usage_flusher.abort();
     // A clean stop records every counted use.
-    usage_recorder.flush(&commands_for_shutdown).await;
+    usage_recorder.flush(&commands_for_shutdown, &*ids).await;
     // Let the read models absorb the last writes, so a clean stop leaves them complete.
     if let Ok(head) = log.head_position().await {
         let _ = projections.wait_for(head, Duration::from_secs(10)).await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_commands::crypto::Crypto;
-use tessera_commands::{Clock, CommandService};
+use tessera_commands::{Clock, CommandService, IdGen};
 use tessera_event_log::EventLog;
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 
@@ -20,7 +20,10 @@ pub struct AppState {
     pub projections: Arc<ProjectionRuntime>,
     pub log: Arc<dyn EventLog>,
     pub crypto: Arc<Crypto>,
+    /// Every time the API reads (token lifetimes, usage, due cancellations).
     pub clock: Arc<dyn Clock>,
+    /// Every id the API makes up itself (token ids, correlation and causation ids).
+    pub ids: Arc<dyn IdGen>,
     pub read_your_writes_timeout: Duration,
     /// The in-memory OAuth directory the authorization server reads.
     pub directory: Arc<Directory>,

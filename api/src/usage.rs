@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tessera_commands::CommandService;
+use tessera_commands::{CommandService, IdGen};
 use tessera_event_schemas::events::ApiKeyUsedV1;
 use tessera_event_schemas::{EventMetadata, Timestamp};
 use uuid::Uuid;
@@ -62,7 +62,8 @@ impl UsageRecorder {
     }
 
     /// Records every pending count on the log; returns the last position appended (0 if none).
-    pub async fn flush(&self, commands: &CommandService) -> u64 {
+    /// Each event's correlation id comes from `ids`.
+    pub async fn flush(&self, commands: &CommandService, ids: &dyn IdGen) -> u64 {
         let drained: Vec<((Uuid, Uuid), Pending)> = self
             .pending
             .lock()
@@ -76,7 +77,7 @@ impl UsageRecorder {
                 first_used_at: pending.first_used_at,
                 last_used_at: pending.last_used_at,
             };
-            let meta = EventMetadata::system(format!("usage-{}", Uuid::now_v7()));
+            let meta = EventMetadata::system(format!("usage-{}", ids.new_id()));
             match commands
                 .record_api_key_usage(meta, tenant_id, key_id, used)
                 .await
@@ -106,6 +107,7 @@ impl UsageRecorder {
 pub async fn run(
     recorder: std::sync::Arc<UsageRecorder>,
     commands: std::sync::Arc<CommandService>,
+    ids: std::sync::Arc<dyn IdGen>,
     interval: Duration,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -113,7 +115,7 @@ pub async fn run(
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        recorder.flush(&commands).await;
+        recorder.flush(&commands, &*ids).await;
     }
 }
 

@@ -477,7 +477,7 @@ async fn rejected_commands_append_nothing() {
 #[tokio::test]
 async fn commands_on_an_unknown_tenant_are_not_found() {
     let h = Harness::new().await;
-    let unknown = Uuid::now_v7();
+    let unknown = Uuid::from_u128(0x0dd);
     let tenant = unknown.to_string();
     assert!(matches!(
         h.service.archive(meta(), unknown).await,
@@ -491,7 +491,7 @@ async fn commands_on_an_unknown_tenant_are_not_found() {
         h.service.issue_api_key(meta(), unknown, api_key()).await,
         Err(CommandError::NotFound { kind: "tenant", id }) if id == tenant
     ));
-    let key_id = Uuid::now_v7();
+    let key_id = Uuid::from_u128(0x0dd_4e7);
     assert!(matches!(
         h.service
             .revoke_api_key(meta(), unknown, key_id)

@@ -24,6 +24,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const READ_PAGE: usize = 1000;
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures the log with ids like the server's, from the system source"
+)]
 fn template() -> ProposedEvent {
     let sample = samples::current().into_iter().next().unwrap();
     ProposedEvent::new(
@@ -53,6 +57,10 @@ async fn append_concurrently(
         tasks.push(tokio::spawn(async move {
             let stream = format!("bench-{writers}-{w}");
             for _ in 0..per_writer {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "a benchmark measures the log with ids like the server's, from the system source"
+                )]
                 let events = (0..per_append)
                     .map(|_| {
                         let mut event = (*template).clone();

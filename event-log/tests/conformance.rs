@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -101,6 +102,13 @@ fn tenant() -> Uuid {
     Uuid::from_u128(0x7e55_e7a0)
 }
 
+/// A new id: 1, 2, 3, ... within this test process, so that every event id is fresh without
+/// reading a clock or a random source.
+fn new_id() -> Uuid {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    Uuid::from_u128(u128::from(NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
 /// A proposed event; even `n` carries every optional metadata field, odd `n` none of them.
 fn event(n: u64) -> ProposedEvent {
     let samples = samples::current();
@@ -113,7 +121,7 @@ fn event(n: u64) -> ProposedEvent {
                 name: Some("Ada Lovelace".into()),
             },
             correlation_id: format!("corr-{n}"),
-            causation_id: Some(Uuid::now_v7()),
+            causation_id: Some(new_id()),
             source_ip: Some("192.0.2.7".into()),
             user_agent: Some("conformance/1.0".into()),
         }
@@ -122,7 +130,7 @@ fn event(n: u64) -> ProposedEvent {
     };
     ProposedEvent::new(
         sample,
-        Uuid::now_v7(),
+        new_id(),
         tenant(),
         Timestamp::from_micros(1_800_000_000_000_000 + n as i64),
         metadata,

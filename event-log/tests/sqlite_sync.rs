@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use tessera_event_log::{AppendError, Backend, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::samples;
@@ -14,13 +16,15 @@ use tessera_event_schemas::{EventMetadata, ProposedEvent, Timestamp};
 use uuid::Uuid;
 
 fn write(stream: &str) -> StreamWrite {
+    // Fresh event ids without a clock or a random source: 1, 2, 3, ... in this process.
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     let sample = &samples::current()[0];
     StreamWrite {
         stream_id: stream.to_owned(),
         expected: ExpectedVersion::Any,
         events: vec![ProposedEvent::new(
             sample,
-            Uuid::now_v7(),
+            Uuid::from_u128(u128::from(NEXT.fetch_add(1, Ordering::Relaxed))),
             Uuid::from_u128(7),
             Timestamp::from_micros(1_800_000_000_000_000),
             EventMetadata::system("sync-test"),

@@ -34,7 +34,7 @@ async fn write_log(backend: Backend) {
         let event = &events[i as usize % events.len()];
         let proposed = ProposedEvent::new(
             event,
-            Uuid::now_v7(),
+            Uuid::from_u128(0x7a3e_0000 + u128::from(i)),
             Uuid::from_u128(7),
             Timestamp::from_micros(1_800_000_000_000_000 + i as i64),
             EventMetadata::system(format!("tamper-{i}")),

@@ -87,6 +87,10 @@ pub fn free_port() -> u16 {
 }
 
 fn external_database(server_url: &str) -> Result<PgDatabase, String> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a throwaway database name must differ from every other test process's"
+    )]
     let name = format!("tessera_test_{}", Uuid::now_v7().simple());
     run_psql(server_url, &format!("CREATE DATABASE {name}"))?;
     Ok(PgDatabase {
@@ -195,6 +199,10 @@ fn template_dir(user: Option<&str>) -> Result<PathBuf, String> {
     // Build in a private sibling and rename into place, so that concurrent test processes
     // never see (or copy) a half-initialised template; the loser of the race just discards its
     // copy.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a scratch directory name must differ from every other test process's"
+    )]
     let building = tmp.join(format!(
         "tessera-pg-template-{version}.building-{}",
         Uuid::now_v7().simple()

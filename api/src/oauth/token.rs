@@ -186,7 +186,7 @@ async fn issue(
     let ttl = client.client.access_token_ttl_secs;
     let issued_at = Timestamp::from_micros(now.as_micros() / 1_000_000 * 1_000_000);
     let expires_at = Timestamp::from_micros(issued_at.as_micros() + i64::from(ttl) * 1_000_000);
-    let jti = Uuid::now_v7();
+    let jti = state.ids.new_id();
     let scope = scopes.join(" ");
     let client_id = client.client.client_id.as_str();
     let access_token = signer

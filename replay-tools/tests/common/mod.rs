@@ -7,11 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tessera_commands::crypto::{Crypto, MasterKey};
-use tessera_commands::{CommandService, FixedClock, SystemIds};
+use tessera_commands::{CommandService, FixedClock, IdGen, SystemIds};
 use tessera_event_log::{Backend, EventLog, LogConfig};
 use tessera_event_schemas::events::TokenIssuedV1;
 use tessera_event_schemas::{Actor, ActorKind, EventMetadata, Hash32, Timestamp};
-use uuid::Uuid;
 
 /// 2027-01-15T08:00:00Z.
 pub const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
@@ -122,7 +121,7 @@ pub fn meta(correlation_id: &str) -> EventMetadata {
 /// A token issued now to `client_id`, valid for `ttl_secs`.
 pub fn token(client_id: &str, kid: &str, now: Timestamp, ttl_secs: i64) -> TokenIssuedV1 {
     TokenIssuedV1 {
-        jti: Uuid::now_v7(),
+        jti: SystemIds.new_id(),
         client_id: client_id.to_owned(),
         grant_type: "client_credentials".to_owned(),
         scopes: vec!["read".to_owned()],
