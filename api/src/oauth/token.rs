@@ -1,10 +1,12 @@
 //! `POST /t/{slug}/oauth/token`: the client credentials grant (RFC 6749 section 4.4), issuing
 //! JWT access tokens (RFC 9068).
 //!
-//! Checks run in this order: a form body, an authenticated client, a `grant_type`, a tenant
-//! that serves, a known grant type, a grant the client is registered for, then the scope. The
-//! token is signed with the tenant's active key, its `token.issued` event is made durable, and
-//! only then is it returned. `authorization_code` and `refresh_token` are known grant types
+//! A request goes through three steps, the shape every grant shares: [`decide`] what the grant
+//! allows (pure), [`mint`] the token, [`record`] it. Checks run in this order: a form body, an
+//! authenticated client, a `grant_type`, a tenant that serves, a known grant type, a grant the
+//! client is registered for, then the scope. The token is signed with the tenant's active key,
+//! its `token.issued` event is made durable, and only then is it returned. A command error is
+//! answered in OAuth's form too (see `From<CommandError> for OAuthError`). `authorization_code` and `refresh_token` are known grant types
 //! whose grants cannot be valid yet (no authorization endpoint issues codes), so a client
 //! registered for them gets `invalid_grant`; discovery does not advertise them.
 
@@ -16,15 +18,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tessera_commands::CommandError;
 use tessera_commands::crypto::{self, Crypto, CryptoError, JwsSigner};
+use tessera_domain::DomainError;
 use tessera_domain::oauth_client::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, ScopeError,
     grant_scopes,
 };
-use tessera_domain::tenant::TenantKey;
+use tessera_domain::tenant::{Tenant, TenantKey};
 use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::TokenIssuedV1;
-use tessera_projections::IssuedToken;
+use tessera_projections::{ClientEntry, IssuedToken};
 use uuid::Uuid;
 
 use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
@@ -111,6 +115,8 @@ pub async fn token(
     }
 }
 
+/// The endpoint in three steps, the shape every grant shares: decide what the grant allows,
+/// mint the token, record it.
 async fn issue(
     state: &AppState,
     slug: &str,
@@ -119,12 +125,31 @@ async fn issue(
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let request = ClientRequest::parse(state, slug, headers, body)?;
+    let grant = decide(&request)?;
+    let minted = mint(state, grant)?;
+    record(state, ctx, minted).await
+}
+
+/// What a grant allows, decided before anything is signed: which tenant's key signs a token
+/// for which client, under which grant type, with which scopes. The authorization-code and
+/// refresh-token grants will reach one of these too, from a code or a refresh token.
+struct Grant<'r> {
+    tenant: &'r Tenant,
+    client: &'r ClientEntry,
+    grant_type: &'static str,
+    scopes: Vec<String>,
+}
+
+/// The decision on a grant, from the request alone: the tenant serves, the grant type is known
+/// and registered for the client, its parameters are there, and the scope is allowed. Pure: no
+/// clock, no ids, no I/O.
+fn decide(request: &ClientRequest) -> Result<Grant<'_>, OAuthError> {
     let tenant = request
         .tenant
         .tenant
         .as_ref()
         .ok_or_else(OAuthError::unknown_issuer)?;
-    let (form, client) = (&request.form, &request.client);
+    let (form, client) = (&request.form, &*request.client);
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
@@ -133,17 +158,17 @@ async fn issue(
             "the tenant is suspended, frozen or archived and issues no tokens",
         ));
     }
-    if ![
+    let Some(grant_type) = [
         GRANT_CLIENT_CREDENTIALS,
         GRANT_AUTHORIZATION_CODE,
         GRANT_REFRESH_TOKEN,
     ]
-    .contains(&grant_type)
-    {
+    .into_iter()
+    .find(|known| *known == grant_type) else {
         return Err(OAuthError::unsupported_grant_type(format!(
             "grant type {grant_type:?} is not supported"
         )));
-    }
+    };
     if !client.client.allows_grant(grant_type) {
         return Err(OAuthError::unauthorized_client(format!(
             "the client is not registered for the {grant_type} grant"
@@ -173,6 +198,33 @@ async fn issue(
             }
         },
     )?;
+    Ok(Grant {
+        tenant,
+        client,
+        grant_type,
+        scopes,
+    })
+}
+
+/// A signed access token and the event that records it, for the grant's tenant and client.
+struct Minted<'r> {
+    tenant: &'r Tenant,
+    client: &'r ClientEntry,
+    access_token: String,
+    /// The space-separated scopes, as the token and the response carry them.
+    scope: String,
+    issued: TokenIssuedV1,
+}
+
+/// Signs the grant's access token with the tenant's active key. The time and the token id come
+/// from the injected clock and id source.
+fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError> {
+    let Grant {
+        tenant,
+        client,
+        grant_type,
+        scopes,
+    } = grant;
     let key = tenant
         .active_key()
         .ok_or_else(|| OAuthError::server_error("the tenant has no active signing key"))?;
@@ -202,41 +254,215 @@ async fn issue(
             tenant_id: tenant.id,
         })
         .map_err(OAuthError::server_error)?;
-    let token_hash = crypto::token_hash(&access_token);
     let issued = TokenIssuedV1 {
         jti,
         client_id: client_id.to_owned(),
-        grant_type: GRANT_CLIENT_CREDENTIALS.to_owned(),
+        grant_type: grant_type.to_owned(),
         scopes,
         audience: vec![issuer],
         kid: signer.kid().to_owned(),
         issued_at,
         expires_at,
-        token_hash,
+        token_hash: crypto::token_hash(&access_token),
     };
-    let record = IssuedToken {
+    Ok(Minted {
+        tenant,
+        client,
+        access_token,
+        scope,
+        issued,
+    })
+}
+
+/// Makes the token's `token.issued` event durable, shows the token to this node's directory at
+/// once (so that it introspects as active before the projection catches up), and only then
+/// answers with it.
+async fn record(
+    state: &AppState,
+    ctx: &RequestContext,
+    minted: Minted<'_>,
+) -> Result<Response, OAuthError> {
+    let Minted {
+        tenant,
+        client,
+        access_token,
+        scope,
+        issued,
+    } = minted;
+    let token_hash = issued.token_hash;
+    let noted = IssuedToken {
         tenant_id: tenant.id,
         client_id: issued.client_id.clone(),
-        jti,
+        jti: issued.jti,
         scopes: issued.scopes.clone(),
         audience: issued.audience.clone(),
         kid: issued.kid.clone(),
-        issued_at,
-        expires_at,
+        issued_at: issued.issued_at,
+        expires_at: issued.expires_at,
     };
     state
         .commands
         .record_token_issued(ctx.metadata(client_actor(client)), tenant.id, issued)
-        .await
-        .map_err(OAuthError::unavailable)?;
-    state.directory.note_issued(token_hash, record);
+        .await?;
+    state.directory.note_issued(token_hash, noted);
     Ok(no_store(
         axum::Json(TokenResponse {
             access_token: &access_token,
             token_type: "Bearer",
-            expires_in: ttl,
+            expires_in: client.client.access_token_ttl_secs,
             scope: &scope,
         })
         .into_response(),
     ))
+}
+
+/// A command's refusal as the token endpoint answers it: OAuth's JSON error (RFC 6749 section
+/// 5.2) with `Cache-Control: no-store`, like every error here.
+///
+/// - `Unavailable`: 503 `temporarily_unavailable`; nothing was issued, the client may retry.
+/// - `Concurrency`: 503 `temporarily_unavailable` as well. OAuth has no 409, and contention on
+///   a grant's streams (two redemptions of one refresh family racing) is transient: a retry
+///   either succeeds or meets the grant's real state, which is then `invalid_grant`.
+/// - `Internal`: 500 `server_error`, with a generic description; the cause is logged.
+/// - `NotFound`: a missing tenant is the unknown issuer (404), a missing client is
+///   `invalid_client` (401, exactly as a failed authentication, so as not to tell which client
+///   ids exist), and anything else the grant names (a code, a refresh token) is `invalid_grant`.
+/// - `Rejected`: a malformed parameter is `invalid_request`; any other rule the domain applies
+///   (already used, revoked, conflicting, not allowed in the current state) means the grant is
+///   not valid, `invalid_grant`.
+impl From<CommandError> for OAuthError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Unavailable(_) | CommandError::Concurrency => {
+                OAuthError::unavailable(error)
+            }
+            CommandError::Internal(_) => OAuthError::server_error(error),
+            CommandError::NotFound { kind: "tenant", .. } => OAuthError::unknown_issuer(),
+            CommandError::NotFound {
+                kind: "oauth_client",
+                ..
+            } => OAuthError::invalid_client("client authentication failed"),
+            CommandError::NotFound { .. } => OAuthError::invalid_grant(error.to_string()),
+            CommandError::Rejected(DomainError::Validation { field, message }) => {
+                OAuthError::invalid_request(format!("invalid {field}: {message}"))
+            }
+            CommandError::Rejected(rule) => OAuthError::invalid_grant(rule.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::http::header::CACHE_CONTROL;
+
+    use super::*;
+
+    /// Status, OAuth error code and `Cache-Control` of the response `error` becomes.
+    async fn answer(error: CommandError) -> (StatusCode, String, Option<String>) {
+        let response = OAuthError::from(error).into_response();
+        let status = response.status();
+        let cache = response
+            .headers()
+            .get(CACHE_CONTROL)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, json["error"].as_str().unwrap().to_owned(), cache)
+    }
+
+    fn no_store() -> Option<String> {
+        Some("no-store".to_owned())
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_log_is_temporarily_unavailable() {
+        assert_eq!(
+            answer(CommandError::Unavailable("down".into())).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable".into(),
+                no_store()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn persistent_contention_is_temporarily_unavailable_rather_than_a_conflict() {
+        assert_eq!(
+            answer(CommandError::Concurrency).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable".into(),
+                no_store()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_internal_failure_is_a_server_error_without_its_cause() {
+        let response = OAuthError::from(CommandError::Internal("secret detail".into()));
+        assert!(!response.description.contains("secret detail"));
+        assert_eq!(
+            answer(CommandError::Internal("corrupt event".into())).await,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error".into(),
+                no_store()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_tenant_client_or_grant_reads_as_oauth_says() {
+        assert_eq!(
+            answer(CommandError::not_found("tenant", "t-1")).await,
+            (StatusCode::NOT_FOUND, "not_found".into(), no_store())
+        );
+        assert_eq!(
+            answer(CommandError::not_found("oauth_client", "c-1")).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client".into(),
+                no_store()
+            )
+        );
+        assert_eq!(
+            answer(CommandError::not_found("refresh_family", "f-1")).await,
+            (StatusCode::BAD_REQUEST, "invalid_grant".into(), no_store())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_rule_is_an_invalid_request_or_an_invalid_grant() {
+        assert_eq!(
+            answer(CommandError::Rejected(DomainError::invalid(
+                "scope",
+                "malformed"
+            )))
+            .await,
+            (
+                StatusCode::BAD_REQUEST,
+                "invalid_request".into(),
+                no_store()
+            )
+        );
+        for rule in [
+            DomainError::AlreadyExists("code".into()),
+            DomainError::Conflict("the refresh token was already used".into()),
+            DomainError::IllegalTransition {
+                from: "revoked".into(),
+                action: "refresh",
+            },
+            DomainError::NotFound,
+        ] {
+            assert_eq!(
+                answer(CommandError::Rejected(rule)).await,
+                (StatusCode::BAD_REQUEST, "invalid_grant".into(), no_store())
+            );
+        }
+    }
 }
