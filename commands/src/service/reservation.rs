@@ -9,7 +9,7 @@ use tessera_domain::DomainError;
 use tessera_domain::reservation::{self, ReservationState};
 use tessera_event_log::ExpectedVersion;
 use tessera_event_schemas::events::ReservationKind;
-use tessera_event_schemas::{EventMetadata, SYSTEM_TENANT_ID, Timestamp, streams};
+use tessera_event_schemas::{Event, EventMetadata, SYSTEM_TENANT_ID, Timestamp, streams};
 use uuid::Uuid;
 
 use super::CommandService;
@@ -52,18 +52,10 @@ impl CommandService {
         value: &str,
         owner: Uuid,
     ) -> Result<(), CommandError> {
-        let stream = streams::reservation(kind.as_str(), value);
-        let loaded = self.load::<ReservationState>(&stream).await?;
-        let events = reservation::claim(&loaded.state, kind, value, owner)?;
-        plan.push(self.write(
-            meta,
-            now,
-            stream,
-            loaded.expected(),
-            SYSTEM_TENANT_ID,
-            events,
-        ));
-        Ok(())
+        self.plan_reservation(plan, meta, now, kind, value, |state| {
+            reservation::claim(state, kind, value, owner)
+        })
+        .await
     }
 
     /// Releases `owner`'s claim on `value`, at the version of the reservation stream read now.
@@ -76,9 +68,25 @@ impl CommandService {
         value: &str,
         owner: Uuid,
     ) -> Result<(), CommandError> {
+        self.plan_reservation(plan, meta, now, kind, value, |state| {
+            reservation::release(state, owner)
+        })
+        .await
+    }
+
+    /// Loads the reservation of `value` and plans what `decide` makes of it.
+    async fn plan_reservation<T>(
+        &self,
+        plan: &mut Plan<T>,
+        meta: &EventMetadata,
+        now: Timestamp,
+        kind: ReservationKind,
+        value: &str,
+        decide: impl FnOnce(&ReservationState) -> Result<Vec<Event>, DomainError>,
+    ) -> Result<(), CommandError> {
         let stream = streams::reservation(kind.as_str(), value);
         let loaded = self.load::<ReservationState>(&stream).await?;
-        let events = reservation::release(&loaded.state, owner)?;
+        let events = decide(&loaded.state)?;
         plan.push(self.write(
             meta,
             now,
