@@ -301,7 +301,7 @@ impl Crypto {
             kid,
             alg,
             public_jwk,
-            sealed_private_key,
+            sealed_private_key: sealed_private_key.into(),
             created_at: now,
         })
     }

@@ -356,7 +356,7 @@ async fn keys_rotate_and_retire_through_the_ring() {
         kid: active.kid.clone(),
         alg: active.alg,
         public_jwk: active.public_jwk.clone(),
-        sealed_private_key: active.sealed_private_key.clone(),
+        sealed_private_key: active.sealed_private_key.clone().into(),
         created_at: active.created_at,
     };
     assert!(!h.crypto.unseal_private_key(id, &stored).unwrap().is_empty());
@@ -425,7 +425,7 @@ async fn bootstrap_uses_a_supplied_admin_key() {
     let [Event::ApiKeyIssued(key)] = key_events.as_slice() else {
         panic!("expected one api_key.issued, got {key_events:?}");
     };
-    assert_eq!(key.secret_hash, h.crypto.secret_hash(&chosen));
+    assert_eq!(*key.secret_hash.expose(), h.crypto.secret_hash(&chosen));
 }
 
 #[tokio::test]

@@ -157,7 +157,7 @@ impl Aggregate for OAuthClientState {
                     redirect_uris: e.redirect_uris.clone(),
                     allowed_scopes: e.allowed_scopes.clone(),
                     access_token_ttl_secs: e.access_token_ttl_secs,
-                    secret_hash: e.secret_hash,
+                    secret_hash: *e.secret_hash.expose(),
                     created_by: e.created_by.clone(),
                     active: true,
                     deactivation_reason: None,
@@ -170,7 +170,7 @@ impl Aggregate for OAuthClientState {
             }
             Event::OAuthClientSecretRegenerated(e) => {
                 if let Some(client) = self.client.as_mut() {
-                    client.secret_hash = Some(e.secret_hash);
+                    client.secret_hash = Some(*e.secret_hash.expose());
                 }
             }
             Event::OAuthClientDeactivated(e) => {
@@ -233,7 +233,7 @@ impl OAuthClientState {
                 redirect_uris: client.redirect_uris,
                 allowed_scopes: client.allowed_scopes,
                 access_token_ttl_secs: client.access_token_ttl_secs,
-                secret_hash: client.secret_hash,
+                secret_hash: client.secret_hash.into(),
                 created_by: client.created_by,
             },
         )])
@@ -277,7 +277,9 @@ impl OAuthClientState {
             ));
         }
         Ok(vec![Event::OAuthClientSecretRegenerated(
-            OAuthClientSecretRegeneratedV1 { secret_hash },
+            OAuthClientSecretRegeneratedV1 {
+                secret_hash: secret_hash.into(),
+            },
         )])
     }
 

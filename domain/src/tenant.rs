@@ -108,7 +108,7 @@ impl TenantKey {
             kid: key.kid.clone(),
             alg: key.alg,
             public_jwk: key.public_jwk.clone(),
-            sealed_private_key: key.sealed_private_key.clone(),
+            sealed_private_key: key.sealed_private_key.expose().clone(),
             created_at: key.created_at,
             status,
         }

@@ -5,8 +5,11 @@
 //! while exports that must be re-verified carry the raw payload separately.
 //!
 //! What leaves the server for a subscriber ([`public_data`], the Kafka topics) never carries a
-//! secret or key material, not even sealed or hashed: [`is_secret_field`] names those fields,
-//! and the published JSON Schemas ([`Event::json_schemas`]) describe exactly that public form.
+//! secret or key material, not even sealed or hashed, nor personal data: payload fields hold
+//! those in [`Secret`](crate::sensitive::Secret) and [`Personal`](crate::sensitive::Personal),
+//! which every public form leaves out by type, and the published JSON Schemas
+//! ([`Event::json_schemas`]) describe exactly that public form. Free-form JSON that callers
+//! supply has no types; where it is shown, [`is_secret_field`] judges its keys by name.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -14,6 +17,8 @@ use uuid::Uuid;
 use crate::envelope::{Actor, RecordedEvent};
 use crate::events::{DecodeError, Event};
 use crate::primitives::{Hash32, Timestamp};
+use crate::redact::{Without, no_field};
+use crate::sensitive::SCHEMA_KEYWORD;
 
 /// A recorded event as JSON.
 #[derive(Clone, Debug, Serialize)]
@@ -68,11 +73,12 @@ impl EventJson {
     }
 }
 
-/// Whether a payload field holds a secret or key material: keyed hashes of secrets
-/// (`secret_hash`, `token_hash`) and sealed private keys. Matched on the name, so fields added
-/// later are covered without a list to keep up to date.
+/// Whether a key of free-form JSON (the `metadata` of `audit.recorded`, supplied by callers)
+/// names a secret: `*secret*`, `*sealed*`, `*private*`, `password`, `hash`, `*_hash`. Payload
+/// fields are typed instead (see [`crate::sensitive`]); this rule is for JSON without types.
 ///
-/// Case-insensitive, and without allocating: every audit row asks this of every field name.
+/// Case-insensitive, and without allocating: every audit row of such an entry asks this of
+/// every key.
 pub fn is_secret_field(name: &str) -> bool {
     let name = name.as_bytes();
     let contains = |part: &str| {
@@ -87,7 +93,7 @@ pub fn is_secret_field(name: &str) -> bool {
         || name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case(b"_hash")
 }
 
-/// Removes every field [`is_secret_field`] names, at any depth.
+/// Removes every key [`is_secret_field`] names from free-form JSON, at any depth.
 pub fn strip_secrets(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
@@ -100,26 +106,47 @@ pub fn strip_secrets(value: &mut serde_json::Value) {
     }
 }
 
-/// An event's payload as subscribers see it: its JSON form without secrets or key material.
+/// An event's payload as subscribers see it: its JSON form without secret- or personal-typed
+/// values.
 pub fn public_data(event: &Event) -> serde_json::Value {
-    let mut data = event.data_json();
-    strip_secrets(&mut data);
-    data
+    serde_json::to_value(Without::new(&event.payload(), &no_field)).unwrap_or_default()
 }
 
-/// Removes the secret fields from a JSON Schema's object definitions (their `properties` and
-/// `required`), at any depth, so that the schema describes [`public_data`].
-pub(crate) fn strip_secret_properties(schema: &mut serde_json::Map<String, serde_json::Value>) {
+/// Removes the properties whose schema is marked sensitive (see [`crate::sensitive`]) from a
+/// JSON Schema's object definitions, with their `required` entries, at any depth, so that the
+/// schema describes [`public_data`]; a map whose values are marked admits no entry. A marked
+/// schema anywhere else (the items of an array, one branch of an `anyOf`) stays, and with it
+/// the keyword: the leak test fails on it.
+pub(crate) fn strip_sensitive_properties(schema: &mut serde_json::Map<String, serde_json::Value>) {
     use serde_json::Value;
+    let marked = |schema: &Value| {
+        schema
+            .as_object()
+            .is_some_and(|s| s.contains_key(SCHEMA_KEYWORD))
+    };
+    if schema.get("additionalProperties").is_some_and(marked) {
+        schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+    }
+    let mut removed = Vec::new();
     if let Some(Value::Object(properties)) = schema.get_mut("properties") {
-        properties.retain(|name, _| !is_secret_field(name));
+        properties.retain(|name, property| {
+            let sensitive = marked(property);
+            if sensitive {
+                removed.push(name.clone());
+            }
+            !sensitive
+        });
     }
     if let Some(Value::Array(required)) = schema.get_mut("required") {
-        required.retain(|name| !name.as_str().is_some_and(is_secret_field));
+        required.retain(|name| {
+            !name
+                .as_str()
+                .is_some_and(|n| removed.iter().any(|r| r == n))
+        });
     }
     fn nested(value: &mut Value) {
         match value {
-            Value::Object(map) => strip_secret_properties(map),
+            Value::Object(map) => strip_sensitive_properties(map),
             Value::Array(items) => items.iter_mut().for_each(nested),
             _ => {}
         }

@@ -17,6 +17,10 @@
 //! - [`json`]: the JSON form of a recorded event, its public (secret-free) data, and the JSON
 //!   Schemas.
 //! - [`cloudevents`]: the CloudEvents 1.0 form the Kafka audit topics carry.
+//! - [`sensitive`]: `Secret<T>` and `Personal<T>`, the field types no public form carries.
+//! - [`redact`]: serializing a value without its sensitive fields, straight to the output.
+//! - `testing` (tests, and the `testing` feature only): an `Envelope` builder and a finder of
+//!   sensitive values, for tests here and in other crates.
 
 pub mod cloudevents;
 pub mod envelope;
@@ -25,9 +29,13 @@ pub mod hash;
 pub mod json;
 pub mod primitives;
 pub mod redact;
+pub mod sensitive;
 pub mod streams;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use envelope::{Actor, ActorKind, Envelope, EventMetadata, ProposedEvent, RecordedEvent};
 pub use events::{DecodeError, Event};
 pub use primitives::{Date, Hash32, Timestamp};
+pub use sensitive::{Personal, Secret};
 pub use streams::SYSTEM_TENANT_ID;

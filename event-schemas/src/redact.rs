@@ -1,30 +1,47 @@
-//! Serializing a value without some of its fields, straight to the output.
+//! Serializing a value as it may leave the server, straight to the output.
 //!
-//! [`Without`] wraps any `Serialize` value and drops, at any depth, every struct field and
-//! every map entry whose name the given predicate picks. It does the same as serializing into a
-//! `serde_json::Value`, removing the fields, and serializing that again, without building the
-//! `Value` (a map and an allocation per field): the audit projection writes one redacted
-//! summary per event, and that tree was most of the cost of an audit row.
+//! [`Without`] wraps any `Serialize` value and leaves out, at any depth, every struct field and
+//! every map entry whose value is secret- or personal-typed ([`crate::sensitive`]: a
+//! [`Secret`](crate::sensitive::Secret) or [`Personal`](crate::sensitive::Personal), or `Some`
+//! of one), whatever its name, and every one whose name a given predicate picks (the audit
+//! summary leaves out public JWKs for size; free-form JSON has no types and is judged by name).
+//! A sensitive value met anywhere else (an element of a sequence, say) is written as `null`:
+//! such a field is a mistake the leak test reports, and its value must not leave meanwhile.
 //!
-//! The one visible difference is key order: fields keep their declaration order instead of the
-//! alphabetical order of `Value`'s maps. JSON objects are unordered, and every reader parses
-//! them.
+//! It does the same as serializing into a `serde_json::Value` and removing the fields, without
+//! building the `Value` (a map and an allocation per field): the audit projection writes one
+//! redacted summary per event, and that tree was most of the cost of an audit row. Whether a
+//! field's value is sensitive is found by a [`Probe`] that stops at the value's first call to
+//! the serializer, before the field's name is written.
+//!
+//! The one visible difference from the `Value` route is key order: fields keep their
+//! declaration order instead of the alphabetical order of `Value`'s maps. JSON objects are
+//! unordered, and every reader parses them.
+
+use std::fmt;
 
 use serde::ser::{
-    Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant, SerializeTuple,
-    SerializeTupleStruct, SerializeTupleVariant, Serializer,
+    Impossible, Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,
+    SerializeTuple, SerializeTupleStruct, SerializeTupleVariant, Serializer,
 };
 
-/// `value`, serialized without the fields `hide` names.
+use crate::sensitive::sensitivity;
+
+/// `value`, serialized without its sensitive values and without the fields `omit` names.
 pub struct Without<'a, T: ?Sized, F> {
     pub value: &'a T,
-    pub hide: &'a F,
+    pub omit: &'a F,
 }
 
 impl<'a, T: ?Sized, F> Without<'a, T, F> {
-    pub fn new(value: &'a T, hide: &'a F) -> Self {
-        Self { value, hide }
+    pub fn new(value: &'a T, omit: &'a F) -> Self {
+        Self { value, omit }
     }
+}
+
+/// A name predicate that picks no field: the public form leaves out sensitive values only.
+pub fn no_field(_: &str) -> bool {
+    false
 }
 
 impl<T, F> Serialize for Without<'_, T, F>
@@ -35,31 +52,37 @@ where
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(Hiding {
             inner: serializer,
-            hide: self.hide,
+            omit: self.omit,
         })
     }
+}
+
+/// Whether `value` is secret- or personal-typed: it serializes as a sensitive wrapper, directly
+/// or as `Some` of one.
+pub fn is_sensitive<T: Serialize + ?Sized>(value: &T) -> bool {
+    value.serialize(Probe).unwrap_or(false)
 }
 
 /// The serializer behind [`Without`]: forwards everything to `inner`, and wraps the elements
 /// of every compound value so that the hiding reaches all depths.
 struct Hiding<'a, S, F> {
     inner: S,
-    hide: &'a F,
+    omit: &'a F,
 }
 
 /// A compound serializer of `inner` whose elements are wrapped in [`Without`].
 struct Compound<'a, C, F> {
     inner: C,
-    hide: &'a F,
+    omit: &'a F,
     /// Maps only: the key just written was hidden, so its value is skipped too.
     skip_value: bool,
 }
 
 impl<'a, C, F> Compound<'a, C, F> {
-    fn new(inner: C, hide: &'a F) -> Self {
+    fn new(inner: C, omit: &'a F) -> Self {
         Self {
             inner,
-            hide,
+            omit,
             skip_value: false,
         }
     }
@@ -77,7 +100,7 @@ macro_rules! forward {
 macro_rules! compound {
     ($($method:ident($($arg:ident: $ty:ty),*) -> $compound:ident;)*) => {
         $(fn $method(self, $($arg: $ty),*) -> Result<Self::$compound, Self::Error> {
-            Ok(Compound::new(self.inner.$method($($arg),*)?, self.hide))
+            Ok(Compound::new(self.inner.$method($($arg),*)?, self.omit))
         })*
     };
 }
@@ -121,7 +144,7 @@ where
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
-        self.inner.serialize_some(&Without::new(value, self.hide))
+        self.inner.serialize_some(&Without::new(value, self.omit))
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -129,8 +152,12 @@ where
         name: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
+        if sensitivity(name).is_some() {
+            // Not a whole field (those are left out before they get here): see the module doc.
+            return self.inner.serialize_unit();
+        }
         self.inner
-            .serialize_newtype_struct(name, &Without::new(value, self.hide))
+            .serialize_newtype_struct(name, &Without::new(value, self.omit))
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -141,7 +168,7 @@ where
         value: &T,
     ) -> Result<S::Ok, S::Error> {
         self.inner
-            .serialize_newtype_variant(name, index, variant, &Without::new(value, self.hide))
+            .serialize_newtype_variant(name, index, variant, &Without::new(value, self.omit))
     }
 
     compound! {
@@ -172,7 +199,7 @@ macro_rules! elements {
             type Error = C::Error;
 
             fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-                self.inner.$method(&Without::new(value, self.hide))
+                self.inner.$method(&Without::new(value, self.omit))
             }
 
             fn end(self) -> Result<C::Ok, C::Error> {
@@ -202,11 +229,11 @@ macro_rules! fields {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), C::Error> {
-                if (self.hide)(key) {
+                if (self.omit)(key) || is_sensitive(value) {
                     return self.inner.skip_field(key);
                 }
                 self.inner
-                    .serialize_field(key, &Without::new(value, self.hide))
+                    .serialize_field(key, &Without::new(value, self.omit))
             }
 
             fn end(self) -> Result<C::Ok, C::Error> {
@@ -227,8 +254,22 @@ where
     type Ok = C::Ok;
     type Error = C::Error;
 
+    // Maps, and structs with a `#[serde(flatten)]` field, write whole entries through here, so
+    // the value can be looked at before its key is written.
+    fn serialize_entry<K, V>(&mut self, key: &K, value: &V) -> Result<(), C::Error>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        if is_sensitive(value) || key_name(key).is_some_and(|name| (self.omit)(&name)) {
+            return Ok(());
+        }
+        self.inner
+            .serialize_entry(key, &Without::new(value, self.omit))
+    }
+
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
-        self.skip_value = key_name(key).is_some_and(|name| (self.hide)(&name));
+        self.skip_value = key_name(key).is_some_and(|name| (self.omit)(&name));
         if self.skip_value {
             return Ok(());
         }
@@ -239,7 +280,7 @@ where
         if std::mem::take(&mut self.skip_value) {
             return Ok(());
         }
-        self.inner.serialize_value(&Without::new(value, self.hide))
+        self.inner.serialize_value(&Without::new(value, self.omit))
     }
 
     fn end(self) -> Result<C::Ok, C::Error> {
@@ -256,6 +297,118 @@ fn key_name<T: Serialize + ?Sized>(key: &T) -> Option<String> {
     }
 }
 
+/// A serializer that only answers whether a value is a sensitive wrapper (see
+/// [`is_sensitive`]). It returns at the value's first call: at once for anything but `Some`,
+/// and through an error for compound values, so that probing a field costs next to nothing.
+struct Probe;
+
+/// Ends a probe early: the value is a compound one, so not a sensitive wrapper.
+#[derive(Debug)]
+struct NotAWrapper;
+
+impl fmt::Display for NotAWrapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a sensitive value")
+    }
+}
+
+impl std::error::Error for NotAWrapper {}
+
+impl serde::ser::Error for NotAWrapper {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        NotAWrapper
+    }
+}
+
+macro_rules! plain {
+    ($($method:ident($($ty:ty),*);)*) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<bool, NotAWrapper> {
+            Ok(false)
+        })*
+    };
+}
+
+macro_rules! not_a_wrapper {
+    ($($method:ident($($ty:ty),*) -> $compound:ident;)*) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<Self::$compound, NotAWrapper> {
+            Err(NotAWrapper)
+        })*
+    };
+}
+
+impl Serializer for Probe {
+    type Ok = bool;
+    type Error = NotAWrapper;
+    type SerializeSeq = Impossible<bool, NotAWrapper>;
+    type SerializeTuple = Impossible<bool, NotAWrapper>;
+    type SerializeTupleStruct = Impossible<bool, NotAWrapper>;
+    type SerializeTupleVariant = Impossible<bool, NotAWrapper>;
+    type SerializeMap = Impossible<bool, NotAWrapper>;
+    type SerializeStruct = Impossible<bool, NotAWrapper>;
+    type SerializeStructVariant = Impossible<bool, NotAWrapper>;
+
+    plain! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_i128(i128);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_u128(u128);
+        serialize_f32(f32);
+        serialize_f64(f64);
+        serialize_char(char);
+        serialize_str(&str);
+        serialize_bytes(&[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, NotAWrapper> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        _: &T,
+    ) -> Result<bool, NotAWrapper> {
+        Ok(sensitivity(name).is_some())
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool, NotAWrapper> {
+        Ok(false)
+    }
+
+    not_a_wrapper! {
+        serialize_seq(Option<usize>) -> SerializeSeq;
+        serialize_tuple(usize) -> SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> SerializeTupleVariant;
+        serialize_map(Option<usize>) -> SerializeMap;
+        serialize_struct(&'static str, usize) -> SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> SerializeStructVariant;
+    }
+
+    // The compact forms are the cheap ones (a hash as bytes rather than hex, a time as an
+    // integer); a wrapper serializes the same either way.
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -263,9 +416,9 @@ mod tests {
     use serde::Serialize;
     use serde_json::{Value, json};
 
-    use super::Without;
+    use super::{Without, no_field};
     use crate::events::samples;
-    use crate::json::{is_secret_field, strip_secrets};
+    use crate::json::{is_secret_field, public_data, strip_secrets};
 
     fn hidden(value: &impl Serialize) -> Value {
         let text = serde_json::to_string(&Without::new(value, &is_secret_field)).unwrap();
@@ -354,11 +507,24 @@ mod tests {
     #[test]
     fn every_event_redacts_exactly_like_the_value_route() {
         for event in samples::current() {
-            let text = event.data_json_without(&is_secret_field);
+            let text = event.public_json_without(&is_secret_field);
             let got: Value = serde_json::from_str(&text).unwrap();
             let mut expected = event.data_json();
             strip_secrets(&mut expected);
             assert_eq!(got, expected, "{}", event.event_type());
+        }
+    }
+
+    #[test]
+    fn the_types_alone_leave_out_exactly_the_fields_the_name_rule_left_out() {
+        // Payloads were redacted by field name before their secrets were typed: the public
+        // forms must not have changed.
+        for event in samples::current() {
+            let got: Value = serde_json::from_str(&event.public_json_without(&no_field)).unwrap();
+            let mut by_name = event.data_json();
+            strip_secrets(&mut by_name);
+            assert_eq!(got, by_name, "{}", event.event_type());
+            assert_eq!(public_data(&event), by_name, "{}", event.event_type());
         }
     }
 }

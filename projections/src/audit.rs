@@ -4,6 +4,11 @@
 //! afterwards, so the writer inserts them and never loads anything back. The only state a row
 //! needs beyond its own event is a tenant's slug (the target name of `tenant.*` events), which
 //! the batch fold supplies from the tenant rows it already holds.
+//!
+//! A row's summary is the payload's public JSON ([`Event::public_json_without`]: no secret- or
+//! personal-typed field, whatever its name) less the fields [`omitted_for_size`] names. The
+//! one payload without types, the free-form metadata of `audit.recorded`, is judged by key name
+//! ([`is_secret_field`]).
 
 use serde_json::Value;
 use tessera_event_schemas::Envelope;
@@ -11,14 +16,21 @@ use tessera_event_schemas::events::Event;
 
 use crate::views::{AuditRow, AuditView};
 
-/// Whether a payload field must stay out of the summary: secrets and key material
-/// ([`tessera_event_schemas::json::is_secret_field`]) and, to keep the summary small, public
-/// JWKs.
-pub fn is_secret_field(name: &str) -> bool {
-    tessera_event_schemas::json::is_secret_field(name) || name.eq_ignore_ascii_case("public_jwk")
+/// Whether a payload field stays out of every summary to keep it small, not because it is
+/// secret: a public JWK is a few hundred bytes that anyone can fetch from the tenant's JWKS, and
+/// would otherwise be most of the summary of a tenant's creation or key rotation.
+pub fn omitted_for_size(name: &str) -> bool {
+    name.eq_ignore_ascii_case("public_jwk")
 }
 
-/// Removes every secret-like field (see [`is_secret_field`]) at any depth.
+/// Whether a key of free-form metadata (`audit.recorded`, which has no types) stays out of the
+/// summary: secret-like names ([`tessera_event_schemas::json::is_secret_field`]) and the size
+/// rule ([`omitted_for_size`]).
+pub fn is_secret_field(name: &str) -> bool {
+    tessera_event_schemas::json::is_secret_field(name) || omitted_for_size(name)
+}
+
+/// Removes every secret-like key of free-form JSON (see [`is_secret_field`]) at any depth.
 pub fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -176,7 +188,7 @@ pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) 
         redact(&mut metadata);
         row.summary = metadata.to_string();
     } else {
-        row.summary = event.data_json_without(&is_secret_field);
+        row.summary = event.public_json_without(&omitted_for_size);
     }
     row
 }
@@ -190,6 +202,7 @@ pub fn needs_tenant_slug(event: &Event) -> bool {
 mod tests {
     use tessera_event_schemas::events::samples;
     use tessera_event_schemas::primitives::Timestamp;
+    use tessera_event_schemas::testing::sensitive_values;
     use tessera_event_schemas::{Actor, Hash32, SYSTEM_TENANT_ID, streams};
     use uuid::Uuid;
 
@@ -255,6 +268,43 @@ mod tests {
                 assert_eq!(row.actor_kind, "system");
             }
         }
+    }
+
+    #[test]
+    fn no_summary_carries_a_sensitive_value_found_by_type() {
+        // Found by type, not by name: a secret under an innocent name is caught too. The
+        // other public forms are checked in `tessera_event_schemas::sensitive::tests`.
+        let mut checked = 0;
+        for event in samples::current() {
+            let row = audit_row(
+                &envelope(stream_of(&event), &event),
+                &event,
+                Some("acme-corp"),
+            );
+            for value in sensitive_values(&event.payload()) {
+                let at = format!("{}: {}", event.event_type(), value.path);
+                assert!(value.is_distinctive(), "{at}: {}", value.json);
+                if let Some(leak) = value.leaked_in(&row.summary) {
+                    panic!("{at}: the audit summary carries {leak}: {}", row.summary);
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 6,
+            "only {checked} sensitive values in the samples"
+        );
+    }
+
+    #[test]
+    fn public_jwks_are_left_out_for_size_but_the_rest_of_the_key_stays() {
+        let event = samples::current().remove(0);
+        let row = audit_row(&envelope(stream_of(&event), &event), &event, None);
+        let summary: Value = serde_json::from_str(&row.summary).unwrap();
+        let key = &summary["signing_key"];
+        assert!(key.get("public_jwk").is_none(), "{key}");
+        assert_eq!(key["kid"], "k-2026-11-23-a");
+        assert_eq!(key["alg"], "ES256");
     }
 
     #[test]

@@ -307,7 +307,7 @@ impl Inner {
             Event::TokenIssued(issued) => {
                 if issued.expires_at > self.log_time {
                     self.tokens.insert(
-                        issued.token_hash,
+                        *issued.token_hash.expose(),
                         Arc::new(IssuedToken {
                             tenant_id,
                             client_id: issued.client_id.clone(),

@@ -368,7 +368,7 @@ pub fn reduce_api_key(
         Event::ApiKeyIssued(issued) => Some(ApiKeyView {
             key_id: issued.key_id,
             tenant_id: envelope.tenant_id,
-            secret_hash: issued.secret_hash,
+            secret_hash: *issued.secret_hash.expose(),
             name: issued.name.clone(),
             prefix: issued.prefix.clone(),
             scopes: issued.scopes.clone(),

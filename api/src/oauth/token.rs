@@ -263,7 +263,7 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
         kid: signer.kid().to_owned(),
         issued_at,
         expires_at,
-        token_hash: crypto::token_hash(&access_token),
+        token_hash: crypto::token_hash(&access_token).into(),
     };
     Ok(Minted {
         tenant,
@@ -289,7 +289,7 @@ async fn record(
         scope,
         issued,
     } = minted;
-    let token_hash = issued.token_hash;
+    let token_hash = *issued.token_hash.expose();
     let noted = IssuedToken {
         tenant_id: tenant.id,
         client_id: issued.client_id.clone(),

@@ -41,7 +41,7 @@ fn backend_registered() -> Event {
         redirect_uris: vec![],
         allowed_scopes: strings(&["billing.read", "billing:write"]),
         access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
-        secret_hash: Some(SECRET),
+        secret_hash: Some(SECRET).into(),
         created_by: "admin".into(),
     })
 }
@@ -76,7 +76,7 @@ fn spa_registered() -> Event {
         ]),
         allowed_scopes: strings(&["openid", "profile"]),
         access_token_ttl_secs: 900,
-        secret_hash: None,
+        secret_hash: None.into(),
         created_by: "admin".into(),
     })
 }
@@ -776,7 +776,7 @@ fn a_confidential_client_gets_a_new_secret() {
         ),
         Ok(vec![Event::OAuthClientSecretRegenerated(
             OAuthClientSecretRegeneratedV1 {
-                secret_hash: NEW_SECRET
+                secret_hash: NEW_SECRET.into()
             }
         )])
     );
@@ -925,7 +925,7 @@ fn evolve_ignores_other_events_and_events_before_registration() {
             ..OAuthClientUpdatedV1::default()
         }),
         Event::OAuthClientSecretRegenerated(OAuthClientSecretRegeneratedV1 {
-            secret_hash: NEW_SECRET,
+            secret_hash: NEW_SECRET.into(),
         }),
         deactivated(Some("x")),
         unrelated.clone(),
@@ -1083,7 +1083,7 @@ fn base_registered() -> Event {
         redirect_uris: client.redirect_uris,
         allowed_scopes: client.allowed_scopes,
         access_token_ttl_secs: client.access_token_ttl_secs,
-        secret_hash: client.secret_hash,
+        secret_hash: client.secret_hash.into(),
         created_by: client.created_by,
     })
 }

@@ -25,7 +25,7 @@ fn key(kid: &str) -> SigningKeyV1 {
         public_jwk: PublicJwkV1::Okp {
             x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
         },
-        sealed_private_key: vec![9; 60],
+        sealed_private_key: vec![9; 60].into(),
         created_at: NOW,
     }
 }

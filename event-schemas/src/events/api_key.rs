@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::primitives::{Hash32, Timestamp};
+use crate::sensitive::Secret;
 
 /// `api_key.issued` v1.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -16,7 +17,7 @@ pub struct ApiKeyIssuedV1 {
     /// The first characters of the plaintext (`tsr_` and a few more), to recognise a key by.
     pub prefix: String,
     /// HMAC-SHA-256 of the whole plaintext under a key derived from the master key.
-    pub secret_hash: Hash32,
+    pub secret_hash: Secret<Hash32>,
     pub scopes: Vec<String>,
     pub product: Option<String>,
     pub expires_at: Option<Timestamp>,

@@ -15,6 +15,8 @@ pub mod tenant;
 
 use schemars::{Schema, SchemaGenerator};
 
+use crate::redact::Without;
+
 pub use api_key::*;
 pub use audit::*;
 pub use oauth::*;
@@ -63,18 +65,9 @@ macro_rules! registry {
                 match self { $( Event::$variant(p) => postcard::to_allocvec(p).unwrap_or_default(), )* }
             }
 
-            /// The payload as JSON: the `data` of the JSON form and of CloudEvents.
-            pub fn data_json(&self) -> serde_json::Value {
-                match self { $( Event::$variant(p) => serde_json::to_value(p).unwrap_or_default(), )* }
-            }
-
-            /// The payload as JSON text without the fields `hide` names, at any depth: what
-            /// [`Event::data_json`] less those fields serializes to, keys in declaration order,
-            /// built without the intermediate `Value` (see [`crate::redact`]).
-            pub fn data_json_without(&self, hide: &impl Fn(&str) -> bool) -> String {
-                match self {
-                    $( Event::$variant(p) => serde_json::to_string(&crate::redact::Without::new(p, hide)).unwrap_or_else(|_| "null".to_owned()), )*
-                }
+            /// Serializes the payload alone (no type or version: those travel beside it).
+            fn serialize_payload<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self { $( Event::$variant(p) => serde::Serialize::serialize(p, serializer), )* }
             }
 
             /// Decodes stored bytes of any shipped version into the current type.
@@ -96,7 +89,7 @@ macro_rules! registry {
             }
 
             /// The JSON Schema of each current event type's public `data`
-            /// ([`crate::json::public_data`]: secret fields left out).
+            /// ([`crate::json::public_data`]: secret- and personal-typed fields left out).
             pub fn json_schemas() -> Vec<(&'static str, u16, Schema)> {
                 vec![ $( ($name, $version, public_schema(SchemaGenerator::default().into_root_schema_for::<$payload>())), )* ]
             }
@@ -132,7 +125,7 @@ registry! {
 
 fn public_schema(mut schema: Schema) -> Schema {
     if let Some(map) = schema.as_object_mut() {
-        crate::json::strip_secret_properties(map);
+        crate::json::strip_sensitive_properties(map);
     }
     schema
 }
@@ -151,7 +144,37 @@ fn legacy_decode(
     })
 }
 
+/// An event's payload as `Serialize`: what its postcard bytes and every JSON form encode.
+#[derive(Clone, Copy)]
+pub struct Payload<'a>(pub &'a Event);
+
+impl serde::Serialize for Payload<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_payload(serializer)
+    }
+}
+
 impl Event {
+    /// The payload alone, to serialize.
+    pub fn payload(&self) -> Payload<'_> {
+        Payload(self)
+    }
+
+    /// The payload as JSON, sensitive values included: the `data` of the internal JSON form
+    /// ([`crate::json::EventJson`], exports). What leaves the server is
+    /// [`crate::json::public_data`] instead.
+    pub fn data_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.payload()).unwrap_or_default()
+    }
+
+    /// The payload's public JSON as text: without its secret- and personal-typed values (see
+    /// [`crate::sensitive`]) and without the fields `omit` names, at any depth; keys in
+    /// declaration order, built without an intermediate `Value` (see [`crate::redact`]).
+    pub fn public_json_without(&self, omit: &impl Fn(&str) -> bool) -> String {
+        serde_json::to_string(&Without::new(&self.payload(), omit))
+            .unwrap_or_else(|_| "null".to_owned())
+    }
+
     /// The aggregate an event type belongs to: the part of its name before the dot
     /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`).
     pub fn category(&self) -> &'static str {

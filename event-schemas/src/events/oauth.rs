@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::primitives::{Hash32, Timestamp};
+use crate::sensitive::Secret;
 
 /// Whether a client can keep a secret (RFC 6749 §2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -39,7 +40,7 @@ pub struct OAuthClientRegisteredV1 {
     pub allowed_scopes: Vec<String>,
     pub access_token_ttl_secs: u32,
     /// Keyed SHA-256 of the client secret; None for a public client.
-    pub secret_hash: Option<Hash32>,
+    pub secret_hash: Secret<Option<Hash32>>,
     pub created_by: String,
 }
 
@@ -56,7 +57,7 @@ pub struct OAuthClientUpdatedV1 {
 /// `oauth_client.secret_regenerated` v1: the previous secret stopped working.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OAuthClientSecretRegeneratedV1 {
-    pub secret_hash: Hash32,
+    pub secret_hash: Secret<Hash32>,
 }
 
 /// `oauth_client.deactivated` v1: the client can no longer authenticate, and its tokens no
@@ -79,7 +80,7 @@ pub struct TokenIssuedV1 {
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     /// SHA-256 of the token's compact serialization.
-    pub token_hash: Hash32,
+    pub token_hash: Secret<Hash32>,
 }
 
 /// `token.revoked` v1 (RFC 7009).

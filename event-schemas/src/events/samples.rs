@@ -15,7 +15,7 @@ pub fn current() -> Vec<Event> {
             x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
             y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
         },
-        sealed_private_key: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+        sealed_private_key: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16].into(),
         created_at: Timestamp::from_micros(1_795_000_000_000_000),
     };
     let settings = TenantSettingsV1 {
@@ -101,7 +101,7 @@ pub fn current() -> Vec<Event> {
             key_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002),
             name: "CI pipeline".into(),
             prefix: "tsr_AbCdEfGh".into(),
-            secret_hash: Hash32([7; 32]),
+            secret_hash: Hash32([7; 32]).into(),
             scopes: vec!["tenants:read".into()],
             product: Some("billing".into()),
             expires_at: Some(Timestamp::from_micros(1_798_000_000_000_000)),
@@ -123,7 +123,7 @@ pub fn current() -> Vec<Event> {
             redirect_uris: vec!["https://billing.acme.example/callback".into()],
             allowed_scopes: vec!["invoices:read".into(), "invoices:write".into()],
             access_token_ttl_secs: 3600,
-            secret_hash: Some(Hash32([9; 32])),
+            secret_hash: Some(Hash32([9; 32])).into(),
             created_by: "platform-admin".into(),
         }),
         Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
@@ -134,7 +134,7 @@ pub fn current() -> Vec<Event> {
             access_token_ttl_secs: Some(900),
         }),
         Event::OAuthClientSecretRegenerated(OAuthClientSecretRegeneratedV1 {
-            secret_hash: Hash32([10; 32]),
+            secret_hash: Hash32([10; 32]).into(),
         }),
         Event::OAuthClientDeactivated(OAuthClientDeactivatedV1 {
             reason: Some("decommissioned".into()),
@@ -148,7 +148,7 @@ pub fn current() -> Vec<Event> {
             kid: "k-2026-11-23-b".into(),
             issued_at: Timestamp::from_micros(1_795_000_200_000_000),
             expires_at: Timestamp::from_micros(1_795_003_800_000_000),
-            token_hash: Hash32([11; 32]),
+            token_hash: Hash32([11; 32]).into(),
         }),
         Event::TokenRevoked(TokenRevokedV1 {
             jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0003),

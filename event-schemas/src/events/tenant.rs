@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::primitives::{Date, Timestamp};
+use crate::sensitive::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -127,7 +128,7 @@ pub struct SigningKeyV1 {
     pub alg: SigningAlg,
     pub public_jwk: PublicJwkV1,
     /// `nonce || ciphertext || tag` of the PKCS#8 private key.
-    pub sealed_private_key: Vec<u8>,
+    pub sealed_private_key: Secret<Vec<u8>>,
     pub created_at: Timestamp,
 }
 

@@ -70,7 +70,7 @@ pub fn signing_key(kid: String, created_at: Timestamp) -> SigningKeyV1 {
             y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
         },
         // Stands in for `nonce || ciphertext || tag` of a P-256 PKCS#8 key.
-        sealed_private_key: vec![0x42; 166],
+        sealed_private_key: vec![0x42; 166].into(),
         created_at,
     }
 }
@@ -228,7 +228,7 @@ fn issued(i: usize, n: usize) -> Event {
         key_id: api_key_id(i, n),
         name: format!("key {n} of tenant {i}"),
         prefix: format!("tsr_{i:06}{n}"),
-        secret_hash: secret_hash(i, n),
+        secret_hash: secret_hash(i, n).into(),
         scopes: vec!["tenants:read".into(), "users:write".into()],
         product: (n == 1).then(|| "billing".to_owned()),
         expires_at: None,

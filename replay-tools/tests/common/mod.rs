@@ -129,6 +129,6 @@ pub fn token(client_id: &str, kid: &str, now: Timestamp, ttl_secs: i64) -> Token
         kid: kid.to_owned(),
         issued_at: now,
         expires_at: now.plus_seconds(ttl_secs),
-        token_hash: Hash32([7; 32]),
+        token_hash: Hash32([7; 32]).into(),
     }
 }
