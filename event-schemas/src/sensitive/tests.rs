@@ -228,6 +228,8 @@ fn named_by_the_name_rule(value: &Value, path: &str, out: &mut BTreeSet<String>)
 
 #[test]
 fn every_field_the_name_rule_caught_is_typed_sensitive() {
+    // Payloads were redacted by field name before their secrets were typed; none of the fields
+    // that rule caught may have been forgotten. (Fields typed since need no such name.)
     let mut typed = 0;
     for event in samples::current() {
         let found: BTreeSet<String> = sensitive_values(&event.payload())
@@ -237,7 +239,8 @@ fn every_field_the_name_rule_caught_is_typed_sensitive() {
         typed += found.len();
         let mut named = BTreeSet::new();
         named_by_the_name_rule(&event.data_json(), "", &mut named);
-        assert_eq!(named, found, "{}", event.event_type());
+        let untyped: Vec<_> = named.difference(&found).collect();
+        assert!(untyped.is_empty(), "{}: {untyped:?}", event.event_type());
     }
     assert!(typed >= 6, "only {typed} sensitive fields in the samples");
 }

@@ -8,4 +8,4 @@ mod envelope;
 mod recorder;
 
 pub use envelope::EnvelopeBuilder;
-pub use recorder::{SensitiveValue, sensitive_values};
+pub use recorder::{SensitiveValue, remove_sensitive, sensitive_values};

@@ -53,6 +53,39 @@ impl SensitiveValue {
     }
 }
 
+/// Removes the values `found` in it (by their paths) from `json`, the JSON form of the value
+/// they were found in: what the public forms do without the `Value`.
+pub fn remove_sensitive(json: &mut serde_json::Value, found: &[SensitiveValue]) {
+    for value in found {
+        remove_path(json, &value.path);
+    }
+}
+
+fn remove_path(json: &mut serde_json::Value, path: &str) {
+    // `a.b[2].c`: keys between dots, indexes in brackets.
+    let steps: Vec<&str> = path
+        .split(['.', '['])
+        .filter(|step| !step.is_empty())
+        .collect();
+    let Some((last, parents)) = steps.split_last() else {
+        return;
+    };
+    let mut at = json;
+    for step in parents {
+        let next = match step.strip_suffix(']') {
+            Some(index) => index.parse().ok().and_then(|i: usize| at.get_mut(i)),
+            None => at.get_mut(*step),
+        };
+        match next {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let Some(map) = at.as_object_mut() {
+        map.remove(*last);
+    }
+}
+
 /// Every secret- and personal-typed value inside `value`, in serialization order.
 pub fn sensitive_values(value: &impl Serialize) -> Vec<SensitiveValue> {
     let mut found = Vec::new();
