@@ -11,7 +11,8 @@
 //! # Layout
 //! - [`primitives`]: `Timestamp`, `Date`, `Hash32`, the small value types stored everywhere.
 //! - [`envelope`]: `Envelope`, `RecordedEvent`, `ProposedEvent`, `EventMetadata`, `Actor`.
-//! - [`streams`]: stream id conventions and the system tenant id.
+//! - [`streams`]: `StreamId`, the typed stream ids (spelled and parsed only there), and the
+//!   system tenant id.
 //! - [`events`]: the payload types, one module per aggregate, and the `Event` registry.
 //! - [`hash`]: the canonical byte layout that event hashes, log links and checkpoints cover.
 //! - [`json`]: the JSON form of a recorded event, its public (secret-free) data, and the JSON
@@ -38,4 +39,4 @@ pub use envelope::{Actor, ActorKind, Envelope, EventMetadata, ProposedEvent, Rec
 pub use events::{DecodeError, Event};
 pub use primitives::{Date, Hash32, Timestamp};
 pub use sensitive::{Personal, Secret};
-pub use streams::SYSTEM_TENANT_ID;
+pub use streams::{SYSTEM_TENANT_ID, StreamId};

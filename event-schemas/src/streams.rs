@@ -1,68 +1,194 @@
-//! Stream id conventions. The owning tenant's id leads every stream id.
+//! Stream ids: the only place that spells them and the only place that parses them. The owning
+//! tenant's id leads every stream id.
 //!
-//! Stream ids are plain strings in the log; these helpers are the only place that spells them,
-//! so that the tenant is never left out and the shapes stay consistent.
+//! Stream ids are plain strings in the log (and in the envelope's hash layout); [`StreamId`] is
+//! their typed form, with `Display` giving exactly the stored spelling and [`StreamId::parse`]
+//! reading it back, so that the tenant is never left out and the shapes stay consistent:
+//!
+//! | kind | spelling |
+//! |---|---|
+//! | tenant | `{tenant}/tenant` |
+//! | API key | `{tenant}/api-key/{key}` |
+//! | OAuth client | `{tenant}/oauth-client/{client_id}` |
+//! | tokens | `{tenant}/tokens/{client_id}` |
+//! | audit | `{tenant}/audit` |
+//! | reservation | `{system}/reservation/{kind}/{value}` |
+//!
+//! A client id or a reservation value is everything after its prefix, `/` included; a
+//! reservation kind never contains `/`.
+
+use std::fmt;
 
 use uuid::Uuid;
 
 /// The system tenant (slug `system`), created on first start. Only it manages other tenants.
 pub const SYSTEM_TENANT_ID: Uuid = Uuid::from_u128(1);
 
+/// The typed form of a stream id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StreamId {
+    /// `{tenant}/tenant`: the tenant aggregate's own stream.
+    Tenant(Uuid),
+    /// `{tenant}/api-key/{key}`: one API key.
+    ApiKey { tenant_id: Uuid, key_id: Uuid },
+    /// `{tenant}/oauth-client/{client_id}`: one OAuth client's registration and lifecycle.
+    OAuthClient { tenant_id: Uuid, client_id: String },
+    /// `{tenant}/tokens/{client_id}`: every access token issued to (and revoked for) one
+    /// client, appended with expected version "any" so that concurrent issuance never
+    /// conflicts.
+    Tokens { tenant_id: Uuid, client_id: String },
+    /// `{tenant}/audit`: audit entries products recorded for the tenant (`audit.recorded`),
+    /// appended with expected version "any": entries are facts, never decisions.
+    Audit(Uuid),
+    /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
+    /// Appending its first event with expected version "no stream" is what makes the name
+    /// unique. `kind` never contains `/`.
+    Reservation { kind: String, value: String },
+}
+
+impl StreamId {
+    /// Reads a stream id as [`Display`](fmt::Display) spells it; `None` for anything else.
+    pub fn parse(stream_id: &str) -> Option<StreamId> {
+        let (tenant_id, rest) = split_tenant(stream_id)?;
+        match rest {
+            "tenant" => return Some(StreamId::Tenant(tenant_id)),
+            "audit" => return Some(StreamId::Audit(tenant_id)),
+            _ => {}
+        }
+        let (kind, id) = rest.split_once('/')?;
+        match kind {
+            "api-key" => Uuid::parse_str(id)
+                .ok()
+                .map(|key_id| StreamId::ApiKey { tenant_id, key_id }),
+            "oauth-client" => Some(StreamId::OAuthClient {
+                tenant_id,
+                client_id: id.to_owned(),
+            }),
+            "tokens" => Some(StreamId::Tokens {
+                tenant_id,
+                client_id: id.to_owned(),
+            }),
+            "reservation" if tenant_id == SYSTEM_TENANT_ID => {
+                let (kind, value) = id.split_once('/')?;
+                Some(StreamId::Reservation {
+                    kind: kind.to_owned(),
+                    value: value.to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The tenant the stream belongs to (the system tenant for reservations).
+    pub fn tenant_id(&self) -> Uuid {
+        match self {
+            StreamId::Tenant(tenant_id) | StreamId::Audit(tenant_id) => *tenant_id,
+            StreamId::ApiKey { tenant_id, .. }
+            | StreamId::OAuthClient { tenant_id, .. }
+            | StreamId::Tokens { tenant_id, .. } => *tenant_id,
+            StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
+        }
+    }
+
+    /// The stream id without its leading `{tenant}/`, e.g. `api-key/{key}`.
+    pub fn relative(&self) -> String {
+        let id = self.to_string();
+        id.split_once('/')
+            .map_or_else(String::new, |(_, rest)| rest.to_owned())
+    }
+
+    fn spelling(&self) -> Spelling<'_> {
+        match self {
+            StreamId::Tenant(tenant_id) => Spelling::Tenant(*tenant_id),
+            StreamId::ApiKey { tenant_id, key_id } => Spelling::ApiKey(*tenant_id, *key_id),
+            StreamId::OAuthClient {
+                tenant_id,
+                client_id,
+            } => Spelling::OAuthClient(*tenant_id, client_id),
+            StreamId::Tokens {
+                tenant_id,
+                client_id,
+            } => Spelling::Tokens(*tenant_id, client_id),
+            StreamId::Audit(tenant_id) => Spelling::Audit(*tenant_id),
+            StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.spelling().fmt(f)
+    }
+}
+
+/// A stream id's parts, borrowed, and their one spelling: [`StreamId`] and the functions below
+/// both write through it, so that building an id from a `&str` copies nothing first.
+enum Spelling<'a> {
+    Tenant(Uuid),
+    ApiKey(Uuid, Uuid),
+    OAuthClient(Uuid, &'a str),
+    Tokens(Uuid, &'a str),
+    Audit(Uuid),
+    Reservation(&'a str, &'a str),
+}
+
+impl fmt::Display for Spelling<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Spelling::Tenant(tenant_id) => write!(f, "{tenant_id}/tenant"),
+            Spelling::ApiKey(tenant_id, key_id) => write!(f, "{tenant_id}/api-key/{key_id}"),
+            Spelling::OAuthClient(tenant_id, client_id) => {
+                write!(f, "{tenant_id}/oauth-client/{client_id}")
+            }
+            Spelling::Tokens(tenant_id, client_id) => write!(f, "{tenant_id}/tokens/{client_id}"),
+            Spelling::Audit(tenant_id) => write!(f, "{tenant_id}/audit"),
+            Spelling::Reservation(kind, value) => {
+                write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
+            }
+        }
+    }
+}
+
 /// `{tenant}/tenant`: the tenant aggregate's own stream.
 pub fn tenant(tenant_id: Uuid) -> String {
-    format!("{tenant_id}/tenant")
+    Spelling::Tenant(tenant_id).to_string()
 }
 
 /// `{tenant}/api-key/{key}`: one API key.
 pub fn api_key(tenant_id: Uuid, key_id: Uuid) -> String {
-    format!("{tenant_id}/api-key/{key_id}")
+    Spelling::ApiKey(tenant_id, key_id).to_string()
 }
 
 /// `{tenant}/oauth-client/{client_id}`: one OAuth client's registration and lifecycle.
 pub fn oauth_client(tenant_id: Uuid, client_id: &str) -> String {
-    format!("{tenant_id}/oauth-client/{client_id}")
+    Spelling::OAuthClient(tenant_id, client_id).to_string()
 }
 
-/// `{tenant}/tokens/{client_id}`: every access token issued to (and revoked for) one client,
-/// appended with expected version "any" so that concurrent issuance never conflicts.
+/// `{tenant}/tokens/{client_id}`: every access token issued to (and revoked for) one client.
 pub fn client_tokens(tenant_id: Uuid, client_id: &str) -> String {
-    format!("{tenant_id}/tokens/{client_id}")
+    Spelling::Tokens(tenant_id, client_id).to_string()
 }
 
-/// `{tenant}/audit`: audit entries products recorded for the tenant (`audit.recorded`),
-/// appended with expected version "any": entries are facts, never decisions.
+/// `{tenant}/audit`: audit entries products recorded for the tenant.
 pub fn audit(tenant_id: Uuid) -> String {
-    format!("{tenant_id}/audit")
+    Spelling::Audit(tenant_id).to_string()
 }
 
-/// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
-/// Appending its first event with expected version "no stream" is what makes the name unique.
+/// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.
 pub fn reservation(kind: &str, value: &str) -> String {
-    format!("{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
+    Spelling::Reservation(kind, value).to_string()
 }
 
-/// The tenant id that leads a stream id, if it has one.
+/// The tenant id that leads a stream id, if it has one, whatever kind of stream follows.
 pub fn tenant_of(stream_id: &str) -> Option<Uuid> {
-    stream_id
-        .split_once('/')
-        .and_then(|(tenant, _)| Uuid::parse_str(tenant).ok())
+    split_tenant(stream_id).map(|(tenant_id, _)| tenant_id)
+}
+
+/// `{tenant}/{rest}`, with the tenant parsed.
+fn split_tenant(stream_id: &str) -> Option<(Uuid, &str)> {
+    let (tenant, rest) = stream_id.split_once('/')?;
+    Some((Uuid::parse_str(tenant).ok()?, rest))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_stream_id_leads_with_its_tenant() {
-        let tenant_id = Uuid::from_u128(42);
-        assert_eq!(tenant_of(&tenant(tenant_id)), Some(tenant_id));
-        assert_eq!(
-            tenant_of(&api_key(tenant_id, Uuid::from_u128(7))),
-            Some(tenant_id)
-        );
-        assert_eq!(
-            tenant_of(&reservation("slug", "acme")),
-            Some(SYSTEM_TENANT_ID)
-        );
-    }
-}
+mod tests;

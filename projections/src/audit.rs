@@ -11,8 +11,8 @@
 //! ([`is_secret_field`]).
 
 use serde_json::Value;
-use tessera_event_schemas::Envelope;
 use tessera_event_schemas::events::Event;
+use tessera_event_schemas::{Envelope, StreamId};
 
 use crate::views::{AuditRow, AuditView};
 
@@ -63,10 +63,15 @@ impl Target {
     }
 }
 
-/// The part of a stream id after `{tenant}/{prefix}`, e.g. the key id of an API key stream.
-fn stream_suffix<'a>(stream_id: &'a str, prefix: &str) -> Option<&'a str> {
-    let (_, rest) = stream_id.split_once('/')?;
-    rest.strip_prefix(prefix)
+/// What an event's stream names after its kind: the key id of an API key stream, the client
+/// id of an OAuth client's, the value of a reservation's; `None` for any other stream.
+fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
+    match (StreamId::parse(&envelope.stream_id)?, kind) {
+        (StreamId::ApiKey { key_id, .. }, "api_key") => Some(key_id.to_string()),
+        (StreamId::OAuthClient { client_id, .. }, "oauth_client") => Some(client_id),
+        (StreamId::Reservation { value, .. }, "reservation") => Some(value),
+        _ => None,
+    }
 }
 
 fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Target {
@@ -77,17 +82,12 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
             slug.map(str::to_owned),
         )
     };
-    let api_key = |name: Option<String>| {
-        Target::new(
-            "api_key",
-            stream_suffix(&envelope.stream_id, "api-key/").map(str::to_owned),
-            name,
-        )
-    };
+    let api_key =
+        |name: Option<String>| Target::new("api_key", stream_target_id(envelope, "api_key"), name);
     let client = |name: Option<String>| {
         Target::new(
             "oauth_client",
-            stream_suffix(&envelope.stream_id, "oauth-client/").map(str::to_owned),
+            stream_target_id(envelope, "oauth_client"),
             name,
         )
     };
@@ -120,12 +120,10 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         Event::ReservationClaimed(claimed) => {
             Target::new("reservation", Some(claimed.value.clone()), None)
         }
-        // `{system}/reservation/{kind}/{value}`: the value is the stream id's last part.
+        // `{system}/reservation/{kind}/{value}`: the value is named only by the stream.
         Event::ReservationReleased(_) => Target::new(
             "reservation",
-            stream_suffix(&envelope.stream_id, "reservation/")
-                .and_then(|rest| rest.split_once('/'))
-                .map(|(_, value)| value.to_owned()),
+            stream_target_id(envelope, "reservation"),
             None,
         ),
         Event::AuditRecorded(recorded) => Target {

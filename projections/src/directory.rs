@@ -30,7 +30,7 @@ use tessera_domain::Aggregate;
 use tessera_domain::oauth_client::{OAuthClient, OAuthClientState};
 use tessera_domain::tenant::TenantState;
 use tessera_event_log::{EventLog, LogError};
-use tessera_event_schemas::{Event, Hash32, RecordedEvent, Timestamp};
+use tessera_event_schemas::{Event, Hash32, RecordedEvent, StreamId, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -344,13 +344,13 @@ impl Inner {
         };
         let clients = self.clients.entry(tenant_id).or_default();
         let mut state = OAuthClientState {
-            client: clients.get(client_id).map(|entry| entry.client.clone()),
+            client: clients.get(&client_id).map(|entry| entry.client.clone()),
         };
         state.evolve(event);
         let Some(client) = state.client else {
             return;
         };
-        let previous = clients.get(client_id);
+        let previous = clients.get(&client_id);
         let entry = ClientEntry {
             tenant_id,
             created_at: previous.map_or(at, |p| p.created_at),
@@ -361,7 +361,7 @@ impl Inner {
             },
             client,
         };
-        clients.insert(client_id.to_owned(), Arc::new(entry));
+        clients.insert(client_id, Arc::new(entry));
     }
 
     fn prune(&mut self) {
@@ -373,7 +373,9 @@ impl Inner {
 }
 
 /// The client id of a stream `{tenant}/oauth-client/{client_id}`.
-fn client_id_of_stream(stream_id: &str) -> Option<&str> {
-    let (_, rest) = stream_id.split_once('/')?;
-    rest.strip_prefix("oauth-client/")
+fn client_id_of_stream(stream_id: &str) -> Option<String> {
+    match StreamId::parse(stream_id)? {
+        StreamId::OAuthClient { client_id, .. } => Some(client_id),
+        _ => None,
+    }
 }

@@ -349,10 +349,11 @@ pub fn api_key_key(envelope: &Envelope, event: &Event) -> Option<Uuid> {
 }
 
 fn api_key_id_of_stream(stream_id: &str) -> Option<Uuid> {
-    let (tenant, rest) = stream_id.split_once('/')?;
-    let key = rest.strip_prefix("api-key/")?;
-    Uuid::parse_str(tenant).ok()?;
-    Uuid::parse_str(key).ok()
+    use tessera_event_schemas::StreamId;
+    match StreamId::parse(stream_id)? {
+        StreamId::ApiKey { key_id, .. } => Some(key_id),
+        _ => None,
+    }
 }
 
 /// `rm_api_keys`: one row per key.

@@ -23,37 +23,25 @@ use tessera_domain::tenant::{KeyStatus, TenantState};
 use tessera_event_schemas::events::{
     ClientType, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus, TokenIssuedV1,
 };
-use tessera_event_schemas::{Date, DecodeError, Event, RecordedEvent, Timestamp, streams};
+use tessera_event_schemas::{Date, DecodeError, Event, RecordedEvent, StreamId, Timestamp};
 use uuid::Uuid;
 
 use crate::source::Bound;
 
-/// Which of a tenant's aggregates a stream id names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TenantStream {
-    Tenant,
-    ApiKey(Uuid),
-    OAuthClient(String),
-    Tokens(String),
+/// The stream `stream_id` names if it is one of `tenant_id`'s that a snapshot folds (its
+/// tenant, API key, OAuth client and token streams); `None` for any other stream.
+pub fn tenant_stream(stream_id: &str, tenant_id: Uuid) -> Option<StreamId> {
+    StreamId::parse(stream_id).filter(|stream| folded(stream) && stream.tenant_id() == tenant_id)
 }
 
-impl TenantStream {
-    /// Parses `{tenant}/...` for the given tenant; `None` for any other stream.
-    pub fn parse(stream_id: &str, tenant_id: Uuid) -> Option<Self> {
-        if streams::tenant_of(stream_id) != Some(tenant_id) {
-            return None;
-        }
-        let (_, rest) = stream_id.split_once('/')?;
-        if rest == "tenant" {
-            return Some(TenantStream::Tenant);
-        }
-        let (kind, id) = rest.split_once('/')?;
-        match kind {
-            "api-key" => Uuid::parse_str(id).ok().map(TenantStream::ApiKey),
-            "oauth-client" => Some(TenantStream::OAuthClient(id.to_owned())),
-            "tokens" => Some(TenantStream::Tokens(id.to_owned())),
-            _ => None,
-        }
+/// Whether a snapshot folds the events of a kind of stream.
+fn folded(stream: &StreamId) -> bool {
+    match stream {
+        StreamId::Tenant(_)
+        | StreamId::ApiKey { .. }
+        | StreamId::OAuthClient { .. }
+        | StreamId::Tokens { .. } => true,
+        StreamId::Audit(_) | StreamId::Reservation { .. } => false,
     }
 }
 
@@ -105,7 +93,7 @@ impl TenantSnapshot {
             self.position = e.global_position;
             self.last_recorded_at = Some(e.recorded_at);
         }
-        let Some(stream) = TenantStream::parse(&e.stream_id, self.tenant_id) else {
+        let Some(stream) = tenant_stream(&e.stream_id, self.tenant_id) else {
             return Ok(());
         };
         let event = recorded.decode()?;
@@ -113,24 +101,27 @@ impl TenantSnapshot {
         Ok(())
     }
 
-    /// Applies one decoded event of one of this tenant's streams.
-    pub fn apply(&mut self, stream: &TenantStream, event: &Event) {
+    /// Applies one decoded event of one of this tenant's streams (see [`tenant_stream`]).
+    pub fn apply(&mut self, stream: &StreamId, event: &Event) {
+        if !folded(stream) {
+            return;
+        }
         self.events += 1;
         match stream {
-            TenantStream::Tenant => self.tenant.evolve(event),
-            TenantStream::ApiKey(key_id) => {
+            StreamId::Tenant(_) => self.tenant.evolve(event),
+            StreamId::ApiKey { key_id, .. } => {
                 if let Event::ApiKeyUsed(used) = event {
                     *self.api_key_uses.entry(*key_id).or_default() += used.uses;
                 }
                 self.api_keys.entry(*key_id).or_default().evolve(event);
             }
-            TenantStream::OAuthClient(client_id) => {
+            StreamId::OAuthClient { client_id, .. } => {
                 self.clients
                     .entry(client_id.clone())
                     .or_default()
                     .evolve(event);
             }
-            TenantStream::Tokens(_) => match event {
+            StreamId::Tokens { .. } => match event {
                 Event::TokenIssued(issued) => {
                     let revoked = self
                         .tokens
@@ -151,6 +142,7 @@ impl TenantSnapshot {
                 }
                 _ => {}
             },
+            StreamId::Audit(_) | StreamId::Reservation { .. } => {}
         }
     }
 
@@ -516,7 +508,7 @@ pub async fn fold_tenant(
 mod tests {
     use super::*;
     use tessera_event_schemas::events::samples;
-    use tessera_event_schemas::{Actor, Envelope, Hash32};
+    use tessera_event_schemas::{Actor, Envelope, Hash32, streams};
 
     const TENANT: Uuid = Uuid::from_u128(42);
 
@@ -556,21 +548,26 @@ mod tests {
     #[test]
     fn streams_route_to_their_aggregates_and_others_are_ignored() {
         assert_eq!(
-            TenantStream::parse(&streams::tenant(TENANT), TENANT),
-            Some(TenantStream::Tenant)
+            tenant_stream(&streams::tenant(TENANT), TENANT),
+            Some(StreamId::Tenant(TENANT))
         );
         assert_eq!(
-            TenantStream::parse(&streams::client_tokens(TENANT, "c1"), TENANT),
-            Some(TenantStream::Tokens("c1".to_owned()))
+            tenant_stream(&streams::client_tokens(TENANT, "c1"), TENANT),
+            Some(StreamId::Tokens {
+                tenant_id: TENANT,
+                client_id: "c1".to_owned()
+            })
         );
         assert_eq!(
-            TenantStream::parse(&streams::tenant(Uuid::from_u128(7)), TENANT),
+            tenant_stream(&streams::tenant(Uuid::from_u128(7)), TENANT),
             None
         );
         assert_eq!(
-            TenantStream::parse(&streams::reservation("slug", "x"), TENANT),
+            tenant_stream(&streams::reservation("slug", "x"), TENANT),
             None
         );
+        // Products' audit entries are not part of the snapshot.
+        assert_eq!(tenant_stream(&streams::audit(TENANT), TENANT), None);
     }
 
     #[test]

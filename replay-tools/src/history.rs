@@ -6,7 +6,7 @@
 //! [`summary`] of the payload.
 
 use serde::Serialize;
-use tessera_event_schemas::{Actor, Event, RecordedEvent, Timestamp};
+use tessera_event_schemas::{Actor, Event, RecordedEvent, StreamId, Timestamp};
 use uuid::Uuid;
 
 use crate::source::{Bound, belongs_to};
@@ -38,13 +38,11 @@ impl HistoryFilter {
         match &self.stream {
             None => true,
             Some(wanted) => {
-                let relative = e
-                    .stream_id
-                    .split_once('/')
-                    .map_or(e.stream_id.as_str(), |(_, rest)| rest);
                 e.stream_id == *wanted
-                    || relative == wanted
-                    || relative.starts_with(&format!("{wanted}/"))
+                    || StreamId::parse(&e.stream_id).is_some_and(|stream| {
+                        let relative = stream.relative();
+                        relative == *wanted || relative.starts_with(&format!("{wanted}/"))
+                    })
             }
         }
     }
@@ -273,6 +271,63 @@ pub async fn tenant_events(
 mod tests {
     use super::*;
     use tessera_event_schemas::events::samples;
+    use tessera_event_schemas::{Envelope, SYSTEM_TENANT_ID, streams};
+
+    const TENANT: Uuid = Uuid::from_u128(42);
+
+    #[test]
+    fn a_stream_is_picked_by_its_id_its_relative_id_or_its_kind() {
+        let filter = |stream: &str| HistoryFilter {
+            tenant_id: TENANT,
+            stream: Some(stream.to_owned()),
+            since: None,
+            until: None,
+        };
+        let event = samples::current().remove(0);
+        let on = |stream_id: String| {
+            Envelope::builder()
+                .tenant(TENANT)
+                .stream(stream_id)
+                .recorded(&event)
+        };
+        let key = Uuid::from_u128(7);
+        let key_stream = on(streams::api_key(TENANT, key));
+        let client_stream = on(streams::oauth_client(TENANT, "a/b"));
+        for (wanted, recorded, admitted) in [
+            (streams::api_key(TENANT, key), &key_stream, true),
+            (format!("api-key/{key}"), &key_stream, true),
+            ("api-key".to_owned(), &key_stream, true),
+            ("api".to_owned(), &key_stream, false),
+            ("tokens".to_owned(), &key_stream, false),
+            ("oauth-client/a".to_owned(), &client_stream, true),
+            ("oauth-client/a/b".to_owned(), &client_stream, true),
+            ("oauth-client/a/c".to_owned(), &client_stream, false),
+        ] {
+            assert_eq!(
+                filter(&wanted).admits(recorded, Some(&event)),
+                admitted,
+                "{wanted} on {}",
+                recorded.envelope.stream_id
+            );
+        }
+        // A reservation the tenant owns is its event, though the system tenant's stream.
+        let released = samples::current()
+            .into_iter()
+            .find(|e| e.event_type() == "reservation.released")
+            .unwrap();
+        let Event::ReservationReleased(mut payload) = released else {
+            panic!("no sample");
+        };
+        payload.owner = TENANT;
+        let released = Event::ReservationReleased(payload);
+        let reservation = Envelope::builder()
+            .tenant(SYSTEM_TENANT_ID)
+            .stream(streams::reservation("tenant-slug", "acme"))
+            .recorded(&released);
+        assert!(filter("reservation").admits(&reservation, Some(&released)));
+        assert!(filter("reservation/tenant-slug/acme").admits(&reservation, Some(&released)));
+        assert!(!filter("tenant").admits(&reservation, Some(&released)));
+    }
 
     #[test]
     fn every_event_type_has_a_one_line_summary() {

@@ -1,0 +1,186 @@
+//! Stream ids: the spelling of every kind, parsing it back, and what today's ids look like.
+
+use proptest::prelude::*;
+
+use super::*;
+
+#[test]
+fn every_stream_id_leads_with_its_tenant() {
+    let tenant_id = Uuid::from_u128(42);
+    assert_eq!(tenant_of(&tenant(tenant_id)), Some(tenant_id));
+    assert_eq!(
+        tenant_of(&api_key(tenant_id, Uuid::from_u128(7))),
+        Some(tenant_id)
+    );
+    assert_eq!(
+        tenant_of(&reservation("slug", "acme")),
+        Some(SYSTEM_TENANT_ID)
+    );
+}
+
+#[test]
+fn every_kind_is_spelled_as_stored() {
+    let t = Uuid::from_u128(42);
+    let k = Uuid::from_u128(7);
+    let t_ = "00000000-0000-0000-0000-00000000002a";
+    let k_ = "00000000-0000-0000-0000-000000000007";
+    let system = "00000000-0000-0000-0000-000000000001";
+    for (id, spelled, built) in [
+        (StreamId::Tenant(t), format!("{t_}/tenant"), tenant(t)),
+        (
+            StreamId::ApiKey {
+                tenant_id: t,
+                key_id: k,
+            },
+            format!("{t_}/api-key/{k_}"),
+            api_key(t, k),
+        ),
+        (
+            StreamId::OAuthClient {
+                tenant_id: t,
+                client_id: "c1".into(),
+            },
+            format!("{t_}/oauth-client/c1"),
+            oauth_client(t, "c1"),
+        ),
+        (
+            StreamId::Tokens {
+                tenant_id: t,
+                client_id: "c1".into(),
+            },
+            format!("{t_}/tokens/c1"),
+            client_tokens(t, "c1"),
+        ),
+        (StreamId::Audit(t), format!("{t_}/audit"), audit(t)),
+        (
+            StreamId::Reservation {
+                kind: "tenant-slug".into(),
+                value: "acme".into(),
+            },
+            format!("{system}/reservation/tenant-slug/acme"),
+            reservation("tenant-slug", "acme"),
+        ),
+    ] {
+        assert_eq!(id.to_string(), spelled);
+        assert_eq!(built, spelled);
+        assert_eq!(StreamId::parse(&spelled), Some(id.clone()));
+        assert_eq!(
+            Some(id.relative().as_str()),
+            spelled.split_once('/').map(|(_, rest)| rest)
+        );
+    }
+}
+
+#[test]
+fn ids_after_a_prefix_keep_every_slash() {
+    // The client id (or reservation value) is everything after its prefix, as the hand
+    // parsers this replaces read it.
+    let t = Uuid::from_u128(42);
+    assert_eq!(
+        StreamId::parse(&format!("{t}/oauth-client/a/b/")),
+        Some(StreamId::OAuthClient {
+            tenant_id: t,
+            client_id: "a/b/".into()
+        })
+    );
+    assert_eq!(
+        StreamId::parse(&format!("{t}/tokens/")),
+        Some(StreamId::Tokens {
+            tenant_id: t,
+            client_id: String::new()
+        })
+    );
+    assert_eq!(
+        StreamId::parse(&format!("{SYSTEM_TENANT_ID}/reservation/tenant-domain/a/b")),
+        Some(StreamId::Reservation {
+            kind: "tenant-domain".into(),
+            value: "a/b".into()
+        })
+    );
+}
+
+#[test]
+fn anything_else_is_not_a_stream_id() {
+    let t = Uuid::from_u128(42);
+    for text in [
+        String::new(),
+        "tenant".to_owned(),
+        "not-a-uuid/tenant".to_owned(),
+        format!("{t}"),
+        format!("{t}/"),
+        format!("{t}/tenant/extra"),
+        format!("{t}/audit/extra"),
+        format!("{t}/api-key/not-a-uuid"),
+        format!("{t}/api-key"),
+        format!("{t}/users/u1"),
+        // Reservations belong to the system tenant only, and always have a kind and a value.
+        format!("{t}/reservation/tenant-slug/acme"),
+        format!("{SYSTEM_TENANT_ID}/reservation/tenant-slug"),
+    ] {
+        assert_eq!(StreamId::parse(&text), None, "{text:?}");
+    }
+}
+
+fn uuid() -> impl Strategy<Value = Uuid> {
+    prop_oneof![
+        Just(Uuid::nil()),
+        Just(SYSTEM_TENANT_ID),
+        any::<u128>().prop_map(Uuid::from_u128),
+    ]
+}
+
+/// Client ids and reservation values as awkward as a caller could make them: empty, made of
+/// slashes, looking like other stream kinds, any Unicode.
+fn awkward() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("/".to_owned()),
+        Just("a/b".to_owned()),
+        Just("tenant".to_owned()),
+        Just("tokens/c1".to_owned()),
+        Just(format!("{SYSTEM_TENANT_ID}/tenant")),
+        "[a-z0-9/._:-]{0,24}",
+        any::<String>(),
+    ]
+}
+
+fn stream_id() -> impl Strategy<Value = StreamId> {
+    prop_oneof![
+        uuid().prop_map(StreamId::Tenant),
+        (uuid(), uuid()).prop_map(|(tenant_id, key_id)| StreamId::ApiKey { tenant_id, key_id }),
+        (uuid(), awkward()).prop_map(|(tenant_id, client_id)| StreamId::OAuthClient {
+            tenant_id,
+            client_id
+        }),
+        (uuid(), awkward()).prop_map(|(tenant_id, client_id)| StreamId::Tokens {
+            tenant_id,
+            client_id
+        }),
+        uuid().prop_map(StreamId::Audit),
+        // A kind never contains `/`: it is one of the reservation kinds' names.
+        ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_stream_id_parses_back_from_its_spelling(id in stream_id()) {
+        let spelled = id.to_string();
+        prop_assert_eq!(StreamId::parse(&spelled), Some(id.clone()));
+        prop_assert_eq!(tenant_of(&spelled), Some(id.tenant_id()));
+        prop_assert_eq!(format!("{}/{}", id.tenant_id(), id.relative()), spelled);
+    }
+
+    #[test]
+    fn the_builders_spell_like_the_typed_ids(id in stream_id()) {
+        let built = match &id {
+            StreamId::Tenant(t) => tenant(*t),
+            StreamId::ApiKey { tenant_id, key_id } => api_key(*tenant_id, *key_id),
+            StreamId::OAuthClient { tenant_id, client_id } => oauth_client(*tenant_id, client_id),
+            StreamId::Tokens { tenant_id, client_id } => client_tokens(*tenant_id, client_id),
+            StreamId::Audit(t) => audit(*t),
+            StreamId::Reservation { kind, value } => reservation(kind, value),
+        };
+        prop_assert_eq!(built, id.to_string());
+    }
+}
