@@ -681,31 +681,20 @@ async fn acknowledge(
 
 #[cfg(test)]
 mod tests {
-    use tessera_event_schemas::{Actor, Envelope, Hash32, RecordedEvent, Timestamp};
+    use tessera_event_schemas::{Envelope, RecordedEvent};
     use uuid::Uuid;
 
     use super::{TAIL_CAPACITY, Tail};
 
     fn at(position: u64) -> RecordedEvent {
         RecordedEvent {
-            envelope: Envelope {
-                event_id: Uuid::from_u128(u128::from(position)),
-                stream_id: "s".into(),
-                stream_version: position,
-                global_position: position,
-                tenant_id: Uuid::nil(),
-                event_type: "t".into(),
-                schema_version: 1,
-                recorded_at: Timestamp::from_micros(0),
-                actor: Actor::system(),
-                correlation_id: String::new(),
-                causation_id: None,
-                source_ip: None,
-                user_agent: None,
-                prev_hash: Hash32::default(),
-                hash: Hash32::default(),
-                log_hash: Hash32::default(),
-            },
+            envelope: Envelope::builder()
+                .event_id(Uuid::from_u128(u128::from(position)))
+                .stream("s")
+                .stream_version(position)
+                .position(position)
+                .event_type("t", 1)
+                .build(),
             payload: Vec::new(),
         }
     }

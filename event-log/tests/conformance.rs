@@ -776,24 +776,12 @@ struct TestSigner;
 
 impl TestSigner {
     fn mac(message: &[u8]) -> Vec<u8> {
-        let envelope = Envelope {
-            event_id: Uuid::nil(),
-            stream_id: "test-checkpoint-key".into(),
-            stream_version: 0,
-            global_position: 0,
-            tenant_id: Uuid::nil(),
-            event_type: String::new(),
-            schema_version: 0,
-            recorded_at: Timestamp::from_micros(0),
-            actor: Actor::system(),
-            correlation_id: String::new(),
-            causation_id: None,
-            source_ip: None,
-            user_agent: None,
-            prev_hash: Hash32::ZERO,
-            hash: Hash32::ZERO,
-            log_hash: Hash32::ZERO,
-        };
+        let envelope = Envelope::builder()
+            .stream("test-checkpoint-key")
+            .stream_version(0)
+            .position(0)
+            .event_type("", 0)
+            .build();
         hash::event_hash(&envelope, message).0.to_vec()
     }
 }

@@ -84,32 +84,20 @@ impl<'a> CloudEvent<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Actor, Envelope};
+    use crate::envelope::Envelope;
     use crate::events::samples;
-    use crate::primitives::{Hash32, Timestamp};
+    use crate::primitives::Timestamp;
 
     fn recorded(event: &Event) -> RecordedEvent {
-        RecordedEvent {
-            envelope: Envelope {
-                event_id: Uuid::from_u128(7),
-                stream_id: "t/tenant".into(),
-                stream_version: 3,
-                global_position: 5_000_000_000,
-                tenant_id: Uuid::from_u128(9),
-                event_type: event.event_type().into(),
-                schema_version: 1,
-                recorded_at: Timestamp::parse_rfc3339("2026-03-14T14:03:00Z").unwrap(),
-                actor: Actor::system(),
-                correlation_id: "corr-1".into(),
-                causation_id: None,
-                source_ip: None,
-                user_agent: None,
-                prev_hash: Hash32::ZERO,
-                hash: Hash32::ZERO,
-                log_hash: Hash32::ZERO,
-            },
-            payload: event.encode(),
-        }
+        Envelope::builder()
+            .event_id(Uuid::from_u128(7))
+            .stream("t/tenant")
+            .stream_version(3)
+            .position(5_000_000_000)
+            .tenant(Uuid::from_u128(9))
+            .recorded_at(Timestamp::parse_rfc3339("2026-03-14T14:03:00Z").unwrap())
+            .correlation_id("corr-1")
+            .recorded(event)
     }
 
     #[test]

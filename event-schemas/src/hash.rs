@@ -91,28 +91,17 @@ fn put_opt_str(h: &mut Sha256, s: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Actor;
     use uuid::Uuid;
 
     fn envelope() -> Envelope {
-        Envelope {
-            event_id: Uuid::from_u128(1),
-            stream_id: "s".into(),
-            stream_version: 1,
-            global_position: 1,
-            tenant_id: Uuid::from_u128(2),
-            event_type: "tenant.created".into(),
-            schema_version: 1,
-            recorded_at: Timestamp::from_micros(5),
-            actor: Actor::system(),
-            correlation_id: "c".into(),
-            causation_id: None,
-            source_ip: None,
-            user_agent: None,
-            prev_hash: Hash32::ZERO,
-            hash: Hash32::ZERO,
-            log_hash: Hash32::ZERO,
-        }
+        Envelope::builder()
+            .event_id(Uuid::from_u128(1))
+            .stream("s")
+            .tenant(Uuid::from_u128(2))
+            .event_type("tenant.created", 1)
+            .recorded_at(Timestamp::from_micros(5))
+            .correlation_id("c")
+            .build()
     }
 
     #[test]

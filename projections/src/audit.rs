@@ -201,7 +201,7 @@ mod tests {
     use tessera_event_schemas::events::samples;
     use tessera_event_schemas::primitives::Timestamp;
     use tessera_event_schemas::testing::sensitive_values;
-    use tessera_event_schemas::{Actor, Hash32, SYSTEM_TENANT_ID, streams};
+    use tessera_event_schemas::{SYSTEM_TENANT_ID, streams};
     use uuid::Uuid;
 
     use super::*;
@@ -209,24 +209,17 @@ mod tests {
     const TENANT: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
 
     fn envelope(stream_id: String, event: &Event) -> Envelope {
-        Envelope {
-            event_id: Uuid::from_u128(7),
-            stream_id,
-            stream_version: 1,
-            global_position: 42,
-            tenant_id: TENANT,
-            event_type: event.event_type().to_owned(),
-            schema_version: event.schema_version(),
-            recorded_at: Timestamp::from_micros(1_795_000_000_000_000),
-            actor: Actor::system(),
-            correlation_id: "corr-1".into(),
-            causation_id: None,
-            source_ip: Some("10.0.0.1".into()),
-            user_agent: Some("curl/8".into()),
-            prev_hash: Hash32::ZERO,
-            hash: Hash32::ZERO,
-            log_hash: Hash32::ZERO,
-        }
+        Envelope::builder()
+            .event_id(Uuid::from_u128(7))
+            .stream(stream_id)
+            .position(42)
+            .tenant(TENANT)
+            .event(event)
+            .recorded_at(Timestamp::from_micros(1_795_000_000_000_000))
+            .correlation_id("corr-1")
+            .source_ip("10.0.0.1")
+            .user_agent("curl/8")
+            .build()
     }
 
     fn stream_of(event: &Event) -> String {

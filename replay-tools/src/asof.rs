@@ -508,34 +508,21 @@ pub async fn fold_tenant(
 mod tests {
     use super::*;
     use tessera_event_schemas::events::samples;
-    use tessera_event_schemas::{Actor, Envelope, Hash32, streams};
+    use tessera_event_schemas::{Envelope, streams};
 
     const TENANT: Uuid = Uuid::from_u128(42);
 
     fn recorded(position: u64, stream_id: String, event: &Event) -> RecordedEvent {
-        RecordedEvent {
-            envelope: Envelope {
-                event_id: Uuid::from_u128(u128::from(position)),
-                stream_id,
-                stream_version: 1,
-                global_position: position,
-                tenant_id: TENANT,
-                event_type: event.event_type().to_owned(),
-                schema_version: event.schema_version(),
-                recorded_at: Timestamp::from_micros(
-                    i64::try_from(position).unwrap_or(0) * 1_000_000,
-                ),
-                actor: Actor::system(),
-                correlation_id: "c".to_owned(),
-                causation_id: None,
-                source_ip: None,
-                user_agent: None,
-                prev_hash: Hash32::ZERO,
-                hash: Hash32::ZERO,
-                log_hash: Hash32::ZERO,
-            },
-            payload: event.encode(),
-        }
+        Envelope::builder()
+            .event_id(Uuid::from_u128(u128::from(position)))
+            .stream(stream_id)
+            .position(position)
+            .tenant(TENANT)
+            .recorded_at(Timestamp::from_micros(
+                i64::try_from(position).unwrap_or(0) * 1_000_000,
+            ))
+            .correlation_id("c")
+            .recorded(event)
     }
 
     fn sample(event_type: &str) -> Event {
