@@ -320,6 +320,40 @@ impl serde::ser::Error for NotAWrapper {
     }
 }
 
+/// Calls `$each!` with the `Serializer` methods that write a leaf value (no element inside),
+/// as `method(argument types);`: the serializers that look for sensitive values treat them all
+/// alike.
+macro_rules! leaf_methods {
+    ($each:ident) => {
+        $each! {
+            serialize_bool(bool);
+            serialize_i8(i8);
+            serialize_i16(i16);
+            serialize_i32(i32);
+            serialize_i64(i64);
+            serialize_i128(i128);
+            serialize_u8(u8);
+            serialize_u16(u16);
+            serialize_u32(u32);
+            serialize_u64(u64);
+            serialize_u128(u128);
+            serialize_f32(f32);
+            serialize_f64(f64);
+            serialize_char(char);
+            serialize_str(&str);
+            serialize_bytes(&[u8]);
+            serialize_none();
+            serialize_unit();
+            serialize_unit_struct(&'static str);
+            serialize_unit_variant(&'static str, u32, &'static str);
+        }
+    };
+}
+
+// The finder of sensitive values in `testing` walks values the same way.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use leaf_methods;
+
 macro_rules! plain {
     ($($method:ident($($ty:ty),*);)*) => {
         $(fn $method(self, $(_: $ty),*) -> Result<bool, NotAWrapper> {
@@ -347,28 +381,7 @@ impl Serializer for Probe {
     type SerializeStruct = Impossible<bool, NotAWrapper>;
     type SerializeStructVariant = Impossible<bool, NotAWrapper>;
 
-    plain! {
-        serialize_bool(bool);
-        serialize_i8(i8);
-        serialize_i16(i16);
-        serialize_i32(i32);
-        serialize_i64(i64);
-        serialize_i128(i128);
-        serialize_u8(u8);
-        serialize_u16(u16);
-        serialize_u32(u32);
-        serialize_u64(u64);
-        serialize_u128(u128);
-        serialize_f32(f32);
-        serialize_f64(f64);
-        serialize_char(char);
-        serialize_str(&str);
-        serialize_bytes(&[u8]);
-        serialize_none();
-        serialize_unit();
-        serialize_unit_struct(&'static str);
-        serialize_unit_variant(&'static str, u32, &'static str);
-    }
+    leaf_methods!(plain);
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, NotAWrapper> {
         value.serialize(self)
