@@ -257,12 +257,42 @@ impl History {
 
     /// A fresh event id and time for an event of `tenant`.
     pub fn propose(&mut self, tenant: Uuid, event: &Event) -> ProposedEvent {
+        self.propose_as(tenant, event, EventMetadata::system("corr"))
+    }
+
+    /// [`History::propose`] with the given actor, correlation id, source IP and user agent.
+    pub fn propose_as(
+        &mut self,
+        tenant: Uuid,
+        event: &Event,
+        metadata: EventMetadata,
+    ) -> ProposedEvent {
         let id = Uuid::from_u128(0xe0e0_0000_0000_7000_8000_0000_0000_0000 + self.next_event);
         let at = Timestamp::from_micros(self.next_micros);
         self.next_event += 1;
         self.next_micros += 1_000;
         self.events += 1;
-        ProposedEvent::new(event, id, tenant, at, EventMetadata::system("corr"))
+        ProposedEvent::new(event, id, tenant, at, metadata)
+    }
+
+    /// Adds one append of `events` on `stream_id`, each proposed with `metadata`.
+    pub fn append_events(
+        &mut self,
+        tenant: Uuid,
+        stream_id: String,
+        events: &[Event],
+        metadata: &EventMetadata,
+    ) -> &mut Self {
+        let events = events
+            .iter()
+            .map(|event| self.propose_as(tenant, event, metadata.clone()))
+            .collect();
+        self.appends.push(vec![StreamWrite {
+            stream_id,
+            expected: ExpectedVersion::Any,
+            events,
+        }]);
+        self
     }
 
     /// The time the next proposed event will carry.

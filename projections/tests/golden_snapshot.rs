@@ -1,0 +1,363 @@
+//! Golden read models: a fixed log, projected into a fresh store, must dump exactly the
+//! committed snapshot, byte for byte, on both backends and along every path that writes rows:
+//! the live projector following appends, a catch-up, and rebuilds (in one batch and in many).
+//!
+//! The fixtures under `tests/fixtures/` were written by the projector as it stood before its
+//! tables were made generic (issue 15), so they pin what every row, column and checkpoint held
+//! then; a refactor of the read side passes only if it writes the very same bytes. The small
+//! log's snapshot is committed whole, so that a failure shows which row changed; the large
+//! log (big enough that batches fold on a thread of their own) is pinned by the SHA-256 of its
+//! snapshot. With `TESSERA_BLESS=1` a missing fixture is written; an existing one never is.
+
+// Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
+// cover; failing loudly is what a test should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use support::workload::{self, History};
+use tessera_event_log::{Backend, EventLog, LogConfig};
+use tessera_event_schemas::events::{
+    ApiKeyRevokedV1, SigningKeyRetiredV1, SigningKeyRotatedV1, TenantActivatedV1,
+    TenantCancelledV1, TenantFrozenV1, TenantStatus, TenantSuspendedV1, samples,
+};
+use tessera_event_schemas::{
+    Actor, ActorKind, Date, Event, EventMetadata, SYSTEM_TENANT_ID, streams,
+};
+use tessera_projections::{ProjectionRuntime, ReadStore, rebuild, rebuild_in_batches};
+use tessera_test_support::PgDatabase;
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The small log's whole snapshot.
+const SMALL_FIXTURE: &str = "tests/fixtures/read_models_small.json";
+/// The SHA-256 of the large log's snapshot.
+const LARGE_FIXTURE: &str = "tests/fixtures/read_models_large.sha256";
+
+/// Six tenants through every round (demo and trial tenants, suspension with and without
+/// reactivation, scheduled cancellation, freezing, archival, key rotations and retirements, API
+/// keys issued, used and revoked), then the extras.
+fn small_history() -> History {
+    let mut history = History::new();
+    history.rounds(0..6, 0..workload::ROUNDS, 4);
+    extras(&mut history);
+    history
+}
+
+/// 160 tenants in small appends: over 2,000 events, so that a rebuild's and a catch-up's
+/// batches fold on a thread of their own while the writer stores rows.
+fn large_history() -> History {
+    let mut history = History::new();
+    history.rounds(0..160, 0..workload::ROUNDS, 7);
+    extras(&mut history);
+    assert!(history.events > 2_000, "{} events", history.events);
+    history
+}
+
+/// A person acting through the admin API, so that audit rows carry an actor name, a source IP
+/// and a user agent.
+fn by_a_person() -> EventMetadata {
+    EventMetadata {
+        actor: Actor {
+            kind: ActorKind::User,
+            id: "user-7".into(),
+            name: Some("Grace Hopper".into()),
+        },
+        correlation_id: "corr-golden".into(),
+        causation_id: None,
+        source_ip: Some("192.0.2.7".into()),
+        user_agent: Some("golden/1.0".into()),
+    }
+}
+
+/// Every event type the workload lacks (OAuth clients, tokens, reservations, recorded audit
+/// entries) and the edge cases reducers must keep answering the same way.
+fn extras(history: &mut History) {
+    let person = by_a_person();
+    // The sample of every event type, each on the stream it belongs to, for the samples'
+    // tenant: its whole lifecycle, an API key, a client with its tokens, a reservation.
+    let sample_tenant = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
+    let sample_key = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
+    let client = "0193a000-0000-7000-8000-00000000c11e";
+    for event in samples::current() {
+        let (tenant, stream) = match event.category() {
+            "tenant" => (sample_tenant, streams::tenant(sample_tenant)),
+            "api_key" => (sample_tenant, streams::api_key(sample_tenant, sample_key)),
+            "oauth_client" => (sample_tenant, streams::oauth_client(sample_tenant, client)),
+            "token" => (sample_tenant, streams::client_tokens(sample_tenant, client)),
+            "reservation" => (
+                SYSTEM_TENANT_ID,
+                streams::reservation("tenant-slug", "acme-corp"),
+            ),
+            _ => (sample_tenant, streams::audit(sample_tenant)),
+        };
+        history.append_events(tenant, stream, &[event], &person);
+    }
+
+    // Events of a tenant that was never created change no row.
+    let ghost = workload::tenant_id(900);
+    history.append_events(
+        ghost,
+        streams::tenant(ghost),
+        &[Event::TenantSuspended(TenantSuspendedV1 { reason: None })],
+        &person,
+    );
+    // A second creation of a tenant: the first one stands.
+    let t0 = workload::tenant_id(0);
+    let again = workload::created(0, TenantStatus::Trial, history.now());
+    history.append_events(t0, streams::tenant(t0), &[again], &person);
+    // An immediate cancellation freezes with its reason; a later freeze keeps that reason; an
+    // activation clears it (and the trial end stays what the creation said).
+    let t3 = workload::tenant_id(3);
+    history.append_events(
+        t3,
+        streams::tenant(t3),
+        &[
+            Event::TenantCancelled(TenantCancelledV1 {
+                reason: "fraud".into(),
+                effective_at: None,
+            }),
+            Event::TenantFrozen(TenantFrozenV1 {
+                reason: "another reason".into(),
+            }),
+            Event::TenantActivated(TenantActivatedV1 {
+                previous_status: TenantStatus::Frozen,
+                plan: "rescue".into(),
+                contract_start: Date::parse("2027-01-01"),
+                contract_end: None,
+                erp_customer_id: None,
+            }),
+        ],
+        &person,
+    );
+    // A rotation away from a key already retired leaves it retired.
+    let t4 = workload::tenant_id(4);
+    history.append_events(
+        t4,
+        streams::tenant(t4),
+        &[
+            Event::SigningKeyRetired(SigningKeyRetiredV1 {
+                kid: "k-4-1".into(),
+            }),
+            Event::SigningKeyRotated(SigningKeyRotatedV1 {
+                key: workload::signing_key("k-4-3".into(), history.now()),
+                previous_kid: "k-4-1".into(),
+            }),
+        ],
+        &person,
+    );
+    // A second revocation keeps the first one's time; usage of a key never issued is dropped.
+    history.append_events(
+        t0,
+        streams::api_key(t0, workload::api_key_id(0, 0)),
+        &[Event::ApiKeyRevoked(ApiKeyRevokedV1 { reason: None })],
+        &person,
+    );
+    let at = history.now();
+    history.append_events(
+        t0,
+        streams::api_key(t0, workload::api_key_id(0, 9)),
+        &[workload::used(5, at, 60)],
+        &person,
+    );
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Keeps a backend's storage alive as long as the test needs it.
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Db(#[allow(dead_code)] PgDatabase),
+}
+
+async fn open_log(kind: Kind) -> (Arc<dyn EventLog>, Keep) {
+    match kind {
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let log = tessera_event_log::open(LogConfig::new(Backend::Sqlite {
+                path: dir.path().join("log.db"),
+            }))
+            .await
+            .unwrap();
+            (log, Keep::Dir(dir))
+        }
+        Kind::Postgres => {
+            let db = fresh_pg().await;
+            let log = tessera_event_log::open(LogConfig::new(Backend::Postgres {
+                url: db.url.clone(),
+            }))
+            .await
+            .unwrap();
+            (log, Keep::Db(db))
+        }
+    }
+}
+
+async fn fresh_pg() -> PgDatabase {
+    tokio::task::spawn_blocking(tessera_test_support::fresh_database)
+        .await
+        .unwrap()
+}
+
+/// An empty read store of `kind`.
+async fn open_store(kind: Kind) -> (ReadStore, Keep) {
+    match kind {
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ReadStore::open_sqlite(dir.path().join("readmodels.db"))
+                .await
+                .unwrap();
+            (store, Keep::Dir(dir))
+        }
+        Kind::Postgres => {
+            let db = fresh_pg().await;
+            let store = ReadStore::open_postgres(&db.url).await.unwrap();
+            (store, Keep::Db(db))
+        }
+    }
+}
+
+/// The snapshot as the fixture holds it: pretty JSON (object keys sorted), one final newline.
+async fn canonical(store: &ReadStore) -> String {
+    let snapshot = store.snapshot().await.unwrap();
+    let mut text = serde_json::to_string_pretty(&snapshot).unwrap();
+    text.push('\n');
+    text
+}
+
+fn fixture_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The committed fixture, or with `TESSERA_BLESS=1` and no fixture yet, `actual` written as
+/// the fixture.
+fn expected(relative: &str, actual: &str) -> String {
+    let path = fixture_path(relative);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if std::env::var("TESSERA_BLESS").as_deref() == Ok("1") => {
+            assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, actual).unwrap();
+            actual.to_owned()
+        }
+        Err(error) => panic!("{}: {error} (TESSERA_BLESS=1 writes it)", path.display()),
+    }
+}
+
+/// Compares a path's snapshot with the fixture; on a difference, leaves the snapshot beside
+/// the build for diffing.
+fn check(fixture: &str, path: &str, kind: Kind, snapshot: &str, whole: bool) {
+    let actual = if whole {
+        snapshot.to_owned()
+    } else {
+        format!("{:x}\n", Sha256::digest(snapshot.as_bytes()))
+    };
+    if expected(fixture, &actual) != actual {
+        let dump = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("golden-{kind:?}-{path}.json").to_lowercase());
+        std::fs::write(&dump, snapshot).unwrap();
+        panic!(
+            "{kind:?} {path}: the snapshot differs from {fixture}; it is in {}",
+            dump.display()
+        );
+    }
+}
+
+/// Projects `history` along every path on `kind` and checks each snapshot against `fixture`.
+async fn golden(kind: Kind, mut history: History, fixture: &str, whole: bool) {
+    let (log, _log_keep) = open_log(kind).await;
+
+    // Live: the projector follows the log while it is appended to, in small batches.
+    let (live, _live_keep) = open_store(kind).await;
+    let runtime = ProjectionRuntime::start(log.clone(), live.clone())
+        .await
+        .unwrap();
+    let head = history.append_to(&log).await;
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    check(fixture, "live", kind, &canonical(&live).await, whole);
+
+    // Catch-up: the whole log, in batches merged as the projector finds them queued.
+    let (caught_up, _caught_up_keep) = open_store(kind).await;
+    let runtime = ProjectionRuntime::start(log.clone(), caught_up.clone())
+        .await
+        .unwrap();
+    runtime.wait_for(head, DEADLINE).await.unwrap();
+    runtime.shutdown().await;
+    check(
+        fixture,
+        "catch-up",
+        kind,
+        &canonical(&caught_up).await,
+        whole,
+    );
+
+    // Rebuilds in place: in the default batches, and in small ones whose rows the write-behind
+    // cache carries from batch to batch.
+    let stats = rebuild(log.as_ref(), &caught_up).await.unwrap();
+    assert_eq!(stats.events, head);
+    check(
+        fixture,
+        "rebuild",
+        kind,
+        &canonical(&caught_up).await,
+        whole,
+    );
+    let stats = rebuild_in_batches(log.as_ref(), &live, 97).await.unwrap();
+    assert_eq!(stats.events, head);
+    check(fixture, "rebuild-97", kind, &canonical(&live).await, whole);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_models_of_the_small_log_match_the_golden_snapshot() {
+    golden(Kind::Sqlite, small_history(), SMALL_FIXTURE, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_models_of_the_small_log_match_the_golden_snapshot() {
+    golden(Kind::Postgres, small_history(), SMALL_FIXTURE, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_models_of_the_large_log_match_the_golden_digest() {
+    golden(Kind::Sqlite, large_history(), LARGE_FIXTURE, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_models_of_the_large_log_match_the_golden_digest() {
+    golden(Kind::Postgres, large_history(), LARGE_FIXTURE, false).await;
+}
+
+/// The fixtures cover every table and every event type: a golden test of empty tables would
+/// prove nothing.
+#[test]
+fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_trail() {
+    let text = std::fs::read_to_string(fixture_path(SMALL_FIXTURE)).unwrap();
+    let snapshot: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for table in ["rm_tenants", "rm_signing_keys", "rm_api_keys", "rm_audit"] {
+        let rows = snapshot[table].as_array().unwrap();
+        assert!(rows.len() > 5, "{table}: {} rows", rows.len());
+    }
+    let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
+    assert_eq!(checkpoints.len(), 4, "{checkpoints:?}");
+    let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["event_type"].as_str().unwrap())
+        .collect();
+    for (event_type, _) in Event::current_types() {
+        assert!(types.contains(event_type), "{event_type} has no audit row");
+    }
+}
