@@ -9,17 +9,25 @@
 //! handling, and uniqueness decisions are never made from these eventually consistent tables.
 //!
 //! # Layout
-//! - [`views`]: the row types queries return (`TenantView`, `SigningKeyView`, `ApiKeyView`).
+//! - [`views`]: the row types queries return (`TenantView`, `SigningKeyView`, `ApiKeyView`,
+//!   `AuditView`).
+//! - `tables`: one module per read-model table (`tenants`, `signing_keys`, `api_keys`), each
+//!   implementing `TableProjection` (its key, pure reducer, columns and cells, DDL, row
+//!   decoding) and holding its queries; the registry (`tables!`) that lists them and gives
+//!   [`Projection`]; [`Checkpoints`]; and `audit_trail`, the insert-only `rm_audit`.
 //! - [`audit`]: the audit trail's rows (one per event, secrets redacted).
-//! - [`reduce`]: pure reducers and the in-memory batch fold, tested without a database.
-//! - [`store`]: `ReadStore`: connection, schema, queries, canonical snapshot.
+//! - `fold`: the in-memory batch fold over every table, tested without a database.
+//! - `cache`: the row cache of the batch writers, and a rebuild's write-behind.
 //! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction: the
-//!   steps, statements and row encodings both backends share.
+//!   steps both backends share. `sql`: the statements and bound values they share.
 //! - `write_sqlite`: its writer for SQLite read models, on a rusqlite connection.
 //! - `write_postgres`: its writer for PostgreSQL read models, on a native sqlx pool (`COPY`
-//!   for a rebuild's audit rows).
+//!   for a rebuild's rows).
+//! - [`store`]: `ReadStore`: connections, publisher checkpoints, checkpoints. `schema`: DDL,
+//!   schema version, resets. `snapshot`: the canonical dump. `decode`, `paging`: reading
+//!   rows back, and keyset pagination.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
-//! - [`rebuild`]: drop and replay everything, offline.
+//! - [`rebuild`]: drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
 //!   revoked tokens) that the authorization server's hot paths read.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
@@ -27,14 +35,21 @@
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
 
 pub mod audit;
+mod cache;
+mod decode;
 pub mod directory;
 pub mod error;
+mod fold;
 pub mod kafka;
+mod paging;
 pub mod rebuild;
-pub mod reduce;
 pub mod runtime;
+mod schema;
+mod snapshot;
+mod sql;
 pub mod store;
 mod swap;
+mod tables;
 pub mod views;
 mod write;
 mod write_postgres;
@@ -44,9 +59,9 @@ pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
-pub use reduce::{Checkpoints, Projection};
 pub use runtime::ProjectionRuntime;
 pub use store::ReadStore;
+pub use tables::{Checkpoints, Projection};
 pub use views::{
     ApiKeyView, AuditFilter, AuditRow, AuditView, Page, PendingCancellation, SigningKeyStatus,
     SigningKeyView, TenantFilter, TenantView,

@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use tessera_event_log::EventLog;
 
+use crate::cache::RowCache;
 use crate::error::ProjectionError;
-use crate::reduce::{Checkpoints, Projection};
 use crate::store::ReadStore;
 use crate::swap;
-use crate::write::{DecodedBatch, RowCache, apply_batch};
+use crate::tables::{Checkpoints, Projection};
+use crate::write::{DecodedBatch, apply_batch};
 
 /// Events per rebuild transaction. A crash mid-rebuild only means running it again. Table rows
 /// are written once per rebuild whatever the batch size (write-behind), so what this sets is

@@ -22,10 +22,11 @@ use tessera_event_log::EventLog;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::cache::RowCache;
 use crate::error::{ReadError, WaitTimeout};
-use crate::reduce::Checkpoints;
 use crate::store::ReadStore;
-use crate::write::{DecodedBatch, RowCache, apply_batch};
+use crate::tables::Checkpoints;
+use crate::write::{DecodedBatch, apply_batch};
 
 /// Events asked of the log per read. At the head a batch holds whatever arrived since the
 /// last one, so this only bounds catch-up batches.

@@ -3,7 +3,7 @@
 //!
 //! The same steps as `write_sqlite` (plan, load what the row cache lacks, fold and encode
 //! through `write::fold_and_encode`, write every changed row once, checkpoint, commit) and the
-//! same statements and row encodings (`TableWrite`, the `*_cells` functions). Table rows go in
+//! same statements and row encodings (each table's `TableWrite` and `cells`). Table rows go in
 //! multi-row upserts and audit rows in multi-row inserts, except the rows a rebuild writes into
 //! its emptied tables, which cannot conflict with anything: those are streamed with
 //! `COPY ... FROM STDIN` in binary format. PostgreSQL then reads each value as it is, instead of
@@ -21,14 +21,20 @@ use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
+use crate::cache::RowCache;
 use crate::error::ReadError;
-use crate::reduce::{Checkpoints, Fold};
-use crate::store::{self, Dialect};
+use crate::fold::Fold;
+use crate::sql::{
+    self, Cell, MAX_AUDIT_ROWS_PER_INSERT, MAX_KEYS_PER_QUERY, MAX_ROWS_PER_UPSERT, TableWrite,
+};
+use crate::store::Dialect;
+use crate::tables::{
+    Checkpoints, Registered, TableProjection, TableVisitor, audit_trail, visit_tables,
+};
 use crate::views::AuditRow;
 use crate::write::{
-    self, Applied, CHECKPOINT_TABLE, Cell, DecodedBatch, MAX_AUDIT_ROWS_PER_INSERT,
-    MAX_KEYS_PER_QUERY, MAX_ROWS_PER_UPSERT, Missing, PIPELINE_FROM, Prepared, RowCache, RowWrite,
-    TableWrite, WRITES_AHEAD, fold_and_encode,
+    self, Applied, CHECKPOINT_TABLE, DecodedBatch, Missing, PIPELINE_FROM, Prepared, RowWrite,
+    WRITES_AHEAD, fold_and_encode,
 };
 
 const DIALECT: Dialect = Dialect::Postgres;
@@ -99,7 +105,7 @@ impl PostgresApplier {
 /// How a batch writes its audit rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AuditWrites {
-    /// Multi-row inserts that skip a row already there (see `write::audit_insert`).
+    /// Multi-row inserts that skip a row already there (see `audit_trail::insert`).
     Insert,
     /// `COPY`: every row is new to the table (a rebuild's).
     Copy,
@@ -168,7 +174,7 @@ async fn store_all(
         match write {
             RowWrite::Audit(rows) => insert_audit(tx, &rows).await?,
             RowWrite::Upserts(table, rows) | RowWrite::Inserts(table, rows) => {
-                let lengths = write::chunk_lengths(rows.len(), MAX_ROWS_PER_UPSERT);
+                let lengths = sql::chunk_lengths(rows.len(), MAX_ROWS_PER_UPSERT);
                 let mut rows = rows.iter();
                 for length in lengths {
                     let sql = table.upsert(DIALECT, length);
@@ -205,20 +211,20 @@ enum CopyTarget {
 impl CopyTarget {
     fn table(self) -> &'static str {
         match self {
-            CopyTarget::Audit => "rm_audit",
+            CopyTarget::Audit => audit_trail::TABLE,
             CopyTarget::Table(table) => table.table,
         }
     }
 
     fn statement(self) -> String {
-        let columns = match self {
-            CopyTarget::Audit => store::AUDIT_COLUMNS.to_owned(),
-            CopyTarget::Table(table) => table.columns.join(", "),
-        };
-        format!(
-            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
-            self.table()
-        )
+        match self {
+            CopyTarget::Audit => audit_trail::copy_statement(),
+            CopyTarget::Table(table) => format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                table.table,
+                table.column_list()
+            ),
+        }
     }
 }
 
@@ -232,9 +238,9 @@ fn copy_target(write: &RowWrite, audit: AuditWrites) -> Option<CopyTarget> {
 }
 
 async fn insert_audit(tx: &mut PgConnection, rows: &[AuditRow]) -> Result<(), ReadError> {
-    for chunk in write::chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
-        let cells: Vec<Cell<'_>> = chunk.iter().flat_map(write::audit_cells).collect();
-        let mut query = sqlx::query(AssertSqlSafe(write::audit_insert(DIALECT, chunk.len())));
+    for chunk in sql::chunks(rows, MAX_AUDIT_ROWS_PER_INSERT) {
+        let cells: Vec<Cell<'_>> = chunk.iter().flat_map(audit_trail::cells).collect();
+        let mut query = sqlx::query(AssertSqlSafe(audit_trail::insert(DIALECT, chunk.len())));
         for cell in &cells {
             query = bind(query, cell);
         }
@@ -283,7 +289,7 @@ fn copy_rows(write: &RowWrite, out: &mut Vec<u8>) {
     match write {
         RowWrite::Audit(rows) => {
             for row in rows {
-                copy_row(&write::audit_cells(row), out);
+                copy_row(&audit_trail::cells(row), out);
             }
         }
         RowWrite::Inserts(_, rows) => {
@@ -299,7 +305,7 @@ fn copy_rows(write: &RowWrite, out: &mut Vec<u8>) {
 /// Appends a row in `COPY`'s binary format: the number of columns, then each value as its
 /// length (-1 for NULL) and its bytes as PostgreSQL's binary send function writes them: text as
 /// it is, BIGINT as 8 bytes big-endian, BOOLEAN as one byte. Every `Cell::Int` column is a
-/// BIGINT (see `store::ddl`).
+/// BIGINT (see each table's DDL).
 fn copy_row(cells: &[Cell<'_>], out: &mut Vec<u8>) {
     // Rows have at most 18 columns.
     let columns = i16::try_from(cells.len()).unwrap_or(i16::MAX);
@@ -332,20 +338,36 @@ fn bind<'q>(
     }
 }
 
-/// Loads the rows the cache could not answer for into `fold`.
+/// Loads the rows the cache could not answer for into `fold`: the queries of every table
+/// first, then each table's rows decoded and seeded, in the same registry order.
 async fn load(tx: &mut PgConnection, missing: &Missing, fold: &mut Fold) -> Result<(), ReadError> {
-    for row in fetch_in(tx, write::SELECT_TENANTS, &missing.tenants).await? {
-        fold.seed_tenant(store::tenant_from_row(&row)?);
+    struct Queries<'a>(&'a Missing, Vec<(&'static str, &'a [String])>);
+    impl TableVisitor for Queries<'_> {
+        type Error = std::convert::Infallible;
+        fn visit<T: Registered>(&mut self) -> Result<(), Self::Error> {
+            self.1.push((T::SELECT, T::of(&self.0.groups)));
+            Ok(())
+        }
     }
-    let rows = fetch_in(tx, write::SELECT_SIGNING_KEYS, &missing.key_ring_tenants).await?;
-    for row in rows {
-        let (tenant_id, key) = store::signing_key_from_row(&row)?;
-        fold.seed_signing_key(tenant_id, key);
+    let mut queries = Queries(missing, Vec::new());
+    let Ok(()) = visit_tables(&mut queries);
+    let mut fetched = Vec::with_capacity(queries.1.len());
+    for (select, groups) in queries.1 {
+        fetched.push(fetch_in(tx, select, groups).await?);
     }
-    for row in fetch_in(tx, &write::select_api_keys(), &missing.api_keys).await? {
-        fold.seed_api_key(store::api_key_from_row(&row)?);
+
+    struct Seed<'a>(std::vec::IntoIter<Vec<PgRow>>, &'a mut Fold);
+    impl TableVisitor for Seed<'_> {
+        type Error = ReadError;
+        fn visit<T: Registered>(&mut self) -> Result<(), ReadError> {
+            for row in self.0.next().unwrap_or_default() {
+                let (key, row) = <T as TableProjection>::from_row(&row)?;
+                self.1.seed::<T>(key, row);
+            }
+            Ok(())
+        }
     }
-    Ok(())
+    visit_tables(&mut Seed(fetched.into_iter(), fold))
 }
 
 /// Runs `{select} IN (...)` over `ids`, a bounded number of keys per statement.
@@ -355,10 +377,10 @@ async fn fetch_in(
     ids: &[String],
 ) -> Result<Vec<PgRow>, ReadError> {
     let mut rows = Vec::new();
-    for chunk in write::chunks(ids, MAX_KEYS_PER_QUERY) {
+    for chunk in sql::chunks(ids, MAX_KEYS_PER_QUERY) {
         let sql = format!(
             "{select} IN ({})",
-            write::placeholders(DIALECT, 1, chunk.len())
+            sql::placeholders(DIALECT, 1, chunk.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {

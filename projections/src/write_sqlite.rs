@@ -2,10 +2,10 @@
 //!
 //! The same steps as `write` (plan, load what the row cache lacks, fold and encode through
 //! `write::fold_and_encode`, write every changed row once, checkpoint, commit) and the same
-//! statements and row encodings (`TableWrite`, the `*_cells` functions), run synchronously on a
-//! rusqlite connection with prepared single-row statements. Through sqlx-sqlite every statement was a round trip to the connection's worker
-//! thread with every bound value copied on the way, and that, not SQLite, was most of the cost
-//! of a read-model row; see BENCHMARKS.md. The connection lives behind a mutex only to be
+//! statements and row encodings (each table's `TableWrite` and `cells`), run synchronously on a
+//! rusqlite connection with prepared single-row statements. Through sqlx-sqlite every statement
+//! was a round trip to the connection's worker thread with every bound value copied on the way,
+//! and that, not SQLite, was most of the cost of a read-model row; see BENCHMARKS.md. The connection lives behind a mutex only to be
 //! shareable: the projector (or a rebuild) is the store's single writer, and calls
 //! [`SqliteApplier::apply`] from a blocking thread.
 //!
@@ -17,12 +17,17 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_from_iter};
 
+use crate::cache::RowCache;
 use crate::error::ReadError;
-use crate::reduce::{Checkpoints, Fold};
-use crate::store::{self, Dialect, SqliteMode};
+use crate::fold::Fold;
+use crate::sql::Cell;
+use crate::store::{Dialect, SqliteMode};
+use crate::tables::{
+    Checkpoints, Registered, TableProjection, TableVisitor, audit_trail, visit_tables,
+};
 use crate::write::{
-    self, Applied, CHECKPOINT_TABLE, Cell, DecodedBatch, Missing, PIPELINE_FROM, Prepared,
-    RowCache, RowWrite, WRITES_AHEAD, fold_and_encode,
+    self, Applied, CHECKPOINT_TABLE, DecodedBatch, Missing, PIPELINE_FROM, Prepared, RowWrite,
+    WRITES_AHEAD, fold_and_encode,
 };
 
 /// The projector's connection to a SQLite read-model file.
@@ -160,9 +165,9 @@ fn fold_beside(
 fn store_rows(tx: &Transaction<'_>, write: RowWrite) -> Result<(), ReadError> {
     match write {
         RowWrite::Audit(rows) => {
-            let mut insert = tx.prepare_cached(&write::audit_insert(Dialect::Sqlite, 1))?;
+            let mut insert = tx.prepare_cached(&audit_trail::insert(Dialect::Sqlite, 1))?;
             for row in &rows {
-                insert.execute(params_from_iter(write::audit_cells(row)))?;
+                insert.execute(params_from_iter(audit_trail::cells(row)))?;
             }
             Ok(())
         }
@@ -186,32 +191,33 @@ fn execute_each(
     Ok(())
 }
 
-/// Loads the rows the cache could not answer for into `fold`, one key at a time: a prepared
+/// Loads the rows the cache could not answer for into `fold`, one group at a time: a prepared
 /// point lookup costs less than building `IN (...)` lists here.
 fn load(tx: &Transaction<'_>, missing: &Missing, fold: &mut Fold) -> Result<(), ReadError> {
-    let mut select = tx.prepare_cached(&format!("{} = ?", write::SELECT_TENANTS))?;
-    for id in &missing.tenants {
-        let mut rows = select.query([id])?;
-        while let Some(row) = rows.next()? {
-            fold.seed_tenant(store::tenant_from_row(row)?);
+    struct Load<'a, 'c> {
+        tx: &'a Transaction<'c>,
+        missing: &'a Missing,
+        fold: &'a mut Fold,
+    }
+    impl TableVisitor for Load<'_, '_> {
+        type Error = ReadError;
+        fn visit<T: Registered>(&mut self) -> Result<(), ReadError> {
+            let groups = T::of(&self.missing.groups);
+            if groups.is_empty() {
+                return Ok(());
+            }
+            let mut select = self.tx.prepare_cached(&format!("{} = ?", T::SELECT))?;
+            for group in groups {
+                let mut rows = select.query([group])?;
+                while let Some(row) = rows.next()? {
+                    let (key, row) = <T as TableProjection>::from_row(row)?;
+                    self.fold.seed::<T>(key, row);
+                }
+            }
+            Ok(())
         }
     }
-    let mut select = tx.prepare_cached(&format!("{} = ?", write::SELECT_SIGNING_KEYS))?;
-    for tenant in &missing.key_ring_tenants {
-        let mut rows = select.query([tenant])?;
-        while let Some(row) = rows.next()? {
-            let (tenant_id, key) = store::signing_key_from_row(row)?;
-            fold.seed_signing_key(tenant_id, key);
-        }
-    }
-    let mut select = tx.prepare_cached(&format!("{} = ?", write::select_api_keys()))?;
-    for id in &missing.api_keys {
-        let mut rows = select.query([id])?;
-        while let Some(row) = rows.next()? {
-            fold.seed_api_key(store::api_key_from_row(row)?);
-        }
-    }
-    Ok(())
+    visit_tables(&mut Load { tx, missing, fold })
 }
 
 /// How often a scratch file's [`Checkpointer`] writes it to disk.

@@ -584,7 +584,15 @@ async fn one_projection_is_rebuilt_alone_from_its_own_checkpoint(kind: Kind) {
         .reset_projection(Projection::ApiKeys)
         .await
         .unwrap();
-    assert_eq!(setup.store.checkpoints().await.unwrap().api_keys, 0);
+    assert_eq!(
+        setup
+            .store
+            .checkpoints()
+            .await
+            .unwrap()
+            .get(Projection::ApiKeys),
+        0
+    );
     assert_eq!(
         setup
             .store
@@ -615,7 +623,15 @@ async fn one_projection_is_rebuilt_alone_from_its_own_checkpoint(kind: Kind) {
         .reset_projection(Projection::Audit)
         .await
         .unwrap();
-    assert_eq!(setup.store.checkpoints().await.unwrap().audit, 0);
+    assert_eq!(
+        setup
+            .store
+            .checkpoints()
+            .await
+            .unwrap()
+            .get(Projection::Audit),
+        0
+    );
     let runtime = setup.start().await;
     runtime.wait_for(head, DEADLINE).await.unwrap();
     runtime.shutdown().await;
@@ -918,7 +934,15 @@ async fn audit_has_one_row_per_event_newest_first_and_filters(kind: Kind) {
     history.rounds(0..4, 0..workload::ROUNDS, 3);
     let head = history.append_to(&setup.log).await;
     runtime.wait_for(head, DEADLINE).await.unwrap();
-    assert_eq!(setup.store.checkpoints().await.unwrap().audit, head);
+    assert_eq!(
+        setup
+            .store
+            .checkpoints()
+            .await
+            .unwrap()
+            .get(Projection::Audit),
+        head
+    );
 
     // Every event exactly once, newest first, whatever the page size.
     for limit in [1, 7, 500] {

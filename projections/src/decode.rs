@@ -1,0 +1,82 @@
+//! Reading stored rows back: typed column access over whichever driver fetched the row, and
+//! the checks that turn a malformed value into [`ReadError::Corrupt`].
+//!
+//! Each table decodes its rows once (`TableProjection::from_row`), over [`Columns`], whether the
+//! row came from a query (sqlx's `Any` pool), the PostgreSQL writer's loads (sqlx's native
+//! PostgreSQL driver) or the SQLite writer's (rusqlite).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::error::ReadError;
+
+/// Typed column access for the row decoders, over a sqlx row (reads, and writes on
+/// PostgreSQL) or a rusqlite row (the SQLite projector's loads): one decoder per table, whoever
+/// fetched the row.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, ReadError>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError>;
+    fn int(&self, column: &str) -> Result<i64, ReadError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError>;
+}
+
+/// [`Columns`] for a sqlx row type.
+macro_rules! sqlx_columns {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    };
+}
+
+// The store's reads, and the PostgreSQL writer's loads.
+sqlx_columns!(AnyRow);
+sqlx_columns!(sqlx::postgres::PgRow);
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, ReadError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, ReadError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
+        Ok(self.get(column)?)
+    }
+}
+
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, ReadError> {
+    Uuid::parse_str(text).map_err(|e| ReadError::Corrupt(format!("bad id {text}: {e}")))
+}
+
+pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value, ReadError> {
+    serde_json::from_str(text).map_err(|e| ReadError::Corrupt(format!("bad JSON column: {e}")))
+}
+
+/// A flag column: BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite.
+pub(crate) fn get_flag(row: &AnyRow, column: &str) -> Result<bool, ReadError> {
+    match row.try_get::<bool, _>(column) {
+        Ok(flag) => Ok(flag),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
+pub(crate) fn to_u64(value: i64) -> Result<u64, ReadError> {
+    u64::try_from(value)
+        .map_err(|_| ReadError::Corrupt(format!("negative position or count {value}")))
+}

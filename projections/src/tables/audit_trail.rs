@@ -1,0 +1,272 @@
+//! `rm_audit`: the audit trail's table, one insert-only row per event (its pure part, the row
+//! of an event with secrets redacted, is [`crate::audit`]).
+//!
+//! Not a [`super::TableProjection`]: a row is written once, when its event is projected, and
+//! never loaded back, cached, updated or deleted. The batch fold produces the rows directly
+//! (`fold::Fold::take_audit`), and the writers insert them (or, into a rebuild's empty table on
+//! PostgreSQL, `COPY` them) with the statements and cells here.
+
+use std::borrow::Cow;
+
+use sqlx::AssertSqlSafe;
+use sqlx::any::AnyRow;
+use tessera_event_schemas::primitives::Timestamp;
+
+use crate::decode::{Columns, parse_json, parse_uuid, to_u64};
+use crate::error::ReadError;
+use crate::schema::TableDdl;
+use crate::sql::{Cell, to_i64, values_list};
+use crate::store::{Dialect, MAX_AUDIT_PAGE, ReadStore};
+use crate::views::{AuditFilter, AuditRow, AuditView, Page};
+
+/// The audit projection's row in `rm_checkpoints`.
+pub(crate) const NAME: &str = "audit";
+pub(crate) const TABLE: &str = "rm_audit";
+
+/// Every column, in the order of [`cells`].
+pub(crate) const COLUMNS: &str = "position, event_id, tenant_id, event_type, action, \
+     actor_kind, actor_id, actor_name, target_type, target_id, target_name, product, project_id, \
+     correlation_id, source_ip, user_agent, recorded_at, summary";
+pub(crate) const COLUMN_COUNT: usize = 18;
+
+/// The `CREATE` statements of `rm_audit`.
+pub(crate) fn ddl(dialect: Dialect) -> TableDdl {
+    let key = dialect.key_type();
+    // SQLite: `INTEGER PRIMARY KEY` makes the position the rowid itself, so an audit row costs
+    // no separate primary-key B-tree (`BIGINT PRIMARY KEY` would add one). PostgreSQL: a
+    // unique index that a rebuild builds after its rows (a fifth less of the server's work to
+    // `COPY` them, with the sort included; BENCHMARKS.md).
+    let (position_key, audit_key) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY", None),
+        Dialect::Postgres => (
+            "BIGINT NOT NULL",
+            Some("CREATE UNIQUE INDEX IF NOT EXISTS rm_audit_by_position ON rm_audit (position)"),
+        ),
+    };
+    // Insert-only, keyed by global position. Each filter has an index that ends in the
+    // position, so a filtered page is an index range scan in the listing's order; the time
+    // filters ride on whichever of them applies (or on the key).
+    let audit = TableDdl::new(format!(
+        "CREATE TABLE IF NOT EXISTS rm_audit (\
+            position {position_key}, \
+            event_id {key} NOT NULL, \
+            tenant_id {key} NOT NULL, \
+            event_type TEXT NOT NULL, \
+            action {key} NOT NULL, \
+            actor_kind TEXT NOT NULL, \
+            actor_id {key} NOT NULL, \
+            actor_name TEXT, \
+            target_type TEXT, \
+            target_id {key}, \
+            target_name TEXT, \
+            product {key}, \
+            project_id TEXT, \
+            correlation_id TEXT NOT NULL, \
+            source_ip TEXT, \
+            user_agent TEXT, \
+            recorded_at BIGINT NOT NULL, \
+            summary TEXT NOT NULL)"
+    ))
+    // One secondary index besides the key: every audit row is written on the token endpoint's
+    // hot path (one per grant), and each index costs about as much as the row. Queries by
+    // tenant use it; the other filters walk positions newest first (see BENCHMARKS.md).
+    .lookup("CREATE INDEX IF NOT EXISTS rm_audit_by_tenant ON rm_audit (tenant_id, position)");
+    match audit_key {
+        Some(key) => audit.lookup(key),
+        None => audit,
+    }
+}
+
+/// A plain insert of `rows` audit rows: an audit row is written once, when its event is
+/// projected, and never read back or updated. `DO NOTHING` makes re-applying a batch whose
+/// commit was lost harmless (the checkpoint would have committed with the rows anyway).
+pub(crate) fn insert(dialect: Dialect, rows: usize) -> String {
+    format!(
+        "INSERT INTO rm_audit ({COLUMNS}) VALUES {} ON CONFLICT (position) DO NOTHING",
+        values_list(dialect, rows, COLUMN_COUNT),
+    )
+}
+
+/// `COPY` of every column, in binary format (PostgreSQL).
+pub(crate) fn copy_statement() -> String {
+    format!("COPY {TABLE} ({COLUMNS}) FROM STDIN (FORMAT binary)")
+}
+
+/// A row's values, in the order of [`COLUMNS`].
+pub(crate) fn cells(row: &AuditRow) -> Vec<Cell<'_>> {
+    let cells = vec![
+        Cell::int(to_i64(row.position)),
+        Cell::text(row.event_id.to_string()),
+        Cell::text(row.tenant_id.to_string()),
+        Cell::text(row.event_type.as_str()),
+        Cell::text(row.action.as_str()),
+        Cell::text(row.actor_kind.as_str()),
+        Cell::text(row.actor_id.as_str()),
+        Cell::optional(row.actor_name.as_deref()),
+        Cell::optional(row.target_type.as_deref()),
+        Cell::optional(row.target_id.as_deref()),
+        Cell::optional(row.target_name.as_deref()),
+        Cell::optional(row.product.as_deref()),
+        Cell::Text(row.project_id.map(|id| Cow::Owned(id.to_string()))),
+        Cell::text(row.correlation_id.as_str()),
+        Cell::optional(row.source_ip.as_deref()),
+        Cell::optional(row.user_agent.as_deref()),
+        Cell::int(row.recorded_at.as_micros()),
+        Cell::text(row.summary.as_str()),
+    ];
+    debug_assert_eq!(cells.len(), COLUMN_COUNT);
+    cells
+}
+
+/// A stored audit row, its summary parsed.
+pub(crate) fn from_row(row: &impl Columns) -> Result<AuditView, ReadError> {
+    Ok(AuditView {
+        position: to_u64(row.int("position")?)?,
+        event_id: parse_uuid(&row.text("event_id")?)?,
+        tenant_id: parse_uuid(&row.text("tenant_id")?)?,
+        event_type: row.text("event_type")?,
+        action: row.text("action")?,
+        actor_kind: row.text("actor_kind")?,
+        actor_id: row.text("actor_id")?,
+        actor_name: row.opt_text("actor_name")?,
+        target_type: row.opt_text("target_type")?,
+        target_id: row.opt_text("target_id")?,
+        target_name: row.opt_text("target_name")?,
+        product: row.opt_text("product")?,
+        project_id: row
+            .opt_text("project_id")?
+            .map(|id| parse_uuid(&id))
+            .transpose()?,
+        correlation_id: row.text("correlation_id")?,
+        source_ip: row.opt_text("source_ip")?,
+        user_agent: row.opt_text("user_agent")?,
+        recorded_at: Timestamp::from_micros(row.int("recorded_at")?),
+        summary: parse_json(&row.text("summary")?)?,
+    })
+}
+
+/// Every row, in no particular order: for the canonical snapshot.
+pub(crate) async fn all_rows(store: &ReadStore) -> Result<Vec<AuditView>, ReadError> {
+    let rows: Vec<AnyRow> = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM {TABLE}")))
+        .fetch_all(&store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+impl ReadStore {
+    /// Audit entries matching `filter`, newest first (by global position, descending),
+    /// `limit` (at most [`MAX_AUDIT_PAGE`]) at a time. The cursor is the position of the last
+    /// entry of the previous page.
+    pub async fn audit(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditView>, ReadError> {
+        let limit = limit.clamp(1, MAX_AUDIT_PAGE);
+        let before = cursor.map(parse_audit_cursor).transpose()?;
+        let mut sql = format!("SELECT {COLUMNS} FROM rm_audit WHERE 1 = 1");
+        let mut n = 0;
+        let mut text_binds: Vec<&str> = Vec::new();
+        let tenant = filter.tenant_id.map(|id| id.to_string());
+        for (column, value) in [
+            ("tenant_id", tenant.as_deref()),
+            ("actor_id", filter.actor_id.as_deref()),
+            ("action", filter.action.as_deref()),
+            ("target_id", filter.target_id.as_deref()),
+            ("product", filter.product.as_deref()),
+        ] {
+            if let Some(value) = value {
+                n += 1;
+                sql.push_str(&format!(" AND {column} = ${n}"));
+                text_binds.push(value);
+            }
+        }
+        let mut int_binds: Vec<i64> = Vec::new();
+        for (condition, value) in [
+            ("recorded_at >=", filter.since.map(Timestamp::as_micros)),
+            ("recorded_at <", filter.until.map(Timestamp::as_micros)),
+            ("position <", before),
+        ] {
+            if let Some(value) = value {
+                n += 1;
+                sql.push_str(&format!(" AND {condition} ${n}"));
+                int_binds.push(value);
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY position DESC LIMIT {}",
+            u64::from(limit) + 1
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in text_binds {
+            query = query.bind(value);
+        }
+        for value in int_binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool()).await?;
+        let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            items.last().map(|last| audit_cursor(last.position))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The audit entry of the event at `position`, once the audit projection has reached it.
+    pub async fn audit_entry(&self, position: u64) -> Result<Option<AuditView>, ReadError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM rm_audit WHERE position = $1"
+        )))
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool())
+        .await?;
+        row.map(|row| from_row(&row)).transpose()
+    }
+}
+
+/// The audit listing's cursor: the position of a page's last (oldest) entry, versioned like
+/// the other listings' cursors.
+fn audit_cursor(position: u64) -> String {
+    format!("a1.{position}")
+}
+
+/// A cursor's position, as the SQL parameter it becomes.
+fn parse_audit_cursor(text: &str) -> Result<i64, ReadError> {
+    text.strip_prefix("a1.")
+        .and_then(|position| position.parse::<u64>().ok())
+        .and_then(|position| i64::try_from(position).ok())
+        .ok_or(ReadError::InvalidCursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_cursor_round_trips_and_rejects_foreign_text() {
+        assert_eq!(parse_audit_cursor(&audit_cursor(42)).ok(), Some(42));
+        for bad in [
+            "42",
+            "a1.",
+            "a1.-1",
+            "a1.x",
+            "c1.42",
+            "a1.99999999999999999999",
+        ] {
+            assert!(matches!(
+                parse_audit_cursor(bad),
+                Err(ReadError::InvalidCursor)
+            ));
+        }
+    }
+
+    #[test]
+    fn the_column_list_names_every_cell() {
+        assert_eq!(COLUMNS.split(", ").count(), COLUMN_COUNT);
+    }
+}

@@ -1,0 +1,47 @@
+//! Helpers for the tables' and the batch machinery's unit tests: sample events and envelopes
+//! of one tenant.
+
+use tessera_event_schemas::events::{Event, samples};
+use tessera_event_schemas::primitives::Timestamp;
+use tessera_event_schemas::{Actor, Envelope, Hash32, streams};
+use uuid::Uuid;
+
+/// The samples' tenant.
+pub(crate) const TENANT: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
+/// The samples' API key.
+pub(crate) const KEY: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
+
+/// The sample of `event_type`.
+pub(crate) fn sample(event_type: &str) -> Event {
+    samples::current()
+        .into_iter()
+        .find(|e| e.event_type() == event_type)
+        .unwrap()
+}
+
+/// An envelope of [`TENANT`] by the system, with zeroed hashes.
+pub(crate) fn envelope(stream_id: String, version: u64, position: u64, at: i64) -> Envelope {
+    Envelope {
+        event_id: Uuid::from_u128(u128::from(position)),
+        stream_id,
+        stream_version: version,
+        global_position: position,
+        tenant_id: TENANT,
+        event_type: String::new(),
+        schema_version: 1,
+        recorded_at: Timestamp::from_micros(at),
+        actor: Actor::system(),
+        correlation_id: "corr".into(),
+        causation_id: None,
+        source_ip: None,
+        user_agent: None,
+        prev_hash: Hash32::ZERO,
+        hash: Hash32::ZERO,
+        log_hash: Hash32::ZERO,
+    }
+}
+
+/// An envelope of [`TENANT`]'s own stream at `version`, which is also its position.
+pub(crate) fn tenant_env(version: u64, at: i64) -> Envelope {
+    envelope(streams::tenant(TENANT), version, version, at)
+}
