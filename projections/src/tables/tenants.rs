@@ -1,11 +1,20 @@
 //! `rm_tenants`: one row per tenant, the admin API's tenant listing and lookups.
 //!
-//! The row is a [`TenantView`], folded by a reducer of its own from the tenant stream's events
-//! and their envelopes. A view holds no key material: the active key's id only.
+//! The row is a [`TenantView`]: the domain's own tenant state ([`TenantState`], folded with its
+//! `evolve`, so the read model cannot disagree with the write side about a tenant's lifecycle)
+//! plus envelope metadata (creation and update times, stream version) and three facts only the
+//! read model keeps: why the tenant was cancelled or frozen, the trial end it was created with
+//! (the domain forgets it on activation), and its configuration parsed. What the domain state
+//! holds and a view must not (the key ring, with its sealed private keys) never reaches a view:
+//! the view keeps the active key's id only.
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
+use tessera_domain::Aggregate;
+use tessera_domain::tenant::{self as domain, Tenant, TenantState};
 use tessera_event_schemas::Envelope;
-use tessera_event_schemas::events::{Event, TenantStatus};
+use tessera_event_schemas::events::Event;
+use tessera_event_schemas::primitives::Timestamp;
 use uuid::Uuid;
 
 use super::TableProjection;
@@ -135,137 +144,152 @@ fn is_tenant_event(event: &Event) -> bool {
     }
 }
 
-/// `rm_tenants`: one row per tenant.
+/// What a view records that the domain's tenant does not: see the module doc.
+struct Kept {
+    created_at: Timestamp,
+    trial_ends_at: Option<Timestamp>,
+    cancellation_reason: Option<String>,
+    config: Value,
+}
+
+/// `rm_tenants`' reducer: the domain's `evolve` on the tenant the view describes, then the view
+/// of the result.
 fn reduce_tenant(
     row: Option<TenantView>,
     envelope: &Envelope,
     event: &Event,
 ) -> Option<TenantView> {
-    if let Event::TenantCreated(created) = event {
-        // The write side creates a tenant once (expected version "no stream"). Should a second
-        // creation ever be stored, the first one stands: slug and creation time never change
-        // once a row exists, which the read store relies on.
-        if row.is_some() {
-            return row;
-        }
-        return Some(TenantView {
-            id: envelope.tenant_id,
-            slug: created.slug.clone(),
-            name: created.name.clone(),
-            plan: created.plan.clone(),
-            kind: created.kind,
-            status: created.status,
-            suspended: false,
-            suspension_reason: None,
-            domains: created.domains.clone(),
-            settings: created.settings.clone(),
-            config: parse_config(&created.config_json),
-            sales_owner: created.sales_owner.clone(),
-            erp_customer_id: None,
-            trial_ends_at: created.trial_ends_at,
-            contract_start: None,
-            contract_end: None,
-            pending_cancellation: None,
-            cancellation_reason: None,
-            active_kid: created.signing_key.kid.clone(),
-            created_at: envelope.recorded_at,
-            updated_at: envelope.recorded_at,
-            version: envelope.stream_version,
-        });
+    // Not a tenant-stream event: leave the row exactly as it was (not even `version`).
+    if !is_tenant_event(event) {
+        return row;
     }
-    // Anything but `tenant.created` for a tenant we have never seen changes nothing: there
-    // is no row to change, and inventing one would show a tenant without a slug or key.
-    let mut tenant = row?;
-    match event {
-        Event::TenantUpdated(update) => {
-            if let Some(name) = &update.name {
-                tenant.name.clone_from(name);
-            }
-            if let Some(domains) = &update.domains {
-                tenant.domains.clone_from(domains);
-            }
-            if let Some(plan) = &update.plan {
-                tenant.plan.clone_from(plan);
-            }
-            if let Some(config_json) = &update.config_json {
-                tenant.config = parse_config(config_json);
-            }
-            if let Some(owner) = &update.sales_owner {
-                tenant.sales_owner = Some(owner.clone());
-            }
-        }
-        Event::TenantSettingsChanged(changed) => tenant.settings = changed.settings.clone(),
-        Event::TenantActivated(activated) => {
-            tenant.status = TenantStatus::Active;
-            tenant.plan.clone_from(&activated.plan);
-            // An activation defines the contract, so both dates are taken as given; an ERP id
-            // once known is kept when a later activation does not repeat it.
-            tenant.contract_start = activated.contract_start;
-            tenant.contract_end = activated.contract_end;
-            if activated.erp_customer_id.is_some() {
-                tenant
-                    .erp_customer_id
-                    .clone_from(&activated.erp_customer_id);
-            }
-            tenant.pending_cancellation = None;
-            tenant.cancellation_reason = None;
-        }
-        Event::TenantCancelled(cancelled) => {
-            tenant.cancellation_reason = Some(cancelled.reason.clone());
-            match cancelled.effective_at {
-                None => {
-                    tenant.status = TenantStatus::Frozen;
-                    tenant.pending_cancellation = None;
-                }
-                Some(effective_at) => {
-                    tenant.pending_cancellation = Some(PendingCancellation {
-                        reason: cancelled.reason.clone(),
-                        effective_at,
-                    });
-                }
-            }
-        }
-        Event::TenantFrozen(frozen) => {
-            tenant.status = TenantStatus::Frozen;
-            tenant.pending_cancellation = None;
-            if tenant.cancellation_reason.is_none() {
-                tenant.cancellation_reason = Some(frozen.reason.clone());
-            }
-        }
-        Event::TenantSuspended(suspended) => {
-            tenant.suspended = true;
-            tenant.suspension_reason.clone_from(&suspended.reason);
-        }
-        Event::TenantReactivated(_) => {
-            tenant.suspended = false;
-            tenant.suspension_reason = None;
-        }
-        Event::TenantArchived(_) => tenant.status = TenantStatus::Archived,
-        Event::SigningKeyRotated(rotated) => tenant.active_kid.clone_from(&rotated.key.kid),
-        Event::SigningKeyRetired(_) => {}
-        // Not a tenant-stream event: leave the row exactly as it was (not even `version`).
-        Event::TenantCreated(_)
-        | Event::ApiKeyIssued(_)
-        | Event::ApiKeyRevoked(_)
-        | Event::ApiKeyUsed(_)
-        | Event::OAuthClientRegistered(_)
-        | Event::OAuthClientUpdated(_)
-        | Event::OAuthClientSecretRegenerated(_)
-        | Event::OAuthClientDeactivated(_)
-        | Event::TokenIssued(_)
-        | Event::TokenRevoked(_)
-        | Event::ReservationClaimed(_)
-        | Event::ReservationReleased(_)
-        | Event::AuditRecorded(_) => return Some(tenant),
+    // The write side creates a tenant once (expected version "no stream"). Should a second
+    // creation ever be stored, the first one stands: slug and creation time never change once
+    // a row exists, which the read store relies on. (The domain's `evolve` would start over.)
+    if row.is_some() && matches!(event, Event::TenantCreated(_)) {
+        return row;
     }
-    tenant.updated_at = envelope.recorded_at;
-    tenant.version = envelope.stream_version;
-    Some(tenant)
+    let (mut state, kept) = match row {
+        Some(view) => {
+            let (tenant, kept) = into_domain(view);
+            (
+                TenantState {
+                    tenant: Some(tenant),
+                },
+                Some(kept),
+            )
+        }
+        None => (TenantState::default(), None),
+    };
+    state.evolve(event);
+    // Anything but `tenant.created` for a tenant we have never seen changes nothing: there is
+    // no row to change, and inventing one would show a tenant without a slug or key.
+    let tenant = state.tenant?;
+    Some(view_of(tenant, kept, envelope, event))
 }
 
-fn parse_config(config_json: &str) -> serde_json::Value {
-    serde_json::from_str(config_json)
-        .unwrap_or_else(|_| serde_json::Value::String(config_json.to_owned()))
+/// The domain's tenant a view describes, and what only the view knows. The key ring stays
+/// empty (a view holds no keys, only the active kid), and so does the configuration's text,
+/// which the view keeps parsed instead.
+fn into_domain(view: TenantView) -> (Tenant, Kept) {
+    let tenant = Tenant {
+        id: view.id,
+        slug: view.slug,
+        name: view.name,
+        plan: view.plan,
+        kind: view.kind,
+        status: view.status,
+        domains: view.domains,
+        settings: view.settings,
+        config_json: String::new(),
+        sales_owner: view.sales_owner,
+        erp_customer_id: view.erp_customer_id,
+        contract_start: view.contract_start,
+        contract_end: view.contract_end,
+        trial_ends_at: view.trial_ends_at,
+        pending_cancellation: view.pending_cancellation.map(|pending| {
+            domain::PendingCancellation {
+                reason: pending.reason,
+                effective_at: pending.effective_at,
+            }
+        }),
+        suspended: view.suspended,
+        suspension_reason: view.suspension_reason,
+        keys: Vec::new(),
+        active_kid: view.active_kid,
+    };
+    let kept = Kept {
+        created_at: view.created_at,
+        trial_ends_at: view.trial_ends_at,
+        cancellation_reason: view.cancellation_reason,
+        config: view.config,
+    };
+    (tenant, kept)
+}
+
+/// The view of `tenant` after `event`: `kept` is what the view held before (`None` for a
+/// creation).
+fn view_of(tenant: Tenant, kept: Option<Kept>, envelope: &Envelope, event: &Event) -> TenantView {
+    let replaces_config = match event {
+        Event::TenantCreated(_) => true,
+        Event::TenantUpdated(update) => update.config_json.is_some(),
+        _ => false,
+    };
+    let (created_at, trial_ends_at, cancellation_reason, config) = match kept {
+        Some(kept) => (
+            kept.created_at,
+            kept.trial_ends_at,
+            kept.cancellation_reason,
+            (!replaces_config).then_some(kept.config),
+        ),
+        None => (envelope.recorded_at, tenant.trial_ends_at, None, None),
+    };
+    // The domain keeps the configuration as the text an event carried; the view keeps it
+    // parsed, so it is parsed again exactly when an event replaced the text.
+    let config = config.unwrap_or_else(|| parse_config(&tenant.config_json));
+    // Why the tenant is (or will be) cancelled: an activation clears it, a cancellation states
+    // it, and a freeze gives one only if no cancellation did.
+    let cancellation_reason = match event {
+        Event::TenantActivated(_) => None,
+        Event::TenantCancelled(cancelled) => Some(cancelled.reason.clone()),
+        Event::TenantFrozen(frozen) => cancellation_reason.or_else(|| Some(frozen.reason.clone())),
+        _ => cancellation_reason,
+    };
+    TenantView {
+        id: envelope.tenant_id,
+        slug: tenant.slug,
+        name: tenant.name,
+        plan: tenant.plan,
+        kind: tenant.kind,
+        status: tenant.status,
+        suspended: tenant.suspended,
+        suspension_reason: tenant.suspension_reason,
+        domains: tenant.domains,
+        settings: tenant.settings,
+        config,
+        sales_owner: tenant.sales_owner,
+        erp_customer_id: tenant.erp_customer_id,
+        trial_ends_at,
+        contract_start: tenant.contract_start,
+        contract_end: tenant.contract_end,
+        pending_cancellation: tenant
+            .pending_cancellation
+            .map(|pending| PendingCancellation {
+                reason: pending.reason,
+                effective_at: pending.effective_at,
+            }),
+        cancellation_reason,
+        active_kid: tenant.active_kid,
+        created_at,
+        updated_at: envelope.recorded_at,
+        version: envelope.stream_version,
+    }
+}
+
+/// The free-form configuration object. Text that is not JSON (the write side validates it, so
+/// this should never happen) is kept verbatim as a JSON string rather than dropped.
+fn parse_config(config_json: &str) -> Value {
+    serde_json::from_str(config_json).unwrap_or_else(|_| Value::String(config_json.to_owned()))
 }
 
 fn tenant_from_row(row: &impl Columns) -> Result<TenantView, ReadError> {
