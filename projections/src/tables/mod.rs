@@ -249,7 +249,94 @@ impl Projection {
 
 #[cfg(test)]
 mod tests {
+    use tessera_event_schemas::events::samples;
+    use tessera_event_schemas::streams;
+
     use super::*;
+    use crate::fold::{BatchChanges, Fold};
+    use crate::tables::testing::{KEY, TENANT, envelope};
+
+    /// Every sample event, on the stream it belongs to, folded into every table.
+    fn samples_folded() -> BatchChanges {
+        let mut fold = Fold::new(Checkpoints::default());
+        for (position, event) in (1..).zip(samples::current()) {
+            let stream = match event.category() {
+                "api_key" => streams::api_key(TENANT, KEY),
+                "tenant" => streams::tenant(TENANT),
+                _ => streams::audit(TENANT),
+            };
+            fold.apply(&envelope(stream, position, position, 1_000), &event);
+        }
+        fold.into_changes()
+    }
+
+    /// A table whose cells, key cells, columns and key columns disagree fails here, whatever
+    /// the table: each has rows once the samples are folded.
+    #[test]
+    fn every_table_encodes_one_cell_per_column_for_the_rows_it_folds() {
+        struct Check(BatchChanges);
+        impl TableVisitor for Check {
+            type Error = ReadError;
+            fn visit<T: Registered>(&mut self) -> Result<(), ReadError> {
+                let upserts = &T::of(&self.0.tables).upserts;
+                assert!(!upserts.is_empty(), "{}: no row", T::NAME);
+                for (key, row) in upserts {
+                    assert_eq!(T::cells(key, row)?.len(), T::WRITE.columns.len());
+                    assert_eq!(T::key_cells(key).len(), T::WRITE.key().count());
+                }
+                assert_eq!(T::PROJECTION.name(), T::NAME);
+                assert_eq!(T::PROJECTION.table(), T::WRITE.table);
+                Ok(())
+            }
+        }
+        visit_tables(&mut Check(samples_folded())).unwrap();
+    }
+
+    #[test]
+    fn reservations_touch_no_read_model() {
+        struct NoKeys(Envelope, Event);
+        impl TableVisitor for NoKeys {
+            type Error = String;
+            fn visit<T: Registered>(&mut self) -> Result<(), String> {
+                let mut touched = false;
+                T::keys(&self.0, &self.1, |_| touched = true);
+                T::groups(&self.0, &self.1, |_| touched = true);
+                match touched {
+                    true => Err(format!("{} {}", T::NAME, self.1.event_type())),
+                    false => Ok(()),
+                }
+            }
+        }
+        for event in samples::current() {
+            if event.category() == "reservation" {
+                let env = envelope(streams::reservation("slug", "acme"), 1, 1, 1);
+                visit_tables(&mut NoKeys(env, event)).unwrap();
+            }
+        }
+    }
+
+    /// A table module left out of `tables!` would not even be compiled; this names it.
+    #[test]
+    fn every_module_of_this_directory_is_a_registered_table() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tables");
+        let mut modules: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|name| name.strip_suffix(".rs").map(str::to_owned))
+            .filter(|name| !["mod", "testing", "audit_trail"].contains(&name.as_str()))
+            .collect();
+        modules.sort();
+        let mut registered: Vec<&str> = Projection::ALL
+            .into_iter()
+            .filter(|p| *p != Projection::Audit)
+            .map(Projection::name)
+            .collect();
+        registered.sort();
+        assert_eq!(
+            modules, registered,
+            "each table module is named after its projection"
+        );
+    }
 
     #[test]
     fn checkpoints_resume_from_the_slowest_projection() {
