@@ -341,17 +341,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::tables::testing::{TENANT, sample, tenant_env};
+    use crate::tables::testing::{TENANT, fold_tenant, sample, tenant_env};
     use crate::tables::{ApiKeys, SigningKeys};
-    use crate::views::TenantView;
-
-    /// Folds `events` (all on the tenant stream) from nothing into a tenant row.
-    fn fold_tenant(events: &[Event]) -> Option<TenantView> {
-        events.iter().enumerate().fold(None, |row, (i, event)| {
-            let v = i as u64 + 1;
-            Tenants::reduce(row, &TENANT, &tenant_env(v, 1_000 * v as i64), event)
-        })
-    }
 
     #[test]
     fn a_batch_writes_each_changed_row_once() {

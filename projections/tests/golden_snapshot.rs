@@ -16,12 +16,11 @@
 mod support;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use support::backend::{Kind, open_log, open_store};
 use support::workload::{self, History};
-use tessera_event_log::{Backend, EventLog, LogConfig};
 use tessera_event_schemas::events::{
     ApiKeyRevokedV1, SigningKeyRetiredV1, SigningKeyRotatedV1, TenantActivatedV1,
     TenantCancelledV1, TenantFrozenV1, TenantStatus, TenantSuspendedV1, samples,
@@ -30,7 +29,6 @@ use tessera_event_schemas::{
     Actor, ActorKind, Date, Event, EventMetadata, SYSTEM_TENANT_ID, streams,
 };
 use tessera_projections::{ProjectionRuntime, ReadStore, rebuild, rebuild_in_batches};
-use tessera_test_support::PgDatabase;
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -166,65 +164,6 @@ fn extras(history: &mut History) {
         &[workload::used(5, at, 60)],
         &person,
     );
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// Keeps a backend's storage alive as long as the test needs it.
-enum Keep {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Db(#[allow(dead_code)] PgDatabase),
-}
-
-async fn open_log(kind: Kind) -> (Arc<dyn EventLog>, Keep) {
-    match kind {
-        Kind::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let log = tessera_event_log::open(LogConfig::new(Backend::Sqlite {
-                path: dir.path().join("log.db"),
-            }))
-            .await
-            .unwrap();
-            (log, Keep::Dir(dir))
-        }
-        Kind::Postgres => {
-            let db = fresh_pg().await;
-            let log = tessera_event_log::open(LogConfig::new(Backend::Postgres {
-                url: db.url.clone(),
-            }))
-            .await
-            .unwrap();
-            (log, Keep::Db(db))
-        }
-    }
-}
-
-async fn fresh_pg() -> PgDatabase {
-    tokio::task::spawn_blocking(tessera_test_support::fresh_database)
-        .await
-        .unwrap()
-}
-
-/// An empty read store of `kind`.
-async fn open_store(kind: Kind) -> (ReadStore, Keep) {
-    match kind {
-        Kind::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let store = ReadStore::open_sqlite(dir.path().join("readmodels.db"))
-                .await
-                .unwrap();
-            (store, Keep::Dir(dir))
-        }
-        Kind::Postgres => {
-            let db = fresh_pg().await;
-            let store = ReadStore::open_postgres(&db.url).await.unwrap();
-            (store, Keep::Db(db))
-        }
-    }
 }
 
 /// The snapshot as the fixture holds it: pretty JSON (object keys sorted), one final newline.

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::backend::{Keep, Kind, fresh_pg, open_store};
 use support::workload::{self, History};
 use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::{
@@ -26,23 +27,10 @@ use tessera_projections::{
     AuditFilter, Checkpoints, Projection, ProjectionError, ProjectionRuntime, ReadError, ReadStore,
     SigningKeyStatus, TenantFilter, WaitTimeout, rebuild, rebuild_in_batches,
 };
-use tessera_test_support::PgDatabase;
 use uuid::Uuid;
 
 /// Generous: a deadline for conditions that normally hold within milliseconds.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// Keeps a backend's storage alive as long as the test needs it.
-enum Keep {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Db(#[allow(dead_code)] PgDatabase),
-}
 
 struct Setup {
     kind: Kind,
@@ -57,12 +45,6 @@ struct Setup {
 enum Location {
     Sqlite(PathBuf),
     Postgres(String),
-}
-
-async fn fresh_pg() -> PgDatabase {
-    tokio::task::spawn_blocking(tessera_test_support::fresh_database)
-        .await
-        .unwrap()
 }
 
 impl Setup {
@@ -106,20 +88,7 @@ impl Setup {
 
     /// Another, empty read store of the same kind (a rebuild target).
     async fn other_store(&self) -> (ReadStore, Keep) {
-        match self.kind {
-            Kind::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let store = ReadStore::open_sqlite(dir.path().join("rebuilt.db"))
-                    .await
-                    .unwrap();
-                (store, Keep::Dir(dir))
-            }
-            Kind::Postgres => {
-                let db = fresh_pg().await;
-                let store = ReadStore::open_postgres(&db.url).await.unwrap();
-                (store, Keep::Db(db))
-            }
-        }
+        open_store(self.kind).await
     }
 
     /// Closes the read store and opens it again, as a restarted server would.
@@ -584,15 +553,8 @@ async fn one_projection_is_rebuilt_alone_from_its_own_checkpoint(kind: Kind) {
         .reset_projection(Projection::ApiKeys)
         .await
         .unwrap();
-    assert_eq!(
-        setup
-            .store
-            .checkpoints()
-            .await
-            .unwrap()
-            .get(Projection::ApiKeys),
-        0
-    );
+    let checkpoints = setup.store.checkpoints().await.unwrap();
+    assert_eq!(checkpoints.get(Projection::ApiKeys), 0);
     assert_eq!(
         setup
             .store
@@ -623,15 +585,8 @@ async fn one_projection_is_rebuilt_alone_from_its_own_checkpoint(kind: Kind) {
         .reset_projection(Projection::Audit)
         .await
         .unwrap();
-    assert_eq!(
-        setup
-            .store
-            .checkpoints()
-            .await
-            .unwrap()
-            .get(Projection::Audit),
-        0
-    );
+    let checkpoints = setup.store.checkpoints().await.unwrap();
+    assert_eq!(checkpoints.get(Projection::Audit), 0);
     let runtime = setup.start().await;
     runtime.wait_for(head, DEADLINE).await.unwrap();
     runtime.shutdown().await;
@@ -934,15 +889,8 @@ async fn audit_has_one_row_per_event_newest_first_and_filters(kind: Kind) {
     history.rounds(0..4, 0..workload::ROUNDS, 3);
     let head = history.append_to(&setup.log).await;
     runtime.wait_for(head, DEADLINE).await.unwrap();
-    assert_eq!(
-        setup
-            .store
-            .checkpoints()
-            .await
-            .unwrap()
-            .get(Projection::Audit),
-        head
-    );
+    let checkpoints = setup.store.checkpoints().await.unwrap();
+    assert_eq!(checkpoints.get(Projection::Audit), head);
 
     // Every event exactly once, newest first, whatever the page size.
     for limit in [1, 7, 500] {

@@ -115,33 +115,10 @@ impl TableProjection for Tenants {
     }
 }
 
-/// Whether `event` belongs to a tenant's own stream.
+/// Whether `event` belongs to a tenant's own stream: every `tenant.*` event (the audit trail
+/// asks the same of an event, see [`crate::audit::needs_tenant_slug`]).
 fn is_tenant_event(event: &Event) -> bool {
-    match event {
-        Event::TenantCreated(_)
-        | Event::TenantUpdated(_)
-        | Event::TenantSettingsChanged(_)
-        | Event::TenantActivated(_)
-        | Event::TenantCancelled(_)
-        | Event::TenantFrozen(_)
-        | Event::TenantSuspended(_)
-        | Event::TenantReactivated(_)
-        | Event::TenantArchived(_)
-        | Event::SigningKeyRotated(_)
-        | Event::SigningKeyRetired(_) => true,
-        Event::ApiKeyIssued(_)
-        | Event::ApiKeyRevoked(_)
-        | Event::ApiKeyUsed(_)
-        | Event::OAuthClientRegistered(_)
-        | Event::OAuthClientUpdated(_)
-        | Event::OAuthClientSecretRegenerated(_)
-        | Event::OAuthClientDeactivated(_)
-        | Event::TokenIssued(_)
-        | Event::TokenRevoked(_)
-        | Event::ReservationClaimed(_)
-        | Event::ReservationReleased(_)
-        | Event::AuditRecorded(_) => false,
-    }
+    event.category() == "tenant"
 }
 
 /// What a view records that the domain's tenant does not: see the module doc.
@@ -372,15 +349,7 @@ mod tests {
     use tessera_event_schemas::primitives::Timestamp;
 
     use super::*;
-    use crate::tables::testing::{TENANT, sample, tenant_env};
-
-    /// Folds `events` (all on the tenant stream) from nothing.
-    fn fold_tenant(events: &[Event]) -> Option<TenantView> {
-        events.iter().enumerate().fold(None, |row, (i, event)| {
-            let v = i as u64 + 1;
-            reduce_tenant(row, &tenant_env(v, 1_000 * v as i64), event)
-        })
-    }
+    use crate::tables::testing::{TENANT, fold_tenant, sample, tenant_env};
 
     #[test]
     fn tenant_created_fills_every_field_from_payload_and_envelope() {

@@ -6,6 +6,9 @@ use tessera_event_schemas::primitives::Timestamp;
 use tessera_event_schemas::{Actor, Envelope, Hash32, streams};
 use uuid::Uuid;
 
+use crate::tables::{TableProjection, Tenants};
+use crate::views::TenantView;
+
 /// The samples' tenant.
 pub(crate) const TENANT: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
 /// The samples' API key.
@@ -44,4 +47,13 @@ pub(crate) fn envelope(stream_id: String, version: u64, position: u64, at: i64) 
 /// An envelope of [`TENANT`]'s own stream at `version`, which is also its position.
 pub(crate) fn tenant_env(version: u64, at: i64) -> Envelope {
     envelope(streams::tenant(TENANT), version, version, at)
+}
+
+/// Folds `events` (all on [`TENANT`]'s stream, one version and millisecond apart) from
+/// nothing into its tenant row.
+pub(crate) fn fold_tenant(events: &[Event]) -> Option<TenantView> {
+    events.iter().enumerate().fold(None, |row, (i, event)| {
+        let v = i as u64 + 1;
+        Tenants::reduce(row, &TENANT, &tenant_env(v, 1_000 * v as i64), event)
+    })
 }
