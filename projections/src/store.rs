@@ -2,16 +2,17 @@
 //! checkpoints. The rest of the read side hangs off [`ReadStore`] in modules of its own: the
 //! schema (`schema`), each table's queries (`tables`), the canonical snapshot (`snapshot`).
 //!
-//! Two kinds of connection. Every query (and the schema, checkpoints and snapshot) goes through
-//! one `sqlx::Any` pool, so its statements are written once in portable SQL (`$n` placeholders,
-//! `ON CONFLICT ... DO UPDATE`). The projector writes through a connection of its own kind:
-//! on SQLite a rusqlite connection (`write_sqlite`), on PostgreSQL a native sqlx pool
-//! (`write_postgres`), each running the steps and statements of `write`; those are the only
-//! writes of read-model rows, inside the projector's transactions. This module knows nothing
-//! of the event log.
+//! Two kinds of connection. Queries, the schema, the checkpoints, the publishers' positions and
+//! the snapshot go through one `sqlx::Any` pool, so their statements are written once in
+//! portable SQL (`$n` placeholders, `ON CONFLICT ... DO UPDATE`). The projector writes through
+//! a connection of its own kind: on SQLite a rusqlite connection (`write_sqlite`, which also
+//! builds a rebuild's lookup indexes, on the connection whose cache holds the rows), on
+//! PostgreSQL a native sqlx pool (`write_postgres`), each running the steps and statements of
+//! `write`; those are the only writes of read-model rows, inside the projector's transactions.
+//! This module knows nothing of the event log.
 //!
 //! Ids are TEXT, times BIGINT microseconds, JSON documents TEXT. Only the DDL differs between
-//! backends, in two details ([`Dialect`]): PostgreSQL gets a real BOOLEAN and byte-order
+//! backends, in two details (`Dialect`): PostgreSQL gets a real BOOLEAN and byte-order
 //! (`COLLATE "C"`) key columns, SQLite an INTEGER flag (the Any driver cannot decode SQLite's
 //! BOOLEAN) and its default, already byte-wise, collation. Byte order on both sides keeps
 //! pagination order and snapshots identical across backends.

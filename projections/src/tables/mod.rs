@@ -13,9 +13,12 @@
 //! but not a [`TableProjection`]: its rows are inserted once per event and never loaded, cached
 //! or updated, so the fold produces its rows directly and the writers insert (or `COPY`) them.
 //!
-//! Adding a table: a module here with a unit struct implementing [`TableProjection`], and one
-//! line in the `tables!` invocation below. Every piece the trait asks for is required, and the
-//! registry line names the module and the type, so leaving either out does not compile.
+//! Adding a table: a module here, named after its projection, with a unit struct implementing
+//! [`TableProjection`], and one line in the `tables!` invocation below, which declares the
+//! module. A piece of the trait left out, or a registry line without its module, does not
+//! compile; a module without its registry line is not compiled at all, which a test below
+//! catches, as it does cells that do not match the columns (and `schema`'s tests a DDL that
+//! does not create them).
 
 pub(crate) mod audit_trail;
 #[cfg(test)]
