@@ -27,7 +27,7 @@
 //!   schema version, resets. `snapshot`: the canonical dump. `decode`, `paging`: reading
 //!   rows back, and keyset pagination.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
-//! - [`rebuild`]: drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
+//! - [`rebuild`](mod@rebuild): drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
 //!   revoked tokens) that the authorization server's hot paths read.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category

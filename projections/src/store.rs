@@ -63,7 +63,7 @@ impl Dialect {
 }
 
 /// A handle on the read-model database. Cheap to clone: clones share the connections, and on
-/// SQLite also see a rebuilt file that [`crate::rebuild`] swaps in.
+/// SQLite also see a rebuilt file that [`crate::rebuild()`] swaps in.
 #[derive(Clone, Debug)]
 pub struct ReadStore {
     connections: Arc<RwLock<Connections>>,
