@@ -186,7 +186,7 @@ impl Default for RowCache {
     }
 }
 
-/// Runs `op` on every table's part of `cache`, with the table's checkpoint.
+/// Runs `op` on every table's part of `cache`.
 fn each_table<O: CacheOp>(cache: &mut RowCache, op: &mut O) -> Result<(), O::Error> {
     struct Visit<'a, O> {
         tables: &'a mut PerTable<Cached>,
@@ -210,55 +210,90 @@ trait CacheOp {
     fn on<T: Registered>(&mut self, table: &mut TableCache<T>) -> Result<(), Self::Error>;
 }
 
-/// A [`CacheOp`] that cannot fail, from a function generic over the table.
-macro_rules! cache_op {
-    ($name:ident $(<$lt:lifetime>)? { $($field:ident : $ty:ty),* $(,)? } |$this:ident, $table:ident| $body:block) => {
-        struct $name $(<$lt>)? { $($field: $ty),* }
-        impl $(<$lt>)? CacheOp for $name $(<$lt>)? {
-            type Error = Infallible;
-            fn on<T: Registered>(&mut self, $table: &mut TableCache<T>) -> Result<(), Infallible> {
-                let $this = self;
-                $body
-                Ok(())
+/// Sets each table's part of a new cache up for a store at `checkpoints`: a projection still at
+/// 0 has written no row (rows are only ever written together with a checkpoint past 0), so its
+/// table is known empty, and for a write-behind cache every row it writes is new.
+struct Start {
+    checkpoints: Checkpoints,
+    write_behind: bool,
+}
+
+impl CacheOp for Start {
+    type Error = Infallible;
+    fn on<T: Registered>(&mut self, table: &mut TableCache<T>) -> Result<(), Infallible> {
+        let empty = self.checkpoints.get(T::PROJECTION) == 0;
+        table.complete = empty;
+        table.inserts_only = self.write_behind && empty;
+        Ok(())
+    }
+}
+
+/// Whether any table holds rows back, and whether any has outgrown `limit` groups.
+struct Measure {
+    limit: usize,
+    holds_back: bool,
+    over_limit: bool,
+}
+
+impl CacheOp for Measure {
+    type Error = Infallible;
+    fn on<T: Registered>(&mut self, table: &mut TableCache<T>) -> Result<(), Infallible> {
+        self.holds_back |= !table.held.is_empty();
+        self.over_limit |= table.groups.len() > self.limit;
+        Ok(())
+    }
+}
+
+/// Forgets a table's rows; with `only_over`, only those of a table past that many groups.
+struct Forget {
+    only_over: Option<usize>,
+}
+
+impl CacheOp for Forget {
+    type Error = Infallible;
+    fn on<T: Registered>(&mut self, table: &mut TableCache<T>) -> Result<(), Infallible> {
+        match self.only_over {
+            None => *table = TableCache::default(),
+            Some(limit) if table.groups.len() > limit => {
+                table.groups.clear();
+                table.complete = false;
             }
+            Some(_) => {}
         }
-    };
+        Ok(())
+    }
 }
 
 impl RowCache {
     /// A cache for a store at `checkpoints`: a projection still at 0 has written no row (rows
     /// are only ever written together with a checkpoint past 0), so its table is known empty.
     pub(crate) fn new(checkpoints: Checkpoints) -> Self {
-        cache_op!(
-            Init {
-                checkpoints: Checkpoints
-            } | this,
-            table | {
-                table.complete = this.checkpoints.get(T::PROJECTION) == 0;
-            }
-        );
         let mut cache = Self::default();
-        let Ok(()) = each_table(&mut cache, &mut Init { checkpoints });
+        let Ok(()) = each_table(
+            &mut cache,
+            &mut Start {
+                checkpoints,
+                write_behind: false,
+            },
+        );
         cache
     }
 
     /// A write-behind cache (see the module doc) for a store at `checkpoints`: for rebuilds,
     /// which settle it once the log is folded ([`RowCache::settle_with_next_batch`]).
     pub(crate) fn write_behind(checkpoints: Checkpoints) -> Self {
-        // As for `complete`: a projection at 0 has written no row.
-        cache_op!(
-            Fresh {
-                checkpoints: Checkpoints
-            } | this,
-            table | {
-                table.inserts_only = this.checkpoints.get(T::PROJECTION) == 0;
-            }
+        let mut cache = Self::default();
+        let Ok(()) = each_table(
+            &mut cache,
+            &mut Start {
+                checkpoints,
+                write_behind: true,
+            },
         );
-        let mut cache = Self::new(checkpoints);
-        let Ok(()) = each_table(&mut cache, &mut Fresh { checkpoints });
         cache.behind = Some(WriteBehind {
             stored: checkpoints,
             settle: false,
+            // As for the tables: a projection at 0 has written no row.
             audit_rows_are_new: checkpoints.get(Projection::Audit) == 0,
         });
         cache
@@ -287,52 +322,33 @@ impl RowCache {
 
     /// Whether rows are held back that the store does not have.
     pub(crate) fn holds_back(&mut self) -> bool {
-        cache_op!(
-            Holds { any: bool } | this,
-            table | {
-                this.any |= !table.held.is_empty();
-            }
-        );
-        let mut holds = Holds { any: false };
-        let Ok(()) = each_table(self, &mut holds);
-        holds.any
+        self.measure().holds_back
     }
 
     /// Whether the next batch must write what is held back: it was asked to, or the cache
     /// has grown past its bound and may only let go of rows the store has.
     pub(crate) fn must_settle(&mut self) -> bool {
-        let asked = self.behind.as_ref().is_some_and(|behind| behind.settle);
-        self.behind.is_some() && self.holds_back() && (asked || self.over_limit())
+        let Some(asked) = self.behind.as_ref().map(|behind| behind.settle) else {
+            return false;
+        };
+        let measure = self.measure();
+        measure.holds_back && (asked || measure.over_limit)
     }
 
-    fn over_limit(&mut self) -> bool {
-        cache_op!(
-            Over {
-                limit: usize,
-                any: bool
-            } | this,
-            table | {
-                this.any |= table.groups.len() > this.limit;
-            }
-        );
-        let mut over = Over {
+    fn measure(&mut self) -> Measure {
+        let mut measure = Measure {
             limit: self.limit,
-            any: false,
+            holds_back: false,
+            over_limit: false,
         };
-        let Ok(()) = each_table(self, &mut over);
-        over.any
+        let Ok(()) = each_table(self, &mut measure);
+        measure
     }
 
     /// Forgets everything, held-back rows included: after a failed batch the caller reads
     /// the stored checkpoints again, which never count a row that was not written.
     pub(crate) fn clear(&mut self) {
-        cache_op!(
-            Clear {} | _this,
-            table | {
-                *table = TableCache::default();
-            }
-        );
-        let Ok(()) = each_table(self, &mut Clear {});
+        let Ok(()) = each_table(self, &mut Forget { only_over: None });
         if let Some(behind) = &mut self.behind {
             *behind = WriteBehind::default();
         }
@@ -396,17 +412,13 @@ impl RowCache {
         if self.holds_back() {
             return;
         }
-        cache_op!(
-            Trim { limit: usize } | this,
-            table | {
-                if table.groups.len() > this.limit {
-                    table.groups.clear();
-                    table.complete = false;
-                }
-            }
-        );
         let limit = self.limit;
-        let Ok(()) = each_table(self, &mut Trim { limit });
+        let Ok(()) = each_table(
+            self,
+            &mut Forget {
+                only_over: Some(limit),
+            },
+        );
     }
 
     /// Encodes every held-back row, in key order, as what the cache holds for it: its row,
