@@ -3,7 +3,7 @@
 
 use tessera_event_schemas::events::{Event, samples};
 use tessera_event_schemas::primitives::Timestamp;
-use tessera_event_schemas::{Actor, Envelope, Hash32, streams};
+use tessera_event_schemas::{Envelope, streams};
 use uuid::Uuid;
 
 use crate::tables::{TableProjection, Tenants};
@@ -24,24 +24,15 @@ pub(crate) fn sample(event_type: &str) -> Event {
 
 /// An envelope of [`TENANT`] by the system, with zeroed hashes.
 pub(crate) fn envelope(stream_id: String, version: u64, position: u64, at: i64) -> Envelope {
-    Envelope {
-        event_id: Uuid::from_u128(u128::from(position)),
-        stream_id,
-        stream_version: version,
-        global_position: position,
-        tenant_id: TENANT,
-        event_type: String::new(),
-        schema_version: 1,
-        recorded_at: Timestamp::from_micros(at),
-        actor: Actor::system(),
-        correlation_id: "corr".into(),
-        causation_id: None,
-        source_ip: None,
-        user_agent: None,
-        prev_hash: Hash32::ZERO,
-        hash: Hash32::ZERO,
-        log_hash: Hash32::ZERO,
-    }
+    Envelope::builder()
+        .event_id(Uuid::from_u128(u128::from(position)))
+        .stream(stream_id)
+        .stream_version(version)
+        .position(position)
+        .tenant(TENANT)
+        .recorded_at(Timestamp::from_micros(at))
+        .correlation_id("corr")
+        .build()
 }
 
 /// An envelope of [`TENANT`]'s own stream at `version`, which is also its position.
