@@ -225,6 +225,18 @@ pub struct StorageConfig {
     /// directory for the embedded default when unset.
     #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Secret>,
+
+    /// Embedded SQLite only: the size in MiB past which a WAL file (the log's, the read
+    /// models') is checkpointed and truncated, and which a restarted WAL is cut back to.
+    #[arg(long, env = "TESSERA_WAL_LIMIT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wal_limit_mb: u64,
+}
+
+impl StorageConfig {
+    /// [`StorageConfig::wal_limit_mb`] in bytes.
+    pub fn wal_limit_bytes(&self) -> u64 {
+        self.wal_limit_mb.saturating_mul(1024 * 1024)
+    }
 }
 
 #[cfg(test)]

@@ -81,12 +81,16 @@ pub async fn open_storage_with(
     let mut log_config = LogConfig::new(backend);
     log_config.checkpoint_signer = Some(crypto.checkpoint_signer());
     log_config.clock = Arc::new(move || clock.now());
+    log_config.wal_limit_bytes = config.wal_limit_bytes();
     let log = tessera_event_log::open(log_config)
         .await
         .context("opening the event log")?;
     let store = match &config.database_url {
         Some(url) => ReadStore::open_postgres(url.expose()).await,
-        None => ReadStore::open_sqlite(&config.data_dir.join("readmodels.db")).await,
+        None => {
+            let path = config.data_dir.join("readmodels.db");
+            ReadStore::open_sqlite_bounded(&path, config.wal_limit_bytes()).await
+        }
     }
     .context("opening the read models")?;
     Ok(Storage { log, store, crypto })
@@ -216,6 +220,7 @@ pub async fn run(
         None => None,
     };
     let usage_recorder = Arc::new(UsageRecorder::default());
+    let store_for_shutdown = store.clone();
     let state = AppState {
         commands,
         store,
@@ -273,6 +278,8 @@ pub async fn run(
         kafka.shutdown().await;
     }
     directory_task.shutdown().await;
+    // Closing the read store folds its WAL into the file, so a stopped server leaves none.
+    store_for_shutdown.close().await;
     log.close().await;
     tracing::info!("tessera stopped");
     Ok(())

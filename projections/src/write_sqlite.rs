@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_from_iter};
+use tessera_event_log::sqlite::wal::{WalBound, journal_size_limit};
 
 use crate::cache::RowCache;
 use crate::error::ReadError;
@@ -32,7 +33,7 @@ use crate::write::{
 
 /// The projector's connection to a SQLite read-model file.
 pub(crate) struct SqliteApplier {
-    connection: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// Copies the WAL into the database file (a scratch file: syncs it); stops when the
     /// applier is dropped.
     _checkpointer: Checkpointer,
@@ -44,12 +45,30 @@ impl std::fmt::Debug for SqliteApplier {
     }
 }
 
+/// The writing connection, and (live files only) the bound its WAL is kept within.
+struct Writer {
+    connection: Connection,
+    bound: Option<WalBound>,
+}
+
+impl Writer {
+    /// Truncates the WAL if the last commit took it past its bound. Between two of the
+    /// projector's transactions nothing else competes for the write lock (see [`WalBound`]);
+    /// the token endpoint never waits for the read models, so their truncation costs the hot
+    /// paths nothing but the disk's time.
+    fn bound_wal(&self) {
+        if let Some(bound) = &self.bound {
+            bound.enforce("read models");
+        }
+    }
+}
+
 impl SqliteApplier {
     /// Opens a connection on `path` and starts its checkpointer. The pragmas are the pool's
-    /// for `mode` (see `store::SqliteMode`): live, WAL with `synchronous=NORMAL` and no
-    /// automatic checkpoints; scratch, a journal in memory and no syncs. Both get a 64 MB page
-    /// cache for catch-up transactions.
-    pub(crate) fn open(path: &Path, mode: SqliteMode) -> Result<Self, ReadError> {
+    /// for `mode` (see `store::SqliteMode`): live, WAL with `synchronous=NORMAL`, no automatic
+    /// checkpoints and a WAL kept within `wal_limit` bytes; scratch, a journal in memory and no
+    /// syncs. Both get a 64 MB page cache for catch-up transactions.
+    pub(crate) fn open(path: &Path, mode: SqliteMode, wal_limit: u64) -> Result<Self, ReadError> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -65,14 +84,28 @@ impl SqliteApplier {
              -- Statement journals (undoing one statement on a constraint error) stay in memory.
              PRAGMA temp_store = MEMORY;",
         )?;
-        let checkpointer = match mode {
-            SqliteMode::Live => Checkpointer::start(path)?,
-            SqliteMode::Scratch => Checkpointer::sync_scratch(path)?,
+        let (checkpointer, bound) = match mode {
+            SqliteMode::Live => {
+                connection.execute_batch(&journal_size_limit(wal_limit))?;
+                (
+                    Checkpointer::start(path, wal_limit)?,
+                    Some(WalBound::open(path, wal_limit)?),
+                )
+            }
+            SqliteMode::Scratch => (Checkpointer::sync_scratch(path)?, None),
         };
         Ok(Self {
-            connection: Mutex::new(connection),
+            writer: Mutex::new(Writer { connection, bound }),
             _checkpointer: checkpointer,
         })
+    }
+
+    /// The writer, locked. A panic while holding the lock leaves nothing half-written behind
+    /// it: a transaction rolls back when dropped.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Applies the decoded part of `batch` on top of `checkpoints` in one transaction and
@@ -90,13 +123,10 @@ impl SqliteApplier {
         let Some(mut prepared) = write::prepare(checkpoints, batch, cache) else {
             return Ok(checkpoints);
         };
-        // A panic while holding the lock leaves nothing half-written behind it: the
-        // transaction rolls back when dropped.
-        let mut connection = self
+        let mut writer = self.lock();
+        let tx = writer
             .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         load(&tx, &prepared.missing, &mut prepared.fold)?;
         // The cache takes the batch's rows before the commit; if anything fails from here on,
         // `apply_batch` clears it, so it never outlives a batch that did not commit.
@@ -112,16 +142,16 @@ impl SqliteApplier {
             }
         }
         tx.commit()?;
+        writer.bound_wal();
         Ok(applied.next)
     }
 
     /// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction.
     pub(crate) fn create_missing(&self, statements: &[String]) -> Result<(), ReadError> {
-        let mut connection = self
+        let mut writer = self.lock();
+        let tx = writer
             .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for statement in statements {
             tx.execute_batch(statement)?;
         }
@@ -232,6 +262,10 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// database file: a large catch-up batch spent most of its commit there, and a live batch
 /// (which a write request waits for) could stall behind it. A PASSIVE checkpoint takes no lock
 /// that the writer or readers wait on. The event log does the same for its own file.
+///
+/// A PASSIVE checkpoint never shortens the WAL (see [`WalBound`]): the writer truncates it
+/// past its bound, and this thread truncates it once writes pause (no commit since the last
+/// period), so that an idle store keeps no WAL behind whatever the load before.
 struct Checkpointer {
     /// Dropped to stop the thread.
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -239,17 +273,24 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(path: &Path) -> Result<Self, ReadError> {
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
+    fn start(path: &Path, wal_limit: u64) -> Result<Self, ReadError> {
+        let bound = WalBound::open(path, wal_limit)?;
+        let mut seen = bound.data_version()?;
+        let mut truncated = false;
         Self::every(WAL_CHECKPOINT_EVERY, "tessera-rm-ckpt", move || {
-            if let Err(error) =
-                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            {
+            let version = bound.data_version();
+            let paused = version.as_ref().is_ok_and(|v| *v == seen);
+            if let Ok(version) = version {
+                seen = version;
+            }
+            // One truncation per pause: an idle store's WAL is then already empty.
+            let checkpoint = if paused && !truncated {
+                bound.truncate()
+            } else {
+                bound.passive()
+            };
+            truncated = paused;
+            if let Err(error) = checkpoint {
                 tracing::debug!(%error, "read-model WAL checkpoint skipped");
             }
         })
