@@ -26,8 +26,11 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use tessera_event_log::sqlite::wal::journal_size_limit;
 
+use tessera_event_schemas::Timestamp;
+
 use crate::decode::to_u64;
 use crate::error::ReadError;
+use crate::retention::AuditRetention;
 use crate::tables::{Checkpoints, Projection};
 use crate::write_postgres::PostgresApplier;
 use crate::write_sqlite::SqliteApplier;
@@ -75,6 +78,8 @@ pub struct ReadStore {
     sqlite_path: Option<PathBuf>,
     /// SQLite only: the bound of the WAL file, in bytes (see `write_sqlite`).
     wal_limit: u64,
+    /// How long audit rows are kept; `None` for ever (see `retention`).
+    audit_retention: Option<AuditRetention>,
 }
 
 #[derive(Debug)]
@@ -201,6 +206,24 @@ impl ReadStore {
         self.wal_limit
     }
 
+    /// This store with audit rows kept for `retention` only (`None`: for ever). Set it before
+    /// cloning the store: the projector's fold, a rebuild, the snapshot and the sweep
+    /// ([`crate::RetentionTask`]) all read it from their clone.
+    pub fn with_audit_retention(mut self, retention: Option<AuditRetention>) -> Self {
+        self.audit_retention = retention;
+        self
+    }
+
+    /// How long audit rows are kept; `None` for ever.
+    pub fn audit_retention(&self) -> Option<&AuditRetention> {
+        self.audit_retention.as_ref()
+    }
+
+    /// Audit rows recorded before this time are expired; `None` when none ever are.
+    pub(crate) fn audit_cutoff(&self) -> Option<Timestamp> {
+        self.audit_retention.as_ref().map(AuditRetention::cutoff)
+    }
+
     /// SQLite only: the database file.
     pub(crate) fn sqlite_path(&self) -> Option<&Path> {
         self.sqlite_path.as_deref()
@@ -262,6 +285,7 @@ impl ReadStore {
             dialect,
             sqlite_path,
             wal_limit,
+            audit_retention: None,
         };
         store.open_schema().await?;
         store.open_publisher_checkpoints().await?;

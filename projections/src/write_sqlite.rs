@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_from_iter};
 use tessera_event_log::sqlite::wal::{WalBound, journal_size_limit};
+use tessera_event_schemas::Timestamp;
 
 use crate::cache::RowCache;
 use crate::error::ReadError;
@@ -119,8 +120,9 @@ impl SqliteApplier {
         checkpoints: Checkpoints,
         batch: &DecodedBatch,
         cache: &mut RowCache,
+        audit_since: Option<Timestamp>,
     ) -> Result<Checkpoints, ReadError> {
-        let Some(mut prepared) = write::prepare(checkpoints, batch, cache) else {
+        let Some(mut prepared) = write::prepare(checkpoints, batch, cache, audit_since) else {
             return Ok(checkpoints);
         };
         let mut writer = self.lock();
@@ -144,6 +146,21 @@ impl SqliteApplier {
         tx.commit()?;
         writer.bound_wal();
         Ok(applied.next)
+    }
+
+    /// Deletes expired audit rows in one transaction (see `audit_trail::DELETE_EXPIRED`), then
+    /// keeps the WAL within its bound as after a batch.
+    pub(crate) fn delete_expired_audit(&self, cutoff: i64, limit: i64) -> Result<usize, ReadError> {
+        let mut writer = self.lock();
+        let tx = writer
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx
+            .prepare_cached(audit_trail::DELETE_EXPIRED)?
+            .execute((cutoff, limit))?;
+        tx.commit()?;
+        writer.bound_wal();
+        Ok(deleted)
     }
 
     /// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction.

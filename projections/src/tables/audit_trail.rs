@@ -87,6 +87,15 @@ pub(crate) fn insert(dialect: Dialect, rows: usize) -> String {
     )
 }
 
+/// Deletes the expired rows among the oldest `$2` (by position) of those recorded before `$1`:
+/// a range scan of the key from its start, whichever the backend, instead of a search of the
+/// whole table for old times. Positions follow the log's order and times the clock, so the
+/// oldest rows are the expired ones; a row a skewed clock placed out of order among them waits
+/// for a later sweep.
+/// (`$1` comes first in the text: SQLite numbers `$n` parameters in order of appearance.)
+pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM rm_audit WHERE recorded_at < $1 \
+     AND position IN (SELECT position FROM rm_audit ORDER BY position LIMIT $2)";
+
 /// `COPY` of every column, in binary format (PostgreSQL).
 pub(crate) fn copy_statement() -> String {
     format!("COPY {TABLE} ({COLUMNS}) FROM STDIN (FORMAT binary)")
@@ -145,11 +154,16 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<AuditView, ReadError> {
     })
 }
 
-/// Every row, in no particular order: for the canonical snapshot.
+/// Every row not past the store's retention, in no particular order: for the canonical
+/// snapshot (see `retention`).
 pub(crate) async fn all_rows(store: &ReadStore) -> Result<Vec<AuditView>, ReadError> {
-    let rows: Vec<AnyRow> = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM {TABLE}")))
-        .fetch_all(&store.pool())
-        .await?;
+    let since = store.audit_cutoff().map_or(i64::MIN, Timestamp::as_micros);
+    let rows: Vec<AnyRow> = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM {TABLE} WHERE recorded_at >= $1"
+    )))
+    .bind(since)
+    .fetch_all(&store.pool())
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -215,6 +229,30 @@ impl ReadStore {
             None
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// Deletes up to `batch` audit rows recorded before `cutoff`, oldest first, in one
+    /// transaction (see [`DELETE_EXPIRED`]); returns how many. On SQLite it runs on the
+    /// projector's connection between two batches, so neither waits on the other's lock.
+    pub async fn delete_expired_audit(
+        &self,
+        cutoff: Timestamp,
+        batch: usize,
+    ) -> Result<usize, ReadError> {
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        if let Some(writer) = self.sqlite_writer() {
+            return tokio::task::spawn_blocking(move || {
+                writer.delete_expired_audit(cutoff.as_micros(), limit)
+            })
+            .await
+            .map_err(|e| ReadError::Unavailable(format!("the audit sweep task failed: {e}")))?;
+        }
+        let done = sqlx::query(DELETE_EXPIRED)
+            .bind(cutoff.as_micros())
+            .bind(limit)
+            .execute(&self.pool())
+            .await?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 
     /// The audit entry of the event at `position`, once the audit projection has reached it.
