@@ -115,6 +115,7 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         },
         Event::OAuthClientUpdated(updated) => client(updated.name.clone()),
         Event::OAuthClientSecretRegenerated(_) | Event::OAuthClientDeactivated(_) => client(None),
+        Event::TokenIssuedV1(issued) => Target::new("token", Some(issued.jti.to_string()), None),
         Event::TokenIssued(issued) => Target::new("token", Some(issued.jti.to_string()), None),
         Event::TokenRevoked(revoked) => Target::new("token", Some(revoked.jti.to_string()), None),
         Event::ReservationClaimed(claimed) => {

@@ -83,7 +83,15 @@ fn extras(history: &mut History) {
     let sample_tenant = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
     let sample_key = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
     let client = "0193a000-0000-7000-8000-00000000c11e";
-    for event in samples::current() {
+    // The fixtures were written from this log as it stood: a sample of a version added since
+    // (`token.issued` v2, issue 24) would shift every later position and change them all, so
+    // such samples stay out, and the fixtures keep pinning the rows of every event they did.
+    // Newer versions' audit rows are checked by `projections::audit`'s tests.
+    let added_since = [("token.issued", 2)];
+    let samples = samples::current()
+        .into_iter()
+        .filter(|e| !added_since.contains(&(e.event_type(), e.schema_version())));
+    for event in samples {
         let (tenant, stream) = match event.category() {
             "tenant" => (sample_tenant, streams::tenant(sample_tenant)),
             "api_key" => (sample_tenant, streams::api_key(sample_tenant, sample_key)),
