@@ -6,9 +6,10 @@
 //! the batch fold supplies from the tenant rows it already holds.
 //!
 //! A row's summary is the payload's public JSON ([`Event::public_json_without`]: no secret- or
-//! personal-typed field, whatever its name) less the fields [`omitted_for_size`] names. The
-//! one payload without types, the free-form metadata of `audit.recorded`, is judged by key name
-//! ([`is_secret_field`]).
+//! personal-typed field, whatever its name) less the fields [`omitted_for_size`] names; a
+//! `token.issued` v2 summary also leaves out what the row already says (the token id is its
+//! target, no audience means the issuer). The one payload without types, the free-form
+//! metadata of `audit.recorded`, is judged by key name ([`is_secret_field`]).
 
 use serde_json::Value;
 use tessera_event_schemas::events::Event;
@@ -186,6 +187,13 @@ pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) 
             .unwrap_or_else(|_| Value::String(recorded.metadata_json.clone()));
         redact(&mut metadata);
         row.summary = metadata.to_string();
+    } else if let Event::TokenIssued(issued) = event {
+        // The token id is the row's target, and an empty audience means the issuer: neither is
+        // repeated in the summary of the most frequent event of all.
+        let no_audience = issued.audience.is_empty();
+        row.summary = event.public_json_without(&|name: &str| {
+            omitted_for_size(name) || name == "jti" || (no_audience && name == "audience")
+        });
     } else {
         row.summary = event.public_json_without(&omitted_for_size);
     }
@@ -381,6 +389,28 @@ mod tests {
         );
         assert_eq!(recorded.tenant_id, TENANT);
         assert_ne!(recorded.tenant_id, SYSTEM_TENANT_ID);
+    }
+
+    #[test]
+    fn a_v2_token_summary_leaves_out_what_the_row_already_says() {
+        let event = samples::current()
+            .into_iter()
+            .find(|e| (e.event_type(), e.schema_version()) == ("token.issued", 2))
+            .unwrap();
+        let row = audit_row(&envelope(stream_of(&event), &event), &event, None);
+        assert_eq!(
+            row.target_id.as_deref(),
+            Some("01930000-0000-7000-8000-000000000005")
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&row.summary).unwrap(),
+            serde_json::json!({
+                "grant_type": "client_credentials",
+                "scopes": ["invoices:read"],
+                "kid": "k-2026-11-23-b",
+                "ttl_secs": 3600,
+            })
+        );
     }
 
     #[test]
