@@ -110,7 +110,7 @@ pub(crate) fn cells(row: &AuditRow) -> Vec<Cell<'_>> {
         Cell::text(row.event_id.to_string()),
         Cell::text(row.tenant_id.to_string()),
         Cell::text(row.event_type.as_str()),
-        Cell::Text((row.action != row.event_type).then(|| Cow::Borrowed(row.action.as_str()))),
+        Cell::Text((row.action != row.event_type).then_some(Cow::Borrowed(row.action.as_str()))),
         Cell::text(row.actor_kind.as_str()),
         Cell::text(row.actor_id.as_str()),
         Cell::optional(row.actor_name.as_deref()),
