@@ -6,6 +6,8 @@
 #   bench/disk-load.sh [--duration SECS] [--connections N] [--threads N]
 #   TESSERA_BIN=/path/to/tessera bench/disk-load.sh ...   (skips the build; e.g. an older binary)
 #   KEEP_DATA=/tmp/dir bench/disk-load.sh ...             (keeps the data directory)
+#   KEEP_LOG=/tmp/server.log TESSERA_LOG=tessera_event_log=debug,warn bench/disk-load.sh ...
+#                                       (keeps the server's log: each forced truncation and its time)
 #
 # Starts its own server (embedded SQLite) on a free port with a fresh data directory, creates a
 # tenant and a confidential client, then drives POST /t/bench/oauth/token with wrk for the
@@ -51,6 +53,7 @@ cleanup() {
   [[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null
   [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   [[ -n "${KEEP_DATA:-}" ]] && rm -rf "$KEEP_DATA" && cp -r "$DATA" "$KEEP_DATA"
+  [[ -n "${KEEP_LOG:-}" ]] && cp "$WORK/server.log" "$KEEP_LOG"
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -91,9 +91,6 @@ pub struct SqliteLog {
     unsynced: Arc<Unsynced>,
 }
 
-/// How often the background task copies the WAL into the database file.
-const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
 /// Checkpoints the WAL from its own connection, so that the writer never does. SQLite's
 /// automatic checkpoint runs inside the commit that crosses 1000 WAL pages: that commit then
 /// also writes those pages into the database file and fsyncs it, and every append waiting on
@@ -103,25 +100,29 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 ///
 /// A PASSIVE checkpoint never shortens the file, though (see [`wal`]). Once writes pause (the
 /// head has not moved for a whole period) a TRUNCATE checkpoint empties it, so that an idle
-/// log keeps no WAL behind, whatever the load before.
-async fn checkpoint_wal(pool: SqlitePool, mut head: tokio::sync::watch::Receiver<u64>) {
-    let mut ticker = tokio::time::interval(WAL_CHECKPOINT_EVERY);
+/// log keeps no WAL behind, whatever the load before. [`wal::Pacer`] decides which and when.
+async fn checkpoint_wal(
+    pool: SqlitePool,
+    mut head: tokio::sync::watch::Receiver<u64>,
+    mut pacer: wal::Pacer,
+) {
+    let mut ticker = tokio::time::interval(wal::Pacer::TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut truncated = false;
     loop {
         ticker.tick().await;
         if pool.is_closed() {
             return;
         }
-        let paused = !head.has_changed().unwrap_or(false);
-        head.mark_unchanged();
-        // One truncation per pause: an idle log's WAL is then already empty.
-        let mode = if paused && !truncated {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
-        } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
+        let next = pacer.next(|| {
+            let paused = !head.has_changed().unwrap_or(false);
+            head.mark_unchanged();
+            paused
+        });
+        let mode = match next {
+            None => continue,
+            Some(wal::Checkpoint::Passive) => "PRAGMA wal_checkpoint(PASSIVE)",
+            Some(wal::Checkpoint::Truncate) => "PRAGMA wal_checkpoint(TRUNCATE)",
         };
-        truncated = paused;
         if let Err(error) = sqlx::query(mode).execute(&pool).await {
             tracing::debug!(%error, "WAL checkpoint skipped");
         }
@@ -162,7 +163,8 @@ impl SqliteLog {
         let unsynced = Arc::new(Unsynced::default());
         let writer = SqliteWriter::start(path, policy, unsynced.clone(), config.wal_limit_bytes)?;
         let commit = GroupCommit::start(writer, head, config.max_batch);
-        let checkpointer = tokio::spawn(checkpoint_wal(reads.clone(), commit.watch_head()));
+        let pacer = wal::Pacer::new(path, config.wal_limit_bytes);
+        let checkpointer = tokio::spawn(checkpoint_wal(reads.clone(), commit.watch_head(), pacer));
         Ok(Self {
             reads,
             bulk: Arc::new(BulkReader {

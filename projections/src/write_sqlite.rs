@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_from_iter};
-use tessera_event_log::sqlite::wal::{WalBound, journal_size_limit};
+use tessera_event_log::sqlite::wal::{Checkpoint, Pacer, WalBound, journal_size_limit};
 use tessera_event_schemas::Timestamp;
 
 use crate::cache::RowCache;
@@ -270,9 +270,6 @@ fn load(tx: &Transaction<'_>, missing: &Missing, fold: &mut Fold) -> Result<(), 
 /// How often a scratch file's [`Checkpointer`] writes it to disk.
 const SCRATCH_SYNC_EVERY: Duration = Duration::from_millis(200);
 
-/// How often [`Checkpointer`] copies the WAL into the database file.
-const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
 /// A thread that checkpoints the read models' WAL from a connection of its own, so that the
 /// writer never does. SQLite's automatic checkpoint runs inside the commit that crosses 1000
 /// WAL pages, and with `synchronous=NORMAL` that commit then also fsyncs the WAL and the
@@ -293,20 +290,21 @@ impl Checkpointer {
     fn start(path: &Path, wal_limit: u64) -> Result<Self, ReadError> {
         let bound = WalBound::open(path, wal_limit)?;
         let mut seen = bound.data_version()?;
-        let mut truncated = false;
-        Self::every(WAL_CHECKPOINT_EVERY, "tessera-rm-ckpt", move || {
-            let version = bound.data_version();
-            let paused = version.as_ref().is_ok_and(|v| *v == seen);
-            if let Ok(version) = version {
-                seen = version;
-            }
-            // One truncation per pause: an idle store's WAL is then already empty.
-            let checkpoint = if paused && !truncated {
-                bound.truncate()
-            } else {
-                bound.passive()
+        let mut pacer = Pacer::new(path, wal_limit);
+        Self::every(Pacer::TICK, "tessera-rm-ckpt", move || {
+            let next = pacer.next(|| {
+                let version = bound.data_version();
+                let paused = version.as_ref().is_ok_and(|v| *v == seen);
+                if let Ok(version) = version {
+                    seen = version;
+                }
+                paused
+            });
+            let checkpoint = match next {
+                None => return,
+                Some(Checkpoint::Passive) => bound.passive(),
+                Some(Checkpoint::Truncate) => bound.truncate(),
             };
-            truncated = paused;
             if let Err(error) = checkpoint {
                 tracing::debug!(%error, "read-model WAL checkpoint skipped");
             }

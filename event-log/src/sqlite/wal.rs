@@ -81,11 +81,19 @@ impl WalBound {
     /// Truncates the WAL if it has passed the bound, logging (not returning) a failure: the
     /// caller's own work has already succeeded, and the next call tries again.
     pub fn enforce(&self, what: &str) {
-        if !self.over_limit() {
+        let size = self.wal_size();
+        if size <= self.limit {
             return;
         }
+        let started = std::time::Instant::now();
         match self.truncate() {
-            Ok(true) => {}
+            // How long the writer waited is what appends (or the read models) waited too.
+            Ok(true) => tracing::debug!(
+                what,
+                size,
+                micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "WAL truncated past its bound"
+            ),
             Ok(false) => tracing::debug!(what, "WAL truncation could not finish; retried later"),
             Err(error) => tracing::warn!(what, %error, "WAL truncation failed; retried later"),
         }
@@ -107,6 +115,66 @@ impl WalBound {
                     row.get(0)
                 })?;
         Ok(busy == 0)
+    }
+}
+
+/// How a periodic checkpointer checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Copy what no reader needs; wait for nobody.
+    Passive,
+    /// Copy everything and cut the WAL to zero bytes.
+    Truncate,
+}
+
+/// When a periodic checkpointer (the log's, the read store's) checkpoints, and how.
+///
+/// Every [`Pacer::REGULAR`] a PASSIVE checkpoint, or once writes have paused (nothing committed
+/// since the last regular one) a TRUNCATE, so that an idle file keeps no WAL. In between, every
+/// [`Pacer::TICK`], a PASSIVE one whenever the WAL is past half its bound: the writer's own
+/// truncation at the bound (see [`WalBound::enforce`]) then finds little left to copy, and the
+/// appends waiting for it wait less (BENCHMARKS.md, issue 24).
+#[derive(Debug)]
+pub struct Pacer {
+    wal: PathBuf,
+    half_limit: u64,
+    ticks: u32,
+    truncated: bool,
+}
+
+impl Pacer {
+    /// How often [`Pacer::next`] is to be called.
+    pub const TICK: Duration = Duration::from_millis(100);
+    /// How often a checkpoint runs whatever the WAL's size.
+    pub const REGULAR: Duration = Duration::from_millis(500);
+
+    pub fn new(database: &Path, limit: u64) -> Self {
+        Self {
+            wal: wal_path(database),
+            half_limit: limit / 2,
+            ticks: 0,
+            truncated: false,
+        }
+    }
+
+    /// The checkpoint to run at this tick, if any. `paused` says whether nothing was committed
+    /// since the last regular checkpoint; it is asked once per [`Pacer::REGULAR`].
+    pub fn next(&mut self, paused: impl FnOnce() -> bool) -> Option<Checkpoint> {
+        let per_regular = (Self::REGULAR.as_millis() / Self::TICK.as_millis()).max(1);
+        self.ticks = self.ticks.wrapping_add(1);
+        if u128::from(self.ticks) % per_regular == 0 {
+            let paused = paused();
+            // One truncation per pause: an idle file's WAL is then already empty.
+            let checkpoint = if paused && !self.truncated {
+                Checkpoint::Truncate
+            } else {
+                Checkpoint::Passive
+            };
+            self.truncated = paused;
+            return Some(checkpoint);
+        }
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        (size > self.half_limit).then_some(Checkpoint::Passive)
     }
 }
 
