@@ -1,4 +1,5 @@
-//! Admin authentication: `Authorization: Bearer <api key>`.
+//! Admin authentication: `Authorization: Bearer <api key>` (the scheme in any case; a request
+//! with more than one `Authorization` header is 400).
 //!
 //! A key is looked up by its keyed hash (HMAC-SHA-256 under a key derived from the master key),
 //! then compared in constant time. Missing or bad keys get 401; a key that lacks the right gets
@@ -6,13 +7,13 @@
 //! Tenant-scoped keys see other tenants as nonexistent (404), never as forbidden.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tessera_event_schemas::{Actor, ActorKind, SYSTEM_TENANT_ID};
 use tessera_projections::ApiKeyView;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::extract::{MoreThanOneAuthorization, authorization};
 use crate::state::AppState;
 
 /// The scope that grants everything on the platform, held by the bootstrap admin key.
@@ -80,15 +81,10 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = authorization(&parts.headers, "bearer")
+            .map_err(|MoreThanOneAuthorization| {
+                ApiError::BadRequest("send one Authorization header, not several".to_owned())
+            })?
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
         let key = match check_api_key(state, token).await? {

@@ -12,7 +12,8 @@
 //! `Cache-Control: no-store`.
 //!
 //! A client authenticates with `client_secret_basic` or `client_secret_post` (RFC 6749 section
-//! 2.3.1), never both. Its secret is compared with the stored keyed hash in constant time. A
+//! 2.3.1), never both; a request with more than one `Authorization` header is
+//! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
 
 mod error;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -38,6 +39,7 @@ use tessera_domain::tenant::{Tenant, TenantState};
 use tessera_event_schemas::{Actor, ActorKind, Hash32};
 use tessera_projections::ClientEntry;
 
+use crate::extract::{MoreThanOneAuthorization, authorization};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -160,13 +162,9 @@ pub struct Credentials {
 impl Credentials {
     /// `client_secret_basic` or `client_secret_post`, never both.
     pub fn from_request(headers: &HeaderMap, form: &FormParams) -> Result<Self, OAuthError> {
-        let basic = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
-            });
+        let basic = authorization(headers, "basic").map_err(|MoreThanOneAuthorization| {
+            OAuthError::invalid_request("send one Authorization header, not several")
+        })?;
         let posted_secret = form.get("client_secret");
         match basic {
             Some(encoded) => {

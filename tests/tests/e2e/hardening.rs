@@ -13,7 +13,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -223,4 +223,80 @@ async fn oauth_endpoints_answer_a_too_large_body_and_a_wrong_method_in_oauth_for
     .await
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `Authorization`: one header at most, its scheme in any case.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn one_authorization_header_at_most_and_its_scheme_in_any_case() {
+    let app = spawn_app(Store::Embedded).await;
+    let (_, client_id, secret) = tenant_and_client(&app, "headers").await;
+    let admin_key = crate::helpers::ADMIN_KEY;
+
+    // Admin API: `Bearer` in any case; two headers are 400 whichever comes first.
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let (status, body) = app
+            .send(
+                app.client
+                    .get(format!("{}/v1/tenants", app.base))
+                    .header(AUTHORIZATION, format!("{scheme} {admin_key}")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+    }
+    let good = format!("Bearer {admin_key}");
+    for pair in [
+        [good.as_str(), "Bearer tsr_wrong"],
+        ["Bearer tsr_wrong", &good],
+    ] {
+        let (status, body) = app
+            .send(
+                app.client
+                    .get(format!("{}/v1/tenants", app.base))
+                    .header(AUTHORIZATION, pair[0])
+                    .header(AUTHORIZATION, pair[1]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{pair:?}: {body}");
+        assert_eq!(body["error"], "bad_request", "{body}");
+    }
+
+    // Token endpoint (and every endpoint that authenticates clients): `Basic` in any case;
+    // two headers are invalid_request.
+    let basic = |id: &str, secret: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    };
+    let good = basic(&client_id, &secret);
+    for scheme in ["Basic", "basic", "BASIC"] {
+        let (status, body) = app
+            .send(
+                app.client
+                    .post(format!("{}/t/headers/oauth/token", app.base))
+                    .header(AUTHORIZATION, format!("{scheme} {good}"))
+                    .form(&[("grant_type", "client_credentials")]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+    }
+    let wrong = format!("Basic {}", basic(&client_id, "tcs_wrong"));
+    let good = format!("Basic {good}");
+    for endpoint in ["token", "introspect", "revoke"] {
+        for pair in [
+            [good.as_str(), wrong.as_str()],
+            [wrong.as_str(), good.as_str()],
+        ] {
+            let response = app
+                .client
+                .post(format!("{}/t/headers/oauth/{endpoint}", app.base))
+                .header(AUTHORIZATION, pair[0])
+                .header(AUTHORIZATION, pair[1])
+                .form(&[("grant_type", "client_credentials"), ("token", "x")])
+                .send()
+                .await
+                .unwrap();
+            assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+        }
+    }
 }
