@@ -13,7 +13,7 @@ use tessera_projections::ApiKeyView;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{MoreThanOneAuthorization, authorization};
+use crate::extract::{ApiPath, MoreThanOneAuthorization, authorization};
 use crate::state::AppState;
 
 /// The scope that grants everything on the platform, held by the bootstrap admin key.
@@ -102,6 +102,49 @@ impl FromRequestParts<AppState> for Principal {
             name: key.name,
             scopes: key.scopes,
             product: key.product,
+        })
+    }
+}
+
+/// A platform administrator (see [`Principal::require_platform_admin`]). As an extractor it
+/// runs before the request body is read, so that a caller without the right learns nothing
+/// from how its body would be parsed: it gets 401 or 403, never a 400 that names a field.
+pub struct PlatformAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_platform_admin()?;
+        Ok(Self(principal))
+    }
+}
+
+/// A caller that may administer the tenant `{id}` of the path (see
+/// [`Principal::authorize_tenant`]). Like [`PlatformAdmin`], it is checked before the body is
+/// read: another tenant is 404 whatever the body says.
+pub struct TenantAdmin {
+    pub principal: Principal,
+    pub tenant_id: Uuid,
+}
+
+/// The `{id}` of `/v1/tenants/{id}/...`; other path parameters are the handler's.
+#[derive(serde::Deserialize)]
+struct TenantPath {
+    id: Uuid,
+}
+
+impl FromRequestParts<AppState> for TenantAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let ApiPath(TenantPath { id }) = ApiPath::from_request_parts(parts, state).await?;
+        principal.authorize_tenant(state, id).await?;
+        Ok(Self {
+            principal,
+            tenant_id: id,
         })
     }
 }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::PageQuery;
-use crate::auth::{KeyCheck, Principal, check_api_key};
+use crate::auth::{KeyCheck, TenantAdmin, check_api_key};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::state::AppState;
@@ -145,13 +145,14 @@ fn to_dto(state: &AppState, view: ApiKeyView) -> ApiKey {
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 201, body = ApiKeyCreated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_api_key(
-    principal: Principal,
+    TenantAdmin {
+        principal,
+        tenant_id,
+    }: TenantAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiPath(tenant_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let expires_at = super::parse_time("expires_at", body.expires_at.as_deref())?;
     let issued = state
         .commands
@@ -191,12 +192,10 @@ pub async fn create_api_key(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = ApiKeyPage), (status = 404, body = ErrorBody)))]
 pub async fn list_api_keys(
-    principal: Principal,
+    TenantAdmin { tenant_id, .. }: TenantAdmin,
     State(state): State<AppState>,
-    ApiPath(tenant_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ApiKeyPage>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let limit = super::page_limit(query.limit)?;
     let page = state
         .store
@@ -217,11 +216,10 @@ pub async fn list_api_keys(
     params(("id" = Uuid, Path, description = "tenant id"), ("key_id" = Uuid, Path, description = "key id")),
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)))]
 pub async fn get_api_key(
-    principal: Principal,
+    TenantAdmin { tenant_id, .. }: TenantAdmin,
     State(state): State<AppState>,
-    ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((_, key_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let view = state
         .store
         .api_key(tenant_id, key_id)
@@ -236,12 +234,14 @@ pub async fn get_api_key(
     params(("id" = Uuid, Path, description = "tenant id"), ("key_id" = Uuid, Path, description = "key id")),
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn revoke_api_key(
-    principal: Principal,
+    TenantAdmin {
+        principal,
+        tenant_id,
+    }: TenantAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((_, key_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let done = state
         .commands
         .revoke_api_key(ctx.metadata(principal.actor()), tenant_id, key_id)
@@ -262,11 +262,10 @@ pub async fn revoke_api_key(
     params(("id" = Uuid, Path, description = "tenant id"), ("key_id" = Uuid, Path, description = "key id")),
     responses((status = 200, body = ApiKeyUsage), (status = 404, body = ErrorBody)))]
 pub async fn api_key_usage(
-    principal: Principal,
+    TenantAdmin { tenant_id, .. }: TenantAdmin,
     State(state): State<AppState>,
-    ApiPath((tenant_id, key_id)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((_, key_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<ApiKeyUsage>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let view = state
         .store
         .api_key(tenant_id, key_id)

@@ -1,8 +1,9 @@
 //! `/v1/audit`: the audit trail. Every event of the log has one entry (secrets redacted), and
 //! products append entries of their own (`audit.recorded`).
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -180,6 +181,29 @@ pub async fn list_audit(
     }))
 }
 
+/// A caller that may append audit entries: `platform:admin`, `tenant:admin` or `audit:write`.
+/// Checked before the body is read (see [`crate::auth::PlatformAdmin`]); which tenant the key
+/// may write for is checked once the body names it.
+pub struct AuditWriter(Principal);
+
+impl FromRequestParts<AppState> for AuditWriter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if principal.is_platform_admin()
+            || principal.has_scope(TENANT_ADMIN)
+            || principal.has_scope(AUDIT_WRITE)
+        {
+            Ok(Self(principal))
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this key lacks the {TENANT_ADMIN} or {AUDIT_WRITE} scope"
+            )))
+        }
+    }
+}
+
 /// Appends an audit entry (`audit.recorded` on the log) and returns it. `tenant_id` defaults to
 /// the calling key's tenant. Needs `platform:admin` (any tenant), or `tenant:admin` or
 /// `audit:write` on the key's own tenant (another tenant is 404). A bad field is 400 and
@@ -188,23 +212,19 @@ pub async fn list_audit(
     responses((status = 201, body = AuditEvent), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn append_audit(
-    principal: Principal,
+    AuditWriter(principal): AuditWriter,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<AuditAppend>,
 ) -> Result<(StatusCode, Json<AuditEvent>), ApiError> {
     let tenant_id = if principal.is_platform_admin() {
         body.tenant_id.unwrap_or(SYSTEM_TENANT_ID)
-    } else if principal.has_scope(TENANT_ADMIN) || principal.has_scope(AUDIT_WRITE) {
+    } else {
         let tenant_id = body.tenant_id.unwrap_or(principal.tenant_id);
         if tenant_id != principal.tenant_id {
             return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
         }
         tenant_id
-    } else {
-        return Err(ApiError::Forbidden(format!(
-            "this key lacks the {TENANT_ADMIN} or {AUDIT_WRITE} scope"
-        )));
     };
     let position = state
         .commands

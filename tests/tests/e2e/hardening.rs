@@ -300,3 +300,112 @@ async fn one_authorization_header_at_most_and_its_scheme_in_any_case() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Permission checks come before the body is parsed.
+// ---------------------------------------------------------------------------------------------
+
+/// Issues a key on `tenant_id` with the platform admin key; returns its plaintext.
+async fn key_with_scopes(app: &TestServer, tenant_id: &str, scopes: &[&str]) -> String {
+    app.create_api_key(tenant_id, json!({"name": "probe", "scopes": scopes}))
+        .await["plaintext"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_caller_without_the_right_gets_the_same_answer_whatever_its_body() {
+    let app = spawn_app(Store::Embedded).await;
+    let a = app.create_tenant("body-a").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = app.create_tenant("body-b").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a_admin = key_with_scopes(&app, &a, &["tenant:admin"]).await;
+    let a_none = key_with_scopes(&app, &a, &[]).await;
+
+    // Each probe: (key, method, path, the answer for every body, a complete body).
+    let probes = [
+        (
+            &a_admin,
+            Method::POST,
+            format!("/v1/tenants/{b}/clients"),
+            StatusCode::NOT_FOUND,
+            json!({"name": "x"}),
+        ),
+        (
+            &a_admin,
+            Method::PUT,
+            format!("/v1/tenants/{b}/clients/some-client"),
+            StatusCode::NOT_FOUND,
+            json!({"name": "x"}),
+        ),
+        (
+            &a_admin,
+            Method::POST,
+            format!("/v1/tenants/{b}/api-keys"),
+            StatusCode::NOT_FOUND,
+            json!({"name": "x"}),
+        ),
+        (
+            &a_admin,
+            Method::PATCH,
+            format!("/v1/tenants/{b}"),
+            StatusCode::FORBIDDEN,
+            json!({"name": "x"}),
+        ),
+        (
+            &a_admin,
+            Method::PUT,
+            format!("/v1/tenants/{a}/settings"),
+            StatusCode::FORBIDDEN,
+            json!({}),
+        ),
+        (
+            &a_admin,
+            Method::POST,
+            "/v1/tenants".to_owned(),
+            StatusCode::FORBIDDEN,
+            json!({"slug": "sneaky", "name": "x"}),
+        ),
+        (
+            &a_admin,
+            Method::POST,
+            format!("/v1/tenants/{b}/suspend"),
+            StatusCode::FORBIDDEN,
+            json!({"reason": "x"}),
+        ),
+        (
+            &a_none,
+            Method::POST,
+            "/v1/audit".to_owned(),
+            StatusCode::FORBIDDEN,
+            json!({"action": "invoice.paid"}),
+        ),
+    ];
+    for (key, method, path, status, complete) in probes {
+        let bodies = [
+            (Some("application/json"), complete.to_string()),
+            (Some("application/json"), "{}".to_owned()),
+            (Some("application/json"), r#"{"surprise": true}"#.to_owned()),
+            (Some("application/json"), "{not json".to_owned()),
+            (Some("text/plain"), "hello".to_owned()),
+            (None, String::new()),
+        ];
+        for (content_type, body) in bodies {
+            let mut request = app
+                .request(method.clone(), &path, Some(key))
+                .body(body.clone());
+            if let Some(content_type) = content_type {
+                request = request.header(CONTENT_TYPE, content_type);
+            }
+            let (got, answer) = app.send(request).await;
+            assert_eq!(got, status, "{method} {path} {body:?}: {answer}");
+            assert!(answer.get("field").is_none(), "{answer}");
+        }
+    }
+}
