@@ -14,12 +14,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{ApiPath, MoreThanOneAuthorization, authorization};
+use crate::scopes::{PLATFORM_ADMIN, TENANT_ADMIN};
 use crate::state::AppState;
-
-/// The scope that grants everything on the platform, held by the bootstrap admin key.
-pub const PLATFORM_ADMIN: &str = "platform:admin";
-/// The scope that lets a tenant's key administer that tenant's clients and keys.
-pub const TENANT_ADMIN: &str = "tenant:admin";
 
 /// The caller behind a valid API key.
 #[derive(Clone, Debug)]

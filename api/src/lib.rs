@@ -8,7 +8,8 @@
 //! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables.
 //! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
-//! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge.
+//! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
+//!   catalogue of API key scopes.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate.
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod oauth;
 pub mod openapi;
 pub mod routes;
+pub mod scopes;
 pub mod server;
 pub mod state;
 pub mod usage;

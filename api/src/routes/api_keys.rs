@@ -16,6 +16,7 @@ use super::PageQuery;
 use crate::auth::{KeyCheck, TenantAdmin, check_api_key};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::scopes;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -39,6 +40,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     pub name: String,
+    /// Tessera's scopes (`platform:admin`, on the system tenant's keys only; `tenant:admin`;
+    /// `audit:write`) and the key's product's own, `product:{product}:{name}`; only scopes the
+    /// calling key holds.
     #[serde(default)]
     pub scopes: Vec<String>,
     pub product: Option<String>,
@@ -141,9 +145,11 @@ fn to_dto(state: &AppState, view: ApiKeyView) -> ApiKey {
 }
 
 /// Creates an API key for the tenant. Needs `platform:admin`, or `tenant:admin` on this tenant.
+/// A scope outside the catalogue is 400 naming it; one the calling key does not hold is 403
+/// (see [`crate::scopes`]).
 #[utoipa::path(post, path = "/v1/tenants/{id}/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
     params(("id" = Uuid, Path, description = "tenant id")),
-    responses((status = 201, body = ApiKeyCreated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = ApiKeyCreated), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_api_key(
     TenantAdmin {
         principal,
@@ -153,6 +159,7 @@ pub async fn create_api_key(
     ctx: RequestContext,
     ApiJson(body): ApiJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
+    scopes::check_grant(&principal, tenant_id, body.product.as_deref(), &body.scopes)?;
     let expires_at = super::parse_time("expires_at", body.expires_at.as_deref())?;
     let issued = state
         .commands

@@ -13,13 +13,11 @@ use tessera_projections::{AuditFilter, AuditView};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Principal, TENANT_ADMIN};
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
+use crate::scopes::{AUDIT_WRITE, TENANT_ADMIN};
 use crate::state::AppState;
-
-/// The scope that lets a tenant's key append audit entries for its tenant.
-pub const AUDIT_WRITE: &str = "audit:write";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/audit", get(list_audit).post(append_audit))

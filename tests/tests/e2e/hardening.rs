@@ -409,3 +409,107 @@ async fn a_caller_without_the_right_gets_the_same_answer_whatever_its_body() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// API keys grant only known scopes that their creator holds.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn api_keys_carry_only_known_scopes_their_creator_holds() {
+    let app = spawn_app(Store::Embedded).await;
+    let tenant_id = app.create_tenant("scoped").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let system_id = "00000000-0000-0000-0000-000000000001";
+    let tenant_admin = key_with_scopes(&app, &tenant_id, &["tenant:admin"]).await;
+    let create = |key: &str, tenant: &str, body: Value| {
+        app.send(
+            app.request(
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/api-keys"),
+                Some(key),
+            )
+            .json(&body),
+        )
+    };
+
+    // What the probe did: a tenant admin minting platform:admin, or a made-up scope.
+    let (status, body) = create(
+        &tenant_admin,
+        &tenant_id,
+        json!({"name": "root", "scopes": ["platform:admin"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    for scope in ["superuser", "tenant:root", "Platform:Admin", "product:crm"] {
+        let (status, body) = create(
+            &tenant_admin,
+            &tenant_id,
+            json!({"name": "odd", "scopes": ["audit:write", scope], "product": "crm"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{scope}: {body}");
+        assert_eq!(body["field"], "scopes[1]", "{scope}: {body}");
+    }
+    // Another product's scopes, or a product's scopes on a key for no product.
+    for (product, scope) in [
+        (Some("crm"), "product:billing:read"),
+        (None, "product:crm:read"),
+    ] {
+        let (status, body) = create(
+            &tenant_admin,
+            &tenant_id,
+            json!({"name": "odd", "scopes": [scope], "product": product}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{scope}: {body}");
+        assert_eq!(body["field"], "scopes[0]", "{body}");
+    }
+    // What a tenant admin holds, it grants; verify reports exactly that.
+    let (status, created) = create(
+        &tenant_admin,
+        &tenant_id,
+        json!({"name": "crm", "product": "crm",
+               "scopes": ["tenant:admin", "audit:write", "product:crm:contacts.read"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, verified) = app
+        .send(
+            app.request(Method::POST, "/v1/api-keys/verify", None)
+                .json(&json!({"key": created["plaintext"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(
+        verified["scopes"],
+        json!(["tenant:admin", "audit:write", "product:crm:contacts.read"])
+    );
+
+    // platform:admin only on the system tenant's keys, even from the platform admin.
+    let (status, body) = app
+        .send(
+            app.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/api-keys"))
+                .json(&json!({"name": "root", "scopes": ["platform:admin"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "scopes[0]", "{body}");
+    // A tenant admin key of the system tenant is no platform admin and cannot mint one.
+    let system_tenant_admin = key_with_scopes(&app, system_id, &["tenant:admin"]).await;
+    let (status, body) = create(
+        &system_tenant_admin,
+        system_id,
+        json!({"name": "root", "scopes": ["platform:admin"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app
+        .send(
+            app.admin(Method::POST, &format!("/v1/tenants/{system_id}/api-keys"))
+                .json(&json!({"name": "second admin", "scopes": ["platform:admin"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
