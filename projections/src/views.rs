@@ -168,7 +168,9 @@ pub struct AuditView<Summary = serde_json::Value> {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub recorded_at: Timestamp,
-    /// The redacted payload; for `audit.recorded`, the product's (redacted) metadata object.
+    /// The redacted payload; for `audit.recorded`, the product's (redacted) metadata object and
+    /// who appended the entry (`{"metadata", "recorded_by"}`, read apart by
+    /// `AuditView::take_metadata_and_recorder`).
     pub summary: Summary,
 }
 

@@ -8,6 +8,11 @@
 //! log's snapshot is committed whole, so that a failure shows which row changed; the large
 //! log (big enough that batches fold on a thread of their own) is pinned by the SHA-256 of its
 //! snapshot. With `TESSERA_BLESS=1` a missing fixture is written; an existing one never is.
+//!
+//! One change since was made on purpose (issue 23): the summary of an `audit.recorded` row
+//! holds the product's metadata and who appended the entry (`{"metadata", "recorded_by"}`).
+//! Both fixtures were edited by that one row: the large log's new snapshot, with that row's
+//! summary put back as it was, hashes to the digest committed before.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.

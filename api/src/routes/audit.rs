@@ -1,5 +1,11 @@
 //! `/v1/audit`: the audit trail. Every event of the log has one entry (secrets redacted), and
 //! products append entries of their own (`audit.recorded`).
+//!
+//! Every entry says who recorded it (`recorded_by`: the caller Tessera authenticated, never
+//! anything a request body says). For Tessera's own events that is also the entry's actor. For
+//! an appended entry, `actor_*` is whom the product says acted (its own user, say), and the
+//! entry can never pass for one of Tessera's: its action is none of Tessera's event types and
+//! its actor is of no kind only Tessera records (see `tessera_commands::RecordAudit`).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -30,17 +36,24 @@ pub struct AuditAppend {
     /// Defaults to the calling key's tenant.
     pub tenant_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
+    /// Whom the product says acted, with `actor_type`; both or neither. Without them the entry's
+    /// actor is the calling key.
     pub actor_id: Option<String>,
+    /// Needs `actor_id`.
     pub actor_name: Option<String>,
+    /// The kind of `actor_id`, e.g. `user`; not `system`, `api_key` or `client`, which only
+    /// Tessera records.
     pub actor_type: Option<String>,
-    /// 1 to 128 characters of `a-z`, `0-9`, `.`, `_`, `:`, `-`, e.g. `invoice.paid`.
+    /// 1 to 128 characters of `a-z`, `0-9`, `.`, `_`, `:`, `-`, e.g. `invoice.paid`, and not the
+    /// type of an event Tessera records itself (`api_key.revoked`, `tenant.created`, ...).
     pub action: String,
     pub target_id: Option<String>,
     pub target_type: Option<String>,
     pub target_name: Option<String>,
     pub product: Option<String>,
-    /// A JSON object of at most 16 KiB. Like every payload in the audit trail, it is shown
-    /// without fields named like secrets (`*secret*`, `*sealed*`, `*private*`, `*_hash`, ...).
+    /// A JSON object of at most 16 KiB. Fields named like secrets (`*secret*`, `*password`,
+    /// `*token`, `*api_key`, `authorization`, ... in any case and word style, at any depth) are
+    /// dropped before the entry is recorded.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
@@ -58,11 +71,16 @@ pub struct AuditEvent {
     pub event_type: String,
     /// The event type, or the action a product recorded.
     pub action: String,
-    /// `system`, `api_key`, `client`, `user`, `product`, or what a product named.
+    /// Who acted: for Tessera's own events the caller it authenticated (`system`, `api_key`,
+    /// `client`); for an entry a product appended, whom the product says acted (`user`, ...),
+    /// or the appending key when it named nobody.
     pub actor_type: String,
     pub actor_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor_name: Option<String>,
+    /// Who recorded the entry: the caller Tessera authenticated, for an appended entry the key
+    /// that appended it. No request can set it.
+    pub recorded_by: RecordedBy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +100,17 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// The caller Tessera authenticated for an entry.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedBy {
+    /// `system`, `api_key` or `client`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -112,7 +141,8 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-fn to_dto(view: AuditView) -> AuditEvent {
+fn to_dto(mut view: AuditView) -> AuditEvent {
+    let (metadata, recorder) = view.take_metadata_and_recorder();
     AuditEvent {
         id: view.position,
         event_id: view.event_id,
@@ -123,11 +153,16 @@ fn to_dto(view: AuditView) -> AuditEvent {
         actor_type: view.actor_kind,
         actor_id: view.actor_id,
         actor_name: view.actor_name,
+        recorded_by: RecordedBy {
+            kind: recorder.kind,
+            id: recorder.id,
+            name: recorder.name,
+        },
         target_type: view.target_type,
         target_id: view.target_id,
         target_name: view.target_name,
         product: view.product,
-        metadata: view.summary,
+        metadata,
         correlation_id: view.correlation_id,
         source_ip: view.source_ip,
         user_agent: view.user_agent,

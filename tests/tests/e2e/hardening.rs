@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Store, TestServer, spawn_app};
+use crate::on_both_stores;
 
 /// A tenant `slug` and a confidential client_credentials client of it allowed `read`:
 /// (tenant id, client id, client secret).
@@ -513,3 +514,203 @@ async fn api_keys_carry_only_known_scopes_their_creator_holds() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Audit entries show who appended them and cannot pose as Tessera's own.
+// ---------------------------------------------------------------------------------------------
+
+async fn appended_audit_entries_show_who_appended_them_and_cannot_pass_for_tessera_s(store: Store) {
+    let app = spawn_app(store).await;
+    let tenant_id = app.create_tenant("forger").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = app
+        .create_api_key(
+            &tenant_id,
+            json!({"name": "forger", "scopes": ["tenant:admin"]}),
+        )
+        .await;
+    let (key_id, key) = (
+        created["api_key"]["id"].as_str().unwrap().to_owned(),
+        created["plaintext"].as_str().unwrap().to_owned(),
+    );
+    let victim = app
+        .create_api_key(&tenant_id, json!({"name": "victim", "scopes": []}))
+        .await["api_key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .send(app.admin(
+            Method::DELETE,
+            &format!("/v1/tenants/{tenant_id}/api-keys/{victim}"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let post = |body: Value| {
+        app.send(
+            app.request(Method::POST, "/v1/audit", Some(&key))
+                .json(&body),
+        )
+    };
+
+    // The probe's entry, and every variation on it, is refused and appends nothing.
+    let head = app.log_head().await;
+    let refused = [
+        (
+            json!({"action": "api_key.revoked", "actor_type": "system", "actor_id": "tessera",
+                   "target_id": victim}),
+            "action",
+        ),
+        (json!({"action": "api_key.revoked"}), "action"),
+        (json!({"action": "tenant.archived"}), "action"),
+        (json!({"action": "token.revoked"}), "action"),
+        (json!({"action": "audit.recorded"}), "action"),
+        (
+            json!({"action": "invoice.voided", "actor_type": "system", "actor_id": "tessera"}),
+            "actor_type",
+        ),
+        (
+            json!({"action": "invoice.voided", "actor_type": "API-Key", "actor_id": victim}),
+            "actor_type",
+        ),
+        (
+            json!({"action": "invoice.voided", "actor_type": "client", "actor_id": "c-1"}),
+            "actor_type",
+        ),
+        (
+            json!({"action": "invoice.voided", "actor_id": victim}),
+            "actor_type",
+        ),
+        (
+            json!({"action": "invoice.voided", "actor_name": "Tessera"}),
+            "actor_id",
+        ),
+    ];
+    for (body, field) in refused {
+        let (status, answer) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["field"], field, "{body}: {answer}");
+    }
+    assert_eq!(app.log_head().await, head, "a refused entry was appended");
+
+    // So the real revocation is the only entry of its action.
+    let (status, page) = app
+        .send(app.admin(Method::GET, "/v1/audit?action=api_key.revoked"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["event_type"], "api_key.revoked");
+    assert_eq!(items[0]["target_id"], victim.as_str());
+    assert_eq!(items[0]["recorded_by"]["type"], "api_key", "{page}");
+    assert_eq!(
+        items[0]["recorded_by"]["id"], items[0]["actor_id"],
+        "{page}"
+    );
+
+    // A product's entry shows whom it says acted, and always which key appended it.
+    let (status, claimed) = post(json!({
+        "action": "invoice.voided",
+        "actor_type": "user",
+        "actor_id": "user-7",
+        "actor_name": "Ada",
+    }))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{claimed}");
+    assert_eq!(
+        (
+            &claimed["actor_type"],
+            &claimed["actor_id"],
+            &claimed["actor_name"]
+        ),
+        (&json!("user"), &json!("user-7"), &json!("Ada"))
+    );
+    let appender = json!({"type": "api_key", "id": key_id, "name": "forger"});
+    assert_eq!(claimed["recorded_by"], appender, "{claimed}");
+    let (status, plain) = post(json!({"action": "invoice.sent"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{plain}");
+    assert_eq!(
+        (&plain["actor_type"], &plain["actor_id"]),
+        (&json!("api_key"), &json!(key_id))
+    );
+    assert_eq!(plain["recorded_by"], appender, "{plain}");
+
+    // The listing shows the same, and so does every one of Tessera's own events.
+    let (status, page) = app
+        .send(app.admin(Method::GET, "/v1/audit?actor_id=user-7"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], json!([claimed]), "{page}");
+    let (status, page) = app
+        .send(app.admin(Method::GET, &format!("/v1/audit?tenant_id={tenant_id}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for item in page["items"].as_array().unwrap() {
+        if item["event_type"] != "audit.recorded" {
+            assert_eq!(
+                (&item["recorded_by"]["type"], &item["recorded_by"]["id"]),
+                (&item["actor_type"], &item["actor_id"]),
+                "{item}"
+            );
+        }
+    }
+}
+on_both_stores!(appended_audit_entries_show_who_appended_them_and_cannot_pass_for_tessera_s);
+
+// ---------------------------------------------------------------------------------------------
+// Audit metadata is redacted by name in any case and word style, at any depth.
+// ---------------------------------------------------------------------------------------------
+
+async fn audit_metadata_loses_secret_fields_in_any_style_at_any_depth(store: Store) {
+    let mut app = spawn_app(store).await;
+    let tenant_id = app.create_tenant("redacted").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let metadata = json!({
+        "amount": 12,
+        "apiKey": "tsr_leak-1",
+        "api-key": "tsr_leak-2",
+        "API_KEY": "tsr_leak-3",
+        "Authorization": "Bearer leak-4",
+        "calls": [
+            {"api_key": "tsr_leak-5", "status": 200},
+            [{"refreshToken": "leak-6", "token_type": "Bearer"}],
+        ],
+        "request": {"headers": {"Cookie": "sid=leak-7", "X-Api-Key": "leak-8", "accept": "*/*"}},
+        "user": {"newPassword": "leak-9", "password_policy": "strict"},
+    });
+    let kept = json!({
+        "amount": 12,
+        "calls": [{"status": 200}, [{"token_type": "Bearer"}]],
+        "request": {"headers": {"accept": "*/*"}},
+        "user": {"password_policy": "strict"},
+    });
+    let (status, entry) = app
+        .send(app.admin(Method::POST, "/v1/audit").json(&json!({
+            "action": "invoice.paid",
+            "tenant_id": tenant_id,
+            "metadata": metadata,
+        })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    assert_eq!(entry["metadata"], kept, "{entry}");
+    let (status, page) = app
+        .send(app.admin(Method::GET, "/v1/audit?action=invoice.paid"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["metadata"], kept, "{page}");
+
+    // Nothing of it reached the log either, where it could never be taken back.
+    app.stop().await;
+    let log = crate::helpers::read_log(&app).await;
+    let recorded = log
+        .iter()
+        .find(|e| e.envelope.event_type == "audit.recorded")
+        .unwrap();
+    let text = format!("{:?}", recorded.decode().unwrap());
+    assert!(!text.contains("leak"), "{text}");
+}
+on_both_stores!(audit_metadata_loses_secret_fields_in_any_style_at_any_depth);
