@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables.
-//! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown.
+//! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown;
+//!   [`http`]: the HTTP/1 connection loop with its limits.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
 //!   catalogue of API key scopes.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod http;
 pub mod lifecycle;
 pub mod oauth;
 pub mod openapi;

@@ -3,7 +3,6 @@
 //! shutdown future resolves (so tests can bind port 0).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +22,7 @@ use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
-use crate::{config, correlation, lifecycle, oauth, openapi, routes, usage};
+use crate::{config, correlation, http, lifecycle, oauth, openapi, routes, usage};
 
 /// Largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -243,15 +242,12 @@ pub async fn run(
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
     ));
 
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state);
     let address = listener.local_addr()?;
     tracing::info!(%address, "tessera listening");
     // A stable line on stdout that scripts and tests wait for (the port may have been 0).
     println!("tessera listening on http://{address}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    http::serve(listener, app, shutdown).await;
 
     sweeper.abort();
     usage_flusher.abort();

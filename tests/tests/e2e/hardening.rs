@@ -714,3 +714,41 @@ async fn audit_metadata_loses_secret_fields_in_any_style_at_any_depth(store: Sto
     assert!(!text.contains("leak"), "{text}");
 }
 on_both_stores!(audit_metadata_loses_secret_fields_in_any_style_at_any_depth);
+
+// ---------------------------------------------------------------------------------------------
+// The request header block is capped.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_request_head_over_32_kib_is_refused_with_431() {
+    let app = spawn_app(Store::Embedded).await;
+    let headers = |total: usize| {
+        let mut request = app.admin(Method::GET, "/v1/tenants");
+        // Header lines of 1 KiB each, as a probe (or a bloated cookie jar) would send.
+        for i in 0..total / 1024 {
+            request = request.header(format!("x-filler-{i}"), "f".repeat(1000));
+        }
+        request
+    };
+    let (status, body) = app.send(headers(16 * 1024)).await;
+    assert_eq!(status, StatusCode::OK, "16 KiB of headers are fine: {body}");
+    let response = headers(64 * 1024).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    // One huge header line is refused the same way.
+    let response = app
+        .admin(Method::GET, "/v1/tenants")
+        .header("cookie", "c".repeat(64 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    // The server goes on serving.
+    let (status, body) = app.send(app.admin(Method::GET, "/v1/tenants")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
