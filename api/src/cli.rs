@@ -39,6 +39,8 @@ enum Command {
 
 /// Parses the command line and runs it to completion.
 pub fn main() -> ExitCode {
+    // Before anything is created: every file of the data directory is private to this user.
+    crate::data_dir::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

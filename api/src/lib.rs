@@ -5,7 +5,8 @@
 //! Handlers never touch SQL or the log directly, except `/readyz`, which pings the log.
 //!
 //! # Layout
-//! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables.
+//! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables;
+//!   [`data_dir`]: the embedded data directory, private to the server's user.
 //! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown;
 //!   [`http`]: the HTTP/1 connection loop with its limits.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod correlation;
+pub mod data_dir;
 pub mod error;
 pub mod extract;
 pub mod http;

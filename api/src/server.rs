@@ -22,7 +22,7 @@ use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
-use crate::{config, correlation, http, lifecycle, oauth, openapi, routes, usage};
+use crate::{config, correlation, data_dir, http, lifecycle, oauth, openapi, routes, usage};
 
 /// Largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -44,13 +44,13 @@ pub fn master_key(config: &StorageConfig) -> anyhow::Result<MasterKey> {
             "TESSERA_MASTER_KEY must be set when TESSERA_DATABASE_URL is: a production deployment supplies its own master key"
         );
     }
-    std::fs::create_dir_all(&config.data_dir)
+    data_dir::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let (key, generated) = MasterKey::load_or_generate(&config.data_dir)
         .context("loading the master key from the data directory")?;
     if generated {
         tracing::warn!(
-            path = %config.data_dir.join("master-key").display(),
+            path = %config.data_dir.join(tessera_commands::crypto::MASTER_KEY_FILE).display(),
             "TESSERA_MASTER_KEY is not set: generated a master key into the data directory; production should supply its own"
         );
     }
@@ -67,6 +67,12 @@ pub async fn open_storage_with(
     config: &StorageConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Storage> {
+    if config.database_url.is_none() {
+        // The SQLite files are created private before anything opens them (see `data_dir`).
+        data_dir::prepare(&config.data_dir).with_context(|| {
+            format!("preparing the data directory {}", config.data_dir.display())
+        })?;
+    }
     let crypto =
         Arc::new(Crypto::new(&master_key(config)?).context("deriving keys from the master key")?);
     let backend = match &config.database_url {
@@ -74,7 +80,7 @@ pub async fn open_storage_with(
             url: url.expose().to_owned(),
         },
         None => Backend::Sqlite {
-            path: config.data_dir.join("events.db"),
+            path: config.data_dir.join(data_dir::EVENTS_DB),
         },
     };
     let mut log_config = LogConfig::new(backend);
@@ -85,7 +91,7 @@ pub async fn open_storage_with(
         .context("opening the event log")?;
     let store = match &config.database_url {
         Some(url) => ReadStore::open_postgres(url.expose()).await,
-        None => ReadStore::open_sqlite(&config.data_dir.join("readmodels.db")).await,
+        None => ReadStore::open_sqlite(&config.data_dir.join(data_dir::READ_MODELS_DB)).await,
     }
     .context("opening the read models")?;
     Ok(Storage { log, store, crypto })
@@ -119,8 +125,8 @@ pub fn router(state: AppState) -> Router {
 fn write_bootstrap_key(data_dir: &Path, plaintext: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("bootstrap-admin-key");
+    data_dir::create_private_dir(data_dir)?;
+    let path = data_dir.join(data_dir::BOOTSTRAP_ADMIN_KEY);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -170,7 +176,7 @@ pub async fn run(
                 config
                     .storage
                     .data_dir
-                    .join("bootstrap-admin-key")
+                    .join(data_dir::BOOTSTRAP_ADMIN_KEY)
                     .display(),
                 issued.plaintext
             );

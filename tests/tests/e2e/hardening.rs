@@ -752,3 +752,94 @@ async fn a_request_head_over_32_kib_is_refused_with_431() {
     let (status, body) = app.send(app.admin(Method::GET, "/v1/tenants")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The data directory and its files are private to the server's user.
+// ---------------------------------------------------------------------------------------------
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Every file of the data directory, with its mode; the directory's own mode.
+fn modes(dir: &std::path::Path) -> (u32, Vec<(String, u32)>) {
+    let mut files: Vec<(String, u32)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                mode(&entry.path()),
+            )
+        })
+        .collect();
+    files.sort();
+    (mode(dir), files)
+}
+
+#[tokio::test]
+async fn the_data_directory_is_0700_and_every_file_in_it_0600() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut app = crate::helpers::spawn_app_generating_its_admin_key().await;
+    let dir = app.data_dir().to_owned();
+    let key = std::fs::read_to_string(dir.join("bootstrap-admin-key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // A write, so that both databases have their WAL and shared-memory files.
+    let create = |slug: &'static str| {
+        app.send(
+            app.request(Method::POST, "/v1/tenants", Some(&key))
+                .json(&json!({"slug": slug, "name": slug})),
+        )
+    };
+    assert_eq!(create("private-a").await.0, StatusCode::CREATED);
+    let (dir_mode, files) = modes(&dir);
+    assert_eq!(dir_mode, 0o700, "{}", dir.display());
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    for expected in [
+        "bootstrap-admin-key",
+        "events.db",
+        "events.db-shm",
+        "events.db-wal",
+        "master-key",
+        "readmodels.db",
+        "readmodels.db-shm",
+        "readmodels.db-wal",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing: {names:?}");
+    }
+    for (name, file_mode) in &files {
+        assert_eq!(*file_mode, 0o600, "{name}: {files:?}");
+    }
+
+    // A data directory an older version left readable is tightened at the next start, and a
+    // rebuilt read-model file is private too.
+    app.stop().await;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, left) = modes(&dir);
+    assert!(left.len() >= 4, "{left:?}");
+    for (name, _) in &left {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    app.rebuild_read_models();
+    app.start().await;
+    let (status, body) = app
+        .send(
+            app.request(Method::POST, "/v1/tenants", Some(&key))
+                .json(&json!({"slug": "private-b", "name": "b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (dir_mode, files) = modes(&dir);
+    assert_eq!(dir_mode, 0o700);
+    for (name, file_mode) in &files {
+        assert_eq!(*file_mode, 0o600, "{name}: {files:?}");
+    }
+}
