@@ -15,7 +15,7 @@ use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use tessera_commands::crypto::MASTER_KEY_FILE;
+use tessera_crypto::MASTER_KEY_FILE;
 
 /// The event log's SQLite database.
 pub const EVENTS_DB: &str = "events.db";

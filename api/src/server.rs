@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tessera_commands::crypto::{Crypto, MasterKey};
 use tessera_commands::{Clock, CommandService, IdGen, SystemClock, SystemIds};
+use tessera_crypto::{Crypto, MasterKey};
 use tessera_event_log::{Backend, EventLog, LogConfig};
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 use tokio::net::TcpListener;
@@ -50,7 +50,7 @@ pub fn master_key(config: &StorageConfig) -> anyhow::Result<MasterKey> {
         .context("loading the master key from the data directory")?;
     if generated {
         tracing::warn!(
-            path = %config.data_dir.join(tessera_commands::crypto::MASTER_KEY_FILE).display(),
+            path = %config.data_dir.join(tessera_crypto::MASTER_KEY_FILE).display(),
             "TESSERA_MASTER_KEY is not set: generated a master key into the data directory; production should supply its own"
         );
     }

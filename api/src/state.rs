@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_commands::crypto::Crypto;
 use tessera_commands::{Clock, CommandService, IdGen};
+use tessera_crypto::Crypto;
 use tessera_event_log::EventLog;
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tessera_event_log::EventLog;
 
 use crate::clock::{Clock, IdGen};
-use crate::crypto::Crypto;
+use tessera_crypto::Crypto;
 
 mod api_key;
 mod audit;

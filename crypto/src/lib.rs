@@ -10,8 +10,16 @@
 //!   event log alone cannot be used to test guesses offline);
 //! - an Ed25519 seed that signs event-log checkpoints.
 //!
-//! This module knows nothing of events beyond the `SigningKeyV1` it fills in, and nothing of
-//! HTTP. It must not log key material.
+//! A crate of its own because both sides need it: the write side (`commands`: generating keys
+//! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
+//! from the master key), and the replay tools must never depend on the write side. It knows
+//! nothing of events beyond the `SigningKeyV1` it fills in, nothing of HTTP, read models or
+//! domain rules, and it must not log key material.
+//!
+//! # Layout
+//! - this file: [`MasterKey`], [`Crypto`] (the sub-keys and what they do), signing key
+//!   generation, checkpoint signing, secret generation.
+//! - [`jws`]: [`JwsSigner`], compact JWS signing of access tokens.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -537,8 +545,8 @@ pub fn api_key_prefix(plaintext: &str) -> String {
     plaintext.chars().take(API_KEY_PREFIX_LEN).collect()
 }
 
-/// A random value for retry jitter; not for secrets.
-pub(crate) fn jitter(max_exclusive: u64) -> u64 {
+/// A random value below `max_exclusive`, for retry jitter; not for secrets.
+pub fn jitter(max_exclusive: u64) -> u64 {
     let mut bytes = [0u8; 8];
     if max_exclusive == 0 || rand::fill(&mut bytes).is_err() {
         return 0;

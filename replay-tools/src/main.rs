@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tessera_commands::crypto::{Crypto, MasterKey, verify_checkpoint_with};
+use tessera_crypto::{Crypto, MasterKey, verify_checkpoint_with};
 use tessera_event_log::EventLog;
 use tessera_projections::ReadStore;
 use tessera_replay_tools::asof::fold_tenant;

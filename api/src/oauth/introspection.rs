@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use tessera_commands::crypto;
+use tessera_crypto as crypto;
 use tessera_domain::tenant::{KeyStatus, Tenant};
 use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::{PublicJwkV1, SigningAlg, TokenRevokedV1};
@@ -217,7 +217,7 @@ struct VerifiedClaims {
 /// ([`crypto::jws::is_low_s_es256`]): its high-S twin is the same token under another string.
 fn verify_signature(state: &AppState, tenant: &Tenant, token: &str) -> Option<IssuedToken> {
     let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref() != Some(tessera_commands::crypto::jws::ACCESS_TOKEN_TYP) {
+    if header.typ.as_deref() != Some(crypto::jws::ACCESS_TOKEN_TYP) {
         return None;
     }
     let key = tenant.key(header.kid.as_deref()?)?;

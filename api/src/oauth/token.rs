@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_commands::crypto::{self, Crypto, CryptoError, JwsSigner};
+use tessera_crypto::{self as crypto, Crypto, CryptoError, JwsSigner};
 use tessera_domain::oauth_client::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, ScopeError,
     grant_scopes,

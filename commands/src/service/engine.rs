@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::CommandService;
 use crate::CommandError;
-use crate::crypto;
+use tessera_crypto as crypto;
 
 /// Retries after a version conflict before giving up with [`CommandError::Concurrency`].
 pub const MAX_RETRIES: u32 = 5;
