@@ -391,3 +391,15 @@ fn client_secrets_are_prefixed_and_token_hashes_are_sha256() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn email_hashes_are_keyed_and_differ_between_tenants() {
+    let other_tenant = Uuid::from_u128(2);
+    let hash = crypto(1).email_hash(TENANT, "ada@example.com");
+    assert_eq!(crypto(1).email_hash(TENANT, "ada@example.com"), hash);
+    assert_ne!(crypto(2).email_hash(TENANT, "ada@example.com"), hash);
+    assert_ne!(crypto(1).email_hash(other_tenant, "ada@example.com"), hash);
+    assert_ne!(crypto(1).email_hash(TENANT, "bob@example.com"), hash);
+    // Not the secret-hash key: a keyed hash of one purpose is no use for another.
+    assert_ne!(crypto(1).secret_hash("ada@example.com"), hash);
+}
