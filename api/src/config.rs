@@ -95,7 +95,7 @@ pub struct KafkaConfig {
     #[arg(
         long,
         env = "TESSERA_KAFKA_CATEGORY_TOPICS",
-        default_value = "tenants,oauth,security,products"
+        default_value = "tenants,oauth,security,products,people"
     )]
     pub kafka_category_topics: String,
 

@@ -80,6 +80,44 @@ pub async fn open(backend: &Backend) -> Result<Arc<dyn KeyTable>, LogError> {
     }
 }
 
+/// Opens the key table of `backend` only if it exists, without creating anything (SQLite: the
+/// file read-only): for tools that read (`tessera-replay`). `None` when there is none yet.
+pub async fn open_existing(backend: &Backend) -> Result<Option<Arc<dyn KeyTable>>, LogError> {
+    match backend {
+        Backend::Sqlite { path } => {
+            let file = path.with_file_name(KEYS_FILE);
+            if !file.exists() {
+                return Ok(None);
+            }
+            let options = SqliteConnectOptions::new()
+                .filename(&file)
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(unavailable)?;
+            Ok(Some(Arc::new(SqliteKeyTable { pool })))
+        }
+        Backend::Postgres { url } => {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(unavailable)?;
+            let exists: bool = sqlx::query("SELECT to_regclass('person_keys') IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(unavailable)?;
+            Ok(exists.then(|| Arc::new(PostgresKeyTable { pool }) as Arc<dyn KeyTable>))
+        }
+        Backend::Memory { .. } => open(backend).await.map(Some),
+    }
+}
+
 fn unavailable(error: sqlx::Error) -> LogError {
     LogError::Unavailable(format!("key table: {error}"))
 }

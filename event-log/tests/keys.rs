@@ -1,6 +1,10 @@
 //! The key table on every backend: a stored key reads back and survives a reopen, the first of
 //! two inserts wins, and a destroyed key is gone, on SQLite down to the bytes of its files.
 
+// Helpers outside `#[test]` functions, which the allow-*-in-tests settings do not cover;
+// failing loudly is what a test should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::sync::Arc;
 

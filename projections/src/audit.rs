@@ -71,12 +71,14 @@ impl Target {
 }
 
 /// What an event's stream names after its kind: the key id of an API key stream, the client
-/// id of an OAuth client's, the value of a reservation's; `None` for any other stream.
+/// id of an OAuth client's, the value of a reservation's, the user id of a user's; `None` for
+/// any other stream.
 fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
     match (StreamId::parse(&envelope.stream_id)?, kind) {
         (StreamId::ApiKey { key_id, .. }, "api_key") => Some(key_id.to_string()),
         (StreamId::OAuthClient { client_id, .. }, "oauth_client") => Some(client_id),
         (StreamId::Reservation { value, .. }, "reservation") => Some(value),
+        (StreamId::User { user_id, .. }, "user") => Some(user_id.to_string()),
         _ => None,
     }
 }
@@ -133,6 +135,15 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
             stream_target_id(envelope, "reservation"),
             None,
         ),
+        // A user is named by id only: their name and address are personal data, which no audit
+        // row carries.
+        Event::UserCreated(created) => Target::new("user", Some(created.user_id.to_string()), None),
+        Event::UserUpdated(_)
+        | Event::UserEmailChanged(_)
+        | Event::UserDisabled(_)
+        | Event::UserEnabled(_)
+        | Event::UserPasswordSet(_)
+        | Event::UserErased(_) => Target::new("user", stream_target_id(envelope, "user"), None),
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -289,6 +300,10 @@ mod tests {
             "oauth_client" => streams::oauth_client(TENANT, "0193a000-0000-7000-8000-00000000c11e"),
             "token" => streams::client_tokens(TENANT, "0193a000-0000-7000-8000-00000000c11e"),
             "reservation" => streams::reservation("tenant-slug", "acme-corp"),
+            "user" => streams::user(
+                TENANT,
+                Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            ),
             _ => streams::audit(TENANT),
         }
     }

@@ -6,6 +6,8 @@
 //! - [`source`]: opening the log read-only, moments ([`source::Bound`]), tenants by id or slug,
 //!   and the paged scan every tool uses.
 //! - [`asof`]: [`asof::TenantSnapshot`], the pure fold of one tenant as of a moment.
+//! - [`people`]: the users of a snapshot, their personal fields opened through the key table
+//!   while their key exists (`erased` after).
 //! - [`diff`]: what changed between two snapshots.
 //! - [`history`]: the timeline of a tenant's events with one-line summaries.
 //! - [`export`]: the evidence export (JSON Lines or CSV) with everything needed to re-verify
@@ -15,5 +17,6 @@ pub mod asof;
 pub mod diff;
 pub mod export;
 pub mod history;
+pub mod people;
 pub mod source;
 pub mod verify;

@@ -2,7 +2,9 @@
 //!
 //! - `verify` checks every hash link and every signed checkpoint and exits 1 naming the first
 //!   bad position, 0 when the log is intact.
-//! - `as-of` rebuilds a tenant as it was at a time or position; `diff` compares two moments;
+//! - `as-of` rebuilds a tenant as it was at a time or position (its users' personal fields
+//!   opened through the key table while their key exists, `erased` after); `diff` compares two
+//!   moments;
 //!   `history` prints a tenant's timeline; `export` writes an evidence export (JSON Lines or
 //!   CSV) that a third party can re-verify. They exit 1 when the tenant is unknown (or did not
 //!   exist at the moment asked).
@@ -16,17 +18,19 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tessera_crypto::{Crypto, MasterKey, verify_checkpoint_with};
+use tessera_crypto::{Crypto, MasterKey, PersonalKeys, verify_checkpoint_with};
 use tessera_event_log::EventLog;
 use tessera_projections::ReadStore;
 use tessera_replay_tools::asof::fold_tenant;
 use tessera_replay_tools::diff::diff;
 use tessera_replay_tools::export::{CSV_HEADER, ExportRecord, Format};
 use tessera_replay_tools::history::{HistoryEntry, HistoryFilter, tenant_events};
+use tessera_replay_tools::people;
 use tessera_replay_tools::source::{
     Bound, PAGE, TenantRef, backend, open_read_only, resolve_tenant,
 };
@@ -217,20 +221,42 @@ fn trusted_key(args: &VerifyArgs) -> anyhow::Result<[u8; 32]> {
             .context("--checkpoint-public-key must be 64 hex digits")?;
         return Ok(hash.0);
     }
-    let text = match &args.storage.master_key {
+    Ok(crypto(&args.storage)
+        .context("no --checkpoint-public-key")?
+        .checkpoint_public_key())
+}
+
+/// The crypto of the master key the server uses: `TESSERA_MASTER_KEY`, else
+/// `<data-dir>/master-key`.
+fn crypto(storage: &Storage) -> anyhow::Result<Crypto> {
+    let text = match &storage.master_key {
         Some(value) => value.clone(),
         None => {
-            let path = args.storage.data_dir.join("master-key");
+            let path = storage.data_dir.join("master-key");
             std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "no TESSERA_MASTER_KEY, no --checkpoint-public-key, and cannot read {}",
-                    path.display()
-                )
+                format!("no TESSERA_MASTER_KEY, and cannot read {}", path.display())
             })?
         }
     };
     let master = MasterKey::from_env_value(text.trim()).context("the master key")?;
-    Ok(Crypto::new(&master)?.checkpoint_public_key())
+    Ok(Crypto::new(&master)?)
+}
+
+/// The per-person keys, to open personal fields with; `None` (every user shown `sealed`) when
+/// there is no master key or no key table, which `as-of` reports instead of failing.
+async fn personal_keys(storage: &Storage) -> anyhow::Result<Option<Arc<PersonalKeys>>> {
+    let crypto = match crypto(storage) {
+        Ok(crypto) => crypto,
+        Err(error) => {
+            eprintln!("tessera-replay: personal data stays sealed: {error:#}");
+            return Ok(None);
+        }
+    };
+    let backend = backend(&storage.data_dir, storage.database_url.as_deref())?;
+    let table = tessera_event_log::keys::open_existing(&backend)
+        .await
+        .context("opening the key table")?;
+    Ok(table.map(|table| Arc::new(PersonalKeys::new(Arc::new(crypto), table))))
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -314,10 +340,17 @@ async fn as_of(args: AsOfArgs) -> anyhow::Result<ExitCode> {
     bar.set_position(0);
     let snapshots = fold_tenant(log.as_ref(), id, &[args.at], |p| bar.set_position(p)).await?;
     bar.finish_and_clear();
-    let Some(view) = snapshots.first().and_then(|s| s.view(args.at)) else {
+    let Some(snapshot) = snapshots.first() else {
+        return Ok(ExitCode::from(1));
+    };
+    let Some(mut view) = snapshot.view(args.at) else {
         eprintln!("tessera-replay: tenant {id} did not exist at {}", args.at);
         return Ok(ExitCode::from(1));
     };
+    if !snapshot.users.is_empty() {
+        let keys = personal_keys(&args.storage).await?;
+        view.users = people::users(id, snapshot.users.values(), keys.as_ref()).await?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
