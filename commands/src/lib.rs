@@ -24,7 +24,7 @@ pub mod service;
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use error::CommandError;
 pub use service::{
-    ActivateTenant, CancelTenant, CommandService, CreateTenant, Created, IssueApiKey, IssuedApiKey,
-    Outcome, RecordAudit, RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey,
-    UpdateTenant,
+    ActivateTenant, CancelTenant, CommandService, CreateTenant, CreateUser, Created, CreatedUser,
+    IssueApiKey, IssuedApiKey, Outcome, People, RecordAudit, RegeneratedSecret, RegisterClient,
+    RegisteredClient, RotatedKey, UpdateTenant, UpdateUser,
 };

@@ -20,8 +20,8 @@ pub const FIELD: &str = "password";
 /// The longest password accepted, in characters: long passphrases are welcome (NIST asks for at
 /// least 64), unbounded input to a memory-hard hash is not.
 pub const MAX_LENGTH: usize = 256;
-/// The lowest guessability score (zxcvbn's 0 to 4) a password may have: 3 is "safely
-/// unguessable: moderate protection from offline slow-hash scenario" (about 10^8 guesses).
+/// The lowest guessability score (zxcvbn's 0 to 4) a password may have: 3 needs more than 10^8
+/// guesses ("safely unguessable: moderate protection from an offline slow-hash scenario").
 pub const MIN_STRENGTH: u8 = 3;
 /// The most previous password hashes a user's state keeps: the largest history a policy may ask
 /// for (`password_history_count` is at most 24).

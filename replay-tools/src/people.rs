@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tessera_crypto::PersonalKeys;
 use tessera_domain::user::{User, UserState, UserStatus};
+use tessera_event_schemas::events::user::fields;
 use uuid::Uuid;
 
 /// Whether a user's personal fields could be shown.
@@ -90,10 +91,10 @@ pub async fn users(
                             .map(|sealed| key.open(field, sealed))
                             .transpose()
                     };
-                    view.email = Some(key.open("email", &user.email)?);
-                    view.name = open("name", &user.names.name)?;
-                    view.given_name = open("given_name", &user.names.given_name)?;
-                    view.family_name = open("family_name", &user.names.family_name)?;
+                    view.email = Some(key.open(fields::EMAIL, &user.email)?);
+                    view.name = open(fields::NAME, &user.names.name)?;
+                    view.given_name = open(fields::GIVEN_NAME, &user.names.given_name)?;
+                    view.family_name = open(fields::FAMILY_NAME, &user.names.family_name)?;
                     view.personal_data = PersonalData::Shown;
                 }
                 None => view.personal_data = PersonalData::Erased,

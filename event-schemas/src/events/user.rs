@@ -14,6 +14,15 @@ use uuid::Uuid;
 use crate::primitives::{Hash32, Timestamp};
 use crate::sensitive::{Personal, Secret};
 
+/// The names personal fields are sealed under: part of each value's AAD, so that a sealed
+/// value copied into another field does not open.
+pub mod fields {
+    pub const EMAIL: &str = "email";
+    pub const NAME: &str = "name";
+    pub const GIVEN_NAME: &str = "given_name";
+    pub const FAMILY_NAME: &str = "family_name";
+}
+
 /// `user.created` v1.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserCreatedV1 {
