@@ -381,6 +381,7 @@ mod tests {
                     "rm_tenants",
                     "rm_signing_keys",
                     "rm_api_keys",
+                    "rm_users",
                     "rm_audit"
                 ]
             );
