@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tessera_commands::{Clock, CommandService, IdGen, SystemClock, SystemIds};
-use tessera_crypto::{Crypto, MasterKey};
-use tessera_event_log::{Backend, EventLog, LogConfig};
+use tessera_commands::{Clock, CommandService, IdGen, People, SystemClock, SystemIds};
+use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
+use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -32,6 +32,9 @@ pub struct Storage {
     pub log: Arc<dyn EventLog>,
     pub store: ReadStore,
     pub crypto: Arc<Crypto>,
+    /// Per-person data keys, on the log's backend (`keys.db` beside `events.db`, or
+    /// `person_keys`).
+    pub keys: Arc<dyn KeyTable>,
 }
 
 /// Loads the master key: `TESSERA_MASTER_KEY`, or (embedded only) a generated one.
@@ -83,6 +86,9 @@ pub async fn open_storage_with(
             path: config.data_dir.join(data_dir::EVENTS_DB),
         },
     };
+    let keys = tessera_event_log::keys::open(&backend)
+        .await
+        .context("opening the key table")?;
     let mut log_config = LogConfig::new(backend);
     log_config.checkpoint_signer = Some(crypto.checkpoint_signer());
     log_config.clock = Arc::new(move || clock.now());
@@ -94,7 +100,12 @@ pub async fn open_storage_with(
         None => ReadStore::open_sqlite(&config.data_dir.join(data_dir::READ_MODELS_DB)).await,
     }
     .context("opening the read models")?;
-    Ok(Storage { log, store, crypto })
+    Ok(Storage {
+        log,
+        store,
+        crypto,
+        keys,
+    })
 }
 
 /// Builds the router. Public so router tests can drive it without a socket.
@@ -111,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::router())
         .merge(routes::clients::router())
         .merge(routes::audit::router())
+        .merge(routes::users::router())
         .merge(oauth::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -150,13 +162,23 @@ pub async fn run(
     // writes comes from these two.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGen> = Arc::new(SystemIds);
-    let Storage { log, store, crypto } = open_storage_with(&config.storage, clock.clone()).await?;
-    let commands = Arc::new(CommandService::new(
-        log.clone(),
-        crypto.clone(),
-        clock.clone(),
-        ids.clone(),
-    ));
+    let Storage {
+        log,
+        store,
+        crypto,
+        keys,
+    } = open_storage_with(&config.storage, clock.clone()).await?;
+    let personal = Arc::new(PersonalKeys::new(crypto.clone(), keys));
+    let passwords =
+        Passwords::sized_to_cores(config.argon2.config()).context("TESSERA_ARGON2_* settings")?;
+    let commands = Arc::new(
+        CommandService::new(log.clone(), crypto.clone(), clock.clone(), ids.clone()).with_people(
+            People {
+                keys: personal.clone(),
+                passwords,
+            },
+        ),
+    );
 
     let preset = config
         .bootstrap_admin_key
@@ -227,6 +249,7 @@ pub async fn run(
         projections: projections.clone(),
         log: log.clone(),
         crypto,
+        personal,
         clock,
         ids: ids.clone(),
         read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),

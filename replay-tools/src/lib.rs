@@ -1,6 +1,7 @@
 //! Compliance tooling over the event log. Everything here reads the log and never writes to it.
 //!
 //! # Layout
+//! - [`cli`]: the `tessera-replay` command line (the binary's `main` calls [`cli::main`]).
 //! - [`verify`]: the pure verifier of hash links, the global chain and signed checkpoints, and
 //!   [`verify::verify_log`], which streams a whole log through it.
 //! - [`source`]: opening the log read-only, moments ([`source::Bound`]), tenants by id or slug,
@@ -14,6 +15,7 @@
 //!   each event's hash.
 
 pub mod asof;
+pub mod cli;
 pub mod diff;
 pub mod export;
 pub mod history;

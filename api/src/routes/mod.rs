@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod health;
 pub mod tenants;
+pub mod users;
 
 use serde::Deserialize;
 use tessera_event_schemas::Timestamp;

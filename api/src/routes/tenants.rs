@@ -78,7 +78,9 @@ pub struct Settings {
     pub require_mfa: bool,
     pub password_policy: PasswordPolicy,
     pub lockout_policy: LockoutPolicy,
-    /// Email domains allowed to sign up; empty allows any.
+    /// Email domains allowed to sign up; empty allows any. Also accepted as `allowed_domains`
+    /// (seed 001's name) on input.
+    #[serde(alias = "allowed_domains")]
     pub allowed_email_domains: Vec<String>,
 }
 

@@ -22,3 +22,4 @@ mod kafka;
 mod oauth;
 mod tenants;
 mod tidy;
+mod users;
