@@ -129,7 +129,7 @@ fn service(log: Arc<FakeLog>) -> CommandService {
     )
 }
 
-fn meta() -> EventMetadata {
+pub(super) fn meta() -> EventMetadata {
     EventMetadata {
         actor: Actor {
             kind: ActorKind::ApiKey,

@@ -235,15 +235,8 @@ impl CommandService {
                 let now = self.clock.now();
                 let mut plan = Plan::new((), loaded.position);
                 plan.guard(tenant_stream, tenant_version);
-                self.plan_claim(
-                    &mut plan,
-                    meta,
-                    now,
-                    ReservationKind::UserEmail,
-                    &email_hash.to_hex(),
-                    user_id,
-                )
-                .await?;
+                self.plan_email_claim(&mut plan, meta, now, &email_hash, user_id)
+                    .await?;
                 plan.push(self.write(
                     meta,
                     now,
@@ -351,15 +344,8 @@ impl CommandService {
                     })?);
                     if *hash != user.email_hash {
                         self.plan_email_release(&mut plan, meta, now, user).await?;
-                        self.plan_claim(
-                            &mut plan,
-                            meta,
-                            now,
-                            ReservationKind::UserEmail,
-                            &hash.to_hex(),
-                            user_id,
-                        )
-                        .await?;
+                        self.plan_email_claim(&mut plan, meta, now, hash, user_id)
+                            .await?;
                     }
                 }
                 plan.push(self.write(
@@ -569,6 +555,27 @@ impl CommandService {
                 })
             })?;
         Ok((tenant, user, key))
+    }
+
+    /// Reserves the address whose keyed hash is `hash` for `user_id`, at the version of its
+    /// reservation stream read now: taken by someone else, it is `AlreadyExists`.
+    async fn plan_email_claim<T>(
+        &self,
+        plan: &mut Plan<T>,
+        meta: &EventMetadata,
+        now: Timestamp,
+        hash: &Hash32,
+        user_id: Uuid,
+    ) -> Result<(), CommandError> {
+        self.plan_claim(
+            plan,
+            meta,
+            now,
+            ReservationKind::UserEmail,
+            &hash.to_hex(),
+            user_id,
+        )
+        .await
     }
 
     /// Releases `user`'s address reservation.

@@ -4,10 +4,11 @@
 use tessera_crypto::{Argon2Config, Crypto, MasterKey, Passwords, PersonalKeys};
 use tessera_event_log::{Backend, EventLog, LogConfig, MemoryStore, keys};
 use tessera_event_schemas::events::{PasswordPolicyV1, TenantKind, TenantSettingsV1};
-use tessera_event_schemas::{Actor, ActorKind, Event, RecordedEvent};
+use tessera_event_schemas::{Event, RecordedEvent};
 
 use super::*;
 use crate::clock::{FixedClock, SystemIds};
+use crate::service::tests::meta;
 use crate::{CreateTenant, Outcome};
 
 const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
@@ -66,20 +67,6 @@ async fn fixture(settings: Option<TenantSettingsV1>) -> Fixture {
         .await
         .unwrap();
     Fixture { log, keys, service }
-}
-
-fn meta() -> EventMetadata {
-    EventMetadata {
-        actor: Actor {
-            kind: ActorKind::ApiKey,
-            id: "key-1".into(),
-            name: Some("ops".into()),
-        },
-        correlation_id: "corr-1".into(),
-        causation_id: None,
-        source_ip: None,
-        user_agent: None,
-    }
 }
 
 fn ada() -> CreateUser {
