@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use tessera_crypto::{DataKey, Passwords, PersonalKeys};
 use tessera_domain::password;
+use tessera_domain::reservation::{self, ReservationState};
 use tessera_domain::user::{self, NewPassword, NewUser, SealedNames, User, UserCommand, UserState};
 use tessera_domain::{Aggregate, DomainError};
 use tessera_event_schemas::events::user::fields;
@@ -193,6 +194,9 @@ impl CommandService {
             allowed,
         )?;
         let roles = user::roles(&input.roles)?;
+        let user_id = input.user_id.unwrap_or_else(|| self.ids.new_id());
+        let email_hash = self.email_hash(tenant_id, &profile.email);
+        self.check_email_free(&email_hash, user_id).await?;
         let now = self.clock.now();
         let password = match &input.password {
             Some(plain) => {
@@ -208,9 +212,7 @@ impl CommandService {
             }
             None => None,
         };
-        let user_id = input.user_id.unwrap_or_else(|| self.ids.new_id());
         let key = people.keys.create(tenant_id, user_id).await?;
-        let email_hash = self.email_hash(tenant_id, &profile.email);
         let new = NewUser {
             user_id,
             email: key.seal(fields::EMAIL, &profile.email)?,
@@ -555,6 +557,18 @@ impl CommandService {
                 })
             })?;
         Ok((tenant, user, key))
+    }
+
+    /// Refuses an address someone else holds before any work is done for it (a password
+    /// hashed, a data key stored): a duplicate then leaves no orphan key behind. Only a hint:
+    /// the append decides, at the reservation's version.
+    async fn check_email_free(&self, hash: &Hash32, user_id: Uuid) -> Result<(), CommandError> {
+        let kind = ReservationKind::UserEmail;
+        let value = hash.to_hex();
+        let stream = streams::reservation(kind.as_str(), &value);
+        let loaded = self.load::<ReservationState>(&stream).await?;
+        reservation::claim(&loaded.state, kind, &value, user_id)?;
+        Ok(())
     }
 
     /// Reserves the address whose keyed hash is `hash` for `user_id`, at the version of its

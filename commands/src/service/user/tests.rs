@@ -161,9 +161,31 @@ async fn an_address_is_unique_in_its_tenant_whatever_its_case_and_spaces() {
         password: None,
         ..ada()
     };
+    let events_before = f.events().await.len();
     assert_eq!(
         rejected(f.service.create_user(meta(), TENANT, again).await),
         DomainError::AlreadyExists("a user with this email address".into())
+    );
+    assert_eq!(f.events().await.len(), events_before);
+    // Refused before any key was made for the would-be user.
+    let with_id = CreateUser {
+        user_id: Some(Uuid::from_u128(77)),
+        email: "ada.lovelace@example.com".into(),
+        password: None,
+        ..ada()
+    };
+    assert!(
+        f.service
+            .create_user(meta(), TENANT, with_id)
+            .await
+            .is_err()
+    );
+    assert!(
+        f.keys
+            .get(TENANT, Uuid::from_u128(77))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 
