@@ -1,6 +1,7 @@
 //! The data directory of the embedded deployment, private to the user the server runs as: the
 //! directory mode 0700 and every file Tessera keeps in it 0600 (the event log, the read models,
-//! their SQLite `-wal` and `-shm` files, the generated master key and the bootstrap admin key).
+//! the key table, their SQLite `-wal` and `-shm` files, the generated master key and the
+//! bootstrap admin key).
 //!
 //! The log holds every tenant's history and the key files unlock it, so no other local user
 //! may read them. Three measures keep it so:
@@ -21,6 +22,8 @@ use tessera_crypto::MASTER_KEY_FILE;
 pub const EVENTS_DB: &str = "events.db";
 /// The read models' SQLite database.
 pub const READ_MODELS_DB: &str = "readmodels.db";
+/// The key table's SQLite database (per-person data keys, outside the log).
+pub const KEYS_DB: &str = tessera_event_log::keys::KEYS_FILE;
 /// The generated bootstrap platform admin key.
 pub const BOOTSTRAP_ADMIN_KEY: &str = "bootstrap-admin-key";
 
@@ -41,7 +44,7 @@ pub fn restrict_umask() {
 pub fn prepare(dir: &Path) -> io::Result<()> {
     create_private_dir(dir)?;
     std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))?;
-    for database in [EVENTS_DB, READ_MODELS_DB] {
+    for database in [EVENTS_DB, READ_MODELS_DB, KEYS_DB] {
         create_private_file(&dir.join(database))?;
     }
     let files = [
@@ -51,6 +54,9 @@ pub fn prepare(dir: &Path) -> io::Result<()> {
         READ_MODELS_DB,
         "readmodels.db-wal",
         "readmodels.db-shm",
+        KEYS_DB,
+        "keys.db-wal",
+        "keys.db-shm",
         MASTER_KEY_FILE,
         BOOTSTRAP_ADMIN_KEY,
     ];
@@ -101,7 +107,7 @@ mod tests {
         let dir = root.path().join("nested").join("data");
         prepare(&dir).unwrap();
         assert_eq!(mode(&dir), DIR_MODE);
-        for database in [EVENTS_DB, READ_MODELS_DB] {
+        for database in [EVENTS_DB, READ_MODELS_DB, KEYS_DB] {
             assert_eq!(mode(&dir.join(database)), FILE_MODE, "{database}");
             assert_eq!(std::fs::metadata(dir.join(database)).unwrap().len(), 0);
         }
