@@ -10,25 +10,27 @@
 //!
 //! Revocation answers 200 for anything, as RFC 7009 asks, but only revokes a token of the
 //! calling client. Its event is durable and the directory updated before it answers, so
-//! introspection says inactive from then on.
+//! introspection says inactive from then on. A command error is answered as the token endpoint
+//! answers it (`From<CommandError> for OAuthError`).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use tessera_commands::crypto;
+use tessera_crypto as crypto;
 use tessera_domain::tenant::{KeyStatus, Tenant};
 use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::{PublicJwkV1, SigningAlg, TokenRevokedV1};
 use tessera_projections::IssuedToken;
 use uuid::Uuid;
 
-use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
-use crate::extract::{ApiPath, RequestContext};
+use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
+use crate::extract::RequestContext;
 use crate::state::AppState;
 
 /// An RFC 7662 response. Only `active` is present for an inactive token.
@@ -64,9 +66,9 @@ struct Introspection {
     responses((status = 200, description = "RFC 7662 response"), (status = 401, description = "invalid_client")))]
 pub async fn introspect(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     match introspect_inner(&state, &slug, &headers, &body) {
         Ok(response) => no_store(axum::Json(response).into_response()),
@@ -118,10 +120,10 @@ fn introspect_inner(
     responses((status = 200, description = "revoked, or nothing to revoke"), (status = 401, description = "invalid_client")))]
 pub async fn revoke(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     match revoke_inner(&state, &slug, &ctx, &headers, &body).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
@@ -170,8 +172,7 @@ async fn revoke_inner(
                 expires_at: record.expires_at,
             },
         )
-        .await
-        .map_err(OAuthError::unavailable)?;
+        .await?;
     state.directory.note_revoked(record.jti, record.expires_at);
     Ok(())
 }
@@ -211,10 +212,12 @@ struct VerifiedClaims {
     tenant_id: Uuid,
 }
 
-/// Verifies a token this process has not seen against the tenant's published keys.
+/// Verifies a token this process has not seen against the tenant's published keys. An ES256
+/// signature must be in low-S form, the only one Tessera issues
+/// ([`crypto::jws::is_low_s_es256`]): its high-S twin is the same token under another string.
 fn verify_signature(state: &AppState, tenant: &Tenant, token: &str) -> Option<IssuedToken> {
     let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref() != Some(tessera_commands::crypto::jws::ACCESS_TOKEN_TYP) {
+    if header.typ.as_deref() != Some(crypto::jws::ACCESS_TOKEN_TYP) {
         return None;
     }
     let key = tenant.key(header.kid.as_deref()?)?;
@@ -222,10 +225,17 @@ fn verify_signature(state: &AppState, tenant: &Tenant, token: &str) -> Option<Is
         return None;
     }
     let (decoding, algorithm) = match (&key.public_jwk, key.alg) {
-        (PublicJwkV1::Ec { x, y }, SigningAlg::ES256) => (
-            DecodingKey::from_ec_components(x, y).ok()?,
-            Algorithm::ES256,
-        ),
+        (PublicJwkV1::Ec { x, y }, SigningAlg::ES256) => {
+            let (_, signature) = token.rsplit_once('.')?;
+            let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+            if !crypto::jws::is_low_s_es256(&signature) {
+                return None;
+            }
+            (
+                DecodingKey::from_ec_components(x, y).ok()?,
+                Algorithm::ES256,
+            )
+        }
         (PublicJwkV1::Okp { x }, SigningAlg::EdDSA) => {
             (DecodingKey::from_ed_components(x).ok()?, Algorithm::EdDSA)
         }
