@@ -148,12 +148,15 @@ impl Pacer {
     /// How often a checkpoint runs whatever the WAL's size.
     pub const REGULAR: Duration = Duration::from_millis(500);
 
+    /// A pacer that truncates only after a write of this process: one that only reads a
+    /// file a server is writing (`tessera-replay`, `check-read-models` on a live log) must not
+    /// hold that server's writer up with a truncation of its own.
     pub fn new(database: &Path, limit: u64) -> Self {
         Self {
             wal: wal_path(database),
             half_limit: limit / 2,
             ticks: 0,
-            truncated: false,
+            truncated: true,
         }
     }
 
@@ -191,4 +194,33 @@ pub fn journal_size_limit(limit: u64) -> String {
         "PRAGMA journal_size_limit = {};",
         i64::try_from(limit).unwrap_or(i64::MAX)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regular_ticks() -> u32 {
+        u32::try_from(Pacer::REGULAR.as_millis() / Pacer::TICK.as_millis()).unwrap_or(1)
+    }
+
+    #[test]
+    fn a_pacer_truncates_once_per_pause_and_only_after_a_write() {
+        let dir = std::env::temp_dir().join("tessera-pacer-test-no-wal");
+        let mut pacer = Pacer::new(&dir.join("db"), 1024);
+        let mut run = |pacer: &mut Pacer, paused: bool| -> Vec<Checkpoint> {
+            (0..regular_ticks())
+                .filter_map(|_| pacer.next(|| paused))
+                .collect()
+        };
+        // A reader's pacer: paused from the start, never truncates.
+        assert_eq!(run(&mut pacer, true), vec![Checkpoint::Passive]);
+        assert_eq!(run(&mut pacer, true), vec![Checkpoint::Passive]);
+        // Writes, then a pause: one truncation, then PASSIVE while the pause lasts.
+        assert_eq!(run(&mut pacer, false), vec![Checkpoint::Passive]);
+        assert_eq!(run(&mut pacer, true), vec![Checkpoint::Truncate]);
+        assert_eq!(run(&mut pacer, true), vec![Checkpoint::Passive]);
+        assert_eq!(run(&mut pacer, false), vec![Checkpoint::Passive]);
+        assert_eq!(run(&mut pacer, true), vec![Checkpoint::Truncate]);
+    }
 }
