@@ -208,7 +208,7 @@ mod tests {
     fn a_pacer_truncates_once_per_pause_and_only_after_a_write() {
         let dir = std::env::temp_dir().join("tessera-pacer-test-no-wal");
         let mut pacer = Pacer::new(&dir.join("db"), 1024);
-        let mut run = |pacer: &mut Pacer, paused: bool| -> Vec<Checkpoint> {
+        let run = |pacer: &mut Pacer, paused: bool| -> Vec<Checkpoint> {
             (0..regular_ticks())
                 .filter_map(|_| pacer.next(|| paused))
                 .collect()
