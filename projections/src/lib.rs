@@ -55,7 +55,7 @@ mod write;
 mod write_postgres;
 mod write_sqlite;
 
-pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
+pub use directory::{ClientEntry, Directory, DirectorySnapshots, DirectoryTask, StartReport};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};

@@ -28,9 +28,10 @@ use tessera_domain::oauth_client::{
 use tessera_domain::tenant::{Tenant, TenantKey};
 use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::TokenIssuedV1;
-use tessera_projections::{ClientEntry, IssuedToken};
+use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
+use super::verify::VerifiedToken;
 use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
 use crate::extract::{ApiPath, RequestContext};
 use crate::state::AppState;
@@ -274,8 +275,8 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
     })
 }
 
-/// Makes the token's `token.issued` event durable, shows the token to this node's directory at
-/// once (so that it introspects as active before the projection catches up), and only then
+/// Makes the token's `token.issued` event durable, hands the token to this node's cache of
+/// verified tokens (so that its first introspection needs no signature check), and only then
 /// answers with it.
 async fn record(
     state: &AppState,
@@ -290,12 +291,12 @@ async fn record(
         issued,
     } = minted;
     let token_hash = *issued.token_hash.expose();
-    let noted = IssuedToken {
+    let verified = VerifiedToken {
         tenant_id: tenant.id,
         client_id: issued.client_id.clone(),
         jti: issued.jti,
-        scopes: issued.scopes.clone(),
-        audience: issued.audience.clone(),
+        scope: scope.clone(),
+        audience: issued.audience.first().cloned().unwrap_or_default(),
         kid: issued.kid.clone(),
         issued_at: issued.issued_at,
         expires_at: issued.expires_at,
@@ -304,7 +305,7 @@ async fn record(
         .commands
         .record_token_issued(ctx.metadata(client_actor(client)), tenant.id, issued)
         .await?;
-    state.directory.note_issued(token_hash, noted);
+    state.verifier.remember(token_hash, verified);
     Ok(no_store(
         axum::Json(TokenResponse {
             access_token: &access_token,
