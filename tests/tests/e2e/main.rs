@@ -19,5 +19,6 @@ mod auth;
 mod crash;
 mod kafka;
 mod oauth;
+mod restart;
 mod tenants;
 mod tidy;
