@@ -28,8 +28,8 @@
 //!   rows back, and keyset pagination.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`](mod@rebuild): drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
-//! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
-//!   revoked tokens) that the authorization server's hot paths read.
+//! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, revoked tokens)
+//!   that the authorization server's hot paths read, and its snapshots.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
 //!   topics), checkpointed after the broker acknowledges.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.

@@ -11,7 +11,7 @@
 //! registered for them gets `invalid_grant`; discovery does not advertise them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -31,7 +31,7 @@ use tessera_event_schemas::events::TokenIssuedV1;
 use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
-use super::verify::VerifiedToken;
+use super::verify::{VerifiedToken, once_per_key};
 use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
 use crate::extract::{ApiPath, RequestContext};
 use crate::state::AppState;
@@ -78,22 +78,9 @@ impl Signers {
         tenant_id: Uuid,
         key: &TenantKey,
     ) -> Result<Arc<JwsSigner>, CryptoError> {
-        let cache_key = (tenant_id, key.kid.clone());
-        if let Some(signer) = self
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&cache_key)
-        {
-            return Ok(signer.clone());
-        }
-        let signer =
-            Arc::new(crypto.token_signer(tenant_id, &key.kid, key.alg, &key.sealed_private_key)?);
-        self.keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cache_key, signer.clone());
-        Ok(signer)
+        once_per_key(&self.keys, (tenant_id, key.kid.clone()), || {
+            crypto.token_signer(tenant_id, &key.kid, key.alg, &key.sealed_private_key)
+        })
     }
 }
 

@@ -149,39 +149,47 @@ impl Verifier {
 
     /// The parsed public half of `key`, parsed once per process.
     fn public_key(&self, tenant_id: Uuid, key: &TenantKey) -> Option<Arc<PublicKey>> {
-        let cache_key = (tenant_id, key.kid.clone());
-        if let Some(found) = self
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&cache_key)
-        {
-            return Some(found.clone());
-        }
-        let (decoding, algorithm) = match (&key.public_jwk, key.alg) {
-            (PublicJwkV1::Ec { x, y }, SigningAlg::ES256) => (
-                DecodingKey::from_ec_components(x, y).ok()?,
-                Algorithm::ES256,
-            ),
-            (PublicJwkV1::Okp { x }, SigningAlg::EdDSA) => {
-                (DecodingKey::from_ed_components(x).ok()?, Algorithm::EdDSA)
-            }
-            (PublicJwkV1::Rsa { n, e }, SigningAlg::RS256) => (
-                DecodingKey::from_rsa_components(n, e).ok()?,
-                Algorithm::RS256,
-            ),
-            _ => return None,
+        let parse = || {
+            let (decoding, algorithm) = match (&key.public_jwk, key.alg) {
+                (PublicJwkV1::Ec { x, y }, SigningAlg::ES256) => {
+                    (DecodingKey::from_ec_components(x, y)?, Algorithm::ES256)
+                }
+                (PublicJwkV1::Okp { x }, SigningAlg::EdDSA) => {
+                    (DecodingKey::from_ed_components(x)?, Algorithm::EdDSA)
+                }
+                (PublicJwkV1::Rsa { n, e }, SigningAlg::RS256) => {
+                    (DecodingKey::from_rsa_components(n, e)?, Algorithm::RS256)
+                }
+                _ => return Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()),
+            };
+            Ok::<_, jsonwebtoken::errors::Error>(PublicKey {
+                decoding,
+                algorithm,
+            })
         };
-        let public = Arc::new(PublicKey {
-            decoding,
-            algorithm,
-        });
-        self.keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cache_key, public.clone());
-        Some(public)
+        once_per_key(&self.keys, (tenant_id, key.kid.clone()), parse).ok()
     }
+}
+
+/// The value `keys` holds for `key`, made by `make` the first time: how a tenant key is parsed
+/// once per process, for signing and for verifying. A key `make` cannot parse is not kept.
+pub(crate) fn once_per_key<V, E>(
+    keys: &RwLock<HashMap<(Uuid, String), Arc<V>>>,
+    key: (Uuid, String),
+    make: impl FnOnce() -> Result<V, E>,
+) -> Result<Arc<V>, E> {
+    if let Some(found) = keys
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(found.clone());
+    }
+    let made = Arc::new(make()?);
+    keys.write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, made.clone());
+    Ok(made)
 }
 
 /// Shards of the cache, so that concurrent introspections and issuances rarely meet on a lock.

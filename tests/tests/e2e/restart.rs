@@ -62,45 +62,33 @@ async fn oauth(
     Some((status, body))
 }
 
+/// `POST /t/{slug}/oauth/{endpoint}` as the client on a running server; asserts 200.
+async fn oauth_ok(
+    app: &TestServer,
+    client: &Client,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Value {
+    let (status, body) = oauth(&app.client, &app.base, client, endpoint, form)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{endpoint}: {body}");
+    body
+}
+
 async fn issue(app: &TestServer, client: &Client) -> String {
-    let (status, body) = oauth(
-        &app.client,
-        &app.base,
-        client,
-        "token",
-        &[("grant_type", "client_credentials")],
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let grant = [("grant_type", "client_credentials")];
+    let body = oauth_ok(app, client, "token", &grant).await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn active(app: &TestServer, client: &Client, token: &str) -> bool {
-    let (status, body) = oauth(
-        &app.client,
-        &app.base,
-        client,
-        "introspect",
-        &[("token", token)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = oauth_ok(app, client, "introspect", &[("token", token)]).await;
     body["active"].as_bool().unwrap()
 }
 
 async fn revoke(app: &TestServer, client: &Client, token: &str) {
-    let (status, body) = oauth(
-        &app.client,
-        &app.base,
-        client,
-        "revoke",
-        &[("token", token)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    oauth_ok(app, client, "revoke", &[("token", token)]).await;
 }
 
 /// A gauge of `/metrics`, if present.
