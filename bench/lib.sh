@@ -69,16 +69,18 @@ bench_start_server() {
 # SIGTERM, then wait for the clean stop (which snapshots the OAuth directory).
 bench_stop_server() {
   if [[ -n "$SERVER_PID" ]]; then
-    kill "$SERVER_PID" 2>/dev/null
+    kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
   fi
 }
 
+# Runs from an EXIT trap, where a failing command would end it early: every step tolerates
+# failure.
 bench_cleanup() {
   bench_stop_server
-  [[ -n "$PG_DIR" ]] && as_pg pg_ctl -D "$PG_DIR" -m immediate stop >/dev/null 2>&1
-  [[ -n "${KEEP_LOG:-}" && -f "$WORK/server.log" ]] && cp "$WORK/server.log" "$KEEP_LOG"
+  if [[ -n "$PG_DIR" ]]; then as_pg pg_ctl -D "$PG_DIR" -m immediate stop >/dev/null 2>&1 || true; fi
+  if [[ -n "${KEEP_LOG:-}" && -f "$WORK/server.log" ]]; then cp "$WORK/server.log" "$KEEP_LOG" || true; fi
   rm -rf "$WORK"
 }
 

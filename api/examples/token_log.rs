@@ -5,7 +5,9 @@
 //! Each event is what the token endpoint records for a client-credentials grant (the client as
 //! actor, a correlation and a causation id, the caller's address, a one-hour token signed with
 //! the tenant's active key), appended 2,000 per append with 4 appends in flight, so the log's
-//! writer batches them as it batches concurrent grants. The log is opened as the server opens
+//! writer batches them as it batches concurrent grants. Every 250,000 events the appends pause
+//! for a second, so that the log's background checkpoint catches up and SQLite can start its
+//! WAL over (under uninterrupted writes the WAL only grows). The log is opened as the server opens
 //! it (checkpoints signed under the key derived from `<data-dir>/master-key`, or from
 //! `TESSERA_MASTER_KEY` with `--database-url`), so `tessera-replay verify` still checks it. Run it
 //! with the server stopped.
@@ -61,6 +63,9 @@ struct Args {
 /// Events per append, and appends in flight.
 const PER_APPEND: u64 = 2_000;
 const IN_FLIGHT: usize = 4;
+/// Appends between pauses, and the pause.
+const APPENDS_PER_PAUSE: u64 = 125;
+const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() {
@@ -93,8 +98,12 @@ async fn main() {
         let count = PER_APPEND.min(args.events - n * PER_APPEND);
         let (log, args) = (log.clone(), args.clone());
         pending.spawn(async move { append(&*log, &args, count).await });
-        if n % 500 == 499 {
+        if n % APPENDS_PER_PAUSE == APPENDS_PER_PAUSE - 1 {
+            while let Some(done) = pending.join_next().await {
+                done.unwrap();
+            }
             eprintln!("{} events", (n + 1) * PER_APPEND);
+            tokio::time::sleep(PAUSE).await;
         }
     }
     while let Some(done) = pending.join_next().await {
