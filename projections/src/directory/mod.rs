@@ -134,8 +134,8 @@ impl Default for Directory {
 }
 
 impl Directory {
-    /// An empty directory, for following a log from position 0 (see [`Directory::open`] for a
-    /// start from a snapshot).
+    /// An empty directory, folded by [`Directory::apply`] (the server opens one with
+    /// [`Directory::open`], which restores, follows and snapshots).
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -266,21 +266,6 @@ impl Directory {
         self.write().revoked.insert(jti, (), expires_at);
     }
 
-    /// Follows `log` from the directory's position, folding every event, until the handle is
-    /// stopped. The server starts through [`Directory::open`], which also restores and takes
-    /// snapshots.
-    pub fn follow(self: &Arc<Self>, log: Arc<dyn EventLog>) -> DirectoryTask {
-        let (stop, stop_rx) = watch::channel(false);
-        let follower = tokio::spawn(follow_log(self.clone(), log.clone(), stop_rx));
-        DirectoryTask {
-            directory: self.clone(),
-            log,
-            stop,
-            follower,
-            snapshots: None,
-        }
-    }
-
     /// Notes, once, that the fold reached the head the start had to catch up with.
     fn note_progress(&self) {
         let mut start = self.start.lock().unwrap_or_else(PoisonError::into_inner);
@@ -323,19 +308,19 @@ async fn follow_log(
     }
 }
 
-/// The tasks that keep a [`Directory`] current and, when started by [`Directory::open`],
-/// snapshot it.
+/// The tasks that keep a [`Directory`] current and snapshot it (see [`Directory::open`]).
 pub struct DirectoryTask {
     directory: Arc<Directory>,
     log: Arc<dyn EventLog>,
     stop: watch::Sender<bool>,
     follower: JoinHandle<()>,
-    snapshots: Option<(DirectorySnapshots, JoinHandle<()>)>,
+    snapshots: DirectorySnapshots,
+    snapshot_taker: JoinHandle<()>,
 }
 
 impl DirectoryTask {
     /// Folds what the log holds now (for up to 10 seconds), stops following, and writes a last
-    /// snapshot if this task takes them, so that the next start folds nothing.
+    /// snapshot, so that the next start folds nothing.
     pub async fn shutdown(self) {
         if let Ok(head) = self.log.head_position().await {
             let _ = self.directory.wait_for(head, Duration::from_secs(10)).await;
@@ -344,12 +329,10 @@ impl DirectoryTask {
         if let Err(error) = self.follower.await {
             tracing::error!(%error, "OAuth directory task failed");
         }
-        if let Some((snapshots, taker)) = self.snapshots {
-            if let Err(error) = taker.await {
-                tracing::error!(%error, "OAuth directory snapshot task failed");
-            }
-            snapshot::save(&self.directory, &snapshots).await;
+        if let Err(error) = self.snapshot_taker.await {
+            tracing::error!(%error, "OAuth directory snapshot task failed");
         }
+        snapshot::save(&self.directory, &self.snapshots).await;
     }
 }
 
