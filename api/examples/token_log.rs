@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use tessera_commands::crypto::{self, Crypto, MasterKey};
+use tessera_crypto::{self as crypto, Crypto, MasterKey};
 use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::TokenIssuedV1;
 use tessera_event_schemas::{

@@ -1,4 +1,5 @@
-//! Admin authentication: `Authorization: Bearer <api key>`.
+//! Admin authentication: `Authorization: Bearer <api key>` (the scheme in any case; a request
+//! with more than one `Authorization` header is 400).
 //!
 //! A key is looked up by its keyed hash (HMAC-SHA-256 under a key derived from the master key),
 //! then compared in constant time. Missing or bad keys get 401; a key that lacks the right gets
@@ -6,19 +7,15 @@
 //! Tenant-scoped keys see other tenants as nonexistent (404), never as forbidden.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tessera_event_schemas::{Actor, ActorKind, SYSTEM_TENANT_ID};
 use tessera_projections::ApiKeyView;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::extract::{ApiPath, MoreThanOneAuthorization, authorization};
+use crate::scopes::{PLATFORM_ADMIN, TENANT_ADMIN};
 use crate::state::AppState;
-
-/// The scope that grants everything on the platform, held by the bootstrap admin key.
-pub const PLATFORM_ADMIN: &str = "platform:admin";
-/// The scope that lets a tenant's key administer that tenant's clients and keys.
-pub const TENANT_ADMIN: &str = "tenant:admin";
 
 /// The caller behind a valid API key.
 #[derive(Clone, Debug)]
@@ -80,15 +77,10 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = authorization(&parts.headers, "bearer")
+            .map_err(|MoreThanOneAuthorization| {
+                ApiError::BadRequest("send one Authorization header, not several".to_owned())
+            })?
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
         let key = match check_api_key(state, token).await? {
@@ -106,6 +98,49 @@ impl FromRequestParts<AppState> for Principal {
             name: key.name,
             scopes: key.scopes,
             product: key.product,
+        })
+    }
+}
+
+/// A platform administrator (see [`Principal::require_platform_admin`]). As an extractor it
+/// runs before the request body is read, so that a caller without the right learns nothing
+/// from how its body would be parsed: it gets 401 or 403, never a 400 that names a field.
+pub struct PlatformAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_platform_admin()?;
+        Ok(Self(principal))
+    }
+}
+
+/// A caller that may administer the tenant `{id}` of the path (see
+/// [`Principal::authorize_tenant`]). Like [`PlatformAdmin`], it is checked before the body is
+/// read: another tenant is 404 whatever the body says.
+pub struct TenantAdmin {
+    pub principal: Principal,
+    pub tenant_id: Uuid,
+}
+
+/// The `{id}` of `/v1/tenants/{id}/...`; other path parameters are the handler's.
+#[derive(serde::Deserialize)]
+struct TenantPath {
+    id: Uuid,
+}
+
+impl FromRequestParts<AppState> for TenantAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let ApiPath(TenantPath { id }) = ApiPath::from_request_parts(parts, state).await?;
+        principal.authorize_tenant(state, id).await?;
+        Ok(Self {
+            principal,
+            tenant_id: id,
         })
     }
 }

@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Rebuild the read models into a scratch store and compare them with the live ones.
     /// Exits 1 when they differ. Run it with the server stopped for an exact answer.
     CheckReadModels(StorageConfig),
@@ -39,6 +39,8 @@ enum Command {
 
 /// Parses the command line and runs it to completion.
 pub fn main() -> ExitCode {
+    // Before anything is created: every file of the data directory is private to this user.
+    crate::data_dir::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -59,7 +61,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             None => serve(cli.serve).await,
-            Some(Command::Serve(config)) => serve(config).await,
+            Some(Command::Serve(config)) => serve(*config).await,
             Some(Command::CheckReadModels(storage)) => check_read_models(storage).await,
             Some(Command::RebuildReadModels(storage)) => rebuild_read_models(storage).await,
         }

@@ -77,6 +77,34 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub kafka: KafkaConfig,
+
+    #[command(flatten)]
+    pub argon2: Argon2Settings,
+}
+
+/// The cost of password hashing (Argon2id). The defaults are OWASP's: 19 MiB, 2 passes, 1 lane.
+/// Hashes carry their parameters, so changing these leaves existing passwords verifiable.
+#[derive(Args, Clone, Debug)]
+pub struct Argon2Settings {
+    /// Memory per hash, in KiB.
+    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", default_value_t = 19 * 1024)]
+    pub argon2_memory_kib: u32,
+    /// Passes over the memory.
+    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Lanes.
+    #[arg(long, env = "TESSERA_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+}
+
+impl Argon2Settings {
+    pub fn config(&self) -> tessera_crypto::Argon2Config {
+        tessera_crypto::Argon2Config {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
 }
 
 /// The Kafka audit publisher. Nothing about Kafka runs unless `TESSERA_KAFKA_BROKERS` is set.
@@ -91,11 +119,11 @@ pub struct KafkaConfig {
     pub kafka_topic: String,
 
     /// Categories that also get a topic `tessera.audit.{category}.v1`: any of `tenants`,
-    /// `oauth`, `security`, `products`, comma-separated; empty for none.
+    /// `oauth`, `security`, `products`, `people`, comma-separated; empty for none.
     #[arg(
         long,
         env = "TESSERA_KAFKA_CATEGORY_TOPICS",
-        default_value = "tenants,oauth,security,products"
+        default_value = "tenants,oauth,security,products,people"
     )]
     pub kafka_category_topics: String,
 

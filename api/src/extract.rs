@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
-use axum::http::header::USER_AGENT;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tessera_event_schemas::{Actor, EventMetadata};
@@ -63,6 +64,36 @@ pub struct ApiPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
+/// A request carried more than one `Authorization` header.
+#[derive(Debug)]
+pub struct MoreThanOneAuthorization;
+
+/// The credentials of the request's `Authorization` header when its scheme is `scheme`, trimmed
+/// (`None` without the header, under another scheme, or when the value is not text).
+///
+/// The scheme matches in any case (RFC 9110 section 11.1: "case-insensitive"), so `Bearer`,
+/// `bearer` and `BEARER` are one. A request with two or more `Authorization` headers is refused
+/// rather than read by its first one: proxies and servers disagree on which one counts, and a
+/// request must not authenticate as one caller to one of them and as another to the next.
+pub fn authorization<'h>(
+    headers: &'h HeaderMap,
+    scheme: &str,
+) -> Result<Option<&'h str>, MoreThanOneAuthorization> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(MoreThanOneAuthorization);
+    }
+    Ok(value
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(name, _)| name.eq_ignore_ascii_case(scheme))
+        .map(|(_, credentials)| credentials.trim()))
+}
+
 /// Where a request came from, for the events it causes.
 #[derive(Clone, Debug, Default)]
 pub struct RequestContext {
@@ -107,5 +138,58 @@ impl FromRequestParts<AppState> for RequestContext {
             user_agent,
             causation_id: state.ids.new_id(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_scheme_matches_in_any_case_and_the_credentials_are_trimmed() {
+        for value in [
+            "Bearer tsr_x",
+            "bearer tsr_x",
+            "BEARER tsr_x",
+            "bEaReR  tsr_x ",
+        ] {
+            assert_eq!(
+                authorization(&headers(&[value]), "bearer").unwrap(),
+                Some("tsr_x"),
+                "{value}"
+            );
+        }
+        for value in ["Basic tsr_x", "Bearertsr_x", "Bearer"] {
+            assert_eq!(
+                authorization(&headers(&[value]), "bearer").unwrap(),
+                None,
+                "{value}"
+            );
+        }
+        assert_eq!(authorization(&headers(&[]), "bearer").unwrap(), None);
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_whatever_their_schemes() {
+        for pair in [
+            ["Bearer a", "Bearer b"],
+            ["Basic a", "Bearer b"],
+            ["x", "y"],
+        ] {
+            assert!(
+                authorization(&headers(&pair), "bearer").is_err(),
+                "{pair:?}"
+            );
+        }
     }
 }

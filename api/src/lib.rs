@@ -5,10 +5,13 @@
 //! Handlers never touch SQL or the log directly, except `/readyz`, which pings the log.
 //!
 //! # Layout
-//! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables.
-//! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown.
+//! - [`cli`]: the `tessera` command line; [`config`]: flags and `TESSERA_*` variables;
+//!   [`data_dir`]: the embedded data directory, private to the server's user.
+//! - [`server`]: opens storage, bootstraps, starts projections, serves until shutdown;
+//!   [`http`]: the HTTP/1 connection loop with its limits.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
-//! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge.
+//! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
+//!   catalogue of API key scopes.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate.
@@ -17,12 +20,15 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod correlation;
+pub mod data_dir;
 pub mod error;
 pub mod extract;
+pub mod http;
 pub mod lifecycle;
 pub mod oauth;
 pub mod openapi;
 pub mod routes;
+pub mod scopes;
 pub mod server;
 pub mod state;
 pub mod usage;

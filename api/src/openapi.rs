@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token};
-use crate::routes::{api_keys, audit, clients, health, tenants};
+use crate::routes::{api_keys, audit, clients, health, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,14 @@ use crate::routes::{api_keys, audit, clients, health, tenants};
         clients::update_client,
         clients::deactivate_client,
         clients::regenerate_secret,
+        users::create_user,
+        users::list_users,
+        users::get_user,
+        users::update_user,
+        users::erase_user,
+        users::disable_user,
+        users::enable_user,
+        users::set_password,
         audit::list_audit,
         audit::append_audit,
         metadata::openid_configuration,

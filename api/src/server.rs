@@ -3,7 +3,6 @@
 //! shutdown future resolves (so tests can bind port 0).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +11,9 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tessera_commands::crypto::{Crypto, MasterKey};
-use tessera_commands::{Clock, CommandService, IdGen, SystemClock, SystemIds};
-use tessera_event_log::{Backend, EventLog, LogConfig};
+use tessera_commands::{Clock, CommandService, IdGen, People, SystemClock, SystemIds};
+use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
+use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -23,7 +22,7 @@ use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
-use crate::{config, correlation, lifecycle, oauth, openapi, routes, usage};
+use crate::{config, correlation, data_dir, http, lifecycle, oauth, openapi, routes, usage};
 
 /// Largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -33,6 +32,9 @@ pub struct Storage {
     pub log: Arc<dyn EventLog>,
     pub store: ReadStore,
     pub crypto: Arc<Crypto>,
+    /// Per-person data keys, on the log's backend (`keys.db` beside `events.db`, or
+    /// `person_keys`).
+    pub keys: Arc<dyn KeyTable>,
 }
 
 /// Loads the master key: `TESSERA_MASTER_KEY`, or (embedded only) a generated one.
@@ -45,13 +47,13 @@ pub fn master_key(config: &StorageConfig) -> anyhow::Result<MasterKey> {
             "TESSERA_MASTER_KEY must be set when TESSERA_DATABASE_URL is: a production deployment supplies its own master key"
         );
     }
-    std::fs::create_dir_all(&config.data_dir)
+    data_dir::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let (key, generated) = MasterKey::load_or_generate(&config.data_dir)
         .context("loading the master key from the data directory")?;
     if generated {
         tracing::warn!(
-            path = %config.data_dir.join("master-key").display(),
+            path = %config.data_dir.join(tessera_crypto::MASTER_KEY_FILE).display(),
             "TESSERA_MASTER_KEY is not set: generated a master key into the data directory; production should supply its own"
         );
     }
@@ -68,6 +70,12 @@ pub async fn open_storage_with(
     config: &StorageConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Storage> {
+    if config.database_url.is_none() {
+        // The SQLite files are created private before anything opens them (see `data_dir`).
+        data_dir::prepare(&config.data_dir).with_context(|| {
+            format!("preparing the data directory {}", config.data_dir.display())
+        })?;
+    }
     let crypto =
         Arc::new(Crypto::new(&master_key(config)?).context("deriving keys from the master key")?);
     let backend = match &config.database_url {
@@ -75,9 +83,12 @@ pub async fn open_storage_with(
             url: url.expose().to_owned(),
         },
         None => Backend::Sqlite {
-            path: config.data_dir.join("events.db"),
+            path: config.data_dir.join(data_dir::EVENTS_DB),
         },
     };
+    let keys = tessera_event_log::keys::open(&backend)
+        .await
+        .context("opening the key table")?;
     let mut log_config = LogConfig::new(backend);
     log_config.checkpoint_signer = Some(crypto.checkpoint_signer());
     log_config.clock = Arc::new(move || clock.now());
@@ -86,10 +97,15 @@ pub async fn open_storage_with(
         .context("opening the event log")?;
     let store = match &config.database_url {
         Some(url) => ReadStore::open_postgres(url.expose()).await,
-        None => ReadStore::open_sqlite(&config.data_dir.join("readmodels.db")).await,
+        None => ReadStore::open_sqlite(&config.data_dir.join(data_dir::READ_MODELS_DB)).await,
     }
     .context("opening the read models")?;
-    Ok(Storage { log, store, crypto })
+    Ok(Storage {
+        log,
+        store,
+        crypto,
+        keys,
+    })
 }
 
 /// Builds the router. Public so router tests can drive it without a socket.
@@ -106,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::router())
         .merge(routes::clients::router())
         .merge(routes::audit::router())
+        .merge(routes::users::router())
         .merge(oauth::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -120,8 +137,8 @@ pub fn router(state: AppState) -> Router {
 fn write_bootstrap_key(data_dir: &Path, plaintext: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("bootstrap-admin-key");
+    data_dir::create_private_dir(data_dir)?;
+    let path = data_dir.join(data_dir::BOOTSTRAP_ADMIN_KEY);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -145,13 +162,23 @@ pub async fn run(
     // writes comes from these two.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGen> = Arc::new(SystemIds);
-    let Storage { log, store, crypto } = open_storage_with(&config.storage, clock.clone()).await?;
-    let commands = Arc::new(CommandService::new(
-        log.clone(),
-        crypto.clone(),
-        clock.clone(),
-        ids.clone(),
-    ));
+    let Storage {
+        log,
+        store,
+        crypto,
+        keys,
+    } = open_storage_with(&config.storage, clock.clone()).await?;
+    let personal = Arc::new(PersonalKeys::new(crypto.clone(), keys));
+    let passwords =
+        Passwords::sized_to_cores(config.argon2.config()).context("TESSERA_ARGON2_* settings")?;
+    let commands = Arc::new(
+        CommandService::new(log.clone(), crypto.clone(), clock.clone(), ids.clone()).with_people(
+            People {
+                keys: personal.clone(),
+                passwords,
+            },
+        ),
+    );
 
     let preset = config
         .bootstrap_admin_key
@@ -171,7 +198,7 @@ pub async fn run(
                 config
                     .storage
                     .data_dir
-                    .join("bootstrap-admin-key")
+                    .join(data_dir::BOOTSTRAP_ADMIN_KEY)
                     .display(),
                 issued.plaintext
             );
@@ -224,6 +251,7 @@ pub async fn run(
         projections: projections.clone(),
         log: log.clone(),
         crypto,
+        personal,
         clock,
         ids: ids.clone(),
         read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
@@ -246,15 +274,12 @@ pub async fn run(
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
     ));
 
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state);
     let address = listener.local_addr()?;
     tracing::info!(%address, "tessera listening");
     // A stable line on stdout that scripts and tests wait for (the port may have been 0).
     println!("tessera listening on http://{address}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    http::serve(listener, app, shutdown).await;
 
     sweeper.abort();
     usage_flusher.abort();

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_commands::crypto::Crypto;
 use tessera_commands::{Clock, CommandService, IdGen};
+use tessera_crypto::{Crypto, PersonalKeys};
 use tessera_event_log::EventLog;
 use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
 
@@ -21,6 +21,8 @@ pub struct AppState {
     pub projections: Arc<ProjectionRuntime>,
     pub log: Arc<dyn EventLog>,
     pub crypto: Arc<Crypto>,
+    /// Per-person data keys: how the API opens users' sealed personal fields for display.
+    pub personal: Arc<PersonalKeys>,
     /// Every time the API reads (token lifetimes, usage, due cancellations).
     pub clock: Arc<dyn Clock>,
     /// Every id the API makes up itself (token ids, correlation and causation ids).

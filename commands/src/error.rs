@@ -6,7 +6,7 @@
 use tessera_domain::DomainError;
 use tessera_event_log::{AppendError, LogError};
 
-use crate::crypto::CryptoError;
+use tessera_crypto::CryptoError;
 
 /// Why a command did not take effect. Nothing was appended in any of these cases.
 #[derive(Debug, thiserror::Error)]

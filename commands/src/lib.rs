@@ -1,10 +1,10 @@
-//! Tessera's write side: command handlers and the cryptography they need.
+//! Tessera's write side: command handlers.
 //!
 //! A command arrives from the API with the caller's [`EventMetadata`]; the [`CommandService`]
 //! loads the aggregate's stream from the event log, lets the pure `tessera-domain` decide, and
 //! appends the events atomically with an expected version, retrying on conflicts. Time, ids,
 //! key material and secrets are produced here (through the injected [`Clock`] and [`IdGen`] and
-//! the [`crypto`] module) and handed to the domain inside commands.
+//! the `tessera-crypto` crate) and handed to the domain inside commands.
 //!
 //! This crate never speaks HTTP and never reads read models: uniqueness and every other rule
 //! are decided from the log itself.
@@ -13,21 +13,18 @@
 //! - [`service`]: [`CommandService`]: the engine (load, decide, append, retry) and one module
 //!   per aggregate with its inputs and outputs.
 //! - `error`: [`CommandError`], and the conversions of the log's and crypto's errors into it.
-//! - [`crypto`]: master key, HKDF-derived sub-keys, sealing, secret hashing, signing keys,
-//!   checkpoint signing.
 //! - [`clock`]: the injected time and id sources.
 //!
 //! [`EventMetadata`]: tessera_event_schemas::EventMetadata
 
 pub mod clock;
-pub mod crypto;
 mod error;
 pub mod service;
 
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use error::CommandError;
 pub use service::{
-    ActivateTenant, CancelTenant, CommandService, CreateTenant, Created, IssueApiKey, IssuedApiKey,
-    Outcome, RecordAudit, RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey,
-    UpdateTenant,
+    ActivateTenant, CancelTenant, CommandService, CreateTenant, CreateUser, Created, CreatedUser,
+    IssueApiKey, IssuedApiKey, Outcome, People, RecordAudit, RegeneratedSecret, RegisterClient,
+    RegisteredClient, RotatedKey, UpdateTenant, UpdateUser,
 };

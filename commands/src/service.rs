@@ -17,6 +17,8 @@
 //! - One module per aggregate, holding its inputs, outputs and commands: [`tenant`],
 //!   [`api_key`], [`oauth_client`]; [`reservation`] (slugs and domains, only ever written
 //!   together with a tenant).
+//! - [`user`]: people of a tenant: their data keys, sealed profiles, email reservations,
+//!   passwords and erasure (needs [`People`], given with [`CommandService::with_people`]).
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use tessera_event_log::EventLog;
 
 use crate::clock::{Clock, IdGen};
-use crate::crypto::Crypto;
+use tessera_crypto::Crypto;
 
 mod api_key;
 mod audit;
@@ -36,6 +38,7 @@ mod facts;
 mod oauth_client;
 mod reservation;
 mod tenant;
+mod user;
 
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
@@ -44,6 +47,7 @@ pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
 pub use tenant::{
     ActivateTenant, CancelTenant, CreateTenant, Created, DEFAULT_PLAN, RotatedKey, UpdateTenant,
 };
+pub use user::{CreateUser, CreatedUser, People, UpdateUser};
 
 /// Executes commands against the event log.
 pub struct CommandService {
@@ -52,6 +56,8 @@ pub struct CommandService {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
     locks: engine::StreamLocks,
+    /// Per-person keys and password hashing, for user commands.
+    people: Option<People>,
 }
 
 impl fmt::Debug for CommandService {
@@ -73,7 +79,15 @@ impl CommandService {
             clock,
             ids,
             locks: engine::StreamLocks::default(),
+            people: None,
         }
+    }
+
+    /// The same service, able to run user commands with `people`'s keys and hasher. Without
+    /// them (tools, tests of other aggregates) user commands fail as internal errors.
+    pub fn with_people(mut self, people: People) -> Self {
+        self.people = Some(people);
+        self
     }
 }
 

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use tessera_commands::crypto::{Crypto, MasterKey};
 use tessera_commands::{
     ActivateTenant, CancelTenant, CommandError, CommandService, CreateTenant, FixedClock,
     IssueApiKey, SystemIds, UpdateTenant,
 };
+use tessera_crypto::{Crypto, MasterKey};
 use tessera_domain::DomainError;
 use tessera_domain::tenant::KeyStatus;
 use tessera_event_log::{Backend, EventLog, LogConfig};

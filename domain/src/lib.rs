@@ -14,13 +14,19 @@
 //! - [`api_key`]: one API key (issue, revoke).
 //! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
 //!   and the scope rule for token requests.
-//! - [`reservation`]: platform-wide unique names (tenant slugs, tenant domains).
+//! - [`reservation`]: unique names (tenant slugs and domains; users' email addresses by keyed
+//!   hash).
+//! - [`user`]: a person of a tenant (profile, roles, status, password, erasure), and the
+//!   checks of personal fields before they are sealed.
+//! - [`password`]: a tenant's password policy.
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
 pub mod oauth_client;
+pub mod password;
 pub mod reservation;
 pub mod tenant;
+pub mod user;
 pub mod validate;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Reservations: platform-wide unique names (tenant slugs, tenant domains).
+//! Reservations: unique names (tenant slugs and domains, platform-wide; users' email addresses,
+//! per tenant, by their keyed hash).
 //!
 //! One stream per name (`{system}/reservation/{kind}/{value}`). A name is free until claimed
 //! and held by one owner until that owner releases it. The command handler appends the claim in
@@ -39,10 +40,7 @@ pub fn claim(
 ) -> Result<Vec<Event>, DomainError> {
     match state.holder {
         Some(holder) if holder == owner => Ok(Vec::new()),
-        Some(_) => Err(DomainError::AlreadyExists(format!(
-            "{} {value:?}",
-            describe(kind)
-        ))),
+        Some(_) => Err(taken(kind, value)),
         None => Ok(vec![Event::ReservationClaimed(ReservationClaimedV1 {
             kind,
             value: value.to_owned(),
@@ -67,10 +65,15 @@ pub fn release(state: &ReservationState, owner: Uuid) -> Result<Vec<Event>, Doma
     }
 }
 
-fn describe(kind: ReservationKind) -> &'static str {
+/// The refusal of a name someone else holds. An email reservation's value is a keyed hash,
+/// which would tell the caller nothing, so it is not repeated.
+pub fn taken(kind: ReservationKind, value: &str) -> DomainError {
     match kind {
-        ReservationKind::TenantSlug => "slug",
-        ReservationKind::TenantDomain => "domain",
+        ReservationKind::TenantSlug => DomainError::AlreadyExists(format!("slug {value:?}")),
+        ReservationKind::TenantDomain => DomainError::AlreadyExists(format!("domain {value:?}")),
+        ReservationKind::UserEmail => {
+            DomainError::AlreadyExists("a user with this email address".to_owned())
+        }
     }
 }
 

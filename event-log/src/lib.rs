@@ -18,6 +18,8 @@
 //! - [`sqlite`], [`postgres`], [`memory`]: the backends (`sqlite` keeps its writer thread and
 //!   its WAL syncer in `sqlite::writer`).
 //! - [`subscription`]: catch up from a position, then follow live.
+//! - [`keys`]: the key table, per-person data keys kept (sealed) outside the log so that they
+//!   can be destroyed, on the same backend as the log.
 //! - `codec` (private): the `events` row layout shared by the SQL backends.
 
 use std::path::PathBuf;
@@ -28,12 +30,14 @@ use tessera_event_schemas::{Hash32, ProposedEvent, RecordedEvent, Timestamp};
 
 mod codec;
 pub mod group_commit;
+pub mod keys;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;
 
 pub use group_commit::{BatchError, LogClock};
+pub use keys::KeyTable;
 pub use memory::MemoryStore;
 pub use subscription::subscribe;
 
@@ -106,7 +110,7 @@ pub struct Checkpoint {
     pub signature: Vec<u8>,
 }
 
-/// Signs checkpoints. Implemented in `commands` with a key derived from the master key.
+/// Signs checkpoints. Implemented in `tessera-crypto` with a key derived from the master key.
 pub trait CheckpointSigner: Send + Sync {
     fn key_id(&self) -> &str;
     fn sign(&self, message: &[u8]) -> Vec<u8>;

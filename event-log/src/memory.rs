@@ -21,6 +21,7 @@ use crate::group_commit::{
     BatchError, BatchWriter, CheckpointPolicy, Committed, Durable, GroupCommit, LogHead, Plan,
     StoredEvent, StreamHead, batch_keys, plan_batch,
 };
+use crate::keys::MemoryKeys;
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 
 /// What a [`MemoryLog`] stores. Clones share it.
@@ -41,6 +42,11 @@ impl MemoryStore {
         // consistent.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Runs `f` on the rows of this store's key table.
+    pub(crate) fn with_keys<R>(&self, f: impl FnOnce(&mut MemoryKeys) -> R) -> R {
+        f(&mut self.lock().keys)
+    }
 }
 
 #[derive(Default)]
@@ -51,6 +57,8 @@ struct Stored {
     by_id: HashMap<Uuid, StoredEvent>,
     head: LogHead,
     checkpoints: Vec<Checkpoint>,
+    /// The key table's rows (see [`crate::keys::MemoryKeyTable`]).
+    keys: MemoryKeys,
 }
 
 /// A stream's head and the positions of its events (version `v` at index `v - 1`).

@@ -74,23 +74,80 @@ impl EventJson {
 }
 
 /// Whether a key of free-form JSON (the `metadata` of `audit.recorded`, supplied by callers)
-/// names a secret: `*secret*`, `*sealed*`, `*private*`, `password`, `hash`, `*_hash`. Payload
-/// fields are typed instead (see [`crate::sensitive`]); this rule is for JSON without types.
+/// names a secret. Payload fields are typed instead (see [`crate::sensitive`]); this rule is for
+/// JSON without types, and so goes by name:
 ///
-/// Case-insensitive, and without allocating: every audit row of such an entry asks this of
-/// every key.
+/// - any name containing `secret`, `sealed` or `private` (`client_secret`, `sealed_private_key`);
+/// - any name whose letters and digits, lowercased, end in `password`, `passwd`, `passphrase`,
+///   `hash`, `token`, `apikey`, `authorization`, `cookie`, `cookies`, `credential` or
+///   `credentials`.
+///
+/// The second rule ignores case and word separators, so `apiKey`, `api-key`, `API_KEY` and
+/// `x-api-key` are one name, as are `Authorization` and `proxy_authorization`, or
+/// `refreshToken` and `refresh_token`. It looks only at the end of a name, so that ordinary
+/// keys which merely mention a secret's kind stay visible: `token_type`, `password_policy`,
+/// `hash_alg`, `api_key_id`, `passwords` (a count, say).
+///
+/// Without allocating: every audit row of such an entry asks this of every key.
 pub fn is_secret_field(name: &str) -> bool {
     let name = name.as_bytes();
     let contains = |part: &str| {
         name.windows(part.len())
             .any(|window| window.eq_ignore_ascii_case(part.as_bytes()))
     };
-    contains("secret")
-        || contains("sealed")
-        || contains("private")
-        || name.eq_ignore_ascii_case(b"password")
-        || name.eq_ignore_ascii_case(b"hash")
-        || name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case(b"_hash")
+    if contains("secret") || contains("sealed") || contains("private") {
+        return true;
+    }
+    let tail = StyleFreeTail::of(name);
+    SECRET_NAME_ENDINGS
+        .iter()
+        .any(|ending| tail.ends_with(ending.as_bytes()))
+}
+
+/// The endings (letters and digits only, lowercase) that make a field name secret; see
+/// [`is_secret_field`].
+const SECRET_NAME_ENDINGS: [&str; 11] = [
+    "password",
+    "passwd",
+    "passphrase",
+    "hash",
+    "token",
+    "apikey",
+    "authorization",
+    "cookie",
+    "cookies",
+    "credential",
+    "credentials",
+];
+
+/// The last letters and digits of a name, lowercased, without its separators: as many as the
+/// longest of [`SECRET_NAME_ENDINGS`] needs.
+struct StyleFreeTail {
+    /// Right-aligned: the name's last letter or digit is `bytes[TAIL - 1]`.
+    bytes: [u8; TAIL],
+    len: usize,
+}
+
+/// Length of `authorization`, the longest secret ending.
+const TAIL: usize = 13;
+
+impl StyleFreeTail {
+    fn of(name: &[u8]) -> Self {
+        let mut bytes = [0; TAIL];
+        let mut len = 0;
+        for byte in name.iter().rev().filter(|b| b.is_ascii_alphanumeric()) {
+            if len == TAIL {
+                break;
+            }
+            len += 1;
+            bytes[TAIL - len] = byte.to_ascii_lowercase();
+        }
+        Self { bytes, len }
+    }
+
+    fn ends_with(&self, ending: &[u8]) -> bool {
+        ending.len() <= self.len && self.bytes[TAIL - ending.len()..] == *ending
+    }
 }
 
 /// Removes every key [`is_secret_field`] names from free-form JSON, at any depth.
@@ -193,6 +250,57 @@ mod tests {
             "prefix",
             "secre",
             "seale",
+        ] {
+            assert!(!is_secret_field(public), "{public}");
+        }
+    }
+
+    #[test]
+    fn secret_names_match_in_any_style() {
+        for secret in [
+            "api_key",
+            "apiKey",
+            "api-key",
+            "API_KEY",
+            "ApiKey",
+            "x-api-key",
+            "stripe.apiKey",
+            "Authorization",
+            "authorization",
+            "Proxy-Authorization",
+            "token",
+            "access_token",
+            "refreshToken",
+            "ID-TOKEN",
+            "tokenHash",
+            "token-hash",
+            "newPassword",
+            "db_passwd",
+            "passphrase",
+            "Cookie",
+            "set-cookie",
+            "cookies",
+            "credentials",
+            "aws.credential",
+            "api key",
+        ] {
+            assert!(is_secret_field(secret), "{secret}");
+        }
+        for public in [
+            "token_type",
+            "tokens_issued",
+            "password_policy",
+            "password_history_count",
+            "api_key_id",
+            "key",
+            "key_id",
+            "signing_key",
+            "authorized",
+            "cookie_consent",
+            "credential_id",
+            "expires_at",
+            "config_json",
+            "metadata_json",
         ] {
             assert!(!is_secret_field(public), "{public}");
         }

@@ -12,6 +12,7 @@
 //! | OAuth client | `{tenant}/oauth-client/{client_id}` |
 //! | tokens | `{tenant}/tokens/{client_id}` |
 //! | audit | `{tenant}/audit` |
+//! | user | `{tenant}/user/{user}` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -40,6 +41,8 @@ pub enum StreamId {
     /// `{tenant}/audit`: audit entries products recorded for the tenant (`audit.recorded`),
     /// appended with expected version "any": entries are facts, never decisions.
     Audit(Uuid),
+    /// `{tenant}/user/{user}`: one person of the tenant.
+    User { tenant_id: Uuid, user_id: Uuid },
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -60,6 +63,9 @@ impl StreamId {
             "api-key" => Uuid::parse_str(id)
                 .ok()
                 .map(|key_id| StreamId::ApiKey { tenant_id, key_id }),
+            "user" => Uuid::parse_str(id)
+                .ok()
+                .map(|user_id| StreamId::User { tenant_id, user_id }),
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -84,6 +90,7 @@ impl StreamId {
         match self {
             StreamId::Tenant(tenant_id) | StreamId::Audit(tenant_id) => *tenant_id,
             StreamId::ApiKey { tenant_id, .. }
+            | StreamId::User { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
@@ -110,6 +117,7 @@ impl StreamId {
                 client_id,
             } => Spelling::Tokens(*tenant_id, client_id),
             StreamId::Audit(tenant_id) => Spelling::Audit(*tenant_id),
+            StreamId::User { tenant_id, user_id } => Spelling::User(*tenant_id, *user_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -129,6 +137,7 @@ enum Spelling<'a> {
     OAuthClient(Uuid, &'a str),
     Tokens(Uuid, &'a str),
     Audit(Uuid),
+    User(Uuid, Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -142,6 +151,7 @@ impl fmt::Display for Spelling<'_> {
             }
             Spelling::Tokens(tenant_id, client_id) => write!(f, "{tenant_id}/tokens/{client_id}"),
             Spelling::Audit(tenant_id) => write!(f, "{tenant_id}/audit"),
+            Spelling::User(tenant_id, user_id) => write!(f, "{tenant_id}/user/{user_id}"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -172,6 +182,11 @@ pub fn client_tokens(tenant_id: Uuid, client_id: &str) -> String {
 /// `{tenant}/audit`: audit entries products recorded for the tenant.
 pub fn audit(tenant_id: Uuid) -> String {
     Spelling::Audit(tenant_id).to_string()
+}
+
+/// `{tenant}/user/{user}`: one person of the tenant.
+pub fn user(tenant_id: Uuid, user_id: Uuid) -> String {
+    Spelling::User(tenant_id, user_id).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

@@ -9,7 +9,14 @@
 //! personal-typed field, whatever its name) less the fields [`omitted_for_size`] names. The
 //! one payload without types, the free-form metadata of `audit.recorded`, is judged by key name
 //! ([`is_secret_field`]).
+//!
+//! Every row says who recorded its event ([`Recorder`]): the envelope's actor, which for
+//! Tessera's own events is also the row's actor. An `audit.recorded` entry's actor columns show
+//! whom the product says acted, when it names a kind and an id, and its summary keeps the
+//! envelope's actor beside the product's metadata, so the appender shows however the entry was
+//! worded.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_event_schemas::events::Event;
 use tessera_event_schemas::{Envelope, StreamId};
@@ -64,12 +71,14 @@ impl Target {
 }
 
 /// What an event's stream names after its kind: the key id of an API key stream, the client
-/// id of an OAuth client's, the value of a reservation's; `None` for any other stream.
+/// id of an OAuth client's, the value of a reservation's, the user id of a user's; `None` for
+/// any other stream.
 fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
     match (StreamId::parse(&envelope.stream_id)?, kind) {
         (StreamId::ApiKey { key_id, .. }, "api_key") => Some(key_id.to_string()),
         (StreamId::OAuthClient { client_id, .. }, "oauth_client") => Some(client_id),
         (StreamId::Reservation { value, .. }, "reservation") => Some(value),
+        (StreamId::User { user_id, .. }, "user") => Some(user_id.to_string()),
         _ => None,
     }
 }
@@ -126,6 +135,15 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
             stream_target_id(envelope, "reservation"),
             None,
         ),
+        // A user is named by id only: their name and address are personal data, which no audit
+        // row carries.
+        Event::UserCreated(created) => Target::new("user", Some(created.user_id.to_string()), None),
+        Event::UserUpdated(_)
+        | Event::UserEmailChanged(_)
+        | Event::UserDisabled(_)
+        | Event::UserEnabled(_)
+        | Event::UserPasswordSet(_)
+        | Event::UserErased(_) => Target::new("user", stream_target_id(envelope, "user"), None),
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -166,29 +184,79 @@ pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) 
         summary: String::new(),
     };
     if let Event::AuditRecorded(recorded) = event {
-        // The product names the acting principal when it has one (its own user, say); each
-        // field it leaves out falls back to whoever called the API.
         row.action.clone_from(&recorded.action);
         row.target_type.clone_from(&recorded.target_type);
         row.project_id = recorded.project_id;
-        if let Some(kind) = &recorded.actor_type {
+        // The product names the acting principal (its own user, say) as a kind and an id
+        // together; without both, the entry's actor is whoever appended it. A claimed id never
+        // pairs with the appender's kind, where it would read as another API key, say.
+        if let (Some(kind), Some(id)) = (&recorded.actor_type, &recorded.actor_id) {
             row.actor_kind.clone_from(kind);
-        }
-        if let Some(id) = &recorded.actor_id {
             row.actor_id.clone_from(id);
-            row.actor_name.clone_from(&recorded.actor_name);
-        } else if recorded.actor_name.is_some() {
             row.actor_name.clone_from(&recorded.actor_name);
         }
         // The write side stores an object; text that is not JSON is kept as a string.
         let mut metadata = serde_json::from_str(&recorded.metadata_json)
             .unwrap_or_else(|_| Value::String(recorded.metadata_json.clone()));
         redact(&mut metadata);
-        row.summary = metadata.to_string();
+        row.summary = serde_json::to_string(&RecordedSummary {
+            metadata,
+            recorded_by: Recorder {
+                kind: actor.kind.as_str().to_owned(),
+                id: actor.id.clone(),
+                name: actor.name.clone(),
+            },
+        })
+        .unwrap_or_else(|_| "null".to_owned());
     } else {
         row.summary = event.public_json_without(&omitted_for_size);
     }
     row
+}
+
+/// Who recorded an event: its envelope's actor, authenticated by Tessera.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorder {
+    /// `system`, `api_key`, `client`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The summary of an `audit.recorded` row: the product's metadata (redacted) and who appended
+/// the entry.
+#[derive(Serialize, Deserialize)]
+struct RecordedSummary {
+    metadata: Value,
+    recorded_by: Recorder,
+}
+
+impl AuditView {
+    /// Takes the entry's metadata out of the row, and says who recorded its event. For
+    /// Tessera's own events the metadata is the summary and the recorder is the row's actor; for
+    /// `audit.recorded`, both are in the summary ([`audit_row`]).
+    pub fn take_metadata_and_recorder(&mut self) -> (Value, Recorder) {
+        let summary = std::mem::take(&mut self.summary);
+        let own = |summary| {
+            (
+                summary,
+                Recorder {
+                    kind: self.actor_kind.clone(),
+                    id: self.actor_id.clone(),
+                    name: self.actor_name.clone(),
+                },
+            )
+        };
+        if self.event_type != "audit.recorded" {
+            return own(summary);
+        }
+        match serde_json::from_value::<RecordedSummary>(summary.clone()) {
+            Ok(recorded) => (recorded.metadata, recorded.recorded_by),
+            Err(_) => own(summary),
+        }
+    }
 }
 
 /// Whether `tenant_id` is worth a lookup for `event`'s audit row (its slug is the target name).
@@ -232,6 +300,10 @@ mod tests {
             "oauth_client" => streams::oauth_client(TENANT, "0193a000-0000-7000-8000-00000000c11e"),
             "token" => streams::client_tokens(TENANT, "0193a000-0000-7000-8000-00000000c11e"),
             "reservation" => streams::reservation("tenant-slug", "acme-corp"),
+            "user" => streams::user(
+                TENANT,
+                Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            ),
             _ => streams::audit(TENANT),
         }
     }
@@ -376,10 +448,113 @@ mod tests {
         );
         assert_eq!(
             serde_json::from_str::<Value>(&recorded.summary).unwrap(),
-            serde_json::json!({"amount": 1200, "currency": "EUR"})
+            serde_json::json!({
+                "metadata": {"amount": 1200, "currency": "EUR"},
+                "recorded_by": {"type": "system", "id": "tessera"},
+            })
         );
         assert_eq!(recorded.tenant_id, TENANT);
         assert_ne!(recorded.tenant_id, SYSTEM_TENANT_ID);
+    }
+
+    /// A row as a query returns it: the summary parsed.
+    fn read_back(row: AuditRow) -> AuditView {
+        AuditView {
+            summary: serde_json::from_str(&row.summary).unwrap(),
+            position: row.position,
+            event_id: row.event_id,
+            tenant_id: row.tenant_id,
+            event_type: row.event_type,
+            action: row.action,
+            actor_kind: row.actor_kind,
+            actor_id: row.actor_id,
+            actor_name: row.actor_name,
+            target_type: row.target_type,
+            target_id: row.target_id,
+            target_name: row.target_name,
+            product: row.product,
+            project_id: row.project_id,
+            correlation_id: row.correlation_id,
+            source_ip: row.source_ip,
+            user_agent: row.user_agent,
+            recorded_at: row.recorded_at,
+        }
+    }
+
+    /// An `audit.recorded` entry that a key appended, claiming `actor_type` and `actor_id`.
+    fn appended(actor_type: Option<&str>, actor_id: Option<&str>) -> AuditView {
+        let event = Event::AuditRecorded(tessera_event_schemas::events::AuditRecordedV1 {
+            action: "invoice.paid".into(),
+            project_id: None,
+            actor_id: actor_id.map(str::to_owned),
+            actor_name: actor_id.map(|_| "Ada".to_owned()),
+            actor_type: actor_type.map(str::to_owned),
+            target_id: None,
+            target_type: None,
+            target_name: None,
+            product: None,
+            metadata_json: r#"{"amount":12,"apiKey":"tsr_x"}"#.into(),
+        });
+        let mut envelope = envelope(streams::audit(TENANT), &event);
+        envelope.actor = tessera_event_schemas::Actor {
+            kind: tessera_event_schemas::ActorKind::ApiKey,
+            id: "key-1".into(),
+            name: Some("writer".into()),
+        };
+        read_back(audit_row(&envelope, &event, None))
+    }
+
+    #[test]
+    fn an_appended_entry_shows_its_claimed_actor_and_always_who_appended_it() {
+        let writer = Recorder {
+            kind: "api_key".into(),
+            id: "key-1".into(),
+            name: Some("writer".into()),
+        };
+        let mut claimed = appended(Some("user"), Some("user-7"));
+        assert_eq!(
+            (claimed.actor_kind.as_str(), claimed.actor_id.as_str()),
+            ("user", "user-7")
+        );
+        let (metadata, recorder) = claimed.take_metadata_and_recorder();
+        assert_eq!(metadata, serde_json::json!({"amount": 12}));
+        assert_eq!(recorder, writer);
+
+        // A claim without a kind (recorded before kinds were required) does not borrow the
+        // appender's kind: the entry's actor is the appender.
+        for (kind, id) in [(None, Some("key-2")), (Some("user"), None), (None, None)] {
+            let mut partial = appended(kind, id);
+            assert_eq!(
+                (partial.actor_kind.as_str(), partial.actor_id.as_str()),
+                ("api_key", "key-1"),
+                "{kind:?} {id:?}"
+            );
+            assert_eq!(partial.take_metadata_and_recorder().1, writer);
+        }
+    }
+
+    #[test]
+    fn tessera_s_own_events_are_recorded_by_their_actor() {
+        let event = samples::current()
+            .into_iter()
+            .find(|e| e.event_type() == "tenant.suspended")
+            .unwrap();
+        let mut view = read_back(audit_row(
+            &envelope(stream_of(&event), &event),
+            &event,
+            None,
+        ));
+        let summary = view.summary.clone();
+        let (metadata, recorder) = view.take_metadata_and_recorder();
+        assert_eq!(metadata, summary);
+        assert_eq!(
+            recorder,
+            Recorder {
+                kind: "system".into(),
+                id: "tessera".into(),
+                name: None
+            }
+        );
     }
 
     #[test]

@@ -56,18 +56,22 @@ pub enum TopicCategory {
     /// OAuth clients and tokens (`oauth_client.*`, `token.*`).
     OAuth,
     /// Credentials and access: API keys, signing-key rotation, suspension, client secrets,
-    /// client deactivation and token revocation.
+    /// client deactivation, token revocation, and users disabled, enabled, erased or given a
+    /// password.
     Security,
     /// Entries products appended through `POST /v1/audit` (`audit.*`).
     Products,
+    /// The people of tenants (`user.*`): ids, statuses and roles, never personal data.
+    People,
 }
 
 impl TopicCategory {
-    pub const ALL: [TopicCategory; 4] = [
+    pub const ALL: [TopicCategory; 5] = [
         TopicCategory::Tenants,
         TopicCategory::OAuth,
         TopicCategory::Security,
         TopicCategory::Products,
+        TopicCategory::People,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl TopicCategory {
             TopicCategory::OAuth => "oauth",
             TopicCategory::Security => "security",
             TopicCategory::Products => "products",
+            TopicCategory::People => "people",
         }
     }
 
@@ -108,9 +113,14 @@ impl TopicCategory {
                             | "oauth_client.secret_regenerated"
                             | "oauth_client.deactivated"
                             | "token.revoked"
+                            | "user.disabled"
+                            | "user.enabled"
+                            | "user.password_set"
+                            | "user.erased"
                     )
             }
             TopicCategory::Products => event_type.starts_with("audit."),
+            TopicCategory::People => event_type.starts_with("user."),
         }
     }
 }

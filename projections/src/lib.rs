@@ -10,8 +10,9 @@
 //!
 //! # Layout
 //! - [`views`]: the row types queries return (`TenantView`, `SigningKeyView`, `ApiKeyView`,
-//!   `AuditView`).
-//! - `tables`: one module per read-model table (`tenants`, `signing_keys`, `api_keys`), each
+//!   `UserView`, `AuditView`).
+//! - `tables`: one module per read-model table (`tenants`, `signing_keys`, `api_keys`,
+//!   `users`), each
 //!   implementing `TableProjection` (its key, pure reducer, columns and cells, DDL, row
 //!   decoding) and holding its queries; the registry (`tables!`) that lists them and gives
 //!   [`Projection`]; [`Checkpoints`]; and `audit_trail`, the insert-only `rm_audit`.
@@ -64,5 +65,5 @@ pub use store::ReadStore;
 pub use tables::{Checkpoints, Projection};
 pub use views::{
     ApiKeyView, AuditFilter, AuditRow, AuditView, Page, PendingCancellation, SigningKeyStatus,
-    SigningKeyView, TenantFilter, TenantView,
+    SigningKeyView, TenantFilter, TenantView, UserFilter, UserView,
 };

@@ -19,8 +19,9 @@ use crate::tables::Projection;
 ///
 /// 1: the first schema (no version table). 2: `rm_api_keys.use_count` and `last_used_at`.
 /// 3: `rm_audit`, the audit trail (and its checkpoint). 4: on PostgreSQL, `rm_audit` keyed by
-/// a unique index instead of a primary key.
-pub const SCHEMA_VERSION: u64 = 4;
+/// a unique index instead of a primary key. 5: `audit.recorded` rows keep who appended them
+/// (`recorded_by`) in their summary, and show a claimed actor only as a kind and an id.
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// The one-row table holding the stored [`SCHEMA_VERSION`]. Not one of [`all_tables`]:
 /// [`ReadStore::reset`] keeps it, since a reset store has the current schema.
@@ -380,6 +381,7 @@ mod tests {
                     "rm_tenants",
                     "rm_signing_keys",
                     "rm_api_keys",
+                    "rm_users",
                     "rm_audit"
                 ]
             );

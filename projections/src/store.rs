@@ -105,12 +105,17 @@ impl SqliteMode {
                 // A catch-up transaction dirties tens of MB; with SQLite's 2 MB default
                 // cache it spills pages to the WAL mid-transaction and rereads them.
                 "PRAGMA cache_size = -65536",
+                // A row's old content (an erased user's sealed fields) is zeroed in the file
+                // when it is deleted or overwritten, not left in free space; see "Erasure" in
+                // ARCHITECTURE.md. Every connection sets it: it is per connection.
+                "PRAGMA secure_delete = ON",
             ],
             Self::Scratch => &[
                 "PRAGMA journal_mode = MEMORY",
                 "PRAGMA synchronous = OFF",
                 "PRAGMA busy_timeout = 10000",
                 "PRAGMA cache_size = -65536",
+                "PRAGMA secure_delete = ON",
             ],
         }
     }
@@ -321,6 +326,36 @@ impl ReadStore {
             writer.close().await;
         }
         self.pool().close().await;
+    }
+
+    /// Leaves no copy of rows the projector has deleted or overwritten in the store's files,
+    /// as far as the backend allows: called after an erasure is projected. SQLite (whose
+    /// connections zero deleted content, `secure_delete`) copies the WAL, which still holds
+    /// the pages as they were, into the file and truncates it to nothing; PostgreSQL vacuums
+    /// `tables`, so that the dead row versions are removed from their heap pages rather than
+    /// left until autovacuum. What this does not cover is in ARCHITECTURE.md, "Erasure".
+    pub async fn scrub(&self, tables: &[&str]) -> Result<(), ReadError> {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool())
+                    .await?;
+                let busy: i64 = row.try_get(0)?;
+                if busy != 0 {
+                    return Err(ReadError::Unavailable(
+                        "the read store's WAL could not be truncated".to_owned(),
+                    ));
+                }
+            }
+            Dialect::Postgres => {
+                for table in tables {
+                    sqlx::query(AssertSqlSafe(format!("VACUUM {table}")))
+                        .execute(&self.pool())
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Each projection's checkpoint; a projection without a row is at 0.

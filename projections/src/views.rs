@@ -5,6 +5,7 @@
 //! database leak exposes public data and hashes only.
 
 use serde::{Deserialize, Serialize};
+use tessera_domain::user::UserStatus;
 use tessera_event_schemas::Hash32;
 use tessera_event_schemas::events::{
     PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus,
@@ -134,6 +135,51 @@ pub struct TenantFilter {
     pub suspended: Option<bool>,
 }
 
+/// One user as `rm_users` holds them. Personal fields are sealed under the user's data key
+/// (`nonce || ciphertext || tag`): the API opens them for display. An erased user has none of
+/// them, nor the address's hash. Custom `Debug`: ciphertext is noise in a log line.
+#[derive(Clone, PartialEq)]
+pub struct UserView {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub status: UserStatus,
+    /// The keyed hash of the normalised address.
+    pub email_hash: Option<Hash32>,
+    pub email: Option<Vec<u8>>,
+    pub email_verified: bool,
+    pub name: Option<Vec<u8>>,
+    pub given_name: Option<Vec<u8>>,
+    pub family_name: Option<Vec<u8>>,
+    pub roles: Vec<String>,
+    pub has_password: bool,
+    /// The password must be changed at the next sign-in.
+    pub password_temporary: bool,
+    pub password_changed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for UserView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserView")
+            .field("user_id", &self.user_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("status", &self.status)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Filters for [`crate::ReadStore::list_users`]; `None` matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub status: Option<UserStatus>,
+    /// The keyed hash of a normalised address (the caller hashes it: this crate holds no key).
+    pub email_hash: Option<Hash32>,
+    /// Users who have this role.
+    pub role: Option<String>,
+}
+
 /// One page of a keyset-paginated listing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {
@@ -168,7 +214,9 @@ pub struct AuditView<Summary = serde_json::Value> {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub recorded_at: Timestamp,
-    /// The redacted payload; for `audit.recorded`, the product's (redacted) metadata object.
+    /// The redacted payload; for `audit.recorded`, the product's (redacted) metadata object and
+    /// who appended the entry (`{"metadata", "recorded_by"}`, read apart by
+    /// `AuditView::take_metadata_and_recorder`).
     pub summary: Summary,
 }
 

@@ -63,7 +63,9 @@ impl SqliteApplier {
         connection.execute_batch(
             "PRAGMA cache_size = -65536;
              -- Statement journals (undoing one statement on a constraint error) stay in memory.
-             PRAGMA temp_store = MEMORY;",
+             PRAGMA temp_store = MEMORY;
+             -- Deleted and overwritten content is zeroed in the file (see `store::SqliteMode`).
+             PRAGMA secure_delete = ON;",
         )?;
         let checkpointer = match mode {
             SqliteMode::Live => Checkpointer::start(path)?,

@@ -8,6 +8,11 @@
 //! log's snapshot is committed whole, so that a failure shows which row changed; the large
 //! log (big enough that batches fold on a thread of their own) is pinned by the SHA-256 of its
 //! snapshot. With `TESSERA_BLESS=1` a missing fixture is written; an existing one never is.
+//!
+//! One change since was made on purpose (issue 23): the summary of an `audit.recorded` row
+//! holds the product's metadata and who appended the entry (`{"metadata", "recorded_by"}`).
+//! Both fixtures were edited by that one row: the large log's new snapshot, with that row's
+//! summary put back as it was, hashes to the digest committed before.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -23,7 +28,7 @@ use support::backend::{Kind, open_log, open_store};
 use support::workload::{self, History};
 use tessera_event_schemas::events::{
     ApiKeyRevokedV1, SigningKeyRetiredV1, SigningKeyRotatedV1, TenantActivatedV1,
-    TenantCancelledV1, TenantFrozenV1, TenantStatus, TenantSuspendedV1, samples,
+    TenantCancelledV1, TenantFrozenV1, TenantStatus, TenantSuspendedV1, UserCreatedV1, samples,
 };
 use tessera_event_schemas::{
     Actor, ActorKind, Date, Event, EventMetadata, SYSTEM_TENANT_ID, streams,
@@ -83,7 +88,12 @@ fn extras(history: &mut History) {
     let sample_tenant = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
     let sample_key = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
     let client = "0193a000-0000-7000-8000-00000000c11e";
-    for event in samples::current() {
+    // Users come last (below), so that the rows pinned before they existed keep their
+    // positions.
+    for event in samples::current()
+        .into_iter()
+        .filter(|event| event.category() != "user")
+    {
         let (tenant, stream) = match event.category() {
             "tenant" => (sample_tenant, streams::tenant(sample_tenant)),
             "api_key" => (sample_tenant, streams::api_key(sample_tenant, sample_key)),
@@ -164,6 +174,31 @@ fn extras(history: &mut History) {
         &[workload::used(5, at, 60)],
         &person,
     );
+    users(history, sample_tenant, &person);
+}
+
+/// The users' samples (added with `rm_users`, after everything pinned before): one user through
+/// every event up to erasure, and one who stays, created with a password.
+fn users(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let samples: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| event.category() == "user")
+        .collect();
+    let erased = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005);
+    history.append_events(tenant, streams::user(tenant, erased), &samples, person);
+    let stays = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006);
+    let created = samples.iter().find_map(|event| match event {
+        Event::UserCreated(created) => Some(Event::UserCreated(UserCreatedV1 {
+            user_id: stays,
+            ..created.clone()
+        })),
+        _ => None,
+    });
+    let password = samples
+        .iter()
+        .find(|event| matches!(event, Event::UserPasswordSet(_)));
+    let events: Vec<Event> = created.into_iter().chain(password.cloned()).collect();
+    history.append_events(tenant, streams::user(tenant, stays), &events, person);
 }
 
 /// The snapshot as the fixture holds it: pretty JSON (object keys sorted), one final newline.
@@ -288,8 +323,10 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
         let rows = snapshot[table].as_array().unwrap();
         assert!(rows.len() > 5, "{table}: {} rows", rows.len());
     }
+    // An erased user and one who stays.
+    assert_eq!(snapshot["rm_users"].as_array().unwrap().len(), 2);
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 4, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 5, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()

@@ -1058,8 +1058,14 @@ async fn recorded_audit_entries_carry_the_products_fields(kind: Kind) {
     assert_eq!(row.target_id.as_deref(), Some("inv-1"));
     assert_eq!(row.product.as_deref(), Some("billing"));
     assert_eq!(row.project_id, Some(Uuid::from_u128(9)));
-    // The metadata is the summary, with secret-like fields dropped there too.
-    assert_eq!(row.summary, serde_json::json!({"amount": 12, "nested": {}}));
+    // The metadata is in the summary, with secret-like fields dropped there too, beside who
+    // appended the entry (here the system).
+    let (metadata, recorder) = row.clone().take_metadata_and_recorder();
+    assert_eq!(metadata, serde_json::json!({"amount": 12, "nested": {}}));
+    assert_eq!(
+        (recorder.kind.as_str(), recorder.id.as_str()),
+        ("system", "tessera")
+    );
     let by_action = setup
         .store
         .audit(

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use tessera_commands::crypto::{Crypto, MasterKey};
+use tessera_crypto::{Crypto, MasterKey};
 use tessera_event_log::{Backend, LogConfig};
 
 #[derive(Parser)]

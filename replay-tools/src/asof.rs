@@ -6,7 +6,9 @@
 //! - `{tenant}/tenant` → [`TenantState`] (status, suspension, settings, key ring);
 //! - `{tenant}/api-key/{key}` → one [`ApiKeyState`] per key (plus its recorded uses);
 //! - `{tenant}/oauth-client/{client}` → one [`OAuthClientState`] per client;
-//! - `{tenant}/tokens/{client}` → every token issued, and whether it was revoked.
+//! - `{tenant}/tokens/{client}` → every token issued, and whether it was revoked;
+//! - `{tenant}/user/{user}` → one [`UserState`] per user (personal fields still sealed: the
+//!   report opens them through the key table, see [`crate::people`]).
 //!
 //! Because the aggregates are the write side's own, the snapshot at a position equals what
 //! the command service loaded at that position. [`TenantSnapshot::view`] turns a snapshot into
@@ -20,12 +22,14 @@ use tessera_domain::Aggregate;
 use tessera_domain::api_key::ApiKeyState;
 use tessera_domain::oauth_client::OAuthClientState;
 use tessera_domain::tenant::{KeyStatus, TenantState};
+use tessera_domain::user::UserState;
 use tessera_event_schemas::events::{
     ClientType, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus, TokenIssuedV1,
 };
 use tessera_event_schemas::{Date, DecodeError, Event, RecordedEvent, StreamId, Timestamp};
 use uuid::Uuid;
 
+use crate::people::UserView;
 use crate::source::Bound;
 
 /// The stream `stream_id` names if it is one of `tenant_id`'s that a snapshot folds (its
@@ -40,7 +44,8 @@ fn folded(stream: &StreamId) -> bool {
         StreamId::Tenant(_)
         | StreamId::ApiKey { .. }
         | StreamId::OAuthClient { .. }
-        | StreamId::Tokens { .. } => true,
+        | StreamId::Tokens { .. }
+        | StreamId::User { .. } => true,
         StreamId::Audit(_) | StreamId::Reservation { .. } => false,
     }
 }
@@ -62,6 +67,7 @@ pub struct TenantSnapshot {
     pub api_key_uses: BTreeMap<Uuid, u64>,
     pub clients: BTreeMap<String, OAuthClientState>,
     pub tokens: BTreeMap<Uuid, TokenRecord>,
+    pub users: BTreeMap<Uuid, UserState>,
     /// The last global position observed (any tenant's).
     pub position: u64,
     /// `recorded_at` of the event at [`Self::position`].
@@ -79,6 +85,7 @@ impl TenantSnapshot {
             api_key_uses: BTreeMap::new(),
             clients: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            users: BTreeMap::new(),
             position: 0,
             last_recorded_at: None,
             events: 0,
@@ -142,6 +149,9 @@ impl TenantSnapshot {
                 }
                 _ => {}
             },
+            StreamId::User { user_id, .. } => {
+                self.users.entry(*user_id).or_default().evolve(event);
+            }
             StreamId::Audit(_) | StreamId::Reservation { .. } => {}
         }
     }
@@ -247,6 +257,12 @@ impl TenantSnapshot {
                 .valid_tokens(moment)
                 .map(|token| TokenView::new(&token.issued))
                 .collect(),
+            users: self
+                .users
+                .values()
+                .filter_map(|state| state.user.as_ref())
+                .map(UserView::sealed)
+                .collect(),
         })
     }
 }
@@ -269,6 +285,8 @@ pub struct AsOfView {
     pub clients: Vec<ClientView>,
     pub api_keys: Vec<ApiKeyView>,
     pub valid_tokens: Vec<TokenView>,
+    /// Personal fields sealed until opened (see [`crate::people::users`]).
+    pub users: Vec<UserView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -465,6 +483,28 @@ impl AsOfView {
                 token.scopes.join(" "),
                 token.kid,
                 token.expires_at
+            );
+        }
+        let _ = writeln!(out, "  users ({}):", self.users.len());
+        for user in &self.users {
+            let personal = match (&user.email, user.personal_data) {
+                (Some(email), _) => {
+                    let name = user
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" {n:?}"))
+                        .unwrap_or_default();
+                    format!("{email}{name}")
+                }
+                (None, personal) => personal.as_str().to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "    {} {} roles [{}] {}",
+                user.user_id,
+                user.status,
+                user.roles.join(" "),
+                personal
             );
         }
         out

@@ -100,6 +100,10 @@ impl HistoryEntry {
     }
 }
 
+fn verified(verified: bool) -> &'static str {
+    if verified { "verified" } else { "unverified" }
+}
+
 fn opt<T: std::fmt::Display>(value: &Option<T>) -> String {
     value
         .as_ref()
@@ -222,9 +226,26 @@ pub fn summary(event: &Event) -> String {
         Event::ReservationClaimed(e) => {
             format!("reserved {:?} {:?}", e.kind, e.value)
         }
-        // Reservation releases, and event types newer than this summary: the payload itself.
+        // People by id only: names and addresses are sealed, and a history is printed.
+        Event::UserCreated(e) => format!(
+            "user {} created (roles: {}, email {})",
+            e.user_id,
+            e.roles.join(" "),
+            verified(e.email_verified)
+        ),
+        Event::UserUpdated(e) => format!("user profile changed (roles: {})", e.roles.join(" ")),
+        Event::UserEmailChanged(_) => "user email changed (unverified)".to_owned(),
+        Event::UserDisabled(_) => "user disabled".to_owned(),
+        Event::UserEnabled(_) => "user enabled".to_owned(),
+        Event::UserPasswordSet(e) => format!(
+            "user password set{}",
+            if e.temporary { " (temporary)" } else { "" }
+        ),
+        Event::UserErased(_) => "user erased (data key destroyed)".to_owned(),
+        // Reservation releases, and event types newer than this summary: the payload's public
+        // form, which holds no secret- or personal-typed value.
         other => {
-            let mut data = other.data_json().to_string();
+            let mut data = other.public_json_without(&|_| false);
             if data.len() > 200 {
                 let mut cut = 200;
                 while !data.is_char_boundary(cut) {

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use sqlx::Executor;
-use tessera_commands::crypto::{Crypto, MasterKey};
+use tessera_crypto::{Crypto, MasterKey};
 use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::samples;
 use tessera_event_schemas::{EventMetadata, ProposedEvent, Timestamp};

@@ -9,23 +9,23 @@
 //!
 //! Revocation answers 200 for anything, as RFC 7009 asks, but only revokes a token of the
 //! calling client. Its event is durable and the directory updated before it answers, so
-//! introspection says inactive from then on.
+//! introspection says inactive from then on. A command error is answered as the token endpoint
+//! answers it (`From<CommandError> for OAuthError`).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_commands::crypto;
+use tessera_crypto as crypto;
 use tessera_domain::tenant::{KeyStatus, Tenant};
 use tessera_event_schemas::events::TokenRevokedV1;
 use uuid::Uuid;
 
 use super::verify::VerifiedToken;
-use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
-use crate::extract::{ApiPath, RequestContext};
+use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
+use crate::extract::RequestContext;
 use crate::state::AppState;
 
 /// An RFC 7662 response. Only `active` is present for an inactive token.
@@ -61,9 +61,9 @@ struct Introspection {
     responses((status = 200, description = "RFC 7662 response"), (status = 401, description = "invalid_client")))]
 pub async fn introspect(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     match introspect_inner(&state, &slug, &headers, &body) {
         Ok(response) => no_store(axum::Json(response).into_response()),
@@ -115,10 +115,10 @@ fn introspect_inner(
     responses((status = 200, description = "revoked, or nothing to revoke"), (status = 401, description = "invalid_client")))]
 pub async fn revoke(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     match revoke_inner(&state, &slug, &ctx, &headers, &body).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
@@ -167,8 +167,7 @@ async fn revoke_inner(
                 expires_at: record.expires_at,
             },
         )
-        .await
-        .map_err(OAuthError::unavailable)?;
+        .await?;
     state.directory.note_revoked(record.jti, record.expires_at);
     Ok(())
 }

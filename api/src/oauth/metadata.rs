@@ -13,8 +13,7 @@ use serde::Serialize;
 use tessera_domain::tenant::KeyStatus;
 use utoipa::ToSchema;
 
-use super::{OAuthError, issuer, tenant_of};
-use crate::extract::ApiPath;
+use super::{OAuthError, Slug, issuer, tenant_of};
 use crate::routes::tenants::jwk_json;
 use crate::state::AppState;
 
@@ -67,7 +66,7 @@ fn server_metadata(state: &AppState, slug: &str) -> Result<ServerMetadata, OAuth
     responses((status = 200, body = ServerMetadata), (status = 404)))]
 pub async fn authorization_server_metadata(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
 ) -> Result<Json<ServerMetadata>, OAuthError> {
     server_metadata(&state, &slug).map(Json)
 }
@@ -78,7 +77,7 @@ pub async fn authorization_server_metadata(
     responses((status = 200, body = ServerMetadata), (status = 404)))]
 pub async fn openid_configuration(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
 ) -> Result<Json<ServerMetadata>, OAuthError> {
     server_metadata(&state, &slug).map(Json)
 }
@@ -88,10 +87,7 @@ pub async fn openid_configuration(
 #[utoipa::path(get, path = "/t/{slug}/.well-known/jwks.json", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
     responses((status = 200, description = "JWK Set"), (status = 404)))]
-pub async fn jwks(
-    State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
-) -> Result<Response, OAuthError> {
+pub async fn jwks(State(state): State<AppState>, Slug(slug): Slug) -> Result<Response, OAuthError> {
     let tenant = tenant_of(&state, &slug)?;
     let tenant = tenant
         .tenant

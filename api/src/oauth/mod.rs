@@ -7,34 +7,41 @@
 //!
 //! These endpoints read the in-memory [`Directory`](tessera_projections::Directory), never
 //! the SQL read models, and speak OAuth's error format (`{"error", "error_description"}`, RFC
-//! 6749 section 5.2) rather than the admin API's. Every response of the token, introspection
-//! and revocation endpoints carries `Cache-Control: no-store`.
+//! 6749 section 5.2) rather than the admin API's, for every error, including a body over the
+//! limit (413), a method an endpoint does not serve (405) and a command that fails ([`error`]).
+//! Every response of the token, introspection and revocation endpoints carries
+//! `Cache-Control: no-store`.
 //!
 //! A client authenticates with `client_secret_basic` or `client_secret_post` (RFC 6749 section
-//! 2.3.1), never both. Its secret is compared with the stored keyed hash in constant time. A
+//! 2.3.1), never both; a request with more than one `Authorization` header is
+//! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
 
+mod error;
 pub mod introspection;
 pub mod metadata;
 pub mod token;
 pub mod verify;
 
+pub use error::{OAuthError, no_store};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
 use tessera_domain::tenant::{Tenant, TenantState};
 use tessera_event_schemas::{Actor, ActorKind, Hash32};
 use tessera_projections::ClientEntry;
 
-use crate::correlation;
+use crate::extract::{MoreThanOneAuthorization, authorization};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -54,113 +61,41 @@ pub fn router() -> Router<AppState> {
             post(introspection::introspect),
         )
         .route("/t/{slug}/oauth/revoke", post(introspection::revoke))
+        // A method an endpoint does not serve is answered in OAuth's form too.
+        .method_not_allowed_fallback(|| async { OAuthError::method_not_allowed() })
 }
 
-/// An OAuth error response (RFC 6749 section 5.2).
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    code: &'static str,
-    description: String,
-}
+/// The `{slug}` of `/t/{slug}/...`. A path that does not decode is OAuth's `invalid_request`,
+/// not the admin API's error.
+pub struct Slug(pub String);
 
-#[derive(Serialize)]
-struct OAuthErrorBody<'a> {
-    error: &'static str,
-    error_description: &'a str,
-    correlation_id: String,
-}
+impl<S: Send + Sync> FromRequestParts<S> for Slug {
+    type Rejection = OAuthError;
 
-impl OAuthError {
-    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            description: description.into(),
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OAuthError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(slug)) => Ok(Self(slug)),
+            Err(rejection) => Err(OAuthError::invalid_request(rejection.body_text())),
         }
     }
-
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-
-    /// 401 with a `WWW-Authenticate` challenge (RFC 6749 section 5.2).
-    pub fn invalid_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
-    }
-
-    pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
-    }
-
-    pub fn unauthorized_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
-    }
-
-    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            description,
-        )
-    }
-
-    pub fn invalid_scope(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
-    }
-
-    pub fn unknown_issuer() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no tenant has this issuer",
-        )
-    }
-
-    /// The event log could not record the grant; nothing was issued.
-    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "an OAuth request could not be recorded");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the server cannot record the request right now; retry later",
-        )
-    }
-
-    pub fn server_error(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "an OAuth request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal error",
-        )
-    }
 }
 
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = OAuthErrorBody {
-            error: self.code,
-            error_description: &self.description,
-            correlation_id: correlation::current(),
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tessera\""),
-            );
+/// The raw body of a form endpoint. A body over the server's limit is OAuth's 413, with
+/// `no-store` like every other answer there, rather than axum's plain-text rejection.
+pub struct FormBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, OAuthError> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(OAuthError::payload_too_large())
+            }
+            Err(rejection) => Err(OAuthError::invalid_request(rejection.body_text())),
         }
-        no_store(response)
     }
-}
-
-/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 section 5.1).
-pub fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }
 
 /// The issuer identifier of a tenant.
@@ -229,13 +164,9 @@ pub struct Credentials {
 impl Credentials {
     /// `client_secret_basic` or `client_secret_post`, never both.
     pub fn from_request(headers: &HeaderMap, form: &FormParams) -> Result<Self, OAuthError> {
-        let basic = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
-            });
+        let basic = authorization(headers, "basic").map_err(|MoreThanOneAuthorization| {
+            OAuthError::invalid_request("send one Authorization header, not several")
+        })?;
         let posted_secret = form.get("client_secret");
         match basic {
             Some(encoded) => {
@@ -346,6 +277,8 @@ pub fn client_actor(client: &ClientEntry) -> Actor {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]

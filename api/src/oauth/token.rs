@@ -6,21 +6,18 @@
 //! authenticated client, a `grant_type`, a tenant that serves, a known grant type, a grant the
 //! client is registered for, then the scope. The token is signed with the tenant's active key,
 //! its `token.issued` event is made durable, and only then is it returned. A command error is
-//! answered in OAuth's form too (see `From<CommandError> for OAuthError`). `authorization_code` and `refresh_token` are known grant types
+//! answered in OAuth's form too (see `From<CommandError> for OAuthError` in the parent module). `authorization_code` and `refresh_token` are known grant types
 //! whose grants cannot be valid yet (no authorization endpoint issues codes), so a client
 //! registered for them gets `invalid_grant`; discovery does not advertise them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_commands::CommandError;
-use tessera_commands::crypto::{self, Crypto, CryptoError, JwsSigner};
-use tessera_domain::DomainError;
+use tessera_crypto::{self as crypto, Crypto, CryptoError, JwsSigner};
 use tessera_domain::oauth_client::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, ScopeError,
     grant_scopes,
@@ -32,8 +29,8 @@ use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
 use super::verify::{VerifiedToken, once_per_key};
-use super::{ClientRequest, OAuthError, client_actor, issuer, no_store};
-use crate::extract::{ApiPath, RequestContext};
+use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
+use crate::extract::RequestContext;
 use crate::state::AppState;
 
 /// The claims of an access token (RFC 9068 section 2.2), plus the tenant.
@@ -92,10 +89,10 @@ impl Signers {
         (status = 401, description = "invalid_client")))]
 pub async fn token(
     State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
+    Slug(slug): Slug,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     match issue(&state, &slug, &ctx, &headers, &body).await {
         Ok(response) => response,
@@ -302,155 +299,4 @@ async fn record(
         })
         .into_response(),
     ))
-}
-
-/// A command's refusal as the token endpoint answers it: OAuth's JSON error (RFC 6749 section
-/// 5.2) with `Cache-Control: no-store`, like every error here.
-///
-/// - `Unavailable`: 503 `temporarily_unavailable`; nothing was issued, the client may retry.
-/// - `Concurrency`: 503 `temporarily_unavailable` as well. OAuth has no 409, and contention on
-///   a grant's streams (two redemptions of one refresh family racing) is transient: a retry
-///   either succeeds or meets the grant's real state, which is then `invalid_grant`.
-/// - `Internal`: 500 `server_error`, with a generic description; the cause is logged.
-/// - `NotFound`: a missing tenant is the unknown issuer (404), a missing client is
-///   `invalid_client` (401, exactly as a failed authentication, so as not to tell which client
-///   ids exist), and anything else the grant names (a code, a refresh token) is `invalid_grant`.
-/// - `Rejected`: a malformed parameter is `invalid_request`; any other rule the domain applies
-///   (already used, revoked, conflicting, not allowed in the current state) means the grant is
-///   not valid, `invalid_grant`.
-impl From<CommandError> for OAuthError {
-    fn from(error: CommandError) -> Self {
-        match error {
-            CommandError::Unavailable(_) | CommandError::Concurrency => {
-                OAuthError::unavailable(error)
-            }
-            CommandError::Internal(_) => OAuthError::server_error(error),
-            CommandError::NotFound { kind: "tenant", .. } => OAuthError::unknown_issuer(),
-            CommandError::NotFound {
-                kind: "oauth_client",
-                ..
-            } => OAuthError::invalid_client("client authentication failed"),
-            CommandError::NotFound { .. } => OAuthError::invalid_grant(error.to_string()),
-            CommandError::Rejected(DomainError::Validation { field, message }) => {
-                OAuthError::invalid_request(format!("invalid {field}: {message}"))
-            }
-            CommandError::Rejected(rule) => OAuthError::invalid_grant(rule.to_string()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::StatusCode;
-    use axum::http::header::CACHE_CONTROL;
-
-    use super::*;
-
-    /// Status, OAuth error code and `Cache-Control` of the response `error` becomes.
-    async fn answer(error: CommandError) -> (StatusCode, String, Option<String>) {
-        let response = OAuthError::from(error).into_response();
-        let status = response.status();
-        let cache = response
-            .headers()
-            .get(CACHE_CONTROL)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
-            .await
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        (status, json["error"].as_str().unwrap().to_owned(), cache)
-    }
-
-    fn no_store() -> Option<String> {
-        Some("no-store".to_owned())
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_log_is_temporarily_unavailable() {
-        assert_eq!(
-            answer(CommandError::Unavailable("down".into())).await,
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable".into(),
-                no_store()
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn persistent_contention_is_temporarily_unavailable_rather_than_a_conflict() {
-        assert_eq!(
-            answer(CommandError::Concurrency).await,
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable".into(),
-                no_store()
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn an_internal_failure_is_a_server_error_without_its_cause() {
-        let response = OAuthError::from(CommandError::Internal("secret detail".into()));
-        assert!(!response.description.contains("secret detail"));
-        assert_eq!(
-            answer(CommandError::Internal("corrupt event".into())).await,
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error".into(),
-                no_store()
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn a_missing_tenant_client_or_grant_reads_as_oauth_says() {
-        assert_eq!(
-            answer(CommandError::not_found("tenant", "t-1")).await,
-            (StatusCode::NOT_FOUND, "not_found".into(), no_store())
-        );
-        assert_eq!(
-            answer(CommandError::not_found("oauth_client", "c-1")).await,
-            (
-                StatusCode::UNAUTHORIZED,
-                "invalid_client".into(),
-                no_store()
-            )
-        );
-        assert_eq!(
-            answer(CommandError::not_found("refresh_family", "f-1")).await,
-            (StatusCode::BAD_REQUEST, "invalid_grant".into(), no_store())
-        );
-    }
-
-    #[tokio::test]
-    async fn a_refused_rule_is_an_invalid_request_or_an_invalid_grant() {
-        assert_eq!(
-            answer(CommandError::Rejected(DomainError::invalid(
-                "scope",
-                "malformed"
-            )))
-            .await,
-            (
-                StatusCode::BAD_REQUEST,
-                "invalid_request".into(),
-                no_store()
-            )
-        );
-        for rule in [
-            DomainError::AlreadyExists("code".into()),
-            DomainError::Conflict("the refresh token was already used".into()),
-            DomainError::IllegalTransition {
-                from: "revoked".into(),
-                action: "refresh",
-            },
-            DomainError::NotFound,
-        ] {
-            assert_eq!(
-                answer(CommandError::Rejected(rule)).await,
-                (StatusCode::BAD_REQUEST, "invalid_grant".into(), no_store())
-            );
-        }
-    }
 }

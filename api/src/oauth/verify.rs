@@ -5,7 +5,9 @@
 //! fact introspection answers with (RFC 9068 claims plus `tenant_id`). So a presented token is
 //! verified, not looked up: its header must name an access token (`typ: at+jwt`) and a kid of
 //! the tenant's ring that is not retired, with that key's algorithm; its signature must verify
-//! under that key; its `tenant_id` must be the tenant's and its `iss` the tenant's issuer path
+//! under that key, and an ES256 one be in low-S form, the only one Tessera issues
+//! ([`jws::is_low_s_es256`]: its high-S twin is the same token under another string, which
+//! would be another entry of the cache); its `tenant_id` must be the tenant's and its `iss` the tenant's issuer path
 //! (`.../t/{slug}`). The base URL in front of that path is deployment configuration, which may
 //! change (and does, between test servers on port 0): the signature and `tenant_id` already
 //! prove which tenant issued the token, and tokens that were known by their log entry used to
@@ -28,9 +30,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tessera_commands::crypto::jws::ACCESS_TOKEN_TYP;
+use tessera_crypto::jws::{self, ACCESS_TOKEN_TYP};
 use tessera_domain::tenant::{KeyStatus, Tenant, TenantKey};
 use tessera_event_schemas::events::{PublicJwkV1, SigningAlg};
 use tessera_event_schemas::{Hash32, Timestamp};
@@ -119,6 +123,13 @@ impl Verifier {
             return None;
         }
         let public = self.public_key(tenant.id, key)?;
+        if public.algorithm == Algorithm::ES256 {
+            let (_, signature) = token.rsplit_once('.')?;
+            let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+            if !jws::is_low_s_es256(&signature) {
+                return None;
+            }
+        }
         let mut validation = Validation::new(public.algorithm);
         // Expiry is judged with the server's clock by the caller, on every answer; `exp` must
         // be there all the same.

@@ -1,8 +1,15 @@
 //! `/v1/audit`: the audit trail. Every event of the log has one entry (secrets redacted), and
 //! products append entries of their own (`audit.recorded`).
+//!
+//! Every entry says who recorded it (`recorded_by`: the caller Tessera authenticated, never
+//! anything a request body says). For Tessera's own events that is also the entry's actor. For
+//! an appended entry, `actor_*` is whom the product says acted (its own user, say), and the
+//! entry can never pass for one of Tessera's: its action is none of Tessera's event types and
+//! its actor is of no kind only Tessera records (see `tessera_commands::RecordAudit`).
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -12,13 +19,11 @@ use tessera_projections::{AuditFilter, AuditView};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Principal, TENANT_ADMIN};
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
+use crate::scopes::{AUDIT_WRITE, TENANT_ADMIN};
 use crate::state::AppState;
-
-/// The scope that lets a tenant's key append audit entries for its tenant.
-pub const AUDIT_WRITE: &str = "audit:write";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/audit", get(list_audit).post(append_audit))
@@ -31,17 +36,24 @@ pub struct AuditAppend {
     /// Defaults to the calling key's tenant.
     pub tenant_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
+    /// Whom the product says acted, with `actor_type`; both or neither. Without them the entry's
+    /// actor is the calling key.
     pub actor_id: Option<String>,
+    /// Needs `actor_id`.
     pub actor_name: Option<String>,
+    /// The kind of `actor_id`, e.g. `user`; not `system`, `api_key` or `client`, which only
+    /// Tessera records.
     pub actor_type: Option<String>,
-    /// 1 to 128 characters of `a-z`, `0-9`, `.`, `_`, `:`, `-`, e.g. `invoice.paid`.
+    /// 1 to 128 characters of `a-z`, `0-9`, `.`, `_`, `:`, `-`, e.g. `invoice.paid`, and not the
+    /// type of an event Tessera records itself (`api_key.revoked`, `tenant.created`, ...).
     pub action: String,
     pub target_id: Option<String>,
     pub target_type: Option<String>,
     pub target_name: Option<String>,
     pub product: Option<String>,
-    /// A JSON object of at most 16 KiB. Like every payload in the audit trail, it is shown
-    /// without fields named like secrets (`*secret*`, `*sealed*`, `*private*`, `*_hash`, ...).
+    /// A JSON object of at most 16 KiB. Fields named like secrets (`*secret*`, `*password`,
+    /// `*token`, `*api_key`, `authorization`, ... in any case and word style, at any depth) are
+    /// dropped before the entry is recorded.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
@@ -59,11 +71,16 @@ pub struct AuditEvent {
     pub event_type: String,
     /// The event type, or the action a product recorded.
     pub action: String,
-    /// `system`, `api_key`, `client`, `user`, `product`, or what a product named.
+    /// Who acted: for Tessera's own events the caller it authenticated (`system`, `api_key`,
+    /// `client`); for an entry a product appended, whom the product says acted (`user`, ...),
+    /// or the appending key when it named nobody.
     pub actor_type: String,
     pub actor_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor_name: Option<String>,
+    /// Who recorded the entry: the caller Tessera authenticated, for an appended entry the key
+    /// that appended it. No request can set it.
+    pub recorded_by: RecordedBy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +100,17 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// The caller Tessera authenticated for an entry.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedBy {
+    /// `system`, `api_key` or `client`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,7 +141,8 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-fn to_dto(view: AuditView) -> AuditEvent {
+fn to_dto(mut view: AuditView) -> AuditEvent {
+    let (metadata, recorder) = view.take_metadata_and_recorder();
     AuditEvent {
         id: view.position,
         event_id: view.event_id,
@@ -124,11 +153,16 @@ fn to_dto(view: AuditView) -> AuditEvent {
         actor_type: view.actor_kind,
         actor_id: view.actor_id,
         actor_name: view.actor_name,
+        recorded_by: RecordedBy {
+            kind: recorder.kind,
+            id: recorder.id,
+            name: recorder.name,
+        },
         target_type: view.target_type,
         target_id: view.target_id,
         target_name: view.target_name,
         product: view.product,
-        metadata: view.summary,
+        metadata,
         correlation_id: view.correlation_id,
         source_ip: view.source_ip,
         user_agent: view.user_agent,
@@ -180,6 +214,29 @@ pub async fn list_audit(
     }))
 }
 
+/// A caller that may append audit entries: `platform:admin`, `tenant:admin` or `audit:write`.
+/// Checked before the body is read (see [`crate::auth::PlatformAdmin`]); which tenant the key
+/// may write for is checked once the body names it.
+pub struct AuditWriter(Principal);
+
+impl FromRequestParts<AppState> for AuditWriter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if principal.is_platform_admin()
+            || principal.has_scope(TENANT_ADMIN)
+            || principal.has_scope(AUDIT_WRITE)
+        {
+            Ok(Self(principal))
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this key lacks the {TENANT_ADMIN} or {AUDIT_WRITE} scope"
+            )))
+        }
+    }
+}
+
 /// Appends an audit entry (`audit.recorded` on the log) and returns it. `tenant_id` defaults to
 /// the calling key's tenant. Needs `platform:admin` (any tenant), or `tenant:admin` or
 /// `audit:write` on the key's own tenant (another tenant is 404). A bad field is 400 and
@@ -188,23 +245,19 @@ pub async fn list_audit(
     responses((status = 201, body = AuditEvent), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn append_audit(
-    principal: Principal,
+    AuditWriter(principal): AuditWriter,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<AuditAppend>,
 ) -> Result<(StatusCode, Json<AuditEvent>), ApiError> {
     let tenant_id = if principal.is_platform_admin() {
         body.tenant_id.unwrap_or(SYSTEM_TENANT_ID)
-    } else if principal.has_scope(TENANT_ADMIN) || principal.has_scope(AUDIT_WRITE) {
+    } else {
         let tenant_id = body.tenant_id.unwrap_or(principal.tenant_id);
         if tenant_id != principal.tenant_id {
             return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
         }
         tenant_id
-    } else {
-        return Err(ApiError::Forbidden(format!(
-            "this key lacks the {TENANT_ADMIN} or {AUDIT_WRITE} scope"
-        )));
     };
     let position = state
         .commands

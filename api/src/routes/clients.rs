@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::PageQuery;
-use crate::auth::Principal;
+use crate::auth::TenantAdmin;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::state::AppState;
@@ -156,13 +156,14 @@ async fn read_back(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 201, body = ClientWithSecret), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn register_client(
-    principal: Principal,
+    TenantAdmin {
+        principal,
+        tenant_id,
+    }: TenantAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiPath(tenant_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RegisterClientRequest>,
 ) -> Result<(StatusCode, Json<ClientWithSecret>), ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let client_type = parse_client_type(body.client_type.as_deref())?;
     let registered = state
         .commands
@@ -207,12 +208,10 @@ pub async fn register_client(
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = ClientPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_clients(
-    principal: Principal,
+    TenantAdmin { tenant_id, .. }: TenantAdmin,
     State(state): State<AppState>,
-    ApiPath(tenant_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ClientPage>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let limit = super::page_limit(query.limit)?;
     let after = query
         .cursor
@@ -243,11 +242,10 @@ pub async fn list_clients(
     params(("id" = Uuid, Path, description = "tenant id"), ("client_id" = String, Path, description = "client id")),
     responses((status = 200, body = Client), (status = 404, body = ErrorBody)))]
 pub async fn get_client(
-    principal: Principal,
+    TenantAdmin { tenant_id, .. }: TenantAdmin,
     State(state): State<AppState>,
-    ApiPath((tenant_id, client_id)): ApiPath<(Uuid, String)>,
+    ApiPath((_, client_id)): ApiPath<(Uuid, String)>,
 ) -> Result<Json<Client>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     state
         .directory
         .client(tenant_id, &client_id)
@@ -261,13 +259,15 @@ pub async fn get_client(
     params(("id" = Uuid, Path, description = "tenant id"), ("client_id" = String, Path, description = "client id")),
     responses((status = 200, body = Client), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update_client(
-    principal: Principal,
+    TenantAdmin {
+        principal,
+        tenant_id,
+    }: TenantAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiPath((tenant_id, client_id)): ApiPath<(Uuid, String)>,
+    ApiPath((_, client_id)): ApiPath<(Uuid, String)>,
     ApiJson(body): ApiJson<UpdateClientRequest>,
 ) -> Result<Json<Client>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let done = state
         .commands
         .update_client(
@@ -294,12 +294,14 @@ pub async fn update_client(
     params(("id" = Uuid, Path, description = "tenant id"), ("client_id" = String, Path, description = "client id")),
     responses((status = 200, body = Client), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn deactivate_client(
-    principal: Principal,
+    TenantAdmin {
+        principal,
+        tenant_id,
+    }: TenantAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiPath((tenant_id, client_id)): ApiPath<(Uuid, String)>,
+    ApiPath((_, client_id)): ApiPath<(Uuid, String)>,
 ) -> Result<Json<Client>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let done = state
         .commands
         .deactivate_client(ctx.metadata(principal.actor()), tenant_id, &client_id, None)
@@ -315,12 +317,14 @@ pub async fn deactivate_client(
     params(("id" = Uuid, Path, description = "tenant id"), ("client_id" = String, Path, description = "client id")),
     responses((status = 200, body = ClientWithSecret), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn regenerate_secret(
-    principal: Principal,
+    TenantAdmin {
+        principal,
+        tenant_id,
+    }: TenantAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiPath((tenant_id, client_id)): ApiPath<(Uuid, String)>,
+    ApiPath((_, client_id)): ApiPath<(Uuid, String)>,
 ) -> Result<Json<ClientWithSecret>, ApiError> {
-    principal.authorize_tenant(&state, tenant_id).await?;
     let regenerated = state
         .commands
         .regenerate_client_secret(ctx.metadata(principal.actor()), tenant_id, &client_id)

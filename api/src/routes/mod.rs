@@ -1,11 +1,15 @@
 //! HTTP routes, one module per resource. Each handler's doc names the permission it needs, and
-//! the permission check is its first statement.
+//! the permission check is its first extractor ([`PlatformAdmin`](crate::auth::PlatformAdmin),
+//! [`TenantAdmin`](crate::auth::TenantAdmin)), or its first statement where the permission
+//! depends on the query: either way it comes before the body is read, so that a caller
+//! without the right cannot learn a route's schema from its validation errors.
 
 pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod health;
 pub mod tenants;
+pub mod users;
 
 use serde::Deserialize;
 use tessera_event_schemas::Timestamp;

@@ -19,7 +19,7 @@ use tessera_projections::{SigningKeyStatus, SigningKeyView, TenantFilter, Tenant
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::PlatformAdmin;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::state::AppState;
@@ -78,7 +78,9 @@ pub struct Settings {
     pub require_mfa: bool,
     pub password_policy: PasswordPolicy,
     pub lockout_policy: LockoutPolicy,
-    /// Email domains allowed to sign up; empty allows any.
+    /// Email domains allowed to sign up; empty allows any. Also accepted as `allowed_domains`
+    /// (seed 001's name) on input.
+    #[serde(alias = "allowed_domains")]
     pub allowed_email_domains: Vec<String>,
 }
 
@@ -406,12 +408,11 @@ async fn existing(state: &AppState, id: Uuid) -> Result<(), ApiError> {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn create_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<CreateTenantRequest>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
-    principal.require_platform_admin()?;
     let kind = match body.kind.as_deref() {
         None | Some("customer") => TenantKind::Customer,
         Some("demo") => TenantKind::Demo,
@@ -447,11 +448,10 @@ pub async fn create_tenant(
     responses((status = 200, body = TenantPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_tenants(
-    principal: Principal,
+    PlatformAdmin(_): PlatformAdmin,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListTenantsQuery>,
 ) -> Result<Json<TenantPage>, ApiError> {
-    principal.require_platform_admin()?;
     let status = query
         .status
         .as_deref()
@@ -489,11 +489,10 @@ pub async fn list_tenants(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
 pub async fn get_tenant(
-    principal: Principal,
+    PlatformAdmin(_): PlatformAdmin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     Ok(Json(tenant_response(&state, id).await?))
 }
 
@@ -502,11 +501,10 @@ pub async fn get_tenant(
     params(("slug" = String, Path, description = "tenant slug")),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
 pub async fn get_tenant_by_slug(
-    principal: Principal,
+    PlatformAdmin(_): PlatformAdmin,
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let view = state
         .store
         .tenant_by_slug(&slug)
@@ -522,13 +520,12 @@ pub async fn get_tenant_by_slug(
     responses((status = 200, body = Tenant), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UpdateTenantRequest>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let input = UpdateTenant {
         name: body.name,
         domains: body.domains,
@@ -549,12 +546,11 @@ pub async fn update_tenant(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn archive_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let done = state
         .commands
         .archive(ctx.metadata(principal.actor()), id)
@@ -569,13 +565,12 @@ pub async fn archive_tenant(
     responses((status = 200, body = Tenant), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn activate_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     body: Option<ApiJson<ActivateRequest>>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let input = ActivateTenant {
         plan: body.plan,
@@ -596,13 +591,12 @@ pub async fn activate_tenant(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     body: Option<ApiJson<CancelRequest>>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let input = CancelTenant {
         reason: body.reason.unwrap_or_else(|| "unspecified".to_owned()),
@@ -622,13 +616,12 @@ pub async fn cancel_tenant(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn suspend_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     body: Option<ApiJson<SuspendRequest>>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let done = state
         .commands
@@ -643,12 +636,11 @@ pub async fn suspend_tenant(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn reactivate_tenant(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Tenant>, ApiError> {
-    principal.require_platform_admin()?;
     let done = state
         .commands
         .reactivate(ctx.metadata(principal.actor()), id)
@@ -662,11 +654,10 @@ pub async fn reactivate_tenant(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = Settings), (status = 404, body = ErrorBody)))]
 pub async fn get_settings(
-    principal: Principal,
+    PlatformAdmin(_): PlatformAdmin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Settings>, ApiError> {
-    principal.require_platform_admin()?;
     let view = state
         .store
         .tenant(id)
@@ -681,13 +672,12 @@ pub async fn get_settings(
     responses((status = 200, body = Settings), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put_settings(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Settings>,
 ) -> Result<Json<Settings>, ApiError> {
-    principal.require_platform_admin()?;
     let done = state
         .commands
         .change_settings(ctx.metadata(principal.actor()), id, body.into())
@@ -707,11 +697,10 @@ pub async fn put_settings(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = [SigningKey]), (status = 404, body = ErrorBody)))]
 pub async fn list_keys(
-    principal: Principal,
+    PlatformAdmin(_): PlatformAdmin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Vec<SigningKey>>, ApiError> {
-    principal.require_platform_admin()?;
     existing(&state, id).await?;
     let keys = state.store.signing_keys(id).await?;
     Ok(Json(keys.iter().map(key_dto).collect()))
@@ -724,13 +713,12 @@ pub async fn list_keys(
     responses((status = 201, body = [SigningKey]), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rotate_key(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     body: Option<ApiJson<RotateKeyRequest>>,
 ) -> Result<(StatusCode, Json<Vec<SigningKey>>), ApiError> {
-    principal.require_platform_admin()?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let alg = parse_alg("alg", body.alg.as_deref())?;
     let done = state
@@ -752,12 +740,11 @@ pub async fn rotate_key(
     params(("id" = Uuid, Path, description = "tenant id"), ("kid" = String, Path, description = "key id")),
     responses((status = 200, body = [SigningKey]), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retire_key(
-    principal: Principal,
+    PlatformAdmin(principal): PlatformAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath((id, kid)): ApiPath<(Uuid, String)>,
 ) -> Result<Json<Vec<SigningKey>>, ApiError> {
-    principal.require_platform_admin()?;
     let done = state
         .commands
         .retire_signing_key(ctx.metadata(principal.actor()), id, kid)

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::engine::{Address, Kind};
 use super::{CommandService, Outcome};
 use crate::CommandError;
-use crate::crypto;
+use tessera_crypto as crypto;
 
 impl Kind for ApiKeyState {
     const KIND: &'static str = "api_key";

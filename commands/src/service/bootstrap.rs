@@ -10,7 +10,7 @@ use tessera_event_schemas::{EventMetadata, SYSTEM_TENANT_ID, streams};
 use super::engine::Plan;
 use super::{CommandService, IssueApiKey, IssuedApiKey};
 use crate::CommandError;
-use crate::crypto;
+use tessera_crypto as crypto;
 
 impl CommandService {
     /// On an empty log, creates the system tenant (slug `system`, active, plan `platform`) and a

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::CommandService;
 use crate::CommandError;
-use crate::crypto;
+use tessera_crypto as crypto;
 
 /// Retries after a version conflict before giving up with [`CommandError::Concurrency`].
 pub const MAX_RETRIES: u32 = 5;
@@ -205,22 +205,18 @@ impl CommandService {
     where
         A: Kind,
     {
-        let tenant_address = Address::tenant(tenant_id);
-        let (command, tenant_address) = (&command, &tenant_address);
+        let command = &command;
         self.run(&child.stream, move || async move {
-            let tenant = self.load::<TenantState>(&tenant_address.stream).await?;
-            let open = tenant
-                .state
-                .require_open(action)
-                .map_err(|error| tenant.reject(error, tenant_address))?;
+            let (open, tenant_stream, tenant_version) =
+                self.load_open_tenant(tenant_id, action).await?;
             let loaded = self.load::<A>(&child.stream).await?;
-            let (command, value) = command(open, &loaded.state)?;
+            let (command, value) = command(&open, &loaded.state)?;
             let events = loaded
                 .state
                 .decide(command)
                 .map_err(|error| loaded.reject(error, child))?;
             let mut plan = Plan::new(value, loaded.position);
-            plan.guard(tenant_address.stream.clone(), tenant.version);
+            plan.guard(tenant_stream, tenant_version);
             plan.push(self.write(
                 meta,
                 self.clock.now(),
@@ -232,6 +228,24 @@ impl CommandService {
             Ok(plan)
         })
         .await
+    }
+
+    /// The tenant, required to exist and not be archived (`action` names the command in the
+    /// refusal), with its stream and the version read: a plan guards that version so that a
+    /// concurrent archival conflicts instead of slipping past.
+    pub(super) async fn load_open_tenant(
+        &self,
+        tenant_id: Uuid,
+        action: &'static str,
+    ) -> Result<(Tenant, String, u64), CommandError> {
+        let address = Address::tenant(tenant_id);
+        let tenant = self.load::<TenantState>(&address.stream).await?;
+        let open = tenant
+            .state
+            .require_open(action)
+            .map_err(|error| tenant.reject(error, &address))?
+            .clone();
+        Ok((open, address.stream, tenant.version))
     }
 
     /// Runs `attempt` and appends its plan, redoing both after a version conflict. Holds the

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::engine::{Address, Kind};
 use super::{CommandService, Outcome};
 use crate::CommandError;
-use crate::crypto;
+use tessera_crypto as crypto;
 
 impl Kind for OAuthClientState {
     const KIND: &'static str = "oauth_client";

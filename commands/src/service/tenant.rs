@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::engine::{Address, Kind, Loaded, Plan};
 use super::{CommandService, Outcome};
 use crate::CommandError;
-use crate::crypto;
+use tessera_crypto as crypto;
 
 /// Plan of a tenant created without one.
 pub const DEFAULT_PLAN: &str = "starter";

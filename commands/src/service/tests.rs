@@ -21,7 +21,7 @@ use super::engine::{PAGE, backoff};
 use super::*;
 use crate::CommandError;
 use crate::clock::FixedClock;
-use crate::crypto::{Crypto, MasterKey};
+use tessera_crypto::{Crypto, MasterKey};
 
 const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
 
@@ -129,7 +129,7 @@ fn service(log: Arc<FakeLog>) -> CommandService {
     )
 }
 
-fn meta() -> EventMetadata {
+pub(super) fn meta() -> EventMetadata {
     EventMetadata {
         actor: Actor {
             kind: ActorKind::ApiKey,

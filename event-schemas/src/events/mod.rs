@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod reservation;
 pub mod samples;
 pub mod tenant;
+pub mod user;
 
 use schemars::{Schema, SchemaGenerator};
 
@@ -22,6 +23,7 @@ pub use audit::*;
 pub use oauth::*;
 pub use reservation::*;
 pub use tenant::*;
+pub use user::*;
 
 /// Why stored bytes could not be turned into an [`Event`].
 #[derive(Clone, Debug, thiserror::Error)]
@@ -121,6 +123,13 @@ registry! {
     ReservationClaimed => "reservation.claimed" @ 1: ReservationClaimedV1,
     ReservationReleased => "reservation.released" @ 1: ReservationReleasedV1,
     AuditRecorded => "audit.recorded" @ 1: AuditRecordedV1,
+    UserCreated => "user.created" @ 1: UserCreatedV1,
+    UserUpdated => "user.updated" @ 1: UserUpdatedV1,
+    UserEmailChanged => "user.email_changed" @ 1: UserEmailChangedV1,
+    UserDisabled => "user.disabled" @ 1: UserDisabledV1,
+    UserEnabled => "user.enabled" @ 1: UserEnabledV1,
+    UserPasswordSet => "user.password_set" @ 1: UserPasswordSetV1,
+    UserErased => "user.erased" @ 1: UserErasedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {
@@ -176,7 +185,7 @@ impl Event {
     }
 
     /// The aggregate an event type belongs to: the part of its name before the dot
-    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`).
+    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`, `user`).
     pub fn category(&self) -> &'static str {
         let name = self.event_type();
         name.split_once('.').map_or(name, |(category, _)| category)

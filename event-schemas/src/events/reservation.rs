@@ -1,4 +1,5 @@
-//! Reservation events: platform-wide unique names (tenant slugs, tenant domains).
+//! Reservation events: unique names (tenant slugs and domains, platform-wide; users' email
+//! addresses, per tenant, as keyed hashes).
 //!
 //! A reservation stream's first event is appended with expected version "no stream" in the same
 //! atomic append as the owner's event, so uniqueness is decided on the write side.
@@ -13,6 +14,10 @@ use uuid::Uuid;
 pub enum ReservationKind {
     TenantSlug,
     TenantDomain,
+    // A user's email address within a tenant: the value is the hex of its keyed hash
+    // (`user.created`'s `email_hash`), never the address, and the hash covers the tenant id.
+    // (A plain comment: a doc comment would turn the schema's `enum` into a `oneOf`.)
+    UserEmail,
 }
 
 impl ReservationKind {
@@ -20,6 +25,7 @@ impl ReservationKind {
         match self {
             ReservationKind::TenantSlug => "tenant-slug",
             ReservationKind::TenantDomain => "tenant-domain",
+            ReservationKind::UserEmail => "user-email",
         }
     }
 }

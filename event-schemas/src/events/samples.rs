@@ -173,5 +173,33 @@ pub fn current() -> Vec<Event> {
             product: Some("billing".into()),
             metadata_json: r#"{"amount":1200,"currency":"EUR"}"#.into(),
         }),
+        Event::UserCreated(UserCreatedV1 {
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            email: vec![21; 40].into(),
+            email_hash: Hash32([22; 32]).into(),
+            email_verified: false,
+            name: Some(vec![23; 36]).into(),
+            given_name: Some(vec![24; 31]).into(),
+            family_name: Some(vec![29; 33]).into(),
+            roles: vec!["user".into(), "editor".into()],
+        }),
+        Event::UserUpdated(UserUpdatedV1 {
+            name: Some(vec![25; 36]).into(),
+            given_name: Some(vec![30; 34]).into(),
+            family_name: Some(vec![26; 37]).into(),
+            roles: vec!["tenant:admin".into()],
+        }),
+        Event::UserEmailChanged(UserEmailChangedV1 {
+            email: vec![27; 44].into(),
+            email_hash: Hash32([28; 32]).into(),
+        }),
+        Event::UserDisabled(UserDisabledV1 {}),
+        Event::UserEnabled(UserEnabledV1 {}),
+        Event::UserPasswordSet(UserPasswordSetV1 {
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".to_owned().into(),
+            temporary: true,
+            set_at: Timestamp::from_micros(1_795_000_300_000_000),
+        }),
+        Event::UserErased(UserErasedV1 {}),
     ]
 }

@@ -53,6 +53,14 @@ fn every_kind_is_spelled_as_stored() {
         ),
         (StreamId::Audit(t), format!("{t_}/audit"), audit(t)),
         (
+            StreamId::User {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/user/{k_}"),
+            user(t, k),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -157,6 +165,7 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
             client_id
         }),
         uuid().prop_map(StreamId::Audit),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::User { tenant_id, user_id }),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -179,6 +188,7 @@ proptest! {
             StreamId::OAuthClient { tenant_id, client_id } => oauth_client(*tenant_id, client_id),
             StreamId::Tokens { tenant_id, client_id } => client_tokens(*tenant_id, client_id),
             StreamId::Audit(t) => audit(*t),
+            StreamId::User { tenant_id, user_id } => user(*tenant_id, *user_id),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

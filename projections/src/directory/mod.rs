@@ -381,7 +381,14 @@ impl Inner {
             | Event::ApiKeyUsed(_)
             | Event::ReservationClaimed(_)
             | Event::ReservationReleased(_)
-            | Event::AuditRecorded(_) => {}
+            | Event::AuditRecorded(_)
+            | Event::UserCreated(_)
+            | Event::UserUpdated(_)
+            | Event::UserEmailChanged(_)
+            | Event::UserDisabled(_)
+            | Event::UserEnabled(_)
+            | Event::UserPasswordSet(_)
+            | Event::UserErased(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

@@ -218,6 +218,7 @@ tables! {
     tenants::Tenants,
     signing_keys::SigningKeys,
     api_keys::ApiKeys,
+    users::Users,
 }
 
 /// The global position each projection has applied up to (inclusive).
@@ -257,7 +258,7 @@ mod tests {
 
     use super::*;
     use crate::fold::{BatchChanges, Fold};
-    use crate::tables::testing::{KEY, TENANT, envelope};
+    use crate::tables::testing::{KEY, TENANT, USER, envelope};
 
     /// Every sample event, on the stream it belongs to, folded into every table.
     fn samples_folded() -> BatchChanges {
@@ -266,6 +267,7 @@ mod tests {
             let stream = match event.category() {
                 "api_key" => streams::api_key(TENANT, KEY),
                 "tenant" => streams::tenant(TENANT),
+                "user" => streams::user(TENANT, USER),
                 _ => streams::audit(TENANT),
             };
             fold.apply(&envelope(stream, position, position, 1_000), &event);
@@ -344,23 +346,29 @@ mod tests {
     #[test]
     fn checkpoints_resume_from_the_slowest_projection() {
         let mut checkpoints = Checkpoints::default();
-        for (projection, position) in Projection::ALL.into_iter().zip([7, 3, 9, 5]) {
+        for (projection, position) in Projection::ALL.into_iter().zip([7, 3, 9, 6, 5]) {
             checkpoints.set(projection, position);
         }
         assert_eq!(checkpoints.min(), 3);
         let advanced = checkpoints.advanced_to(8);
         let positions: Vec<u64> = Projection::ALL.map(|p| advanced.get(p)).to_vec();
-        assert_eq!(positions, vec![8, 8, 9, 8]);
+        assert_eq!(positions, vec![8, 8, 9, 8, 8]);
         for projection in Projection::ALL {
             assert_eq!(Projection::parse(projection.name()), Some(projection));
         }
         assert_eq!(
             Projection::ALL.map(Projection::name),
-            ["tenants", "signing_keys", "api_keys", "audit"]
+            ["tenants", "signing_keys", "api_keys", "users", "audit"]
         );
         assert_eq!(
             Projection::ALL.map(Projection::table),
-            ["rm_tenants", "rm_signing_keys", "rm_api_keys", "rm_audit"]
+            [
+                "rm_tenants",
+                "rm_signing_keys",
+                "rm_api_keys",
+                "rm_users",
+                "rm_audit"
+            ]
         );
     }
 }

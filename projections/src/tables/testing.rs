@@ -13,6 +13,8 @@ use crate::views::TenantView;
 pub(crate) const TENANT: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
 /// The samples' API key.
 pub(crate) const KEY: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
+/// The samples' user.
+pub(crate) const USER: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005);
 
 /// The sample of `event_type`.
 pub(crate) fn sample(event_type: &str) -> Event {

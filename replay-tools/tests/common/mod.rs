@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tessera_commands::crypto::{Crypto, MasterKey};
 use tessera_commands::{CommandService, FixedClock, IdGen, SystemIds};
+use tessera_crypto::{Crypto, MasterKey};
 use tessera_event_log::{Backend, EventLog, LogConfig};
 use tessera_event_schemas::events::TokenIssuedV1;
 use tessera_event_schemas::{Actor, ActorKind, EventMetadata, Hash32, Timestamp};

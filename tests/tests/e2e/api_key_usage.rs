@@ -216,7 +216,12 @@ async fn verify_says_no_with_a_200_for_garbage_revoked_expired_and_suspended_key
     assert_invalid(&body, "wrong bearer");
 
     // Revoked.
-    let (revoked_id, revoked) = key(&app, &tenant_id, json!({"name": "r", "scopes": ["a"]})).await;
+    let (revoked_id, revoked) = key(
+        &app,
+        &tenant_id,
+        json!({"name": "r", "scopes": ["audit:write"]}),
+    )
+    .await;
     assert_eq!(verify(&app, &revoked).await["valid"], true);
     let (status, body) = app
         .send(app.admin(
@@ -262,7 +267,7 @@ async fn verify_says_no_with_a_200_for_garbage_revoked_expired_and_suspended_key
     let (_, good) = key(
         &app,
         &tenant_id,
-        json!({"name": "g", "scopes": ["x"], "product": "crm"}),
+        json!({"name": "g", "scopes": ["product:crm:x"], "product": "crm"}),
     )
     .await;
     let body = verify(&app, &good).await;

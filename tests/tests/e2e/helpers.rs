@@ -94,7 +94,34 @@ impl TestServer {
 
     /// Environment for the binary: the same for the server and offline subcommands.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(binary());
+        self.command_of(binary())
+    }
+
+    /// Runs `tessera-replay` with `args` against this server's storage, with the same
+    /// environment as the server; returns whether it succeeded, and its stdout.
+    #[allow(dead_code)]
+    pub fn replay(&self, args: &[&str]) -> (bool, String) {
+        let output = self
+            .command_of(PathBuf::from(env!(
+                "CARGO_BIN_EXE_tessera-replay-under-test"
+            )))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
+    /// The PostgreSQL database of a server started on it.
+    #[allow(dead_code)]
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|db| db.url.as_str())
+    }
+
+    fn command_of(&self, binary: PathBuf) -> Command {
+        let mut command = Command::new(binary);
         command
             .env_remove("TESSERA_DATABASE_URL")
             .env_remove("TESSERA_MASTER_KEY")

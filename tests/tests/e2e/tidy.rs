@@ -1,5 +1,5 @@
 //! Tidy checks on the source tree (after rust-analyzer's): every Rust source file opens with a
-//! `//!` paragraph saying what it owns.
+//! `//!` paragraph saying what it owns, and no file outside tests grows past 800 lines.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,7 @@ fn every_source_file_opens_with_a_module_doc() {
         "event-schemas",
         "domain",
         "event-log",
+        "crypto",
         "commands",
         "projections",
         "api",
@@ -42,5 +43,44 @@ fn every_source_file_opens_with_a_module_doc() {
     assert!(
         missing.is_empty(),
         "files without a `//!` module doc: {missing:#?}"
+    );
+}
+
+/// Files over this many lines are hard to hold in one's head; split them by what they own.
+const MAX_LINES: usize = 800;
+
+/// Test code is exempt: a test module (`tests.rs`, `tests/...`) reads as a list of cases.
+fn is_test_code(path: &Path) -> bool {
+    path.file_name().is_some_and(|name| name == "tests.rs")
+        || path.components().any(|part| part.as_os_str() == "tests")
+}
+
+#[test]
+fn no_source_file_outside_tests_is_over_800_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files = Vec::new();
+    for krate in [
+        "event-schemas",
+        "domain",
+        "event-log",
+        "crypto",
+        "commands",
+        "projections",
+        "api",
+        "replay-tools",
+        "test-support",
+    ] {
+        rust_files(&root.join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let long: Vec<(usize, &PathBuf)> = files
+        .iter()
+        .filter(|path| !is_test_code(path))
+        .map(|path| (std::fs::read_to_string(path).unwrap().lines().count(), path))
+        .filter(|(lines, _)| *lines > MAX_LINES)
+        .collect();
+    assert!(
+        long.is_empty(),
+        "source files over {MAX_LINES} lines: {long:#?}"
     );
 }

@@ -304,7 +304,7 @@ async fn tenant_scoped_keys_manage_only_their_own_tenants_clients() {
     let weak_key = app
         .create_api_key(
             &a.id,
-            json!({"name": "a-reader", "scopes": ["reports:read"]}),
+            json!({"name": "a-reader", "scopes": ["audit:write"]}),
         )
         .await["plaintext"]
         .as_str()

@@ -351,6 +351,35 @@ fn access_tokens_verify_with_jsonwebtoken_against_the_published_jwk_for_every_al
 }
 
 #[test]
+fn es256_tokens_are_issued_with_low_s_signatures_that_still_verify() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+    let crypto = crypto(8);
+    let key = crypto
+        .generate_signing_key(SigningAlg::ES256, TENANT, "k1".into(), NOW)
+        .expect("generate");
+    let signer = crypto
+        .token_signer(TENANT, &key.kid, SigningAlg::ES256, &key.sealed_private_key)
+        .expect("unseal and parse");
+    let PublicJwkV1::Ec { x, y } = &key.public_jwk else {
+        panic!("an ES256 key publishes an EC JWK");
+    };
+    let decoding = DecodingKey::from_ec_components(x, y).expect("decoding key");
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    // Half of all ECDSA signatures come out high-S; 64 tokens all low-S means the signer
+    // normalises (a chance of 2^-64 otherwise).
+    for n in 0..64 {
+        let token = signer.sign(&serde_json::json!({"n": n})).expect("sign");
+        let signature = decode(token.rsplit('.').next().expect("three parts"));
+        assert!(jws::is_low_s_es256(&signature), "token {n} is high-S");
+        jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation)
+            .unwrap_or_else(|e| panic!("token {n} must verify: {e}"));
+    }
+}
+
+#[test]
 fn client_secrets_are_prefixed_and_token_hashes_are_sha256() {
     let secret = generate_client_secret().expect("secret");
     assert!(secret.starts_with(CLIENT_SECRET_PREFIX));
@@ -361,4 +390,16 @@ fn client_secrets_are_prefixed_and_token_hashes_are_sha256() {
         token_hash("abc").to_string(),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+}
+
+#[test]
+fn email_hashes_are_keyed_and_differ_between_tenants() {
+    let other_tenant = Uuid::from_u128(2);
+    let hash = crypto(1).email_hash(TENANT, "ada@example.com");
+    assert_eq!(crypto(1).email_hash(TENANT, "ada@example.com"), hash);
+    assert_ne!(crypto(2).email_hash(TENANT, "ada@example.com"), hash);
+    assert_ne!(crypto(1).email_hash(other_tenant, "ada@example.com"), hash);
+    assert_ne!(crypto(1).email_hash(TENANT, "bob@example.com"), hash);
+    // Not the secret-hash key: a keyed hash of one purpose is no use for another.
+    assert_ne!(crypto(1).secret_hash("ada@example.com"), hash);
 }

@@ -8,10 +8,25 @@
 //! - an AES-256-GCM key that seals tenant signing keys (and anything else stored encrypted);
 //! - an HMAC-SHA256 key that hashes API key and client secrets (a keyed hash, so that a stolen
 //!   event log alone cannot be used to test guesses offline);
-//! - an Ed25519 seed that signs event-log checkpoints.
+//! - an Ed25519 seed that signs event-log checkpoints;
+//! - an AES-256-GCM key that seals per-person data keys before they go to the key table
+//!   ([`personal`]);
+//! - an HMAC-SHA256 key for the keyed hashes of normalised email addresses (uniqueness and exact
+//!   lookups without the address in clear).
 //!
-//! This module knows nothing of events beyond the `SigningKeyV1` it fills in, and nothing of
-//! HTTP. It must not log key material.
+//! A crate of its own because both sides need it: the write side (`commands`: generating keys
+//! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
+//! from the master key), and the replay tools must never depend on the write side. It knows
+//! nothing of events beyond the `SigningKeyV1` it fills in, nothing of HTTP, read models or
+//! domain rules, and it must not log key material.
+//!
+//! # Layout
+//! - this file: [`MasterKey`], [`Crypto`] (the sub-keys and what they do), signing key
+//!   generation, checkpoint signing, secret generation.
+//! - [`jws`]: [`JwsSigner`], compact JWS signing of access tokens.
+//! - [`personal`]: per-person data keys ([`PersonalKeys`], [`DataKey`]) that seal personal
+//!   data, kept in the event log's key table so that destroying one erases a person.
+//! - [`password`]: Argon2id password hashing on blocking threads ([`Passwords`]).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -52,6 +67,8 @@ const HKDF_SALT: &[u8] = b"tessera master key derivation v1";
 const INFO_SEAL: &[u8] = b"tessera/v1/seal/aes-256-gcm";
 const INFO_SECRET_HASH: &[u8] = b"tessera/v1/secret-hash/hmac-sha256";
 const INFO_CHECKPOINT: &[u8] = b"tessera/v1/checkpoint/ed25519-seed";
+const INFO_PERSON_KEYS: &[u8] = b"tessera/v1/person-keys/aes-256-gcm";
+const INFO_EMAIL_HASH: &[u8] = b"tessera/v1/email-hash/hmac-sha256";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +85,9 @@ pub enum CryptoError {
     Unseal,
     #[error("cryptographic operation failed: {0}")]
     Failed(&'static str),
+    /// The key table could not be read or written.
+    #[error("key table unavailable: {0}")]
+    KeyTable(String),
 }
 
 /// The 32-byte root secret. Wiped from memory on drop; never printed.
@@ -189,6 +209,8 @@ pub struct Crypto {
     sealing: RandomizedNonceKey,
     secret_hash: hmac::Key,
     checkpoint: Arc<CheckpointKey>,
+    person_keys: RandomizedNonceKey,
+    email_hash: hmac::Key,
 }
 
 impl fmt::Debug for Crypto {
@@ -210,43 +232,41 @@ impl Crypto {
         let secret_hash = hmac::Key::new(hmac::HMAC_SHA256, hash_key.as_ref());
         let seed = master.derive(INFO_CHECKPOINT)?;
         let checkpoint = Arc::new(CheckpointKey::from_seed(seed.as_ref())?);
+        let wrap_key = master.derive(INFO_PERSON_KEYS)?;
+        let person_keys = RandomizedNonceKey::new(&AES_256_GCM, wrap_key.as_ref())
+            .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
+        let email_key = master.derive(INFO_EMAIL_HASH)?;
+        let email_hash = hmac::Key::new(hmac::HMAC_SHA256, email_key.as_ref());
         Ok(Self {
             sealing,
             secret_hash,
             checkpoint,
+            person_keys,
+            email_hash,
         })
     }
 
     /// AES-256-GCM with a fresh random 96-bit nonce (NIST SP 800-38D section 8.2.2: random
     /// nonces are safe for up to 2^32 messages per key). Returns `nonce || ciphertext || tag`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut in_out = plaintext.to_vec();
-        let nonce = self
-            .sealing
-            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
-            .map_err(|_| CryptoError::Failed("seal"))?;
-        let mut sealed = Vec::with_capacity(NONCE_LEN + in_out.len());
-        sealed.extend_from_slice(nonce.as_ref());
-        sealed.extend_from_slice(&in_out);
-        in_out.zeroize();
-        Ok(sealed)
+        seal_with(&self.sealing, aad, plaintext)
     }
 
     /// Opens what [`Crypto::seal`] produced under the same AAD.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(CryptoError::Unseal);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unseal)?;
-        let mut in_out = ciphertext.to_vec();
-        let plaintext = self
-            .sealing
-            .open_in_place(nonce, Aad::from(aad), &mut in_out)
-            .map_err(|_| CryptoError::Unseal)?
-            .to_vec();
-        in_out.zeroize();
-        Ok(plaintext)
+        open_with(&self.sealing, aad, sealed)
+    }
+
+    /// HMAC-SHA256, under the derived email-hash key, of `tenant_id`'s 16 bytes followed by an
+    /// email address the caller has already normalised (trimmed and lower-cased, by the
+    /// domain's rule): the uniqueness key and exact-match lookup key of an address, which
+    /// holds no address in clear and cannot be tested against guesses without the master key.
+    /// The tenant is part of the input, so one address hashes differently in every tenant.
+    pub fn email_hash(&self, tenant_id: Uuid, normalized_email: &str) -> Hash32 {
+        let mut context = hmac::Context::with_key(&self.email_hash);
+        context.update(tenant_id.as_bytes());
+        context.update(normalized_email.as_bytes());
+        Hash32::from_slice(context.sign().as_ref()).unwrap_or_default()
     }
 
     /// HMAC-SHA256 of a secret under the derived secret-hash key. Secrets are 256-bit random
@@ -328,6 +348,39 @@ impl Crypto {
         let pkcs8 = Zeroizing::new(self.open(&key_aad(tenant_id, kid), sealed_private_key)?);
         JwsSigner::new(alg, kid, &pkcs8)
     }
+}
+
+/// AES-256-GCM sealing under `key`: `nonce || ciphertext || tag`.
+fn seal_with(
+    key: &RandomizedNonceKey,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let mut in_out = plaintext.to_vec();
+    let nonce = key
+        .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
+        .map_err(|_| CryptoError::Failed("seal"))?;
+    let mut sealed = Vec::with_capacity(NONCE_LEN + in_out.len());
+    sealed.extend_from_slice(nonce.as_ref());
+    sealed.extend_from_slice(&in_out);
+    in_out.zeroize();
+    Ok(sealed)
+}
+
+/// Opens what [`seal_with`] produced under the same key and AAD.
+fn open_with(key: &RandomizedNonceKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(CryptoError::Unseal);
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unseal)?;
+    let mut in_out = ciphertext.to_vec();
+    let plaintext = key
+        .open_in_place(nonce, Aad::from(aad), &mut in_out)
+        .map_err(|_| CryptoError::Unseal)?
+        .to_vec();
+    in_out.zeroize();
+    Ok(plaintext)
 }
 
 fn key_aad(tenant_id: Uuid, kid: &str) -> Vec<u8> {
@@ -537,8 +590,8 @@ pub fn api_key_prefix(plaintext: &str) -> String {
     plaintext.chars().take(API_KEY_PREFIX_LEN).collect()
 }
 
-/// A random value for retry jitter; not for secrets.
-pub(crate) fn jitter(max_exclusive: u64) -> u64 {
+/// A random value below `max_exclusive`, for retry jitter; not for secrets.
+pub fn jitter(max_exclusive: u64) -> u64 {
     let mut bytes = [0u8; 8];
     if max_exclusive == 0 || rand::fill(&mut bytes).is_err() {
         return 0;
@@ -547,8 +600,12 @@ pub(crate) fn jitter(max_exclusive: u64) -> u64 {
 }
 
 pub mod jws;
+pub mod password;
+pub mod personal;
 
 pub use jws::JwsSigner;
+pub use password::{Argon2Config, Passwords};
+pub use personal::{DataKey, PersonalKeys};
 
 #[cfg(test)]
 mod tests;
