@@ -237,6 +237,33 @@ impl TestServer {
         body
     }
 
+    /// A tenant `slug` and a confidential client_credentials client of it allowed `read`:
+    /// (tenant id, client id, client secret).
+    pub async fn tenant_and_client(&self, slug: &str) -> (String, String, String) {
+        let tenant_id = self.create_tenant(slug).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, created) = self
+            .send(
+                self.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/clients"))
+                    .json(&json!({"name": "machine", "allowed_scopes": ["read"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        (
+            tenant_id,
+            created["client"]["client_id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.request(Method::GET, "/metrics", None).send().await;
+        response.unwrap().text().await.unwrap()
+    }
+
     /// The log's head position, from `/readyz`.
     pub async fn log_head(&self) -> u64 {
         let (status, body) = self.send(self.request(Method::GET, "/readyz", None)).await;

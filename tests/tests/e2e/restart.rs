@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::helpers::{Store, TestServer, spawn_app};
@@ -26,19 +26,11 @@ struct Client {
 }
 
 async fn client(app: &TestServer, slug: &str) -> Client {
-    let tenant = app.create_tenant(slug).await;
-    let tenant_id = tenant["id"].as_str().unwrap();
-    let (status, created) = app
-        .send(
-            app.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/clients"))
-                .json(&json!({"name": "machine", "allowed_scopes": ["read"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, id, secret) = app.tenant_and_client(slug).await;
     Client {
         slug: slug.to_owned(),
-        id: created["client"]["client_id"].as_str().unwrap().to_owned(),
-        secret: created["client_secret"].as_str().unwrap().to_owned(),
+        id,
+        secret,
     }
 }
 
@@ -93,15 +85,9 @@ async fn revoke(app: &TestServer, client: &Client, token: &str) {
 
 /// A gauge of `/metrics`, if present.
 async fn metric(app: &TestServer, name: &str) -> Option<u64> {
-    let text = app
-        .request(Method::GET, "/metrics", None)
-        .send()
+    app.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 

@@ -59,7 +59,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The first bytes of a snapshot file.
 const MAGIC: &[u8; 8] = b"TSRDSNAP";
 /// The file's name, beside `readmodels.db`.
-const FILE_NAME: &str = "directory.snapshot";
+pub const FILE_NAME: &str = "directory.snapshot";
 /// The PostgreSQL table.
 const TABLE: &str = "directory_snapshots";
 
