@@ -90,12 +90,11 @@ echo "== embedded SQLite, $(nproc) cores, restarts to /readyz"
 for SIZE in $SIZES; do
   bench_start_server "$DATA" 3600
   HEAD=$(head_position)
-  ISSUER="$BASE/t/bench"
   bench_stop_server
   if (( HEAD < SIZE )); then
     echo "-- appending $(( SIZE - HEAD )) token.issued events (load $(load))"
     "$TOKEN_LOG" --data-dir "$DATA" --tenant-id "$TENANT_ID" --client-id "$CLIENT_ID" \
-      --kid "$KID" --issuer "$ISSUER" --events $(( SIZE - HEAD )) 2>>"$WORK/token_log.err"
+      --kid "$KID" --events $(( SIZE - HEAD )) 2>>"$WORK/token_log.err"
   fi
   # The old read models go first, so that the disk never holds two copies of them.
   rm -f "$DATA"/readmodels.db*

@@ -14,7 +14,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tessera-api --example token_log -- --data-dir DIR \
-//!     --tenant-id UUID --client-id ID --kid KID --issuer URL --events 1000000
+//!     --tenant-id UUID --client-id ID --kid KID --events 1000000
 //! ```
 
 // A benchmark fixture: it fails loudly rather than building something else, and it stamps
@@ -30,9 +30,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use tessera_crypto::{self as crypto, Crypto, MasterKey};
+use tessera_crypto::{Crypto, MasterKey};
 use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
-use tessera_event_schemas::events::TokenIssuedV1;
+use tessera_event_schemas::events::{GrantType, TokenIssuedV2};
 use tessera_event_schemas::{
     Actor, ActorKind, Event, EventMetadata, ProposedEvent, Timestamp, streams,
 };
@@ -53,9 +53,6 @@ struct Args {
     /// The tenant's active signing key.
     #[arg(long)]
     kid: String,
-    /// The tenant's issuer, the tokens' audience.
-    #[arg(long)]
-    issuer: String,
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
 }
@@ -120,20 +117,17 @@ async fn main() {
 
 async fn append(log: &dyn EventLog, args: &Args, count: u64) {
     let now = Timestamp::from_datetime(chrono::Utc::now());
-    let issued_at = Timestamp::from_micros(now.as_micros() / 1_000_000 * 1_000_000);
     let events = (0..count)
         .map(|_| {
-            let jti = Uuid::now_v7();
-            let issued = TokenIssuedV1 {
-                jti,
-                client_id: args.client_id.clone(),
-                grant_type: "client_credentials".to_owned(),
+            // As the endpoint records it: the client in the stream, the times in the envelope,
+            // the issuer (the only audience) left out.
+            let issued = TokenIssuedV2 {
+                jti: Uuid::now_v7(),
+                grant_type: GrantType::ClientCredentials,
                 scopes: vec!["read".to_owned()],
-                audience: vec![args.issuer.clone()],
+                audience: Vec::new(),
                 kid: args.kid.clone(),
-                issued_at,
-                expires_at: issued_at.plus_seconds(3600),
-                token_hash: crypto::token_hash(&jti.to_string()).into(),
+                ttl_secs: 3600,
             };
             let metadata = EventMetadata {
                 actor: Actor {

@@ -374,8 +374,10 @@ impl Inner {
                     self.revoked.insert(revoked.jti, (), revoked.expires_at);
                 }
             }
-            // An issued token needs no entry: it is verified by its signature when presented.
-            Event::TokenIssued(_)
+            // An issued token needs no entry, whichever version recorded it: it is verified by
+            // its signature when presented.
+            Event::TokenIssuedV1(_)
+            | Event::TokenIssued(_)
             | Event::ApiKeyIssued(_)
             | Event::ApiKeyRevoked(_)
             | Event::ApiKeyUsed(_)
