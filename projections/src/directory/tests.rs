@@ -224,6 +224,15 @@ async fn the_snapshot_of_a_fixed_log_is_pinned_with_its_format() {
     );
 }
 
+/// `bytes`, a whole snapshot, restamped as of `format` with a checksum that matches.
+fn restamped(bytes: &[u8], format: u32) -> Vec<u8> {
+    let mut other = bytes[..bytes.len() - 32].to_vec();
+    other[8..12].copy_from_slice(&format.to_le_bytes());
+    let checksum = Sha256::digest(&other);
+    other.extend_from_slice(&checksum);
+    other
+}
+
 #[tokio::test]
 async fn a_damaged_or_foreign_format_snapshot_is_refused() {
     let log = sample_log().await;
@@ -240,15 +249,14 @@ async fn a_damaged_or_foreign_format_snapshot_is_refused() {
         Err(Unusable::Corrupt(_))
     ));
     assert!(matches!(snapshot::decode(b""), Err(Unusable::Corrupt(_))));
-    // A whole snapshot of another format: the header says so, and the checksum matches.
-    let mut other = bytes[..bytes.len() - 32].to_vec();
-    other[8..12].copy_from_slice(&(FORMAT + 1).to_le_bytes());
-    let checksum = Sha256::digest(&other);
-    other.extend_from_slice(&checksum);
-    assert!(matches!(
-        snapshot::decode(&other),
-        Err(Unusable::Format { found }) if found == FORMAT + 1
-    ));
+    // Whole snapshots of another format, older or newer: the header says so, and the
+    // checksum matches.
+    for format in [FORMAT - 1, FORMAT + 1] {
+        assert!(matches!(
+            snapshot::decode(&restamped(&bytes, format)),
+            Err(Unusable::Format { found }) if found == format
+        ));
+    }
 }
 
 async fn open(log: &Arc<dyn EventLog>, snapshots: &DirectorySnapshots) -> Arc<Directory> {
@@ -299,6 +307,53 @@ async fn a_start_restores_the_snapshot_and_folds_only_the_log_after_it() {
     assert_eq!(state(&second), state(&*fold_all(&log).await));
 }
 
+/// Neither version of `token.issued` leaves anything in the directory (a presented token is
+/// verified by its signature), so the snapshot of a log of v1 events (all a build before v2
+/// could have folded) is this build's state at that position, and a start from it folds a tail
+/// of both versions to exactly the full fold's state.
+#[tokio::test]
+async fn both_versions_of_token_issued_fold_to_nothing_and_a_snapshot_spans_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = DirectorySnapshots::in_file(dir.path().join("directory.snapshot"));
+    let log = sample_log().await;
+    let before = state(&*fold_all(&log).await);
+    open(&log, &snapshots).await;
+    let v1 = sample("token.issued");
+    let v2 = samples::current()
+        .into_iter()
+        .find(|event| matches!(event, Event::TokenIssued(_)))
+        .unwrap();
+    assert!(matches!(v1, Event::TokenIssuedV1(_)));
+    append(
+        &log,
+        streams::client_tokens(TENANT, CLIENT),
+        &[v1, v2],
+        500,
+        START_MICROS + 300_000_000,
+    )
+    .await;
+    let restarted = open(&log, &snapshots).await;
+    assert_eq!(
+        restarted.start_report(),
+        StartReport {
+            restored_from: Some(13),
+            head_at_start: 15,
+            folded_to_head: Some(2),
+        }
+    );
+    let full = state(&*fold_all(&log).await);
+    assert_eq!(state(&restarted), full);
+    // Only the position and the log's clock moved (and with the clock, the next sweep).
+    let moved = Inner {
+        log_time: full.log_time,
+        next_prune: full.next_prune,
+        position: full.position,
+        log_hash: full.log_hash,
+        ..before
+    };
+    assert_eq!(moved, full);
+}
+
 #[tokio::test]
 async fn a_snapshot_of_another_log_or_beyond_the_head_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
@@ -328,19 +383,22 @@ async fn a_snapshot_of_another_log_or_beyond_the_head_is_not_used() {
 }
 
 #[tokio::test]
-async fn a_corrupt_snapshot_file_means_a_full_fold() {
+async fn a_corrupt_or_other_format_snapshot_file_means_a_full_fold() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("directory.snapshot");
     let snapshots = DirectorySnapshots::in_file(&path);
     let log = sample_log().await;
     open(&log, &snapshots).await;
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[20] ^= 0xff;
-    std::fs::write(&path, bytes).unwrap();
-    let directory = open(&log, &snapshots).await;
-    assert_eq!(directory.start_report().restored_from, None);
-    assert_eq!(directory.start_report().folded_to_head, Some(13));
-    assert_eq!(state(&directory), state(&*fold_all(&log).await));
+    let whole = std::fs::read(&path).unwrap();
+    let mut corrupt = whole.clone();
+    corrupt[20] ^= 0xff;
+    for bytes in [corrupt, restamped(&whole, FORMAT - 1)] {
+        std::fs::write(&path, bytes).unwrap();
+        let directory = open(&log, &snapshots).await;
+        assert_eq!(directory.start_report().restored_from, None);
+        assert_eq!(directory.start_report().folded_to_head, Some(13));
+        assert_eq!(state(&directory), state(&*fold_all(&log).await));
+    }
 }
 
 #[tokio::test]
