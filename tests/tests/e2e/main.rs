@@ -21,6 +21,7 @@ mod disk;
 mod hardening;
 mod kafka;
 mod oauth;
+mod restart;
 mod tenants;
 mod tidy;
 mod users;
