@@ -191,7 +191,7 @@ fn a_temporary_or_expired_password_signs_in_without_a_session() {
     let temporary = with(attempt(true, NOW, 1), |a| a.password = password(true, NOW));
     assert_eq!(
         given::<SessionsState>([]).when(temporary).unwrap(),
-        [change.clone()]
+        std::slice::from_ref(&change)
     );
     let expired = with(attempt(true, NOW, 1), |a| {
         a.password_policy.max_age_days = 90;
