@@ -31,6 +31,8 @@
 //! - [`rebuild`](mod@rebuild): drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
 //!   revoked tokens) that the authorization server's hot paths read.
+//! - [`sessions`]: the in-memory session directory (active sessions by cookie hash) that the
+//!   hosted pages read on every signed-in request.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
 //!   topics), checkpointed after the broker acknowledges.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
@@ -46,6 +48,7 @@ mod paging;
 pub mod rebuild;
 pub mod runtime;
 mod schema;
+pub mod sessions;
 mod snapshot;
 mod sql;
 pub mod store;
@@ -61,6 +64,7 @@ pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
 pub use runtime::ProjectionRuntime;
+pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, UnrecordedUse};
 pub use store::ReadStore;
 pub use tables::{Checkpoints, Projection};
 pub use views::{
