@@ -17,8 +17,8 @@ use tessera_crypto as crypto;
 use tessera_domain::session::{NewSession, SessionRules, SessionsCommand, SessionsState};
 use tessera_domain::user::{UserState, UserStatus};
 use tessera_domain::{Aggregate, DomainError};
-use tessera_event_schemas::events::SessionEndReason;
-use tessera_event_schemas::{Actor, ActorKind, EventMetadata, Timestamp, streams};
+use tessera_event_schemas::events::{SessionEndReason, SessionSeenAtV1, SessionSeenV1};
+use tessera_event_schemas::{Actor, ActorKind, Event, EventMetadata, Timestamp, streams};
 use uuid::Uuid;
 
 use super::engine::{Address, Kind, Plan};
@@ -210,6 +210,34 @@ impl CommandService {
             })
             .await?;
         Ok(Outcome { position })
+    }
+
+    /// Records when sessions of a user were last used (`session.seen`): a fact, appended with
+    /// expected version "any", in aggregate (the API counts uses in memory and records them
+    /// once per flush interval).
+    pub async fn record_session_use(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        sessions: Vec<(Uuid, Timestamp)>,
+    ) -> Result<u64, CommandError> {
+        let seen = SessionSeenV1 {
+            sessions: sessions
+                .into_iter()
+                .map(|(session_id, last_seen_at)| SessionSeenAtV1 {
+                    session_id,
+                    last_seen_at,
+                })
+                .collect(),
+        };
+        self.record(
+            meta,
+            tenant_id,
+            streams::sessions(tenant_id, user_id),
+            Event::SessionSeen(seen),
+        )
+        .await
     }
 
     /// A user's sign-ins, lockout and sessions as the write side sees them.
