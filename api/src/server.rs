@@ -160,13 +160,15 @@ fn write_bootstrap_key(data_dir: &Path, plaintext: &str) -> anyhow::Result<()> {
 }
 
 /// What a build of the server adds to it: the end-to-end tests' binary gives it a clock the
-/// tests can move and the route that moves it. The production binary adds nothing.
+/// tests can move and routes of its own (moving that clock, waiting for the read models). The
+/// production binary adds nothing.
 #[derive(Default)]
 pub struct Extensions {
     /// The clock of the process instead of the wall clock.
     pub clock: Option<Arc<dyn Clock>>,
-    /// Routes merged into the server's, outside every tenant's and the admin API's paths.
-    pub routes: Option<Router>,
+    /// Routes merged into the server's, outside every tenant's and the admin API's paths; they
+    /// get the server's state.
+    pub routes: Option<Router<AppState>>,
 }
 
 /// Serves until `shutdown` resolves, then drains requests and closes the log cleanly.
@@ -319,7 +321,7 @@ pub async fn run_with(
     ));
 
     let app = match extensions.routes {
-        Some(routes) => router(state).merge(routes),
+        Some(routes) => router(state.clone()).merge(routes.with_state(state)),
         None => router(state),
     };
     let address = listener.local_addr()?;
