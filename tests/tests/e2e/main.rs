@@ -12,6 +12,7 @@
 )]
 
 mod helpers;
+mod http_browser;
 
 mod api_key_usage;
 mod audit;
@@ -20,6 +21,9 @@ mod crash;
 mod hardening;
 mod kafka;
 mod oauth;
+mod pages;
+mod sessions;
+mod signin;
 mod tenants;
 mod tidy;
 mod users;
