@@ -29,6 +29,7 @@
 //!   rows back, and keyset pagination.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`](mod@rebuild): drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
+//! - [`retention`]: the audit trail's retention, its sweep and what the fold skips.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
 //!   revoked tokens) that the authorization server's hot paths read.
 //! - [`sessions`]: the in-memory session directory (active sessions by cookie hash) that the
@@ -46,6 +47,7 @@ mod fold;
 pub mod kafka;
 mod paging;
 pub mod rebuild;
+pub mod retention;
 pub mod runtime;
 mod schema;
 pub mod sessions;
@@ -63,6 +65,7 @@ pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
+pub use retention::{AuditRetention, RetentionTask};
 pub use runtime::ProjectionRuntime;
 pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, UnrecordedUse};
 pub use store::ReadStore;
