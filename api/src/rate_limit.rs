@@ -36,7 +36,8 @@ enum Key {
 struct Window {
     /// Times of allowed attempts within the window, oldest first.
     attempts: VecDeque<i64>,
-    /// Whether a refusal was already reported in this window (see [`Verdict::Limited`]).
+    /// Whether a refusal was already reported since the last allowed attempt (see
+    /// [`Verdict::Limited`]).
     refused: bool,
 }
 
@@ -63,9 +64,10 @@ impl Window {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Allowed,
-    /// Over a limit. `first` is true for the first refusal of the window, which the caller
-    /// records on the log; later refusals in the same window are not recorded, so that a
-    /// source hammering the form cannot make the log grow by one event per request.
+    /// Over a limit. `first` is true for the first refusal since the limit was reached, which
+    /// the caller records on the log; later refusals are not recorded until an attempt is
+    /// allowed again, so that a source hammering the form makes the log grow by at most one
+    /// event per allowed attempt, never by one per request.
     Limited {
         first: bool,
     },
@@ -122,7 +124,9 @@ impl SignInLimiter {
             if !windows.contains_key(&key) && windows.len() >= MAX_KEYS {
                 make_room(&mut windows, now);
             }
-            windows.entry(key).or_default().attempts.push_back(now);
+            let window = windows.entry(key).or_default();
+            window.attempts.push_back(now);
+            window.refused = false;
         }
         Verdict::Allowed
     }
@@ -185,11 +189,16 @@ mod tests {
             limiter.check(Hash32([2; 32]), "10.0.0.1", at(11)),
             Verdict::Allowed
         );
-        // A minute after the first attempt, one more is allowed.
+        // A minute after the first attempt, one more is allowed; the next refusal is recorded
+        // again.
         assert_eq!(limiter.check(ada, "10.0.0.1", at(60)), Verdict::Allowed);
         assert_eq!(
-            limiter.check(ada, "10.0.0.1", at(61)),
+            limiter.check(ada, "10.0.0.1", at(60)),
             Verdict::Limited { first: true }
+        );
+        assert_eq!(
+            limiter.check(ada, "10.0.0.1", at(60)),
+            Verdict::Limited { first: false }
         );
     }
 

@@ -343,7 +343,7 @@ async fn rate_limits_answer_429_with_the_generic_message(store: Store) {
         .iter()
         .filter(|e| e["metadata"]["reason"] == "rate_limited")
         .collect();
-    // The first refusal of the window is recorded; those after it are not.
+    // The first refusal is recorded; the next one, with no attempt allowed between, is not.
     assert_eq!(rate_limited.len(), 1, "{refusals:?}");
     assert_eq!(rate_limited[0]["source_ip"], "127.0.0.1");
 
