@@ -259,8 +259,10 @@ pub async fn run_with(
             .context("starting projections")?,
     );
     let retention = RetentionTask::start(store.clone());
-    let directory = Directory::new();
-    let directory_task = directory.follow(log.clone());
+    // The directory starts from its last snapshot and folds only the log after it.
+    let (directory, directory_task) = Directory::open(log.clone(), store.directory_snapshots())
+        .await
+        .context("opening the OAuth directory")?;
     let sessions = SessionDirectory::new();
     let sessions_task = sessions.follow(log.clone());
     // Serve only once the read models and the OAuth directory hold every event committed
@@ -304,6 +306,7 @@ pub async fn run_with(
         read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
         directory,
         signers: Arc::default(),
+        verifier: Arc::default(),
         usage: usage_recorder.clone(),
         secure_cookies: config::secure_cookies(&public_url),
         public_url: public_url.into(),
@@ -365,6 +368,7 @@ pub async fn run_with(
         }
         kafka.shutdown().await;
     }
+    // Folds the last writes and takes a snapshot, so that the next start folds nothing.
     directory_task.shutdown().await;
     sessions_task.shutdown().await;
     if let Some(retention) = retention {

@@ -13,6 +13,7 @@ use tessera_projections::{
 
 use crate::error::ApiError;
 use crate::oauth::token::Signers;
+use crate::oauth::verify::Verifier;
 use crate::pages::pending::PendingSignIns;
 use crate::rate_limit::SignInLimiter;
 use crate::usage::UsageRecorder;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// Parsed signing keys, unsealed once per process.
     pub signers: Arc<Signers>,
+    /// Parsed public keys, and the access tokens recently verified or issued (bounded).
+    pub verifier: Arc<Verifier>,
     /// API key uses not yet recorded on the log.
     pub usage: Arc<UsageRecorder>,
     /// The externally reachable base URL, without a trailing slash.

@@ -23,6 +23,7 @@ mod hardening;
 mod kafka;
 mod oauth;
 mod pages;
+mod restart;
 mod sessions;
 mod signin;
 mod tenants;
