@@ -2,10 +2,10 @@
 //! their session cookie, for the hosted pages and (next) OpenID Connect authorization, which
 //! look a session up on every request.
 //!
-//! Like the OAuth directory it is folded from position 0 at every start (no checkpoint) and then
-//! follows the log live; it reads only `session.*` events and the tenants' idle timeouts
-//! (`tenant.created`, `tenant.settings_changed`), skipping every other event before decoding
-//! it. It holds what a request needs: the session's tenant, user, `amr`, `auth_time`, the
+//! It is folded from position 0 at every start (no checkpoint, and no snapshot yet, unlike the
+//! OAuth directory: a start reads the whole log) and then follows the log live; it reads only
+//! `session.*` events and the tenants' idle timeouts (`tenant.created`,
+//! `tenant.settings_changed`), skipping every other event before decoding it. It holds what a request needs: the session's tenant, user, `amr`, `auth_time`, the
 //! address and user agent it started from (the envelope's), and when it was last used.
 //!
 //! **Bounds.** Only active sessions are held: a session leaves at `session.ended`, and as soon
