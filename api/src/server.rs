@@ -263,8 +263,10 @@ pub async fn run_with(
     let (directory, directory_task) = Directory::open(log.clone(), store.directory_snapshots())
         .await
         .context("opening the OAuth directory")?;
-    let sessions = SessionDirectory::new();
-    let sessions_task = sessions.follow(log.clone());
+    // The session directory likewise starts from its own last snapshot.
+    let (sessions, sessions_task) = SessionDirectory::open(log.clone(), store.session_snapshots())
+        .await
+        .context("opening the session directory")?;
     // Serve only once the read models and the OAuth directory hold every event committed
     // before this start, so that no acknowledged write is missing after a crash and restart.
     let head = log.head_position().await.context("reading the log head")?;

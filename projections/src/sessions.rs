@@ -2,10 +2,10 @@
 //! their session cookie, for the hosted pages and (next) OpenID Connect authorization, which
 //! look a session up on every request.
 //!
-//! It is folded from position 0 at every start (no checkpoint, and no snapshot yet, unlike the
-//! OAuth directory: a start reads the whole log) and then follows the log live; it reads only
-//! `session.*` events and the tenants' idle timeouts (`tenant.created`,
-//! `tenant.settings_changed`), skipping every other event before decoding it. It holds what a request needs: the session's tenant, user, `amr`, `auth_time`, the
+//! A start restores its last snapshot ([`snapshot`]) and folds only the log after it, as the
+//! OAuth directory does, then follows the log live; it reads only `session.*` events and the
+//! tenants' idle timeouts (`tenant.created`, `tenant.settings_changed`), skipping every other
+//! event before decoding it. It holds what a request needs: the session's tenant, user, `amr`, `auth_time`, the
 //! address and user agent it started from (the envelope's), and when it was last used.
 //!
 //! **Bounds.** Only active sessions are held: a session leaves at `session.ended`, and as soon
@@ -24,7 +24,10 @@
 //! **Read-your-writes.** The sign-in and sign-out pages record into it directly
 //! ([`SessionDirectory::note_started`], [`SessionDirectory::note_ended`]) right after their
 //! events are durable, so a new cookie works and an ended one stops at once; folding the same
-//! event later changes nothing. A session's cookie hash is secret-like: it stays in memory only.
+//! event later changes nothing. Every fold is idempotent, which is also what lets a snapshot
+//! hold such notes. A session's cookie hash is secret-like: it stays in memory and in the
+//! directory's snapshots (mode 0600 beside the read models), never in a read model or a
+//! message; it is a keyed hash of 256 random bits, from which no cookie can be made.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -38,7 +41,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::directory::DirectorySnapshots;
 use crate::error::WaitTimeout;
+
+pub mod snapshot;
 
 /// Events asked of the log per read while following it.
 const READ_BATCH: usize = 5000;
@@ -125,12 +131,17 @@ struct Inner {
     /// The `recorded_at` of the newest event folded.
     log_time: Timestamp,
     next_prune: i64,
+    /// The position of the newest event folded, and the log's hash chain there.
+    position: u64,
+    log_hash: Hash32,
 }
 
 /// The in-memory session directory. Share it behind an `Arc`.
 pub struct SessionDirectory {
     inner: RwLock<Inner>,
     position: watch::Sender<u64>,
+    /// The position of the snapshot this start restored (0: it folded the whole log).
+    restored_from: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SessionDirectory {
@@ -146,6 +157,7 @@ impl Default for SessionDirectory {
         Self {
             inner: RwLock::default(),
             position: watch::Sender::new(0),
+            restored_from: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -191,6 +203,10 @@ impl SessionDirectory {
                 inner.fold(recorded, event);
             }
             inner.log_time = inner.log_time.max(last.envelope.recorded_at);
+            if last.envelope.global_position > inner.position {
+                inner.position = last.envelope.global_position;
+                inner.log_hash = last.envelope.log_hash;
+            }
             if inner.log_time.as_micros() >= inner.next_prune {
                 let now = inner.log_time;
                 inner.prune(now);
@@ -204,6 +220,12 @@ impl SessionDirectory {
             });
         }
         Ok(())
+    }
+
+    /// The position of the snapshot this start restored the directory from; 0 when it folded
+    /// the whole log.
+    pub fn restored_from(&self) -> u64 {
+        self.restored_from.load(Ordering::Relaxed)
     }
 
     /// The last global position folded.
@@ -378,21 +400,37 @@ impl SessionDirectory {
                 }
             }
         });
-        SessionDirectoryTask { stop, task }
+        SessionDirectoryTask {
+            directory: self.clone(),
+            stop,
+            task,
+            snapshots: None,
+        }
     }
 }
 
-/// The task that keeps a [`SessionDirectory`] current.
+/// The task that keeps a [`SessionDirectory`] current (and, when opened with
+/// [`SessionDirectory::open`], snapshots it).
 pub struct SessionDirectoryTask {
+    directory: Arc<SessionDirectory>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    snapshots: Option<(DirectorySnapshots, JoinHandle<()>)>,
 }
 
 impl SessionDirectoryTask {
+    /// Stops following the log and, with snapshots, takes a last one, so that the next start
+    /// folds only what comes after this stop.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "session directory task failed");
+        }
+        if let Some((snapshots, taker)) = self.snapshots {
+            if let Err(error) = taker.await {
+                tracing::error!(%error, "session directory snapshot task failed");
+            }
+            snapshot::save(&self.directory, &snapshots).await;
         }
     }
 }

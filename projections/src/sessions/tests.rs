@@ -166,3 +166,45 @@ fn the_fold_sweeps_sessions_idle_by_log_time() {
     assert_eq!(sessions.len(), 1);
     assert!(sessions.session(TENANT, id(2), at(31)).is_some());
 }
+
+#[test]
+fn a_snapshot_restores_every_session_in_order_with_its_use_and_the_tenants_timeouts() {
+    let sessions = directory(vec![
+        timeout(30),
+        started(1, 0),
+        started(2, 0),
+        started(3, 0),
+    ]);
+    // Session 2 used at 20 minutes, not yet recorded.
+    assert!(sessions.lookup(TENANT, &hash(2), at(20)).is_some());
+    let bytes = sessions.snapshot().unwrap();
+    let restored = SessionDirectory::restored(&bytes).unwrap();
+    assert_eq!(restored.position(), 4);
+    assert_eq!(restored.snapshot().unwrap(), bytes);
+    let order = |d: &SessionDirectory| {
+        d.user_sessions(TENANT, USER, at(21))
+            .iter()
+            .map(|e| e.session_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order(&restored), [id(1), id(2), id(3)]);
+    // The tenant's 30-minute timeout and the use at 20 came through.
+    assert!(restored.lookup(TENANT, &hash(1), at(31)).is_none());
+    assert!(restored.lookup(TENANT, &hash(2), at(31)).is_some());
+    assert!(restored.lookup(OTHER, &hash(2), at(31)).is_none());
+    let uses = restored.unrecorded_use();
+    assert_eq!(uses.len(), 1, "{uses:?}");
+    // Folding again what the snapshot holds changes nothing.
+    restored.apply(&[recorded(4, 0, started(3, 0))]).unwrap();
+    assert_eq!(restored.len(), 3);
+}
+
+#[test]
+fn a_damaged_or_foreign_snapshot_is_refused() {
+    let sessions = directory(vec![timeout(30), started(1, 0)]);
+    let mut bytes = sessions.snapshot().unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    assert!(SessionDirectory::restored(&bytes).is_err());
+    assert!(SessionDirectory::restored(b"TSRDSNAP").is_err());
+}

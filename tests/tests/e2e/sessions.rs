@@ -283,3 +283,45 @@ async fn nothing_of_one_tenant_is_found_from_another(store: Store) {
     assert_eq!(session_ids(&app, &a, &ada).await, [session]);
 }
 on_both_stores!(nothing_of_one_tenant_is_found_from_another);
+
+async fn sessions_survive_a_restart_through_the_directorys_snapshot(store: Store) {
+    let mut app = people_app(store).await;
+    let t = tenant_with(&app, "restart", |_| {}).await;
+    let ada = person(&app, &t, "ada@example.com", STRONG, false).await;
+    let browser = Browser::new(&app);
+    browser
+        .signed_in("restart", "ada@example.com", STRONG)
+        .await;
+    let cookie = browser.cookie("tessera-restart").unwrap();
+    let before = session_ids(&app, &t, &ada).await;
+    app.restart().await;
+    if store == Store::Embedded {
+        // A clean stop leaves the snapshot beside the read models.
+        assert!(app.data_dir().join("sessions.snapshot").is_file());
+    }
+    // The start restored it rather than folding the whole log.
+    let metrics = app.metrics().await;
+    let restored = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tessera_session_directory_snapshot_position "))
+        .unwrap();
+    assert_ne!(restored, "0", "{metrics}");
+    // The server answers on another port now: the same cookie, planted again, still works.
+    let again = Browser::new(&app);
+    again.plant_cookie("tessera-restart", &cookie);
+    assert!(again.is_signed_in("restart").await);
+    assert_eq!(session_ids(&app, &t, &ada).await, before);
+    // And what happens after the restart is folded on top of the snapshot.
+    again
+        .post_form(
+            "/t/restart/logout",
+            &[("csrf_token", &again.get("/t/restart/logout").await.csrf())],
+        )
+        .await;
+    app.restart().await;
+    let third = Browser::new(&app);
+    third.plant_cookie("tessera-restart", &cookie);
+    assert!(!third.is_signed_in("restart").await);
+    assert_eq!(session_ids(&app, &t, &ada).await, Vec::<String>::new());
+}
+on_both_stores!(sessions_survive_a_restart_through_the_directorys_snapshot);

@@ -87,27 +87,43 @@ pub enum Unusable {
     Unreadable(String),
 }
 
-/// Where a directory's snapshots are kept (see the module documentation).
+/// Where a directory's snapshots are kept (see the module documentation). The session
+/// directory keeps its own the same way, in a file and a table of its own
+/// ([`ReadStore::session_snapshots`]).
 #[derive(Clone, Debug)]
 pub struct DirectorySnapshots {
     place: Place,
+    /// The format the snapshots stored here are written in (a PostgreSQL row per format).
+    format: u32,
 }
 
 #[derive(Clone, Debug)]
 enum Place {
     File(PathBuf),
-    Table(ReadStore),
+    /// A store and the name of its table.
+    Table(ReadStore, &'static str),
 }
 
 impl ReadStore {
     /// Where the OAuth directory's snapshots go: the file `directory.snapshot` beside a SQLite
     /// store, the table `directory_snapshots` beside PostgreSQL read models.
     pub fn directory_snapshots(&self) -> DirectorySnapshots {
+        self.snapshots(FILE_NAME, TABLE, FORMAT)
+    }
+
+    /// Snapshots of another in-memory directory: the file `file_name` beside a SQLite store,
+    /// the table `table` beside PostgreSQL read models, in `format`.
+    pub(crate) fn snapshots(
+        &self,
+        file_name: &str,
+        table: &'static str,
+        format: u32,
+    ) -> DirectorySnapshots {
         let place = match self.sqlite_path() {
-            Some(path) => Place::File(path.with_file_name(FILE_NAME)),
-            None => Place::Table(self.clone()),
+            Some(path) => Place::File(path.with_file_name(file_name)),
+            None => Place::Table(self.clone(), table),
         };
-        DirectorySnapshots { place }
+        DirectorySnapshots { place, format }
     }
 }
 
@@ -116,6 +132,7 @@ impl DirectorySnapshots {
     pub fn in_file(path: impl Into<PathBuf>) -> Self {
         Self {
             place: Place::File(path.into()),
+            format: FORMAT,
         }
     }
 
@@ -130,12 +147,12 @@ impl DirectorySnapshots {
                     path.display()
                 ))),
             },
-            Place::Table(store) => {
-                create_table(store).await?;
+            Place::Table(store, table) => {
+                create_table(store, table).await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT body FROM {TABLE} ORDER BY (format = $1) DESC, position DESC LIMIT 1"
+                    "SELECT body FROM {table} ORDER BY (format = $1) DESC, position DESC LIMIT 1"
                 )))
-                .bind(i64::from(FORMAT))
+                .bind(i64::from(self.format))
                 .fetch_optional(&store.pool())
                 .await?;
                 Ok(row
@@ -155,14 +172,14 @@ impl DirectorySnapshots {
                     .map_err(|error| ReadError::Unavailable(error.to_string()))?
                     .map_err(|error| ReadError::Unavailable(format!("writing a snapshot: {error}")))
             }
-            Place::Table(store) => {
-                create_table(store).await?;
+            Place::Table(store, table) => {
+                create_table(store, table).await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO {TABLE} (format, position, body) VALUES ($1, $2, $3) \
+                    "INSERT INTO {table} (format, position, body) VALUES ($1, $2, $3) \
                      ON CONFLICT (format) DO UPDATE SET position = excluded.position, \
-                     body = excluded.body WHERE {TABLE}.position < excluded.position"
+                     body = excluded.body WHERE {table}.position < excluded.position"
                 )))
-                .bind(i64::from(FORMAT))
+                .bind(i64::from(self.format))
                 .bind(i64::try_from(position).unwrap_or(i64::MAX))
                 .bind(bytes)
                 .execute(&store.pool())
@@ -173,9 +190,9 @@ impl DirectorySnapshots {
     }
 }
 
-async fn create_table(store: &ReadStore) -> Result<(), ReadError> {
+async fn create_table(store: &ReadStore, table: &str) -> Result<(), ReadError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE IF NOT EXISTS {TABLE} (\
+        "CREATE TABLE IF NOT EXISTS {table} (\
             format BIGINT PRIMARY KEY, \
             position BIGINT NOT NULL, \
             body BYTEA NOT NULL)"
@@ -187,7 +204,7 @@ async fn create_table(store: &ReadStore) -> Result<(), ReadError> {
 
 /// Writes `bytes` to a temporary file beside `path` (mode 0600), syncs it, renames it over
 /// `path` and syncs the directory, so that a crash leaves the old snapshot or the new one.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("snapshot.tmp");
@@ -284,26 +301,33 @@ async fn restore(bytes: &[u8], log: &dyn EventLog, head: u64) -> Result<Inner, U
     if inner.position == 0 {
         return Ok(inner);
     }
-    if inner.position > head {
-        return Err(Unusable::Ahead {
-            position: inner.position,
-            head,
-        });
+    check_against_log(inner.position, &inner.log_hash, log, head).await?;
+    Ok(inner)
+}
+
+/// Whether a snapshot taken at `position` (not 0), where the log's hash chain was `log_hash`,
+/// continues `log`, whose head is `head`.
+pub(crate) async fn check_against_log(
+    position: u64,
+    log_hash: &tessera_event_schemas::Hash32,
+    log: &dyn EventLog,
+    head: u64,
+) -> Result<(), Unusable> {
+    if position > head {
+        return Err(Unusable::Ahead { position, head });
     }
     let at = log
-        .read_all(inner.position - 1, 1)
+        .read_all(position - 1, 1)
         .await
         .map_err(|error| Unusable::Unreadable(error.to_string()))?;
     match at.first() {
         Some(event)
-            if event.envelope.global_position == inner.position
-                && event.envelope.log_hash == inner.log_hash =>
+            if event.envelope.global_position == position
+                && event.envelope.log_hash == *log_hash =>
         {
-            Ok(inner)
+            Ok(())
         }
-        _ => Err(Unusable::Foreign {
-            position: inner.position,
-        }),
+        _ => Err(Unusable::Foreign { position }),
     }
 }
 
