@@ -7,8 +7,8 @@
 //! with that position and its link in the log's hash chain. A start restores it only if it is
 //! whole (a SHA-256 over the bytes), of this build's [`FORMAT`], and continues the log it is
 //! started on; anything else is a fold from position 0, with a warning. Snapshots are taken
-//! every [`SNAPSHOT_EVERY_EVENTS`] events folded, or every [`SNAPSHOT_EVERY`] if anything was
-//! folded, and at a clean stop; after a crash a start folds what came after the last one.
+//! on the OAuth directory's schedule (every 250,000 events folded, or every minute if anything
+//! was folded), and at a clean stop; after a crash a start folds what came after the last one.
 //!
 //! Embedded: the file `sessions.snapshot` beside `readmodels.db`, mode 0600, replaced
 //! atomically; PostgreSQL: the table `session_snapshots`, one row per format, only ever moved
@@ -17,28 +17,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tessera_event_log::{EventLog, LogError};
 use tessera_event_schemas::{Hash32, Timestamp};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Inner, SessionDirectory, SessionDirectoryTask, SessionEntry};
 use crate::directory::DirectorySnapshots;
-use crate::directory::snapshot::{Unusable, check_against_log};
+use crate::directory::snapshot::{Unusable, check_against_log, frame, unframe, when_due};
 use crate::store::ReadStore;
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT: u32 = 1;
-/// A snapshot is taken once this many events were folded since the last one.
-pub const SNAPSHOT_EVERY_EVENTS: u64 = 250_000;
-/// ... or this long after the last one, if anything was folded since.
-pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
-/// How often the snapshot task looks at the directory's position.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The first bytes of a snapshot.
 const MAGIC: &[u8; 8] = b"TSRSSNAP";
 /// The file's name, beside `readmodels.db`.
@@ -175,12 +166,20 @@ impl SessionDirectory {
             }
         }
         let mut task = directory.follow(log);
-        let taker = tokio::spawn(take_snapshots(
-            directory.clone(),
-            snapshots.clone(),
-            directory.position(),
-            task.stop.subscribe(),
-        ));
+        let taker = {
+            let (directory, snapshots) = (directory.clone(), snapshots.clone());
+            let saved = directory.position();
+            let stop = task.stop.subscribe();
+            tokio::spawn(async move {
+                when_due(
+                    || directory.position(),
+                    || save(&directory, &snapshots),
+                    saved,
+                    stop,
+                )
+                .await;
+            })
+        };
         task.snapshots = Some((snapshots, taker));
         Ok((directory, task))
     }
@@ -208,35 +207,6 @@ async fn restore(bytes: &[u8], log: &dyn EventLog, head: u64) -> Result<Inner, U
         check_against_log(inner.position, &inner.log_hash, log, head).await?;
     }
     Ok(inner)
-}
-
-/// Takes a snapshot whenever one is due, until stopped.
-async fn take_snapshots(
-    directory: Arc<SessionDirectory>,
-    snapshots: DirectorySnapshots,
-    mut saved: u64,
-    mut stop_rx: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(CHECK_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ticks_per_snapshot = SNAPSHOT_EVERY.as_secs() / CHECK_EVERY.as_secs().max(1);
-    let mut ticks = 0;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop_rx.wait_for(|s| *s) => return,
-        }
-        ticks += 1;
-        let position = directory.position();
-        let due = position >= saved.saturating_add(SNAPSHOT_EVERY_EVENTS)
-            || (position > saved && ticks >= ticks_per_snapshot);
-        if due {
-            if let Some(position) = save(&directory, &snapshots).await {
-                saved = position;
-            }
-            ticks = 0;
-        }
-    }
 }
 
 /// Encodes and stores a snapshot of `directory`; the position it was taken at once stored.
@@ -268,36 +238,15 @@ pub(super) async fn save(
     }
 }
 
-/// `MAGIC`, the format (u32, little endian), the postcard body, and the SHA-256 of all that.
 fn encode(snapshot: &SnapshotV1) -> Result<Vec<u8>, String> {
     let body = postcard::to_allocvec(snapshot)
         .map_err(|error| format!("encoding a session snapshot: {error}"))?;
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + body.len() + 32);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT.to_le_bytes());
-    bytes.extend_from_slice(&body);
-    let checksum = Sha256::digest(&bytes);
-    bytes.extend_from_slice(&checksum);
-    Ok(bytes)
+    Ok(frame(MAGIC, FORMAT, &body))
 }
 
 fn decode(bytes: &[u8]) -> Result<Inner, Unusable> {
-    let corrupt = |what: &str| Unusable::Corrupt(what.to_owned());
-    let header = MAGIC.len() + 4;
-    if bytes.len() < header + 32 || !bytes.starts_with(MAGIC) {
-        return Err(corrupt("not a session directory snapshot"));
-    }
-    let (content, checksum) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(content)[..] != *checksum {
-        return Err(corrupt("its checksum does not match its content"));
-    }
-    let mut format = [0u8; 4];
-    format.copy_from_slice(&content[MAGIC.len()..header]);
-    let found = u32::from_le_bytes(format);
-    if found != FORMAT {
-        return Err(Unusable::Format { found });
-    }
-    let snapshot: SnapshotV1 = postcard::from_bytes(&content[header..])
+    let body = unframe(MAGIC, FORMAT, "session directory", bytes)?;
+    let snapshot: SnapshotV1 = postcard::from_bytes(body)
         .map_err(|error| Unusable::Corrupt(format!("decoding: {error}")))?;
     Ok(snapshot.into_inner())
 }

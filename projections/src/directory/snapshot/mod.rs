@@ -336,6 +336,24 @@ pub(crate) async fn check_against_log(
 async fn take_snapshots(
     directory: Arc<Directory>,
     snapshots: DirectorySnapshots,
+    saved: u64,
+    stop_rx: watch::Receiver<bool>,
+) {
+    when_due(
+        || directory.position(),
+        || save(&directory, &snapshots),
+        saved,
+        stop_rx,
+    )
+    .await;
+}
+
+/// Calls `save` (which answers the position it stored, if it did) whenever a snapshot is due
+/// by `position` (see [`SNAPSHOT_EVERY_EVENTS`] and [`SNAPSHOT_EVERY`]), `saved` being the
+/// position of the last one, until stopped: the schedule of every in-memory directory.
+pub(crate) async fn when_due<F: std::future::Future<Output = Option<u64>>>(
+    position: impl Fn() -> u64,
+    save: impl Fn() -> F,
     mut saved: u64,
     mut stop_rx: watch::Receiver<bool>,
 ) {
@@ -349,11 +367,11 @@ async fn take_snapshots(
             _ = stop_rx.wait_for(|s| *s) => return,
         }
         ticks += 1;
-        let position = directory.position();
+        let position = position();
         let due = position >= saved.saturating_add(SNAPSHOT_EVERY_EVENTS)
             || (position > saved && ticks >= ticks_per_snapshot);
         if due {
-            if let Some(position) = save(&directory, &snapshots).await {
+            if let Some(position) = save().await {
                 saved = position;
             }
             ticks = 0;
@@ -391,36 +409,52 @@ pub(super) async fn save(directory: &Directory, snapshots: &DirectorySnapshots) 
     }
 }
 
-/// `MAGIC`, the format (u32, little endian), the postcard body, and the SHA-256 of all that.
 fn encode(inner: &Inner) -> Result<Vec<u8>, String> {
     let body = postcard::to_allocvec(&SnapshotV1::from(inner))
         .map_err(|error| format!("encoding a snapshot: {error}"))?;
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + body.len() + 32);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT.to_le_bytes());
-    bytes.extend_from_slice(&body);
-    let checksum = Sha256::digest(&bytes);
-    bytes.extend_from_slice(&checksum);
-    Ok(bytes)
+    Ok(frame(MAGIC, FORMAT, &body))
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Inner, Unusable> {
-    let corrupt = |what: &str| Unusable::Corrupt(what.to_owned());
-    let header = MAGIC.len() + 4;
-    if bytes.len() < header + 32 || !bytes.starts_with(MAGIC) {
-        return Err(corrupt("not a directory snapshot"));
+    let body = unframe(MAGIC, FORMAT, "directory", bytes)?;
+    let snapshot: SnapshotV1 = postcard::from_bytes(body)
+        .map_err(|error| Unusable::Corrupt(format!("decoding: {error}")))?;
+    Ok(snapshot.into())
+}
+
+/// `magic`, the format (u32, little endian), the body, and the SHA-256 of all that.
+pub(crate) fn frame(magic: &[u8; 8], format: u32, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(magic.len() + 4 + body.len() + 32);
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&format.to_le_bytes());
+    bytes.extend_from_slice(body);
+    let checksum = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&checksum);
+    bytes
+}
+
+/// The body of a [`frame`]d snapshot of `kind`, if it is whole and of `format`.
+pub(crate) fn unframe<'a>(
+    magic: &[u8; 8],
+    format: u32,
+    kind: &str,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], Unusable> {
+    let header = magic.len() + 4;
+    if bytes.len() < header + 32 || !bytes.starts_with(magic) {
+        return Err(Unusable::Corrupt(format!("not a {kind} snapshot")));
     }
     let (content, checksum) = bytes.split_at(bytes.len() - 32);
     if Sha256::digest(content)[..] != *checksum {
-        return Err(corrupt("its checksum does not match its content"));
+        return Err(Unusable::Corrupt(
+            "its checksum does not match its content".to_owned(),
+        ));
     }
-    let mut format = [0u8; 4];
-    format.copy_from_slice(&content[MAGIC.len()..header]);
-    let found = u32::from_le_bytes(format);
-    if found != FORMAT {
+    let mut found = [0u8; 4];
+    found.copy_from_slice(&content[magic.len()..header]);
+    let found = u32::from_le_bytes(found);
+    if found != format {
         return Err(Unusable::Format { found });
     }
-    let snapshot: SnapshotV1 = postcard::from_bytes(&content[header..])
-        .map_err(|error| Unusable::Corrupt(format!("decoding: {error}")))?;
-    Ok(snapshot.into())
+    Ok(&content[header..])
 }
