@@ -19,6 +19,9 @@
 //!   together with a tenant).
 //! - [`user`]: people of a tenant: their data keys, sealed profiles, email reservations,
 //!   passwords and erasure (needs [`People`], given with [`CommandService::with_people`]).
+//! - [`session`]: a user's sessions (start, end, end all) and lockout (unlock); [`signin`]:
+//!   password sign-in, decided and recorded whatever its outcome, and the password changes a
+//!   signed-in person makes.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -37,6 +40,8 @@ mod engine;
 mod facts;
 mod oauth_client;
 mod reservation;
+mod session;
+mod signin;
 mod tenant;
 mod user;
 
@@ -44,6 +49,8 @@ pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use engine::MAX_RETRIES;
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
+pub use session::{StartedSession, person};
+pub use signin::{PasswordCredentials, SignInOutcome, SignInResult};
 pub use tenant::{
     ActivateTenant, CancelTenant, CreateTenant, Created, DEFAULT_PLAN, RotatedKey, UpdateTenant,
 };

@@ -18,6 +18,7 @@
 //!   hash).
 //! - [`user`]: a person of a tenant (profile, roles, status, password, erasure), and the
 //!   checks of personal fields before they are sealed.
+//! - [`session`]: one person's sign-in attempts, password lockout and sessions.
 //! - [`password`]: a tenant's password policy.
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
@@ -25,6 +26,7 @@ pub mod api_key;
 pub mod oauth_client;
 pub mod password;
 pub mod reservation;
+pub mod session;
 pub mod tenant;
 pub mod user;
 pub mod validate;

@@ -13,6 +13,8 @@
 //! | tokens | `{tenant}/tokens/{client_id}` |
 //! | audit | `{tenant}/audit` |
 //! | user | `{tenant}/user/{user}` |
+//! | sign-ins and sessions of a user | `{tenant}/sessions/{user}` |
+//! | sign-ins for addresses no user has | `{tenant}/sign-ins` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -43,6 +45,12 @@ pub enum StreamId {
     Audit(Uuid),
     /// `{tenant}/user/{user}`: one person of the tenant.
     User { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/sessions/{user}`: one person's sign-in attempts, lockouts and sessions, on one
+    /// stream so that lockouts and session limits are decided by its expected version.
+    Sessions { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/sign-ins`: sign-in attempts for addresses no user of the tenant has, appended
+    /// with expected version "any" (facts).
+    SignIns(Uuid),
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -56,6 +64,7 @@ impl StreamId {
         match rest {
             "tenant" => return Some(StreamId::Tenant(tenant_id)),
             "audit" => return Some(StreamId::Audit(tenant_id)),
+            "sign-ins" => return Some(StreamId::SignIns(tenant_id)),
             _ => {}
         }
         let (kind, id) = rest.split_once('/')?;
@@ -66,6 +75,9 @@ impl StreamId {
             "user" => Uuid::parse_str(id)
                 .ok()
                 .map(|user_id| StreamId::User { tenant_id, user_id }),
+            "sessions" => Uuid::parse_str(id)
+                .ok()
+                .map(|user_id| StreamId::Sessions { tenant_id, user_id }),
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -88,9 +100,12 @@ impl StreamId {
     /// The tenant the stream belongs to (the system tenant for reservations).
     pub fn tenant_id(&self) -> Uuid {
         match self {
-            StreamId::Tenant(tenant_id) | StreamId::Audit(tenant_id) => *tenant_id,
+            StreamId::Tenant(tenant_id)
+            | StreamId::Audit(tenant_id)
+            | StreamId::SignIns(tenant_id) => *tenant_id,
             StreamId::ApiKey { tenant_id, .. }
             | StreamId::User { tenant_id, .. }
+            | StreamId::Sessions { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
@@ -118,6 +133,8 @@ impl StreamId {
             } => Spelling::Tokens(*tenant_id, client_id),
             StreamId::Audit(tenant_id) => Spelling::Audit(*tenant_id),
             StreamId::User { tenant_id, user_id } => Spelling::User(*tenant_id, *user_id),
+            StreamId::Sessions { tenant_id, user_id } => Spelling::Sessions(*tenant_id, *user_id),
+            StreamId::SignIns(tenant_id) => Spelling::SignIns(*tenant_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -138,6 +155,8 @@ enum Spelling<'a> {
     Tokens(Uuid, &'a str),
     Audit(Uuid),
     User(Uuid, Uuid),
+    Sessions(Uuid, Uuid),
+    SignIns(Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -152,6 +171,10 @@ impl fmt::Display for Spelling<'_> {
             Spelling::Tokens(tenant_id, client_id) => write!(f, "{tenant_id}/tokens/{client_id}"),
             Spelling::Audit(tenant_id) => write!(f, "{tenant_id}/audit"),
             Spelling::User(tenant_id, user_id) => write!(f, "{tenant_id}/user/{user_id}"),
+            Spelling::Sessions(tenant_id, user_id) => {
+                write!(f, "{tenant_id}/sessions/{user_id}")
+            }
+            Spelling::SignIns(tenant_id) => write!(f, "{tenant_id}/sign-ins"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -187,6 +210,16 @@ pub fn audit(tenant_id: Uuid) -> String {
 /// `{tenant}/user/{user}`: one person of the tenant.
 pub fn user(tenant_id: Uuid, user_id: Uuid) -> String {
     Spelling::User(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/sessions/{user}`: one person's sign-ins, lockouts and sessions.
+pub fn sessions(tenant_id: Uuid, user_id: Uuid) -> String {
+    Spelling::Sessions(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/sign-ins`: sign-in attempts for addresses no user of the tenant has.
+pub fn sign_ins(tenant_id: Uuid) -> String {
+    Spelling::SignIns(tenant_id).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

@@ -61,7 +61,8 @@ pub enum TopicCategory {
     Security,
     /// Entries products appended through `POST /v1/audit` (`audit.*`).
     Products,
-    /// The people of tenants (`user.*`): ids, statuses and roles, never personal data.
+    /// The people of tenants (`user.*`, `sign_in.*`, `session.*`): ids, statuses, roles, reasons
+    /// and times, never personal data.
     People,
 }
 
@@ -117,10 +118,17 @@ impl TopicCategory {
                             | "user.enabled"
                             | "user.password_set"
                             | "user.erased"
+                            | "sign_in.failed"
+                            | "sign_in.unlocked"
+                            | "session.ended"
                     )
             }
             TopicCategory::Products => event_type.starts_with("audit."),
-            TopicCategory::People => event_type.starts_with("user."),
+            TopicCategory::People => {
+                event_type.starts_with("user.")
+                    || event_type.starts_with("sign_in.")
+                    || event_type.starts_with("session.")
+            }
         }
     }
 }

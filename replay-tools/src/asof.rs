@@ -48,7 +48,11 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::OAuthClient { .. }
         | StreamId::Tokens { .. }
         | StreamId::User { .. } => true,
-        StreamId::Audit(_) | StreamId::Reservation { .. } => false,
+        // Sign-ins and sessions say nothing about a tenant's configuration.
+        StreamId::Audit(_)
+        | StreamId::Reservation { .. }
+        | StreamId::Sessions { .. }
+        | StreamId::SignIns(_) => false,
     }
 }
 
@@ -153,7 +157,10 @@ impl TenantSnapshot {
             StreamId::User { user_id, .. } => {
                 self.users.entry(*user_id).or_default().evolve(event);
             }
-            StreamId::Audit(_) | StreamId::Reservation { .. } => {}
+            StreamId::Audit(_)
+            | StreamId::Reservation { .. }
+            | StreamId::Sessions { .. }
+            | StreamId::SignIns(_) => {}
         }
     }
 

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod oauth;
 pub mod reservation;
 pub mod samples;
+pub mod session;
 pub mod tenant;
 pub mod user;
 
@@ -29,6 +30,7 @@ pub use api_key::*;
 pub use audit::*;
 pub use oauth::*;
 pub use reservation::*;
+pub use session::*;
 pub use tenant::*;
 pub use user::*;
 
@@ -139,6 +141,12 @@ registry! {
     UserEnabled => "user.enabled" @ 1: UserEnabledV1,
     UserPasswordSet => "user.password_set" @ 1: UserPasswordSetV1,
     UserErased => "user.erased" @ 1: UserErasedV1,
+    SignInSucceeded => "sign_in.succeeded" @ 1: SignInSucceededV1,
+    SignInFailed => "sign_in.failed" @ 1: SignInFailedV1,
+    SignInUnlocked => "sign_in.unlocked" @ 1: SignInUnlockedV1,
+    SessionStarted => "session.started" @ 1: SessionStartedV1,
+    SessionSeen => "session.seen" @ 1: SessionSeenV1,
+    SessionEnded => "session.ended" @ 1: SessionEndedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {
@@ -194,7 +202,8 @@ impl Event {
     }
 
     /// The aggregate an event type belongs to: the part of its name before the dot
-    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`, `user`).
+    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`, `user`, `sign_in`,
+    /// `session`).
     pub fn category(&self) -> &'static str {
         let name = self.event_type();
         name.split_once('.').map_or(name, |(category, _)| category)

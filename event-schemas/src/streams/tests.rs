@@ -61,6 +61,15 @@ fn every_kind_is_spelled_as_stored() {
             user(t, k),
         ),
         (
+            StreamId::Sessions {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/sessions/{k_}"),
+            sessions(t, k),
+        ),
+        (StreamId::SignIns(t), format!("{t_}/sign-ins"), sign_ins(t)),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -121,6 +130,8 @@ fn anything_else_is_not_a_stream_id() {
         format!("{t}/api-key/not-a-uuid"),
         format!("{t}/api-key"),
         format!("{t}/users/u1"),
+        format!("{t}/sessions/not-a-uuid"),
+        format!("{t}/sign-ins/extra"),
         // Reservations belong to the system tenant only, and always have a kind and a value.
         format!("{t}/reservation/tenant-slug/acme"),
         format!("{SYSTEM_TENANT_ID}/reservation/tenant-slug"),
@@ -167,6 +178,8 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         }),
         uuid().prop_map(StreamId::Audit),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::User { tenant_id, user_id }),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Sessions { tenant_id, user_id }),
+        uuid().prop_map(StreamId::SignIns),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -204,6 +217,8 @@ proptest! {
             StreamId::Tokens { tenant_id, client_id } => client_tokens(*tenant_id, client_id),
             StreamId::Audit(t) => audit(*t),
             StreamId::User { tenant_id, user_id } => user(*tenant_id, *user_id),
+            StreamId::Sessions { tenant_id, user_id } => sessions(*tenant_id, *user_id),
+            StreamId::SignIns(t) => sign_ins(*t),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

@@ -390,7 +390,13 @@ impl Inner {
             | Event::UserDisabled(_)
             | Event::UserEnabled(_)
             | Event::UserPasswordSet(_)
-            | Event::UserErased(_) => {}
+            | Event::UserErased(_)
+            | Event::SignInSucceeded(_)
+            | Event::SignInFailed(_)
+            | Event::SignInUnlocked(_)
+            | Event::SessionStarted(_)
+            | Event::SessionSeen(_)
+            | Event::SessionEnded(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

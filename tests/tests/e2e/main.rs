@@ -12,6 +12,7 @@
 )]
 
 mod helpers;
+mod http_browser;
 
 mod api_key_usage;
 mod audit;
@@ -21,7 +22,10 @@ mod disk;
 mod hardening;
 mod kafka;
 mod oauth;
+mod pages;
 mod restart;
+mod sessions;
+mod signin;
 mod tenants;
 mod tidy;
 mod users;
