@@ -203,7 +203,11 @@ proptest! {
                 Some(client_id.clone())
             }
             StreamId::User { user_id, .. } => Some(user_id.to_string()),
-            StreamId::Tenant(_) | StreamId::Audit(_) | StreamId::Reservation { .. } => None,
+            StreamId::Tenant(_)
+            | StreamId::Audit(_)
+            | StreamId::Reservation { .. }
+            | StreamId::Sessions { .. }
+            | StreamId::SignIns(_) => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
     }
