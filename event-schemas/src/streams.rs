@@ -13,6 +13,8 @@
 //! | tokens | `{tenant}/tokens/{client_id}` |
 //! | audit | `{tenant}/audit` |
 //! | user | `{tenant}/user/{user}` |
+//! | second factors | `{tenant}/mfa/{user}` |
+//! | WebAuthn policy | `{tenant}/webauthn-policy` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -43,6 +45,11 @@ pub enum StreamId {
     Audit(Uuid),
     /// `{tenant}/user/{user}`: one person of the tenant.
     User { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/mfa/{user}`: one person's second factors (authenticator app, recovery codes,
+    /// passkeys).
+    Mfa { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/webauthn-policy`: the tenant's WebAuthn policy.
+    WebauthnPolicy(Uuid),
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -56,6 +63,7 @@ impl StreamId {
         match rest {
             "tenant" => return Some(StreamId::Tenant(tenant_id)),
             "audit" => return Some(StreamId::Audit(tenant_id)),
+            "webauthn-policy" => return Some(StreamId::WebauthnPolicy(tenant_id)),
             _ => {}
         }
         let (kind, id) = rest.split_once('/')?;
@@ -66,6 +74,9 @@ impl StreamId {
             "user" => Uuid::parse_str(id)
                 .ok()
                 .map(|user_id| StreamId::User { tenant_id, user_id }),
+            "mfa" => Uuid::parse_str(id)
+                .ok()
+                .map(|user_id| StreamId::Mfa { tenant_id, user_id }),
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -88,9 +99,12 @@ impl StreamId {
     /// The tenant the stream belongs to (the system tenant for reservations).
     pub fn tenant_id(&self) -> Uuid {
         match self {
-            StreamId::Tenant(tenant_id) | StreamId::Audit(tenant_id) => *tenant_id,
+            StreamId::Tenant(tenant_id)
+            | StreamId::Audit(tenant_id)
+            | StreamId::WebauthnPolicy(tenant_id) => *tenant_id,
             StreamId::ApiKey { tenant_id, .. }
             | StreamId::User { tenant_id, .. }
+            | StreamId::Mfa { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
@@ -118,6 +132,8 @@ impl StreamId {
             } => Spelling::Tokens(*tenant_id, client_id),
             StreamId::Audit(tenant_id) => Spelling::Audit(*tenant_id),
             StreamId::User { tenant_id, user_id } => Spelling::User(*tenant_id, *user_id),
+            StreamId::Mfa { tenant_id, user_id } => Spelling::Mfa(*tenant_id, *user_id),
+            StreamId::WebauthnPolicy(tenant_id) => Spelling::WebauthnPolicy(*tenant_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -138,6 +154,8 @@ enum Spelling<'a> {
     Tokens(Uuid, &'a str),
     Audit(Uuid),
     User(Uuid, Uuid),
+    Mfa(Uuid, Uuid),
+    WebauthnPolicy(Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -152,6 +170,8 @@ impl fmt::Display for Spelling<'_> {
             Spelling::Tokens(tenant_id, client_id) => write!(f, "{tenant_id}/tokens/{client_id}"),
             Spelling::Audit(tenant_id) => write!(f, "{tenant_id}/audit"),
             Spelling::User(tenant_id, user_id) => write!(f, "{tenant_id}/user/{user_id}"),
+            Spelling::Mfa(tenant_id, user_id) => write!(f, "{tenant_id}/mfa/{user_id}"),
+            Spelling::WebauthnPolicy(tenant_id) => write!(f, "{tenant_id}/webauthn-policy"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -187,6 +207,16 @@ pub fn audit(tenant_id: Uuid) -> String {
 /// `{tenant}/user/{user}`: one person of the tenant.
 pub fn user(tenant_id: Uuid, user_id: Uuid) -> String {
     Spelling::User(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/mfa/{user}`: one person's second factors.
+pub fn mfa(tenant_id: Uuid, user_id: Uuid) -> String {
+    Spelling::Mfa(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/webauthn-policy`: the tenant's WebAuthn policy.
+pub fn webauthn_policy(tenant_id: Uuid) -> String {
+    Spelling::WebauthnPolicy(tenant_id).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

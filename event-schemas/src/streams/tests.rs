@@ -61,6 +61,19 @@ fn every_kind_is_spelled_as_stored() {
             user(t, k),
         ),
         (
+            StreamId::Mfa {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/mfa/{k_}"),
+            mfa(t, k),
+        ),
+        (
+            StreamId::WebauthnPolicy(t),
+            format!("{t_}/webauthn-policy"),
+            webauthn_policy(t),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -121,6 +134,8 @@ fn anything_else_is_not_a_stream_id() {
         format!("{t}/api-key/not-a-uuid"),
         format!("{t}/api-key"),
         format!("{t}/users/u1"),
+        format!("{t}/mfa/not-a-uuid"),
+        format!("{t}/webauthn-policy/extra"),
         // Reservations belong to the system tenant only, and always have a kind and a value.
         format!("{t}/reservation/tenant-slug/acme"),
         format!("{SYSTEM_TENANT_ID}/reservation/tenant-slug"),
@@ -166,6 +181,8 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         }),
         uuid().prop_map(StreamId::Audit),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::User { tenant_id, user_id }),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Mfa { tenant_id, user_id }),
+        uuid().prop_map(StreamId::WebauthnPolicy),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -189,6 +206,8 @@ proptest! {
             StreamId::Tokens { tenant_id, client_id } => client_tokens(*tenant_id, client_id),
             StreamId::Audit(t) => audit(*t),
             StreamId::User { tenant_id, user_id } => user(*tenant_id, *user_id),
+            StreamId::Mfa { tenant_id, user_id } => mfa(*tenant_id, *user_id),
+            StreamId::WebauthnPolicy(t) => webauthn_policy(*t),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());
