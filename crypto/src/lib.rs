@@ -12,7 +12,9 @@
 //! - an AES-256-GCM key that seals per-person data keys before they go to the key table
 //!   ([`personal`]);
 //! - an HMAC-SHA256 key for the keyed hashes of normalised email addresses (uniqueness and exact
-//!   lookups without the address in clear).
+//!   lookups without the address in clear);
+//! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
+//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]).
 //!
 //! A crate of its own because both sides need it: the write side (`commands`: generating keys
 //! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
@@ -27,6 +29,7 @@
 //! - [`personal`]: per-person data keys ([`PersonalKeys`], [`DataKey`]) that seal personal
 //!   data, kept in the event log's key table so that destroying one erases a person.
 //! - [`password`]: Argon2id password hashing on blocking threads ([`Passwords`]).
+//! - [`mfa`]: TOTP secrets (generated, sealed, opened) and recovery codes (generated, hashed).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -69,6 +72,8 @@ const INFO_SECRET_HASH: &[u8] = b"tessera/v1/secret-hash/hmac-sha256";
 const INFO_CHECKPOINT: &[u8] = b"tessera/v1/checkpoint/ed25519-seed";
 const INFO_PERSON_KEYS: &[u8] = b"tessera/v1/person-keys/aes-256-gcm";
 const INFO_EMAIL_HASH: &[u8] = b"tessera/v1/email-hash/hmac-sha256";
+const INFO_TOTP_SECRET: &[u8] = b"tessera/v1/totp-secret/aes-256-gcm";
+const INFO_RECOVERY_CODE: &[u8] = b"tessera/v1/recovery-code/hmac-sha256";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +216,8 @@ pub struct Crypto {
     checkpoint: Arc<CheckpointKey>,
     person_keys: RandomizedNonceKey,
     email_hash: hmac::Key,
+    totp_secrets: RandomizedNonceKey,
+    recovery_codes: hmac::Key,
 }
 
 impl fmt::Debug for Crypto {
@@ -237,12 +244,19 @@ impl Crypto {
             .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
         let email_key = master.derive(INFO_EMAIL_HASH)?;
         let email_hash = hmac::Key::new(hmac::HMAC_SHA256, email_key.as_ref());
+        let totp_key = master.derive(INFO_TOTP_SECRET)?;
+        let totp_secrets = RandomizedNonceKey::new(&AES_256_GCM, totp_key.as_ref())
+            .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
+        let recovery_key = master.derive(INFO_RECOVERY_CODE)?;
+        let recovery_codes = hmac::Key::new(hmac::HMAC_SHA256, recovery_key.as_ref());
         Ok(Self {
             sealing,
             secret_hash,
             checkpoint,
             person_keys,
             email_hash,
+            totp_secrets,
+            recovery_codes,
         })
     }
 
@@ -559,6 +573,13 @@ pub fn new_kid(now: Timestamp) -> Result<String, CryptoError> {
     ))
 }
 
+/// `len` random bytes from the system's generator, wiped on drop.
+pub fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    rand::fill(bytes.as_mut_slice()).map_err(|_| CryptoError::Failed("random generation"))?;
+    Ok(bytes)
+}
+
 /// 32 random bytes (256 bits), base64url without padding: 43 characters.
 pub fn generate_secret() -> Result<String, CryptoError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
@@ -600,6 +621,7 @@ pub fn jitter(max_exclusive: u64) -> u64 {
 }
 
 pub mod jws;
+pub mod mfa;
 pub mod password;
 pub mod personal;
 
