@@ -28,3 +28,7 @@ pub use service::{
     IssueApiKey, IssuedApiKey, Outcome, People, RecordAudit, RegeneratedSecret, RegisterClient,
     RegisteredClient, RotatedKey, UpdateTenant, UpdateUser,
 };
+pub use service::{
+    MfaReset, PasskeyChallenge, PasskeySignIn, RecoveryCodes, RegisteredPasskey, RelyingParty,
+    SecondFactorVerified, SecondFactors, TotpEnrollment,
+};

@@ -19,6 +19,10 @@
 //!   together with a tenant).
 //! - [`user`]: people of a tenant: their data keys, sealed profiles, email reservations,
 //!   passwords and erasure (needs [`People`], given with [`CommandService::with_people`]).
+//! - [`mfa`]: a user's second factors: authenticator app (TOTP), recovery codes, an
+//!   administrator's reset, and whether a user must enroll (`require_mfa`).
+//! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
+//!   [`RelyingParty`], given with [`CommandService::with_relying_party`]).
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -35,7 +39,9 @@ mod audit;
 mod bootstrap;
 mod engine;
 mod facts;
+mod mfa;
 mod oauth_client;
+mod passkey;
 mod reservation;
 mod tenant;
 mod user;
@@ -43,7 +49,12 @@ mod user;
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use engine::MAX_RETRIES;
+pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
+pub use passkey::{
+    CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
+    RelyingParty,
+};
 pub use tenant::{
     ActivateTenant, CancelTenant, CreateTenant, Created, DEFAULT_PLAN, RotatedKey, UpdateTenant,
 };
@@ -58,6 +69,10 @@ pub struct CommandService {
     locks: engine::StreamLocks,
     /// Per-person keys and password hashing, for user commands.
     people: Option<People>,
+    /// Who passkeys are registered with, for passkey ceremonies.
+    relying_party: Option<RelyingParty>,
+    /// Passkey ceremonies started and not yet finished.
+    ceremonies: passkey::Ceremonies,
 }
 
 impl fmt::Debug for CommandService {
@@ -80,6 +95,8 @@ impl CommandService {
             ids,
             locks: engine::StreamLocks::default(),
             people: None,
+            relying_party: None,
+            ceremonies: passkey::Ceremonies::default(),
         }
     }
 
@@ -99,5 +116,7 @@ pub struct Outcome {
     pub position: u64,
 }
 
+#[cfg(test)]
+mod people_testing;
 #[cfg(test)]
 mod tests;

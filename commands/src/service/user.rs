@@ -167,7 +167,7 @@ fn strength(password: &str, hints: &[String]) -> u8 {
 impl CommandService {
     /// The people services, which a service built without them (tools, tests of other
     /// aggregates) does not have.
-    fn people(&self) -> Result<&People, CommandError> {
+    pub(super) fn people(&self) -> Result<&People, CommandError> {
         self.people.as_ref().ok_or_else(|| {
             CommandError::Internal("this command service has no key table for people".to_owned())
         })
