@@ -338,7 +338,19 @@ impl Inner {
             | Event::UserDisabled(_)
             | Event::UserEnabled(_)
             | Event::UserPasswordSet(_)
-            | Event::UserErased(_) => {}
+            | Event::UserErased(_)
+            | Event::TotpEnrollmentStarted(_)
+            | Event::TotpEnrolled(_)
+            | Event::TotpUsed(_)
+            | Event::TotpRemoved(_)
+            | Event::RecoveryCodesGenerated(_)
+            | Event::RecoveryCodeUsed(_)
+            | Event::RecoveryCodesRevoked(_)
+            | Event::PasskeyRegistered(_)
+            | Event::PasskeyUsed(_)
+            | Event::PasskeyRemoved(_)
+            | Event::MfaReset(_)
+            | Event::WebauthnPolicyChanged(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();
