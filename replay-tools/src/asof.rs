@@ -46,7 +46,12 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::OAuthClient { .. }
         | StreamId::Tokens { .. }
         | StreamId::User { .. } => true,
-        StreamId::Audit(_) | StreamId::Reservation { .. } => false,
+        // Second factors and the WebAuthn policy are no part of a tenant's snapshot (yet):
+        // `history` shows them.
+        StreamId::Audit(_)
+        | StreamId::Reservation { .. }
+        | StreamId::Mfa { .. }
+        | StreamId::WebauthnPolicy(_) => false,
     }
 }
 
@@ -152,7 +157,10 @@ impl TenantSnapshot {
             StreamId::User { user_id, .. } => {
                 self.users.entry(*user_id).or_default().evolve(event);
             }
-            StreamId::Audit(_) | StreamId::Reservation { .. } => {}
+            StreamId::Audit(_)
+            | StreamId::Reservation { .. }
+            | StreamId::Mfa { .. }
+            | StreamId::WebauthnPolicy(_) => {}
         }
     }
 
