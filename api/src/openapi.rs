@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token};
-use crate::routes::{api_keys, audit, clients, health, tenants, users};
+use crate::routes::{api_keys, audit, clients, health, mfa, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,10 @@ use crate::routes::{api_keys, audit, clients, health, tenants, users};
         users::disable_user,
         users::enable_user,
         users::set_password,
+        mfa::get_mfa,
+        mfa::reset_mfa,
+        mfa::get_webauthn_policy,
+        mfa::put_webauthn_policy,
         audit::list_audit,
         audit::append_audit,
         metadata::openid_configuration,
