@@ -19,6 +19,7 @@ mod auth;
 mod crash;
 mod hardening;
 mod kafka;
+mod mfa;
 mod oauth;
 mod tenants;
 mod tidy;
