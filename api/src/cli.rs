@@ -105,9 +105,18 @@ async fn shutdown_signal() {
 }
 
 async fn check_read_models(storage: StorageConfig) -> anyhow::Result<ExitCode> {
-    let opened = server::open_storage(&storage).await?;
+    let mut opened = server::open_storage(&storage).await?;
     let scratch = tempfile_dir()?;
-    let fresh = ReadStore::open_sqlite(&scratch.join("rebuild.db")).await?;
+    // With a retention, both stores judge expiry at the same moment: rows past it are neither
+    // rebuilt nor part of either snapshot, whatever the live sweep has reached.
+    let retention = opened
+        .store
+        .audit_retention()
+        .map(|retention| retention.at(retention.now()));
+    opened.store = opened.store.with_audit_retention(retention.clone());
+    let fresh = ReadStore::open_sqlite(&scratch.join("rebuild.db"))
+        .await?
+        .with_audit_retention(retention);
     let stats = tessera_projections::rebuild(opened.log.as_ref(), &fresh).await?;
     let live = opened.store.snapshot().await?;
     let rebuilt = fresh.snapshot().await?;

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use tessera_projections::{KafkaSettings, TopicCategory};
+use std::time::Duration;
+
+use tessera_projections::retention::RetentionClock;
+use tessera_projections::{AuditRetention, KafkaSettings, TopicCategory};
 
 /// A value that must never be printed.
 #[derive(Clone, Default)]
@@ -253,6 +256,38 @@ pub struct StorageConfig {
     /// directory for the embedded default when unset.
     #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Secret>,
+
+    /// Embedded SQLite only: the size in MiB past which a WAL file (the log's, the read
+    /// models') is checkpointed and truncated, and which a restarted WAL is cut back to.
+    #[arg(long, env = "TESSERA_WAL_LIMIT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wal_limit_mb: u64,
+
+    /// Days the audit read model keeps a row; unlimited when unset. Older rows leave
+    /// `rm_audit` in small batches and a rebuild does not bring them back; the log keeps every
+    /// event, so `tessera-replay` still answers for any period.
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: Option<u32>,
+
+    /// Tests only: the audit retention in seconds, instead of days (the server runs on the wall
+    /// clock, so a test cannot wait days or back-date what it writes).
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_SECS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_retention_secs: Option<u64>,
+}
+
+impl StorageConfig {
+    /// [`StorageConfig::wal_limit_mb`] in bytes.
+    pub fn wal_limit_bytes(&self) -> u64 {
+        self.wal_limit_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// How long audit rows are kept (`None`: for ever), judged by `clock`.
+    pub fn audit_retention(&self, clock: RetentionClock) -> Option<AuditRetention> {
+        let seconds = self.audit_retention_secs.or_else(|| {
+            self.audit_retention_days
+                .map(|days| u64::from(days) * 86_400)
+        })?;
+        Some(AuditRetention::new(Duration::from_secs(seconds), clock))
+    }
 }
 
 #[cfg(test)]

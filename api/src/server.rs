@@ -16,7 +16,7 @@ use tessera_commands::{
 };
 use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
 use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
-use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
+use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore, RetentionTask};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
@@ -93,15 +93,27 @@ pub async fn open_storage_with(
         .context("opening the key table")?;
     let mut log_config = LogConfig::new(backend);
     log_config.checkpoint_signer = Some(crypto.checkpoint_signer());
-    log_config.clock = Arc::new(move || clock.now());
+    log_config.clock = Arc::new({
+        let clock = clock.clone();
+        move || clock.now()
+    });
+    log_config.wal_limit_bytes = config.wal_limit_bytes();
     let log = tessera_event_log::open(log_config)
         .await
         .context("opening the event log")?;
+    let retention = config.audit_retention(Arc::new({
+        let clock = clock.clone();
+        move || clock.now()
+    }));
     let store = match &config.database_url {
         Some(url) => ReadStore::open_postgres(url.expose()).await,
-        None => ReadStore::open_sqlite(&config.data_dir.join(data_dir::READ_MODELS_DB)).await,
+        None => {
+            let path = config.data_dir.join(data_dir::READ_MODELS_DB);
+            ReadStore::open_sqlite_bounded(&path, config.wal_limit_bytes()).await
+        }
     }
-    .context("opening the read models")?;
+    .context("opening the read models")?
+    .with_audit_retention(retention);
     Ok(Storage {
         log,
         store,
@@ -223,6 +235,7 @@ pub async fn run(
             .await
             .context("starting projections")?,
     );
+    let retention = RetentionTask::start(store.clone());
     let directory = Directory::new();
     let directory_task = directory.follow(log.clone());
     // Serve only once the read models and the OAuth directory hold every event committed
@@ -249,6 +262,7 @@ pub async fn run(
         None => None,
     };
     let usage_recorder = Arc::new(UsageRecorder::default());
+    let store_for_shutdown = store.clone();
     let state = AppState {
         commands,
         store,
@@ -304,6 +318,11 @@ pub async fn run(
         kafka.shutdown().await;
     }
     directory_task.shutdown().await;
+    if let Some(retention) = retention {
+        retention.shutdown().await;
+    }
+    // Closing the read store folds its WAL into the file, so a stopped server leaves none.
+    store_for_shutdown.close().await;
     log.close().await;
     tracing::info!("tessera stopped");
     Ok(())

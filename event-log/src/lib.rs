@@ -185,7 +185,13 @@ pub struct LogConfig {
     /// The time checkpoints are stamped with. Default: the system clock; the server passes the
     /// clock it injects everywhere else, so that every time it writes comes from one source.
     pub clock: LogClock,
+    /// SQLite only: the size past which the WAL file is checkpointed and truncated (see
+    /// `sqlite`). Default [`DEFAULT_WAL_LIMIT_BYTES`].
+    pub wal_limit_bytes: u64,
 }
+
+/// The default bound of a SQLite WAL file (the log's, and the read store's): 64 MiB.
+pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub enum Backend {
@@ -207,6 +213,7 @@ impl LogConfig {
             checkpoint_every: 1024,
             max_batch: 512,
             clock: Arc::new(group_commit::system_time),
+            wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
         }
     }
 }

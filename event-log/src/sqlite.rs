@@ -15,7 +15,10 @@
 //! # Layout
 //! - this file: the schema, [`SqliteLog`] and its reads (sqlx, and the bulk reader on rusqlite).
 //! - [`writer`]: the writer thread and its connection, and the WAL sync thread.
+//! - [`wal`]: keeping a WAL file within a bound ([`wal::WalBound`]), which the read store's
+//!   SQLite file uses too.
 
+pub mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -88,26 +91,39 @@ pub struct SqliteLog {
     unsynced: Arc<Unsynced>,
 }
 
-/// How often the background task copies the WAL into the database file.
-const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
 /// Checkpoints the WAL from its own connection, so that the writer never does. SQLite's
 /// automatic checkpoint runs inside the commit that crosses 1000 WAL pages: that commit then
 /// also writes those pages into the database file and fsyncs it, and every append waiting on
 /// the batch waits for that too (the p99 of the token endpoint showed it). A PASSIVE checkpoint
-/// takes no lock writers or readers wait on; it copies what no reader still needs.
-async fn checkpoint_wal(pool: SqlitePool) {
-    let mut ticker = tokio::time::interval(WAL_CHECKPOINT_EVERY);
+/// takes no lock writers or readers wait on; it copies what no reader still needs, so that the
+/// writer's truncation past the bound (see `writer`) has little left to copy.
+///
+/// A PASSIVE checkpoint never shortens the file, though (see [`wal`]). Once writes pause (the
+/// head has not moved for a whole period) a TRUNCATE checkpoint empties it, so that an idle
+/// log keeps no WAL behind, whatever the load before. [`wal::Pacer`] decides which and when.
+async fn checkpoint_wal(
+    pool: SqlitePool,
+    mut head: tokio::sync::watch::Receiver<u64>,
+    mut pacer: wal::Pacer,
+) {
+    let mut ticker = tokio::time::interval(wal::Pacer::TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        let next = pacer.next(|| {
+            let paused = !head.has_changed().unwrap_or(false);
+            head.mark_unchanged();
+            paused
+        });
+        let mode = match next {
+            None => continue,
+            Some(wal::Checkpoint::Passive) => "PRAGMA wal_checkpoint(PASSIVE)",
+            Some(wal::Checkpoint::Truncate) => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        if let Err(error) = sqlx::query(mode).execute(&pool).await {
             tracing::debug!(%error, "WAL checkpoint skipped");
         }
     }
@@ -145,9 +161,10 @@ impl SqliteLog {
         let head = read_head(&reads).await?;
         let policy = CheckpointPolicy::new(&config);
         let unsynced = Arc::new(Unsynced::default());
-        let writer = SqliteWriter::start(path, policy, unsynced.clone())?;
+        let writer = SqliteWriter::start(path, policy, unsynced.clone(), config.wal_limit_bytes)?;
         let commit = GroupCommit::start(writer, head, config.max_batch);
-        let checkpointer = tokio::spawn(checkpoint_wal(reads.clone()));
+        let pacer = wal::Pacer::new(path, config.wal_limit_bytes);
+        let checkpointer = tokio::spawn(checkpoint_wal(reads.clone(), commit.watch_head(), pacer));
         Ok(Self {
             reads,
             bulk: Arc::new(BulkReader {

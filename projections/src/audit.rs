@@ -6,9 +6,10 @@
 //! the batch fold supplies from the tenant rows it already holds.
 //!
 //! A row's summary is the payload's public JSON ([`Event::public_json_without`]: no secret- or
-//! personal-typed field, whatever its name) less the fields [`omitted_for_size`] names. The
-//! one payload without types, the free-form metadata of `audit.recorded`, is judged by key name
-//! ([`is_secret_field`]).
+//! personal-typed field, whatever its name) less the fields [`omitted_for_size`] names; a
+//! `token.issued` v2 summary also leaves out what the row already says (the token id is its
+//! target, no audience means the issuer). The one payload without types, the free-form
+//! metadata of `audit.recorded`, is judged by key name ([`is_secret_field`]).
 //!
 //! Every row says who recorded its event ([`Recorder`]): the envelope's actor, which for
 //! Tessera's own events is also the row's actor. An `audit.recorded` entry's actor columns show
@@ -126,6 +127,7 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         },
         Event::OAuthClientUpdated(updated) => client(updated.name.clone()),
         Event::OAuthClientSecretRegenerated(_) | Event::OAuthClientDeactivated(_) => client(None),
+        Event::TokenIssuedV1(issued) => Target::new("token", Some(issued.jti.to_string()), None),
         Event::TokenIssued(issued) => Target::new("token", Some(issued.jti.to_string()), None),
         Event::TokenRevoked(revoked) => Target::new("token", Some(revoked.jti.to_string()), None),
         Event::ReservationClaimed(claimed) => {
@@ -224,6 +226,13 @@ pub fn audit_row(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) 
             },
         })
         .unwrap_or_else(|_| "null".to_owned());
+    } else if let Event::TokenIssued(issued) = event {
+        // The token id is the row's target, and an empty audience means the issuer: neither is
+        // repeated in the summary of the most frequent event of all.
+        let no_audience = issued.audience.is_empty();
+        row.summary = event.public_json_without(&|name: &str| {
+            omitted_for_size(name) || name == "jti" || (no_audience && name == "audience")
+        });
     } else {
         row.summary = event.public_json_without(&omitted_for_size);
     }
@@ -575,6 +584,28 @@ mod tests {
                 id: "tessera".into(),
                 name: None
             }
+        );
+    }
+
+    #[test]
+    fn a_v2_token_summary_leaves_out_what_the_row_already_says() {
+        let event = samples::current()
+            .into_iter()
+            .find(|e| (e.event_type(), e.schema_version()) == ("token.issued", 2))
+            .unwrap();
+        let row = audit_row(&envelope(stream_of(&event), &event), &event, None);
+        assert_eq!(
+            row.target_id.as_deref(),
+            Some("01930000-0000-7000-8000-000000000005")
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&row.summary).unwrap(),
+            serde_json::json!({
+                "grant_type": "client_credentials",
+                "scopes": ["invoices:read"],
+                "kid": "k-2026-11-23-b",
+                "ttl_secs": 3600,
+            })
         );
     }
 

@@ -519,7 +519,7 @@ mod tests {
         batch: &DecodedBatch,
         cache: &mut RowCache,
     ) -> Option<(Vec<String>, Applied)> {
-        let prepared = prepare(checkpoints, batch, cache)?;
+        let prepared = prepare(checkpoints, batch, cache, None)?;
         assert!(prepared.missing.is_empty(), "a rebuild loads nothing");
         let mut writes = Vec::new();
         let applied = fold_and_encode(prepared, batch, cache, |write| {

@@ -304,7 +304,7 @@ impl Inner {
             | Event::OAuthClientDeactivated(_) => {
                 self.fold_client(&envelope.stream_id, tenant_id, at, event);
             }
-            Event::TokenIssued(issued) => {
+            Event::TokenIssuedV1(issued) => {
                 if issued.expires_at > self.log_time {
                     self.tokens.insert(
                         *issued.token_hash.expose(),
@@ -321,6 +321,9 @@ impl Inner {
                     );
                 }
             }
+            // A v2 token carries no hash to index it by: this node noted it when it issued it
+            // (`note_issued`), and any other presentation is verified by its signature.
+            Event::TokenIssued(_) => {}
             Event::TokenRevoked(revoked) => {
                 if revoked.expires_at > self.log_time {
                     self.revoked.insert(revoked.jti, revoked.expires_at);

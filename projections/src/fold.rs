@@ -14,8 +14,8 @@ use std::collections::hash_map::Entry;
 use std::convert::Infallible;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
-use tessera_event_schemas::Envelope;
 use tessera_event_schemas::events::Event;
+use tessera_event_schemas::{Envelope, Timestamp};
 
 use crate::audit;
 use crate::tables::{
@@ -180,6 +180,8 @@ pub(crate) struct Fold {
     checkpoints: Checkpoints,
     tables: PerTable<Slots>,
     audit: Vec<AuditRow>,
+    /// Events recorded before this time get no audit row (the store's retention).
+    audit_since: Option<Timestamp>,
 }
 
 /// Everything a batch changed.
@@ -198,7 +200,22 @@ impl Fold {
             checkpoints,
             tables: PerTable::default(),
             audit: Vec::new(),
+            audit_since: None,
         }
+    }
+
+    /// This fold, leaving out the audit rows of events recorded before `since`: rows the
+    /// retention has expired are not brought back by a rebuild (see `retention`).
+    pub(crate) fn keeping_audit_since(mut self, since: Option<Timestamp>) -> Self {
+        self.audit_since = since;
+        self
+    }
+
+    fn wants_audit_row(&self, envelope: &Envelope) -> bool {
+        self.wants(Projection::Audit, envelope)
+            && self
+                .audit_since
+                .is_none_or(|since| envelope.recorded_at >= since)
     }
 
     fn wants(&self, projection: Projection, envelope: &Envelope) -> bool {
@@ -234,7 +251,7 @@ impl Fold {
         // The audit row of a tenant event names the tenant by its slug, which never changes
         // once the tenant exists: the stored row has it even when the tenant projection is
         // ahead of the audit one.
-        if self.wants(Projection::Audit, envelope) && audit::needs_tenant_slug(event) {
+        if self.wants_audit_row(envelope) && audit::needs_tenant_slug(event) {
             Tenants::of_mut(&mut plan.groups).insert(envelope.tenant_id);
         }
     }
@@ -286,7 +303,7 @@ impl Fold {
             envelope,
             event,
         });
-        if self.wants(Projection::Audit, envelope) {
+        if self.wants_audit_row(envelope) {
             let slug = if audit::needs_tenant_slug(event) {
                 Tenants::of(&self.tables)
                     .row(&envelope.tenant_id)

@@ -29,6 +29,7 @@
 //!   rows back, and keyset pagination.
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`](mod@rebuild): drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
+//! - [`retention`]: the audit trail's retention, its sweep and what the fold skips.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
 //!   revoked tokens) that the authorization server's hot paths read.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
@@ -44,6 +45,7 @@ mod fold;
 pub mod kafka;
 mod paging;
 pub mod rebuild;
+pub mod retention;
 pub mod runtime;
 mod schema;
 mod snapshot;
@@ -60,6 +62,7 @@ pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
+pub use retention::{AuditRetention, RetentionTask};
 pub use runtime::ProjectionRuntime;
 pub use store::ReadStore;
 pub use tables::{Checkpoints, Projection};

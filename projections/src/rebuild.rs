@@ -69,7 +69,9 @@ pub async fn rebuild_in_batches(
     let started = Instant::now();
     let events = match store.sqlite_path() {
         Some(path) => {
-            let scratch = swap::open_scratch(path).await?;
+            let scratch = swap::open_scratch(path, store.wal_limit())
+                .await?
+                .with_audit_retention(store.audit_retention().cloned());
             let folded = rebuild_into(log, &scratch, batch_size).await;
             match folded {
                 // Up to an undecodable event is as far as any rebuild of this log gets.

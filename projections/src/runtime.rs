@@ -34,6 +34,22 @@ const READ_BATCH: usize = 2500;
 /// Most events merged into one transaction while catching up: the more events a transaction
 /// folds, the fewer times each row is written.
 const MAX_MERGED: usize = 50_000;
+/// About what one merged event adds to a SQLite WAL (its audit row and index entry, and a
+/// share of the table rows, each page written once per transaction: measured 700-800 bytes
+/// for token grants).
+const WAL_BYTES_PER_EVENT: u64 = 1024;
+
+/// The most events one transaction merges for `store`. A WAL can only be truncated between
+/// transactions (see `write_sqlite`), so on SQLite a merged transaction is kept to about half
+/// the WAL's bound: the WAL then passes its bound by at most that much while the projector
+/// catches up, and by one live batch at the head. PostgreSQL has no such file.
+fn merge_limit(store: &ReadStore) -> usize {
+    if store.sqlite_path().is_none() {
+        return MAX_MERGED;
+    }
+    let fits = store.wal_limit() / 2 / WAL_BYTES_PER_EVENT;
+    usize::try_from(fits).map_or(MAX_MERGED, |fits| fits.clamp(READ_BATCH, MAX_MERGED))
+}
 /// Decoded batches the reader may run ahead of the writer (enough to fill a merged batch).
 const QUEUE: usize = 20;
 const BACKOFF_START: Duration = Duration::from_millis(50);
@@ -184,6 +200,7 @@ async fn write_loop(
 ) {
     let mut backoff = Backoff::new();
     let mut cache = RowCache::new(checkpoints);
+    let max_merged = merge_limit(&store);
     loop {
         let next = tokio::select! {
             next = batches.recv() => next,
@@ -192,7 +209,7 @@ async fn write_loop(
         let Some(mut batch) = next else {
             return;
         };
-        while batch.len() < MAX_MERGED && batch.failure.is_none() {
+        while batch.len() < max_merged && batch.failure.is_none() {
             match batches.try_recv() {
                 Ok(more) => batch.extend(more),
                 Err(_) => break,

@@ -24,13 +24,19 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+use tessera_event_log::sqlite::wal::journal_size_limit;
+
+use tessera_event_schemas::Timestamp;
+
 use crate::decode::to_u64;
 use crate::error::ReadError;
+use crate::retention::AuditRetention;
 use crate::tables::{Checkpoints, Projection};
 use crate::write_postgres::PostgresApplier;
 use crate::write_sqlite::SqliteApplier;
 
 pub use crate::schema::SCHEMA_VERSION;
+pub use tessera_event_log::DEFAULT_WAL_LIMIT_BYTES;
 
 /// The largest page a listing returns, whatever the caller asks for.
 pub const MAX_PAGE: u32 = 1000;
@@ -70,6 +76,10 @@ pub struct ReadStore {
     pub(crate) dialect: Dialect,
     /// SQLite only: the database file.
     sqlite_path: Option<PathBuf>,
+    /// SQLite only: the bound of the WAL file, in bytes (see `write_sqlite`).
+    wal_limit: u64,
+    /// How long audit rows are kept; `None` for ever (see `retention`).
+    audit_retention: Option<AuditRetention>,
 }
 
 #[derive(Debug)]
@@ -125,7 +135,11 @@ impl SqliteMode {
 const PUBLISHER_CHECKPOINTS: &str = "publisher_checkpoints";
 
 /// A pool on a SQLite read-model file (creating it if needed) and the projector's connection.
-async fn connect_sqlite(path: &Path, mode: SqliteMode) -> Result<Connections, ReadError> {
+async fn connect_sqlite(
+    path: &Path,
+    mode: SqliteMode,
+    wal_limit: u64,
+) -> Result<Connections, ReadError> {
     sqlx::any::install_default_drivers();
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let pool = AnyPoolOptions::new()
@@ -138,13 +152,17 @@ async fn connect_sqlite(path: &Path, mode: SqliteMode) -> Result<Connections, Re
                         .execute(&mut *conn)
                         .await?;
                 }
+                // Whichever connection restarts the WAL cuts the file back to the bound.
+                sqlx::query(AssertSqlSafe(journal_size_limit(wal_limit)))
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             })
         })
         .connect(&url)
         .await?;
     // After the pool, whose first connection puts a new live file in WAL mode.
-    let writer = SqliteApplier::open(path, mode)?;
+    let writer = SqliteApplier::open(path, mode, wal_limit)?;
     Ok(Connections {
         pool,
         sqlite_writer: Some(Arc::new(writer)),
@@ -158,13 +176,57 @@ impl ReadStore {
     /// WAL with `synchronous=NORMAL`: a power cut may lose the newest committed batches, but
     /// never tears one, and since each batch's checkpoint commits with it, the projector simply
     /// re-applies whatever was lost from the log.
+    ///
+    /// Its WAL is kept within [`DEFAULT_WAL_LIMIT_BYTES`]; see [`ReadStore::open_sqlite_bounded`].
     pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Self, ReadError> {
-        Self::open_sqlite_as(path.as_ref(), SqliteMode::Live).await
+        Self::open_sqlite_bounded(path, DEFAULT_WAL_LIMIT_BYTES).await
     }
 
-    pub(crate) async fn open_sqlite_as(path: &Path, mode: SqliteMode) -> Result<Self, ReadError> {
-        let connections = connect_sqlite(path, mode).await?;
-        Self::init(connections, Dialect::Sqlite, Some(path.to_path_buf())).await
+    /// [`ReadStore::open_sqlite`] with the WAL file kept within `wal_limit` bytes: past it, the
+    /// projector checkpoints and truncates the WAL between two batches (`TESSERA_WAL_LIMIT_MB`).
+    pub async fn open_sqlite_bounded(
+        path: impl AsRef<Path>,
+        wal_limit: u64,
+    ) -> Result<Self, ReadError> {
+        Self::open_sqlite_as(path.as_ref(), SqliteMode::Live, wal_limit).await
+    }
+
+    pub(crate) async fn open_sqlite_as(
+        path: &Path,
+        mode: SqliteMode,
+        wal_limit: u64,
+    ) -> Result<Self, ReadError> {
+        let connections = connect_sqlite(path, mode, wal_limit).await?;
+        Self::init(
+            connections,
+            Dialect::Sqlite,
+            Some(path.to_path_buf()),
+            wal_limit,
+        )
+        .await
+    }
+
+    /// SQLite only: the bound of the WAL file, in bytes.
+    pub(crate) fn wal_limit(&self) -> u64 {
+        self.wal_limit
+    }
+
+    /// This store with audit rows kept for `retention` only (`None`: for ever). Set it before
+    /// cloning the store: the projector's fold, a rebuild, the snapshot and the sweep
+    /// ([`crate::RetentionTask`]) all read it from their clone.
+    pub fn with_audit_retention(mut self, retention: Option<AuditRetention>) -> Self {
+        self.audit_retention = retention;
+        self
+    }
+
+    /// How long audit rows are kept; `None` for ever.
+    pub fn audit_retention(&self) -> Option<&AuditRetention> {
+        self.audit_retention.as_ref()
+    }
+
+    /// Audit rows recorded before this time are expired; `None` when none ever are.
+    pub(crate) fn audit_cutoff(&self) -> Option<Timestamp> {
+        self.audit_retention.as_ref().map(AuditRetention::cutoff)
     }
 
     /// SQLite only: the database file.
@@ -189,7 +251,7 @@ impl ReadStore {
         let Some(path) = &self.sqlite_path else {
             return Ok(());
         };
-        *self.write_connections() = connect_sqlite(path, SqliteMode::Live).await?;
+        *self.write_connections() = connect_sqlite(path, SqliteMode::Live, self.wal_limit).await?;
         self.open_schema().await?;
         self.open_publisher_checkpoints().await
     }
@@ -208,18 +270,27 @@ impl ReadStore {
             sqlite_writer: None,
             postgres_writer: Some(PostgresApplier::connect(url).await?),
         };
-        Self::init(connections, Dialect::Postgres, None).await
+        Self::init(
+            connections,
+            Dialect::Postgres,
+            None,
+            DEFAULT_WAL_LIMIT_BYTES,
+        )
+        .await
     }
 
     async fn init(
         connections: Connections,
         dialect: Dialect,
         sqlite_path: Option<PathBuf>,
+        wal_limit: u64,
     ) -> Result<Self, ReadError> {
         let store = Self {
             connections: Arc::new(RwLock::new(connections)),
             dialect,
             sqlite_path,
+            wal_limit,
+            audit_retention: None,
         };
         store.open_schema().await?;
         store.open_publisher_checkpoints().await?;
@@ -320,12 +391,18 @@ impl ReadStore {
         Ok(())
     }
 
-    /// Closes the pools; pending queries finish first.
+    /// Closes the pools; pending queries finish first. On SQLite every connection closes,
+    /// the projector's included, so that SQLite copies the WAL into the file and deletes it:
+    /// a stopped server leaves no WAL behind.
     pub async fn close(&self) {
         if let Some(writer) = self.postgres_writer() {
             writer.close().await;
         }
-        self.pool().close().await;
+        if self.sqlite_path.is_some() {
+            self.close_sqlite().await;
+        } else {
+            self.pool().close().await;
+        }
     }
 
     /// Leaves no copy of rows the projector has deleted or overwritten in the store's files,

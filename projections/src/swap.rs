@@ -39,12 +39,13 @@ fn remove_if_present(path: &Path) -> Result<(), ReadError> {
 
 /// Opens an empty scratch store for rebuilding the SQLite store at `path`, deleting whatever a
 /// rebuild that did not finish left there.
-pub(crate) async fn open_scratch(path: &Path) -> Result<ReadStore, ReadError> {
+pub(crate) async fn open_scratch(path: &Path, wal_limit: u64) -> Result<ReadStore, ReadError> {
     let scratch = sibling(path, ".rebuild");
     remove_if_present(&scratch)?;
     // A rollback journal in memory leaves no file; one on disk would be a previous build's.
     remove_if_present(&sibling(&scratch, "-journal"))?;
-    ReadStore::open_sqlite_as(&scratch, SqliteMode::Scratch).await
+    // The scratch file has no WAL; the limit is what the store it becomes keeps.
+    ReadStore::open_sqlite_as(&scratch, SqliteMode::Scratch, wal_limit).await
 }
 
 /// Closes a scratch store that will not be swapped in and deletes its file.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use tessera_event_schemas::events::Event;
-use tessera_event_schemas::{DecodeError, Envelope, RecordedEvent};
+use tessera_event_schemas::{DecodeError, Envelope, RecordedEvent, Timestamp};
 
 use crate::cache::RowCache;
 use crate::error::ReadError;
@@ -105,15 +105,18 @@ pub(crate) async fn apply_batch(
 ) -> Result<Checkpoints, ReadError> {
     let batch = Arc::clone(batch);
     let mut owned = std::mem::take(cache);
+    let audit_since = store.audit_cutoff();
     let outcome = if let Some(writer) = store.sqlite_writer() {
         tokio::task::spawn_blocking(move || {
-            let result = writer.apply(checkpoints, &batch, &mut owned);
+            let result = writer.apply(checkpoints, &batch, &mut owned, audit_since);
             (owned, result)
         })
         .await
     } else if let Some(writer) = store.postgres_writer() {
         tokio::spawn(async move {
-            let result = writer.apply(checkpoints, &batch, &mut owned).await;
+            let result = writer
+                .apply(checkpoints, &batch, &mut owned, audit_since)
+                .await;
             (owned, result)
         })
         .await
@@ -182,10 +185,13 @@ impl Missing {
 
 /// Plans `batch` and seeds the fold from `cache`. `None` when the batch moves no checkpoint
 /// (nothing decoded, or everything already applied) and has no held-back rows to settle.
+/// Events recorded before `audit_since` get no audit row (the store's retention, see
+/// `retention`).
 pub(crate) fn prepare(
     checkpoints: Checkpoints,
     batch: &DecodedBatch,
     cache: &mut RowCache,
+    audit_since: Option<Timestamp>,
 ) -> Option<Prepared> {
     let next = batch
         .end()
@@ -193,7 +199,7 @@ pub(crate) fn prepare(
     if next == checkpoints && !cache.must_settle() {
         return None;
     }
-    let mut fold = Fold::new(checkpoints);
+    let mut fold = Fold::new(checkpoints).keeping_audit_since(audit_since);
     let mut plan = LoadPlan::default();
     for (envelope, event) in batch.pairs() {
         fold.plan(&mut plan, envelope, event);

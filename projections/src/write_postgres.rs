@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use tessera_event_schemas::Timestamp;
 
 use crate::cache::RowCache;
 use crate::error::ReadError;
@@ -72,8 +73,9 @@ impl PostgresApplier {
         checkpoints: Checkpoints,
         batch: &Arc<DecodedBatch>,
         cache: &mut RowCache,
+        audit_since: Option<Timestamp>,
     ) -> Result<Checkpoints, ReadError> {
-        let Some(mut prepared) = write::prepare(checkpoints, batch, cache) else {
+        let Some(mut prepared) = write::prepare(checkpoints, batch, cache, audit_since) else {
             return Ok(checkpoints);
         };
         let audit = if cache.audit_rows_are_new() {

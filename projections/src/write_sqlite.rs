@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params_from_iter};
+use tessera_event_log::sqlite::wal::{Checkpoint, Pacer, WalBound, journal_size_limit};
+use tessera_event_schemas::Timestamp;
 
 use crate::cache::RowCache;
 use crate::error::ReadError;
@@ -32,7 +34,7 @@ use crate::write::{
 
 /// The projector's connection to a SQLite read-model file.
 pub(crate) struct SqliteApplier {
-    connection: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// Copies the WAL into the database file (a scratch file: syncs it); stops when the
     /// applier is dropped.
     _checkpointer: Checkpointer,
@@ -44,12 +46,30 @@ impl std::fmt::Debug for SqliteApplier {
     }
 }
 
+/// The writing connection, and (live files only) the bound its WAL is kept within.
+struct Writer {
+    connection: Connection,
+    bound: Option<WalBound>,
+}
+
+impl Writer {
+    /// Truncates the WAL if the last commit took it past its bound. Between two of the
+    /// projector's transactions nothing else competes for the write lock (see [`WalBound`]);
+    /// the token endpoint never waits for the read models, so their truncation costs the hot
+    /// paths nothing but the disk's time.
+    fn bound_wal(&self) {
+        if let Some(bound) = &self.bound {
+            bound.enforce("read models");
+        }
+    }
+}
+
 impl SqliteApplier {
     /// Opens a connection on `path` and starts its checkpointer. The pragmas are the pool's
-    /// for `mode` (see `store::SqliteMode`): live, WAL with `synchronous=NORMAL` and no
-    /// automatic checkpoints; scratch, a journal in memory and no syncs. Both get a 64 MB page
-    /// cache for catch-up transactions.
-    pub(crate) fn open(path: &Path, mode: SqliteMode) -> Result<Self, ReadError> {
+    /// for `mode` (see `store::SqliteMode`): live, WAL with `synchronous=NORMAL`, no automatic
+    /// checkpoints and a WAL kept within `wal_limit` bytes; scratch, a journal in memory and no
+    /// syncs. Both get a 64 MB page cache for catch-up transactions.
+    pub(crate) fn open(path: &Path, mode: SqliteMode, wal_limit: u64) -> Result<Self, ReadError> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -67,14 +87,28 @@ impl SqliteApplier {
              -- Deleted and overwritten content is zeroed in the file (see `store::SqliteMode`).
              PRAGMA secure_delete = ON;",
         )?;
-        let checkpointer = match mode {
-            SqliteMode::Live => Checkpointer::start(path)?,
-            SqliteMode::Scratch => Checkpointer::sync_scratch(path)?,
+        let (checkpointer, bound) = match mode {
+            SqliteMode::Live => {
+                connection.execute_batch(&journal_size_limit(wal_limit))?;
+                (
+                    Checkpointer::start(path, wal_limit)?,
+                    Some(WalBound::open(path, wal_limit)?),
+                )
+            }
+            SqliteMode::Scratch => (Checkpointer::sync_scratch(path)?, None),
         };
         Ok(Self {
-            connection: Mutex::new(connection),
+            writer: Mutex::new(Writer { connection, bound }),
             _checkpointer: checkpointer,
         })
+    }
+
+    /// The writer, locked. A panic while holding the lock leaves nothing half-written behind
+    /// it: a transaction rolls back when dropped.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Applies the decoded part of `batch` on top of `checkpoints` in one transaction and
@@ -88,17 +122,15 @@ impl SqliteApplier {
         checkpoints: Checkpoints,
         batch: &DecodedBatch,
         cache: &mut RowCache,
+        audit_since: Option<Timestamp>,
     ) -> Result<Checkpoints, ReadError> {
-        let Some(mut prepared) = write::prepare(checkpoints, batch, cache) else {
+        let Some(mut prepared) = write::prepare(checkpoints, batch, cache, audit_since) else {
             return Ok(checkpoints);
         };
-        // A panic while holding the lock leaves nothing half-written behind it: the
-        // transaction rolls back when dropped.
-        let mut connection = self
+        let mut writer = self.lock();
+        let tx = writer
             .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         load(&tx, &prepared.missing, &mut prepared.fold)?;
         // The cache takes the batch's rows before the commit; if anything fails from here on,
         // `apply_batch` clears it, so it never outlives a batch that did not commit.
@@ -114,16 +146,31 @@ impl SqliteApplier {
             }
         }
         tx.commit()?;
+        writer.bound_wal();
         Ok(applied.next)
+    }
+
+    /// Deletes expired audit rows in one transaction (see `audit_trail::DELETE_EXPIRED`), then
+    /// keeps the WAL within its bound as after a batch.
+    pub(crate) fn delete_expired_audit(&self, cutoff: i64, limit: i64) -> Result<usize, ReadError> {
+        let mut writer = self.lock();
+        let tx = writer
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx
+            .prepare_cached(audit_trail::DELETE_EXPIRED)?
+            .execute((cutoff, limit))?;
+        tx.commit()?;
+        writer.bound_wal();
+        Ok(deleted)
     }
 
     /// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction.
     pub(crate) fn create_missing(&self, statements: &[String]) -> Result<(), ReadError> {
-        let mut connection = self
+        let mut writer = self.lock();
+        let tx = writer
             .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for statement in statements {
             tx.execute_batch(statement)?;
         }
@@ -225,15 +272,16 @@ fn load(tx: &Transaction<'_>, missing: &Missing, fold: &mut Fold) -> Result<(), 
 /// How often a scratch file's [`Checkpointer`] writes it to disk.
 const SCRATCH_SYNC_EVERY: Duration = Duration::from_millis(200);
 
-/// How often [`Checkpointer`] copies the WAL into the database file.
-const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
 /// A thread that checkpoints the read models' WAL from a connection of its own, so that the
 /// writer never does. SQLite's automatic checkpoint runs inside the commit that crosses 1000
 /// WAL pages, and with `synchronous=NORMAL` that commit then also fsyncs the WAL and the
 /// database file: a large catch-up batch spent most of its commit there, and a live batch
 /// (which a write request waits for) could stall behind it. A PASSIVE checkpoint takes no lock
 /// that the writer or readers wait on. The event log does the same for its own file.
+///
+/// A PASSIVE checkpoint never shortens the WAL (see [`WalBound`]): the writer truncates it
+/// past its bound, and this thread truncates it once writes pause (no commit since the last
+/// period), so that an idle store keeps no WAL behind whatever the load before.
 struct Checkpointer {
     /// Dropped to stop the thread.
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -241,17 +289,25 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(path: &Path) -> Result<Self, ReadError> {
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
-        Self::every(WAL_CHECKPOINT_EVERY, "tessera-rm-ckpt", move || {
-            if let Err(error) =
-                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            {
+    fn start(path: &Path, wal_limit: u64) -> Result<Self, ReadError> {
+        let bound = WalBound::open(path, wal_limit)?;
+        let mut seen = bound.data_version()?;
+        let mut pacer = Pacer::new(path, wal_limit);
+        Self::every(Pacer::TICK, "tessera-rm-ckpt", move || {
+            let next = pacer.next(|| {
+                let version = bound.data_version();
+                let paused = version.as_ref().is_ok_and(|v| *v == seen);
+                if let Ok(version) = version {
+                    seen = version;
+                }
+                paused
+            });
+            let checkpoint = match next {
+                None => return,
+                Some(Checkpoint::Passive) => bound.passive(),
+                Some(Checkpoint::Truncate) => bound.truncate(),
+            };
+            if let Err(error) = checkpoint {
                 tracing::debug!(%error, "read-model WAL checkpoint skipped");
             }
         })

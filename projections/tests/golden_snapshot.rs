@@ -89,11 +89,15 @@ fn extras(history: &mut History) {
     let sample_key = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
     let client = "0193a000-0000-7000-8000-00000000c11e";
     // Users and their second factors come last (below), so that the rows pinned before they
-    // existed keep their positions.
-    for event in samples::current()
-        .into_iter()
-        .filter(|event| !["user", "mfa", "webauthn_policy"].contains(&event.category()))
-    {
+    // existed keep their positions. A sample of a version added since the fixtures were written
+    // (`token.issued` v2, issue 24) would shift every later position too, so it stays out, and
+    // the fixtures keep pinning the rows of every event they did; newer versions' audit rows
+    // are checked by `projections::audit`'s tests.
+    let added_since = [("token.issued", 2)];
+    for event in samples::current().into_iter().filter(|event| {
+        !["user", "mfa", "webauthn_policy"].contains(&event.category())
+            && !added_since.contains(&(event.event_type(), event.schema_version()))
+    }) {
         let (tenant, stream) = match event.category() {
             "tenant" => (sample_tenant, streams::tenant(sample_tenant)),
             "api_key" => (sample_tenant, streams::api_key(sample_tenant, sample_key)),

@@ -24,9 +24,11 @@ use tessera_domain::oauth_client::OAuthClientState;
 use tessera_domain::tenant::{KeyStatus, TenantState};
 use tessera_domain::user::UserState;
 use tessera_event_schemas::events::{
-    ClientType, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus, TokenIssuedV1,
+    ClientType, IssuedTokenFacts, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus,
 };
-use tessera_event_schemas::{Date, DecodeError, Event, RecordedEvent, StreamId, Timestamp};
+use tessera_event_schemas::{
+    Date, DecodeError, Envelope, Event, RecordedEvent, StreamId, Timestamp,
+};
 use uuid::Uuid;
 
 use crate::people::UserView;
@@ -58,7 +60,7 @@ fn folded(stream: &StreamId) -> bool {
 /// A token as far as the log knows at the moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
-    pub issued: TokenIssuedV1,
+    pub issued: IssuedTokenFacts,
     pub revoked: bool,
 }
 
@@ -109,12 +111,13 @@ impl TenantSnapshot {
             return Ok(());
         };
         let event = recorded.decode()?;
-        self.apply(&stream, &event);
+        self.apply(e, &stream, &event);
         Ok(())
     }
 
-    /// Applies one decoded event of one of this tenant's streams (see [`tenant_stream`]).
-    pub fn apply(&mut self, stream: &StreamId, event: &Event) {
+    /// Applies one decoded event of one of this tenant's streams (see [`tenant_stream`]),
+    /// recorded with `envelope`.
+    pub fn apply(&mut self, envelope: &Envelope, stream: &StreamId, event: &Event) {
         if !folded(stream) {
             return;
         }
@@ -134,18 +137,16 @@ impl TenantSnapshot {
                     .evolve(event);
             }
             StreamId::Tokens { .. } => match event {
-                Event::TokenIssued(issued) => {
+                Event::TokenIssuedV1(_) | Event::TokenIssued(_) => {
+                    let Some(issued) = event.issued_token(envelope) else {
+                        return;
+                    };
                     let revoked = self
                         .tokens
                         .get(&issued.jti)
                         .is_some_and(|token| token.revoked);
-                    self.tokens.insert(
-                        issued.jti,
-                        TokenRecord {
-                            issued: issued.clone(),
-                            revoked,
-                        },
-                    );
+                    self.tokens
+                        .insert(issued.jti, TokenRecord { issued, revoked });
                 }
                 Event::TokenRevoked(revoked) => {
                     if let Some(token) = self.tokens.get_mut(&revoked.jti) {
@@ -385,7 +386,7 @@ pub struct TokenView {
 }
 
 impl TokenView {
-    pub fn new(issued: &TokenIssuedV1) -> Self {
+    pub fn new(issued: &IssuedTokenFacts) -> Self {
         Self {
             jti: issued.jti,
             client_id: issued.client_id.clone(),
@@ -607,7 +608,7 @@ mod tests {
 
     #[test]
     fn tokens_are_valid_until_revoked_or_expired() {
-        let Event::TokenIssued(mut issued) = sample("token.issued") else {
+        let Event::TokenIssuedV1(mut issued) = sample("token.issued") else {
             panic!("no sample");
         };
         issued.expires_at = Timestamp::from_micros(10_000_000);
@@ -617,7 +618,7 @@ mod tests {
             .observe(&recorded(
                 1,
                 stream.clone(),
-                &Event::TokenIssued(issued.clone()),
+                &Event::TokenIssuedV1(issued.clone()),
             ))
             .unwrap();
         // Nothing of the tenant stream yet: no view.

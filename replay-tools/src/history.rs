@@ -223,13 +223,22 @@ pub fn summary(event: &Event) -> String {
         }
         Event::OAuthClientSecretRegenerated(_) => "client secret regenerated".to_owned(),
         Event::OAuthClientDeactivated(e) => format!("client deactivated: {}", opt(&e.reason)),
-        Event::TokenIssued(e) => format!(
+        Event::TokenIssuedV1(e) => format!(
             "token {} issued to {} ({}) scopes [{}] until {}",
             e.jti,
             e.client_id,
             e.grant_type,
             e.scopes.join(" "),
             e.expires_at
+        ),
+        // v2 leaves the client to the stream and the issue time to the envelope, which the
+        // history line shows beside this summary.
+        Event::TokenIssued(e) => format!(
+            "token {} issued ({}) scopes [{}] for {} s",
+            e.jti,
+            e.grant_type.as_str(),
+            e.scopes.join(" "),
+            e.ttl_secs
         ),
         Event::TokenRevoked(e) => format!("token {} of {} revoked", e.jti, e.client_id),
         Event::ReservationClaimed(e) => {

@@ -212,8 +212,10 @@ async fn run(ops: Vec<Op>) {
                 if !clients.is_empty() {
                     let client_id = clients[i % clients.len()].clone();
                     let kid = kids.first().map(|k| k.0.clone()).unwrap_or_default();
-                    let issued = token(&client_id, &kid, h.now(), ttl);
-                    s.record_token_issued(m, id, issued.clone()).await.unwrap();
+                    let issued = token(&kid, h.now(), ttl);
+                    s.record_token_issued(m, id, &client_id, issued.issued.clone(), issued.at)
+                        .await
+                        .unwrap();
                     tokens.push(TokenModel {
                         jti: issued.jti,
                         client_id,

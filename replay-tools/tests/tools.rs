@@ -132,14 +132,19 @@ async fn script(h: &Harness) -> Script {
         )
         .await
         .unwrap();
-    let short = token(&client.client_id, &rotated.kid, h.now(), 600);
-    let long = token(&client.client_id, &rotated.kid, h.now(), 3600);
-    s.record_token_issued(meta("c-t1"), id, short.clone())
+    let short = token(&rotated.kid, h.now(), 600);
+    let long = token(&rotated.kid, h.now(), 3600);
+    for (correlation, token) in [("c-t1", &short), ("c-t2", &long)] {
+        s.record_token_issued(
+            meta(correlation),
+            id,
+            &client.client_id,
+            token.issued.clone(),
+            token.at,
+        )
         .await
         .unwrap();
-    s.record_token_issued(meta("c-t2"), id, long.clone())
-        .await
-        .unwrap();
+    }
     h.clock.advance_seconds(30);
     s.revoke_api_key(meta("c-revoke-key"), id, key.key_id)
         .await

@@ -24,7 +24,7 @@ use tessera_domain::oauth_client::{
 };
 use tessera_domain::tenant::{Tenant, TenantKey};
 use tessera_event_schemas::Timestamp;
-use tessera_event_schemas::events::TokenIssuedV1;
+use tessera_event_schemas::events::{GrantType, TokenIssuedV2};
 use tessera_projections::{ClientEntry, IssuedToken};
 use uuid::Uuid;
 
@@ -210,7 +210,11 @@ struct Minted<'r> {
     access_token: String,
     /// The space-separated scopes, as the token and the response carry them.
     scope: String,
-    issued: TokenIssuedV1,
+    issued: TokenIssuedV2,
+    /// The time the token was minted with: its event's `recorded_at` (see `TokenIssuedV2`).
+    minted_at: Timestamp,
+    /// What this node's directory notes about the token once its event is durable.
+    noted: IssuedToken,
 }
 
 /// Signs the grant's access token with the tenant's active key. The time and the token id come
@@ -251,16 +255,27 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
             tenant_id: tenant.id,
         })
         .map_err(OAuthError::server_error)?;
-    let issued = TokenIssuedV1 {
-        jti,
+    let grant_type = GrantType::parse(grant_type)
+        .ok_or_else(|| OAuthError::server_error("a grant type the token event cannot name"))?;
+    let noted = IssuedToken {
+        tenant_id: tenant.id,
         client_id: client_id.to_owned(),
-        grant_type: grant_type.to_owned(),
-        scopes,
+        jti,
+        scopes: scopes.clone(),
         audience: vec![issuer],
         kid: signer.kid().to_owned(),
         issued_at,
         expires_at,
-        token_hash: crypto::token_hash(&access_token).into(),
+    };
+    // The issuer is the token's only audience, which v2 records as no audience at all; the
+    // client and both times come from the event's stream and envelope.
+    let issued = TokenIssuedV2 {
+        jti,
+        grant_type,
+        scopes,
+        audience: Vec::new(),
+        kid: noted.kid.clone(),
+        ttl_secs: ttl,
     };
     Ok(Minted {
         tenant,
@@ -268,6 +283,8 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
         access_token,
         scope,
         issued,
+        minted_at: now,
+        noted,
     })
 }
 
@@ -285,23 +302,22 @@ async fn record(
         access_token,
         scope,
         issued,
+        minted_at,
+        noted,
     } = minted;
-    let token_hash = *issued.token_hash.expose();
-    let noted = IssuedToken {
-        tenant_id: tenant.id,
-        client_id: issued.client_id.clone(),
-        jti: issued.jti,
-        scopes: issued.scopes.clone(),
-        audience: issued.audience.clone(),
-        kid: issued.kid.clone(),
-        issued_at: issued.issued_at,
-        expires_at: issued.expires_at,
-    };
     state
         .commands
-        .record_token_issued(ctx.metadata(client_actor(client)), tenant.id, issued)
+        .record_token_issued(
+            ctx.metadata(client_actor(client)),
+            tenant.id,
+            &noted.client_id,
+            issued,
+            minted_at,
+        )
         .await?;
-    state.directory.note_issued(token_hash, noted);
+    state
+        .directory
+        .note_issued(crypto::token_hash(&access_token), noted);
     Ok(no_store(
         axum::Json(TokenResponse {
             access_token: &access_token,

@@ -303,9 +303,24 @@ impl CommandService {
         stream_id: String,
         event: Event,
     ) -> Result<u64, CommandError> {
+        self.record_at(meta, tenant_id, stream_id, event, self.clock.now())
+            .await
+    }
+
+    /// [`CommandService::record`] of a fact that happened at `at`, a time the caller took
+    /// from the same injected clock (a token's event is stamped with the time it was minted
+    /// with, which its payload then need not repeat).
+    pub(super) async fn record_at(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        stream_id: String,
+        event: Event,
+        at: Timestamp,
+    ) -> Result<u64, CommandError> {
         let write = self.write(
             &meta,
-            self.clock.now(),
+            at,
             stream_id,
             ExpectedVersion::Any,
             tenant_id,

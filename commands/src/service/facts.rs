@@ -7,23 +7,28 @@
 //! of one client share one group commit instead of queueing behind each other. A token's event
 //! is durable before the token is returned.
 
-use tessera_event_schemas::events::{ApiKeyUsedV1, TokenIssuedV1, TokenRevokedV1};
-use tessera_event_schemas::{Event, EventMetadata, streams};
+use tessera_event_schemas::events::{ApiKeyUsedV1, TokenIssuedV2, TokenRevokedV1};
+use tessera_event_schemas::{Event, EventMetadata, Timestamp, streams};
 use uuid::Uuid;
 
 use super::CommandService;
 use crate::CommandError;
 
 impl CommandService {
-    /// Records an issued access token. Returns once the event is durable.
+    /// Records an access token issued to `client_id` at `at`, the time the token was minted
+    /// with (its `iat` is `at` truncated to the second). `token.issued` v2 leaves both to the
+    /// envelope: the client is the stream's, and the time becomes `recorded_at`. Returns once
+    /// the event is durable.
     pub async fn record_token_issued(
         &self,
         meta: EventMetadata,
         tenant_id: Uuid,
-        issued: TokenIssuedV1,
+        client_id: &str,
+        issued: TokenIssuedV2,
+        at: Timestamp,
     ) -> Result<u64, CommandError> {
-        let stream = streams::client_tokens(tenant_id, &issued.client_id);
-        self.record(meta, tenant_id, stream, Event::TokenIssued(issued))
+        let stream = streams::client_tokens(tenant_id, client_id);
+        self.record_at(meta, tenant_id, stream, Event::TokenIssued(issued), at)
             .await
     }
 

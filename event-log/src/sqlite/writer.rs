@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::wal::{WalBound, journal_size_limit, wal_path};
 use crate::codec::{self, event_columns};
 use crate::group_commit::{
     BatchError, BatchWriter, CheckpointPolicy, Committed, Durable, LogHead, Plan, StoredEvent,
@@ -130,19 +131,25 @@ struct WriteJob {
 
 impl SqliteWriter {
     /// Opens the writer's connection on `path` (whose schema exists) and starts its thread.
+    ///
+    /// After each commit the writer truncates the WAL if it has passed `wal_limit` bytes (see
+    /// [`WalBound`]): between two of its own transactions nothing competes for the write lock,
+    /// and the appends that arrive meanwhile wait for that one checkpoint, not for a busy
+    /// handler's sleeps.
     pub(super) fn start(
         path: &Path,
         policy: CheckpointPolicy,
         unsynced: Arc<Unsynced>,
+        wal_limit: u64,
     ) -> Result<Self, LogError> {
-        let connection = open_writer(path).map_err(|e| {
+        let opening = |e: rusqlite::Error| {
             LogError::Unavailable(format!("opening the log writer on {}: {e}", path.display()))
-        })?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
+        };
+        let connection = open_writer(path, wal_limit).map_err(opening)?;
+        let bound = WalBound::open(path, wal_limit).map_err(opening)?;
         let (syncs, sync_queue) = std::sync::mpsc::channel();
         let syncer = Syncer {
-            wal: PathBuf::from(wal),
+            wal: wal_path(path),
             queue: sync_queue,
             unsynced: unsynced.clone(),
         };
@@ -164,7 +171,11 @@ impl SqliteWriter {
                         &syncs,
                         &unsynced,
                     );
+                    let committed = result.is_ok();
                     let _ = job.reply.send(result);
+                    if committed {
+                        bound.enforce("event log");
+                    }
                 }
                 // Dropping `syncs` lets the syncer finish what is queued and stop.
             })
@@ -180,7 +191,7 @@ impl SqliteWriter {
 /// The writer's connection. Its commits do not sync (`synchronous=OFF`); the `Syncer` syncs
 /// the WAL before any append of a batch is answered, so an acknowledged append survives
 /// `kill -9` and power loss.
-fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+fn open_writer(path: &Path, wal_limit: u64) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let connection = rusqlite::Connection::open_with_flags(
         path,
@@ -205,6 +216,7 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
          -- Checkpoints run in the background instead (see `checkpoint_wal`).
          PRAGMA wal_autocheckpoint = 0;",
     )?;
+    connection.execute_batch(&journal_size_limit(wal_limit))?;
     Ok(connection)
 }
 

@@ -5,6 +5,13 @@
 //! `registry!` below, and a sample in [`samples`]; the golden-fixture test then asks for its
 //! fixture to be blessed. Changing a shipped payload means a new `...V2` struct, a new line here
 //! with `v2`, the old struct kept and decoded through `legacy_decode` with a typed upcast.
+//!
+//! The exception is a version that leaves facts to its envelope, which an upcast (payload
+//! bytes in, payload out) cannot see: `token.issued` v2 takes its client from the stream and
+//! its times from `recorded_at`. Its v1 then stays a variant of its own
+//! (`Event::TokenIssuedV1`), decoded and shown exactly as it was recorded (audit rows, Kafka
+//! messages and exports of old events do not change), and readers take what either version
+//! says through `IssuedTokenFacts`.
 
 pub mod api_key;
 pub mod audit;
@@ -89,7 +96,8 @@ macro_rules! registry {
                 }
             }
 
-            /// Every current (type, version), in registry order.
+            /// Every (type, version) with a variant of its own, in registry order: those written
+            /// today, and superseded versions kept as they were (see the module doc).
             pub fn current_types() -> &'static [(&'static str, u16)] {
                 &[ $( ($name, $version), )* ]
             }
@@ -122,7 +130,8 @@ registry! {
     OAuthClientUpdated => "oauth_client.updated" @ 1: OAuthClientUpdatedV1,
     OAuthClientSecretRegenerated => "oauth_client.secret_regenerated" @ 1: OAuthClientSecretRegeneratedV1,
     OAuthClientDeactivated => "oauth_client.deactivated" @ 1: OAuthClientDeactivatedV1,
-    TokenIssued => "token.issued" @ 1: TokenIssuedV1,
+    TokenIssuedV1 => "token.issued" @ 1: TokenIssuedV1,
+    TokenIssued => "token.issued" @ 2: TokenIssuedV2,
     TokenRevoked => "token.revoked" @ 1: TokenRevokedV1,
     ReservationClaimed => "reservation.claimed" @ 1: ReservationClaimedV1,
     ReservationReleased => "reservation.released" @ 1: ReservationReleasedV1,

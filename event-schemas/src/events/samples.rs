@@ -139,7 +139,7 @@ pub fn current() -> Vec<Event> {
         Event::OAuthClientDeactivated(OAuthClientDeactivatedV1 {
             reason: Some("decommissioned".into()),
         }),
-        Event::TokenIssued(TokenIssuedV1 {
+        Event::TokenIssuedV1(TokenIssuedV1 {
             jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0003),
             client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
             grant_type: "client_credentials".into(),
@@ -149,6 +149,14 @@ pub fn current() -> Vec<Event> {
             issued_at: Timestamp::from_micros(1_795_000_200_000_000),
             expires_at: Timestamp::from_micros(1_795_003_800_000_000),
             token_hash: Hash32([11; 32]).into(),
+        }),
+        Event::TokenIssued(TokenIssuedV2 {
+            jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            grant_type: GrantType::ClientCredentials,
+            scopes: vec!["invoices:read".into()],
+            audience: Vec::new(),
+            kid: "k-2026-11-23-b".into(),
+            ttl_secs: 3600,
         }),
         Event::TokenRevoked(TokenRevokedV1 {
             jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0003),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tessera_commands::{CommandService, FixedClock, IdGen, SystemIds};
 use tessera_crypto::{Crypto, MasterKey};
 use tessera_event_log::{Backend, EventLog, LogConfig};
-use tessera_event_schemas::events::TokenIssuedV1;
-use tessera_event_schemas::{Actor, ActorKind, EventMetadata, Hash32, Timestamp};
+use tessera_event_schemas::events::{GrantType, TokenIssuedV2};
+use tessera_event_schemas::{Actor, ActorKind, EventMetadata, Timestamp};
 
 /// 2027-01-15T08:00:00Z.
 pub const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
@@ -118,17 +118,30 @@ pub fn meta(correlation_id: &str) -> EventMetadata {
     }
 }
 
-/// A token issued now to `client_id`, valid for `ttl_secs`.
-pub fn token(client_id: &str, kid: &str, now: Timestamp, ttl_secs: i64) -> TokenIssuedV1 {
-    TokenIssuedV1 {
+/// A token issued at `at`, valid for `ttl_secs`, as the token endpoint records it.
+#[derive(Clone)]
+pub struct Token {
+    pub jti: uuid::Uuid,
+    pub issued: TokenIssuedV2,
+    pub at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A token issued now (`now`), valid for `ttl_secs`: `token.issued` v2, recorded with
+/// `record_token_issued(meta, tenant, client_id, token.issued, token.at)`.
+pub fn token(kid: &str, now: Timestamp, ttl_secs: i64) -> Token {
+    let issued = TokenIssuedV2 {
         jti: SystemIds.new_id(),
-        client_id: client_id.to_owned(),
-        grant_type: "client_credentials".to_owned(),
+        grant_type: GrantType::ClientCredentials,
         scopes: vec!["read".to_owned()],
         audience: Vec::new(),
         kid: kid.to_owned(),
-        issued_at: now,
-        expires_at: now.plus_seconds(ttl_secs),
-        token_hash: Hash32([7; 32]).into(),
+        ttl_secs: u32::try_from(ttl_secs).unwrap(),
+    };
+    Token {
+        jti: issued.jti,
+        expires_at: issued.expires_at(now),
+        at: now,
+        issued,
     }
 }

@@ -363,6 +363,10 @@ pub async fn offline_commands(
             .database
             .as_ref()
             .map(|_| Secret::new(PG_MASTER_KEY.to_owned())),
+        // The server's defaults.
+        wal_limit_mb: 64,
+        audit_retention_days: None,
+        audit_retention_secs: None,
     };
     let storage = tessera_api::server::open_storage(&config).await.unwrap();
     let argon2 = Argon2Config {

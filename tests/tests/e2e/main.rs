@@ -17,6 +17,7 @@ mod api_key_usage;
 mod audit;
 mod auth;
 mod crash;
+mod disk;
 mod hardening;
 mod kafka;
 mod mfa;

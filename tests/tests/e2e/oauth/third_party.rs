@@ -149,9 +149,10 @@ async fn a_machine_gets_a_jwt_that_verifies_introspects_and_revokes(store: Store
         .collect();
     let issued: Vec<_> = on_stream
         .iter()
-        .filter_map(|e| match e.decode().unwrap() {
-            Event::TokenIssued(p) if p.jti.to_string() == jti => Some((e.envelope.clone(), p)),
-            _ => None,
+        .filter_map(|e| {
+            let event = e.decode().unwrap();
+            let facts = event.issued_token(&e.envelope)?;
+            (facts.jti.to_string() == jti).then(|| (e.envelope.clone(), event, facts))
         })
         .collect();
     assert_eq!(
@@ -159,8 +160,9 @@ async fn a_machine_gets_a_jwt_that_verifies_introspects_and_revokes(store: Store
         1,
         "one token.issued for jti {jti} on {stream}"
     );
-    let (envelope, payload) = &issued[0];
+    let (envelope, event, payload) = &issued[0];
     assert_eq!(envelope.event_type, "token.issued");
+    assert_eq!(envelope.schema_version, 2);
     assert_eq!(envelope.tenant_id.to_string(), tenant_id);
     assert_eq!(payload.client_id, reg.client_id);
     assert_eq!(payload.grant_type, "client_credentials");
@@ -170,7 +172,7 @@ async fn a_machine_gets_a_jwt_that_verifies_introspects_and_revokes(store: Store
         scope_set(["invoices:read", "invoices:write"])
     );
     assert!(
-        !serde_json::to_string(&Event::TokenIssued(payload.clone()).data_json())
+        !serde_json::to_string(&event.data_json())
             .unwrap()
             .contains(&jwt),
         "the token itself is not on the log"
