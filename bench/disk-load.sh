@@ -34,64 +34,31 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-for tool in wrk sqlite3; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "installing $tool from apt" >&2
-    (apt-get update -qq && apt-get install -y -qq "$tool") >/dev/null
-  fi
-done
-if [[ -z "${TESSERA_BIN:-}" ]]; then
-  cargo build --release --locked -p tessera-api --bin tessera >&2
-  TESSERA_BIN="${CARGO_TARGET_DIR:-target}/release/tessera"
+source bench/lib.sh
+bench_install_wrk
+if ! command -v sqlite3 >/dev/null; then
+  echo "installing sqlite3 from apt" >&2
+  (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null
 fi
+bench_tessera_bin
 
 WORK=$(mktemp -d /tmp/tessera-disk.XXXXXX)
 DATA="$WORK/data"
-SERVER_PID=""
 SAMPLER_PID=""
 cleanup() {
   [[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null
-  [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  bench_stop_server
   [[ -n "${KEEP_DATA:-}" ]] && rm -rf "$KEEP_DATA" && cp -r "$DATA" "$KEEP_DATA"
-  [[ -n "${KEEP_LOG:-}" ]] && cp "$WORK/server.log" "$KEEP_LOG"
-  rm -rf "$WORK"
+  bench_cleanup
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
-ADMIN_KEY="tsr_bench-admin-key-0123456789abcdefABCDEFGHIJ"
-export TESSERA_BOOTSTRAP_ADMIN_KEY="$ADMIN_KEY"
-export TESSERA_LOG="${TESSERA_LOG:-warn}"
-PORT=$(free_port)
-BASE="http://127.0.0.1:$PORT"
-"$TESSERA_BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  curl -sf "$BASE/healthz" >/dev/null && break
-  sleep 0.2
-done
-
-TENANT_ID=$(curl -sf -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $ADMIN_KEY" \
-  -H 'Content-Type: application/json' -d '{"slug":"bench","name":"Bench"}' | json '["id"]')
-CLIENT=$(curl -sf -X POST "$BASE/v1/tenants/$TENANT_ID/clients" -H "Authorization: Bearer $ADMIN_KEY" \
-  -H 'Content-Type: application/json' -d '{"name":"load","allowed_scopes":["orders:read","orders:write"]}')
-CLIENT_ID=$(echo "$CLIENT" | json '["client"]["client_id"]')
-CLIENT_SECRET=$(echo "$CLIENT" | json '["client_secret"]')
-BASIC=$(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)
-
-cat >"$WORK/token.lua" <<EOF
-wrk.method = "POST"
-wrk.body = "grant_type=client_credentials&scope=orders:read"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $BASIC"
-done = function(summary, latency, requests)
-  io.write(string.format("non-2xx or errors: %d\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-EOF
+bench_start_server "$DATA"
+bench_create_client
+bench_wrk_script "$WORK/token.lua" "grant_type=client_credentials&scope=orders:read"
 
 # One line per sample: seconds since the start, then each WAL's size in bytes.
 (
@@ -117,8 +84,7 @@ awk '{ if ($2 > l) l = $2; if ($3 > r) r = $3 } END {
 echo "2 s after the load: events.db-wal $(mib "$(size "$DATA/events.db-wal")"), readmodels.db-wal $(mib "$(size "$DATA/readmodels.db-wal")")"
 [[ -n "${KEEP_SAMPLES:-}" ]] && cp "$WORK/wal.samples" "$KEEP_SAMPLES"
 
-kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+bench_stop_server
 echo "after a clean stop: events.db-wal $(mib "$(size "$DATA/events.db-wal")"), readmodels.db-wal $(mib "$(size "$DATA/readmodels.db-wal")")"
 
 TOKENS=$(sqlite3 "$DATA/events.db" "SELECT count(*) FROM events WHERE event_type = 'token.issued'")

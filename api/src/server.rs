@@ -236,8 +236,10 @@ pub async fn run(
             .context("starting projections")?,
     );
     let retention = RetentionTask::start(store.clone());
-    let directory = Directory::new();
-    let directory_task = directory.follow(log.clone());
+    // The directory starts from its last snapshot and folds only the log after it.
+    let (directory, directory_task) = Directory::open(log.clone(), store.directory_snapshots())
+        .await
+        .context("opening the OAuth directory")?;
     // Serve only once the read models and the OAuth directory hold every event committed
     // before this start, so that no acknowledged write is missing after a crash and restart.
     let head = log.head_position().await.context("reading the log head")?;
@@ -275,6 +277,7 @@ pub async fn run(
         read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
         directory,
         signers: Arc::default(),
+        verifier: Arc::default(),
         usage: usage_recorder.clone(),
         public_url: public_url.into(),
         kafka: kafka.clone(),
@@ -317,6 +320,7 @@ pub async fn run(
         }
         kafka.shutdown().await;
     }
+    // Folds the last writes and takes a snapshot, so that the next start folds nothing.
     directory_task.shutdown().await;
     if let Some(retention) = retention {
         retention.shutdown().await;

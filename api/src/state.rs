@@ -11,6 +11,7 @@ use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStor
 
 use crate::error::ApiError;
 use crate::oauth::token::Signers;
+use crate::oauth::verify::Verifier;
 use crate::usage::UsageRecorder;
 
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// Parsed signing keys, unsealed once per process.
     pub signers: Arc<Signers>,
+    /// Parsed public keys, and the access tokens recently verified or issued (bounded).
+    pub verifier: Arc<Verifier>,
     /// API key uses not yet recorded on the log.
     pub usage: Arc<UsageRecorder>,
     /// The externally reachable base URL, without a trailing slash.

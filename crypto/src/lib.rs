@@ -592,10 +592,11 @@ pub fn generate_client_secret() -> Result<String, CryptoError> {
     Ok(format!("{CLIENT_SECRET_PREFIX}{}", generate_secret()?))
 }
 
-/// SHA-256 of an issued token's compact form: how the log and the token index recognise a
-/// token when it is presented again. Tokens carry a 122-bit random `jti` and a signature, so
-/// the hash cannot be inverted or guessed; it is not keyed, so that an auditor holding a token
-/// can find its `token.issued` event without the master key.
+/// SHA-256 of an issued token's compact form: how the API's bounded cache of verified tokens
+/// recognises a token when it is presented again, and how `token.issued` v1 events recorded it
+/// (v2 records none: its `jti` identifies it). Tokens carry a 122-bit random `jti` and a
+/// signature, so the hash cannot be inverted or guessed; it is not keyed, so that an auditor
+/// holding a token can find its v1 event without the master key.
 pub fn token_hash(token: &str) -> Hash32 {
     let digest = digest::digest(&digest::SHA256, token.as_bytes());
     Hash32::from_slice(digest.as_ref()).unwrap_or_default()

@@ -30,8 +30,8 @@
 //! - [`runtime`]: `ProjectionRuntime`, the live projector with `wait_for`.
 //! - [`rebuild`](mod@rebuild): drop and replay everything, offline; `swap` swaps a rebuilt SQLite file in.
 //! - [`retention`]: the audit trail's retention, its sweep and what the fold skips.
-//! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, issued and
-//!   revoked tokens) that the authorization server's hot paths read.
+//! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, revoked tokens)
+//!   that the authorization server's hot paths read, and its snapshots.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
 //!   topics), checkpointed after the broker acknowledges.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
@@ -58,7 +58,7 @@ mod write;
 mod write_postgres;
 mod write_sqlite;
 
-pub use directory::{ClientEntry, Directory, DirectoryTask, IssuedToken};
+pub use directory::{ClientEntry, Directory, DirectorySnapshots, DirectoryTask, StartReport};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};

@@ -1,12 +1,11 @@
 //! `POST /t/{slug}/oauth/introspect` (RFC 7662) and `POST /t/{slug}/oauth/revoke` (RFC 7009).
 //!
-//! A presented token is recognised by the SHA-256 of its compact form in the directory's index
-//! of issued tokens, which this process fills before it hands a token out and which is
-//! rebuilt from `token.issued` events at start. A token not in the index (signed by another
-//! node that this one has not caught up with) is verified against the tenant's published keys
-//! with `jsonwebtoken` instead. Either way it is active only if it belongs to this tenant, has
-//! not expired, was not revoked, its client is still active, its signing key is not retired
-//! and the tenant is not suspended, frozen or archived.
+//! A presented token is verified, not looked up ([`super::verify`]): the server keeps no copy of
+//! the tokens it issued, so memory does not grow with them, and a token another node issued is
+//! recognised exactly like one of this node's. It is active only if it belongs to this tenant,
+//! has not expired, was not revoked, its client is still active, its signing key is not retired
+//! and the tenant is not suspended, frozen or archived: checked on every answer, whether the
+//! verification was cached or not.
 //!
 //! Revocation answers 200 for anything, as RFC 7009 asks, but only revokes a token of the
 //! calling client. Its event is durable and the directory updated before it answers, so
@@ -18,17 +17,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tessera_crypto as crypto;
 use tessera_domain::tenant::{KeyStatus, Tenant};
-use tessera_event_schemas::Timestamp;
-use tessera_event_schemas::events::{PublicJwkV1, SigningAlg, TokenRevokedV1};
-use tessera_projections::IssuedToken;
+use tessera_event_schemas::events::TokenRevokedV1;
 use uuid::Uuid;
 
+use super::verify::VerifiedToken;
 use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
 use crate::extract::RequestContext;
 use crate::state::AppState;
@@ -100,10 +95,10 @@ fn introspect_inner(
     }
     Ok(Introspection {
         active: true,
-        scope: Some(record.scopes.join(" ")),
+        scope: Some(record.scope.clone()),
         client_id: Some(record.client_id.clone()),
         sub: Some(record.client_id.clone()),
-        aud: record.audience.first().cloned(),
+        aud: Some(record.audience.clone()),
         iss: Some(issuer(state, &tenant.slug)),
         exp: Some(record.expires_at.as_micros() / 1_000_000),
         iat: Some(record.issued_at.as_micros() / 1_000_000),
@@ -177,15 +172,14 @@ async fn revoke_inner(
     Ok(())
 }
 
-/// The issued token `token` is, if this tenant issued it.
-fn find_token(state: &AppState, tenant: &Tenant, token: &str) -> Option<Arc<IssuedToken>> {
-    if let Some(record) = state.directory.token(&crypto::token_hash(token)) {
-        return (record.tenant_id == tenant.id).then_some(record);
-    }
-    verify_signature(state, tenant, token).map(Arc::new)
+/// The access token `token` is, if it is a genuine one of this tenant.
+fn find_token(state: &AppState, tenant: &Tenant, token: &str) -> Option<Arc<VerifiedToken>> {
+    state
+        .verifier
+        .verify(tenant, token, &crypto::token_hash(token))
 }
 
-fn is_active(state: &AppState, tenant: &Tenant, record: &IssuedToken) -> bool {
+fn is_active(state: &AppState, tenant: &Tenant, record: &VerifiedToken) -> bool {
     let now = state.clock.now();
     let client_active = state
         .directory
@@ -200,70 +194,4 @@ fn is_active(state: &AppState, tenant: &Tenant, record: &IssuedToken) -> bool {
         && key_published
         && tenant.serves()
         && !state.directory.is_revoked(&record.jti)
-}
-
-#[derive(Deserialize)]
-struct VerifiedClaims {
-    client_id: String,
-    scope: String,
-    jti: Uuid,
-    iat: i64,
-    exp: i64,
-    tenant_id: Uuid,
-}
-
-/// Verifies a token this process has not seen against the tenant's published keys. An ES256
-/// signature must be in low-S form, the only one Tessera issues
-/// ([`crypto::jws::is_low_s_es256`]): its high-S twin is the same token under another string.
-fn verify_signature(state: &AppState, tenant: &Tenant, token: &str) -> Option<IssuedToken> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref() != Some(crypto::jws::ACCESS_TOKEN_TYP) {
-        return None;
-    }
-    let key = tenant.key(header.kid.as_deref()?)?;
-    if key.status == KeyStatus::Retired {
-        return None;
-    }
-    let (decoding, algorithm) = match (&key.public_jwk, key.alg) {
-        (PublicJwkV1::Ec { x, y }, SigningAlg::ES256) => {
-            let (_, signature) = token.rsplit_once('.')?;
-            let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-            if !crypto::jws::is_low_s_es256(&signature) {
-                return None;
-            }
-            (
-                DecodingKey::from_ec_components(x, y).ok()?,
-                Algorithm::ES256,
-            )
-        }
-        (PublicJwkV1::Okp { x }, SigningAlg::EdDSA) => {
-            (DecodingKey::from_ed_components(x).ok()?, Algorithm::EdDSA)
-        }
-        (PublicJwkV1::Rsa { n, e }, SigningAlg::RS256) => (
-            DecodingKey::from_rsa_components(n, e).ok()?,
-            Algorithm::RS256,
-        ),
-        _ => return None,
-    };
-    let issuer = issuer(state, &tenant.slug);
-    let mut validation = Validation::new(algorithm);
-    validation.set_issuer(&[&issuer]);
-    validation.set_audience(&[&issuer]);
-    validation.leeway = 0;
-    let claims = jsonwebtoken::decode::<VerifiedClaims>(token, &decoding, &validation)
-        .ok()?
-        .claims;
-    if claims.tenant_id != tenant.id {
-        return None;
-    }
-    Some(IssuedToken {
-        tenant_id: claims.tenant_id,
-        client_id: claims.client_id,
-        jti: claims.jti,
-        scopes: claims.scope.split(' ').map(str::to_owned).collect(),
-        audience: vec![issuer],
-        kid: key.kid.clone(),
-        issued_at: Timestamp::from_micros(claims.iat.saturating_mul(1_000_000)),
-        expires_at: Timestamp::from_micros(claims.exp.saturating_mul(1_000_000)),
-    })
 }

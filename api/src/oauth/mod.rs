@@ -3,6 +3,7 @@
 //! - [`metadata`]: discovery (RFC 8414 and OpenID Connect Discovery) and the JWKS.
 //! - [`token`]: the token endpoint (RFC 6749 section 4.4, client credentials), RFC 9068 JWTs.
 //! - [`introspection`]: introspection (RFC 7662) and revocation (RFC 7009).
+//! - [`verify`]: recognising a presented access token by its signature, with a bounded cache.
 //!
 //! These endpoints read the in-memory [`Directory`](tessera_projections::Directory), never
 //! the SQL read models, and speak OAuth's error format (`{"error", "error_description"}`, RFC
@@ -20,6 +21,7 @@ mod error;
 pub mod introspection;
 pub mod metadata;
 pub mod token;
+pub mod verify;
 
 pub use error::{OAuthError, no_store};
 

@@ -11,7 +11,7 @@
 //! registered for them gets `invalid_grant`; discovery does not advertise them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -25,9 +25,10 @@ use tessera_domain::oauth_client::{
 use tessera_domain::tenant::{Tenant, TenantKey};
 use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::{GrantType, TokenIssuedV2};
-use tessera_projections::{ClientEntry, IssuedToken};
+use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
+use super::verify::{VerifiedToken, once_per_key};
 use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
 use crate::extract::RequestContext;
 use crate::state::AppState;
@@ -74,22 +75,9 @@ impl Signers {
         tenant_id: Uuid,
         key: &TenantKey,
     ) -> Result<Arc<JwsSigner>, CryptoError> {
-        let cache_key = (tenant_id, key.kid.clone());
-        if let Some(signer) = self
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&cache_key)
-        {
-            return Ok(signer.clone());
-        }
-        let signer =
-            Arc::new(crypto.token_signer(tenant_id, &key.kid, key.alg, &key.sealed_private_key)?);
-        self.keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cache_key, signer.clone());
-        Ok(signer)
+        once_per_key(&self.keys, (tenant_id, key.kid.clone()), || {
+            crypto.token_signer(tenant_id, &key.kid, key.alg, &key.sealed_private_key)
+        })
     }
 }
 
@@ -213,8 +201,8 @@ struct Minted<'r> {
     issued: TokenIssuedV2,
     /// The time the token was minted with: its event's `recorded_at` (see `TokenIssuedV2`).
     minted_at: Timestamp,
-    /// What this node's directory notes about the token once its event is durable.
-    noted: IssuedToken,
+    /// What this node's cache of verified tokens holds for the token once its event is durable.
+    verified: VerifiedToken,
 }
 
 /// Signs the grant's access token with the tenant's active key. The time and the token id come
@@ -257,12 +245,12 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
         .map_err(OAuthError::server_error)?;
     let grant_type = GrantType::parse(grant_type)
         .ok_or_else(|| OAuthError::server_error("a grant type the token event cannot name"))?;
-    let noted = IssuedToken {
+    let verified = VerifiedToken {
         tenant_id: tenant.id,
         client_id: client_id.to_owned(),
         jti,
-        scopes: scopes.clone(),
-        audience: vec![issuer],
+        scope: scope.clone(),
+        audience: issuer,
         kid: signer.kid().to_owned(),
         issued_at,
         expires_at,
@@ -274,7 +262,7 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
         grant_type,
         scopes,
         audience: Vec::new(),
-        kid: noted.kid.clone(),
+        kid: verified.kid.clone(),
         ttl_secs: ttl,
     };
     Ok(Minted {
@@ -284,12 +272,12 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
         scope,
         issued,
         minted_at: now,
-        noted,
+        verified,
     })
 }
 
-/// Makes the token's `token.issued` event durable, shows the token to this node's directory at
-/// once (so that it introspects as active before the projection catches up), and only then
+/// Makes the token's `token.issued` event durable, hands the token to this node's cache of
+/// verified tokens (so that its first introspection needs no signature check), and only then
 /// answers with it.
 async fn record(
     state: &AppState,
@@ -303,21 +291,21 @@ async fn record(
         scope,
         issued,
         minted_at,
-        noted,
+        verified,
     } = minted;
     state
         .commands
         .record_token_issued(
             ctx.metadata(client_actor(client)),
             tenant.id,
-            &noted.client_id,
+            &verified.client_id,
             issued,
             minted_at,
         )
         .await?;
     state
-        .directory
-        .note_issued(crypto::token_hash(&access_token), noted);
+        .verifier
+        .remember(crypto::token_hash(&access_token), verified);
     Ok(no_store(
         axum::Json(TokenResponse {
             access_token: &access_token,

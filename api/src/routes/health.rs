@@ -1,4 +1,8 @@
 //! Liveness and readiness probes, and the Prometheus metrics.
+//!
+//! The metrics include what this start of the OAuth directory did (the snapshot position it
+//! restored and the events it folded before serving: a restart that folds the whole log shows
+//! here) and the size of its bounded in-memory structures.
 
 use axum::Json;
 use axum::extract::State;
@@ -116,6 +120,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Positions the read models are behind the log head.",
         head.saturating_sub(projected),
     );
+    directory_metrics(&mut out, &state);
     if let Some(kafka) = &state.kafka {
         let status = kafka.status();
         gauge(
@@ -145,6 +150,43 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+/// The OAuth directory's start and the sizes of what the authorization server keeps in memory.
+fn directory_metrics(out: &mut String, state: &AppState) {
+    let start = state.directory.start_report();
+    gauge(
+        out,
+        "tessera_directory_position",
+        "Last global position folded into the OAuth directory.",
+        state.directory.position(),
+    );
+    gauge(
+        out,
+        "tessera_directory_snapshot_position",
+        "Position of the snapshot this start restored the OAuth directory from; 0 when it folded the whole log.",
+        start.restored_from.unwrap_or(0),
+    );
+    if let Some(folded) = start.folded_to_head {
+        gauge(
+            out,
+            "tessera_directory_start_folded_events",
+            "Events this start folded into the OAuth directory to reach the log's head as it stood at the start.",
+            folded,
+        );
+    }
+    gauge(
+        out,
+        "tessera_directory_revocations",
+        "Revoked token ids the OAuth directory holds until the tokens expire.",
+        state.directory.revocations() as u64,
+    );
+    gauge(
+        out,
+        "tessera_verified_tokens_cached",
+        "Access tokens held by the bounded cache of verified tokens.",
+        state.verifier.cached_tokens() as u64,
+    );
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {

@@ -20,27 +20,6 @@ use serde_json::{Value, json};
 use crate::helpers::{Store, TestServer, spawn_app};
 use crate::on_both_stores;
 
-/// A tenant `slug` and a confidential client_credentials client of it allowed `read`:
-/// (tenant id, client id, client secret).
-async fn tenant_and_client(app: &TestServer, slug: &str) -> (String, String, String) {
-    let tenant_id = app.create_tenant(slug).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, created) = app
-        .send(
-            app.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/clients"))
-                .json(&json!({"name": "machine", "allowed_scopes": ["read"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    (
-        tenant_id,
-        created["client"]["client_id"].as_str().unwrap().to_owned(),
-        created["client_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// `POST /t/{slug}/oauth/{endpoint}` with client_secret_basic and a form.
 fn oauth_post(
     app: &TestServer,
@@ -139,7 +118,7 @@ fn with_signature(token: &str, signature: &str) -> String {
 #[tokio::test]
 async fn es256_tokens_are_low_s_and_their_other_strings_introspect_inactive() {
     let app = spawn_app(Store::Embedded).await;
-    let (_, client_id, secret) = tenant_and_client(&app, "low-s").await;
+    let (_, client_id, secret) = app.tenant_and_client("low-s").await;
     let client = (client_id.as_str(), secret.as_str());
 
     // Half of all ECDSA signatures come out high-S unless the signer normalises; 16 tokens that
@@ -185,7 +164,7 @@ async fn es256_tokens_are_low_s_and_their_other_strings_introspect_inactive() {
 #[tokio::test]
 async fn oauth_endpoints_answer_a_too_large_body_and_a_wrong_method_in_oauth_form() {
     let app = spawn_app(Store::Embedded).await;
-    let (_, client_id, secret) = tenant_and_client(&app, "limits").await;
+    let (_, client_id, secret) = app.tenant_and_client("limits").await;
     let client = (client_id.as_str(), secret.as_str());
     let padding = "x".repeat(100 * 1024);
     for endpoint in ["token", "introspect", "revoke"] {
@@ -233,7 +212,7 @@ async fn oauth_endpoints_answer_a_too_large_body_and_a_wrong_method_in_oauth_for
 #[tokio::test]
 async fn one_authorization_header_at_most_and_its_scheme_in_any_case() {
     let app = spawn_app(Store::Embedded).await;
-    let (_, client_id, secret) = tenant_and_client(&app, "headers").await;
+    let (_, client_id, secret) = app.tenant_and_client("headers").await;
     let admin_key = crate::helpers::ADMIN_KEY;
 
     // Admin API: `Bearer` in any case; two headers are 400 whichever comes first.

@@ -32,6 +32,9 @@ pub struct TestServer {
     preset_admin_key: bool,
     /// Everything the current and previous runs printed on stdout.
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Everything the current and previous runs logged on stderr (also passed on to the test's
+    /// own stderr).
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Extra environment for `serve` (e.g. `TESSERA_KAFKA_BROKERS`).
     env: Vec<(String, String)>,
 }
@@ -73,6 +76,7 @@ async fn spawn(store: Store, preset_admin_key: bool, env: Vec<(String, String)>)
         database,
         preset_admin_key,
         stdout: Default::default(),
+        stderr: Default::default(),
         env,
     };
     server.start().await;
@@ -139,7 +143,7 @@ impl TestServer {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         if self.preset_admin_key {
             command.env("TESSERA_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY);
         }
@@ -153,6 +157,14 @@ impl TestServer {
                     let _ = tx.send(url.to_owned());
                 }
                 lines.lock().unwrap().push(line);
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let logged = self.stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                logged.lock().unwrap().push(line);
             }
         });
         let base = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
@@ -223,6 +235,33 @@ impl TestServer {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
+    }
+
+    /// A tenant `slug` and a confidential client_credentials client of it allowed `read`:
+    /// (tenant id, client id, client secret).
+    pub async fn tenant_and_client(&self, slug: &str) -> (String, String, String) {
+        let tenant_id = self.create_tenant(slug).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, created) = self
+            .send(
+                self.admin(Method::POST, &format!("/v1/tenants/{tenant_id}/clients"))
+                    .json(&json!({"name": "machine", "allowed_scopes": ["read"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        (
+            tenant_id,
+            created["client"]["client_id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.request(Method::GET, "/metrics", None).send().await;
+        response.unwrap().text().await.unwrap()
     }
 
     /// The log's head position, from `/readyz`.

@@ -339,15 +339,7 @@ async fn a_consumer_group_receives_every_event_once_in_tenant_order_as_cloudeven
     let readiness = kafka_readiness(&app).await;
     assert_eq!(readiness["published_position"], json!(app.log_head().await));
     assert!(readiness["last_error"].is_null(), "{readiness}");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("\ntessera_kafka_publisher_lag_events 0\n"),
         "{metrics}"

@@ -22,6 +22,7 @@ mod hardening;
 mod kafka;
 mod mfa;
 mod oauth;
+mod restart;
 mod tenants;
 mod tidy;
 mod users;

@@ -2,27 +2,53 @@
 //!
 //! The token, introspection and revocation endpoints answer thousands of requests a second;
 //! each needs the tenant (by slug, with its status and signing keys), the client (by id, with
-//! its secret hash, grants and scopes) and, for introspection, the issued token (by hash) and
-//! whether it was revoked. A SQL round trip per lookup would cost more than the rest of the
-//! request, so this projection keeps exactly that in memory, folded from the whole log with
-//! the domain's own `evolve` (so it cannot disagree with the write side about a tenant's or a
-//! client's state).
+//! its secret hash, grants and scopes) and, for introspection, whether a token was revoked. A SQL
+//! round trip per lookup would cost more than the rest of the request, so this projection keeps
+//! exactly that in memory, folded with the domain's own `evolve` (so it cannot disagree with the
+//! write side about a tenant's or a client's state).
 //!
-//! It is rebuilt from position 0 at every start (it holds no checkpoint), then follows the log
-//! live like the SQL projections. Its memory is bounded by the live data: issued tokens and
-//! revocations are forgotten once expired (judged by the time of the newest event folded, so
-//! that a replay forgets exactly what the live run forgot).
+//! It keeps no copy of issued tokens: a signed access token carries its own claims, and
+//! introspection verifies it against the tenant's keys (see the API's `oauth::verify`). What
+//! cannot be derived from a token stays here, each kept only until it can no longer matter
+//! ([`expiring`]): today the revoked token ids, each until the token's own expiry (judged by the
+//! time of the newest event folded, so that a replay forgets exactly what the live run forgot).
+//! The links from authorization codes to the tokens they produced and refresh-token families
+//! belong here too when those grants arrive, as further `Expiring` maps of `Inner`, each with its
+//! arm in the fold and its field in the snapshot.
 //!
-//! Two writes bypass the log's round trip: the token endpoint records an issued token with
-//! [`Directory::note_issued`], and revocation with [`Directory::note_revoked`], right after
-//! their events are durable and before answering, so that a revoked token is inactive the
-//! moment revocation has answered. Folding the same event later is idempotent.
+//! # Memory
+//! Every structure has a bound that does not grow with the log or with issued tokens:
+//! - tenants, slugs and clients: one entry per tenant and per registered client, grown only by
+//!   administration (a tenant's key ring by its rotations);
+//! - revoked token ids: one entry (about 50 bytes) per token revoked within the longest access
+//!   token lifetime (`MAX_ACCESS_TOKEN_TTL_SECS`, a day), plus those expired in the last sweep
+//!   ([`PRUNE_EVERY_MICROS`] of log time).
+//!
+//! # Starts
+//! A start restores the newest usable [`snapshot`] (taken at a log position, periodically and at
+//! a clean stop) and folds only the log after it ([`Directory::open`]); a missing, corrupt or
+//! foreign snapshot means a fold from position 0, said in the log with a warning.
+//!
+//! The revocation endpoint records a revocation with [`Directory::note_revoked`] right after
+//! its event is durable and before answering, so that a revoked token is inactive the moment
+//! revocation has answered. Folding the same event later is idempotent.
 //!
 //! Unlike the SQL read models, this one holds sealed private keys (inside the domain's
-//! `TenantState`): they stay sealed here and never leave the process.
+//! `TenantState`): they stay sealed here and in its snapshots.
+//!
+//! # Layout
+//! - this file: [`Directory`], its fold and the task that follows the log.
+//! - [`expiring`]: the map of entries that leave at their own expiry.
+//! - [`snapshot`]: the snapshot's encoding, where it is stored, and restoring from it.
+
+mod expiring;
+pub mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -36,11 +62,13 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::error::WaitTimeout;
+use expiring::Expiring;
+pub use snapshot::DirectorySnapshots;
 
 /// Events asked of the log per read while following it.
 const READ_BATCH: usize = 5000;
-/// How often (in log time) expired tokens and revocations are swept out.
-const PRUNE_EVERY_MICROS: i64 = 60 * 1_000_000;
+/// How often (in log time) expired revocations are swept out.
+pub const PRUNE_EVERY_MICROS: i64 = 60 * 1_000_000;
 
 /// One registered client and when it changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,37 +80,43 @@ pub struct ClientEntry {
     pub deactivated_at: Option<Timestamp>,
 }
 
-/// One issued access token, as `token.issued` recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuedToken {
-    pub tenant_id: Uuid,
-    pub client_id: String,
-    pub jti: Uuid,
-    pub scopes: Vec<String>,
-    pub audience: Vec<String>,
-    pub kid: String,
-    pub issued_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-#[derive(Default)]
+/// The directory's state as of one log position: what a snapshot holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Inner {
     tenants: HashMap<Uuid, Arc<TenantState>>,
     slugs: HashMap<String, Uuid>,
     /// Per tenant, clients ordered by id (the admin listing pages in this order).
     clients: HashMap<Uuid, BTreeMap<String, Arc<ClientEntry>>>,
-    tokens: HashMap<Hash32, Arc<IssuedToken>>,
-    /// Revoked token ids, with their expiry (after which the entry is dropped).
-    revoked: HashMap<Uuid, Timestamp>,
+    /// Revoked token ids, each kept until the token's expiry.
+    revoked: Expiring<Uuid, ()>,
     /// The `recorded_at` of the newest event folded.
     log_time: Timestamp,
     next_prune: i64,
+    /// The position of the last event folded, and its link in the log's hash chain (how a
+    /// snapshot is matched with the log it came from).
+    position: u64,
+    log_hash: Hash32,
+}
+
+/// What this process's start did: restored a snapshot or folded from 0, and how many events it
+/// folded before it held the log's head as it stood at the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartReport {
+    /// The position of the snapshot the start restored; `None` when it folded from position 0.
+    pub restored_from: Option<u64>,
+    /// The log's head when the directory was opened.
+    pub head_at_start: u64,
+    /// Events folded until that head was reached; `None` until it is.
+    pub folded_to_head: Option<u64>,
 }
 
 /// The in-memory OAuth directory. Share it behind an `Arc`.
 pub struct Directory {
     inner: RwLock<Inner>,
     position: watch::Sender<u64>,
+    /// Events folded since this process started.
+    folded: AtomicU64,
+    start: Mutex<StartReport>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -95,16 +129,25 @@ impl std::fmt::Debug for Directory {
 
 impl Default for Directory {
     fn default() -> Self {
-        Self {
-            inner: RwLock::default(),
-            position: watch::Sender::new(0),
-        }
+        Self::restored(Inner::default())
     }
 }
 
 impl Directory {
+    /// An empty directory, folded by [`Directory::apply`] (the server opens one with
+    /// [`Directory::open`], which restores, follows and snapshots).
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    fn restored(inner: Inner) -> Self {
+        let position = inner.position;
+        Self {
+            inner: RwLock::new(inner),
+            position: watch::Sender::new(position),
+            folded: AtomicU64::new(0),
+            start: Mutex::default(),
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -131,13 +174,14 @@ impl Directory {
             })
             .collect::<Result<_, _>>()?;
         let mut inner = self.write();
-        let mut last = None;
         for (recorded, event) in &decoded {
             inner.fold(recorded, event);
-            last = Some(recorded.envelope.global_position);
         }
+        let position = inner.position;
         drop(inner);
-        if let Some(position) = last {
+        self.folded
+            .fetch_add(decoded.len() as u64, Ordering::Relaxed);
+        if !decoded.is_empty() {
             self.position.send_if_modified(|current| {
                 let advanced = position > *current;
                 *current = (*current).max(position);
@@ -162,6 +206,11 @@ impl Directory {
                 projected: self.position(),
             }),
         }
+    }
+
+    /// What this process's start restored and folded.
+    pub fn start_report(&self) -> StartReport {
+        *self.start.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A tenant by slug, with its status and key ring.
@@ -203,73 +252,87 @@ impl Directory {
         (page, more)
     }
 
-    /// An issued token by the SHA-256 of its compact form.
-    pub fn token(&self, token_hash: &Hash32) -> Option<Arc<IssuedToken>> {
-        self.read().tokens.get(token_hash).cloned()
-    }
-
     pub fn is_revoked(&self, jti: &Uuid) -> bool {
-        self.read().revoked.contains_key(jti)
+        self.read().revoked.contains(jti)
     }
 
-    /// Records a token whose `token.issued` event is durable, ahead of the fold.
-    pub fn note_issued(&self, token_hash: Hash32, token: IssuedToken) {
-        self.write().tokens.insert(token_hash, Arc::new(token));
+    /// Revoked token ids held, expired ones awaiting the next sweep included.
+    pub fn revocations(&self) -> usize {
+        self.read().revoked.len()
     }
 
     /// Records a revocation whose `token.revoked` event is durable, ahead of the fold.
     pub fn note_revoked(&self, jti: Uuid, expires_at: Timestamp) {
-        self.write().revoked.insert(jti, expires_at);
+        self.write().revoked.insert(jti, (), expires_at);
     }
 
-    /// Follows `log` from the beginning, folding every event, until the handle is dropped or
-    /// stopped.
-    pub fn follow(self: &Arc<Self>, log: Arc<dyn EventLog>) -> DirectoryTask {
-        let directory = self.clone();
-        let (stop, mut stop_rx) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let events = tessera_event_log::subscribe(log, directory.position(), READ_BATCH);
-            let mut events = std::pin::pin!(events);
-            loop {
-                let next: Option<Result<Vec<RecordedEvent>, LogError>> = tokio::select! {
-                    next = events.next() => next,
-                    _ = stop_rx.wait_for(|s| *s) => return,
-                };
-                match next {
-                    Some(Ok(batch)) => {
-                        if let Err((position, error)) = directory.apply(&batch) {
-                            tracing::error!(
-                                position,
-                                %error,
-                                "undecodable event in the log: the OAuth directory stops before it"
-                            );
-                            let _ = stop_rx.wait_for(|s| *s).await;
-                            return;
-                        }
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "reading the event log failed; retrying");
-                    }
-                    None => return,
-                }
-            }
-        });
-        DirectoryTask { stop, task }
+    /// Notes, once, that the fold reached the head the start had to catch up with.
+    fn note_progress(&self) {
+        let mut start = self.start.lock().unwrap_or_else(PoisonError::into_inner);
+        if start.folded_to_head.is_none() && self.position() >= start.head_at_start {
+            start.folded_to_head = Some(self.folded.load(Ordering::Relaxed));
+        }
     }
 }
 
-/// The task that keeps a [`Directory`] current.
+async fn follow_log(
+    directory: Arc<Directory>,
+    log: Arc<dyn EventLog>,
+    mut stop_rx: watch::Receiver<bool>,
+) {
+    let events = tessera_event_log::subscribe(log, directory.position(), READ_BATCH);
+    let mut events = std::pin::pin!(events);
+    loop {
+        let next: Option<Result<Vec<RecordedEvent>, LogError>> = tokio::select! {
+            next = events.next() => next,
+            _ = stop_rx.wait_for(|s| *s) => return,
+        };
+        match next {
+            Some(Ok(batch)) => {
+                if let Err((position, error)) = directory.apply(&batch) {
+                    tracing::error!(
+                        position,
+                        %error,
+                        "undecodable event in the log: the OAuth directory stops before it"
+                    );
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                    return;
+                }
+                directory.note_progress();
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "reading the event log failed; retrying");
+            }
+            None => return,
+        }
+    }
+}
+
+/// The tasks that keep a [`Directory`] current and snapshot it (see [`Directory::open`]).
 pub struct DirectoryTask {
+    directory: Arc<Directory>,
+    log: Arc<dyn EventLog>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    follower: JoinHandle<()>,
+    snapshots: DirectorySnapshots,
+    snapshot_taker: JoinHandle<()>,
 }
 
 impl DirectoryTask {
+    /// Folds what the log holds now (for up to 10 seconds), stops following, and writes a last
+    /// snapshot, so that the next start folds nothing.
     pub async fn shutdown(self) {
+        if let Ok(head) = self.log.head_position().await {
+            let _ = self.directory.wait_for(head, Duration::from_secs(10)).await;
+        }
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
+        if let Err(error) = self.follower.await {
             tracing::error!(%error, "OAuth directory task failed");
         }
+        if let Err(error) = self.snapshot_taker.await {
+            tracing::error!(%error, "OAuth directory snapshot task failed");
+        }
+        snapshot::save(&self.directory, &self.snapshots).await;
     }
 }
 
@@ -279,6 +342,8 @@ impl Inner {
         let tenant_id = envelope.tenant_id;
         let at = envelope.recorded_at;
         self.log_time = self.log_time.max(at);
+        self.position = envelope.global_position;
+        self.log_hash = envelope.log_hash;
         match event {
             Event::TenantCreated(created) => {
                 self.slugs.insert(created.slug.clone(), tenant_id);
@@ -304,32 +369,16 @@ impl Inner {
             | Event::OAuthClientDeactivated(_) => {
                 self.fold_client(&envelope.stream_id, tenant_id, at, event);
             }
-            Event::TokenIssuedV1(issued) => {
-                if issued.expires_at > self.log_time {
-                    self.tokens.insert(
-                        *issued.token_hash.expose(),
-                        Arc::new(IssuedToken {
-                            tenant_id,
-                            client_id: issued.client_id.clone(),
-                            jti: issued.jti,
-                            scopes: issued.scopes.clone(),
-                            audience: issued.audience.clone(),
-                            kid: issued.kid.clone(),
-                            issued_at: issued.issued_at,
-                            expires_at: issued.expires_at,
-                        }),
-                    );
-                }
-            }
-            // A v2 token carries no hash to index it by: this node noted it when it issued it
-            // (`note_issued`), and any other presentation is verified by its signature.
-            Event::TokenIssued(_) => {}
             Event::TokenRevoked(revoked) => {
                 if revoked.expires_at > self.log_time {
-                    self.revoked.insert(revoked.jti, revoked.expires_at);
+                    self.revoked.insert(revoked.jti, (), revoked.expires_at);
                 }
             }
-            Event::ApiKeyIssued(_)
+            // An issued token needs no entry, whichever version recorded it: it is verified by
+            // its signature when presented.
+            Event::TokenIssuedV1(_)
+            | Event::TokenIssued(_)
+            | Event::ApiKeyIssued(_)
             | Event::ApiKeyRevoked(_)
             | Event::ApiKeyUsed(_)
             | Event::ReservationClaimed(_)
@@ -388,8 +437,7 @@ impl Inner {
 
     fn prune(&mut self) {
         let now = self.log_time;
-        self.tokens.retain(|_, token| token.expires_at > now);
-        self.revoked.retain(|_, expires_at| *expires_at > now);
+        self.revoked.prune(now);
         self.next_prune = now.as_micros().saturating_add(PRUNE_EVERY_MICROS);
     }
 }
