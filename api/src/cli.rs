@@ -39,6 +39,11 @@ enum Command {
 
 /// Parses the command line and runs it to completion.
 pub fn main() -> ExitCode {
+    main_with(server::Extensions::default())
+}
+
+/// [`main`], serving with `extensions` (the end-to-end tests' binary moves the clock).
+pub fn main_with(extensions: server::Extensions) -> ExitCode {
     // Before anything is created: every file of the data directory is private to this user.
     crate::data_dir::restrict_umask();
     tracing_subscriber::fmt()
@@ -60,8 +65,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => serve(cli.serve).await,
-            Some(Command::Serve(config)) => serve(*config).await,
+            None => serve(cli.serve, extensions).await,
+            Some(Command::Serve(config)) => serve(*config, extensions).await,
             Some(Command::CheckReadModels(storage)) => check_read_models(storage).await,
             Some(Command::RebuildReadModels(storage)) => rebuild_read_models(storage).await,
         }
@@ -75,11 +80,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+async fn serve(config: ServeConfig, extensions: server::Extensions) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    server::run(config, listener, shutdown_signal()).await?;
+    server::run_with(config, listener, shutdown_signal(), extensions).await?;
     Ok(ExitCode::SUCCESS)
 }
 

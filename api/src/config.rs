@@ -78,11 +78,40 @@ pub struct ServeConfig {
     #[arg(long, env = "TESSERA_LIFECYCLE_INTERVAL_SECS", default_value_t = 30)]
     pub lifecycle_interval_secs: u64,
 
+    /// How often the last use of sessions is recorded on the log (`session.seen`). A crash
+    /// loses at most this interval's uses (a session may then expire that much early).
+    #[arg(long, env = "TESSERA_SESSION_USE_FLUSH_SECS", default_value_t = 60)]
+    pub session_use_flush_secs: u64,
+
     #[command(flatten)]
     pub kafka: KafkaConfig,
 
     #[command(flatten)]
     pub argon2: Argon2Settings,
+
+    #[command(flatten)]
+    pub sign_in: SignInLimits,
+}
+
+/// Sign-in rate limits, per minute, in this process's memory (see `rate_limit`).
+#[derive(Args, Clone, Debug)]
+pub struct SignInLimits {
+    /// Attempts per minute for one address from one source address (seed 001: 5); 0 for no
+    /// limit.
+    #[arg(
+        long,
+        env = "TESSERA_SIGN_IN_ATTEMPTS_PER_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub sign_in_attempts_per_account: u32,
+    /// Attempts per minute from one source address, whatever the address typed; 0 for no
+    /// limit.
+    #[arg(
+        long,
+        env = "TESSERA_SIGN_IN_ATTEMPTS_PER_SOURCE",
+        default_value_t = 30
+    )]
+    pub sign_in_attempts_per_source: u32,
 }
 
 /// The cost of password hashing (Argon2id). The defaults are OWASP's: 19 MiB, 2 passes, 1 lane.
@@ -193,6 +222,12 @@ impl KafkaConfig {
             std::time::Duration::from_millis(self.kafka_delivery_timeout_ms.max(1000));
         Ok(Some(settings))
     }
+}
+
+/// Whether cookies for `public_url` can be `Secure` (with the `__Host-` prefix): anything but
+/// plain http, which [`public_url`] allows only on loopback.
+pub fn secure_cookies(public_url: &str) -> bool {
+    !public_url.starts_with("http://")
 }
 
 /// The public base URL: `configured` (validated, without a trailing slash), or one derived

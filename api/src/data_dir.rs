@@ -1,7 +1,7 @@
 //! The data directory of the embedded deployment, private to the user the server runs as: the
 //! directory mode 0700 and every file Tessera keeps in it 0600 (the event log, the read models,
 //! the key table, their SQLite `-wal` and `-shm` files, the generated master key, the
-//! bootstrap admin key and the OAuth directory's snapshot).
+//! bootstrap admin key and the OAuth and session directories' snapshots).
 //!
 //! The log holds every tenant's history and the key files unlock it, so no other local user
 //! may read them. Three measures keep it so:
@@ -28,6 +28,8 @@ pub const KEYS_DB: &str = tessera_event_log::keys::KEYS_FILE;
 pub const BOOTSTRAP_ADMIN_KEY: &str = "bootstrap-admin-key";
 /// The OAuth directory's snapshot (written 0600 by the projections crate itself).
 pub const DIRECTORY_SNAPSHOT: &str = tessera_projections::directory::snapshot::FILE_NAME;
+/// The session directory's snapshot (likewise written 0600 by the projections crate).
+pub const SESSION_SNAPSHOT: &str = tessera_projections::sessions::snapshot::FILE_NAME;
 
 /// The data directory's mode: its owner only.
 pub const DIR_MODE: u32 = 0o700;
@@ -62,6 +64,7 @@ pub fn prepare(dir: &Path) -> io::Result<()> {
         MASTER_KEY_FILE,
         BOOTSTRAP_ADMIN_KEY,
         DIRECTORY_SNAPSHOT,
+        SESSION_SNAPSHOT,
     ];
     for file in files {
         match std::fs::set_permissions(dir.join(file), Permissions::from_mode(FILE_MODE)) {

@@ -14,8 +14,12 @@
 //!   catalogue of API key scopes.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end).
-//! - [`usage`]: API key usage, counted in memory and recorded in aggregate.
+//! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
+//!   same for the last use of sessions.
+//! - [`pages`]: each tenant's hosted pages (`/t/{slug}/login`, `logout`, `account`, the forced
+//!   password change), server-rendered from `api/templates/`; [`rate_limit`]: sign-in limits.
 
+pub mod activity;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -27,6 +31,8 @@ pub mod http;
 pub mod lifecycle;
 pub mod oauth;
 pub mod openapi;
+pub mod pages;
+pub mod rate_limit;
 pub mod routes;
 pub mod scopes;
 pub mod server;

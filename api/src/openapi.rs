@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token};
-use crate::routes::{api_keys, audit, clients, health, mfa, tenants, users};
+use crate::routes::{api_keys, audit, clients, health, mfa, sessions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,10 @@ use crate::routes::{api_keys, audit, clients, health, mfa, tenants, users};
         users::disable_user,
         users::enable_user,
         users::set_password,
+        sessions::list_sessions,
+        sessions::end_user_sessions,
+        sessions::end_session,
+        sessions::unlock_user,
         mfa::get_mfa,
         mfa::reset_mfa,
         mfa::get_webauthn_policy,

@@ -16,15 +16,20 @@ use tessera_commands::{
 };
 use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
 use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
-use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore, RetentionTask};
+use tessera_projections::{
+    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, RetentionTask, SessionDirectory,
+};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
+use crate::rate_limit::SignInLimiter;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
-use crate::{config, correlation, data_dir, http, lifecycle, oauth, openapi, routes, usage};
+use crate::{
+    activity, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages, routes, usage,
+};
 
 /// Largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -138,7 +143,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::users::router())
         .merge(routes::mfa::router())
+        .merge(routes::sessions::router())
         .merge(oauth::router())
+        .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -167,15 +174,37 @@ fn write_bootstrap_key(data_dir: &Path, plaintext: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a build of the server adds to it: the end-to-end tests' binary gives it a clock the
+/// tests can move and routes of its own (moving that clock, waiting for the read models). The
+/// production binary adds nothing.
+#[derive(Default)]
+pub struct Extensions {
+    /// The clock of the process instead of the wall clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Routes merged into the server's, outside every tenant's and the admin API's paths; they
+    /// get the server's state.
+    pub routes: Option<Router<AppState>>,
+}
+
 /// Serves until `shutdown` resolves, then drains requests and closes the log cleanly.
 pub async fn run(
     config: ServeConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(config, listener, shutdown, Extensions::default()).await
+}
+
+/// [`run`], with `extensions`.
+pub async fn run_with(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extensions: Extensions,
+) -> anyhow::Result<()> {
     // The one clock and the one id source of the process: every time and id the server
     // writes comes from these two.
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = extensions.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let ids: Arc<dyn IdGen> = Arc::new(SystemIds);
     let Storage {
         log,
@@ -240,6 +269,10 @@ pub async fn run(
     let (directory, directory_task) = Directory::open(log.clone(), store.directory_snapshots())
         .await
         .context("opening the OAuth directory")?;
+    // The session directory likewise starts from its own last snapshot.
+    let (sessions, sessions_task) = SessionDirectory::open(log.clone(), store.session_snapshots())
+        .await
+        .context("opening the session directory")?;
     // Serve only once the read models and the OAuth directory hold every event committed
     // before this start, so that no acknowledged write is missing after a crash and restart.
     let head = log.head_position().await.context("reading the log head")?;
@@ -252,6 +285,10 @@ pub async fn run(
         .wait_for(head, Duration::from_secs(3600))
         .await
         .map_err(|_| anyhow::anyhow!("the OAuth directory did not catch up with the log"))?;
+    sessions
+        .wait_for(head, Duration::from_secs(3600))
+        .await
+        .map_err(|_| anyhow::anyhow!("the session directory did not catch up with the log"))?;
     let kafka = match kafka_settings {
         Some(settings) => {
             tracing::info!(brokers = %settings.brokers, topic = %settings.topic, "starting the Kafka audit publisher");
@@ -279,8 +316,15 @@ pub async fn run(
         signers: Arc::default(),
         verifier: Arc::default(),
         usage: usage_recorder.clone(),
+        secure_cookies: config::secure_cookies(&public_url),
         public_url: public_url.into(),
         kafka: kafka.clone(),
+        sessions: sessions.clone(),
+        sign_in_limiter: Arc::new(SignInLimiter::new(
+            config.sign_in.sign_in_attempts_per_account,
+            config.sign_in.sign_in_attempts_per_source,
+        )),
+        pending_sign_ins: Arc::default(),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),
@@ -288,13 +332,23 @@ pub async fn run(
         ids.clone(),
         Duration::from_secs(config.usage_flush_secs.max(1)),
     ));
+    let session_use_flusher = tokio::spawn(activity::run(
+        sessions.clone(),
+        state.commands.clone(),
+        ids.clone(),
+        state.clock.clone(),
+        Duration::from_secs(config.session_use_flush_secs.max(1)),
+    ));
     let commands_for_shutdown = state.commands.clone();
     let sweeper = tokio::spawn(lifecycle::run(
         state.clone(),
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
     ));
 
-    let app = router(state);
+    let app = match extensions.routes {
+        Some(routes) => router(state.clone()).merge(routes.with_state(state)),
+        None => router(state),
+    };
     let address = listener.local_addr()?;
     tracing::info!(%address, "tessera listening");
     // A stable line on stdout that scripts and tests wait for (the port may have been 0).
@@ -303,8 +357,10 @@ pub async fn run(
 
     sweeper.abort();
     usage_flusher.abort();
-    // A clean stop records every counted use.
+    session_use_flusher.abort();
+    // A clean stop records every counted use, of API keys and of sessions.
     usage_recorder.flush(&commands_for_shutdown, &*ids).await;
+    activity::flush(&sessions, &commands_for_shutdown, &*ids).await;
     // Let the read models absorb the last writes, so a clean stop leaves them complete.
     if let Ok(head) = log.head_position().await {
         let _ = projections.wait_for(head, Duration::from_secs(10)).await;
@@ -322,6 +378,7 @@ pub async fn run(
     }
     // Folds the last writes and takes a snapshot, so that the next start folds nothing.
     directory_task.shutdown().await;
+    sessions_task.shutdown().await;
     if let Some(retention) = retention {
         retention.shutdown().await;
     }

@@ -7,11 +7,15 @@ use std::time::Duration;
 use tessera_commands::{Clock, CommandService, IdGen};
 use tessera_crypto::{Crypto, PersonalKeys};
 use tessera_event_log::EventLog;
-use tessera_projections::{Directory, KafkaPublisher, ProjectionRuntime, ReadStore};
+use tessera_projections::{
+    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, SessionDirectory,
+};
 
 use crate::error::ApiError;
 use crate::oauth::token::Signers;
 use crate::oauth::verify::Verifier;
+use crate::pages::pending::PendingSignIns;
+use crate::rate_limit::SignInLimiter;
 use crate::usage::UsageRecorder;
 
 #[derive(Clone)]
@@ -40,19 +44,29 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// The Kafka audit publisher, when brokers are configured.
     pub kafka: Option<Arc<KafkaPublisher>>,
+    /// The in-memory session directory the hosted pages read.
+    pub sessions: Arc<SessionDirectory>,
+    /// Sign-in rate limits (in memory, per node).
+    pub sign_in_limiter: Arc<SignInLimiter>,
+    /// Sign-ins waiting for a step (a password change) before their session starts.
+    pub pending_sign_ins: Arc<PendingSignIns>,
+    /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
-    /// Read-your-writes: waits until the read models and the OAuth directory reflect
-    /// `position`.
+    /// Read-your-writes: waits until the read models, the OAuth directory and the session
+    /// directory reflect `position`.
     pub async fn projected(&self, position: u64) -> Result<(), ApiError> {
-        let (read_models, directory) = tokio::join!(
+        let (read_models, directory, sessions) = tokio::join!(
             self.projections
                 .wait_for(position, self.read_your_writes_timeout),
             self.directory
                 .wait_for(position, self.read_your_writes_timeout),
+            self.sessions
+                .wait_for(position, self.read_your_writes_timeout),
         );
-        read_models.and(directory).map_err(|_| {
+        read_models.and(directory).and(sessions).map_err(|_| {
             ApiError::Unavailable(format!(
                 "read models did not reach position {position} in time; the write is durable"
             ))

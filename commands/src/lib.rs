@@ -25,8 +25,9 @@ pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use error::CommandError;
 pub use service::{
     ActivateTenant, CancelTenant, CommandService, CreateTenant, CreateUser, Created, CreatedUser,
-    IssueApiKey, IssuedApiKey, Outcome, People, RecordAudit, RegeneratedSecret, RegisterClient,
-    RegisteredClient, RotatedKey, UpdateTenant, UpdateUser,
+    IssueApiKey, IssuedApiKey, Outcome, PasswordCredentials, People, RecordAudit,
+    RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, SignInOutcome, SignInResult,
+    StartedSession, UpdateTenant, UpdateUser, person,
 };
 pub use service::{
     MfaReset, PasskeyChallenge, PasskeySignIn, RecoveryCodes, RegisteredPasskey, RelyingParty,

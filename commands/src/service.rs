@@ -19,6 +19,9 @@
 //!   together with a tenant).
 //! - [`user`]: people of a tenant: their data keys, sealed profiles, email reservations,
 //!   passwords and erasure (needs [`People`], given with [`CommandService::with_people`]).
+//! - [`session`]: a user's sessions (start, end, end all) and lockout (unlock); [`signin`]:
+//!   password sign-in, decided and recorded whatever its outcome, and the password changes a
+//!   signed-in person makes.
 //! - [`mfa`]: a user's second factors: authenticator app (TOTP), recovery codes, an
 //!   administrator's reset, and whether a user must enroll (`require_mfa`).
 //! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
@@ -43,6 +46,8 @@ mod mfa;
 mod oauth_client;
 mod passkey;
 mod reservation;
+mod session;
+mod signin;
 mod tenant;
 mod user;
 
@@ -55,6 +60,8 @@ pub use passkey::{
     CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
     RelyingParty,
 };
+pub use session::{StartedSession, person};
+pub use signin::{PasswordCredentials, SignInOutcome, SignInResult};
 pub use tenant::{
     ActivateTenant, CancelTenant, CreateTenant, Created, DEFAULT_PLAN, RotatedKey, UpdateTenant,
 };

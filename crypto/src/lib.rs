@@ -13,6 +13,9 @@
 //!   ([`personal`]);
 //! - an HMAC-SHA256 key for the keyed hashes of normalised email addresses (uniqueness and exact
 //!   lookups without the address in clear);
+//! - an HMAC-SHA256 key for the keyed hashes of session cookies (how a presented cookie finds its
+//!   session; the cookie's value itself is never stored);
+//! - an HMAC-SHA256 key for the CSRF tokens of the hosted pages' forms.
 //! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
 //! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]).
 //!
@@ -72,6 +75,8 @@ const INFO_SECRET_HASH: &[u8] = b"tessera/v1/secret-hash/hmac-sha256";
 const INFO_CHECKPOINT: &[u8] = b"tessera/v1/checkpoint/ed25519-seed";
 const INFO_PERSON_KEYS: &[u8] = b"tessera/v1/person-keys/aes-256-gcm";
 const INFO_EMAIL_HASH: &[u8] = b"tessera/v1/email-hash/hmac-sha256";
+const INFO_SESSION_TOKEN: &[u8] = b"tessera/v1/session-token/hmac-sha256";
+const INFO_CSRF: &[u8] = b"tessera/v1/csrf/hmac-sha256";
 const INFO_TOTP_SECRET: &[u8] = b"tessera/v1/totp-secret/aes-256-gcm";
 const INFO_RECOVERY_CODE: &[u8] = b"tessera/v1/recovery-code/hmac-sha256";
 
@@ -216,6 +221,8 @@ pub struct Crypto {
     checkpoint: Arc<CheckpointKey>,
     person_keys: RandomizedNonceKey,
     email_hash: hmac::Key,
+    session_token: hmac::Key,
+    csrf: hmac::Key,
     totp_secrets: RandomizedNonceKey,
     recovery_codes: hmac::Key,
 }
@@ -244,6 +251,10 @@ impl Crypto {
             .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
         let email_key = master.derive(INFO_EMAIL_HASH)?;
         let email_hash = hmac::Key::new(hmac::HMAC_SHA256, email_key.as_ref());
+        let session_key = master.derive(INFO_SESSION_TOKEN)?;
+        let session_token = hmac::Key::new(hmac::HMAC_SHA256, session_key.as_ref());
+        let csrf_key = master.derive(INFO_CSRF)?;
+        let csrf = hmac::Key::new(hmac::HMAC_SHA256, csrf_key.as_ref());
         let totp_key = master.derive(INFO_TOTP_SECRET)?;
         let totp_secrets = RandomizedNonceKey::new(&AES_256_GCM, totp_key.as_ref())
             .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
@@ -255,6 +266,8 @@ impl Crypto {
             checkpoint,
             person_keys,
             email_hash,
+            session_token,
+            csrf,
             totp_secrets,
             recovery_codes,
         })
@@ -281,6 +294,28 @@ impl Crypto {
         context.update(tenant_id.as_bytes());
         context.update(normalized_email.as_bytes());
         Hash32::from_slice(context.sign().as_ref()).unwrap_or_default()
+    }
+
+    /// HMAC-SHA256, under the derived session-token key, of a session cookie's value (256
+    /// random bits, base64url): what a session is stored and found by. A fast keyed hash is
+    /// enough for a random value, and it runs on every signed-in request.
+    pub fn session_token_hash(&self, token: &str) -> Hash32 {
+        let tag = hmac::sign(&self.session_token, token.as_bytes());
+        Hash32::from_slice(tag.as_ref()).unwrap_or_default()
+    }
+
+    /// The CSRF token for a form shown to the browser holding `binding` (its random CSRF
+    /// cookie and the page's tenant): base64url of HMAC-SHA256 under the derived CSRF key. Only
+    /// the server can make one, and only for that browser.
+    pub fn csrf_token(&self, binding: &[u8]) -> String {
+        b64url(hmac::sign(&self.csrf, binding).as_ref())
+    }
+
+    /// Whether `token` is the CSRF token of `binding`, compared in constant time.
+    pub fn verify_csrf(&self, binding: &[u8], token: &str) -> bool {
+        URL_SAFE_NO_PAD
+            .decode(token)
+            .is_ok_and(|tag| hmac::verify(&self.csrf, binding, &tag).is_ok())
     }
 
     /// HMAC-SHA256 of a secret under the derived secret-hash key. Secrets are 256-bit random

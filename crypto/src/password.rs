@@ -9,11 +9,18 @@
 //! run on tokio's blocking threads, never on the runtime's workers, behind a semaphore sized to
 //! the cores: a burst of sign-ins queues for a permit instead of starving the runtime or
 //! allocating `memory_kib` per request at once (memory stays below permits × `memory_kib`).
+//!
+//! A sign-in for an address nobody has, or for a user without a password, still verifies the
+//! password, against a dummy hash made once under the same parameters
+//! ([`Passwords::verify_or_dummy`]), so that the answer takes about as long as for a real user:
+//! time does not tell whether an account exists.
 
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 use aws_lc_rs::rand;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -50,6 +57,9 @@ impl Default for Argon2Config {
 pub struct Passwords {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
+    /// The hash of a random password, made on first need: what a password is verified against
+    /// when there is no real hash.
+    dummy: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -73,6 +83,7 @@ impl Passwords {
         Ok(Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: Arc::default(),
         })
     }
 
@@ -101,6 +112,31 @@ impl Passwords {
     /// that does not parse matches nothing.
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, CryptoError> {
         self.matches_any(password, vec![hash.to_owned()]).await
+    }
+
+    /// Whether `password` matches `hash`; without a hash, the same work against a dummy one,
+    /// which nothing matches, so that the time taken does not tell the two cases apart.
+    pub async fn verify_or_dummy(
+        &self,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<bool, CryptoError> {
+        match hash {
+            Some(hash) => self.verify(password, hash).await,
+            None => {
+                let dummy = self
+                    .dummy
+                    .get_or_try_init(|| async {
+                        let mut random = [0u8; 32];
+                        rand::fill(&mut random)
+                            .map_err(|_| CryptoError::Failed("random generation"))?;
+                        self.hash(&URL_SAFE_NO_PAD.encode(random)).await
+                    })
+                    .await?;
+                self.verify(password, dummy).await?;
+                Ok(false)
+            }
+        }
     }
 
     /// Whether `password` matches any of `hashes` (a password history), all checked on one
@@ -220,6 +256,32 @@ mod tests {
         );
         assert!(!passwords.matches_any("third one", history).await.unwrap());
         assert!(!passwords.matches_any("third one", vec![]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn without_a_hash_a_password_is_verified_against_a_dummy_and_never_matches() {
+        let passwords = passwords();
+        let hash = passwords.hash("s3cret-enough").await.unwrap();
+        assert!(
+            passwords
+                .verify_or_dummy("s3cret-enough", Some(&hash))
+                .await
+                .unwrap()
+        );
+        for _ in 0..2 {
+            assert!(
+                !passwords
+                    .verify_or_dummy("s3cret-enough", None)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            passwords
+                .dummy
+                .get()
+                .is_some_and(|d| d.starts_with("$argon2id$"))
+        );
     }
 
     #[test]

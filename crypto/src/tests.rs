@@ -403,3 +403,25 @@ fn email_hashes_are_keyed_and_differ_between_tenants() {
     // Not the secret-hash key: a keyed hash of one purpose is no use for another.
     assert_ne!(crypto(1).secret_hash("ada@example.com"), hash);
 }
+
+#[test]
+fn session_token_hashes_are_keyed_and_differ_from_secret_hashes() {
+    let (a, b) = (crypto(1), crypto(2));
+    let token = "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(a.session_token_hash(token), a.session_token_hash(token));
+    assert_ne!(a.session_token_hash(token), b.session_token_hash(token));
+    assert_ne!(a.session_token_hash(token), a.secret_hash(token));
+}
+
+#[test]
+fn csrf_tokens_verify_for_their_binding_only() {
+    let (a, b) = (crypto(1), crypto(2));
+    let token = a.csrf_token(b"browser-1\nacme");
+    assert_eq!(token.len(), 43);
+    assert!(a.verify_csrf(b"browser-1\nacme", &token));
+    assert!(!a.verify_csrf(b"browser-2\nacme", &token));
+    assert!(!a.verify_csrf(b"browser-1\nother", &token));
+    assert!(!b.verify_csrf(b"browser-1\nacme", &token));
+    assert!(!a.verify_csrf(b"browser-1\nacme", ""));
+    assert!(!a.verify_csrf(b"browser-1\nacme", "not base64!"));
+}

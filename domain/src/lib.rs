@@ -18,6 +18,7 @@
 //!   hash).
 //! - [`user`]: a person of a tenant (profile, roles, status, password, erasure), and the
 //!   checks of personal fields before they are sealed.
+//! - [`session`]: one person's sign-in attempts, password lockout and sessions.
 //! - [`password`]: a tenant's password policy.
 //! - [`mfa`]: a user's second factors (authenticator app, recovery codes, passkeys) and the
 //!   `require_mfa` rule.
@@ -29,6 +30,7 @@ pub mod mfa;
 pub mod oauth_client;
 pub mod password;
 pub mod reservation;
+pub mod session;
 pub mod tenant;
 pub mod user;
 pub mod validate;

@@ -13,6 +13,8 @@
 //! | tokens | `{tenant}/tokens/{client_id}` |
 //! | audit | `{tenant}/audit` |
 //! | user | `{tenant}/user/{user}` |
+//! | sign-ins and sessions of a user | `{tenant}/sessions/{user}` |
+//! | sign-ins for addresses no user has | `{tenant}/sign-ins` |
 //! | second factors | `{tenant}/mfa/{user}` |
 //! | WebAuthn policy | `{tenant}/webauthn-policy` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
@@ -45,6 +47,12 @@ pub enum StreamId {
     Audit(Uuid),
     /// `{tenant}/user/{user}`: one person of the tenant.
     User { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/sessions/{user}`: one person's sign-in attempts, lockouts and sessions, on one
+    /// stream so that lockouts and session limits are decided by its expected version.
+    Sessions { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/sign-ins`: sign-in attempts for addresses no user of the tenant has, appended
+    /// with expected version "any" (facts).
+    SignIns(Uuid),
     /// `{tenant}/mfa/{user}`: one person's second factors (authenticator app, recovery codes,
     /// passkeys).
     Mfa { tenant_id: Uuid, user_id: Uuid },
@@ -63,6 +71,7 @@ impl StreamId {
         match rest {
             "tenant" => return Some(StreamId::Tenant(tenant_id)),
             "audit" => return Some(StreamId::Audit(tenant_id)),
+            "sign-ins" => return Some(StreamId::SignIns(tenant_id)),
             "webauthn-policy" => return Some(StreamId::WebauthnPolicy(tenant_id)),
             _ => {}
         }
@@ -74,6 +83,9 @@ impl StreamId {
             "user" => Uuid::parse_str(id)
                 .ok()
                 .map(|user_id| StreamId::User { tenant_id, user_id }),
+            "sessions" => Uuid::parse_str(id)
+                .ok()
+                .map(|user_id| StreamId::Sessions { tenant_id, user_id }),
             "mfa" => Uuid::parse_str(id)
                 .ok()
                 .map(|user_id| StreamId::Mfa { tenant_id, user_id }),
@@ -101,9 +113,11 @@ impl StreamId {
         match self {
             StreamId::Tenant(tenant_id)
             | StreamId::Audit(tenant_id)
+            | StreamId::SignIns(tenant_id)
             | StreamId::WebauthnPolicy(tenant_id) => *tenant_id,
             StreamId::ApiKey { tenant_id, .. }
             | StreamId::User { tenant_id, .. }
+            | StreamId::Sessions { tenant_id, .. }
             | StreamId::Mfa { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
@@ -132,6 +146,8 @@ impl StreamId {
             } => Spelling::Tokens(*tenant_id, client_id),
             StreamId::Audit(tenant_id) => Spelling::Audit(*tenant_id),
             StreamId::User { tenant_id, user_id } => Spelling::User(*tenant_id, *user_id),
+            StreamId::Sessions { tenant_id, user_id } => Spelling::Sessions(*tenant_id, *user_id),
+            StreamId::SignIns(tenant_id) => Spelling::SignIns(*tenant_id),
             StreamId::Mfa { tenant_id, user_id } => Spelling::Mfa(*tenant_id, *user_id),
             StreamId::WebauthnPolicy(tenant_id) => Spelling::WebauthnPolicy(*tenant_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
@@ -154,6 +170,8 @@ enum Spelling<'a> {
     Tokens(Uuid, &'a str),
     Audit(Uuid),
     User(Uuid, Uuid),
+    Sessions(Uuid, Uuid),
+    SignIns(Uuid),
     Mfa(Uuid, Uuid),
     WebauthnPolicy(Uuid),
     Reservation(&'a str, &'a str),
@@ -170,6 +188,10 @@ impl fmt::Display for Spelling<'_> {
             Spelling::Tokens(tenant_id, client_id) => write!(f, "{tenant_id}/tokens/{client_id}"),
             Spelling::Audit(tenant_id) => write!(f, "{tenant_id}/audit"),
             Spelling::User(tenant_id, user_id) => write!(f, "{tenant_id}/user/{user_id}"),
+            Spelling::Sessions(tenant_id, user_id) => {
+                write!(f, "{tenant_id}/sessions/{user_id}")
+            }
+            Spelling::SignIns(tenant_id) => write!(f, "{tenant_id}/sign-ins"),
             Spelling::Mfa(tenant_id, user_id) => write!(f, "{tenant_id}/mfa/{user_id}"),
             Spelling::WebauthnPolicy(tenant_id) => write!(f, "{tenant_id}/webauthn-policy"),
             Spelling::Reservation(kind, value) => {
@@ -207,6 +229,16 @@ pub fn audit(tenant_id: Uuid) -> String {
 /// `{tenant}/user/{user}`: one person of the tenant.
 pub fn user(tenant_id: Uuid, user_id: Uuid) -> String {
     Spelling::User(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/sessions/{user}`: one person's sign-ins, lockouts and sessions.
+pub fn sessions(tenant_id: Uuid, user_id: Uuid) -> String {
+    Spelling::Sessions(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/sign-ins`: sign-in attempts for addresses no user of the tenant has.
+pub fn sign_ins(tenant_id: Uuid) -> String {
+    Spelling::SignIns(tenant_id).to_string()
 }
 
 /// `{tenant}/mfa/{user}`: one person's second factors.

@@ -72,16 +72,19 @@ impl Target {
 }
 
 /// What an event's stream names after its kind: the key id of an API key stream, the client
-/// id of an OAuth client's, the value of a reservation's, the user id of a user's; `None` for
-/// any other stream.
+/// id of an OAuth client's, the value of a reservation's, the user id of a user's (or of their
+/// sessions stream); `None` for any other stream.
 fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
     match (StreamId::parse(&envelope.stream_id)?, kind) {
         (StreamId::ApiKey { key_id, .. }, "api_key") => Some(key_id.to_string()),
         (StreamId::OAuthClient { client_id, .. }, "oauth_client") => Some(client_id),
         (StreamId::Reservation { value, .. }, "reservation") => Some(value),
-        (StreamId::User { user_id, .. } | StreamId::Mfa { user_id, .. }, "user") => {
-            Some(user_id.to_string())
-        }
+        (
+            StreamId::User { user_id, .. }
+            | StreamId::Sessions { user_id, .. }
+            | StreamId::Mfa { user_id, .. },
+            "user",
+        ) => Some(user_id.to_string()),
         _ => None,
     }
 }
@@ -148,6 +151,17 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         | Event::UserEnabled(_)
         | Event::UserPasswordSet(_)
         | Event::UserErased(_) => Target::new("user", stream_target_id(envelope, "user"), None),
+        // Sign-ins and sessions name the user they concern (the stream `{tenant}/sessions/{user}`);
+        // an attempt for an address no user has (`{tenant}/sign-ins`) names the tenant.
+        Event::SignInSucceeded(_)
+        | Event::SignInFailed(_)
+        | Event::SignInUnlocked(_)
+        | Event::SessionStarted(_)
+        | Event::SessionSeen(_)
+        | Event::SessionEnded(_) => match stream_target_id(envelope, "user") {
+            Some(user_id) => Target::new("user", Some(user_id), None),
+            None => tenant(tenant_slug),
+        },
         // A person's second factors are about that person, named by id like their other events.
         Event::TotpEnrollmentStarted(_)
         | Event::TotpEnrolled(_)

@@ -62,8 +62,9 @@ pub enum TopicCategory {
     Security,
     /// Entries products appended through `POST /v1/audit` (`audit.*`).
     Products,
-    /// The people of tenants (`user.*`) and their second factors (`mfa.*`): ids, statuses,
-    /// roles and time steps, never personal data or secrets.
+    /// The people of tenants (`user.*`, `sign_in.*`, `session.*`) and their second factors
+    /// (`mfa.*`): ids, statuses, roles, reasons, times and time steps, never personal data or
+    /// secrets.
     People,
 }
 
@@ -121,6 +122,9 @@ impl TopicCategory {
                             | "user.enabled"
                             | "user.password_set"
                             | "user.erased"
+                            | "sign_in.failed"
+                            | "sign_in.unlocked"
+                            | "session.ended"
                             | "mfa.totp_enrolled"
                             | "mfa.totp_removed"
                             | "mfa.recovery_codes_generated"
@@ -133,7 +137,10 @@ impl TopicCategory {
             }
             TopicCategory::Products => event_type.starts_with("audit."),
             TopicCategory::People => {
-                event_type.starts_with("user.") || event_type.starts_with("mfa.")
+                event_type.starts_with("user.")
+                    || event_type.starts_with("sign_in.")
+                    || event_type.starts_with("session.")
+                    || event_type.starts_with("mfa.")
             }
         }
     }

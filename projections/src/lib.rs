@@ -32,6 +32,8 @@
 //! - [`retention`]: the audit trail's retention, its sweep and what the fold skips.
 //! - [`directory`]: the in-memory OAuth directory (tenants by slug, clients, revoked tokens)
 //!   that the authorization server's hot paths read, and its snapshots.
+//! - [`sessions`]: the in-memory session directory (active sessions by cookie hash) that the
+//!   hosted pages read on every signed-in request.
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
 //!   topics), checkpointed after the broker acknowledges.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
@@ -48,6 +50,7 @@ pub mod rebuild;
 pub mod retention;
 pub mod runtime;
 mod schema;
+pub mod sessions;
 mod snapshot;
 mod sql;
 pub mod store;
@@ -64,6 +67,7 @@ pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
 pub use retention::{AuditRetention, RetentionTask};
 pub use runtime::ProjectionRuntime;
+pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, UnrecordedUse};
 pub use store::ReadStore;
 pub use tables::{Checkpoints, Projection};
 pub use views::{

@@ -13,6 +13,11 @@
 //! holds the product's metadata and who appended the entry (`{"metadata", "recorded_by"}`).
 //! Both fixtures were edited by that one row: the large log's new snapshot, with that row's
 //! summary put back as it was, hashes to the digest committed before.
+//!
+//! New event types join at the end of the log (users, then sign-ins and sessions), so the
+//! fixtures only gain rows: with the sign-in and session samples left out, the fixtures
+//! committed before them still matched, and their re-blessed small snapshot differs only by
+//! the new events' audit rows and the checkpoints' positions.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -79,6 +84,9 @@ fn by_a_person() -> EventMetadata {
     }
 }
 
+/// The categories of people's events, appended after everything pinned before they existed.
+const PEOPLE: [&str; 5] = ["user", "sign_in", "session", "mfa", "webauthn_policy"];
+
 /// Every event type the workload lacks (OAuth clients, tokens, reservations, recorded audit
 /// entries) and the edge cases reducers must keep answering the same way.
 fn extras(history: &mut History) {
@@ -95,7 +103,7 @@ fn extras(history: &mut History) {
     // are checked by `projections::audit`'s tests.
     let added_since = [("token.issued", 2)];
     for event in samples::current().into_iter().filter(|event| {
-        !["user", "mfa", "webauthn_policy"].contains(&event.category())
+        !PEOPLE.contains(&event.category())
             && !added_since.contains(&(event.event_type(), event.schema_version()))
     }) {
         let (tenant, stream) = match event.category() {
@@ -183,7 +191,7 @@ fn extras(history: &mut History) {
 }
 
 /// The users' samples (added with `rm_users`, after everything pinned before): one user through
-/// every event up to erasure, and one who stays, created with a password.
+/// every event up to erasure, and one who stays, created with a password, who then signs in.
 fn users(history: &mut History, tenant: Uuid, person: &EventMetadata) {
     let samples: Vec<Event> = samples::current()
         .into_iter()
@@ -204,6 +212,13 @@ fn users(history: &mut History, tenant: Uuid, person: &EventMetadata) {
         .find(|event| matches!(event, Event::UserPasswordSet(_)));
     let events: Vec<Event> = created.into_iter().chain(password.cloned()).collect();
     history.append_events(tenant, streams::user(tenant, stays), &events, person);
+    // Sign-ins and sessions (issue 16, after the users): every sample, on the sessions stream
+    // of the user who stays.
+    let sessions: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| matches!(event.category(), "sign_in" | "session"))
+        .collect();
+    history.append_events(tenant, streams::sessions(tenant, stays), &sessions, person);
 }
 
 /// The second factors' samples (added with `rm_mfa` and `rm_webauthn_policies`, after the

@@ -48,10 +48,12 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::OAuthClient { .. }
         | StreamId::Tokens { .. }
         | StreamId::User { .. } => true,
-        // Second factors and the WebAuthn policy are no part of a tenant's snapshot (yet):
-        // `history` shows them.
+        // Sign-ins and sessions say nothing about a tenant's configuration; second factors and
+        // the WebAuthn policy are no part of a tenant's snapshot (yet): `history` shows them.
         StreamId::Audit(_)
         | StreamId::Reservation { .. }
+        | StreamId::Sessions { .. }
+        | StreamId::SignIns(_)
         | StreamId::Mfa { .. }
         | StreamId::WebauthnPolicy(_) => false,
     }
@@ -160,6 +162,8 @@ impl TenantSnapshot {
             }
             StreamId::Audit(_)
             | StreamId::Reservation { .. }
+            | StreamId::Sessions { .. }
+            | StreamId::SignIns(_)
             | StreamId::Mfa { .. }
             | StreamId::WebauthnPolicy(_) => {}
         }

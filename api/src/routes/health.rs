@@ -177,6 +177,18 @@ fn directory_metrics(out: &mut String, state: &AppState) {
     }
     gauge(
         out,
+        "tessera_session_directory_snapshot_position",
+        "Position of the snapshot this start restored the session directory from; 0 when it folded the whole log.",
+        state.sessions.restored_from(),
+    );
+    gauge(
+        out,
+        "tessera_sessions_active",
+        "Active sessions the session directory holds.",
+        state.sessions.len() as u64,
+    );
+    gauge(
+        out,
         "tessera_directory_revocations",
         "Revoked token ids the OAuth directory holds until the tokens expire.",
         state.directory.revocations() as u64,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod health;
 pub mod mfa;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 

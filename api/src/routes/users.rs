@@ -6,9 +6,8 @@
 //! Every handler needs `platform:admin`, or `tenant:admin` on the tenant; any other tenant,
 //! and any user of another tenant, is 404.
 //!
-//! Sign-in, lockout (`unlock`) and sessions come with the hosted pages, beside these routes
-//! under `/v1/tenants/{id}/users/{user_id}/...`; second factors (`mfa`, `reset-mfa`) are in
-//! `routes::mfa`.
+//! Sessions and lockout (`unlock`) are in `sessions.rs`, second factors (`mfa`, `reset-mfa`)
+//! in `mfa.rs`, beside these routes under `/v1/tenants/{id}/users/{user_id}/...`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -173,7 +172,7 @@ async fn to_dto(state: &AppState, view: UserView) -> Result<User, ApiError> {
 }
 
 /// The user after a write at `position`, once the read models hold it.
-async fn written(
+pub(crate) async fn written(
     state: &AppState,
     tenant_id: Uuid,
     user_id: Uuid,

@@ -23,7 +23,7 @@ use tessera_domain::reservation::{self, ReservationState};
 use tessera_domain::user::{self, NewPassword, NewUser, SealedNames, User, UserCommand, UserState};
 use tessera_domain::{Aggregate, DomainError};
 use tessera_event_schemas::events::user::fields;
-use tessera_event_schemas::events::{PasswordPolicyV1, ReservationKind};
+use tessera_event_schemas::events::{PasswordPolicyV1, ReservationKind, SessionEndReason};
 use tessera_event_schemas::{EventMetadata, Hash32, Timestamp, streams};
 use uuid::Uuid;
 
@@ -364,19 +364,22 @@ impl CommandService {
         Ok(Outcome { position })
     }
 
-    /// Disables a user: they can no longer sign in. Disabling a disabled user changes nothing.
+    /// Disables a user: they can no longer sign in, and their sessions end in the same append.
+    /// Disabling a disabled user changes nothing.
     pub async fn disable_user(
         &self,
         meta: EventMetadata,
         tenant_id: Uuid,
         user_id: Uuid,
     ) -> Result<Outcome, CommandError> {
-        self.user_command(
+        self.user_command_ending_sessions(
             meta,
             tenant_id,
             user_id,
             "disable a user",
             UserCommand::Disable,
+            SessionEndReason::UserDisabled,
+            None,
         )
         .await
     }
@@ -399,7 +402,8 @@ impl CommandService {
     }
 
     /// Sets a user's password after checking it against the tenant's policy (guessability,
-    /// history); `temporary` makes them change it at their next sign-in.
+    /// history); `temporary` makes them change it at their next sign-in. Their sessions end in
+    /// the same append (an administrator's reset).
     pub async fn set_user_password(
         &self,
         meta: EventMetadata,
@@ -408,11 +412,57 @@ impl CommandService {
         plain: &str,
         temporary: bool,
     ) -> Result<Outcome, CommandError> {
-        let people = self.people()?;
         let address = Address::user(tenant_id, user_id);
         let (tenant, current, key) = self
             .live_user(tenant_id, &address, "set the password of")
             .await?;
+        let new = self
+            .prepare_password(&tenant, &current, &key, plain, temporary)
+            .await?;
+        self.set_password_ending_sessions(
+            meta,
+            tenant_id,
+            user_id,
+            new,
+            SessionEndReason::PasswordReset,
+            None,
+        )
+        .await
+    }
+
+    /// Appends a new password and the end of the user's sessions (but `keep`) in one append.
+    pub(super) async fn set_password_ending_sessions(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        new: NewPassword,
+        reason: SessionEndReason,
+        keep: Option<Uuid>,
+    ) -> Result<Outcome, CommandError> {
+        self.user_command_ending_sessions(
+            meta,
+            tenant_id,
+            user_id,
+            "set the password of a user",
+            UserCommand::SetPassword(new),
+            reason,
+            keep,
+        )
+        .await
+    }
+
+    /// A password checked against `tenant`'s policy (guessability with `current`'s address and
+    /// names as hints, history) and hashed: what `UserCommand::SetPassword` takes.
+    pub(super) async fn prepare_password(
+        &self,
+        tenant: &tessera_domain::tenant::Tenant,
+        current: &User,
+        key: &DataKey,
+        plain: &str,
+        temporary: bool,
+    ) -> Result<NewPassword, CommandError> {
+        let people = self.people()?;
         let policy: &PasswordPolicyV1 = &tenant.settings.password_policy;
         let open = |sealed: &Option<Vec<u8>>, field: &str| {
             sealed
@@ -431,26 +481,18 @@ impl CommandService {
             .recent_password_hashes(policy.password_history_count)
             .to_vec();
         let reused = people.passwords.matches_any(plain, recent).await?;
-        let new = NewPassword {
+        Ok(NewPassword {
             hash: people.passwords.hash(plain).await?,
             temporary,
             now: self.clock.now(),
             reused,
             history_count: policy.password_history_count,
-        };
-        self.user_command(
-            meta,
-            tenant_id,
-            user_id,
-            "set the password of a user",
-            UserCommand::SetPassword(new),
-        )
-        .await
+        })
     }
 
     /// Erases a user: destroys their data key (every personal value sealed under it is
-    /// unreadable from then on), then appends `user.erased` and releases their address's
-    /// reservation. Also for a user of an archived tenant; erasing an erased user changes
+    /// unreadable from then on), then appends `user.erased`, releases their address's
+    /// reservation and ends their sessions. Also for a user of an archived tenant; erasing an erased user changes
     /// nothing (and destroys the key again if it is somehow still there).
     pub async fn erase_user(
         &self,
@@ -477,6 +519,16 @@ impl CommandService {
                 let mut plan = Plan::new((), loaded.position);
                 if let (false, Some(user)) = (events.is_empty(), &loaded.state.user) {
                     self.plan_email_release(&mut plan, meta, now, user).await?;
+                    self.plan_end_sessions(
+                        &mut plan,
+                        meta,
+                        now,
+                        tenant_id,
+                        user_id,
+                        SessionEndReason::UserErased,
+                        None,
+                    )
+                    .await?;
                 }
                 plan.push(self.write(
                     meta,
@@ -512,6 +564,51 @@ impl CommandService {
             .email_hash(tenant_id, &user::normalize_email(email))
     }
 
+    /// A command on a user of an open tenant that, when it changes anything, also ends the
+    /// user's sessions (but `keep`) in the same append.
+    #[allow(clippy::too_many_arguments)]
+    async fn user_command_ending_sessions(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        action: &'static str,
+        command: UserCommand,
+        reason: SessionEndReason,
+        keep: Option<Uuid>,
+    ) -> Result<Outcome, CommandError> {
+        let address = Address::user(tenant_id, user_id);
+        let (meta, address_ref, command) = (&meta, &address, &command);
+        let ((), position) = self
+            .run(&address.stream, move || async move {
+                let (_, tenant_stream, tenant_version) =
+                    self.load_open_tenant(tenant_id, action).await?;
+                let loaded = self.load::<UserState>(&address_ref.stream).await?;
+                let events = loaded
+                    .state
+                    .decide(command.clone())
+                    .map_err(|error| loaded.reject(error, address_ref))?;
+                let now = self.clock.now();
+                let mut plan = Plan::new((), loaded.position);
+                plan.guard(tenant_stream, tenant_version);
+                if !events.is_empty() {
+                    self.plan_end_sessions(&mut plan, meta, now, tenant_id, user_id, reason, keep)
+                        .await?;
+                }
+                plan.push(self.write(
+                    meta,
+                    now,
+                    address_ref.stream.clone(),
+                    loaded.expected(),
+                    tenant_id,
+                    events,
+                ));
+                Ok(plan)
+            })
+            .await?;
+        Ok(Outcome { position })
+    }
+
     /// A single-stream command on a user of an open tenant.
     async fn user_command(
         &self,
@@ -532,7 +629,7 @@ impl CommandService {
 
     /// The open tenant, a live user of it and their data key, read before an attempt to check
     /// and seal what the command carries.
-    async fn live_user(
+    pub(super) async fn live_user(
         &self,
         tenant_id: Uuid,
         address: &Address<UserState>,
@@ -613,4 +710,4 @@ impl CommandService {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -19,6 +19,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod reservation;
 pub mod samples;
+pub mod session;
 pub mod tenant;
 pub mod user;
 pub mod webauthn_policy;
@@ -32,6 +33,7 @@ pub use audit::*;
 pub use mfa::*;
 pub use oauth::*;
 pub use reservation::*;
+pub use session::*;
 pub use tenant::*;
 pub use user::*;
 pub use webauthn_policy::*;
@@ -143,6 +145,12 @@ registry! {
     UserEnabled => "user.enabled" @ 1: UserEnabledV1,
     UserPasswordSet => "user.password_set" @ 1: UserPasswordSetV1,
     UserErased => "user.erased" @ 1: UserErasedV1,
+    SignInSucceeded => "sign_in.succeeded" @ 1: SignInSucceededV1,
+    SignInFailed => "sign_in.failed" @ 1: SignInFailedV1,
+    SignInUnlocked => "sign_in.unlocked" @ 1: SignInUnlockedV1,
+    SessionStarted => "session.started" @ 1: SessionStartedV1,
+    SessionSeen => "session.seen" @ 1: SessionSeenV1,
+    SessionEnded => "session.ended" @ 1: SessionEndedV1,
     TotpEnrollmentStarted => "mfa.totp_enrollment_started" @ 1: TotpEnrollmentStartedV1,
     TotpEnrolled => "mfa.totp_enrolled" @ 1: TotpEnrolledV1,
     TotpUsed => "mfa.totp_used" @ 1: TotpUsedV1,
@@ -210,8 +218,8 @@ impl Event {
     }
 
     /// The aggregate an event type belongs to: the part of its name before the dot
-    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`, `user`, `mfa`,
-    /// `webauthn_policy`).
+    /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`, `user`, `sign_in`,
+    /// `session`, `mfa`, `webauthn_policy`).
     pub fn category(&self) -> &'static str {
         let name = self.event_type();
         name.split_once('.').map_or(name, |(category, _)| category)

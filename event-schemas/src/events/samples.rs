@@ -209,6 +209,36 @@ pub fn current() -> Vec<Event> {
             set_at: Timestamp::from_micros(1_795_000_300_000_000),
         }),
         Event::UserErased(UserErasedV1 {}),
+        Event::SignInSucceeded(SignInSucceededV1 {
+            method: SignInMethod::Password,
+            session_id: Some(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006)),
+            pending_step: None,
+            at: Timestamp::from_micros(1_795_000_400_000_000),
+        }),
+        Event::SignInFailed(SignInFailedV1 {
+            method: SignInMethod::Password,
+            reason: SignInFailure::WrongPassword,
+            at: Timestamp::from_micros(1_795_000_500_000_000),
+            locked_until: Some(Timestamp::from_micros(1_795_001_400_000_000)),
+        }),
+        Event::SignInUnlocked(SignInUnlockedV1 {}),
+        Event::SessionStarted(SessionStartedV1 {
+            session_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006),
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            token_hash: Hash32([31; 32]).into(),
+            amr: vec!["pwd".into()],
+            auth_time: Timestamp::from_micros(1_795_000_400_000_000),
+        }),
+        Event::SessionSeen(SessionSeenV1 {
+            sessions: vec![SessionSeenAtV1 {
+                session_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006),
+                last_seen_at: Timestamp::from_micros(1_795_000_460_000_000),
+            }],
+        }),
+        Event::SessionEnded(SessionEndedV1 {
+            session_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006),
+            reason: SessionEndReason::SignedOut,
+        }),
         Event::TotpEnrollmentStarted(TotpEnrollmentStartedV1 {
             sealed_secret: vec![31; 48].into(),
         }),

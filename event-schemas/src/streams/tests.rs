@@ -61,6 +61,15 @@ fn every_kind_is_spelled_as_stored() {
             user(t, k),
         ),
         (
+            StreamId::Sessions {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/sessions/{k_}"),
+            sessions(t, k),
+        ),
+        (StreamId::SignIns(t), format!("{t_}/sign-ins"), sign_ins(t)),
+        (
             StreamId::Mfa {
                 tenant_id: t,
                 user_id: k,
@@ -134,6 +143,8 @@ fn anything_else_is_not_a_stream_id() {
         format!("{t}/api-key/not-a-uuid"),
         format!("{t}/api-key"),
         format!("{t}/users/u1"),
+        format!("{t}/sessions/not-a-uuid"),
+        format!("{t}/sign-ins/extra"),
         format!("{t}/mfa/not-a-uuid"),
         format!("{t}/webauthn-policy/extra"),
         // Reservations belong to the system tenant only, and always have a kind and a value.
@@ -181,6 +192,8 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         }),
         uuid().prop_map(StreamId::Audit),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::User { tenant_id, user_id }),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Sessions { tenant_id, user_id }),
+        uuid().prop_map(StreamId::SignIns),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Mfa { tenant_id, user_id }),
         uuid().prop_map(StreamId::WebauthnPolicy),
         // A kind never contains `/`: it is one of the reservation kinds' names.
@@ -206,6 +219,8 @@ proptest! {
             StreamId::Tokens { tenant_id, client_id } => client_tokens(*tenant_id, client_id),
             StreamId::Audit(t) => audit(*t),
             StreamId::User { tenant_id, user_id } => user(*tenant_id, *user_id),
+            StreamId::Sessions { tenant_id, user_id } => sessions(*tenant_id, *user_id),
+            StreamId::SignIns(t) => sign_ins(*t),
             StreamId::Mfa { tenant_id, user_id } => mfa(*tenant_id, *user_id),
             StreamId::WebauthnPolicy(t) => webauthn_policy(*t),
             StreamId::Reservation { kind, value } => reservation(kind, value),

@@ -12,6 +12,7 @@
 )]
 
 mod helpers;
+mod http_browser;
 
 mod api_key_usage;
 mod audit;
@@ -22,7 +23,10 @@ mod hardening;
 mod kafka;
 mod mfa;
 mod oauth;
+mod pages;
 mod restart;
+mod sessions;
+mod signin;
 mod tenants;
 mod tidy;
 mod users;

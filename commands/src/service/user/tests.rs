@@ -11,17 +11,20 @@ use crate::clock::{FixedClock, SystemIds};
 use crate::service::tests::meta;
 use crate::{CreateTenant, Outcome};
 
-const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
-const TENANT: Uuid = Uuid::from_u128(42);
-const STRONG: &str = "violet kettle marathon 1987";
+pub(in crate::service) const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
+pub(in crate::service) const TENANT: Uuid = Uuid::from_u128(42);
+pub(in crate::service) const STRONG: &str = "violet kettle marathon 1987";
 
-struct Fixture {
-    log: Arc<dyn EventLog>,
-    keys: Arc<PersonalKeys>,
-    service: CommandService,
+/// A command service on the in-memory log and key table, with a tenant `acme` (`TENANT`); the
+/// session tests use it too.
+pub(in crate::service) struct Fixture {
+    pub log: Arc<dyn EventLog>,
+    pub keys: Arc<PersonalKeys>,
+    pub crypto: Arc<Crypto>,
+    pub service: CommandService,
 }
 
-async fn fixture(settings: Option<TenantSettingsV1>) -> Fixture {
+pub(in crate::service) async fn fixture(settings: Option<TenantSettingsV1>) -> Fixture {
     let store = MemoryStore::default();
     let backend = Backend::Memory { store };
     let log = tessera_event_log::open(LogConfig::new(backend.clone()))
@@ -40,7 +43,7 @@ async fn fixture(settings: Option<TenantSettingsV1>) -> Fixture {
     };
     let service = CommandService::new(
         log.clone(),
-        crypto,
+        crypto.clone(),
         Arc::new(FixedClock::new(NOW)),
         Arc::new(SystemIds),
     )
@@ -66,10 +69,15 @@ async fn fixture(settings: Option<TenantSettingsV1>) -> Fixture {
         )
         .await
         .unwrap();
-    Fixture { log, keys, service }
+    Fixture {
+        log,
+        keys,
+        crypto,
+        service,
+    }
 }
 
-fn ada() -> CreateUser {
+pub(in crate::service) fn ada() -> CreateUser {
     CreateUser {
         email: " Ada.Lovelace@Example.com ".into(),
         name: Some("Ada Lovelace".into()),
@@ -82,7 +90,7 @@ fn ada() -> CreateUser {
 }
 
 impl Fixture {
-    async fn events(&self) -> Vec<RecordedEvent> {
+    pub(in crate::service) async fn events(&self) -> Vec<RecordedEvent> {
         self.log.read_all(0, usize::MAX).await.unwrap()
     }
 
@@ -104,7 +112,9 @@ impl Fixture {
     }
 }
 
-fn rejected(result: Result<impl std::fmt::Debug, CommandError>) -> DomainError {
+pub(in crate::service) fn rejected(
+    result: Result<impl std::fmt::Debug, CommandError>,
+) -> DomainError {
     match result {
         Err(CommandError::Rejected(error)) => error,
         other => panic!("expected a refusal, got {other:?}"),

@@ -87,27 +87,43 @@ pub enum Unusable {
     Unreadable(String),
 }
 
-/// Where a directory's snapshots are kept (see the module documentation).
+/// Where a directory's snapshots are kept (see the module documentation). The session
+/// directory keeps its own the same way, in a file and a table of its own
+/// ([`ReadStore::session_snapshots`]).
 #[derive(Clone, Debug)]
 pub struct DirectorySnapshots {
     place: Place,
+    /// The format the snapshots stored here are written in (a PostgreSQL row per format).
+    format: u32,
 }
 
 #[derive(Clone, Debug)]
 enum Place {
     File(PathBuf),
-    Table(ReadStore),
+    /// A store and the name of its table.
+    Table(ReadStore, &'static str),
 }
 
 impl ReadStore {
     /// Where the OAuth directory's snapshots go: the file `directory.snapshot` beside a SQLite
     /// store, the table `directory_snapshots` beside PostgreSQL read models.
     pub fn directory_snapshots(&self) -> DirectorySnapshots {
+        self.snapshots(FILE_NAME, TABLE, FORMAT)
+    }
+
+    /// Snapshots of another in-memory directory: the file `file_name` beside a SQLite store,
+    /// the table `table` beside PostgreSQL read models, in `format`.
+    pub(crate) fn snapshots(
+        &self,
+        file_name: &str,
+        table: &'static str,
+        format: u32,
+    ) -> DirectorySnapshots {
         let place = match self.sqlite_path() {
-            Some(path) => Place::File(path.with_file_name(FILE_NAME)),
-            None => Place::Table(self.clone()),
+            Some(path) => Place::File(path.with_file_name(file_name)),
+            None => Place::Table(self.clone(), table),
         };
-        DirectorySnapshots { place }
+        DirectorySnapshots { place, format }
     }
 }
 
@@ -116,6 +132,7 @@ impl DirectorySnapshots {
     pub fn in_file(path: impl Into<PathBuf>) -> Self {
         Self {
             place: Place::File(path.into()),
+            format: FORMAT,
         }
     }
 
@@ -130,12 +147,12 @@ impl DirectorySnapshots {
                     path.display()
                 ))),
             },
-            Place::Table(store) => {
-                create_table(store).await?;
+            Place::Table(store, table) => {
+                create_table(store, table).await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT body FROM {TABLE} ORDER BY (format = $1) DESC, position DESC LIMIT 1"
+                    "SELECT body FROM {table} ORDER BY (format = $1) DESC, position DESC LIMIT 1"
                 )))
-                .bind(i64::from(FORMAT))
+                .bind(i64::from(self.format))
                 .fetch_optional(&store.pool())
                 .await?;
                 Ok(row
@@ -155,14 +172,14 @@ impl DirectorySnapshots {
                     .map_err(|error| ReadError::Unavailable(error.to_string()))?
                     .map_err(|error| ReadError::Unavailable(format!("writing a snapshot: {error}")))
             }
-            Place::Table(store) => {
-                create_table(store).await?;
+            Place::Table(store, table) => {
+                create_table(store, table).await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO {TABLE} (format, position, body) VALUES ($1, $2, $3) \
+                    "INSERT INTO {table} (format, position, body) VALUES ($1, $2, $3) \
                      ON CONFLICT (format) DO UPDATE SET position = excluded.position, \
-                     body = excluded.body WHERE {TABLE}.position < excluded.position"
+                     body = excluded.body WHERE {table}.position < excluded.position"
                 )))
-                .bind(i64::from(FORMAT))
+                .bind(i64::from(self.format))
                 .bind(i64::try_from(position).unwrap_or(i64::MAX))
                 .bind(bytes)
                 .execute(&store.pool())
@@ -173,9 +190,9 @@ impl DirectorySnapshots {
     }
 }
 
-async fn create_table(store: &ReadStore) -> Result<(), ReadError> {
+async fn create_table(store: &ReadStore, table: &str) -> Result<(), ReadError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE IF NOT EXISTS {TABLE} (\
+        "CREATE TABLE IF NOT EXISTS {table} (\
             format BIGINT PRIMARY KEY, \
             position BIGINT NOT NULL, \
             body BYTEA NOT NULL)"
@@ -187,7 +204,7 @@ async fn create_table(store: &ReadStore) -> Result<(), ReadError> {
 
 /// Writes `bytes` to a temporary file beside `path` (mode 0600), syncs it, renames it over
 /// `path` and syncs the directory, so that a crash leaves the old snapshot or the new one.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("snapshot.tmp");
@@ -284,26 +301,33 @@ async fn restore(bytes: &[u8], log: &dyn EventLog, head: u64) -> Result<Inner, U
     if inner.position == 0 {
         return Ok(inner);
     }
-    if inner.position > head {
-        return Err(Unusable::Ahead {
-            position: inner.position,
-            head,
-        });
+    check_against_log(inner.position, &inner.log_hash, log, head).await?;
+    Ok(inner)
+}
+
+/// Whether a snapshot taken at `position` (not 0), where the log's hash chain was `log_hash`,
+/// continues `log`, whose head is `head`.
+pub(crate) async fn check_against_log(
+    position: u64,
+    log_hash: &tessera_event_schemas::Hash32,
+    log: &dyn EventLog,
+    head: u64,
+) -> Result<(), Unusable> {
+    if position > head {
+        return Err(Unusable::Ahead { position, head });
     }
     let at = log
-        .read_all(inner.position - 1, 1)
+        .read_all(position - 1, 1)
         .await
         .map_err(|error| Unusable::Unreadable(error.to_string()))?;
     match at.first() {
         Some(event)
-            if event.envelope.global_position == inner.position
-                && event.envelope.log_hash == inner.log_hash =>
+            if event.envelope.global_position == position
+                && event.envelope.log_hash == *log_hash =>
         {
-            Ok(inner)
+            Ok(())
         }
-        _ => Err(Unusable::Foreign {
-            position: inner.position,
-        }),
+        _ => Err(Unusable::Foreign { position }),
     }
 }
 
@@ -312,6 +336,24 @@ async fn restore(bytes: &[u8], log: &dyn EventLog, head: u64) -> Result<Inner, U
 async fn take_snapshots(
     directory: Arc<Directory>,
     snapshots: DirectorySnapshots,
+    saved: u64,
+    stop_rx: watch::Receiver<bool>,
+) {
+    when_due(
+        || directory.position(),
+        || save(&directory, &snapshots),
+        saved,
+        stop_rx,
+    )
+    .await;
+}
+
+/// Calls `save` (which answers the position it stored, if it did) whenever a snapshot is due
+/// by `position` (see [`SNAPSHOT_EVERY_EVENTS`] and [`SNAPSHOT_EVERY`]), `saved` being the
+/// position of the last one, until stopped: the schedule of every in-memory directory.
+pub(crate) async fn when_due<F: std::future::Future<Output = Option<u64>>>(
+    position: impl Fn() -> u64,
+    save: impl Fn() -> F,
     mut saved: u64,
     mut stop_rx: watch::Receiver<bool>,
 ) {
@@ -325,11 +367,11 @@ async fn take_snapshots(
             _ = stop_rx.wait_for(|s| *s) => return,
         }
         ticks += 1;
-        let position = directory.position();
+        let position = position();
         let due = position >= saved.saturating_add(SNAPSHOT_EVERY_EVENTS)
             || (position > saved && ticks >= ticks_per_snapshot);
         if due {
-            if let Some(position) = save(&directory, &snapshots).await {
+            if let Some(position) = save().await {
                 saved = position;
             }
             ticks = 0;
@@ -367,36 +409,52 @@ pub(super) async fn save(directory: &Directory, snapshots: &DirectorySnapshots) 
     }
 }
 
-/// `MAGIC`, the format (u32, little endian), the postcard body, and the SHA-256 of all that.
 fn encode(inner: &Inner) -> Result<Vec<u8>, String> {
     let body = postcard::to_allocvec(&SnapshotV1::from(inner))
         .map_err(|error| format!("encoding a snapshot: {error}"))?;
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + body.len() + 32);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT.to_le_bytes());
-    bytes.extend_from_slice(&body);
-    let checksum = Sha256::digest(&bytes);
-    bytes.extend_from_slice(&checksum);
-    Ok(bytes)
+    Ok(frame(MAGIC, FORMAT, &body))
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Inner, Unusable> {
-    let corrupt = |what: &str| Unusable::Corrupt(what.to_owned());
-    let header = MAGIC.len() + 4;
-    if bytes.len() < header + 32 || !bytes.starts_with(MAGIC) {
-        return Err(corrupt("not a directory snapshot"));
+    let body = unframe(MAGIC, FORMAT, "directory", bytes)?;
+    let snapshot: SnapshotV1 = postcard::from_bytes(body)
+        .map_err(|error| Unusable::Corrupt(format!("decoding: {error}")))?;
+    Ok(snapshot.into())
+}
+
+/// `magic`, the format (u32, little endian), the body, and the SHA-256 of all that.
+pub(crate) fn frame(magic: &[u8; 8], format: u32, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(magic.len() + 4 + body.len() + 32);
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&format.to_le_bytes());
+    bytes.extend_from_slice(body);
+    let checksum = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&checksum);
+    bytes
+}
+
+/// The body of a [`frame`]d snapshot of `kind`, if it is whole and of `format`.
+pub(crate) fn unframe<'a>(
+    magic: &[u8; 8],
+    format: u32,
+    kind: &str,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], Unusable> {
+    let header = magic.len() + 4;
+    if bytes.len() < header + 32 || !bytes.starts_with(magic) {
+        return Err(Unusable::Corrupt(format!("not a {kind} snapshot")));
     }
     let (content, checksum) = bytes.split_at(bytes.len() - 32);
     if Sha256::digest(content)[..] != *checksum {
-        return Err(corrupt("its checksum does not match its content"));
+        return Err(Unusable::Corrupt(
+            "its checksum does not match its content".to_owned(),
+        ));
     }
-    let mut format = [0u8; 4];
-    format.copy_from_slice(&content[MAGIC.len()..header]);
-    let found = u32::from_le_bytes(format);
-    if found != FORMAT {
+    let mut found = [0u8; 4];
+    found.copy_from_slice(&content[magic.len()..header]);
+    let found = u32::from_le_bytes(found);
+    if found != format {
         return Err(Unusable::Format { found });
     }
-    let snapshot: SnapshotV1 = postcard::from_bytes(&content[header..])
-        .map_err(|error| Unusable::Corrupt(format!("decoding: {error}")))?;
-    Ok(snapshot.into())
+    Ok(&content[header..])
 }

@@ -1,0 +1,333 @@
+//! `/t/{slug}/account`: a signed-in person's own page. Their profile (names; the address is
+//! shown, and changed by an administrator), their password, and their active sessions, each
+//! with a "Sign out" button. The second factors (authenticator app, recovery codes, passkeys)
+//! come in phase 3; the page says so rather than show controls that do nothing.
+//!
+//! Everything here acts as the person (`{kind: user, id}` in the envelope) on their own user
+//! only: the user id comes from the session, never from the form.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use tessera_commands::{CommandError, UpdateUser, person};
+use tessera_domain::DomainError;
+use tessera_event_schemas::Timestamp;
+use tessera_event_schemas::events::user::fields;
+use uuid::Uuid;
+
+use super::csrf::{self, Csrf};
+use super::{Frame, PageError, PageForm, SignedIn, logout, render, see_other};
+use crate::extract::RequestContext;
+use crate::state::AppState;
+
+/// Errors of a refused form, by field, shown next to their input.
+#[derive(Default)]
+pub struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![(field.into(), message.into())])
+    }
+
+    /// The error of `field`, if it has one.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// One active session as the page lists it.
+pub struct SessionRow {
+    pub started: String,
+    pub last_used: String,
+    pub address: String,
+    pub browser: String,
+    pub current: bool,
+    /// The form action that signs it out.
+    pub sign_out: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    frame: &'a Frame,
+    csrf_token: String,
+    email: String,
+    name: String,
+    given_name: String,
+    family_name: String,
+    notice: Option<&'static str>,
+    errors: &'a FieldErrors,
+    sessions: Vec<SessionRow>,
+}
+
+/// What the profile form holds when it is shown again with an error.
+#[derive(Default)]
+struct Entered {
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+}
+
+fn when(at: Timestamp) -> String {
+    at.to_datetime().format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `GET /t/{slug}/account`.
+pub async fn show(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, PageError> {
+    let notice = uri.query().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "done")
+            .and_then(|(_, done)| match done.as_ref() {
+                "profile" => Some("Your profile was saved."),
+                "password" => {
+                    Some("Your password was changed. Your other sessions were signed out.")
+                }
+                "session" => Some("The session was signed out."),
+                _ => None,
+            })
+    });
+    page(
+        &state,
+        &signed_in,
+        &headers,
+        notice,
+        &FieldErrors::default(),
+        Entered::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    headers: &HeaderMap,
+    notice: Option<&'static str>,
+    errors: &FieldErrors,
+    entered: Entered,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let tenant = &signed_in.tenant;
+    let user_id = signed_in.user_id();
+    let view = state
+        .store
+        .user(tenant.tenant_id, user_id)
+        .await
+        .map_err(crate::error::ApiError::from)?
+        .ok_or_else(|| PageError::not_found().framed(&tenant.frame))?;
+    let open = |field: &'static str, sealed: Option<Vec<u8>>| async move {
+        match sealed {
+            Some(sealed) => state
+                .personal
+                .open(tenant.tenant_id, user_id, field, &sealed)
+                .await
+                .map(Option::unwrap_or_default)
+                .map_err(|error| PageError::internal(format!("opening {field}: {error}"))),
+            None => Ok(String::new()),
+        }
+    };
+    let email = open(fields::EMAIL, view.email).await?;
+    let name = match entered.name {
+        Some(name) => name,
+        None => open(fields::NAME, view.name).await?,
+    };
+    let given_name = match entered.given_name {
+        Some(name) => name,
+        None => open(fields::GIVEN_NAME, view.given_name).await?,
+    };
+    let family_name = match entered.family_name {
+        Some(name) => name,
+        None => open(fields::FAMILY_NAME, view.family_name).await?,
+    };
+    let now = state.clock.now();
+    let sessions = state
+        .sessions
+        .user_sessions(tenant.tenant_id, user_id, now)
+        .iter()
+        .map(|session| SessionRow {
+            started: when(session.auth_time),
+            last_used: when(session.last_seen()),
+            address: session.source_ip.clone().unwrap_or_default(),
+            browser: session.user_agent.clone().unwrap_or_default(),
+            current: session.session_id == signed_in.session.session_id,
+            sign_out: tenant
+                .frame
+                .url(&format!("account/sessions/{}/sign-out", session.session_id)),
+        })
+        .collect();
+    let csrf = Csrf::of(state, headers)?;
+    let page = AccountPage {
+        frame: &tenant.frame,
+        csrf_token: csrf.token(state, tenant.slug()),
+        email,
+        name,
+        given_name,
+        family_name,
+        notice,
+        errors,
+        sessions,
+    };
+    render(&page, status, csrf.set_cookie(state))
+}
+
+/// A name field as the form sends it: blank removes the name.
+fn name_field(form: &PageForm, field: &str) -> Option<Option<String>> {
+    let value = form.text(field).trim();
+    Some((!value.is_empty()).then(|| value.to_owned()))
+}
+
+/// `POST /t/{slug}/account/profile`: the person's names.
+pub async fn save_profile(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: PageForm,
+) -> Result<Response, PageError> {
+    let tenant = &signed_in.tenant;
+    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
+        .map_err(|error| error.framed(&tenant.frame))?;
+    let update = UpdateUser {
+        name: name_field(&form, "name"),
+        given_name: name_field(&form, "given_name"),
+        family_name: name_field(&form, "family_name"),
+        ..UpdateUser::default()
+    };
+    let result = state
+        .commands
+        .update_user(
+            ctx.metadata(person(signed_in.user_id())),
+            tenant.tenant_id,
+            signed_in.user_id(),
+            update,
+        )
+        .await;
+    match result {
+        Ok(outcome) => {
+            state.projected(outcome.position).await?;
+            Ok(see_other(
+                &state,
+                &format!("/t/{}/account?done=profile", tenant.slug()),
+                Vec::new(),
+            ))
+        }
+        Err(CommandError::Rejected(DomainError::Validation { field, message })) => {
+            let entered = Entered {
+                name: Some(form.text("name").to_owned()),
+                given_name: Some(form.text("given_name").to_owned()),
+                family_name: Some(form.text("family_name").to_owned()),
+            };
+            let errors = FieldErrors::one(field, format!("This {message}."));
+            page(
+                &state,
+                &signed_in,
+                &headers,
+                None,
+                &errors,
+                entered,
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(other) => Err(PageError::from(other).framed(&tenant.frame)),
+    }
+}
+
+/// `POST /t/{slug}/account/password`: a new password, given the current one; the person's
+/// other sessions end.
+pub async fn change_password(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: PageForm,
+) -> Result<Response, PageError> {
+    let tenant = &signed_in.tenant;
+    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
+        .map_err(|error| error.framed(&tenant.frame))?;
+    let result = state
+        .commands
+        .change_own_password(
+            ctx.metadata(person(signed_in.user_id())),
+            tenant.tenant_id,
+            signed_in.user_id(),
+            form.text("current_password"),
+            form.text("new_password"),
+            signed_in.session.session_id,
+        )
+        .await;
+    match result {
+        Ok(position) => {
+            state.projected(position).await?;
+            Ok(see_other(
+                &state,
+                &format!("/t/{}/account?done=password", tenant.slug()),
+                Vec::new(),
+            ))
+        }
+        Err(CommandError::Rejected(DomainError::Validation { field, message })) => {
+            let (field, message) = if field == "current_password" {
+                (field, "This is not your current password.".to_owned())
+            } else {
+                (
+                    "new_password".to_owned(),
+                    format!("The new password {message}."),
+                )
+            };
+            page(
+                &state,
+                &signed_in,
+                &headers,
+                None,
+                &FieldErrors::one(field, message),
+                Entered::default(),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(other) => Err(PageError::from(other).framed(&tenant.frame)),
+    }
+}
+
+/// `POST /t/{slug}/account/sessions/{session_id}/sign-out`: ends one of the person's own
+/// sessions (another person's, or an unknown one, is not found). Signing out this browser's
+/// session signs out here too.
+pub async fn sign_out_session(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    Path((_, session_id)): Path<(String, String)>,
+    form: PageForm,
+) -> Result<Response, PageError> {
+    let tenant = &signed_in.tenant;
+    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
+        .map_err(|error| error.framed(&tenant.frame))?;
+    let session = Uuid::parse_str(&session_id)
+        .ok()
+        .and_then(|id| {
+            state
+                .sessions
+                .session(tenant.tenant_id, id, state.clock.now())
+        })
+        .filter(|session| session.user_id == signed_in.user_id())
+        .ok_or_else(|| PageError::not_found().framed(&tenant.frame))?;
+    logout::end(&state, tenant, &ctx, session.user_id, session.session_id).await?;
+    if session.session_id == signed_in.session.session_id {
+        return Ok(logout::signed_out(&state, tenant));
+    }
+    Ok(see_other(
+        &state,
+        &format!("/t/{}/account?done=session", tenant.slug()),
+        Vec::new(),
+    ))
+}

@@ -1,0 +1,473 @@
+//! `/t/{slug}/login`: signing in with an address and a password; and
+//! `/t/{slug}/change-password`, the new password a sign-in may require first.
+//!
+//! `POST /t/{slug}/login` takes the page's form, or a JSON body (`{"email", "password"}`) for
+//! scripts and single-page applications, which answers in JSON: 200 with the session cookie
+//! set, 401 `invalid_credentials`, 429 `too_many_attempts`. A JSON body needs no CSRF token: a
+//! browser sends `application/json` to another site only after a CORS preflight, which this
+//! server never grants.
+//!
+//! A wrong password, an unknown address, a disabled and a locked user get the same page (or
+//! the same JSON), with the same status, after the same Argon2 work ([`GENERIC_FAILURE`]); the
+//! reason goes to the audit trail only. An attempt over the rate limit gets the same message
+//! with 429, before any password is checked.
+
+use askama::Template;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_commands::{CommandError, PasswordCredentials, SignInOutcome, StartedSession};
+use tessera_domain::DomainError;
+use tessera_event_schemas::Actor;
+use tessera_event_schemas::events::SignInFailure;
+use tessera_projections::SessionEntry;
+use uuid::Uuid;
+
+use super::csrf::{self, Csrf};
+use super::pending::{PendingSignIn, Step, TTL_SECS};
+use super::{
+    Frame, PageError, PageForm, PageTenant, cookies, current_session, is_form, render,
+    safe_return_to, see_other,
+};
+use crate::extract::RequestContext;
+use crate::rate_limit::Verdict;
+use crate::state::AppState;
+
+/// What a person is told when a sign-in fails, whatever the reason.
+pub const GENERIC_FAILURE: &str = "The email address or password is incorrect.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    frame: &'a Frame,
+    csrf_token: String,
+    return_to: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+struct ChangePasswordPage<'a> {
+    frame: &'a Frame,
+    csrf_token: String,
+    error: Option<&'a str>,
+}
+
+/// The `return_to` of a query string, if it is safe.
+fn return_to_of(tenant: &PageTenant, uri: &Uri) -> Option<String> {
+    let query = uri.query()?;
+    let value = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "return_to")
+        .map(|(_, value)| value.into_owned());
+    safe_return_to(tenant.slug(), value.as_deref())
+}
+
+/// `GET /t/{slug}/login[?return_to=...]`: the form; someone already signed in goes on at once.
+pub async fn show(
+    State(state): State<AppState>,
+    tenant: PageTenant,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, PageError> {
+    let return_to = return_to_of(&tenant, &uri).unwrap_or_else(|| tenant.home());
+    if current_session(&state, &tenant, &headers).is_some() {
+        return Ok(see_other(&state, &return_to, Vec::new()));
+    }
+    login_page(
+        &state,
+        &tenant,
+        &headers,
+        &return_to,
+        "",
+        None,
+        StatusCode::OK,
+    )
+}
+
+fn login_page(
+    state: &AppState,
+    tenant: &PageTenant,
+    headers: &HeaderMap,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let csrf = Csrf::of(state, headers)?;
+    let page = LoginPage {
+        frame: &tenant.frame,
+        csrf_token: csrf.token(state, tenant.slug()),
+        return_to,
+        email,
+        error,
+    };
+    render(&page, status, csrf.set_cookie(state))
+}
+
+/// The JSON form of a sign-in.
+#[derive(Deserialize)]
+struct JsonCredentials {
+    email: String,
+    password: String,
+}
+
+/// What a sign-in attempt came to, for either form of the endpoint.
+enum Attempt {
+    SignedIn(StartedSession),
+    ChangePassword { user_id: Uuid },
+    Failed,
+    Limited,
+}
+
+/// `POST /t/{slug}/login`: the form (303 onwards, or the form again with the generic error),
+/// or JSON (see the module's doc).
+pub async fn submit(
+    State(state): State<AppState>,
+    tenant: PageTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        return submit_json(&state, &tenant, &ctx, &body).await;
+    }
+    if !is_form(&headers) {
+        return Err(PageError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unexpected request",
+            "This page takes a form.",
+        )
+        .framed(&tenant.frame));
+    }
+    let form = PageForm::parse(&body);
+    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
+        .map_err(|error| error.framed(&tenant.frame))?;
+    let return_to =
+        safe_return_to(tenant.slug(), form.get("return_to")).unwrap_or_else(|| tenant.home());
+    let email = form.text("email");
+    let failed = |status| {
+        login_page(
+            &state,
+            &tenant,
+            &headers,
+            &return_to,
+            email,
+            Some(GENERIC_FAILURE),
+            status,
+        )
+    };
+    match attempt(&state, &tenant, &ctx, email, form.text("password")).await? {
+        Attempt::SignedIn(session) => Ok(see_other(
+            &state,
+            &return_to,
+            vec![session_cookie(&state, &tenant, &session)],
+        )),
+        Attempt::ChangePassword { user_id } => {
+            let cookie = pending(&state, &tenant, user_id, &return_to)?;
+            Ok(see_other(
+                &state,
+                &format!("/t/{}/change-password", tenant.slug()),
+                vec![cookie],
+            ))
+        }
+        Attempt::Failed => failed(StatusCode::UNAUTHORIZED),
+        Attempt::Limited => failed(StatusCode::TOO_MANY_REQUESTS),
+    }
+}
+
+async fn submit_json(
+    state: &AppState,
+    tenant: &PageTenant,
+    ctx: &RequestContext,
+    body: &[u8],
+) -> Result<Response, PageError> {
+    let Ok(credentials) = serde_json::from_slice::<JsonCredentials>(body) else {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "invalid_request",
+                "message": "send {\"email\": ..., \"password\": ...}",
+            })),
+        )
+            .into_response());
+    };
+    let failure = |status, error| {
+        (
+            status,
+            Json(json!({ "error": error, "message": GENERIC_FAILURE })),
+        )
+            .into_response()
+    };
+    Ok(
+        match attempt(
+            state,
+            tenant,
+            ctx,
+            &credentials.email,
+            &credentials.password,
+        )
+        .await?
+        {
+            Attempt::SignedIn(session) => {
+                let mut response = Json(json!({
+                    "signed_in": true,
+                    "user_id": session.user_id,
+                    "session_id": session.session_id,
+                    "amr": session.amr,
+                    "auth_time": session.auth_time.to_rfc3339(),
+                }))
+                .into_response();
+                response.headers_mut().append(
+                    axum::http::header::SET_COOKIE,
+                    session_cookie(state, tenant, &session),
+                );
+                response
+            }
+            Attempt::ChangePassword { user_id } => {
+                let cookie = pending(state, tenant, user_id, &tenant.home())?;
+                let mut response = Json(json!({
+                    "signed_in": false,
+                    "next": "change_password",
+                    "location": tenant.frame.url("change-password"),
+                }))
+                .into_response();
+                response
+                    .headers_mut()
+                    .append(axum::http::header::SET_COOKIE, cookie);
+                response
+            }
+            Attempt::Failed => failure(StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Attempt::Limited => failure(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+        },
+    )
+}
+
+/// Rate limits, then the sign-in command; a session that started is noted in the session
+/// directory at once, so that its cookie works on the very next request.
+async fn attempt(
+    state: &AppState,
+    tenant: &PageTenant,
+    ctx: &RequestContext,
+    email: &str,
+    password: &str,
+) -> Result<Attempt, PageError> {
+    let now = state.clock.now();
+    let source = ctx.source_ip.as_deref().unwrap_or("unknown");
+    let account = state.commands.email_hash(tenant.tenant_id, email);
+    // Nobody has proved who they are yet: the server records the attempt.
+    let meta = ctx.metadata(Actor::system());
+    if let Verdict::Limited { first } = state.sign_in_limiter.check(account, source, now) {
+        if first {
+            let recorded = state
+                .commands
+                .record_sign_in_refusal(meta, tenant.tenant_id, email, SignInFailure::RateLimited)
+                .await;
+            if let Err(error) = recorded {
+                tracing::warn!(%error, "recording a rate-limited sign-in failed");
+            }
+        }
+        return Ok(Attempt::Limited);
+    }
+    let credentials = PasswordCredentials {
+        email: email.to_owned(),
+        password: password.to_owned(),
+    };
+    let result = match state
+        .commands
+        .sign_in_with_password(meta, tenant.tenant_id, &credentials)
+        .await
+    {
+        Ok(result) => result,
+        // The user or the tenant went away during the attempt: to the person, a failure.
+        Err(CommandError::NotFound { .. } | CommandError::Rejected(_)) => {
+            return Ok(Attempt::Failed);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(match result.outcome {
+        SignInOutcome::SignedIn(session) => {
+            note_started(state, tenant, ctx, &session);
+            Attempt::SignedIn(session)
+        }
+        SignInOutcome::ChangePassword { user_id } => Attempt::ChangePassword { user_id },
+        SignInOutcome::Failed(_) => Attempt::Failed,
+    })
+}
+
+/// Notes a durable `session.started` in the session directory ahead of its fold.
+fn note_started(
+    state: &AppState,
+    tenant: &PageTenant,
+    ctx: &RequestContext,
+    session: &StartedSession,
+) {
+    state.sessions.note_started(
+        state.crypto.session_token_hash(&session.token),
+        SessionEntry::new(
+            session.session_id,
+            tenant.tenant_id,
+            session.user_id,
+            session.amr.clone(),
+            session.auth_time,
+            ctx.source_ip.clone(),
+            ctx.user_agent.clone(),
+        ),
+    );
+}
+
+fn session_cookie(
+    state: &AppState,
+    tenant: &PageTenant,
+    session: &StartedSession,
+) -> axum::http::HeaderValue {
+    cookies::set(
+        &cookies::session_name(tenant.slug(), state.secure_cookies),
+        &session.token,
+        state.secure_cookies,
+    )
+}
+
+/// Keeps a sign-in waiting for a new password; returns the cookie that names it.
+fn pending(
+    state: &AppState,
+    tenant: &PageTenant,
+    user_id: Uuid,
+    return_to: &str,
+) -> Result<axum::http::HeaderValue, PageError> {
+    let value = tessera_crypto::generate_secret()
+        .map_err(|error| PageError::internal(error.to_string()))?;
+    let now = state.clock.now();
+    state.pending_sign_ins.insert(
+        state.crypto.session_token_hash(&value),
+        PendingSignIn {
+            tenant_id: tenant.tenant_id,
+            user_id,
+            step: Step::ChangePassword,
+            return_to: return_to.to_owned(),
+            expires_at: now.plus_seconds(TTL_SECS),
+        },
+        now,
+    );
+    Ok(cookies::set(
+        &cookies::pending_name(tenant.slug(), state.secure_cookies),
+        &value,
+        state.secure_cookies,
+    ))
+}
+
+/// The sign-in of the request's pending cookie, waiting for a new password.
+fn pending_of(
+    state: &AppState,
+    tenant: &PageTenant,
+    headers: &HeaderMap,
+) -> Option<(tessera_event_schemas::Hash32, PendingSignIn)> {
+    let name = cookies::pending_name(tenant.slug(), state.secure_cookies);
+    let hash = state
+        .crypto
+        .session_token_hash(cookies::read(headers, &name)?);
+    let pending = state
+        .pending_sign_ins
+        .get(&hash, tenant.tenant_id, state.clock.now())
+        .filter(|p| p.step == Step::ChangePassword)?;
+    Some((hash, pending))
+}
+
+/// `GET /t/{slug}/change-password`: the new password a sign-in requires; without a pending
+/// sign-in, back to the sign-in page.
+pub async fn show_change(
+    State(state): State<AppState>,
+    tenant: PageTenant,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    if pending_of(&state, &tenant, &headers).is_none() {
+        return Ok(see_other(
+            &state,
+            &format!("/t/{}/login", tenant.slug()),
+            Vec::new(),
+        ));
+    }
+    change_page(&state, &tenant, &headers, None, StatusCode::OK)
+}
+
+fn change_page(
+    state: &AppState,
+    tenant: &PageTenant,
+    headers: &HeaderMap,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let csrf = Csrf::of(state, headers)?;
+    let page = ChangePasswordPage {
+        frame: &tenant.frame,
+        csrf_token: csrf.token(state, tenant.slug()),
+        error,
+    };
+    render(&page, status, csrf.set_cookie(state))
+}
+
+/// `POST /t/{slug}/change-password`: sets the new password (the tenant's policy, history
+/// included) and starts the session in one append, then goes where the sign-in was going.
+pub async fn submit_change(
+    State(state): State<AppState>,
+    tenant: PageTenant,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: PageForm,
+) -> Result<Response, PageError> {
+    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
+        .map_err(|error| error.framed(&tenant.frame))?;
+    let Some((hash, pending)) = pending_of(&state, &tenant, &headers) else {
+        return Ok(see_other(
+            &state,
+            &format!("/t/{}/login", tenant.slug()),
+            Vec::new(),
+        ));
+    };
+    let meta = ctx.metadata(tessera_commands::person(pending.user_id));
+    match state
+        .commands
+        .complete_password_change(
+            meta,
+            tenant.tenant_id,
+            pending.user_id,
+            form.text("new_password"),
+        )
+        .await
+    {
+        Ok((session, _)) => {
+            state.pending_sign_ins.remove(&hash);
+            note_started(&state, &tenant, &ctx, &session);
+            let pending_cookie = cookies::pending_name(tenant.slug(), state.secure_cookies);
+            Ok(see_other(
+                &state,
+                &pending.return_to,
+                vec![
+                    session_cookie(&state, &tenant, &session),
+                    cookies::clear(&pending_cookie, state.secure_cookies),
+                ],
+            ))
+        }
+        Err(CommandError::Rejected(DomainError::Validation { message, .. })) => {
+            let error = format!("The new password {message}.");
+            change_page(
+                &state,
+                &tenant,
+                &headers,
+                Some(&error),
+                StatusCode::BAD_REQUEST,
+            )
+        }
+        Err(other) => Err(PageError::from(other).framed(&tenant.frame)),
+    }
+}
