@@ -69,10 +69,12 @@ pub struct Passkey {
     pub synced: bool,
 }
 
-/// What a reset removed, and the factors left (none).
+/// What a reset removed, the sessions it ended, and the factors left (none).
 #[derive(Serialize, ToSchema)]
 pub struct MfaResetResponse {
     pub removed: Removed,
+    /// The user's sessions ended with the reset (none when it removed nothing).
+    pub sessions_ended: usize,
     pub mfa: Mfa,
 }
 
@@ -214,7 +216,8 @@ pub async fn get_mfa(
 }
 
 /// Removes every second factor of a user (authenticator app, recovery codes, passkeys), for
-/// one who lost them; they set up new ones at their next sign-in if the tenant requires MFA.
+/// one who lost them, and ends their sessions in the same append; they set up new factors at
+/// their next sign-in if the tenant requires MFA.
 /// Needs `platform:admin`, or `tenant:admin` on this tenant.
 #[utoipa::path(post, path = "/v1/tenants/{id}/users/{user_id}/reset-mfa", tag = "users",
     params(("id" = Uuid, Path, description = "tenant id"), ("user_id" = Uuid, Path, description = "user id")),
@@ -231,6 +234,7 @@ pub async fn reset_mfa(
         totp,
         recovery_codes,
         passkeys,
+        sessions_ended,
         position,
     } = state
         .commands
@@ -243,6 +247,7 @@ pub async fn reset_mfa(
             recovery_codes,
             passkeys,
         },
+        sessions_ended,
         mfa: mfa_of(&state, tenant_id, user_id).await?,
     }))
 }

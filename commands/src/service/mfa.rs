@@ -17,19 +17,20 @@ use qrcode::QrCode;
 use qrcode::render::svg;
 use tessera_crypto::DataKey;
 use tessera_crypto::mfa::{generate_recovery_codes, generate_totp_secret};
-use tessera_domain::DomainError;
 use tessera_domain::mfa::{
     self, MfaCommand, MfaState, RECOVERY_CODES, TOTP_DIGITS, TOTP_SKEW_STEPS, TOTP_STEP_SECS,
     TotpCheck,
 };
 use tessera_domain::user::{User, UserState, UserStatus};
+use tessera_domain::{Aggregate, DomainError};
+use tessera_event_schemas::events::SessionEndReason;
 use tessera_event_schemas::events::user::fields;
 use tessera_event_schemas::{EventMetadata, Hash32, Timestamp, streams};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::engine::{Address, Kind};
+use super::engine::{Address, Kind, Plan};
 use super::{CommandService, Outcome};
 use crate::CommandError;
 
@@ -105,13 +106,15 @@ pub struct SecondFactors {
     pub passkeys: usize,
 }
 
-/// What an administrator's reset removed. Anything removed ends the user's sessions (wired by
-/// the sign-in flow); nothing removed recorded nothing.
+/// What an administrator's reset removed, and the sessions it ended with them. Nothing removed
+/// recorded nothing and ended no session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MfaReset {
     pub totp: bool,
     pub recovery_codes: usize,
     pub passkeys: usize,
+    /// The user's sessions the reset ended (in the same append).
+    pub sessions_ended: usize,
     pub position: u64,
 }
 
@@ -322,7 +325,10 @@ impl CommandService {
     }
 
     /// An administrator removes every second factor of a user (authenticator app, recovery
-    /// codes, passkeys), for instance after they lost their phone. Returns what was removed.
+    /// codes, passkeys), for instance after they lost their phone, and ends the user's sessions
+    /// in the same append: whoever holds a session may have passed the factors just removed
+    /// (`session.ended` with reason `revoked`, an administrator's doing). Returns what was
+    /// removed and ended; a user without factors changes nothing, sessions included.
     pub async fn reset_mfa(
         &self,
         meta: EventMetadata,
@@ -332,19 +338,53 @@ impl CommandService {
         let action = "reset the second factors of";
         self.live_user_of(tenant_id, user_id, action).await?;
         let address = Address::mfa(tenant_id, user_id);
-        let (mut removed, position) = self
-            .execute_in_open_tenant(&meta, tenant_id, action, &address, |_, state| {
-                let removed = MfaReset {
+        let (meta, address_ref) = (&meta, &address);
+        let (mut reset, position) = self
+            .run(&address.stream, move || async move {
+                let (_, tenant_stream, tenant_version) =
+                    self.load_open_tenant(tenant_id, action).await?;
+                let loaded = self.load::<MfaState>(&address_ref.stream).await?;
+                let state = &loaded.state;
+                let mut reset = MfaReset {
                     totp: state.totp.is_some() || state.pending_totp.is_some(),
                     recovery_codes: state.recovery_codes_left(),
                     passkeys: state.passkeys.len(),
+                    sessions_ended: 0,
                     position: 0,
                 };
-                Ok((MfaCommand::Reset, removed))
+                let events = state
+                    .decide(MfaCommand::Reset)
+                    .map_err(|error| loaded.reject(error, address_ref))?;
+                let now = self.clock.now();
+                let mut plan = Plan::new((), loaded.position);
+                plan.guard(tenant_stream, tenant_version);
+                if !events.is_empty() {
+                    reset.sessions_ended = self
+                        .plan_end_sessions(
+                            &mut plan,
+                            meta,
+                            now,
+                            tenant_id,
+                            user_id,
+                            SessionEndReason::Revoked,
+                            None,
+                        )
+                        .await?;
+                }
+                let mut plan = plan.with_value(reset);
+                plan.push(self.write(
+                    meta,
+                    now,
+                    address_ref.stream.clone(),
+                    loaded.expected(),
+                    tenant_id,
+                    events,
+                ));
+                Ok(plan)
             })
             .await?;
-        removed.position = position;
-        Ok(removed)
+        reset.position = position;
+        Ok(reset)
     }
 
     /// The user's second factors and, with the tenant's `require_mfa`, whether they must enroll

@@ -2,7 +2,8 @@
 //! policy (seed 001's shape), and 404 for every probe from another tenant. The factors are set
 //! up by a second node on the server's storage, through the command service the hosted pages
 //! call (an authenticator app, and a passkey with a software authenticator), since no admin
-//! route sets up someone's factors.
+//! route sets up someone's factors. A reset also ends the person's sessions, signed in on the
+//! hosted pages.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -11,17 +12,12 @@ use tessera_test_support::totp::code_now;
 use tessera_test_support::webauthn::SoftAuthenticator;
 use uuid::Uuid;
 
-use crate::helpers::{Store, TestServer, offline_commands, spawn_app, spawn_app_with_env};
+use crate::helpers::{Store, TestServer, offline_commands, spawn_app};
+use crate::http_browser::{Browser, STRONG, audit, people_app, person};
 use crate::on_both_stores;
 
-/// Cheap Argon2 parameters: these tests check behaviour, not cost.
-const CHEAP_ARGON2: &[(&str, &str)] = &[
-    ("TESSERA_ARGON2_MEMORY_KIB", "1024"),
-    ("TESSERA_ARGON2_ITERATIONS", "1"),
-];
-
 async fn app(store: Store) -> TestServer {
-    spawn_app_with_env(store, CHEAP_ARGON2).await
+    people_app(store).await
 }
 
 async fn tenant(app: &TestServer, slug: &str) -> String {
@@ -68,6 +64,51 @@ fn by(user: &str) -> EventMetadata {
     }
 }
 
+/// The person sets up an authenticator app, and a passkey named `passkey` if given, on a second
+/// node (server stopped), as the hosted pages will on the server.
+async fn set_up_factors(app: &mut TestServer, tenant: &str, user: &str, passkey: Option<&str>) {
+    app.stop().await;
+    let (commands, log) = offline_commands(app).await;
+    let (tenant_id, user_id) = (
+        Uuid::parse_str(tenant).unwrap(),
+        Uuid::parse_str(user).unwrap(),
+    );
+    let enrollment = commands
+        .begin_totp_enrollment(by(user), tenant_id, user_id)
+        .await
+        .unwrap();
+    // A code at a step boundary may land on either side: the window accepts one step each way.
+    commands
+        .confirm_totp_enrollment(
+            by(user),
+            tenant_id,
+            user_id,
+            &code_now(&enrollment.secret_base32),
+        )
+        .await
+        .unwrap();
+    if let Some(name) = passkey {
+        let mut key = SoftAuthenticator::default();
+        let challenge = commands
+            .start_passkey_registration(tenant_id, user_id, name)
+            .await
+            .unwrap();
+        let response = key.create(&challenge.options, &app.base);
+        commands
+            .finish_passkey_registration(
+                by(user),
+                tenant_id,
+                user_id,
+                &challenge.ceremony_id,
+                response,
+            )
+            .await
+            .unwrap();
+    }
+    log.close().await;
+    app.start().await;
+}
+
 async fn a_reset_removes_the_app_the_recovery_codes_and_the_passkeys(store: Store) {
     let mut app = app(store).await;
     let acme = tenant(&app, "mfa-reset").await;
@@ -79,44 +120,7 @@ async fn a_reset_removes_the_app_the_recovery_codes_and_the_passkeys(store: Stor
             "totp_enrolled_at": null, "recovery_codes_left": 0, "passkeys": []})
     );
     // Ada sets up an authenticator app and a passkey (on a second node: the pages come later).
-    app.stop().await;
-    let (commands, log) = offline_commands(&app).await;
-    let (tenant_id, user_id) = (
-        Uuid::parse_str(&acme).unwrap(),
-        Uuid::parse_str(&ada).unwrap(),
-    );
-    let enrollment = commands
-        .begin_totp_enrollment(by(&ada), tenant_id, user_id)
-        .await
-        .unwrap();
-    // A code at a step boundary may land on either side: the window accepts one step each way.
-    commands
-        .confirm_totp_enrollment(
-            by(&ada),
-            tenant_id,
-            user_id,
-            &code_now(&enrollment.secret_base32),
-        )
-        .await
-        .unwrap();
-    let mut key = SoftAuthenticator::default();
-    let challenge = commands
-        .start_passkey_registration(tenant_id, user_id, "Ada's laptop")
-        .await
-        .unwrap();
-    let response = key.create(&challenge.options, &app.base);
-    commands
-        .finish_passkey_registration(
-            by(&ada),
-            tenant_id,
-            user_id,
-            &challenge.ceremony_id,
-            response,
-        )
-        .await
-        .unwrap();
-    log.close().await;
-    app.start().await;
+    set_up_factors(&mut app, &acme, &ada, Some("Ada's laptop")).await;
 
     let set_up = mfa(&app, &acme, &ada).await;
     assert_eq!(set_up["has_second_factor"], true, "{set_up}");
@@ -161,6 +165,64 @@ async fn a_reset_removes_the_app_the_recovery_codes_and_the_passkeys(store: Stor
     assert!(app.check_read_models().0);
 }
 on_both_stores!(a_reset_removes_the_app_the_recovery_codes_and_the_passkeys);
+
+async fn a_reset_ends_the_persons_sessions_and_a_reset_of_nothing_ends_none(store: Store) {
+    let mut app = app(store).await;
+    let acme = tenant(&app, "mfa-sessions").await;
+    let ada = person(&app, &acme, "ada@example.com", STRONG, false).await;
+    set_up_factors(&mut app, &acme, &ada, None).await;
+    let (here, there) = (
+        Browser::with_agent(&app, "here/1"),
+        Browser::with_agent(&app, "there/1"),
+    );
+    here.signed_in("mfa-sessions", "ada@example.com", STRONG)
+        .await;
+    there
+        .signed_in("mfa-sessions", "ada@example.com", STRONG)
+        .await;
+
+    let path = format!("/v1/tenants/{acme}/users/{ada}/reset-mfa");
+    let (status, reset) = app
+        .send(
+            app.admin(Method::POST, &path)
+                .header("X-Correlation-ID", "reset-ada"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_eq!(reset["sessions_ended"], 2, "{reset}");
+    assert_eq!(reset["removed"]["totp"], true);
+    assert!(!here.is_signed_in("mfa-sessions").await);
+    assert!(!there.is_signed_in("mfa-sessions").await);
+    let (status, sessions) = app
+        .send(app.admin(
+            Method::GET,
+            &format!("/v1/tenants/{acme}/users/{ada}/sessions"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sessions}");
+    assert_eq!(sessions["items"], json!([]));
+    // The ends are an administrator's revocations, recorded with the reset by the same request.
+    let ended = audit(&app, &ada, "session.ended").await;
+    let ends: Vec<(&str, &str)> = ended
+        .iter()
+        .map(|e| {
+            (
+                e["metadata"]["reason"].as_str().unwrap(),
+                e["correlation_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ends, [("revoked", "reset-ada"), ("revoked", "reset-ada")]);
+
+    // With nothing left to reset, a reset changes nothing and leaves a new session alone.
+    here.signed_in("mfa-sessions", "ada@example.com", STRONG)
+        .await;
+    let (status, again) = app.send(app.admin(Method::POST, &path)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["sessions_ended"], 0);
+    assert!(here.is_signed_in("mfa-sessions").await);
+}
+on_both_stores!(a_reset_ends_the_persons_sessions_and_a_reset_of_nothing_ends_none);
 
 async fn the_webauthn_policy_is_the_default_until_an_administrator_sets_one(store: Store) {
     let app = app(store).await;

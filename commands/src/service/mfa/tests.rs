@@ -265,13 +265,54 @@ async fn a_recovery_code_raced_on_two_nodes_is_accepted_once() {
 }
 
 #[tokio::test]
-async fn a_reset_removes_every_factor_and_says_what_it_removed() {
+async fn a_reset_removes_every_factor_and_ends_the_sessions_in_the_same_append() {
     let (f, secret, _) = enrolled(Store::Memory).await;
+    for _ in 0..2 {
+        f.service
+            .start_session(meta(), TENANT, f.user, vec!["pwd".into(), "otp".into()])
+            .await
+            .unwrap();
+    }
+    let before = f.log.head_position().await.unwrap();
     let reset = f.service.reset_mfa(meta(), TENANT, f.user).await.unwrap();
     assert!(reset.changed());
     assert_eq!(
-        (reset.totp, reset.recovery_codes, reset.passkeys),
-        (true, 10, 0)
+        (
+            reset.totp,
+            reset.recovery_codes,
+            reset.passkeys,
+            reset.sessions_ended
+        ),
+        (true, 10, 0, 2)
+    );
+    let sessions = f.service.load_sessions(TENANT, f.user).await.unwrap();
+    assert!(sessions.sessions.is_empty());
+    // The command appended the ends (an administrator's revocations) with the reset, and
+    // nothing else.
+    let appended: Vec<(String, Event)> = f
+        .log
+        .read_all(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.envelope.global_position > before)
+        .map(|event| (event.envelope.stream_id.clone(), event.decode().unwrap()))
+        .collect();
+    let ended = |_| (streams::sessions(TENANT, f.user), SessionEndReason::Revoked);
+    let ends: Vec<_> = appended
+        .iter()
+        .filter_map(|(stream, event)| match event {
+            Event::SessionEnded(end) => Some((stream.clone(), end.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, (0..2).map(ended).collect::<Vec<_>>());
+    assert_eq!(appended.len(), 3, "{appended:?}");
+    assert!(
+        appended
+            .iter()
+            .any(|(stream, event)| *stream == streams::mfa(TENANT, f.user)
+                && matches!(event, Event::MfaReset(_)))
     );
     let factors = f.service.second_factors(TENANT, f.user).await.unwrap();
     assert!(!factors.has_second_factor && !factors.totp && factors.recovery_codes_left == 0);
@@ -285,6 +326,15 @@ async fn a_reset_removes_every_factor_and_says_what_it_removed() {
     let again = f.service.reset_mfa(meta(), TENANT, f.user).await.unwrap();
     assert!(!again.changed());
     assert_eq!(f.log.head_position().await.unwrap(), head);
+    // Nor does it end the sessions of a user who has no factor to reset.
+    f.service
+        .start_session(meta(), TENANT, f.user, vec!["pwd".into()])
+        .await
+        .unwrap();
+    let none = f.service.reset_mfa(meta(), TENANT, f.user).await.unwrap();
+    assert_eq!(none.sessions_ended, 0);
+    let sessions = f.service.load_sessions(TENANT, f.user).await.unwrap();
+    assert_eq!(sessions.sessions.len(), 1);
 }
 
 #[tokio::test]
