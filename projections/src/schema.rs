@@ -385,6 +385,8 @@ mod tests {
                     "rm_signing_keys",
                     "rm_api_keys",
                     "rm_users",
+                    "rm_mfa",
+                    "rm_webauthn_policies",
                     "rm_audit"
                 ]
             );

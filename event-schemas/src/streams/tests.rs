@@ -70,6 +70,19 @@ fn every_kind_is_spelled_as_stored() {
         ),
         (StreamId::SignIns(t), format!("{t_}/sign-ins"), sign_ins(t)),
         (
+            StreamId::Mfa {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/mfa/{k_}"),
+            mfa(t, k),
+        ),
+        (
+            StreamId::WebauthnPolicy(t),
+            format!("{t_}/webauthn-policy"),
+            webauthn_policy(t),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -132,6 +145,8 @@ fn anything_else_is_not_a_stream_id() {
         format!("{t}/users/u1"),
         format!("{t}/sessions/not-a-uuid"),
         format!("{t}/sign-ins/extra"),
+        format!("{t}/mfa/not-a-uuid"),
+        format!("{t}/webauthn-policy/extra"),
         // Reservations belong to the system tenant only, and always have a kind and a value.
         format!("{t}/reservation/tenant-slug/acme"),
         format!("{SYSTEM_TENANT_ID}/reservation/tenant-slug"),
@@ -180,6 +195,8 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::User { tenant_id, user_id }),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Sessions { tenant_id, user_id }),
         uuid().prop_map(StreamId::SignIns),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Mfa { tenant_id, user_id }),
+        uuid().prop_map(StreamId::WebauthnPolicy),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -223,6 +240,8 @@ proptest! {
             StreamId::User { tenant_id, user_id } => user(*tenant_id, *user_id),
             StreamId::Sessions { tenant_id, user_id } => sessions(*tenant_id, *user_id),
             StreamId::SignIns(t) => sign_ins(*t),
+            StreamId::Mfa { tenant_id, user_id } => mfa(*tenant_id, *user_id),
+            StreamId::WebauthnPolicy(t) => webauthn_policy(*t),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());
