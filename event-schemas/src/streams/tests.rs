@@ -224,7 +224,9 @@ proptest! {
             | StreamId::Audit(_)
             | StreamId::Reservation { .. }
             | StreamId::Sessions { .. }
-            | StreamId::SignIns(_) => None,
+            | StreamId::SignIns(_)
+            | StreamId::Mfa { .. }
+            | StreamId::WebauthnPolicy(_) => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
     }
