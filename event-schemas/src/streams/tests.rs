@@ -152,6 +152,7 @@ fn anything_else_is_not_a_stream_id() {
         format!("{SYSTEM_TENANT_ID}/reservation/tenant-slug"),
     ] {
         assert_eq!(StreamId::parse(&text), None, "{text:?}");
+        assert_eq!(subject_of(&text), None, "{text:?}");
     }
 }
 
@@ -208,6 +209,26 @@ proptest! {
         prop_assert_eq!(StreamId::parse(&spelled), Some(id.clone()));
         prop_assert_eq!(tenant_of(&spelled), Some(id.tenant_id()));
         prop_assert_eq!(format!("{}/{}", id.tenant_id(), id.relative()), spelled);
+    }
+
+    #[test]
+    fn the_subject_of_a_stream_id_is_the_principal_it_names(id in stream_id()) {
+        let spelled = id.to_string();
+        let expected = match &id {
+            StreamId::ApiKey { key_id, .. } => Some(key_id.to_string()),
+            StreamId::OAuthClient { client_id, .. } | StreamId::Tokens { client_id, .. } => {
+                Some(client_id.clone())
+            }
+            StreamId::User { user_id, .. } => Some(user_id.to_string()),
+            StreamId::Tenant(_)
+            | StreamId::Audit(_)
+            | StreamId::Reservation { .. }
+            | StreamId::Sessions { .. }
+            | StreamId::SignIns(_)
+            | StreamId::Mfa { .. }
+            | StreamId::WebauthnPolicy(_) => None,
+        };
+        prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
     }
 
     #[test]
