@@ -22,6 +22,8 @@
 //! # Layout
 //! - [`login`]: the sign-in form (and its JSON form for scripts), the forced password change.
 //! - [`logout`]: signing out. [`account`]: profile, password, sessions.
+//! - [`second_factor`]: the second step of a sign-in (a code, or setting up an authenticator
+//!   app when the tenant requires one).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 
@@ -31,6 +33,7 @@ pub mod csrf;
 pub mod login;
 pub mod logout;
 pub mod pending;
+pub mod second_factor;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,6 +65,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/t/{slug}/change-password",
             get(login::show_change).post(login::submit_change),
+        )
+        .route(
+            "/t/{slug}/login/mfa",
+            get(second_factor::show).post(second_factor::submit),
+        )
+        .route(
+            "/t/{slug}/login/enroll",
+            get(second_factor::show_enroll).post(second_factor::submit_enroll),
         )
         .route("/t/{slug}/logout", get(logout::show).post(logout::submit))
         .route("/t/{slug}/account", get(account::show))
