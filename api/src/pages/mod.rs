@@ -21,13 +21,15 @@
 //!
 //! # Layout
 //! - [`login`]: the sign-in form (and its JSON form for scripts), the forced password change.
-//! - [`logout`]: signing out. [`account`]: profile, password, sessions.
+//! - [`logout`]: signing out. [`account`]: profile, password, sessions; [`account_mfa`]: its
+//!   two-step verification (authenticator app, recovery codes, passkeys).
 //! - [`second_factor`]: the second step of a sign-in (a code, or setting up an authenticator
 //!   app when the tenant requires one).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 
 pub mod account;
+pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
 pub mod login;
@@ -81,6 +83,19 @@ pub fn router() -> Router<AppState> {
         .route(
             "/t/{slug}/account/sessions/{session_id}/sign-out",
             post(account::sign_out_session),
+        )
+        .route("/t/{slug}/account/totp", post(account_mfa::set_up_totp))
+        .route(
+            "/t/{slug}/account/totp/remove",
+            post(account_mfa::remove_totp),
+        )
+        .route(
+            "/t/{slug}/account/recovery-codes",
+            post(account_mfa::regenerate_recovery_codes),
+        )
+        .route(
+            "/t/{slug}/account/passkeys/{credential_id}/remove",
+            post(account_mfa::remove_passkey),
         )
         .route("/assets/tessera.css", get(stylesheet))
         .method_not_allowed_fallback(|| async { PageError::method_not_allowed() })

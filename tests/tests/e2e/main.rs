@@ -22,6 +22,7 @@ mod disk;
 mod hardening;
 mod kafka;
 mod mfa;
+mod mfa_account;
 mod mfa_signin;
 mod oauth;
 mod pages;
