@@ -97,6 +97,7 @@ pub async fn show(
                 "totp-off" => Some("Your authenticator app is off."),
                 "recovery-codes" => Some("New recovery codes were generated."),
                 "passkey-removed" => Some("The passkey was removed."),
+                "passkey" => Some("Your passkey was added."),
                 _ => None,
             })
     });

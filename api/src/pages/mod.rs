@@ -25,6 +25,8 @@
 //!   two-step verification (authenticator app, recovery codes, passkeys).
 //! - [`second_factor`]: the second step of a sign-in (a code, or setting up an authenticator
 //!   app when the tenant requires one).
+//! - [`passkeys`]: registering a passkey and signing in with one (JSON routes for
+//!   `/assets/passkeys.js`, the pages' only script).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 
@@ -34,6 +36,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod login;
 pub mod logout;
+pub mod passkeys;
 pub mod pending;
 pub mod second_factor;
 
@@ -97,7 +100,21 @@ pub fn router() -> Router<AppState> {
             "/t/{slug}/account/passkeys/{credential_id}/remove",
             post(account_mfa::remove_passkey),
         )
+        .route(
+            "/t/{slug}/account/passkeys/options",
+            post(passkeys::register_options),
+        )
+        .route(
+            "/t/{slug}/account/passkeys",
+            post(passkeys::register_finish),
+        )
+        .route(
+            "/t/{slug}/login/passkey/options",
+            post(passkeys::sign_in_options),
+        )
+        .route("/t/{slug}/login/passkey", post(passkeys::sign_in_finish))
         .route("/assets/tessera.css", get(stylesheet))
+        .route("/assets/passkeys.js", get(passkeys::script))
         .method_not_allowed_fallback(|| async { PageError::method_not_allowed() })
         .layer(axum::middleware::map_response(security_headers))
 }

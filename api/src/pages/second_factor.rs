@@ -50,6 +50,9 @@ struct CodePage<'a> {
     frame: &'a Frame,
     csrf_token: String,
     totp: bool,
+    /// The person has a passkey: the page offers it too.
+    passkeys: bool,
+    return_to: &'a str,
     error: Option<&'a str>,
 }
 
@@ -117,6 +120,8 @@ async fn code_page(
         frame: &tenant.frame,
         csrf_token: csrf.token(state, tenant.slug()),
         totp: factors.totp,
+        passkeys: factors.passkeys > 0,
+        return_to: &pending.return_to,
         error,
     };
     render(&page, status, csrf.set_cookie(state))

@@ -23,6 +23,7 @@ mod hardening;
 mod kafka;
 mod mfa;
 mod mfa_account;
+mod mfa_passkeys;
 mod mfa_signin;
 mod oauth;
 mod pages;
