@@ -17,6 +17,7 @@ mod http_browser;
 mod api_key_usage;
 mod audit;
 mod auth;
+mod browser;
 mod crash;
 mod disk;
 mod hardening;
