@@ -223,21 +223,7 @@ async fn submit_json(
         )
         .await?
         {
-            Attempt::SignedIn(session) => {
-                let mut response = Json(json!({
-                    "signed_in": true,
-                    "user_id": session.user_id,
-                    "session_id": session.session_id,
-                    "amr": session.amr,
-                    "auth_time": session.auth_time.to_rfc3339(),
-                }))
-                .into_response();
-                response.headers_mut().append(
-                    axum::http::header::SET_COOKIE,
-                    session_cookie(state, tenant, &session),
-                );
-                response
-            }
+            Attempt::SignedIn(session) => signed_in_json(state, tenant, &session, None),
             Attempt::Step { user_id, step } => {
                 let (cookie, token) = pending(state, tenant, user_id, step, &tenant.home())?;
                 let mut answer = json!({
@@ -552,4 +538,31 @@ pub(super) fn signed_in_cookies(
         session_cookie(state, tenant, session),
         cookies::clear(&pending_cookie, state.secure_cookies),
     ]
+}
+
+/// The JSON answer once a session started (`location`: where a page goes next, for the passkey
+/// script), with the session's cookie set and the pending cookie cleared.
+pub(super) fn signed_in_json(
+    state: &AppState,
+    tenant: &PageTenant,
+    session: &StartedSession,
+    location: Option<String>,
+) -> Response {
+    let mut answer = json!({
+        "signed_in": true,
+        "user_id": session.user_id,
+        "session_id": session.session_id,
+        "amr": session.amr,
+        "auth_time": session.auth_time.to_rfc3339(),
+    });
+    if let Some(location) = location {
+        answer["location"] = json!(location);
+    }
+    let mut response = Json(answer).into_response();
+    for cookie in signed_in_cookies(state, tenant, session) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
 }

@@ -16,7 +16,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -25,7 +25,7 @@ use tessera_commands::{CommandError, PasskeyChallenge, person};
 use tessera_domain::DomainError;
 use tessera_event_schemas::Actor;
 
-use super::login::{note_started, signed_in_cookies};
+use super::login::{note_started, signed_in_json};
 use super::{PageError, PageTenant, SignedIn, base_path, safe_return_to};
 use crate::extract::RequestContext;
 use crate::state::AppState;
@@ -227,16 +227,6 @@ pub async fn sign_in_finish(
     note_started(&state, &tenant, &ctx, &session);
     let return_to =
         safe_return_to(tenant.slug(), finish.return_to.as_deref()).unwrap_or_else(|| tenant.home());
-    let mut response = Json(json!({
-        "signed_in": true,
-        "user_id": session.user_id,
-        "session_id": session.session_id,
-        "amr": session.amr,
-        "location": format!("{}{return_to}", base_path(&state.public_url)),
-    }))
-    .into_response();
-    for cookie in signed_in_cookies(&state, &tenant, &session) {
-        response.headers_mut().append(SET_COOKIE, cookie);
-    }
-    Ok(response)
+    let location = format!("{}{return_to}", base_path(&state.public_url));
+    Ok(signed_in_json(&state, &tenant, &session, Some(location)))
 }

@@ -17,7 +17,6 @@ use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -27,7 +26,7 @@ use tessera_event_schemas::Hash32;
 use uuid::Uuid;
 
 use super::csrf::{self, Csrf};
-use super::login::{pending_of, signed_in, signed_in_cookies};
+use super::login::{pending_of, signed_in, signed_in_cookies, signed_in_json};
 use super::pending::{PendingSignIn, Step};
 use super::{Frame, PageError, PageForm, PageTenant, is_form, render, see_other};
 use crate::extract::RequestContext;
@@ -236,18 +235,7 @@ async fn submit_json(
         match verify(state, tenant, ctx, hash, &pending, code).await? {
             Verified::SignedIn(session) => {
                 super::login::note_started(state, tenant, ctx, &session);
-                let mut response = Json(json!({
-                    "signed_in": true,
-                    "user_id": session.user_id,
-                    "session_id": session.session_id,
-                    "amr": session.amr,
-                    "auth_time": session.auth_time.to_rfc3339(),
-                }))
-                .into_response();
-                for cookie in signed_in_cookies(state, tenant, &session) {
-                    response.headers_mut().append(SET_COOKIE, cookie);
-                }
-                response
+                signed_in_json(state, tenant, &session, None)
             }
             Verified::Failed { pending } => (
                 StatusCode::UNAUTHORIZED,

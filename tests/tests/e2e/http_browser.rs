@@ -68,6 +68,17 @@ impl Answer {
         Some(rest[..rest.find('<')?].to_owned())
     }
 
+    /// The value of the page's input `id`.
+    pub fn input_value(&self, id: &str) -> String {
+        let at = self
+            .body
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id} in {}", self.body));
+        let rest = &self.body[at..];
+        let value = &rest[rest.find("value=\"").unwrap() + "value=\"".len()..];
+        value[..value.find('"').unwrap()].to_owned()
+    }
+
     /// The first form's CSRF token.
     pub fn csrf(&self) -> String {
         let marker = "name=\"csrf_token\" value=\"";

@@ -14,17 +14,6 @@ use crate::on_both_stores;
 
 const ACCOUNT: &str = "/t/mfa-account/account";
 
-/// The value of the input `id` of a page.
-fn input_value(answer: &Answer, id: &str) -> String {
-    let at = answer
-        .body
-        .find(&format!("id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id} in {}", answer.body));
-    let rest = &answer.body[at..];
-    let value = &rest[rest.find("value=\"").unwrap() + "value=\"".len()..];
-    value[..value.find('"').unwrap()].to_owned()
-}
-
 /// The recovery codes a page shows.
 fn recovery_codes(answer: &Answer) -> Vec<String> {
     answer
@@ -64,7 +53,7 @@ async fn a_person_sets_up_an_authenticator_app_on_the_account_page_and_turns_it_
     assert!(setup.body.contains(">Authentication code</label>"));
     assert!(setup.body.contains(">Turn on authenticator app</button>"));
     // A wrong code: a new secret to scan.
-    let secret = input_value(&setup, "totp_secret");
+    let secret = setup.input_value("totp_secret");
     let (wrong, token) = (AuthenticatorApp::new(&secret).wrong_code(), setup.csrf());
     let again = browser
         .post_form(
@@ -77,7 +66,7 @@ async fn a_person_sets_up_an_authenticator_app_on_the_account_page_and_turns_it_
         )
         .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
-    let secret = input_value(&again, "totp_secret");
+    let secret = again.input_value("totp_secret");
     let mut phone = AuthenticatorApp::new(&secret);
     let (code, token) = (phone.code(), again.csrf());
     let done = browser

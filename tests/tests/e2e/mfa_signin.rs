@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Store, TestServer};
 use crate::http_browser::{
-    Answer, AuthenticatorApp, Browser, OTHER_STRONG, STRONG, people_app, person, tenant_with,
+    AuthenticatorApp, Browser, OTHER_STRONG, STRONG, people_app, person, tenant_with,
 };
 use crate::mfa::set_up_factors;
 use crate::on_both_stores;
@@ -26,17 +26,6 @@ async fn sessions_of(app: &TestServer, tenant: &str, user: &str) -> Vec<Value> {
         .await;
     assert_eq!(status, StatusCode::OK, "{sessions}");
     sessions["items"].as_array().unwrap().clone()
-}
-
-/// The value of the input `id` of a page.
-fn input_value(answer: &Answer, id: &str) -> String {
-    let at = answer
-        .body
-        .find(&format!("id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id} in {}", answer.body));
-    let rest = &answer.body[at..];
-    let value = &rest[rest.find("value=\"").unwrap() + "value=\"".len()..];
-    value[..value.find('"').unwrap()].to_owned()
 }
 
 async fn a_person_with_an_authenticator_app_gives_a_code_after_the_password(store: Store) {
@@ -223,7 +212,7 @@ async fn a_tenant_requiring_mfa_has_a_person_set_up_an_app_before_any_session(st
     assert!(setup.body.contains("<svg"), "the QR code is inline SVG");
     assert!(setup.body.contains(">Turn on authenticator app</button>"));
     assert!(setup.body.contains(">Authentication code</label>"));
-    let secret = input_value(&setup, "totp_secret");
+    let secret = setup.input_value("totp_secret");
     // A wrong code: a new secret to scan, still no session.
     let (wrong, token) = (AuthenticatorApp::new(&secret).wrong_code(), setup.csrf());
     let again = browser
@@ -238,7 +227,7 @@ async fn a_tenant_requiring_mfa_has_a_person_set_up_an_app_before_any_session(st
         .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
     assert!(sessions_of(&app, &acme, &ada).await.is_empty());
-    let secret = input_value(&again, "totp_secret");
+    let secret = again.input_value("totp_secret");
     let code = AuthenticatorApp::new(&secret).code();
     let token = again.csrf();
     let done = browser
