@@ -172,6 +172,18 @@ async fn a_person_removes_their_passkey_and_nobody_else_can(store: Store) {
         .submit("/t/mfa-account-other/account", &theirs, &[])
         .await;
     assert_eq!(probe.status, StatusCode::NOT_FOUND, "{}", probe.body);
+    // Eve's session is no session at Ada's tenant: its account forms send her to sign in there.
+    let token = eve.get("/t/mfa-account-other/account").await.csrf();
+    for form in [
+        "/t/mfa-account/account/totp",
+        "/t/mfa-account/account/totp/remove",
+        "/t/mfa-account/account/recovery-codes",
+        remove.as_str(),
+    ] {
+        let probe = eve.post_form(form, &[("csrf_token", &token)]).await;
+        assert_eq!(probe.status, StatusCode::SEE_OTHER, "{form}");
+        assert_eq!(probe.location(), "/t/mfa-account/login", "{form}");
+    }
 
     let removed = browser.submit(ACCOUNT, &remove, &[]).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
