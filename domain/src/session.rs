@@ -131,8 +131,29 @@ pub struct PasswordSignIn {
     pub lockout: LockoutPolicyV1,
     pub password_policy: PasswordPolicyV1,
     pub rules: SessionRules,
+    /// The user has a second factor (an authenticator app or a passkey): they prove it before
+    /// a session starts.
+    pub has_second_factor: bool,
+    /// The tenant's `require_mfa`: a user without a second factor sets one up first.
+    pub require_mfa: bool,
     /// The session to start if the sign-in succeeds without a further step.
     pub session: NewSession,
+}
+
+impl PasswordSignIn {
+    /// The step a right password still needs before a session, if any: a new password first
+    /// (the second factor follows it), then the second factor, or its enrollment.
+    fn pending_step(&self, password: &Password, now: Timestamp) -> Option<SignInStep> {
+        if password.temporary || password::expired(&self.password_policy, password.set_at, now) {
+            Some(SignInStep::ChangePassword)
+        } else if self.has_second_factor {
+            Some(SignInStep::SecondFactor)
+        } else if self.require_mfa {
+            Some(SignInStep::EnrollSecondFactor)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,11 +297,11 @@ impl SessionsState {
                 locked_until,
             )]);
         }
-        if password.temporary || password::expired(&attempt.password_policy, password.set_at, now) {
+        if let Some(step) = attempt.pending_step(password, now) {
             return Ok(vec![Event::SignInSucceeded(SignInSucceededV1 {
                 method: SignInMethod::Password,
                 session_id: None,
-                pending_step: Some(SignInStep::ChangePassword),
+                pending_step: Some(step),
                 at: now,
             })]);
         }

@@ -131,3 +131,31 @@ fn published_schemas_never_mention_secret_fields() {
         }
     }
 }
+
+#[test]
+fn sign_in_steps_keep_their_frozen_encoding() {
+    // `SignInStep` grew variants after `sign_in.succeeded@v1.bin` was frozen: each variant's
+    // bytes are frozen here, so a reordering (which would change the meaning of every recorded
+    // step) fails.
+    use tessera_event_schemas::Timestamp;
+    use tessera_event_schemas::events::{SignInMethod, SignInStep, SignInSucceededV1};
+    for (step, frozen) in [
+        (SignInStep::ChangePassword, "000001008080f28183898506"),
+        (SignInStep::SecondFactor, "000001018080f28183898506"),
+        (SignInStep::EnrollSecondFactor, "000001028080f28183898506"),
+    ] {
+        let event = Event::SignInSucceeded(SignInSucceededV1 {
+            method: SignInMethod::Password,
+            session_id: None,
+            pending_step: Some(step),
+            at: Timestamp::from_micros(1_700_000_000_000_000),
+        });
+        let bytes = event.encode();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, frozen, "{step:?}");
+        assert_eq!(
+            Event::decode("sign_in.succeeded", 1, &bytes).unwrap(),
+            event
+        );
+    }
+}

@@ -1,7 +1,6 @@
 //! `/t/{slug}/account`: a signed-in person's own page. Their profile (names; the address is
 //! shown, and changed by an administrator), their password, and their active sessions, each
-//! with a "Sign out" button. The second factors (authenticator app, recovery codes, passkeys)
-//! come in phase 3; the page says so rather than show controls that do nothing.
+//! with a "Sign out" button; and the second factors ([`super::account_mfa`]).
 //!
 //! Everything here acts as the person (`{kind: user, id}` in the envelope) on their own user
 //! only: the user id comes from the session, never from the form.
@@ -16,6 +15,7 @@ use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::user::fields;
 use uuid::Uuid;
 
+use super::account_mfa::{TwoStep, two_step};
 use super::csrf::{self, Csrf};
 use super::{Frame, PageError, PageForm, SignedIn, logout, render, see_other};
 use crate::extract::RequestContext;
@@ -62,6 +62,7 @@ struct AccountPage<'a> {
     notice: Option<&'static str>,
     errors: &'a FieldErrors,
     sessions: Vec<SessionRow>,
+    two_step: TwoStep,
 }
 
 /// What the profile form holds when it is shown again with an error.
@@ -92,6 +93,11 @@ pub async fn show(
                     Some("Your password was changed. Your other sessions were signed out.")
                 }
                 "session" => Some("The session was signed out."),
+                "totp" => Some("Your authenticator app is on."),
+                "totp-off" => Some("Your authenticator app is off."),
+                "recovery-codes" => Some("New recovery codes were generated."),
+                "passkey-removed" => Some("The passkey was removed."),
+                "passkey" => Some("Your passkey was added."),
                 _ => None,
             })
     });
@@ -175,6 +181,7 @@ async fn page(
         notice,
         errors,
         sessions,
+        two_step: two_step(state, signed_in).await?,
     };
     render(&page, status, csrf.set_cookie(state))
 }

@@ -120,7 +120,11 @@ struct JsonCredentials {
 /// What a sign-in attempt came to, for either form of the endpoint.
 enum Attempt {
     SignedIn(StartedSession),
-    ChangePassword { user_id: Uuid },
+    /// A step before the session: a new password, a second factor, or its enrollment.
+    Step {
+        user_id: Uuid,
+        step: Step,
+    },
     Failed,
     Limited,
 }
@@ -173,11 +177,11 @@ pub async fn submit(
             &return_to,
             vec![session_cookie(&state, &tenant, &session)],
         )),
-        Attempt::ChangePassword { user_id } => {
-            let cookie = pending(&state, &tenant, user_id, &return_to)?;
+        Attempt::Step { user_id, step } => {
+            let (cookie, _) = pending(&state, &tenant, user_id, step, &return_to)?;
             Ok(see_other(
                 &state,
-                &format!("/t/{}/change-password", tenant.slug()),
+                &format!("/t/{}/{}", tenant.slug(), step_page(step)),
                 vec![cookie],
             ))
         }
@@ -219,29 +223,23 @@ async fn submit_json(
         )
         .await?
         {
-            Attempt::SignedIn(session) => {
-                let mut response = Json(json!({
-                    "signed_in": true,
-                    "user_id": session.user_id,
-                    "session_id": session.session_id,
-                    "amr": session.amr,
-                    "auth_time": session.auth_time.to_rfc3339(),
-                }))
-                .into_response();
-                response.headers_mut().append(
-                    axum::http::header::SET_COOKIE,
-                    session_cookie(state, tenant, &session),
-                );
-                response
-            }
-            Attempt::ChangePassword { user_id } => {
-                let cookie = pending(state, tenant, user_id, &tenant.home())?;
-                let mut response = Json(json!({
+            Attempt::SignedIn(session) => signed_in_json(state, tenant, &session, None),
+            Attempt::Step { user_id, step } => {
+                let (cookie, token) = pending(state, tenant, user_id, step, &tenant.home())?;
+                let mut answer = json!({
                     "signed_in": false,
-                    "next": "change_password",
-                    "location": tenant.frame.url("change-password"),
-                }))
-                .into_response();
+                    "next": match step {
+                        Step::ChangePassword => "change_password",
+                        Step::SecondFactor => "second_factor",
+                        Step::EnrollSecondFactor => "enroll_second_factor",
+                    },
+                    "location": tenant.frame.url(step_page(step)),
+                });
+                if step == Step::SecondFactor {
+                    answer["mfa_required"] = json!(true);
+                    answer["pending_token"] = json!(token.as_str());
+                }
+                let mut response = Json(answer).into_response();
                 response
                     .headers_mut()
                     .append(axum::http::header::SET_COOKIE, cookie);
@@ -300,13 +298,33 @@ async fn attempt(
             note_started(state, tenant, ctx, &session);
             Attempt::SignedIn(session)
         }
-        SignInOutcome::ChangePassword { user_id } => Attempt::ChangePassword { user_id },
+        SignInOutcome::ChangePassword { user_id } => Attempt::Step {
+            user_id,
+            step: Step::ChangePassword,
+        },
+        SignInOutcome::SecondFactor { user_id } => Attempt::Step {
+            user_id,
+            step: Step::SecondFactor,
+        },
+        SignInOutcome::EnrollSecondFactor { user_id } => Attempt::Step {
+            user_id,
+            step: Step::EnrollSecondFactor,
+        },
         SignInOutcome::Failed(_) => Attempt::Failed,
     })
 }
 
+/// The page (under the tenant) where a pending sign-in's `step` is done.
+pub(super) fn step_page(step: Step) -> &'static str {
+    match step {
+        Step::ChangePassword => "change-password",
+        Step::SecondFactor => "login/mfa",
+        Step::EnrollSecondFactor => "login/enroll",
+    }
+}
+
 /// Notes a durable `session.started` in the session directory ahead of its fold.
-fn note_started(
+pub(super) fn note_started(
     state: &AppState,
     tenant: &PageTenant,
     ctx: &RequestContext,
@@ -326,7 +344,7 @@ fn note_started(
     );
 }
 
-fn session_cookie(
+pub(super) fn session_cookie(
     state: &AppState,
     tenant: &PageTenant,
     session: &StartedSession,
@@ -338,13 +356,15 @@ fn session_cookie(
     )
 }
 
-/// Keeps a sign-in waiting for a new password; returns the cookie that names it.
+/// Keeps a sign-in waiting for its `step`; returns the cookie that names it, and its value
+/// (the JSON form's pending token).
 fn pending(
     state: &AppState,
     tenant: &PageTenant,
     user_id: Uuid,
+    step: Step,
     return_to: &str,
-) -> Result<axum::http::HeaderValue, PageError> {
+) -> Result<(axum::http::HeaderValue, String), PageError> {
     let value = tessera_crypto::generate_secret()
         .map_err(|error| PageError::internal(error.to_string()))?;
     let now = state.clock.now();
@@ -353,33 +373,37 @@ fn pending(
         PendingSignIn {
             tenant_id: tenant.tenant_id,
             user_id,
-            step: Step::ChangePassword,
+            step,
             return_to: return_to.to_owned(),
             expires_at: now.plus_seconds(TTL_SECS),
+            failures: 0,
         },
         now,
     );
-    Ok(cookies::set(
+    let cookie = cookies::set(
         &cookies::pending_name(tenant.slug(), state.secure_cookies),
         &value,
         state.secure_cookies,
-    ))
+    );
+    Ok((cookie, value))
 }
 
-/// The sign-in of the request's pending cookie, waiting for a new password.
-fn pending_of(
+/// The sign-in of the request's pending cookie (or of `token`, the JSON form's pending token
+/// when given), waiting for `step`.
+pub(super) fn pending_of(
     state: &AppState,
     tenant: &PageTenant,
     headers: &HeaderMap,
+    token: Option<&str>,
+    step: Step,
 ) -> Option<(tessera_event_schemas::Hash32, PendingSignIn)> {
     let name = cookies::pending_name(tenant.slug(), state.secure_cookies);
-    let hash = state
-        .crypto
-        .session_token_hash(cookies::read(headers, &name)?);
+    let value = token.or_else(|| cookies::read(headers, &name))?;
+    let hash = state.crypto.session_token_hash(value);
     let pending = state
         .pending_sign_ins
         .get(&hash, tenant.tenant_id, state.clock.now())
-        .filter(|p| p.step == Step::ChangePassword)?;
+        .filter(|p| p.step == step)?;
     Some((hash, pending))
 }
 
@@ -390,7 +414,7 @@ pub async fn show_change(
     tenant: PageTenant,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    if pending_of(&state, &tenant, &headers).is_none() {
+    if pending_of(&state, &tenant, &headers, None, Step::ChangePassword).is_none() {
         return Ok(see_other(
             &state,
             &format!("/t/{}/login", tenant.slug()),
@@ -427,7 +451,8 @@ pub async fn submit_change(
 ) -> Result<Response, PageError> {
     csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
         .map_err(|error| error.framed(&tenant.frame))?;
-    let Some((hash, pending)) = pending_of(&state, &tenant, &headers) else {
+    let Some((hash, pending)) = pending_of(&state, &tenant, &headers, None, Step::ChangePassword)
+    else {
         return Ok(see_other(
             &state,
             &format!("/t/{}/login", tenant.slug()),
@@ -445,19 +470,36 @@ pub async fn submit_change(
         )
         .await
     {
-        Ok((session, _)) => {
+        Ok((SignInOutcome::SignedIn(session), _)) => {
             state.pending_sign_ins.remove(&hash);
-            note_started(&state, &tenant, &ctx, &session);
-            let pending_cookie = cookies::pending_name(tenant.slug(), state.secure_cookies);
-            Ok(see_other(
+            Ok(signed_in(
                 &state,
+                &tenant,
+                &ctx,
+                &session,
                 &pending.return_to,
-                vec![
-                    session_cookie(&state, &tenant, &session),
-                    cookies::clear(&pending_cookie, state.secure_cookies),
-                ],
             ))
         }
+        // The new password is set; the second factor (or its enrollment) comes next.
+        Ok((SignInOutcome::SecondFactor { .. }, _)) => {
+            state.pending_sign_ins.advance(&hash, Step::SecondFactor);
+            let page = format!("/t/{}/{}", tenant.slug(), step_page(Step::SecondFactor));
+            Ok(see_other(&state, &page, Vec::new()))
+        }
+        Ok((SignInOutcome::EnrollSecondFactor { .. }, _)) => {
+            state
+                .pending_sign_ins
+                .advance(&hash, Step::EnrollSecondFactor);
+            let page = format!(
+                "/t/{}/{}",
+                tenant.slug(),
+                step_page(Step::EnrollSecondFactor)
+            );
+            Ok(see_other(&state, &page, Vec::new()))
+        }
+        Ok((other, _)) => Err(PageError::internal(format!(
+            "unexpected outcome of a password change: {other:?}"
+        ))),
         Err(CommandError::Rejected(DomainError::Validation { message, .. })) => {
             let error = format!("The new password {message}.");
             change_page(
@@ -470,4 +512,57 @@ pub async fn submit_change(
         }
         Err(other) => Err(PageError::from(other).framed(&tenant.frame)),
     }
+}
+
+/// The answer once a pending sign-in's session started: noted in the session directory, its
+/// cookie set, the pending cookie cleared, and on to where the sign-in was going.
+pub(super) fn signed_in(
+    state: &AppState,
+    tenant: &PageTenant,
+    ctx: &RequestContext,
+    session: &StartedSession,
+    return_to: &str,
+) -> Response {
+    note_started(state, tenant, ctx, session);
+    see_other(state, return_to, signed_in_cookies(state, tenant, session))
+}
+
+/// The session's cookie, and the pending cookie cleared.
+pub(super) fn signed_in_cookies(
+    state: &AppState,
+    tenant: &PageTenant,
+    session: &StartedSession,
+) -> Vec<axum::http::HeaderValue> {
+    let pending_cookie = cookies::pending_name(tenant.slug(), state.secure_cookies);
+    vec![
+        session_cookie(state, tenant, session),
+        cookies::clear(&pending_cookie, state.secure_cookies),
+    ]
+}
+
+/// The JSON answer once a session started (`location`: where a page goes next, for the passkey
+/// script), with the session's cookie set and the pending cookie cleared.
+pub(super) fn signed_in_json(
+    state: &AppState,
+    tenant: &PageTenant,
+    session: &StartedSession,
+    location: Option<String>,
+) -> Response {
+    let mut answer = json!({
+        "signed_in": true,
+        "user_id": session.user_id,
+        "session_id": session.session_id,
+        "amr": session.amr,
+        "auth_time": session.auth_time.to_rfc3339(),
+    });
+    if let Some(location) = location {
+        answer["location"] = json!(location);
+    }
+    let mut response = Json(answer).into_response();
+    for cookie in signed_in_cookies(state, tenant, session) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
 }

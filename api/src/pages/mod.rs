@@ -21,16 +21,24 @@
 //!
 //! # Layout
 //! - [`login`]: the sign-in form (and its JSON form for scripts), the forced password change.
-//! - [`logout`]: signing out. [`account`]: profile, password, sessions.
+//! - [`logout`]: signing out. [`account`]: profile, password, sessions; [`account_mfa`]: its
+//!   two-step verification (authenticator app, recovery codes, passkeys).
+//! - [`second_factor`]: the second step of a sign-in (a code, or setting up an authenticator
+//!   app when the tenant requires one).
+//! - [`passkeys`]: registering a passkey and signing in with one (JSON routes for
+//!   `/assets/passkeys.js`, the pages' only script).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 
 pub mod account;
+pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
 pub mod login;
 pub mod logout;
+pub mod passkeys;
 pub mod pending;
+pub mod second_factor;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +71,14 @@ pub fn router() -> Router<AppState> {
             "/t/{slug}/change-password",
             get(login::show_change).post(login::submit_change),
         )
+        .route(
+            "/t/{slug}/login/mfa",
+            get(second_factor::show).post(second_factor::submit),
+        )
+        .route(
+            "/t/{slug}/login/enroll",
+            get(second_factor::show_enroll).post(second_factor::submit_enroll),
+        )
         .route("/t/{slug}/logout", get(logout::show).post(logout::submit))
         .route("/t/{slug}/account", get(account::show))
         .route("/t/{slug}/account/profile", post(account::save_profile))
@@ -71,7 +87,34 @@ pub fn router() -> Router<AppState> {
             "/t/{slug}/account/sessions/{session_id}/sign-out",
             post(account::sign_out_session),
         )
+        .route("/t/{slug}/account/totp", post(account_mfa::set_up_totp))
+        .route(
+            "/t/{slug}/account/totp/remove",
+            post(account_mfa::remove_totp),
+        )
+        .route(
+            "/t/{slug}/account/recovery-codes",
+            post(account_mfa::regenerate_recovery_codes),
+        )
+        .route(
+            "/t/{slug}/account/passkeys/{credential_id}/remove",
+            post(account_mfa::remove_passkey),
+        )
+        .route(
+            "/t/{slug}/account/passkeys/options",
+            post(passkeys::register_options),
+        )
+        .route(
+            "/t/{slug}/account/passkeys",
+            post(passkeys::register_finish),
+        )
+        .route(
+            "/t/{slug}/login/passkey/options",
+            post(passkeys::sign_in_options),
+        )
+        .route("/t/{slug}/login/passkey", post(passkeys::sign_in_finish))
         .route("/assets/tessera.css", get(stylesheet))
+        .route("/assets/passkeys.js", get(passkeys::script))
         .method_not_allowed_fallback(|| async { PageError::method_not_allowed() })
         .layer(axum::middleware::map_response(security_headers))
 }

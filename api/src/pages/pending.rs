@@ -1,5 +1,6 @@
 //! Sign-ins waiting for a step before their session starts: a person whose password is right
-//! but must change (temporary, or past the policy's maximum age); phase 3 adds second factors.
+//! but must change (temporary, or past the policy's maximum age), a second factor to prove, or
+//! one to set up (the tenant requires it).
 //!
 //! The browser holds a random 256-bit value in the tenant's pending cookie; this store keeps,
 //! by its keyed hash, who proved what and where the flow goes next, for [`TTL_SECS`]. It is
@@ -24,7 +25,15 @@ pub const MAX_PENDING: usize = 10_000;
 pub enum Step {
     /// A new password.
     ChangePassword,
+    /// A code of the user's authenticator app, or one of their recovery codes.
+    SecondFactor,
+    /// Setting up an authenticator app (the tenant requires a second factor).
+    EnrollSecondFactor,
 }
+
+/// Wrong codes a pending sign-in may send before it is forgotten (and the person must give
+/// their password again): with the password's own limits, this bounds guessing a code.
+pub const MAX_CODE_FAILURES: u8 = 5;
 
 /// One sign-in waiting for its step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +44,8 @@ pub struct PendingSignIn {
     /// Where the flow goes once the session started.
     pub return_to: String,
     pub expires_at: Timestamp,
+    /// Wrong codes sent so far.
+    pub failures: u8,
 }
 
 /// The store. Share it behind an `Arc`.
@@ -76,6 +87,30 @@ impl PendingSignIns {
             .cloned()
     }
 
+    /// Moves a pending sign-in on to its next `step` (a new password done, a second factor
+    /// follows), keeping its expiry.
+    pub fn advance(&self, cookie_hash: &Hash32, step: Step) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pending) = entries.get_mut(cookie_hash) {
+            pending.step = step;
+        }
+    }
+
+    /// Counts a wrong code; the sign-in is forgotten at [`MAX_CODE_FAILURES`]. Whether it is
+    /// still pending.
+    pub fn fail(&self, cookie_hash: &Hash32) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(pending) = entries.get_mut(cookie_hash) else {
+            return false;
+        };
+        pending.failures = pending.failures.saturating_add(1);
+        if pending.failures >= MAX_CODE_FAILURES {
+            entries.remove(cookie_hash);
+            return false;
+        }
+        true
+    }
+
     /// Forgets a pending sign-in (its step is done).
     pub fn remove(&self, cookie_hash: &Hash32) {
         self.entries
@@ -99,6 +134,7 @@ mod tests {
             step: Step::ChangePassword,
             return_to: "/t/acme/account".into(),
             expires_at: now.plus_seconds(TTL_SECS),
+            failures: 0,
         };
         store.insert(Hash32([1; 32]), pending.clone(), now);
         assert_eq!(
@@ -115,6 +151,34 @@ mod tests {
             None
         );
         store.remove(&Hash32([1; 32]));
+        assert_eq!(store.get(&Hash32([1; 32]), Uuid::from_u128(1), now), None);
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_sign_in_is_forgotten_after_too_many_wrong_codes() {
+        let store = PendingSignIns::default();
+        let now = Timestamp::from_micros(1_000_000_000);
+        let pending = PendingSignIn {
+            tenant_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(2),
+            step: Step::ChangePassword,
+            return_to: "/t/acme/account".into(),
+            expires_at: now.plus_seconds(TTL_SECS),
+            failures: 0,
+        };
+        store.insert(Hash32([1; 32]), pending, now);
+        store.advance(&Hash32([1; 32]), Step::SecondFactor);
+        let found = store.get(&Hash32([1; 32]), Uuid::from_u128(1), now);
+        assert_eq!(found.map(|p| p.step), Some(Step::SecondFactor));
+        for _ in 1..MAX_CODE_FAILURES {
+            assert!(store.fail(&Hash32([1; 32])));
+        }
+        assert!(!store.fail(&Hash32([1; 32])));
         assert_eq!(store.get(&Hash32([1; 32]), Uuid::from_u128(1), now), None);
     }
 }

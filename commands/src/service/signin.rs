@@ -19,6 +19,7 @@
 
 use std::fmt;
 
+use tessera_domain::mfa::MfaState;
 use tessera_domain::reservation::ReservationState;
 use tessera_domain::session::{
     AMR_PASSWORD, PasswordSignIn, SessionRules, SessionsCommand, SessionsState,
@@ -44,6 +45,13 @@ pub enum SignInOutcome {
     /// The password is right but must change before a session starts (it is temporary or past
     /// the policy's maximum age): [`CommandService::complete_password_change`] follows.
     ChangePassword { user_id: Uuid },
+    /// The password is right and the user has a second factor: a session starts once it is
+    /// proved ([`CommandService::verify_totp`] or [`CommandService::use_recovery_code`], then
+    /// [`CommandService::start_session`]).
+    SecondFactor { user_id: Uuid },
+    /// The password is right, the tenant requires a second factor and the user has none: they
+    /// set one up before a session starts.
+    EnrollSecondFactor { user_id: Uuid },
     /// Not signed in. The reason is for the audit trail only: the person is told the same
     /// thing whatever it is.
     Failed(SignInFailure),
@@ -109,6 +117,9 @@ impl CommandService {
                     .state
                     .require_live("sign in")
                     .map_err(|error| loaded_user.reject(error, &address))?;
+                // A factor set up or removed meanwhile changes the step: its stream is guarded.
+                let mfa_stream = streams::mfa(tenant_id, user_id);
+                let factors = self.load::<MfaState>(&mfa_stream).await?;
                 // The password changed since it was verified: verify again (rare).
                 let current = hash_of(user);
                 let matched = if current == *verified {
@@ -132,6 +143,8 @@ impl CommandService {
                         lockout: tenant.settings.lockout_policy.clone(),
                         password_policy: tenant.settings.password_policy.clone(),
                         rules: SessionRules::of(&tenant.settings),
+                        has_second_factor: factors.state.has_second_factor(),
+                        require_mfa: tenant.settings.require_mfa,
                         session,
                     })))?;
                 let outcome = outcome_of(&events, &pending_ref.started, now);
@@ -145,6 +158,7 @@ impl CommandService {
                 let mut plan = Plan::new(outcome, loaded.position);
                 plan.guard(tenant_stream, tenant_version);
                 plan.guard(address.stream, loaded_user.version);
+                plan.guard(mfa_stream, factors.version);
                 plan.push(self.write(
                     &meta,
                     now,
@@ -197,15 +211,17 @@ impl CommandService {
         }
     }
 
-    /// Sets the new password a sign-in required and starts the session, in one append, with
-    /// the person as the actor. The password follows the tenant's policy (history included).
+    /// Sets the new password a sign-in required and, in the same append, starts the session,
+    /// with the person as the actor. The password follows the tenant's policy (history
+    /// included). When the user has a second factor, or the tenant requires one they lack, no
+    /// session starts yet: the outcome names that step instead.
     pub async fn complete_password_change(
         &self,
         meta: EventMetadata,
         tenant_id: Uuid,
         user_id: Uuid,
         new_password: &str,
-    ) -> Result<(StartedSession, u64), CommandError> {
+    ) -> Result<(SignInOutcome, u64), CommandError> {
         let address = Address::user(tenant_id, user_id);
         let (tenant, current, key) = self
             .live_user(tenant_id, &address, "change the password of")
@@ -221,35 +237,49 @@ impl CommandService {
         let sessions = streams::sessions(tenant_id, user_id);
         let (meta, address_ref, new, pending_ref, sessions) =
             (&meta, &address, &new, &pending, &sessions);
-        let ((), position) = self
-            .run(&address.stream, move || async move {
-                let (tenant, tenant_stream, tenant_version) = self
-                    .load_open_tenant(tenant_id, "change a password")
-                    .await?;
-                let loaded_user = self.load::<UserState>(&address_ref.stream).await?;
-                loaded_user
-                    .state
-                    .require_live("change the password of")
-                    .map_err(|error| loaded_user.reject(error, address_ref))?;
-                let user_events = loaded_user
-                    .state
-                    .decide(UserCommand::SetPassword(new.clone()))?;
-                let loaded = self.load::<SessionsState>(sessions).await?;
+        self.run(&address.stream, move || async move {
+            let (tenant, tenant_stream, tenant_version) = self
+                .load_open_tenant(tenant_id, "change a password")
+                .await?;
+            let loaded_user = self.load::<UserState>(&address_ref.stream).await?;
+            loaded_user
+                .state
+                .require_live("change the password of")
+                .map_err(|error| loaded_user.reject(error, address_ref))?;
+            let user_events = loaded_user
+                .state
+                .decide(UserCommand::SetPassword(new.clone()))?;
+            let mfa_stream = streams::mfa(tenant_id, user_id);
+            let factors = self.load::<MfaState>(&mfa_stream).await?;
+            let now = self.clock.now();
+            let step = if factors.state.has_second_factor() {
+                Some(SignInOutcome::SecondFactor { user_id })
+            } else if tenant.settings.require_mfa {
+                Some(SignInOutcome::EnrollSecondFactor { user_id })
+            } else {
+                None
+            };
+            let loaded = self.load::<SessionsState>(sessions).await?;
+            let mut plan = Plan::new(
+                step.clone()
+                    .unwrap_or_else(|| SignInOutcome::SignedIn(pending_ref.started.clone())),
+                loaded.position,
+            );
+            plan.guard(tenant_stream, tenant_version);
+            plan.guard(mfa_stream, factors.version);
+            plan.push(self.write(
+                meta,
+                now,
+                address_ref.stream.clone(),
+                loaded_user.expected(),
+                tenant_id,
+                user_events,
+            ));
+            if step.is_none() {
                 let session_events = loaded.state.decide(SessionsCommand::Start {
                     session: pending_ref.new.clone(),
                     rules: SessionRules::of(&tenant.settings),
                 })?;
-                let now = self.clock.now();
-                let mut plan = Plan::new((), loaded.position);
-                plan.guard(tenant_stream, tenant_version);
-                plan.push(self.write(
-                    meta,
-                    now,
-                    address_ref.stream.clone(),
-                    loaded_user.expected(),
-                    tenant_id,
-                    user_events,
-                ));
                 plan.push(self.write(
                     meta,
                     now,
@@ -258,10 +288,10 @@ impl CommandService {
                     tenant_id,
                     session_events,
                 ));
-                Ok(plan)
-            })
-            .await?;
-        Ok((pending.started, position))
+            }
+            Ok(plan)
+        })
+        .await
     }
 
     /// A signed-in person changes their own password: the current one must match (else
@@ -366,6 +396,12 @@ fn outcome_of(
     match events.first() {
         Some(Event::SignInSucceeded(succeeded)) => match succeeded.pending_step {
             Some(SignInStep::ChangePassword) => SignInOutcome::ChangePassword {
+                user_id: started.user_id,
+            },
+            Some(SignInStep::SecondFactor) => SignInOutcome::SecondFactor {
+                user_id: started.user_id,
+            },
+            Some(SignInStep::EnrollSecondFactor) => SignInOutcome::EnrollSecondFactor {
                 user_id: started.user_id,
             },
             None => SignInOutcome::SignedIn(StartedSession {

@@ -58,6 +58,8 @@ fn attempt(matched: bool, now: Timestamp, session: u128) -> SessionsCommand {
         },
         password_policy: settings.password_policy,
         rules: rules(),
+        has_second_factor: false,
+        require_mfa: false,
         session: new_session(session, now),
     }))
 }
@@ -318,4 +320,41 @@ fn refusals_are_recorded_and_do_not_count_towards_a_lockout() {
     let events = given::<SessionsState>([]).when(refusal).unwrap();
     assert_eq!(reason_of(&events), Some(SignInFailure::RateLimited));
     assert!(SessionsState::replay(events.iter()).failures.is_empty());
+}
+
+#[test]
+fn a_right_password_waits_for_the_second_factor_or_its_enrollment() {
+    let step = |pending_step| {
+        vec![Event::SignInSucceeded(SignInSucceededV1 {
+            method: SignInMethod::Password,
+            session_id: None,
+            pending_step: Some(pending_step),
+            at: NOW,
+        })]
+    };
+    let has_factor = with(attempt(true, NOW, 1), |a| a.has_second_factor = true);
+    assert_eq!(
+        given::<SessionsState>([]).when(has_factor).unwrap(),
+        step(SignInStep::SecondFactor)
+    );
+    let required = with(attempt(true, NOW, 1), |a| a.require_mfa = true);
+    assert_eq!(
+        given::<SessionsState>([]).when(required).unwrap(),
+        step(SignInStep::EnrollSecondFactor)
+    );
+    // A new password comes first; the second factor follows it.
+    let both = with(attempt(true, NOW, 1), |a| {
+        a.has_second_factor = true;
+        a.password = password(true, NOW);
+    });
+    assert_eq!(
+        given::<SessionsState>([]).when(both).unwrap(),
+        step(SignInStep::ChangePassword)
+    );
+    // A wrong password is a wrong password, factor or not.
+    let wrong = with(attempt(false, NOW, 1), |a| a.has_second_factor = true);
+    assert!(matches!(
+        given::<SessionsState>([]).when(wrong).unwrap()[..],
+        [Event::SignInFailed(_)]
+    ));
 }

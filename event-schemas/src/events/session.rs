@@ -68,6 +68,10 @@ impl SignInFailure {
 pub enum SignInStep {
     // Choose a new password: the current one is temporary or past the policy's maximum age.
     ChangePassword,
+    // Prove a second factor the user has (an authenticator app code, a recovery code).
+    SecondFactor,
+    // Set up a second factor: the tenant requires one and the user has none yet.
+    EnrollSecondFactor,
 }
 
 /// Why a session ended.

@@ -139,8 +139,15 @@ impl TestServer {
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         let mut command = self.command();
+        // A test that needs a known port (a browser's origin) passes TESSERA_LISTEN.
+        let listen = self
+            .env
+            .iter()
+            .find(|(key, _)| key == "TESSERA_LISTEN")
+            .map_or("127.0.0.1:0", |(_, value)| value.as_str())
+            .to_owned();
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", &listen])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

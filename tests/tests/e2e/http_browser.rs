@@ -68,6 +68,17 @@ impl Answer {
         Some(rest[..rest.find('<')?].to_owned())
     }
 
+    /// The value of the page's input `id`.
+    pub fn input_value(&self, id: &str) -> String {
+        let at = self
+            .body
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id} in {}", self.body));
+        let rest = &self.body[at..];
+        let value = &rest[rest.find("value=\"").unwrap() + "value=\"".len()..];
+        value[..value.find('"').unwrap()].to_owned()
+    }
+
     /// The first form's CSRF token.
     pub fn csrf(&self) -> String {
         let marker = "name=\"csrf_token\" value=\"";
@@ -160,6 +171,24 @@ impl Browser {
     /// Signs in and expects to land on the account page.
     pub async fn signed_in(&self, slug: &str, email: &str, password: &str) {
         let answer = self.sign_in(slug, email, password).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        assert_eq!(answer.location(), format!("/t/{slug}/account"));
+    }
+
+    /// Signs in with a password, then `code` (`("code", ...)` of the authenticator app or
+    /// `("recovery_code", ...)`) on the second step, and expects to land on the account page.
+    pub async fn signed_in_with_code(
+        &self,
+        slug: &str,
+        email: &str,
+        password: &str,
+        code: (&str, &str),
+    ) {
+        let answer = self.sign_in(slug, email, password).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        let step = format!("/t/{slug}/login/mfa");
+        assert_eq!(answer.location(), step);
+        let answer = self.submit(&step, &step, &[code]).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         assert_eq!(answer.location(), format!("/t/{slug}/account"));
     }
@@ -287,4 +316,51 @@ pub async fn audit(app: &TestServer, target_id: &str, action: &str) -> Vec<Value
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page["items"].as_array().unwrap().clone()
+}
+
+/// A person's authenticator app, on the server's clock (the wall clock plus what the test moved
+/// it by): the code it shows now, and the next step's code after moving the server's clock on,
+/// as waiting would (a code is good once, so a second sign-in needs a later step).
+pub struct AuthenticatorApp {
+    pub secret: String,
+    offset_seconds: u64,
+}
+
+impl AuthenticatorApp {
+    /// The app of `secret`, on a server whose clock was never moved.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            secret: secret.to_owned(),
+            offset_seconds: 0,
+        }
+    }
+
+    /// The code shown now.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the person's app reads the wall clock, as the server under test does"
+    )]
+    pub fn code(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        tessera_test_support::totp::code_at(&self.secret, now + self.offset_seconds)
+    }
+
+    /// A code no earlier use spent: the server's clock moves one time step on first.
+    pub async fn next_code(&mut self, app: &TestServer) -> String {
+        advance_clock(app, 30).await;
+        self.offset_seconds += 30;
+        self.code()
+    }
+
+    /// A code the app does not show now (nor one step either side, but for a one-in-a-million
+    /// coincidence): every digit of the current one moved by five.
+    pub fn wrong_code(&self) -> String {
+        self.code()
+            .chars()
+            .map(|d| char::from(b'0' + (d as u8 - b'0' + 5) % 10))
+            .collect()
+    }
 }

@@ -3,7 +3,7 @@
 //! up by a second node on the server's storage, through the command service the hosted pages
 //! call (an authenticator app, and a passkey with a software authenticator), since no admin
 //! route sets up someone's factors. A reset also ends the person's sessions, signed in on the
-//! hosted pages.
+//! hosted pages with their second factor.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use tessera_test_support::webauthn::SoftAuthenticator;
 use uuid::Uuid;
 
 use crate::helpers::{Store, TestServer, offline_commands, spawn_app};
-use crate::http_browser::{Browser, STRONG, audit, people_app, person};
+use crate::http_browser::{AuthenticatorApp, Browser, STRONG, audit, people_app, person};
 use crate::on_both_stores;
 
 async fn app(store: Store) -> TestServer {
@@ -64,9 +64,21 @@ fn by(user: &str) -> EventMetadata {
     }
 }
 
+/// What the person holds once their factors are set up: their app's secret and their recovery
+/// codes.
+pub struct Factors {
+    pub secret: String,
+    pub recovery_codes: Vec<String>,
+}
+
 /// The person sets up an authenticator app, and a passkey named `passkey` if given, on a second
-/// node (server stopped), as the hosted pages will on the server.
-async fn set_up_factors(app: &mut TestServer, tenant: &str, user: &str, passkey: Option<&str>) {
+/// node (server stopped), through the command service the hosted pages call.
+pub async fn set_up_factors(
+    app: &mut TestServer,
+    tenant: &str,
+    user: &str,
+    passkey: Option<&str>,
+) -> Factors {
     app.stop().await;
     let (commands, log) = offline_commands(app).await;
     let (tenant_id, user_id) = (
@@ -78,7 +90,7 @@ async fn set_up_factors(app: &mut TestServer, tenant: &str, user: &str, passkey:
         .await
         .unwrap();
     // A code at a step boundary may land on either side: the window accepts one step each way.
-    commands
+    let codes = commands
         .confirm_totp_enrollment(
             by(user),
             tenant_id,
@@ -107,6 +119,10 @@ async fn set_up_factors(app: &mut TestServer, tenant: &str, user: &str, passkey:
     }
     log.close().await;
     app.start().await;
+    Factors {
+        secret: enrollment.secret_base32.to_string(),
+        recovery_codes: codes.codes.iter().map(|c| c.to_string()).collect(),
+    }
 }
 
 async fn a_reset_removes_the_app_the_recovery_codes_and_the_passkeys(store: Store) {
@@ -119,7 +135,7 @@ async fn a_reset_removes_the_app_the_recovery_codes_and_the_passkeys(store: Stor
         json!({"user_id": ada, "has_second_factor": false, "totp": "none",
             "totp_enrolled_at": null, "recovery_codes_left": 0, "passkeys": []})
     );
-    // Ada sets up an authenticator app and a passkey (on a second node: the pages come later).
+    // Ada sets up an authenticator app and a passkey (on a second node).
     set_up_factors(&mut app, &acme, &ada, Some("Ada's laptop")).await;
 
     let set_up = mfa(&app, &acme, &ada).await;
@@ -170,15 +186,18 @@ async fn a_reset_ends_the_persons_sessions_and_a_reset_of_nothing_ends_none(stor
     let mut app = app(store).await;
     let acme = tenant(&app, "mfa-sessions").await;
     let ada = person(&app, &acme, "ada@example.com", STRONG, false).await;
-    set_up_factors(&mut app, &acme, &ada, None).await;
+    let factors = set_up_factors(&mut app, &acme, &ada, None).await;
     let (here, there) = (
         Browser::with_agent(&app, "here/1"),
         Browser::with_agent(&app, "there/1"),
     );
-    here.signed_in("mfa-sessions", "ada@example.com", STRONG)
+    // A code of the app here, a recovery code there (the app's code is good once).
+    let code = AuthenticatorApp::new(&factors.secret).next_code(&app).await;
+    here.signed_in_with_code("mfa-sessions", "ada@example.com", STRONG, ("code", &code))
         .await;
+    let recovery = ("recovery_code", factors.recovery_codes[0].as_str());
     there
-        .signed_in("mfa-sessions", "ada@example.com", STRONG)
+        .signed_in_with_code("mfa-sessions", "ada@example.com", STRONG, recovery)
         .await;
 
     let path = format!("/v1/tenants/{acme}/users/{ada}/reset-mfa");

@@ -213,11 +213,14 @@ async fn a_temporary_password_must_change_before_the_session_starts() {
         ),
         DomainError::Validation { .. }
     ));
-    let (session, _) = f
+    let (outcome, _) = f
         .service
         .complete_password_change(meta(), TENANT, created.user_id, "orchid pylon harbour 42")
         .await
         .unwrap();
+    let SignInOutcome::SignedIn(session) = outcome else {
+        panic!("no session: {outcome:?}");
+    };
     let events = f.events().await;
     assert_eq!(
         types(&last(&events, 2)),
