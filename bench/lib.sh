@@ -84,11 +84,16 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
+# Tenant `bench`. Sets TENANT_ID.
+bench_create_tenant() {
+  TENANT_ID=$(curl -sf -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $ADMIN_KEY" \
+    -H 'Content-Type: application/json' -d '{"slug":"bench","name":"Bench"}' | json '["id"]')
+}
+
 # Tenant `bench` and a confidential client allowed orders:read and orders:write. Sets
 # TENANT_ID, CLIENT_ID, CLIENT_SECRET and BASIC (its client_secret_basic credentials).
 bench_create_client() {
-  TENANT_ID=$(curl -sf -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $ADMIN_KEY" \
-    -H 'Content-Type: application/json' -d '{"slug":"bench","name":"Bench"}' | json '["id"]')
+  bench_create_tenant
   local client
   client=$(curl -sf -X POST "$BASE/v1/tenants/$TENANT_ID/clients" -H "Authorization: Bearer $ADMIN_KEY" \
     -H 'Content-Type: application/json' -d '{"name":"load","allowed_scopes":["orders:read","orders:write"]}')
