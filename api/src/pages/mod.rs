@@ -24,6 +24,7 @@
 //! - [`logout`]: signing out. [`account`]: profile, password, sessions.
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
+//! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
 
 pub mod account;
 pub mod cookies;
@@ -31,6 +32,7 @@ pub mod csrf;
 pub mod login;
 pub mod logout;
 pub mod pending;
+pub mod user_views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
