@@ -20,8 +20,9 @@
 #            and VmHWM of the server's /proc/<pid>/status every 0.5 s, and 2 s after;
 #   account  `GET /t/bench/account` with one person's session and CSRF cookies (as a browser
 #            sends them after its first page), wrk -c --page-connections (default 64).
-# The signin and account phases also count the server's CPU time (`perf stat -e task-clock`,
-# when perf is installed) and divide it by the requests answered.
+# When perf is installed, the argon2, signin and account phases also count CPU time
+# (`perf stat -e task-clock`: the example's, then the server's) and divide it by the operations
+# or requests done.
 #
 # Rate limits: every request comes from 127.0.0.1, so the per-source ceiling (30 a minute by
 # default) would refuse nearly all of them. The script switches that one off for its own
@@ -152,9 +153,19 @@ wrk_with_cpu() {
   fi
 }
 
+# The raw rate, and (with perf) its CPU time per operation: verifications and hashes cost the
+# same, so the process's CPU time is divided by both counts (rate × 10 s each).
 argon2_rate() {
   echo "-- raw Argon2 ($1; load $(load))"
-  "$ARGON2_BIN" --seconds 10 --tasks 64
+  if command -v perf >/dev/null; then
+    perf stat -e task-clock -x, -o "$WORK/argon2.csv" "$ARGON2_BIN" --seconds 10 --tasks 64 | tee "$WORK/argon2.out"
+    local ms ops
+    ms=$(awk -F, '$3 == "task-clock" {print $1}' "$WORK/argon2.csv")
+    ops=$(awk '/\/s:/ {sum += $2 * 10} END {print sum}' "$WORK/argon2.out")
+    awk -v ms="$ms" -v n="$ops" 'BEGIN {printf "CPU: %.0f ms for %d operations, %.2f ms per operation\n", ms, n, ms / n}'
+  else
+    "$ARGON2_BIN" --seconds 10 --tasks 64
+  fi
 }
 
 if phase argon2; then argon2_rate "before the sign-ins"; fi
