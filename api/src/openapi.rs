@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token};
-use crate::routes::{api_keys, audit, clients, health, sessions, tenants, users};
+use crate::routes::{api_keys, audit, clients, health, mfa, sessions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,6 +52,10 @@ use crate::routes::{api_keys, audit, clients, health, sessions, tenants, users};
         sessions::end_user_sessions,
         sessions::end_session,
         sessions::unlock_user,
+        mfa::get_mfa,
+        mfa::reset_mfa,
+        mfa::get_webauthn_policy,
+        mfa::put_webauthn_policy,
         audit::list_audit,
         audit::append_audit,
         metadata::openid_configuration,

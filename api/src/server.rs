@@ -11,7 +11,9 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tessera_commands::{Clock, CommandService, IdGen, People, SystemClock, SystemIds};
+use tessera_commands::{
+    Clock, CommandService, IdGen, People, RelyingParty, SystemClock, SystemIds,
+};
 use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
 use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_projections::{
@@ -140,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::clients::router())
         .merge(routes::audit::router())
         .merge(routes::users::router())
+        .merge(routes::mfa::router())
         .merge(routes::sessions::router())
         .merge(oauth::router())
         .merge(pages::router())
@@ -209,16 +212,21 @@ pub async fn run_with(
         crypto,
         keys,
     } = open_storage_with(&config.storage, clock.clone()).await?;
+    let public_url = config::public_url(config.public_url.as_deref(), listener.local_addr()?)
+        .map_err(|message| anyhow::anyhow!(message))?;
     let personal = Arc::new(PersonalKeys::new(crypto.clone(), keys));
     let passwords =
         Passwords::sized_to_cores(config.argon2.config()).context("TESSERA_ARGON2_* settings")?;
     let commands = Arc::new(
-        CommandService::new(log.clone(), crypto.clone(), clock.clone(), ids.clone()).with_people(
-            People {
+        CommandService::new(log.clone(), crypto.clone(), clock.clone(), ids.clone())
+            .with_people(People {
                 keys: personal.clone(),
                 passwords,
-            },
-        ),
+            })
+            // Passkeys are registered with the public URL's host, from its origin.
+            .with_relying_party(
+                RelyingParty::from_public_url(&public_url).context("TESSERA_PUBLIC_URL")?,
+            ),
     );
 
     let preset = config
@@ -250,8 +258,6 @@ pub async fn run_with(
     let kafka_settings = config
         .kafka
         .settings()
-        .map_err(|message| anyhow::anyhow!(message))?;
-    let public_url = config::public_url(config.public_url.as_deref(), listener.local_addr()?)
         .map_err(|message| anyhow::anyhow!(message))?;
     let projections = Arc::new(
         ProjectionRuntime::start(log.clone(), store.clone())

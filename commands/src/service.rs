@@ -22,6 +22,10 @@
 //! - [`session`]: a user's sessions (start, end, end all) and lockout (unlock); [`signin`]:
 //!   password sign-in, decided and recorded whatever its outcome, and the password changes a
 //!   signed-in person makes.
+//! - [`mfa`]: a user's second factors: authenticator app (TOTP), recovery codes, an
+//!   administrator's reset, and whether a user must enroll (`require_mfa`).
+//! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
+//!   [`RelyingParty`], given with [`CommandService::with_relying_party`]).
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -38,7 +42,9 @@ mod audit;
 mod bootstrap;
 mod engine;
 mod facts;
+mod mfa;
 mod oauth_client;
+mod passkey;
 mod reservation;
 mod session;
 mod signin;
@@ -48,7 +54,12 @@ mod user;
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use engine::MAX_RETRIES;
+pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
+pub use passkey::{
+    CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
+    RelyingParty,
+};
 pub use session::{StartedSession, person};
 pub use signin::{PasswordCredentials, SignInOutcome, SignInResult};
 pub use tenant::{
@@ -65,6 +76,10 @@ pub struct CommandService {
     locks: engine::StreamLocks,
     /// Per-person keys and password hashing, for user commands.
     people: Option<People>,
+    /// Who passkeys are registered with, for passkey ceremonies.
+    relying_party: Option<RelyingParty>,
+    /// Passkey ceremonies started and not yet finished.
+    ceremonies: passkey::Ceremonies,
 }
 
 impl fmt::Debug for CommandService {
@@ -87,6 +102,8 @@ impl CommandService {
             ids,
             locks: engine::StreamLocks::default(),
             people: None,
+            relying_party: None,
+            ceremonies: passkey::Ceremonies::default(),
         }
     }
 
@@ -106,5 +123,7 @@ pub struct Outcome {
     pub position: u64,
 }
 
+#[cfg(test)]
+mod people_testing;
 #[cfg(test)]
 mod tests;

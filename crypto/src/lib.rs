@@ -16,6 +16,8 @@
 //! - an HMAC-SHA256 key for the keyed hashes of session cookies (how a presented cookie finds its
 //!   session; the cookie's value itself is never stored);
 //! - an HMAC-SHA256 key for the CSRF tokens of the hosted pages' forms.
+//! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
+//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]).
 //!
 //! A crate of its own because both sides need it: the write side (`commands`: generating keys
 //! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
@@ -30,6 +32,7 @@
 //! - [`personal`]: per-person data keys ([`PersonalKeys`], [`DataKey`]) that seal personal
 //!   data, kept in the event log's key table so that destroying one erases a person.
 //! - [`password`]: Argon2id password hashing on blocking threads ([`Passwords`]).
+//! - [`mfa`]: TOTP secrets (generated, sealed, opened) and recovery codes (generated, hashed).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -74,6 +77,8 @@ const INFO_PERSON_KEYS: &[u8] = b"tessera/v1/person-keys/aes-256-gcm";
 const INFO_EMAIL_HASH: &[u8] = b"tessera/v1/email-hash/hmac-sha256";
 const INFO_SESSION_TOKEN: &[u8] = b"tessera/v1/session-token/hmac-sha256";
 const INFO_CSRF: &[u8] = b"tessera/v1/csrf/hmac-sha256";
+const INFO_TOTP_SECRET: &[u8] = b"tessera/v1/totp-secret/aes-256-gcm";
+const INFO_RECOVERY_CODE: &[u8] = b"tessera/v1/recovery-code/hmac-sha256";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +223,8 @@ pub struct Crypto {
     email_hash: hmac::Key,
     session_token: hmac::Key,
     csrf: hmac::Key,
+    totp_secrets: RandomizedNonceKey,
+    recovery_codes: hmac::Key,
 }
 
 impl fmt::Debug for Crypto {
@@ -248,6 +255,11 @@ impl Crypto {
         let session_token = hmac::Key::new(hmac::HMAC_SHA256, session_key.as_ref());
         let csrf_key = master.derive(INFO_CSRF)?;
         let csrf = hmac::Key::new(hmac::HMAC_SHA256, csrf_key.as_ref());
+        let totp_key = master.derive(INFO_TOTP_SECRET)?;
+        let totp_secrets = RandomizedNonceKey::new(&AES_256_GCM, totp_key.as_ref())
+            .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
+        let recovery_key = master.derive(INFO_RECOVERY_CODE)?;
+        let recovery_codes = hmac::Key::new(hmac::HMAC_SHA256, recovery_key.as_ref());
         Ok(Self {
             sealing,
             secret_hash,
@@ -256,6 +268,8 @@ impl Crypto {
             email_hash,
             session_token,
             csrf,
+            totp_secrets,
+            recovery_codes,
         })
     }
 
@@ -594,6 +608,13 @@ pub fn new_kid(now: Timestamp) -> Result<String, CryptoError> {
     ))
 }
 
+/// `len` random bytes from the system's generator, wiped on drop.
+pub fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    rand::fill(bytes.as_mut_slice()).map_err(|_| CryptoError::Failed("random generation"))?;
+    Ok(bytes)
+}
+
 /// 32 random bytes (256 bits), base64url without padding: 43 characters.
 pub fn generate_secret() -> Result<String, CryptoError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
@@ -636,6 +657,7 @@ pub fn jitter(max_exclusive: u64) -> u64 {
 }
 
 pub mod jws;
+pub mod mfa;
 pub mod password;
 pub mod personal;
 

@@ -20,9 +20,13 @@
 //!   checks of personal fields before they are sealed.
 //! - [`session`]: one person's sign-in attempts, password lockout and sessions.
 //! - [`password`]: a tenant's password policy.
+//! - [`mfa`]: a user's second factors (authenticator app, recovery codes, passkeys) and the
+//!   `require_mfa` rule.
+//! - [`webauthn_policy`]: a tenant's WebAuthn policy.
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
+pub mod mfa;
 pub mod oauth_client;
 pub mod password;
 pub mod reservation;
@@ -30,6 +34,7 @@ pub mod session;
 pub mod tenant;
 pub mod user;
 pub mod validate;
+pub mod webauthn_policy;
 
 #[cfg(test)]
 mod testing;

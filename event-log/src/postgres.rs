@@ -12,6 +12,8 @@
 //! throughput far below what one fsync per batch allows.
 //! `synchronous_commit` stays at its default (on). This module must not know about SQLite.
 
+mod schema;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -28,54 +30,6 @@ use crate::group_commit::{
 };
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 
-/// Serialises schema creation between processes opening the same database at once
-/// (`CREATE TABLE IF NOT EXISTS` alone can race on the catalog). An arbitrary constant.
-const SCHEMA_LOCK_KEY: i64 = 0x7465_7373_6572_6131;
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS events (
-        global_position BIGINT PRIMARY KEY,
-        event_id UUID NOT NULL UNIQUE,
-        stream_id TEXT NOT NULL,
-        stream_version BIGINT NOT NULL,
-        tenant_id UUID NOT NULL,
-        event_type TEXT NOT NULL,
-        schema_version INTEGER NOT NULL,
-        recorded_at BIGINT NOT NULL,
-        actor_kind TEXT NOT NULL,
-        actor_id TEXT NOT NULL,
-        actor_name TEXT,
-        correlation_id TEXT NOT NULL,
-        causation_id UUID,
-        source_ip TEXT,
-        user_agent TEXT,
-        payload BYTEA NOT NULL,
-        prev_hash BYTEA NOT NULL,
-        hash BYTEA NOT NULL,
-        log_hash BYTEA NOT NULL,
-        UNIQUE (stream_id, stream_version)
-    )",
-    "CREATE TABLE IF NOT EXISTS streams (
-        stream_id TEXT PRIMARY KEY,
-        version BIGINT NOT NULL,
-        last_hash BYTEA NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS log_head (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        position BIGINT NOT NULL,
-        log_hash BYTEA NOT NULL
-    )",
-    "INSERT INTO log_head (id, position, log_hash) VALUES (1, 0, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-        ON CONFLICT (id) DO NOTHING",
-    "CREATE TABLE IF NOT EXISTS log_checkpoints (
-        position BIGINT PRIMARY KEY,
-        log_hash BYTEA NOT NULL,
-        created_at BIGINT NOT NULL,
-        key_id TEXT NOT NULL,
-        signature BYTEA NOT NULL
-    )",
-];
-
 /// The PostgreSQL event log.
 pub struct PostgresLog {
     reads: PgPool,
@@ -91,7 +45,7 @@ impl PostgresLog {
             .connect(url)
             .await
             .map_err(unavailable)?;
-        create_schema(&reads).await?;
+        schema::prepare(&reads).await?;
         // The writer gets a pool of its own (of one connection) so that reads can never starve
         // it, and so that a broken connection is replaced on the next batch.
         //
@@ -128,22 +82,6 @@ fn unavailable(error: sqlx::Error) -> LogError {
     LogError::Unavailable(error.to_string())
 }
 
-async fn create_schema(pool: &PgPool) -> Result<(), LogError> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SCHEMA_LOCK_KEY)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    for statement in SCHEMA {
-        sqlx::query(*statement)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-    }
-    tx.commit().await.map_err(unavailable)
-}
-
 async fn read_head(pool: &PgPool) -> Result<u64, LogError> {
     let position: i64 = sqlx::query_scalar("SELECT position FROM log_head WHERE id = 1")
         .fetch_one(pool)
@@ -167,8 +105,8 @@ impl EventLog for PostgresLog {
         let rows = sqlx::query(concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE stream_id = $1 AND stream_version > $2 \
-             ORDER BY stream_version LIMIT $3"
+            " FROM events WHERE stream = (SELECT key FROM streams WHERE stream_id = $1) \
+             AND stream_version > $2 ORDER BY stream_version LIMIT $3"
         ))
         .bind(stream_id)
         .bind(codec::after(after_version))
@@ -176,7 +114,11 @@ impl EventLog for PostgresLog {
         .fetch_all(&self.reads)
         .await
         .map_err(unavailable)?;
-        decode_events(&rows)
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.push(event_row!(row, stream_id.to_owned())?);
+        }
+        Ok(events)
     }
 
     async fn read_all(
@@ -184,10 +126,12 @@ impl EventLog for PostgresLog {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
+        // Each row's stream id from `streams`, by key: one join for the page.
         let rows = sqlx::query(concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+            ", streams.stream_id FROM events JOIN streams ON streams.key = events.stream \
+             WHERE global_position > $1 ORDER BY global_position LIMIT $2"
         ))
         .bind(codec::after(after_position))
         .bind(codec::limit(limit))
@@ -235,15 +179,22 @@ impl EventLog for PostgresLog {
     }
 }
 
-/// Decodes a page of `events` rows into a vector sized up front (collecting into a `Result`
-/// cannot know the length, and regrowing a page-sized vector of events showed in profiles).
+/// Decodes a page of `events` rows, each followed by its stream id, into a vector sized up
+/// front (collecting into a `Result` cannot know the length, and regrowing a page-sized vector
+/// of events showed in profiles).
 fn decode_events(rows: &[PgRow]) -> Result<Vec<RecordedEvent>, LogError> {
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
-        events.push(event_row!(row)?);
+        let stream_id: String = row
+            .try_get(STREAM_ID_COLUMN)
+            .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        events.push(event_row!(row, stream_id)?);
     }
     Ok(events)
 }
+
+/// Where a joined page has each row's stream id: right after [`event_columns!`].
+const STREAM_ID_COLUMN: usize = 21;
 
 fn checkpoint_row(row: &PgRow) -> Result<Checkpoint, LogError> {
     let corrupt = |e: String| LogError::Corrupt(e);
@@ -321,7 +272,6 @@ impl BatchWriter for PgWriter {
         if !events.is_empty() {
             let rows = events
                 .iter()
-                .cloned()
                 .map(EventRow::from_recorded)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(BatchError::Data)?;
@@ -356,8 +306,9 @@ async fn load_state(
         "SELECT NULL::uuid AS event_id, stream_id, version, last_hash, NULL::bigint AS position
            FROM streams WHERE stream_id = ANY($1)
          UNION ALL
-         SELECT event_id, stream_id, stream_version, NULL::bytea, global_position
-           FROM events WHERE event_id = ANY($2)",
+         SELECT event_id, streams.stream_id, stream_version, NULL::bytea, global_position
+           FROM events JOIN streams ON streams.key = events.stream
+          WHERE event_id = ANY($2)",
     )
     .bind(stream_ids)
     .bind(event_ids)
@@ -401,8 +352,9 @@ async fn load_state(
     Ok((streams, stored))
 }
 
-/// Inserts a batch's events, upserts its stream heads and moves the log head, in one statement
-/// (data-modifying CTEs) so the batch costs one round trip instead of three.
+/// Upserts a batch's stream heads, inserts its events (each with its stream's key, which the
+/// upsert returns) and moves the log head, in one statement (data-modifying CTEs) so the batch
+/// costs one round trip instead of three.
 async fn write_events(
     tx: &mut Transaction<'static, Postgres>,
     rows: Vec<EventRow>,
@@ -427,8 +379,10 @@ async fn write_events(
     let mut recorded_at = Vec::with_capacity(n);
     let mut actor_kind = Vec::with_capacity(n);
     let mut actor_id = Vec::with_capacity(n);
+    let mut actor_uuid = Vec::with_capacity(n);
     let mut actor_name = Vec::with_capacity(n);
     let mut correlation_id = Vec::with_capacity(n);
+    let mut correlation_uuid = Vec::with_capacity(n);
     let mut causation_id = Vec::with_capacity(n);
     let mut source_ip = Vec::with_capacity(n);
     let mut user_agent = Vec::with_capacity(n);
@@ -447,8 +401,10 @@ async fn write_events(
         recorded_at.push(row.recorded_at);
         actor_kind.push(row.actor_kind);
         actor_id.push(row.actor_id);
+        actor_uuid.push(row.actor_uuid);
         actor_name.push(row.actor_name);
         correlation_id.push(row.correlation_id);
+        correlation_uuid.push(row.correlation_uuid);
         causation_id.push(row.causation_id);
         source_ip.push(row.source_ip);
         user_agent.push(row.user_agent);
@@ -457,18 +413,30 @@ async fn write_events(
         hash.push(row.hash.0.to_vec());
         log_hash.push(row.log_hash.0.to_vec());
     }
+    // Every stream an event goes to has a head in the batch; the LEFT JOIN makes one that had
+    // not fail the insert (NOT NULL `stream`) rather than drop the event.
     sqlx::query(concat!(
-        "WITH new_events AS (INSERT INTO events (",
-        event_columns!(),
-        ") SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], \
-         $5::uuid[], $6::text[], $7::integer[], $8::bigint[], $9::text[], $10::text[], \
-         $11::text[], $12::text[], $13::uuid[], $14::text[], $15::text[], $16::bytea[], \
-         $17::bytea[], $18::bytea[], $19::bytea[])), \
-         new_heads AS (INSERT INTO streams (stream_id, version, last_hash) \
-         SELECT * FROM UNNEST($20::text[], $21::bigint[], $22::bytea[]) \
+        "WITH heads AS (INSERT INTO streams (stream_id, version, last_hash) \
+         SELECT * FROM UNNEST($22::text[], $23::bigint[], $24::bytea[]) \
          ON CONFLICT (stream_id) DO UPDATE \
-         SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash) \
-         UPDATE log_head SET position = $23, log_hash = $24 WHERE id = 1"
+         SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash \
+         RETURNING key, stream_id), \
+         new_events AS (INSERT INTO events (",
+        event_columns!(),
+        ") SELECT e.global_position, e.event_id, heads.key, e.stream_version, e.tenant_id, \
+         e.event_type, e.schema_version, e.recorded_at, e.actor_kind, e.actor_id, \
+         e.actor_uuid, e.actor_name, e.correlation_id, e.correlation_uuid, e.causation_id, \
+         e.source_ip, e.user_agent, e.payload, e.prev_hash, e.hash, e.log_hash \
+         FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::uuid[], \
+         $6::text[], $7::integer[], $8::bigint[], $9::text[], $10::text[], $11::uuid[], \
+         $12::text[], $13::text[], $14::uuid[], $15::uuid[], $16::text[], $17::text[], \
+         $18::bytea[], $19::bytea[], $20::bytea[], $21::bytea[]) \
+         AS e (global_position, event_id, stream_id, stream_version, tenant_id, event_type, \
+         schema_version, recorded_at, actor_kind, actor_id, actor_uuid, actor_name, \
+         correlation_id, correlation_uuid, causation_id, source_ip, user_agent, payload, \
+         prev_hash, hash, log_hash) \
+         LEFT JOIN heads ON heads.stream_id = e.stream_id) \
+         UPDATE log_head SET position = $25, log_hash = $26 WHERE id = 1"
     ))
     .bind(global_position)
     .bind(event_id)
@@ -480,8 +448,10 @@ async fn write_events(
     .bind(recorded_at)
     .bind(actor_kind)
     .bind(actor_id)
+    .bind(actor_uuid)
     .bind(actor_name)
     .bind(correlation_id)
+    .bind(correlation_uuid)
     .bind(causation_id)
     .bind(source_ip)
     .bind(user_agent)

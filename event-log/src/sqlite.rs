@@ -13,14 +13,17 @@
 //! This module must not know about PostgreSQL.
 //!
 //! # Layout
-//! - this file: the schema, [`SqliteLog`] and its reads (sqlx, and the bulk reader on rusqlite).
+//! - this file: [`SqliteLog`] and its reads (sqlx, and the bulk reader on rusqlite).
+//! - `schema`: the tables and indexes of the storage format, and the migration of older files.
 //! - [`writer`]: the writer thread and its connection, and the WAL sync thread.
 //! - [`wal`]: keeping a WAL file within a bound ([`wal::WalBound`]), which the read store's
 //!   SQLite file uses too.
 
+mod schema;
 pub mod wal;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,49 +41,6 @@ use crate::codec::{self, event_columns, event_row};
 use crate::group_commit::{CheckpointPolicy, GroupCommit};
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 use writer::{SqliteWriter, Unsynced};
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS events (
-        global_position INTEGER PRIMARY KEY,
-        event_id BLOB NOT NULL UNIQUE,
-        stream_id TEXT NOT NULL,
-        stream_version INTEGER NOT NULL,
-        tenant_id BLOB NOT NULL,
-        event_type TEXT NOT NULL,
-        schema_version INTEGER NOT NULL,
-        recorded_at INTEGER NOT NULL,
-        actor_kind TEXT NOT NULL,
-        actor_id TEXT NOT NULL,
-        actor_name TEXT,
-        correlation_id TEXT NOT NULL,
-        causation_id BLOB,
-        source_ip TEXT,
-        user_agent TEXT,
-        payload BLOB NOT NULL,
-        prev_hash BLOB NOT NULL,
-        hash BLOB NOT NULL,
-        log_hash BLOB NOT NULL,
-        UNIQUE (stream_id, stream_version)
-    )",
-    "CREATE TABLE IF NOT EXISTS streams (
-        stream_id TEXT PRIMARY KEY,
-        version INTEGER NOT NULL,
-        last_hash BLOB NOT NULL
-    ) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS log_head (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        position INTEGER NOT NULL,
-        log_hash BLOB NOT NULL
-    )",
-    "INSERT OR IGNORE INTO log_head (id, position, log_hash) VALUES (1, 0, zeroblob(32))",
-    "CREATE TABLE IF NOT EXISTS log_checkpoints (
-        position INTEGER PRIMARY KEY,
-        log_hash BLOB NOT NULL,
-        created_at INTEGER NOT NULL,
-        key_id TEXT NOT NULL,
-        signature BLOB NOT NULL
-    )",
-];
 
 /// The embedded event log.
 pub struct SqliteLog {
@@ -137,6 +97,11 @@ impl SqliteLog {
                 LogError::Unavailable(format!("creating {}: {e}", parent.display()))
             })?;
         }
+        // The format first, on a connection of its own, before any other opens the file.
+        let prepared = path.to_owned();
+        tokio::task::spawn_blocking(move || schema::prepare(&prepared))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("preparing the log: {e}")))??;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -152,12 +117,6 @@ impl SqliteLog {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        for statement in SCHEMA {
-            sqlx::query(*statement)
-                .execute(&reads)
-                .await
-                .map_err(unavailable)?;
-        }
         let head = read_head(&reads).await?;
         let policy = CheckpointPolicy::new(&config);
         let unsynced = Arc::new(Unsynced::default());
@@ -217,12 +176,12 @@ impl EventLog for SqliteLog {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        // `CAST`: see `read_all`.
+        // `CAST`: see `read_all`. The stream's key is looked up once, by the statement.
         let rows = sqlx::query(concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE stream_id = ? AND stream_version > ? \
-             ORDER BY stream_version LIMIT CAST(? AS INTEGER)"
+            " FROM events WHERE stream = (SELECT key FROM streams WHERE stream_id = ?) \
+             AND stream_version > ? ORDER BY stream_version LIMIT CAST(? AS INTEGER)"
         ))
         .bind(stream_id)
         .bind(codec::after(after_version))
@@ -230,7 +189,11 @@ impl EventLog for SqliteLog {
         .fetch_all(&self.reads)
         .await
         .map_err(unavailable)?;
-        decode_events(&rows)
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.push(event_row!(row, stream_id.to_owned())?);
+        }
+        Ok(events)
     }
 
     async fn read_all(
@@ -243,11 +206,13 @@ impl EventLog for SqliteLog {
         // statement expired whenever that parameter is bound again, so every read re-parsed and
         // re-planned its statement (measured: a sixth of all CPU in a read-heavy run). The cast
         // hides the value from the planner, so the cached statement is reused as is.
+        // Each row's stream id comes from `streams` by key (its rowid): a lookup in a table of
+        // one row per stream, on this path for short reads only (walks take `read_all_bulk`).
         let rows = sqlx::query(concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE global_position > ? \
-             ORDER BY global_position LIMIT CAST(? AS INTEGER)"
+            ", streams.stream_id FROM events JOIN streams ON streams.key = events.stream \
+             WHERE global_position > ? ORDER BY global_position LIMIT CAST(? AS INTEGER)"
         ))
         .bind(codec::after(after_position))
         .bind(codec::limit(limit))
@@ -319,15 +284,22 @@ impl EventLog for SqliteLog {
     }
 }
 
-/// Decodes a page of `events` rows into a vector sized up front (collecting into a `Result`
-/// cannot know the length, and regrowing a page-sized vector of events showed in profiles).
+/// Decodes a page of `events` rows, each followed by its stream id, into a vector sized up
+/// front (collecting into a `Result` cannot know the length, and regrowing a page-sized vector
+/// of events showed in profiles).
 fn decode_events(rows: &[SqliteRow]) -> Result<Vec<RecordedEvent>, LogError> {
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
-        events.push(event_row!(row)?);
+        let stream_id: String = row
+            .try_get(STREAM_ID_COLUMN)
+            .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        events.push(event_row!(row, stream_id)?);
     }
     Ok(events)
 }
+
+/// Where a joined page has each row's stream id: right after [`event_columns!`].
+const STREAM_ID_COLUMN: usize = 21;
 
 /// Serves [`EventLog::read_all_bulk`] through plain, read-only SQLite connections (rusqlite, on
 /// the same bundled SQLite as sqlx) on blocking threads, instead of sqlx.
@@ -339,27 +311,71 @@ fn decode_events(rows: &[SqliteRow]) -> Result<Vec<RecordedEvent>, LogError> {
 /// costs about a tenth of that, which is what makes `tessera-replay verify` fast on large logs.
 /// The rows decode through the same [`codec::StoredRow`] as `read_all`, so both return exactly
 /// the same events. Idle connections are kept between calls (as many as were ever used at once)
-/// so that the statement stays prepared.
+/// so that the statement stays prepared, each with the stream ids it has looked up.
 struct BulkReader {
     path: PathBuf,
-    idle: Mutex<Vec<rusqlite::Connection>>,
+    idle: Mutex<Vec<BulkConnection>>,
+}
+
+/// A bulk reader's connection and the stream ids it has resolved, by key.
+///
+/// A row names its stream by key; a walk over the log meets the same few streams again and
+/// again (a client's tokens), so each id is read from `streams` once and then copied from
+/// here, instead of joining `streams` for every row. A key never changes its stream (streams
+/// are never deleted, and a reader sees only committed keys), so entries never go stale; the
+/// map is emptied when it reaches [`MAX_STREAMS`] entries, which bounds its memory on
+/// a log of many small streams (to about 8 MiB: ids are about 80 bytes). A walk over more
+/// streams than that, interleaved, pays one indexed lookup per row, about what a join costs.
+struct BulkConnection {
+    connection: rusqlite::Connection,
+    streams: HashMap<i64, String>,
+}
+
+/// Most stream ids a [`BulkConnection`] keeps: more than a rebuild meets in turn on a log of
+/// tens of thousands of tenants (the catch-up benchmark walks 25,000 streams round after round,
+/// and a smaller map, emptied every lap, missed on most rows).
+const MAX_STREAMS: usize = 65_536;
+
+/// The id of the stream with `key`, from `streams` (the map) or from the `streams` table.
+fn stream_id(
+    connection: &rusqlite::Connection,
+    streams: &mut HashMap<i64, String>,
+    key: i64,
+) -> Result<String, LogError> {
+    if let Some(stream_id) = streams.get(&key) {
+        return Ok(stream_id.clone());
+    }
+    let stream_id: String = connection
+        .prepare_cached("SELECT stream_id FROM streams WHERE key = ?1")
+        .and_then(|mut statement| statement.query_row([key], |row| row.get(0)))
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => {
+                LogError::Corrupt(format!("no stream has the key {key}"))
+            }
+            other => bulk_error(other),
+        })?;
+    if streams.len() >= MAX_STREAMS {
+        streams.clear();
+    }
+    streams.insert(key, stream_id.clone());
+    Ok(stream_id)
 }
 
 impl BulkReader {
     fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let connection = match idle {
+        let mut connection = match idle {
             Some(connection) => connection,
             None => self.connect()?,
         };
-        let events = bulk_page(&connection, after_position, limit);
+        let events = bulk_page(&mut connection, after_position, limit);
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(connection);
         }
         events
     }
 
-    fn connect(&self) -> Result<rusqlite::Connection, LogError> {
+    fn connect(&self) -> Result<BulkConnection, LogError> {
         use rusqlite::OpenFlags;
         let connection = rusqlite::Connection::open_with_flags(
             &self.path,
@@ -369,16 +385,25 @@ impl BulkReader {
         connection
             .busy_timeout(Duration::from_secs(10))
             .map_err(bulk_error)?;
-        Ok(connection)
+        Ok(BulkConnection {
+            connection,
+            streams: HashMap::new(),
+        })
     }
 }
 
-/// One page of events, as `read_all` selects them (`CAST`: see there).
+/// One page of events, as `read_all` selects them (`CAST`: see there), each row's stream id
+/// from the connection's map ([`BulkConnection`]).
 fn bulk_page(
-    connection: &rusqlite::Connection,
+    bulk: &mut BulkConnection,
     after_position: u64,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, LogError> {
+    let BulkConnection {
+        connection,
+        streams,
+    } = bulk;
+    let connection: &rusqlite::Connection = connection;
     let mut statement = connection
         .prepare_cached(concat!(
             "SELECT ",
@@ -393,14 +418,23 @@ fn bulk_page(
     // Sized up front, as in `decode_events`; a huge limit must not reserve a huge vector.
     let mut events = Vec::with_capacity(limit.min(16_384));
     while let Some(row) = rows.next().map_err(bulk_error)? {
-        events.push(bulk_row(row).map_err(bulk_error)?.into_recorded()?);
+        let key: i64 = row.get(2).map_err(bulk_error)?;
+        let stream_id = stream_id(connection, streams, key)?;
+        events.push(
+            bulk_row(row, stream_id)
+                .map_err(bulk_error)?
+                .into_recorded()?,
+        );
     }
     Ok(events)
 }
 
-/// One `events` row, columns by position in [`event_columns!`] order, strings and blobs that
-/// the event does not keep borrowed from SQLite's row.
-fn bulk_row<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<codec::StoredRow<'r>> {
+/// One `events` row of the stream `stream_id`, columns by position in [`event_columns!`]
+/// order, strings and blobs that the event does not keep borrowed from SQLite's row.
+fn bulk_row<'r>(
+    row: &'r rusqlite::Row<'_>,
+    stream_id: String,
+) -> rusqlite::Result<codec::StoredRow<'r>> {
     let uuid = |index: usize| -> rusqlite::Result<Option<Uuid>> {
         match row.get_ref(index)? {
             rusqlite::types::ValueRef::Null => Ok(None),
@@ -423,23 +457,25 @@ fn bulk_row<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<codec::StoredRow
     Ok(codec::StoredRow {
         global_position: row.get(0)?,
         event_id: required(1)?,
-        stream_id: row.get(2)?,
+        stream_id,
         stream_version: row.get(3)?,
-        tenant_id: required(4)?,
+        tenant_id: uuid(4)?,
         event_type: row.get(5)?,
         schema_version: row.get(6)?,
         recorded_at: row.get(7)?,
         actor_kind: row.get_ref(8)?.as_str()?,
         actor_id: row.get(9)?,
-        actor_name: row.get(10)?,
-        correlation_id: row.get(11)?,
-        causation_id: uuid(12)?,
-        source_ip: row.get(13)?,
-        user_agent: row.get(14)?,
-        payload: row.get(15)?,
-        prev_hash: row.get_ref(16)?.as_blob()?,
-        hash: row.get_ref(17)?.as_blob()?,
-        log_hash: row.get_ref(18)?.as_blob()?,
+        actor_uuid: uuid(10)?,
+        actor_name: row.get(11)?,
+        correlation_id: row.get(12)?,
+        correlation_uuid: uuid(13)?,
+        causation_id: uuid(14)?,
+        source_ip: row.get(15)?,
+        user_agent: row.get(16)?,
+        payload: row.get(17)?,
+        prev_hash: row.get_ref(18)?.as_blob()?,
+        hash: row.get_ref(19)?.as_blob()?,
+        log_hash: row.get_ref(20)?.as_blob()?,
     })
 }
 

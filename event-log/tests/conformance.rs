@@ -543,6 +543,62 @@ async fn read_back_events_match_what_was_proposed_and_verify_their_hashes(kind: 
     assert_eq!(a, from_all);
 }
 
+/// Token events as the server writes them: on `{tenant}/tokens/{client}`, by that client, with
+/// a server-made correlation id; the storage may leave such ids to the stream or keep them as
+/// bytes, and must give back exactly what was proposed. Alongside, events whose ids only look
+/// alike (another tenant than the stream's, another spelling of a UUID) keep theirs.
+async fn ids_a_stream_implies_read_back_exactly_as_proposed(kind: Kind) {
+    let t = TestLog::new(kind).await;
+    let client = "0193a000-0000-7000-8000-00000000c11e";
+    let stream = tessera_event_schemas::streams::client_tokens(tenant(), client);
+    let token = |correlation: String, actor: &str, tenant_id: Uuid| {
+        let mut event = event(1);
+        event.tenant_id = tenant_id;
+        event.metadata = EventMetadata {
+            actor: Actor {
+                kind: ActorKind::Client,
+                id: actor.to_owned(),
+                name: None,
+            },
+            correlation_id: correlation,
+            causation_id: None,
+            source_ip: Some("192.0.2.9".into()),
+            user_agent: None,
+        };
+        event
+    };
+    let proposed = vec![
+        token(new_id().to_string(), client, tenant()),
+        token(
+            new_id().to_string().to_uppercase(),
+            &client.to_uppercase(),
+            tenant(),
+        ),
+        token(new_id().simple().to_string(), "tessera", new_id()),
+        token(new_id().to_string(), &new_id().to_string(), tenant()),
+    ];
+    t.log
+        .append(vec![write(
+            &stream,
+            ExpectedVersion::NoStream,
+            proposed.clone(),
+        )])
+        .await
+        .unwrap();
+    let all = all_events(&*t.log).await;
+    assert_eq!(all.len(), proposed.len());
+    for (recorded, proposed) in all.iter().zip(&proposed) {
+        let e = &recorded.envelope;
+        assert_eq!(e.stream_id, stream);
+        assert_eq!(e.tenant_id, proposed.tenant_id);
+        assert_eq!(e.actor, proposed.metadata.actor);
+        assert_eq!(e.correlation_id, proposed.metadata.correlation_id);
+    }
+    assert_chains_verify(&all);
+    assert_eq!(t.log.read_all_bulk(0, usize::MAX).await.unwrap(), all);
+    assert_eq!(t.log.read_stream(&stream, 0, 10).await.unwrap(), all);
+}
+
 async fn bulk_reads_return_exactly_what_read_all_returns(kind: Kind) {
     let t = TestLog::new(kind).await;
     let proposed = events(9);
@@ -995,6 +1051,7 @@ conformance!(
     reads_return_events_in_order_and_respect_limits,
     read_back_events_match_what_was_proposed_and_verify_their_hashes,
     bulk_reads_return_exactly_what_read_all_returns,
+    ids_a_stream_implies_read_back_exactly_as_proposed,
     concurrent_no_stream_appends_to_one_stream_let_exactly_one_win,
     concurrent_writers_get_dense_unique_positions_and_readers_never_see_gaps,
     a_subscription_catches_up_then_receives_live_appends,

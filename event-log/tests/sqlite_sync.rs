@@ -56,8 +56,7 @@ async fn an_append_whose_wal_cannot_be_synced_fails_and_stays_invisible() {
         .await
         .unwrap();
 
-    // A synced append: answered, readable, counted in the head. The reads also leave a pooled
-    // connection idle for each read path, so they need no new file later.
+    // A synced append: answered, readable, counted in the head.
     let first = log.append(vec![write("a")]).await.unwrap();
     let synced_head = log.head_position().await.unwrap();
     assert_eq!(synced_head, first.last_position);
@@ -71,12 +70,15 @@ async fn an_append_whose_wal_cannot_be_synced_fails_and_stays_invisible() {
     // And so does every later one, even with files allowed again: a failed fsync is never
     // retried into a false success.
     let after = log.append(vec![write("c")]).await;
+    // Files are allowed again before anything reads: a reader may need a connection of its own
+    // (another task of the log can hold the idle one), and a failed open is not what this test
+    // is about. The failed sync stays failed whatever the limit is now.
+    setrlimit(Resource::Nofile, limit).unwrap();
     // Readers walking the log, and the head, stay at the last durable batch although the
     // store holds the committed batches.
     let head = log.head_position().await.unwrap();
     let all = log.read_all(0, 100).await;
     let bulk = log.read_all_bulk(0, 100).await;
-    setrlimit(Resource::Nofile, limit).unwrap();
 
     match failed {
         Err(AppendError::Unavailable(message)) => {
@@ -99,7 +101,6 @@ async fn an_append_whose_wal_cannot_be_synced_fails_and_stays_invisible() {
     let all = all.unwrap();
     assert_eq!(all.len(), 1, "read_all shows only the durable event");
     assert_eq!(bulk.unwrap(), all);
-    assert_eq!(log.read_all(0, 100).await.unwrap(), all);
     assert!(log.recent(0, 100).is_none_or(|events| events.len() <= 1));
     log.close().await;
 }

@@ -12,6 +12,21 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The UUID `text` spells, if it spells it exactly as `Uuid`'s `Display` does (lowercase,
+/// hyphenated), so that the text can be rebuilt from the 16 bytes; `None` for any other text,
+/// other spellings of a UUID (upper case, braces, no hyphens, a URN) included.
+///
+/// Storage uses it to keep ids that are UUIDs as 16 bytes rather than 36 characters (the event
+/// log's envelope columns, the audit read model) without changing a single id it gives back.
+pub fn canonical_uuid(text: &str) -> Option<uuid::Uuid> {
+    if text.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    let id = uuid::Uuid::try_parse(text).ok()?;
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (&*id.hyphenated().encode_lower(&mut buffer) == text).then_some(id)
+}
+
 /// A point in time with microsecond precision, stored as microseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(i64);
@@ -235,6 +250,22 @@ impl JsonSchema for Hash32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_uuid_is_canonical() {
+        let id = uuid::Uuid::from_u128(0x0193_a000_0000_7000_8000_0000_0000_00cc);
+        assert_eq!(canonical_uuid(&id.to_string()), Some(id));
+        for text in [
+            id.simple().to_string(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            id.to_string().to_uppercase(),
+            String::new(),
+            "tessera".to_owned(),
+        ] {
+            assert_eq!(canonical_uuid(&text), None, "{text}");
+        }
+    }
 
     #[test]
     fn timestamp_is_an_integer_in_postcard_and_rfc3339_in_json() {

@@ -15,6 +15,8 @@
 //! | user | `{tenant}/user/{user}` |
 //! | sign-ins and sessions of a user | `{tenant}/sessions/{user}` |
 //! | sign-ins for addresses no user has | `{tenant}/sign-ins` |
+//! | second factors | `{tenant}/mfa/{user}` |
+//! | WebAuthn policy | `{tenant}/webauthn-policy` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -51,6 +53,11 @@ pub enum StreamId {
     /// `{tenant}/sign-ins`: sign-in attempts for addresses no user of the tenant has, appended
     /// with expected version "any" (facts).
     SignIns(Uuid),
+    /// `{tenant}/mfa/{user}`: one person's second factors (authenticator app, recovery codes,
+    /// passkeys).
+    Mfa { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/webauthn-policy`: the tenant's WebAuthn policy.
+    WebauthnPolicy(Uuid),
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -65,6 +72,7 @@ impl StreamId {
             "tenant" => return Some(StreamId::Tenant(tenant_id)),
             "audit" => return Some(StreamId::Audit(tenant_id)),
             "sign-ins" => return Some(StreamId::SignIns(tenant_id)),
+            "webauthn-policy" => return Some(StreamId::WebauthnPolicy(tenant_id)),
             _ => {}
         }
         let (kind, id) = rest.split_once('/')?;
@@ -78,6 +86,9 @@ impl StreamId {
             "sessions" => Uuid::parse_str(id)
                 .ok()
                 .map(|user_id| StreamId::Sessions { tenant_id, user_id }),
+            "mfa" => Uuid::parse_str(id)
+                .ok()
+                .map(|user_id| StreamId::Mfa { tenant_id, user_id }),
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -102,10 +113,12 @@ impl StreamId {
         match self {
             StreamId::Tenant(tenant_id)
             | StreamId::Audit(tenant_id)
-            | StreamId::SignIns(tenant_id) => *tenant_id,
+            | StreamId::SignIns(tenant_id)
+            | StreamId::WebauthnPolicy(tenant_id) => *tenant_id,
             StreamId::ApiKey { tenant_id, .. }
             | StreamId::User { tenant_id, .. }
             | StreamId::Sessions { tenant_id, .. }
+            | StreamId::Mfa { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
@@ -135,6 +148,8 @@ impl StreamId {
             StreamId::User { tenant_id, user_id } => Spelling::User(*tenant_id, *user_id),
             StreamId::Sessions { tenant_id, user_id } => Spelling::Sessions(*tenant_id, *user_id),
             StreamId::SignIns(tenant_id) => Spelling::SignIns(*tenant_id),
+            StreamId::Mfa { tenant_id, user_id } => Spelling::Mfa(*tenant_id, *user_id),
+            StreamId::WebauthnPolicy(tenant_id) => Spelling::WebauthnPolicy(*tenant_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -157,6 +172,8 @@ enum Spelling<'a> {
     User(Uuid, Uuid),
     Sessions(Uuid, Uuid),
     SignIns(Uuid),
+    Mfa(Uuid, Uuid),
+    WebauthnPolicy(Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -175,6 +192,8 @@ impl fmt::Display for Spelling<'_> {
                 write!(f, "{tenant_id}/sessions/{user_id}")
             }
             Spelling::SignIns(tenant_id) => write!(f, "{tenant_id}/sign-ins"),
+            Spelling::Mfa(tenant_id, user_id) => write!(f, "{tenant_id}/mfa/{user_id}"),
+            Spelling::WebauthnPolicy(tenant_id) => write!(f, "{tenant_id}/webauthn-policy"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -222,6 +241,16 @@ pub fn sign_ins(tenant_id: Uuid) -> String {
     Spelling::SignIns(tenant_id).to_string()
 }
 
+/// `{tenant}/mfa/{user}`: one person's second factors.
+pub fn mfa(tenant_id: Uuid, user_id: Uuid) -> String {
+    Spelling::Mfa(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/webauthn-policy`: the tenant's WebAuthn policy.
+pub fn webauthn_policy(tenant_id: Uuid) -> String {
+    Spelling::WebauthnPolicy(tenant_id).to_string()
+}
+
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.
 pub fn reservation(kind: &str, value: &str) -> String {
     Spelling::Reservation(kind, value).to_string()
@@ -230,6 +259,23 @@ pub fn reservation(kind: &str, value: &str) -> String {
 /// The tenant id that leads a stream id, if it has one, whatever kind of stream follows.
 pub fn tenant_of(stream_id: &str) -> Option<Uuid> {
     split_tenant(stream_id).map(|(tenant_id, _)| tenant_id)
+}
+
+/// The principal a stream id names after its kind, as spelled there: the key of
+/// `{tenant}/api-key/{key}`, the client of `{tenant}/oauth-client/{client}` and
+/// `{tenant}/tokens/{client}`, the user of `{tenant}/user/{user}`; `None` for any other stream
+/// (and for anything [`StreamId::parse`] refuses). Borrowed, so that it costs no allocation.
+///
+/// The event log stores an event's actor id as "implied" when it is exactly this (a token's
+/// client, a key's own use), and reads it back from here.
+pub fn subject_of(stream_id: &str) -> Option<&str> {
+    let (_, rest) = split_tenant(stream_id)?;
+    let (kind, id) = rest.split_once('/')?;
+    match kind {
+        "oauth-client" | "tokens" => Some(id),
+        "api-key" | "user" => Uuid::parse_str(id).is_ok().then_some(id),
+        _ => None,
+    }
 }
 
 /// `{tenant}/{rest}`, with the tenant parsed.

@@ -79,9 +79,12 @@ fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
         (StreamId::ApiKey { key_id, .. }, "api_key") => Some(key_id.to_string()),
         (StreamId::OAuthClient { client_id, .. }, "oauth_client") => Some(client_id),
         (StreamId::Reservation { value, .. }, "reservation") => Some(value),
-        (StreamId::User { user_id, .. } | StreamId::Sessions { user_id, .. }, "user") => {
-            Some(user_id.to_string())
-        }
+        (
+            StreamId::User { user_id, .. }
+            | StreamId::Sessions { user_id, .. }
+            | StreamId::Mfa { user_id, .. },
+            "user",
+        ) => Some(user_id.to_string()),
         _ => None,
     }
 }
@@ -159,6 +162,20 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
             Some(user_id) => Target::new("user", Some(user_id), None),
             None => tenant(tenant_slug),
         },
+        // A person's second factors are about that person, named by id like their other events.
+        Event::TotpEnrollmentStarted(_)
+        | Event::TotpEnrolled(_)
+        | Event::TotpUsed(_)
+        | Event::TotpRemoved(_)
+        | Event::RecoveryCodesGenerated(_)
+        | Event::RecoveryCodeUsed(_)
+        | Event::RecoveryCodesRevoked(_)
+        | Event::PasskeyRegistered(_)
+        | Event::PasskeyUsed(_)
+        | Event::PasskeyRemoved(_)
+        | Event::MfaReset(_) => Target::new("user", stream_target_id(envelope, "user"), None),
+        // The fold supplies slugs to `tenant.*` events only: the tenant is named by id.
+        Event::WebauthnPolicyChanged(_) => tenant(None),
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -326,6 +343,11 @@ mod tests {
                 TENANT,
                 Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
             ),
+            "mfa" => streams::mfa(
+                TENANT,
+                Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            ),
+            "webauthn_policy" => streams::webauthn_policy(TENANT),
             _ => streams::audit(TENANT),
         }
     }

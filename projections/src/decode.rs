@@ -19,6 +19,21 @@ pub(crate) trait Columns {
     fn opt_text(&self, column: &str) -> Result<Option<String>, ReadError>;
     fn int(&self, column: &str) -> Result<i64, ReadError>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError>;
+    /// An id column (`Dialect::id_type`) as the text it was written from: a 16-byte value
+    /// (SQLite's form of a UUID, `sql::Cell::Uuid`) in its canonical spelling, text as it is.
+    fn opt_id(&self, column: &str) -> Result<Option<String>, ReadError>;
+
+    fn id(&self, column: &str) -> Result<String, ReadError> {
+        self.opt_id(column)?
+            .ok_or_else(|| ReadError::Corrupt(format!("{column} is NULL")))
+    }
+}
+
+/// The canonical text of a UUID stored as its 16 bytes.
+fn id_from_bytes(bytes: &[u8]) -> Result<String, ReadError> {
+    Uuid::from_slice(bytes)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|e| ReadError::Corrupt(format!("bad 16-byte id: {e}")))
 }
 
 /// [`Columns`] for a sqlx row type.
@@ -37,6 +52,9 @@ macro_rules! sqlx_columns {
             fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
                 Ok(self.try_get(column)?)
             }
+            fn opt_id(&self, column: &str) -> Result<Option<String>, ReadError> {
+                IdColumn::opt_id(self, column)
+            }
         }
     };
 }
@@ -44,6 +62,33 @@ macro_rules! sqlx_columns {
 // The store's reads, and the PostgreSQL writer's loads.
 sqlx_columns!(AnyRow);
 sqlx_columns!(sqlx::postgres::PgRow);
+
+impl IdColumn for AnyRow {
+    fn opt_id(&self, column: &str) -> Result<Option<String>, ReadError> {
+        use sqlx::ValueRef as _;
+        // By the value's own type: on SQLite one column holds either form.
+        let is_blob = {
+            let raw = self.try_get_raw(column)?;
+            !raw.is_null() && raw.type_info().kind() == sqlx::any::AnyTypeInfoKind::Blob
+        };
+        if is_blob {
+            return id_from_bytes(&self.try_get::<Vec<u8>, _>(column)?).map(Some);
+        }
+        Ok(self.try_get(column)?)
+    }
+}
+
+impl IdColumn for sqlx::postgres::PgRow {
+    fn opt_id(&self, column: &str) -> Result<Option<String>, ReadError> {
+        // An id column is TEXT on PostgreSQL.
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// The part of [`Columns`] that differs between the two sqlx row types.
+trait IdColumn {
+    fn opt_id(&self, column: &str) -> Result<Option<String>, ReadError>;
+}
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, column: &str) -> Result<String, ReadError> {
@@ -57,6 +102,12 @@ impl Columns for rusqlite::Row<'_> {
     }
     fn opt_int(&self, column: &str) -> Result<Option<i64>, ReadError> {
         Ok(self.get(column)?)
+    }
+    fn opt_id(&self, column: &str) -> Result<Option<String>, ReadError> {
+        match self.get_ref(column)? {
+            rusqlite::types::ValueRef::Blob(bytes) => id_from_bytes(bytes).map(Some),
+            _ => Ok(self.get(column)?),
+        }
     }
 }
 

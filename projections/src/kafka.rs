@@ -51,18 +51,20 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// A group of event types with a topic of its own, `tessera.audit.{name}.v1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TopicCategory {
-    /// Tenant lifecycle, settings and signing keys (`tenant.*`, `reservation.*`).
+    /// Tenant lifecycle, settings and signing keys (`tenant.*`, `reservation.*`), and the
+    /// WebAuthn policy (`webauthn_policy.*`).
     Tenants,
     /// OAuth clients and tokens (`oauth_client.*`, `token.*`).
     OAuth,
     /// Credentials and access: API keys, signing-key rotation, suspension, client secrets,
-    /// client deactivation, token revocation, and users disabled, enabled, erased or given a
-    /// password.
+    /// client deactivation, token revocation, users disabled, enabled, erased or given a
+    /// password, second factors set up, removed or reset, and the WebAuthn policy.
     Security,
     /// Entries products appended through `POST /v1/audit` (`audit.*`).
     Products,
-    /// The people of tenants (`user.*`, `sign_in.*`, `session.*`): ids, statuses, roles, reasons
-    /// and times, never personal data.
+    /// The people of tenants (`user.*`, `sign_in.*`, `session.*`) and their second factors
+    /// (`mfa.*`): ids, statuses, roles, reasons, times and time steps, never personal data or
+    /// secrets.
     People,
 }
 
@@ -98,7 +100,9 @@ impl TopicCategory {
     pub fn covers(self, event_type: &str) -> bool {
         match self {
             TopicCategory::Tenants => {
-                event_type.starts_with("tenant.") || event_type.starts_with("reservation.")
+                event_type.starts_with("tenant.")
+                    || event_type.starts_with("reservation.")
+                    || event_type.starts_with("webauthn_policy.")
             }
             TopicCategory::OAuth => {
                 event_type.starts_with("oauth_client.") || event_type.starts_with("token.")
@@ -121,6 +125,14 @@ impl TopicCategory {
                             | "sign_in.failed"
                             | "sign_in.unlocked"
                             | "session.ended"
+                            | "mfa.totp_enrolled"
+                            | "mfa.totp_removed"
+                            | "mfa.recovery_codes_generated"
+                            | "mfa.recovery_codes_revoked"
+                            | "mfa.passkey_registered"
+                            | "mfa.passkey_removed"
+                            | "mfa.reset"
+                            | "webauthn_policy.changed"
                     )
             }
             TopicCategory::Products => event_type.starts_with("audit."),
@@ -128,6 +140,7 @@ impl TopicCategory {
                 event_type.starts_with("user.")
                     || event_type.starts_with("sign_in.")
                     || event_type.starts_with("session.")
+                    || event_type.starts_with("mfa.")
             }
         }
     }

@@ -74,3 +74,4 @@ pub use views::{
     ApiKeyView, AuditFilter, AuditRow, AuditView, Page, PendingCancellation, SigningKeyStatus,
     SigningKeyView, TenantFilter, TenantView, UserFilter, UserView,
 };
+pub use views::{MfaView, PasskeyView, TotpStatus, WebauthnPolicyView};

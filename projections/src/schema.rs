@@ -22,8 +22,9 @@ use crate::tables::Projection;
 /// a unique index instead of a primary key. 5: `audit.recorded` rows keep who appended them
 /// (`recorded_by`) in their summary, and show a claimed actor only as a kind and an id.
 /// 6: `rm_audit.action` NULL when it is the event type, and `token.issued` v2 summaries
-/// without what the row already says (issue 24).
-pub const SCHEMA_VERSION: u64 = 6;
+/// without what the row already says (issue 24). 7: `rm_audit`'s ids as 16 bytes on SQLite
+/// where they are UUIDs (issue 24).
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// The one-row table holding the stored [`SCHEMA_VERSION`]. Not one of [`all_tables`]:
 /// [`ReadStore::reset`] keeps it, since a reset store has the current schema.
@@ -384,6 +385,8 @@ mod tests {
                     "rm_signing_keys",
                     "rm_api_keys",
                     "rm_users",
+                    "rm_mfa",
+                    "rm_webauthn_policies",
                     "rm_audit"
                 ]
             );

@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use tessera_event_schemas::primitives::canonical_uuid;
+
 use crate::error::ReadError;
 use crate::store::Dialect;
 
@@ -149,11 +151,28 @@ pub(crate) enum Cell<'a> {
     Int(Option<i64>),
     /// BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite.
     Flag(bool),
+    /// An id that is a UUID, in a column of [`Dialect::id_type`]: its 16 bytes on SQLite, its
+    /// canonical text on PostgreSQL. Read back with `decode::Columns::id`, it is the text it
+    /// was made from ([`Cell::id`]).
+    Uuid(Option<uuid::Uuid>),
 }
 
 impl<'a> Cell<'a> {
     pub(crate) fn text(value: impl Into<Cow<'a, str>>) -> Self {
         Self::Text(Some(value.into()))
+    }
+
+    /// An id in a column of [`Dialect::id_type`]: [`Cell::Uuid`] when the text is a UUID in
+    /// its canonical spelling (`canonical_uuid`), so that it reads back as the same text,
+    /// and text otherwise.
+    pub(crate) fn id(value: Option<&'a str>) -> Self {
+        match value {
+            Some(text) => match canonical_uuid(text) {
+                Some(id) => Self::Uuid(Some(id)),
+                None => Self::Text(Some(Cow::Borrowed(text))),
+            },
+            None => Self::Text(None),
+        }
     }
 
     pub(crate) fn optional(value: Option<&'a str>) -> Self {
@@ -170,6 +189,7 @@ impl<'a> Cell<'a> {
             Cell::Text(value) => Cell::Text(value.map(|text| Cow::Owned(text.into_owned()))),
             Cell::Int(value) => Cell::Int(value),
             Cell::Flag(value) => Cell::Flag(value),
+            Cell::Uuid(value) => Cell::Uuid(value),
         }
     }
 }
@@ -180,6 +200,10 @@ impl rusqlite::ToSql for Cell<'_> {
             Cell::Text(value) => value.to_sql(),
             Cell::Int(value) => value.to_sql(),
             Cell::Flag(value) => value.to_sql(),
+            Cell::Uuid(value) => Ok(rusqlite::types::ToSqlOutput::Borrowed(match value {
+                Some(id) => rusqlite::types::ValueRef::Blob(id.as_bytes()),
+                None => rusqlite::types::ValueRef::Null,
+            })),
         }
     }
 }

@@ -59,6 +59,16 @@ impl Dialect {
         }
     }
 
+    /// The type of an id column that stores a UUID in its canonical spelling as its 16 bytes
+    /// on SQLite (a BLOB column has no affinity, so it also keeps the text of ids that are not
+    /// UUIDs as text), and every id as text on PostgreSQL (see [`crate::sql::Cell::Uuid`]).
+    pub(crate) fn id_type(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BLOB",
+            Dialect::Postgres => "TEXT COLLATE \"C\"",
+        }
+    }
+
     /// The type of a flag column.
     pub(crate) fn flag_type(self) -> &'static str {
         match self {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tessera_domain::user::UserStatus;
 use tessera_event_schemas::Hash32;
 use tessera_event_schemas::events::{
-    PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus,
+    PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus, WebauthnPolicyV1,
 };
 use tessera_event_schemas::primitives::{Date, Timestamp};
 use uuid::Uuid;
@@ -178,6 +178,81 @@ pub struct UserFilter {
     pub email_hash: Option<Hash32>,
     /// Users who have this role.
     pub role: Option<String>,
+}
+
+/// Where a user's authenticator app stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TotpStatus {
+    None,
+    /// Enrollment started, not confirmed by a code yet.
+    Pending,
+    Enrolled,
+}
+
+impl TotpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpStatus::None => "none",
+            TotpStatus::Pending => "pending",
+            TotpStatus::Enrolled => "enrolled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "none" => TotpStatus::None,
+            "pending" => TotpStatus::Pending,
+            "enrolled" => TotpStatus::Enrolled,
+            _ => return None,
+        })
+    }
+}
+
+/// A user's second factors as `rm_mfa` holds them: no secret (no TOTP secret, no recovery code
+/// hash, no key material beyond what identifies a passkey), and a passkey's name sealed under
+/// the user's data key. A user without a row has no second factor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MfaView {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub totp: TotpStatus,
+    pub totp_enrolled_at: Option<Timestamp>,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: u32,
+    /// In registration order.
+    pub passkeys: Vec<PasskeyView>,
+    pub updated_at: Timestamp,
+}
+
+/// One of a user's passkeys. Custom `Debug`: the name is ciphertext.
+#[derive(Clone, PartialEq)]
+pub struct PasskeyView {
+    pub credential_id: Vec<u8>,
+    /// Its name, sealed under the user's data key (field `passkey_name`).
+    pub name: Vec<u8>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub user_verified: bool,
+    /// The credential may be synchronised between devices.
+    pub backup_eligible: bool,
+}
+
+impl std::fmt::Debug for PasskeyView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasskeyView")
+            .field("created_at", &self.created_at)
+            .field("last_used_at", &self.last_used_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant's WebAuthn policy as `rm_webauthn_policies` holds it; a tenant without a row has
+/// the default (`tessera_domain::webauthn_policy::default_policy`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebauthnPolicyView {
+    pub tenant_id: Uuid,
+    pub policy: WebauthnPolicyV1,
+    pub updated_at: Timestamp,
 }
 
 /// One page of a keyset-paginated listing.

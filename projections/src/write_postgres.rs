@@ -306,8 +306,8 @@ fn copy_rows(write: &RowWrite, out: &mut Vec<u8>) {
 
 /// Appends a row in `COPY`'s binary format: the number of columns, then each value as its
 /// length (-1 for NULL) and its bytes as PostgreSQL's binary send function writes them: text as
-/// it is, BIGINT as 8 bytes big-endian, BOOLEAN as one byte. Every `Cell::Int` column is a
-/// BIGINT (see each table's DDL).
+/// it is, BIGINT as 8 bytes big-endian, BOOLEAN as one byte; a `Cell::Uuid` as its text (an id
+/// column is TEXT here). Every `Cell::Int` column is a BIGINT (see each table's DDL).
 fn copy_row(cells: &[Cell<'_>], out: &mut Vec<u8>) {
     // Rows have at most 18 columns.
     let columns = i16::try_from(cells.len()).unwrap_or(i16::MAX);
@@ -317,7 +317,13 @@ fn copy_row(cells: &[Cell<'_>], out: &mut Vec<u8>) {
             Cell::Text(Some(text)) => copy_value(text.as_bytes(), out),
             Cell::Int(Some(value)) => copy_value(&value.to_be_bytes(), out),
             Cell::Flag(value) => copy_value(&[u8::from(*value)], out),
-            Cell::Text(None) | Cell::Int(None) => out.extend_from_slice(&(-1_i32).to_be_bytes()),
+            Cell::Uuid(Some(id)) => {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                copy_value(id.hyphenated().encode_lower(&mut text).as_bytes(), out);
+            }
+            Cell::Text(None) | Cell::Int(None) | Cell::Uuid(None) => {
+                out.extend_from_slice(&(-1_i32).to_be_bytes());
+            }
         }
     }
 }
@@ -337,6 +343,8 @@ fn bind<'q>(
         Cell::Text(value) => query.bind(value.as_deref()),
         Cell::Int(value) => query.bind(*value),
         Cell::Flag(value) => query.bind(*value),
+        // An id column is TEXT on PostgreSQL (`Dialect::id_type`).
+        Cell::Uuid(value) => query.bind(value.map(|id| id.hyphenated().to_string())),
     }
 }
 

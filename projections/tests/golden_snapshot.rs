@@ -85,7 +85,7 @@ fn by_a_person() -> EventMetadata {
 }
 
 /// The categories of people's events, appended after everything pinned before they existed.
-const PEOPLE: [&str; 3] = ["user", "sign_in", "session"];
+const PEOPLE: [&str; 5] = ["user", "sign_in", "session", "mfa", "webauthn_policy"];
 
 /// Every event type the workload lacks (OAuth clients, tokens, reservations, recorded audit
 /// entries) and the edge cases reducers must keep answering the same way.
@@ -96,11 +96,11 @@ fn extras(history: &mut History) {
     let sample_tenant = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
     let sample_key = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002);
     let client = "0193a000-0000-7000-8000-00000000c11e";
-    // Users come last (below), so that the rows pinned before they existed keep their
-    // positions. A sample of a version added since the fixtures were written (`token.issued`
-    // v2, issue 24) would shift every later position too, so it stays out, and the fixtures
-    // keep pinning the rows of every event they did; newer versions' audit rows are checked by
-    // `projections::audit`'s tests.
+    // Users and their second factors come last (below), so that the rows pinned before they
+    // existed keep their positions. A sample of a version added since the fixtures were written
+    // (`token.issued` v2, issue 24) would shift every later position too, so it stays out, and
+    // the fixtures keep pinning the rows of every event they did; newer versions' audit rows
+    // are checked by `projections::audit`'s tests.
     let added_since = [("token.issued", 2)];
     for event in samples::current().into_iter().filter(|event| {
         !PEOPLE.contains(&event.category())
@@ -187,6 +187,7 @@ fn extras(history: &mut History) {
         &person,
     );
     users(history, sample_tenant, &person);
+    second_factors(history, sample_tenant, &person);
 }
 
 /// The users' samples (added with `rm_users`, after everything pinned before): one user through
@@ -218,6 +219,31 @@ fn users(history: &mut History, tenant: Uuid, person: &EventMetadata) {
         .filter(|event| matches!(event.category(), "sign_in" | "session"))
         .collect();
     history.append_events(tenant, streams::sessions(tenant, stays), &sessions, person);
+}
+
+/// The second factors' samples (added with `rm_mfa` and `rm_webauthn_policies`, after the
+/// users): the user who stays through every second-factor event but the reset, so that a row
+/// remains, and another user's row deleted by a reset; then the samples' tenant's WebAuthn
+/// policy.
+fn second_factors(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let samples: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| event.category() == "mfa")
+        .collect();
+    let stays = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006);
+    let kept: Vec<Event> = samples
+        .iter()
+        .filter(|event| !matches!(event, Event::MfaReset(_) | Event::PasskeyRemoved(_)))
+        .cloned()
+        .collect();
+    history.append_events(tenant, streams::mfa(tenant, stays), &kept, person);
+    let reset = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007);
+    history.append_events(tenant, streams::mfa(tenant, reset), &samples, person);
+    let policy: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| event.category() == "webauthn_policy")
+        .collect();
+    history.append_events(tenant, streams::webauthn_policy(tenant), &policy, person);
 }
 
 /// The snapshot as the fixture holds it: pretty JSON (object keys sorted), one final newline.
@@ -344,8 +370,14 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
     }
     // An erased user and one who stays.
     assert_eq!(snapshot["rm_users"].as_array().unwrap().len(), 2);
+    // The second factors of the user who stays (the other user's were reset), and a policy.
+    assert_eq!(snapshot["rm_mfa"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        snapshot["rm_webauthn_policies"].as_array().unwrap().len(),
+        1
+    );
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 5, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 7, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()

@@ -48,11 +48,14 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::OAuthClient { .. }
         | StreamId::Tokens { .. }
         | StreamId::User { .. } => true,
-        // Sign-ins and sessions say nothing about a tenant's configuration.
+        // Sign-ins and sessions say nothing about a tenant's configuration; second factors and
+        // the WebAuthn policy are no part of a tenant's snapshot (yet): `history` shows them.
         StreamId::Audit(_)
         | StreamId::Reservation { .. }
         | StreamId::Sessions { .. }
-        | StreamId::SignIns(_) => false,
+        | StreamId::SignIns(_)
+        | StreamId::Mfa { .. }
+        | StreamId::WebauthnPolicy(_) => false,
     }
 }
 
@@ -160,7 +163,9 @@ impl TenantSnapshot {
             StreamId::Audit(_)
             | StreamId::Reservation { .. }
             | StreamId::Sessions { .. }
-            | StreamId::SignIns(_) => {}
+            | StreamId::SignIns(_)
+            | StreamId::Mfa { .. }
+            | StreamId::WebauthnPolicy(_) => {}
         }
     }
 

@@ -48,6 +48,15 @@ impl HistoryFilter {
     }
 }
 
+/// A credential id as a short hex string: enough to tell passkeys apart in a timeline.
+fn hex(bytes: &[u8]) -> String {
+    let mut text: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > 8 {
+        text.push('…');
+    }
+    text
+}
+
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HistoryEntry {
@@ -251,6 +260,47 @@ pub fn summary(event: &Event) -> String {
             if e.temporary { " (temporary)" } else { "" }
         ),
         Event::UserErased(_) => "user erased (data key destroyed)".to_owned(),
+        // Second factors by step, index and credential id: never a secret or a passkey's name.
+        Event::TotpEnrollmentStarted(_) => "authenticator app enrollment started".to_owned(),
+        Event::TotpEnrolled(e) => format!("authenticator app set up (time step {})", e.step),
+        Event::TotpUsed(e) => format!("authenticator app code of time step {} accepted", e.step),
+        Event::TotpRemoved(_) => "authenticator app removed".to_owned(),
+        Event::RecoveryCodesGenerated(e) => {
+            format!("{} recovery codes generated", e.code_hashes.len())
+        }
+        Event::RecoveryCodeUsed(e) => format!("recovery code #{} used", e.index + 1),
+        Event::RecoveryCodesRevoked(_) => "recovery codes revoked".to_owned(),
+        Event::PasskeyRegistered(e) => format!(
+            "passkey {} registered (attestation {}, user {}verified{})",
+            hex(&e.credential_id),
+            e.attestation_format,
+            if e.user_verified { "" } else { "not " },
+            if e.backup_eligible {
+                ", synchronised"
+            } else {
+                ""
+            }
+        ),
+        Event::PasskeyUsed(e) => {
+            format!(
+                "passkey {} used (counter {})",
+                hex(&e.credential_id),
+                e.counter
+            )
+        }
+        Event::PasskeyRemoved(e) => format!("passkey {} removed", hex(&e.credential_id)),
+        Event::MfaReset(_) => "every second factor reset".to_owned(),
+        Event::WebauthnPolicyChanged(e) => format!(
+            "WebAuthn policy: passkeys {}, attestation {}, user verification {}, resident key {}",
+            if e.policy.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            e.policy.attestation_preference.as_str(),
+            e.policy.user_verification.as_str(),
+            e.policy.resident_key.as_str()
+        ),
         // Reservation releases, and event types newer than this summary: the payload's public
         // form, which holds no secret- or personal-typed value.
         other => {

@@ -45,6 +45,11 @@ pub fn backend(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Ba
 }
 
 /// Opens the log with no checkpoint signer. Never call `close()` on the result.
+///
+/// A log in an older storage format is migrated to the current one as it opens (see
+/// `event-log/src/{sqlite,postgres}/schema.rs`): the one write a read-only tool makes, which
+/// changes no event, hash or checkpoint, so that `verify` proves the same chain before and
+/// after.
 pub async fn open_read_only(backend: Backend) -> anyhow::Result<Arc<dyn EventLog>> {
     tessera_event_log::open(LogConfig::new(backend))
         .await

@@ -1,5 +1,7 @@
 //! Test helpers shared by the workspace: a throwaway PostgreSQL database per call, a real
-//! Kafka-protocol broker ([`kafka::Broker`]), and free ports.
+//! Kafka-protocol broker ([`kafka::Broker`]), free ports, and the person's side of second
+//! factors: an authenticator app's codes ([`totp`]) and a software WebAuthn authenticator
+//! ([`webauthn::SoftAuthenticator`]).
 //!
 //! [`fresh_database`] either creates a uniquely named database on the server named by
 //! `TESSERA_TEST_DATABASE_URL`, or starts a private PostgreSQL cluster from the `initdb`,
@@ -22,6 +24,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub mod kafka;
+pub mod totp;
+pub mod webauthn;
 
 /// The variable naming an existing server to create test databases on.
 pub const DATABASE_URL_VAR: &str = "TESSERA_TEST_DATABASE_URL";

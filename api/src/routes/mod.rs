@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod health;
+pub mod mfa;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

@@ -6,8 +6,8 @@
 //! Every handler needs `platform:admin`, or `tenant:admin` on the tenant; any other tenant,
 //! and any user of another tenant, is 404.
 //!
-//! Sessions and lockout (`unlock`) are in `sessions.rs`, beside these routes under
-//! `/v1/tenants/{id}/users/{user_id}/...`; second factors (`reset-mfa`) come with them.
+//! Sessions and lockout (`unlock`) are in `sessions.rs`, second factors (`mfa`, `reset-mfa`)
+//! in `mfa.rs`, beside these routes under `/v1/tenants/{id}/users/{user_id}/...`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -340,8 +340,9 @@ pub async fn erase_user(
         .erase_user(ctx.metadata(principal.actor()), tenant_id, user_id)
         .await?;
     state.projected(outcome.position).await?;
-    // The read model has dropped the sealed fields; leave no copy of them in its files.
-    state.store.scrub(&["rm_users"]).await?;
+    // The read models have dropped the sealed fields (and the passkey names); leave no copy
+    // of them in their files.
+    state.store.scrub(&["rm_users", "rm_mfa"]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

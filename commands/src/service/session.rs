@@ -168,8 +168,9 @@ impl CommandService {
         Ok(Outcome { position })
     }
 
-    /// Ends every active session of a user (an administrator's "sign out everywhere", or a
-    /// second-factor reset in phase 3). A user without sessions changes nothing.
+    /// Ends every active session of a user (an administrator's "sign out everywhere"; a
+    /// second-factor reset plans the same ends into its own append). A user without sessions
+    /// changes nothing.
     pub async fn end_user_sessions(
         &self,
         meta: EventMetadata,
@@ -254,7 +255,7 @@ impl CommandService {
 
     /// Plans, on `user_id`'s sessions stream at the version read now, the end of every active
     /// session but `except`: for commands that change the user and end their sessions in the
-    /// same append.
+    /// same append. Returns how many sessions the plan ends.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn plan_end_sessions<T>(
         &self,
@@ -265,14 +266,15 @@ impl CommandService {
         user_id: Uuid,
         reason: SessionEndReason,
         except: Option<Uuid>,
-    ) -> Result<(), CommandError> {
+    ) -> Result<usize, CommandError> {
         let stream = streams::sessions(tenant_id, user_id);
         let loaded = self.load::<SessionsState>(&stream).await?;
         let events = loaded
             .state
             .decide(SessionsCommand::EndAll { reason, except })?;
+        let ended = events.len();
         plan.push(self.write(meta, now, stream, loaded.expected(), tenant_id, events));
-        Ok(())
+        Ok(ended)
     }
 
     /// Guards `user_id`'s stream at the version read now, requiring an active user: a session

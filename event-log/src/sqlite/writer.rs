@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::wal::{WalBound, journal_size_limit, wal_path};
-use crate::codec::{self, event_columns};
+use crate::codec::{self, CompactIds, event_columns};
 use crate::group_commit::{
     BatchError, BatchWriter, CheckpointPolicy, Committed, Durable, LogHead, Plan, StoredEvent,
     StreamHead, batch_keys, plan_batch,
@@ -293,9 +293,9 @@ fn write_batch(
         log_hash: codec::stored_hash(&head.1, "log head hash").map_err(BatchError::Data)?,
     };
     let (stream_ids, event_ids) = batch_keys(appends);
-    let (streams, stored) = load_state(&tx, &stream_ids, &event_ids)?;
+    let (streams, stored, mut keys) = load_state(&tx, &stream_ids, &event_ids)?;
     let plan = plan_batch(appends, head, streams, stored, policy, final_checkpoint);
-    write_plan(&tx, &plan, head)?;
+    write_plan(&tx, &plan, head, &mut keys)?;
     // Registered before the commit makes the batch visible to readers (see `durable_only`).
     let stored_events = match plan.events.first() {
         Some(first) => {
@@ -325,25 +325,37 @@ fn write_batch(
     })
 }
 
-/// The heads of a batch's streams and those of its events already stored, by id.
-type BatchState = (HashMap<String, StreamHead>, HashMap<Uuid, StoredEvent>);
+/// The heads of a batch's streams and those of its events already stored, by id, and the keys
+/// of its streams that exist.
+type BatchState = (
+    HashMap<String, StreamHead>,
+    HashMap<Uuid, StoredEvent>,
+    StreamKeys,
+);
 
-/// Stream heads and already stored events of a batch, one indexed lookup per key.
+/// Streams' keys in `streams` (which `events` rows refer to), by stream id.
+type StreamKeys = HashMap<String, i64>;
+
+/// Stream heads (with their keys) and already stored events of a batch, one indexed lookup per
+/// key. The heads are read in the batch's transaction anyway (another process may have moved
+/// them), so a stream's key comes with its head at no extra cost.
 fn load_state(
     tx: &rusqlite::Transaction<'_>,
     stream_ids: &[String],
     event_ids: &[Uuid],
 ) -> Result<BatchState, BatchError> {
     let mut heads = HashMap::with_capacity(stream_ids.len());
+    let mut keys = HashMap::with_capacity(stream_ids.len());
     let mut by_stream = tx
-        .prepare_cached("SELECT version, last_hash FROM streams WHERE stream_id = ?1")
+        .prepare_cached("SELECT key, version, last_hash FROM streams WHERE stream_id = ?1")
         .map_err(sql)?;
     for stream_id in stream_ids {
         let mut rows = by_stream.query([stream_id]).map_err(sql)?;
         if let Some(row) = rows.next().map_err(sql)? {
-            let version = codec::stored_u64(row.get(0).map_err(sql)?, "stream version")
+            keys.insert(stream_id.clone(), row.get::<_, i64>(0).map_err(sql)?);
+            let version = codec::stored_u64(row.get(1).map_err(sql)?, "stream version")
                 .map_err(BatchError::Data)?;
-            let last_hash = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
+            let last_hash = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
             heads.insert(
                 stream_id.clone(),
                 StreamHead {
@@ -357,7 +369,8 @@ fn load_state(
     let mut stored = HashMap::new();
     let mut by_event = tx
         .prepare_cached(
-            "SELECT stream_id, stream_version, global_position FROM events WHERE event_id = ?1",
+            "SELECT streams.stream_id, stream_version, global_position \
+             FROM events JOIN streams ON streams.key = events.stream WHERE event_id = ?1",
         )
         .map_err(sql)?;
     for event_id in event_ids {
@@ -375,41 +388,72 @@ fn load_state(
             );
         }
     }
-    Ok((heads, stored))
+    Ok((heads, stored, keys))
 }
 
-/// Writes what [`plan_batch`] decided: the new events, the stream heads, the log head and any
-/// checkpoints. Events are bound straight from the planner's copies, which then go to the
-/// group-commit tail unchanged.
+/// Writes what [`plan_batch`] decided: the stream heads (a new stream's row first, for its key),
+/// the new events, the log head and any checkpoints. Events are bound straight from the
+/// planner's copies, which then go to the group-commit tail unchanged.
 fn write_plan(
     tx: &rusqlite::Transaction<'_>,
     plan: &Plan,
     head_before: LogHead,
+    keys: &mut StreamKeys,
 ) -> Result<(), BatchError> {
+    for (stream_id, head) in &plan.stream_heads {
+        let version = data(codec::to_i64(head.version))?;
+        if let Some(key) = keys.get(stream_id) {
+            tx.prepare_cached("UPDATE streams SET version = ?2, last_hash = ?3 WHERE key = ?1")
+                .and_then(|mut statement| {
+                    statement.execute(rusqlite::params![key, version, &head.last_hash.0[..]])
+                })
+                .map_err(sql)?;
+        } else {
+            let key = tx
+                .prepare_cached(
+                    "INSERT INTO streams (stream_id, version, last_hash) VALUES (?1, ?2, ?3) \
+                         RETURNING key",
+                )
+                .and_then(|mut statement| {
+                    statement.query_row(
+                        rusqlite::params![stream_id, version, &head.last_hash.0[..]],
+                        |row| row.get::<_, i64>(0),
+                    )
+                })
+                .map_err(sql)?;
+            keys.insert(stream_id.clone(), key);
+        }
+    }
     let mut insert = tx
         .prepare_cached(concat!(
             "INSERT INTO events (",
             event_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19)"
+             ?17, ?18, ?19, ?20, ?21)"
         ))
         .map_err(sql)?;
     for event in &plan.events {
         let e = &event.envelope;
+        let stream = keys.get(&e.stream_id).ok_or_else(|| {
+            BatchError::Data(format!("stream {} has no key in this batch", e.stream_id))
+        })?;
+        let ids = CompactIds::of(e);
         insert
             .execute(rusqlite::params![
                 data(codec::to_i64(e.global_position))?,
                 &e.event_id.as_bytes()[..],
-                e.stream_id,
+                stream,
                 data(codec::to_i64(e.stream_version))?,
-                &e.tenant_id.as_bytes()[..],
+                blob(&ids.tenant_id),
                 e.event_type,
                 i32::from(e.schema_version),
                 e.recorded_at.as_micros(),
                 e.actor.kind.as_str(),
-                e.actor.id,
+                ids.actor_id,
+                blob(&ids.actor_uuid),
                 e.actor.name,
-                e.correlation_id,
+                ids.correlation_id,
+                blob(&ids.correlation_uuid),
                 e.causation_id.as_ref().map(|id| &id.as_bytes()[..]),
                 e.source_ip,
                 e.user_agent,
@@ -417,22 +461,6 @@ fn write_plan(
                 &e.prev_hash.0[..],
                 &e.hash.0[..],
                 &e.log_hash.0[..],
-            ])
-            .map_err(sql)?;
-    }
-    let mut upsert = tx
-        .prepare_cached(
-            "INSERT INTO streams (stream_id, version, last_hash) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
-             last_hash = excluded.last_hash",
-        )
-        .map_err(sql)?;
-    for (stream_id, head) in &plan.stream_heads {
-        upsert
-            .execute(rusqlite::params![
-                stream_id,
-                data(codec::to_i64(head.version))?,
-                &head.last_hash.0[..]
             ])
             .map_err(sql)?;
     }
@@ -462,4 +490,9 @@ fn write_plan(
         .map_err(sql)?;
     }
     Ok(())
+}
+
+/// A nullable UUID column's value: its 16 bytes.
+fn blob(id: &Option<Uuid>) -> Option<&[u8]> {
+    id.as_ref().map(|id| &id.as_bytes()[..])
 }

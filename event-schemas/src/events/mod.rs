@@ -15,12 +15,14 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod mfa;
 pub mod oauth;
 pub mod reservation;
 pub mod samples;
 pub mod session;
 pub mod tenant;
 pub mod user;
+pub mod webauthn_policy;
 
 use schemars::{Schema, SchemaGenerator};
 
@@ -28,11 +30,13 @@ use crate::redact::Without;
 
 pub use api_key::*;
 pub use audit::*;
+pub use mfa::*;
 pub use oauth::*;
 pub use reservation::*;
 pub use session::*;
 pub use tenant::*;
 pub use user::*;
+pub use webauthn_policy::*;
 
 /// Why stored bytes could not be turned into an [`Event`].
 #[derive(Clone, Debug, thiserror::Error)]
@@ -147,6 +151,18 @@ registry! {
     SessionStarted => "session.started" @ 1: SessionStartedV1,
     SessionSeen => "session.seen" @ 1: SessionSeenV1,
     SessionEnded => "session.ended" @ 1: SessionEndedV1,
+    TotpEnrollmentStarted => "mfa.totp_enrollment_started" @ 1: TotpEnrollmentStartedV1,
+    TotpEnrolled => "mfa.totp_enrolled" @ 1: TotpEnrolledV1,
+    TotpUsed => "mfa.totp_used" @ 1: TotpUsedV1,
+    TotpRemoved => "mfa.totp_removed" @ 1: TotpRemovedV1,
+    RecoveryCodesGenerated => "mfa.recovery_codes_generated" @ 1: RecoveryCodesGeneratedV1,
+    RecoveryCodeUsed => "mfa.recovery_code_used" @ 1: RecoveryCodeUsedV1,
+    RecoveryCodesRevoked => "mfa.recovery_codes_revoked" @ 1: RecoveryCodesRevokedV1,
+    PasskeyRegistered => "mfa.passkey_registered" @ 1: PasskeyRegisteredV1,
+    PasskeyUsed => "mfa.passkey_used" @ 1: PasskeyUsedV1,
+    PasskeyRemoved => "mfa.passkey_removed" @ 1: PasskeyRemovedV1,
+    MfaReset => "mfa.reset" @ 1: MfaResetV1,
+    WebauthnPolicyChanged => "webauthn_policy.changed" @ 1: WebauthnPolicyChangedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {
@@ -203,7 +219,7 @@ impl Event {
 
     /// The aggregate an event type belongs to: the part of its name before the dot
     /// (`tenant`, `api_key`, `oauth_client`, `token`, `reservation`, `audit`, `user`, `sign_in`,
-    /// `session`).
+    /// `session`, `mfa`, `webauthn_policy`).
     pub fn category(&self) -> &'static str {
         let name = self.event_type();
         name.split_once('.').map_or(name, |(category, _)| category)

@@ -239,5 +239,44 @@ pub fn current() -> Vec<Event> {
             session_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006),
             reason: SessionEndReason::SignedOut,
         }),
+        Event::TotpEnrollmentStarted(TotpEnrollmentStartedV1 {
+            sealed_secret: vec![31; 48].into(),
+        }),
+        Event::TotpEnrolled(TotpEnrolledV1 { step: 59_833_334 }),
+        Event::TotpUsed(TotpUsedV1 { step: 59_833_340 }),
+        Event::TotpRemoved(TotpRemovedV1 {}),
+        Event::RecoveryCodesGenerated(RecoveryCodesGeneratedV1 {
+            code_hashes: vec![Hash32([32; 32]), Hash32([33; 32])].into(),
+        }),
+        Event::RecoveryCodeUsed(RecoveryCodeUsedV1 { index: 1 }),
+        Event::RecoveryCodesRevoked(RecoveryCodesRevokedV1 {}),
+        Event::PasskeyRegistered(PasskeyRegisteredV1 {
+            credential_id: vec![34; 16],
+            public_key: vec![35; 77],
+            counter: 0,
+            name: vec![36; 40].into(),
+            user_verified: true,
+            backup_eligible: true,
+            backup_state: false,
+            user_verification: Requirement::Required,
+            attestation_format: "none".into(),
+        }),
+        Event::PasskeyUsed(PasskeyUsedV1 {
+            credential_id: vec![34; 16],
+            counter: 3,
+            backup_state: true,
+        }),
+        Event::PasskeyRemoved(PasskeyRemovedV1 {
+            credential_id: vec![34; 16],
+        }),
+        Event::MfaReset(MfaResetV1 {}),
+        Event::WebauthnPolicyChanged(WebauthnPolicyChangedV1 {
+            policy: WebauthnPolicyV1 {
+                enabled: true,
+                attestation_preference: AttestationPreference::Direct,
+                user_verification: Requirement::Required,
+                resident_key: Requirement::Preferred,
+            },
+        }),
     ]
 }

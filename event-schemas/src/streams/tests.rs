@@ -70,6 +70,19 @@ fn every_kind_is_spelled_as_stored() {
         ),
         (StreamId::SignIns(t), format!("{t_}/sign-ins"), sign_ins(t)),
         (
+            StreamId::Mfa {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/mfa/{k_}"),
+            mfa(t, k),
+        ),
+        (
+            StreamId::WebauthnPolicy(t),
+            format!("{t_}/webauthn-policy"),
+            webauthn_policy(t),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -132,11 +145,14 @@ fn anything_else_is_not_a_stream_id() {
         format!("{t}/users/u1"),
         format!("{t}/sessions/not-a-uuid"),
         format!("{t}/sign-ins/extra"),
+        format!("{t}/mfa/not-a-uuid"),
+        format!("{t}/webauthn-policy/extra"),
         // Reservations belong to the system tenant only, and always have a kind and a value.
         format!("{t}/reservation/tenant-slug/acme"),
         format!("{SYSTEM_TENANT_ID}/reservation/tenant-slug"),
     ] {
         assert_eq!(StreamId::parse(&text), None, "{text:?}");
+        assert_eq!(subject_of(&text), None, "{text:?}");
     }
 }
 
@@ -179,6 +195,8 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::User { tenant_id, user_id }),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Sessions { tenant_id, user_id }),
         uuid().prop_map(StreamId::SignIns),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Mfa { tenant_id, user_id }),
+        uuid().prop_map(StreamId::WebauthnPolicy),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -194,6 +212,26 @@ proptest! {
     }
 
     #[test]
+    fn the_subject_of_a_stream_id_is_the_principal_it_names(id in stream_id()) {
+        let spelled = id.to_string();
+        let expected = match &id {
+            StreamId::ApiKey { key_id, .. } => Some(key_id.to_string()),
+            StreamId::OAuthClient { client_id, .. } | StreamId::Tokens { client_id, .. } => {
+                Some(client_id.clone())
+            }
+            StreamId::User { user_id, .. } => Some(user_id.to_string()),
+            StreamId::Tenant(_)
+            | StreamId::Audit(_)
+            | StreamId::Reservation { .. }
+            | StreamId::Sessions { .. }
+            | StreamId::SignIns(_)
+            | StreamId::Mfa { .. }
+            | StreamId::WebauthnPolicy(_) => None,
+        };
+        prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
+    }
+
+    #[test]
     fn the_builders_spell_like_the_typed_ids(id in stream_id()) {
         let built = match &id {
             StreamId::Tenant(t) => tenant(*t),
@@ -204,6 +242,8 @@ proptest! {
             StreamId::User { tenant_id, user_id } => user(*tenant_id, *user_id),
             StreamId::Sessions { tenant_id, user_id } => sessions(*tenant_id, *user_id),
             StreamId::SignIns(t) => sign_ins(*t),
+            StreamId::Mfa { tenant_id, user_id } => mfa(*tenant_id, *user_id),
+            StreamId::WebauthnPolicy(t) => webauthn_policy(*t),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

@@ -396,7 +396,19 @@ impl Inner {
             | Event::SignInUnlocked(_)
             | Event::SessionStarted(_)
             | Event::SessionSeen(_)
-            | Event::SessionEnded(_) => {}
+            | Event::SessionEnded(_)
+            | Event::TotpEnrollmentStarted(_)
+            | Event::TotpEnrolled(_)
+            | Event::TotpUsed(_)
+            | Event::TotpRemoved(_)
+            | Event::RecoveryCodesGenerated(_)
+            | Event::RecoveryCodeUsed(_)
+            | Event::RecoveryCodesRevoked(_)
+            | Event::PasskeyRegistered(_)
+            | Event::PasskeyUsed(_)
+            | Event::PasskeyRemoved(_)
+            | Event::MfaReset(_)
+            | Event::WebauthnPolicyChanged(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
-use tessera_event_schemas::primitives::Timestamp;
+use tessera_event_schemas::primitives::{Timestamp, canonical_uuid};
 
 use crate::decode::{Columns, parse_json, parse_uuid, to_u64};
 use crate::error::ReadError;
@@ -32,6 +32,9 @@ pub(crate) const COLUMN_COUNT: usize = 18;
 /// The `CREATE` statements of `rm_audit`.
 pub(crate) fn ddl(dialect: Dialect) -> TableDdl {
     let key = dialect.key_type();
+    // Ids are 16 bytes on SQLite where they are UUIDs (`Cell::Uuid`; issue 24): the event,
+    // tenant, project and correlation ids, and the actor's and target's ids when they are one.
+    let id = dialect.id_type();
     // SQLite: `INTEGER PRIMARY KEY` makes the position the rowid itself, so an audit row costs
     // no separate primary-key B-tree (`BIGINT PRIMARY KEY` would add one). PostgreSQL: a
     // unique index that a rebuild builds after its rows (a fifth less of the server's work to
@@ -49,19 +52,19 @@ pub(crate) fn ddl(dialect: Dialect) -> TableDdl {
     let audit = TableDdl::new(format!(
         "CREATE TABLE IF NOT EXISTS rm_audit (\
             position {position_key}, \
-            event_id {key} NOT NULL, \
-            tenant_id {key} NOT NULL, \
+            event_id {id} NOT NULL, \
+            tenant_id {id} NOT NULL, \
             event_type TEXT NOT NULL, \
             action {key}, \
             actor_kind TEXT NOT NULL, \
-            actor_id {key} NOT NULL, \
+            actor_id {id} NOT NULL, \
             actor_name TEXT, \
             target_type TEXT, \
-            target_id {key}, \
+            target_id {id}, \
             target_name TEXT, \
             product {key}, \
-            project_id TEXT, \
-            correlation_id TEXT NOT NULL, \
+            project_id {id}, \
+            correlation_id {id} NOT NULL, \
             source_ip TEXT, \
             user_agent TEXT, \
             recorded_at BIGINT NOT NULL, \
@@ -107,19 +110,19 @@ pub(crate) fn copy_statement() -> String {
 pub(crate) fn cells(row: &AuditRow) -> Vec<Cell<'_>> {
     let cells = vec![
         Cell::int(to_i64(row.position)),
-        Cell::text(row.event_id.to_string()),
-        Cell::text(row.tenant_id.to_string()),
+        Cell::Uuid(Some(row.event_id)),
+        Cell::Uuid(Some(row.tenant_id)),
         Cell::text(row.event_type.as_str()),
         Cell::Text((row.action != row.event_type).then_some(Cow::Borrowed(row.action.as_str()))),
         Cell::text(row.actor_kind.as_str()),
-        Cell::text(row.actor_id.as_str()),
+        Cell::id(Some(row.actor_id.as_str())),
         Cell::optional(row.actor_name.as_deref()),
         Cell::optional(row.target_type.as_deref()),
-        Cell::optional(row.target_id.as_deref()),
+        Cell::id(row.target_id.as_deref()),
         Cell::optional(row.target_name.as_deref()),
         Cell::optional(row.product.as_deref()),
-        Cell::Text(row.project_id.map(|id| Cow::Owned(id.to_string()))),
-        Cell::text(row.correlation_id.as_str()),
+        Cell::Uuid(row.project_id),
+        Cell::id(Some(row.correlation_id.as_str())),
         Cell::optional(row.source_ip.as_deref()),
         Cell::optional(row.user_agent.as_deref()),
         Cell::int(row.recorded_at.as_micros()),
@@ -133,24 +136,24 @@ pub(crate) fn cells(row: &AuditRow) -> Vec<Cell<'_>> {
 pub(crate) fn from_row(row: &impl Columns) -> Result<AuditView, ReadError> {
     Ok(AuditView {
         position: to_u64(row.int("position")?)?,
-        event_id: parse_uuid(&row.text("event_id")?)?,
-        tenant_id: parse_uuid(&row.text("tenant_id")?)?,
+        event_id: parse_uuid(&row.id("event_id")?)?,
+        tenant_id: parse_uuid(&row.id("tenant_id")?)?,
         action: row
             .opt_text("action")?
             .map_or_else(|| row.text("event_type"), Ok)?,
         event_type: row.text("event_type")?,
         actor_kind: row.text("actor_kind")?,
-        actor_id: row.text("actor_id")?,
+        actor_id: row.id("actor_id")?,
         actor_name: row.opt_text("actor_name")?,
         target_type: row.opt_text("target_type")?,
-        target_id: row.opt_text("target_id")?,
+        target_id: row.opt_id("target_id")?,
         target_name: row.opt_text("target_name")?,
         product: row.opt_text("product")?,
         project_id: row
-            .opt_text("project_id")?
+            .opt_id("project_id")?
             .map(|id| parse_uuid(&id))
             .transpose()?,
-        correlation_id: row.text("correlation_id")?,
+        correlation_id: row.id("correlation_id")?,
         source_ip: row.opt_text("source_ip")?,
         user_agent: row.opt_text("user_agent")?,
         recorded_at: Timestamp::from_micros(row.int("recorded_at")?),
@@ -185,19 +188,40 @@ impl ReadStore {
         let before = cursor.map(parse_audit_cursor).transpose()?;
         let mut sql = format!("SELECT {COLUMNS} FROM rm_audit WHERE 1 = 1");
         let mut n = 0;
-        let mut text_binds: Vec<&str> = Vec::new();
+        let mut id_binds: Vec<IdBind<'_>> = Vec::new();
         let tenant = filter.tenant_id.map(|id| id.to_string());
+        // An id matches in the form it is stored in (see `Cell::id`): a canonical UUID as its
+        // 16 bytes on SQLite, anything else as text, so each filter still matches exactly the
+        // rows whose text it equals.
         for (column, value) in [
-            ("tenant_id", tenant.as_deref()),
-            ("actor_id", filter.actor_id.as_deref()),
-            ("COALESCE(action, event_type)", filter.action.as_deref()),
-            ("target_id", filter.target_id.as_deref()),
-            ("product", filter.product.as_deref()),
+            (
+                "tenant_id",
+                tenant.as_deref().map(|id| IdBind::id(self.dialect, id)),
+            ),
+            (
+                "actor_id",
+                filter
+                    .actor_id
+                    .as_deref()
+                    .map(|id| IdBind::id(self.dialect, id)),
+            ),
+            (
+                "COALESCE(action, event_type)",
+                filter.action.as_deref().map(IdBind::Text),
+            ),
+            (
+                "target_id",
+                filter
+                    .target_id
+                    .as_deref()
+                    .map(|id| IdBind::id(self.dialect, id)),
+            ),
+            ("product", filter.product.as_deref().map(IdBind::Text)),
         ] {
             if let Some(value) = value {
                 n += 1;
                 sql.push_str(&format!(" AND {column} = ${n}"));
-                text_binds.push(value);
+                id_binds.push(value);
             }
         }
         let mut int_binds: Vec<i64> = Vec::new();
@@ -217,8 +241,11 @@ impl ReadStore {
             u64::from(limit) + 1
         ));
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for value in text_binds {
-            query = query.bind(value);
+        for value in id_binds {
+            query = match value {
+                IdBind::Text(text) => query.bind(text),
+                IdBind::Bytes(bytes) => query.bind(bytes),
+            };
         }
         for value in int_binds {
             query = query.bind(value);
@@ -268,6 +295,23 @@ impl ReadStore {
         .fetch_optional(&self.pool())
         .await?;
         row.map(|row| from_row(&row)).transpose()
+    }
+}
+
+/// A filter's value, in the form its column stores it.
+enum IdBind<'a> {
+    Text(&'a str),
+    /// A UUID's 16 bytes (SQLite only).
+    Bytes(Vec<u8>),
+}
+
+impl<'a> IdBind<'a> {
+    /// An id as `Cell::id` stores it in a column of `Dialect::id_type`.
+    fn id(dialect: Dialect, text: &'a str) -> Self {
+        match (dialect, canonical_uuid(text)) {
+            (Dialect::Sqlite, Some(id)) => IdBind::Bytes(id.as_bytes().to_vec()),
+            _ => IdBind::Text(text),
+        }
     }
 }
 

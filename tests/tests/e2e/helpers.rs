@@ -379,3 +379,50 @@ pub async fn read_log(app: &TestServer) -> Vec<tessera_event_schemas::RecordedEv
     log.close().await;
     events
 }
+
+/// A command service on the server's own storage, as a second node would have it (server
+/// stopped on SQLite, which one process writes at a time): for what no HTTP route does yet,
+/// such as a person setting up their second factors. Passkeys are registered with the server's
+/// public URL. Close the returned log before starting the server again.
+#[allow(dead_code)]
+pub async fn offline_commands(
+    app: &TestServer,
+) -> (
+    tessera_commands::CommandService,
+    std::sync::Arc<dyn tessera_event_log::EventLog>,
+) {
+    use std::sync::Arc;
+    use tessera_api::config::{Secret, StorageConfig};
+    use tessera_commands::{CommandService, People, RelyingParty, SystemClock, SystemIds};
+    use tessera_crypto::{Argon2Config, Passwords, PersonalKeys};
+    let config = StorageConfig {
+        data_dir: app.data_dir().to_owned(),
+        database_url: app.database.as_ref().map(|db| Secret::new(db.url.clone())),
+        master_key: app
+            .database
+            .as_ref()
+            .map(|_| Secret::new(PG_MASTER_KEY.to_owned())),
+        // The server's defaults.
+        wal_limit_mb: 64,
+        audit_retention_days: None,
+        audit_retention_secs: None,
+    };
+    let storage = tessera_api::server::open_storage(&config).await.unwrap();
+    let argon2 = Argon2Config {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let service = CommandService::new(
+        storage.log.clone(),
+        storage.crypto.clone(),
+        Arc::new(SystemClock),
+        Arc::new(SystemIds),
+    )
+    .with_people(People {
+        keys: Arc::new(PersonalKeys::new(storage.crypto.clone(), storage.keys)),
+        passwords: Passwords::new(argon2, 1).unwrap(),
+    })
+    .with_relying_party(RelyingParty::from_public_url(&app.base).unwrap());
+    (service, storage.log)
+}

@@ -21,6 +21,7 @@ mod crash;
 mod disk;
 mod hardening;
 mod kafka;
+mod mfa;
 mod oauth;
 mod pages;
 mod restart;
