@@ -47,6 +47,17 @@ bench_start_postgres() {
   export TESSERA_MASTER_KEY
 }
 
+# With POSTGRES=1 a throwaway cluster (bench_start_postgres), else the embedded store. Sets
+# STORE, the store's name as the reports print it.
+bench_choose_store() {
+  if [[ "${POSTGRES:-0}" == 1 ]]; then
+    bench_start_postgres
+    STORE="PostgreSQL 15"
+  else
+    STORE="embedded SQLite"
+  fi
+}
+
 # Starts `tessera serve` on a free port with data directory $1, logging to $WORK/server.log,
 # and waits until it serves (after catching up with the log; up to $2 seconds, default 20).
 # Sets SERVER_PID and BASE.

@@ -68,12 +68,7 @@ WORK=$(mktemp -d /tmp/tessera-signin.XXXXXX)
 chmod 755 "$WORK"
 trap bench_cleanup EXIT
 
-if [[ "$POSTGRES" == 1 ]]; then
-  bench_start_postgres
-  STORE="PostgreSQL 15"
-else
-  STORE="embedded SQLite"
-fi
+bench_choose_store
 
 PASSWORD="violet kettle marathon 1987"
 export TESSERA_SIGN_IN_ATTEMPTS_PER_SOURCE=0
