@@ -8,7 +8,9 @@
 //! user's change sends the next view of every cached user back to the store once, which is
 //! cheap because such changes are rare next to page views (sign-ins and session uses change
 //! sessions, not users). Read-your-writes holds as before: the projector moves the mark before
-//! it publishes the position a write waits for.
+//! it publishes the position a write waits for. Nodes sharing a PostgreSQL read store each run
+//! their own projector, so a node drops an entry once its own projector has passed the change
+//! another node made: its usual lag behind the log, milliseconds.
 //!
 //! **Bounded**: at most [`CAPACITY`] users (a row is a few hundred bytes: ids, times, and the
 //! sealed personal fields as the read model stores them, never opened ones). When full, an
