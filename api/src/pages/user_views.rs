@@ -72,10 +72,11 @@ impl UserViews {
 
     fn put(&self, key: (Uuid, Uuid), read_at: u64, view: Arc<UserView>) {
         let mut cache = self.lock();
-        if cache.len() >= CAPACITY && !cache.contains_key(&key) {
-            if let Some(evicted) = cache.keys().next().copied() {
-                cache.remove(&evicted);
-            }
+        if cache.len() >= CAPACITY
+            && !cache.contains_key(&key)
+            && let Some(evicted) = cache.keys().next().copied()
+        {
+            cache.remove(&evicted);
         }
         cache.insert(key, Cached { read_at, view });
     }
