@@ -47,6 +47,17 @@ bench_start_postgres() {
   export TESSERA_MASTER_KEY
 }
 
+# With POSTGRES=1 a throwaway cluster (bench_start_postgres), else the embedded store. Sets
+# STORE, the store's name as the reports print it.
+bench_choose_store() {
+  if [[ "${POSTGRES:-0}" == 1 ]]; then
+    bench_start_postgres
+    STORE="PostgreSQL 15"
+  else
+    STORE="embedded SQLite"
+  fi
+}
+
 # Starts `tessera serve` on a free port with data directory $1, logging to $WORK/server.log,
 # and waits until it serves (after catching up with the log; up to $2 seconds, default 20).
 # Sets SERVER_PID and BASE.
@@ -84,11 +95,16 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
+# Tenant `bench`. Sets TENANT_ID.
+bench_create_tenant() {
+  TENANT_ID=$(curl -sf -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $ADMIN_KEY" \
+    -H 'Content-Type: application/json' -d '{"slug":"bench","name":"Bench"}' | json '["id"]')
+}
+
 # Tenant `bench` and a confidential client allowed orders:read and orders:write. Sets
 # TENANT_ID, CLIENT_ID, CLIENT_SECRET and BASIC (its client_secret_basic credentials).
 bench_create_client() {
-  TENANT_ID=$(curl -sf -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $ADMIN_KEY" \
-    -H 'Content-Type: application/json' -d '{"slug":"bench","name":"Bench"}' | json '["id"]')
+  bench_create_tenant
   local client
   client=$(curl -sf -X POST "$BASE/v1/tenants/$TENANT_ID/clients" -H "Authorization: Bearer $ADMIN_KEY" \
     -H 'Content-Type: application/json' -d '{"name":"load","allowed_scopes":["orders:read","orders:write"]}')

@@ -38,12 +38,7 @@ chmod 755 "$WORK"
 WRK_PID=""
 trap '[[ -n "$WRK_PID" ]] && kill "$WRK_PID" 2>/dev/null; bench_cleanup' EXIT
 
-if [[ "$POSTGRES" == 1 ]]; then
-  bench_start_postgres
-  STORE="PostgreSQL 15"
-else
-  STORE="embedded SQLite"
-fi
+bench_choose_store
 bench_start_server "$WORK/data"
 bench_create_client
 bench_wrk_script "$WORK/token.lua" "grant_type=client_credentials&scope=orders:read"

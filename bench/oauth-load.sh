@@ -39,12 +39,7 @@ WORK=$(mktemp -d /tmp/tessera-bench.XXXXXX)
 chmod 755 "$WORK"
 trap bench_cleanup EXIT
 
-if [[ "$POSTGRES" == 1 ]]; then
-  bench_start_postgres
-  STORE="PostgreSQL 15"
-else
-  STORE="embedded SQLite"
-fi
+bench_choose_store
 
 bench_start_server "$WORK/data"
 bench_create_client

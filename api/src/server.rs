@@ -325,6 +325,7 @@ pub async fn run_with(
             config.sign_in.sign_in_attempts_per_source,
         )),
         pending_sign_ins: Arc::default(),
+        user_views: Arc::default(),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::oauth::token::Signers;
 use crate::oauth::verify::Verifier;
 use crate::pages::pending::PendingSignIns;
+use crate::pages::user_views::UserViews;
 use crate::rate_limit::SignInLimiter;
 use crate::usage::UsageRecorder;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub sign_in_limiter: Arc<SignInLimiter>,
     /// Sign-ins waiting for a step (a password change) before their session starts.
     pub pending_sign_ins: Arc<PendingSignIns>,
+    /// The user rows the hosted pages show, in memory until a user changes (bounded).
+    pub user_views: Arc<UserViews>,
     /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
     pub secure_cookies: bool,
 }

@@ -4,7 +4,10 @@
 //! projection's checkpoint, decodes each batch, and hands it over a small bounded channel, so
 //! reading and decoding overlap with writing. The writer applies batches through
 //! `write::apply_batch`, one transaction each, and publishes the projected position on a
-//! `watch` channel that [`ProjectionRuntime::wait_for`] waits on.
+//! `watch` channel that [`ProjectionRuntime::wait_for`] waits on. Before publishing it, it
+//! also moves forward the position of the last event that changed a user row
+//! ([`ProjectionRuntime::users_changed_at`]), so that the API can keep user rows in memory and
+//! read them again only after a change.
 //! While catching up, the writer merges the batches already queued into one transaction, which
 //! lets coalescing fold many events per row write; at the head it commits each batch at once.
 //!
@@ -15,6 +18,7 @@
 //! models; `wait_for` beyond it then times out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,6 +30,7 @@ use crate::cache::RowCache;
 use crate::error::{ReadError, WaitTimeout};
 use crate::store::ReadStore;
 use crate::tables::Checkpoints;
+use crate::tables::users::changes_a_user;
 use crate::write::{DecodedBatch, apply_batch};
 
 /// Events asked of the log per read. At the head a batch holds whatever arrived since the
@@ -59,6 +64,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// additionally waits until they have finished.
 pub struct ProjectionRuntime {
     position: watch::Receiver<u64>,
+    users_changed: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -71,6 +77,7 @@ impl ProjectionRuntime {
         let (position_tx, position) = watch::channel(checkpoints.min());
         let (stop, stop_rx) = watch::channel(false);
         let (batches_tx, batches_rx) = mpsc::channel(QUEUE);
+        let users_changed = Arc::new(AtomicU64::new(0));
         let reader = tokio::spawn(read_loop(
             log,
             checkpoints.min(),
@@ -82,10 +89,12 @@ impl ProjectionRuntime {
             checkpoints,
             batches_rx,
             position_tx,
+            users_changed.clone(),
             stop_rx,
         ));
         Ok(Self {
             position,
+            users_changed,
             stop,
             reader,
             writer,
@@ -95,6 +104,14 @@ impl ProjectionRuntime {
     /// The global position every read model has applied (inclusive).
     pub fn projected_position(&self) -> u64 {
         *self.position.borrow()
+    }
+
+    /// The global position of the last event applied that changed a user row (`rm_users`);
+    /// 0 when none did since the start. A user row read when the projected position was `p` is
+    /// current as long as this stays at most `p`: it moves forward before the projected
+    /// position is published, so a read-your-writes wait that returns also sees it moved.
+    pub fn users_changed_at(&self) -> u64 {
+        self.users_changed.load(Ordering::Acquire)
     }
 
     /// A receiver of the projected position, for callers that want to follow it.
@@ -191,11 +208,23 @@ async fn read_loop(
     }
 }
 
+/// The position of the batch's last event that changes a user row, if any does.
+fn last_user_change(batch: &DecodedBatch) -> Option<u64> {
+    batch
+        .events
+        .iter()
+        .zip(&batch.decoded)
+        .filter(|(recorded, event)| changes_a_user(&recorded.envelope, event))
+        .map(|(recorded, _)| recorded.envelope.global_position)
+        .max()
+}
+
 async fn write_loop(
     store: ReadStore,
     mut checkpoints: Checkpoints,
     mut batches: mpsc::Receiver<DecodedBatch>,
     position: watch::Sender<u64>,
+    users_changed: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new();
@@ -221,6 +250,9 @@ async fn write_loop(
                 Ok(applied) => {
                     checkpoints = applied;
                     backoff.reset();
+                    if let Some(at) = last_user_change(&batch) {
+                        users_changed.fetch_max(at, Ordering::Release);
+                    }
                     position.send_replace(checkpoints.min());
                     break;
                 }

@@ -125,10 +125,9 @@ async fn page(
     let tenant = &signed_in.tenant;
     let user_id = signed_in.user_id();
     let view = state
-        .store
-        .user(tenant.tenant_id, user_id)
-        .await
-        .map_err(crate::error::ApiError::from)?
+        .user_views
+        .user(&state.projections, &state.store, tenant.tenant_id, user_id)
+        .await?
         .ok_or_else(|| PageError::not_found().framed(&tenant.frame))?;
     let open = |field: &'static str, sealed: Option<Vec<u8>>| async move {
         match sealed {
@@ -141,18 +140,18 @@ async fn page(
             None => Ok(String::new()),
         }
     };
-    let email = open(fields::EMAIL, view.email).await?;
+    let email = open(fields::EMAIL, view.email.clone()).await?;
     let name = match entered.name {
         Some(name) => name,
-        None => open(fields::NAME, view.name).await?,
+        None => open(fields::NAME, view.name.clone()).await?,
     };
     let given_name = match entered.given_name {
         Some(name) => name,
-        None => open(fields::GIVEN_NAME, view.given_name).await?,
+        None => open(fields::GIVEN_NAME, view.given_name.clone()).await?,
     };
     let family_name = match entered.family_name {
         Some(name) => name,
-        None => open(fields::FAMILY_NAME, view.family_name).await?,
+        None => open(fields::FAMILY_NAME, view.family_name.clone()).await?,
     };
     let now = state.clock.now();
     let sessions = state

@@ -29,6 +29,7 @@
 //!   `/assets/passkeys.js`, the pages' only script).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
+//! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
 
 pub mod account;
 pub mod account_mfa;
@@ -39,6 +40,7 @@ pub mod logout;
 pub mod passkeys;
 pub mod pending;
 pub mod second_factor;
+pub mod user_views;
 
 use std::collections::HashMap;
 use std::sync::Arc;

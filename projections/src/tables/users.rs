@@ -140,6 +140,12 @@ impl TableProjection for Users {
     }
 }
 
+/// Whether `event` changes a row of `rm_users`: what a cache of user rows must not outlive
+/// ([`crate::ProjectionRuntime::users_changed_at`]).
+pub(crate) fn changes_a_user(envelope: &Envelope, event: &Event) -> bool {
+    user_key(envelope, event).is_some()
+}
+
 /// The user row an event changes: `user.created` names its user, the others are read from the
 /// stream id (`{tenant}/user/{user}`).
 fn user_key(envelope: &Envelope, event: &Event) -> Option<Uuid> {

@@ -1,7 +1,8 @@
 //! The hosted pages' rules, over HTTP, on both backends: security headers on every page
 //! (errors and redirects included), `return_to` that never leaves the tenant, forms refused
 //! without their CSRF token (and nothing changed), and the password policy, history and
-//! expiry on the account page's change and on the change a sign-in requires.
+//! expiry on the account page's change and on the change a sign-in requires; and the account page
+//! showing a change made elsewhere at once (it keeps user rows in memory between views).
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -392,3 +393,32 @@ async fn passwords_follow_the_policy_its_history_and_its_age_on_the_pages(store:
     assert!(later.is_signed_in("policy").await);
 }
 on_both_stores!(passwords_follow_the_policy_its_history_and_its_age_on_the_pages);
+
+async fn the_account_page_shows_an_administrators_change_at_once(store: Store) {
+    // The page keeps user rows in memory between views: a change made elsewhere (here by an
+    // administrator, for any user of the store) must still show on the very next view.
+    let app = people_app(store).await;
+    let t = tenant_with(&app, "views", |_| {}).await;
+    let ada = person(&app, &t, "ada@example.com", STRONG, false).await;
+    let browser = Browser::new(&app);
+    browser.signed_in("views", "ada@example.com", STRONG).await;
+    for _ in 0..2 {
+        let page = browser.get("/t/views/account").await;
+        assert!(page.body.contains("value=\"Test Person\""), "{}", page.body);
+    }
+    let (status, updated) = app
+        .send(
+            app.admin(Method::PATCH, &format!("/v1/tenants/{t}/users/{ada}"))
+                .json(&json!({"name": "Ada Lovelace"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let page = browser.get("/t/views/account").await;
+    assert!(
+        page.body.contains("value=\"Ada Lovelace\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Test Person"));
+}
+on_both_stores!(the_account_page_shows_an_administrators_change_at_once);
