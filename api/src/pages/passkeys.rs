@@ -33,6 +33,12 @@ use crate::state::AppState;
 /// What a person is told when a passkey does not sign them in or register, whatever the reason.
 pub const PASSKEY_FAILURE: &str = "The passkey was not accepted.";
 
+/// What a person hears when their passkey did not verify them and the tenant requires two
+/// factors.
+pub const MULTI_FACTOR_REQUIRED: &str = "This passkey did not verify you with a PIN or \
+    biometric, and this organisation requires two factors: use a passkey that does, or sign in \
+    with your password and a code.";
+
 /// The script the pages load.
 pub async fn script() -> impl IntoResponse {
     (
@@ -210,6 +216,21 @@ pub async fn sign_in_finish(
         Ok(verified) => verified,
         Err(error) => return refused(error, StatusCode::UNAUTHORIZED),
     };
+    // A tenant that requires a second factor takes a passkey only when the authenticator
+    // verified the person (a PIN or biometric): possession alone is one factor. This can only
+    // happen when an administrator relaxed the WebAuthn policy's `user_verification`.
+    let require_mfa = state
+        .directory
+        .tenant(tenant.tenant_id)
+        .and_then(|view| view.tenant.as_ref().map(|t| t.settings.require_mfa))
+        .unwrap_or(false);
+    if require_mfa && !verified.multi_factor() {
+        return Ok(answer(
+            StatusCode::UNAUTHORIZED,
+            "multi_factor_required",
+            MULTI_FACTOR_REQUIRED,
+        ));
+    }
     let amr = verified.amr.iter().map(|m| (*m).to_owned()).collect();
     let session = match state
         .commands

@@ -3,7 +3,7 @@
 //! a passkey" without typing an address, the script served under the pages' policy, and a
 //! passkey or a ceremony of one tenant useless in another.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tessera_test_support::webauthn::SoftAuthenticator;
 
@@ -164,3 +164,97 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_without_an_address(store: 
     assert!(app.check_read_models().0);
 }
 on_both_stores!(a_person_adds_a_passkey_and_signs_in_with_it_without_an_address);
+
+/// A passkey that does not verify the person (no PIN or biometric, allowed by a relaxed
+/// WebAuthn policy) is one factor: it signs in until the tenant requires two, then is refused.
+async fn a_passkey_without_user_verification_is_refused_where_two_factors_are_required(
+    store: Store,
+) {
+    let app = people_app(store).await;
+    let acme = tenant_with(&app, "presence", |_| {}).await;
+    let policy = format!("/v1/tenants/{acme}/webauthn-policy");
+    let (status, body) = app
+        .send(
+            app.admin(Method::PUT, &policy)
+                .json(&json!({"enabled": true,
+            "attestation_preference": "none", "user_verification": "discouraged",
+            "resident_key": "required"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    person(&app, &acme, "ada@example.com", STRONG, false).await;
+    let browser = Browser::new(&app);
+    browser
+        .signed_in("presence", "ada@example.com", STRONG)
+        .await;
+    let mut key = SoftAuthenticator {
+        user_verification: false,
+        ..SoftAuthenticator::default()
+    };
+    add_passkey(&app, &browser, &mut key, "presence", "Touch only").await;
+
+    let before = Browser::with_agent(&app, "before/1");
+    let (status, signed) = passkey_sign_in(&app, &before, &mut key, "presence").await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert!(
+        !signed["amr"].as_array().unwrap().contains(&json!("mfa")),
+        "{signed}"
+    );
+
+    let settings = format!("/v1/tenants/{acme}/settings");
+    let (_, mut current) = app.send(app.admin(Method::GET, &settings)).await;
+    current["require_mfa"] = json!(true);
+    let (status, body) = app
+        .send(app.admin(Method::PUT, &settings).json(&current))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = Browser::with_agent(&app, "after/1");
+    let (status, refused) = passkey_sign_in(&app, &after, &mut key, "presence").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(refused["error"], "multi_factor_required");
+    assert!(!after.is_signed_in("presence").await);
+}
+
+on_both_stores!(a_passkey_without_user_verification_is_refused_where_two_factors_are_required);
+
+/// Wrong passwords lock the password path only: someone who knows an address cannot lock its
+/// owner out of a passkey sign-in.
+async fn a_locked_account_still_signs_in_with_its_passkey(store: Store) {
+    let app = people_app(store).await;
+    let acme = tenant_with(&app, "locked", |s| {
+        s["lockout_policy"] = json!({
+            "max_attempts": 3,
+            "lockout_duration_minutes": 15,
+            "reset_after_minutes": 10,
+        });
+    })
+    .await;
+    person(&app, &acme, "ada@example.com", STRONG, false).await;
+    let owner = Browser::new(&app);
+    owner.signed_in("locked", "ada@example.com", STRONG).await;
+    let mut key = SoftAuthenticator::default();
+    add_passkey(&app, &owner, &mut key, "locked", "Ada's key").await;
+
+    let attacker = Browser::with_agent(&app, "attacker/1");
+    for _ in 0..3 {
+        let failed = attacker
+            .sign_in_json("locked", "ada@example.com", "not her password")
+            .await;
+        assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = attacker
+        .sign_in_json("locked", "ada@example.com", STRONG)
+        .await;
+    assert_eq!(
+        locked.status,
+        StatusCode::UNAUTHORIZED,
+        "the password path is locked"
+    );
+
+    let later = Browser::with_agent(&app, "owner/2");
+    let (status, signed) = passkey_sign_in(&app, &later, &mut key, "locked").await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert!(later.is_signed_in("locked").await);
+}
+
+on_both_stores!(a_locked_account_still_signs_in_with_its_passkey);
