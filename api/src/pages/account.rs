@@ -200,8 +200,7 @@ pub async fn save_profile(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let update = UpdateUser {
         name: name_field(&form, "name"),
         given_name: name_field(&form, "given_name"),
@@ -258,8 +257,7 @@ pub async fn change_password(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let result = state
         .commands
         .change_own_password(
@@ -316,8 +314,7 @@ pub async fn sign_out_session(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let session = Uuid::parse_str(&session_id)
         .ok()
         .and_then(|id| {

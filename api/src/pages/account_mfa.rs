@@ -119,8 +119,7 @@ pub async fn set_up_totp(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let user_id = signed_in.user_id();
     let meta = ctx.metadata(person(user_id));
     let action = tenant.frame.url("account/totp");
@@ -159,8 +158,7 @@ pub async fn remove_totp(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let user_id = signed_in.user_id();
     let outcome = state
         .commands
@@ -181,8 +179,7 @@ pub async fn regenerate_recovery_codes(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let user_id = signed_in.user_id();
     let codes = state
         .commands
@@ -204,8 +201,7 @@ pub async fn remove_passkey(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let tenant = &signed_in.tenant;
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
     let not_found = || PageError::not_found().framed(&tenant.frame);
     let credential_id = URL_SAFE_NO_PAD
         .decode(credential_id.as_bytes())

@@ -9,7 +9,7 @@
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use super::{PageError, cookies};
+use super::{PageError, PageForm, PageTenant, cookies};
 use crate::state::AppState;
 
 /// The name of the field every form carries.
@@ -56,6 +56,18 @@ impl Csrf {
 
 fn binding(cookie: &str, slug: &str) -> Vec<u8> {
     format!("{cookie}\n{slug}").into_bytes()
+}
+
+/// Refuses a form posted to `tenant`'s pages without the token matching the browser's CSRF
+/// cookie, with the error page framed for that tenant: what every form handler does first.
+pub fn verify_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &PageTenant,
+    form: &PageForm,
+) -> Result<(), PageError> {
+    verify(state, headers, tenant.slug(), form.get(FIELD))
+        .map_err(|error| error.framed(&tenant.frame))
 }
 
 /// Refuses a form of `slug`'s pages whose `token` does not match the browser's CSRF cookie.

@@ -155,8 +155,7 @@ pub async fn submit(
         .framed(&tenant.frame));
     }
     let form = PageForm::parse(&body);
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, &tenant, &form)?;
     let return_to =
         safe_return_to(tenant.slug(), form.get("return_to")).unwrap_or_else(|| tenant.home());
     let email = form.text("email");
@@ -449,8 +448,7 @@ pub async fn submit_change(
     headers: HeaderMap,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, &tenant, &form)?;
     let Some((hash, pending)) = pending_of(&state, &tenant, &headers, None, Step::ChangePassword)
     else {
         return Ok(see_other(

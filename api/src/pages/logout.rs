@@ -50,8 +50,7 @@ pub async fn submit(
     headers: HeaderMap,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, &tenant, &form)?;
     if let Some(session) = current_session(&state, &tenant, &headers) {
         end(&state, &tenant, &ctx, session.user_id, session.session_id).await?;
     }

@@ -162,8 +162,7 @@ pub async fn submit(
         return submit_json(&state, &tenant, &ctx, &headers, &body).await;
     }
     let form = PageForm::parse(&body);
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, &tenant, &form)?;
     let Some((hash, pending)) = pending_of(&state, &tenant, &headers, None, Step::SecondFactor)
     else {
         return Ok(to_login(&state, &tenant));
@@ -346,8 +345,7 @@ pub async fn submit_enroll(
     headers: HeaderMap,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    csrf::verify(&state, &headers, tenant.slug(), form.get(csrf::FIELD))
-        .map_err(|error| error.framed(&tenant.frame))?;
+    csrf::verify_form(&state, &headers, &tenant, &form)?;
     let Some((hash, pending)) =
         pending_of(&state, &tenant, &headers, None, Step::EnrollSecondFactor)
     else {
