@@ -44,6 +44,7 @@ mod decode;
 pub mod directory;
 pub mod error;
 mod fold;
+mod follow;
 pub mod kafka;
 mod paging;
 pub mod rebuild;

@@ -34,8 +34,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
-use tessera_event_log::{EventLog, LogError};
+use tessera_event_log::EventLog;
 use tessera_event_schemas::{Event, Hash32, RecordedEvent, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -47,7 +46,6 @@ use crate::error::WaitTimeout;
 pub mod snapshot;
 
 /// Events asked of the log per read while following it.
-const READ_BATCH: usize = 5000;
 /// How often (in log time) idle sessions are swept out.
 const PRUNE_EVERY_MICROS: i64 = 60 * 1_000_000;
 /// The idle timeout of a tenant whose settings were not folded (never, in a consistent log).
@@ -372,33 +370,13 @@ impl SessionDirectory {
     /// Follows `log` from the beginning, folding every event it reads, until stopped.
     pub fn follow(self: &Arc<Self>, log: Arc<dyn EventLog>) -> SessionDirectoryTask {
         let directory = self.clone();
-        let (stop, mut stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
+        let from = directory.position();
         let task = tokio::spawn(async move {
-            let events = tessera_event_log::subscribe(log, directory.position(), READ_BATCH);
-            let mut events = std::pin::pin!(events);
-            loop {
-                let next: Option<Result<Vec<RecordedEvent>, LogError>> = tokio::select! {
-                    next = events.next() => next,
-                    _ = stop_rx.wait_for(|s| *s) => return,
-                };
-                match next {
-                    Some(Ok(batch)) => {
-                        if let Err((position, error)) = directory.apply(&batch) {
-                            tracing::error!(
-                                position,
-                                %error,
-                                "undecodable event in the log: the session directory stops before it"
-                            );
-                            let _ = stop_rx.wait_for(|s| *s).await;
-                            return;
-                        }
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "reading the event log failed; retrying");
-                    }
-                    None => return,
-                }
-            }
+            crate::follow::follow_log(log, from, "session directory", stop_rx, |batch| {
+                directory.apply(batch)
+            })
+            .await;
         });
         SessionDirectoryTask {
             directory: self.clone(),

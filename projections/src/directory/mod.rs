@@ -51,11 +51,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tessera_domain::Aggregate;
 use tessera_domain::oauth_client::{OAuthClient, OAuthClientState};
 use tessera_domain::tenant::TenantState;
-use tessera_event_log::{EventLog, LogError};
+use tessera_event_log::EventLog;
 use tessera_event_schemas::{Event, Hash32, RecordedEvent, StreamId, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -66,7 +65,6 @@ use expiring::Expiring;
 pub use snapshot::DirectorySnapshots;
 
 /// Events asked of the log per read while following it.
-const READ_BATCH: usize = 5000;
 /// How often (in log time) expired revocations are swept out.
 pub const PRUNE_EVERY_MICROS: i64 = 60 * 1_000_000;
 
@@ -275,37 +273,19 @@ impl Directory {
     }
 }
 
+/// Keeps `directory` current from its position on, until `stop` turns true.
 async fn follow_log(
     directory: Arc<Directory>,
     log: Arc<dyn EventLog>,
-    mut stop_rx: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let events = tessera_event_log::subscribe(log, directory.position(), READ_BATCH);
-    let mut events = std::pin::pin!(events);
-    loop {
-        let next: Option<Result<Vec<RecordedEvent>, LogError>> = tokio::select! {
-            next = events.next() => next,
-            _ = stop_rx.wait_for(|s| *s) => return,
-        };
-        match next {
-            Some(Ok(batch)) => {
-                if let Err((position, error)) = directory.apply(&batch) {
-                    tracing::error!(
-                        position,
-                        %error,
-                        "undecodable event in the log: the OAuth directory stops before it"
-                    );
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                    return;
-                }
-                directory.note_progress();
-            }
-            Some(Err(error)) => {
-                tracing::warn!(%error, "reading the event log failed; retrying");
-            }
-            None => return,
-        }
-    }
+    let from = directory.position();
+    crate::follow::follow_log(log, from, "OAuth directory", stop, |batch| {
+        directory.apply(batch)?;
+        directory.note_progress();
+        Ok(())
+    })
+    .await;
 }
 
 /// The tasks that keep a [`Directory`] current and snapshot it (see [`Directory::open`]).
