@@ -39,8 +39,8 @@
 //!   characters once trimmed. Deactivation is terminal.
 
 use tessera_event_schemas::events::{
-    ClientType, OAuthClientDeactivatedV1, OAuthClientRegisteredV1, OAuthClientSecretRegeneratedV1,
-    OAuthClientUpdatedV1,
+    ClientType, OAuthClientDeactivatedV1, OAuthClientRegisteredV2, OAuthClientSecretRegeneratedV1,
+    OAuthClientUpdatedV2, OidcClientSettingsV1, SigningAlg,
 };
 use tessera_event_schemas::{Event, Hash32};
 
@@ -90,6 +90,9 @@ pub struct OAuthClient {
     /// Keyed hash of the client secret; None for a public client.
     pub secret_hash: Option<Hash32>,
     pub created_by: String,
+    /// What a client signing people in needs (logout URIs, consent, refresh tokens, ID token
+    /// algorithm).
+    pub oidc: OidcClientSettingsV1,
     /// False once deactivated (terminal).
     pub active: bool,
     pub deactivation_reason: Option<String>,
@@ -123,6 +126,7 @@ pub struct NewClient {
     /// Keyed hash of the secret: Some for a confidential client, None for a public one.
     pub secret_hash: Option<Hash32>,
     pub created_by: String,
+    pub oidc: OidcClientSettingsV1,
 }
 
 /// An update: each `Some` field replaces the current value.
@@ -133,6 +137,14 @@ pub struct ClientChanges {
     pub redirect_uris: Option<Vec<String>>,
     pub allowed_scopes: Option<Vec<String>>,
     pub access_token_ttl_secs: Option<u32>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub require_consent: Option<bool>,
+    pub refresh_token_ttl_secs: Option<u32>,
+    pub refresh_token_idle_secs: Option<u32>,
+    pub refresh_without_offline_access: Option<bool>,
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// `Some(None)` removes it.
+    pub backchannel_logout_uri: Option<Option<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +171,7 @@ impl Aggregate for OAuthClientState {
                     access_token_ttl_secs: e.access_token_ttl_secs,
                     secret_hash: *e.secret_hash.expose(),
                     created_by: e.created_by.clone(),
+                    oidc: e.oidc.clone(),
                     active: true,
                     deactivation_reason: None,
                 });
@@ -220,12 +233,13 @@ impl OAuthClientState {
                 &new.created_by,
                 MAX_CREATED_BY_CHARS,
             )?,
+            oidc: new.oidc,
             active: true,
             deactivation_reason: None,
         };
         configuration(&client)?;
         Ok(vec![Event::OAuthClientRegistered(
-            OAuthClientRegisteredV1 {
+            OAuthClientRegisteredV2 {
                 client_id: client.client_id,
                 name: client.name,
                 client_type: client.client_type,
@@ -235,6 +249,7 @@ impl OAuthClientState {
                 access_token_ttl_secs: client.access_token_ttl_secs,
                 secret_hash: client.secret_hash.into(),
                 created_by: client.created_by,
+                oidc: client.oidc,
             },
         )])
     }
@@ -245,7 +260,8 @@ impl OAuthClientState {
             .name
             .map(|name| validate::display_text("name", &name, MAX_NAME_CHARS))
             .transpose()?;
-        let update = OAuthClientUpdatedV1 {
+        let oidc = &current.oidc;
+        let update = OAuthClientUpdatedV2 {
             name: name.filter(|name| *name != current.name),
             grant_types: changes
                 .grant_types
@@ -259,8 +275,29 @@ impl OAuthClientState {
             access_token_ttl_secs: changes
                 .access_token_ttl_secs
                 .filter(|ttl| *ttl != current.access_token_ttl_secs),
+            post_logout_redirect_uris: changes
+                .post_logout_redirect_uris
+                .filter(|uris| *uris != oidc.post_logout_redirect_uris),
+            require_consent: changes
+                .require_consent
+                .filter(|value| *value != oidc.require_consent),
+            refresh_token_ttl_secs: changes
+                .refresh_token_ttl_secs
+                .filter(|ttl| *ttl != oidc.refresh_token_ttl_secs),
+            refresh_token_idle_secs: changes
+                .refresh_token_idle_secs
+                .filter(|ttl| *ttl != oidc.refresh_token_idle_secs),
+            refresh_without_offline_access: changes
+                .refresh_without_offline_access
+                .filter(|value| *value != oidc.refresh_without_offline_access),
+            id_token_signed_response_alg: changes
+                .id_token_signed_response_alg
+                .filter(|alg| *alg != oidc.id_token_signed_response_alg),
+            backchannel_logout_uri: changes
+                .backchannel_logout_uri
+                .filter(|uri| *uri != oidc.backchannel_logout_uri),
         };
-        if update == OAuthClientUpdatedV1::default() {
+        if update == OAuthClientUpdatedV2::default() {
             return Ok(vec![]);
         }
         let mut merged = current.clone();
@@ -312,7 +349,29 @@ impl OAuthClientState {
 }
 
 /// Replaces each field given by `update`.
-fn apply_update(client: &mut OAuthClient, update: &OAuthClientUpdatedV1) {
+fn apply_update(client: &mut OAuthClient, update: &OAuthClientUpdatedV2) {
+    let oidc = &mut client.oidc;
+    if let Some(uris) = &update.post_logout_redirect_uris {
+        oidc.post_logout_redirect_uris.clone_from(uris);
+    }
+    if let Some(value) = update.require_consent {
+        oidc.require_consent = value;
+    }
+    if let Some(ttl) = update.refresh_token_ttl_secs {
+        oidc.refresh_token_ttl_secs = ttl;
+    }
+    if let Some(ttl) = update.refresh_token_idle_secs {
+        oidc.refresh_token_idle_secs = ttl;
+    }
+    if let Some(value) = update.refresh_without_offline_access {
+        oidc.refresh_without_offline_access = value;
+    }
+    if let Some(alg) = update.id_token_signed_response_alg {
+        oidc.id_token_signed_response_alg = alg;
+    }
+    if let Some(uri) = &update.backchannel_logout_uri {
+        oidc.backchannel_logout_uri.clone_from(uri);
+    }
     if let Some(name) = &update.name {
         client.name.clone_from(name);
     }

@@ -17,6 +17,9 @@
 //! | sign-ins for addresses no user has | `{tenant}/sign-ins` |
 //! | second factors | `{tenant}/mfa/{user}` |
 //! | WebAuthn policy | `{tenant}/webauthn-policy` |
+//! | authorization code | `{tenant}/code/{code}` |
+//! | a person's consents | `{tenant}/consents/{user}` |
+//! | refresh-token family | `{tenant}/refresh/{family}` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -58,6 +61,14 @@ pub enum StreamId {
     Mfa { tenant_id: Uuid, user_id: Uuid },
     /// `{tenant}/webauthn-policy`: the tenant's WebAuthn policy.
     WebauthnPolicy(Uuid),
+    /// `{tenant}/code/{code}`: one authorization code, by its id (the code's first 16 bytes).
+    /// Issued at version 1; redeemed at most once, by the append that expects version 1.
+    Code { tenant_id: Uuid, code_id: Uuid },
+    /// `{tenant}/consents/{user}`: what one person allowed each client.
+    Consents { tenant_id: Uuid, user_id: Uuid },
+    /// `{tenant}/refresh/{family}`: one refresh-token family: the grant a code exchange opened,
+    /// each rotation, and its end. Rotation is decided by this stream's expected version.
+    Refresh { tenant_id: Uuid, family_id: Uuid },
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -89,6 +100,16 @@ impl StreamId {
             "mfa" => Uuid::parse_str(id)
                 .ok()
                 .map(|user_id| StreamId::Mfa { tenant_id, user_id }),
+            "code" => Uuid::parse_str(id)
+                .ok()
+                .map(|code_id| StreamId::Code { tenant_id, code_id }),
+            "consents" => Uuid::parse_str(id)
+                .ok()
+                .map(|user_id| StreamId::Consents { tenant_id, user_id }),
+            "refresh" => Uuid::parse_str(id).ok().map(|family_id| StreamId::Refresh {
+                tenant_id,
+                family_id,
+            }),
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -119,6 +140,9 @@ impl StreamId {
             | StreamId::User { tenant_id, .. }
             | StreamId::Sessions { tenant_id, .. }
             | StreamId::Mfa { tenant_id, .. }
+            | StreamId::Code { tenant_id, .. }
+            | StreamId::Consents { tenant_id, .. }
+            | StreamId::Refresh { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
@@ -150,6 +174,12 @@ impl StreamId {
             StreamId::SignIns(tenant_id) => Spelling::SignIns(*tenant_id),
             StreamId::Mfa { tenant_id, user_id } => Spelling::Mfa(*tenant_id, *user_id),
             StreamId::WebauthnPolicy(tenant_id) => Spelling::WebauthnPolicy(*tenant_id),
+            StreamId::Code { tenant_id, code_id } => Spelling::Code(*tenant_id, *code_id),
+            StreamId::Consents { tenant_id, user_id } => Spelling::Consents(*tenant_id, *user_id),
+            StreamId::Refresh {
+                tenant_id,
+                family_id,
+            } => Spelling::Refresh(*tenant_id, *family_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -174,6 +204,9 @@ enum Spelling<'a> {
     SignIns(Uuid),
     Mfa(Uuid, Uuid),
     WebauthnPolicy(Uuid),
+    Code(Uuid, Uuid),
+    Consents(Uuid, Uuid),
+    Refresh(Uuid, Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -194,6 +227,9 @@ impl fmt::Display for Spelling<'_> {
             Spelling::SignIns(tenant_id) => write!(f, "{tenant_id}/sign-ins"),
             Spelling::Mfa(tenant_id, user_id) => write!(f, "{tenant_id}/mfa/{user_id}"),
             Spelling::WebauthnPolicy(tenant_id) => write!(f, "{tenant_id}/webauthn-policy"),
+            Spelling::Code(tenant_id, code_id) => write!(f, "{tenant_id}/code/{code_id}"),
+            Spelling::Consents(tenant_id, user_id) => write!(f, "{tenant_id}/consents/{user_id}"),
+            Spelling::Refresh(tenant_id, family_id) => write!(f, "{tenant_id}/refresh/{family_id}"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -249,6 +285,21 @@ pub fn mfa(tenant_id: Uuid, user_id: Uuid) -> String {
 /// `{tenant}/webauthn-policy`: the tenant's WebAuthn policy.
 pub fn webauthn_policy(tenant_id: Uuid) -> String {
     Spelling::WebauthnPolicy(tenant_id).to_string()
+}
+
+/// `{tenant}/code/{code}`: one authorization code.
+pub fn code(tenant_id: Uuid, code_id: Uuid) -> String {
+    Spelling::Code(tenant_id, code_id).to_string()
+}
+
+/// `{tenant}/consents/{user}`: what one person allowed each client.
+pub fn consents(tenant_id: Uuid, user_id: Uuid) -> String {
+    Spelling::Consents(tenant_id, user_id).to_string()
+}
+
+/// `{tenant}/refresh/{family}`: one refresh-token family.
+pub fn refresh(tenant_id: Uuid, family_id: Uuid) -> String {
+    Spelling::Refresh(tenant_id, family_id).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

@@ -82,9 +82,12 @@ fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
         (
             StreamId::User { user_id, .. }
             | StreamId::Sessions { user_id, .. }
-            | StreamId::Mfa { user_id, .. },
+            | StreamId::Mfa { user_id, .. }
+            | StreamId::Consents { user_id, .. },
             "user",
         ) => Some(user_id.to_string()),
+        (StreamId::Code { code_id, .. }, "authorization_code") => Some(code_id.to_string()),
+        (StreamId::Refresh { family_id, .. }, "refresh_token") => Some(family_id.to_string()),
         _ => None,
     }
 }
@@ -117,7 +120,8 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         | Event::TenantReactivated(_)
         | Event::TenantArchived(_)
         | Event::SigningKeyRotated(_)
-        | Event::SigningKeyRetired(_) => tenant(tenant_slug),
+        | Event::SigningKeyRetired(_)
+        | Event::SigningKeyAdded(_) => tenant(tenant_slug),
         Event::ApiKeyIssued(issued) => Target {
             id: Some(issued.key_id.to_string()),
             product: issued.product.clone(),
@@ -176,6 +180,25 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         | Event::MfaReset(_) => Target::new("user", stream_target_id(envelope, "user"), None),
         // The fold supplies slugs to `tenant.*` events only: the tenant is named by id.
         Event::WebauthnPolicyChanged(_) => tenant(None),
+        // A code and a refresh-token family are named by their stream's id; a consent by the
+        // person who gave it (the client is in the summary).
+        Event::AuthorizationCodeIssued(_)
+        | Event::AuthorizationCodeRedeemed(_)
+        | Event::AuthorizationCodeReused(_) => Target::new(
+            "authorization_code",
+            stream_target_id(envelope, "authorization_code"),
+            None,
+        ),
+        Event::ConsentGranted(_) | Event::ConsentRevoked(_) => {
+            Target::new("user", stream_target_id(envelope, "user"), None)
+        }
+        Event::RefreshTokenIssued(_)
+        | Event::RefreshTokenRotated(_)
+        | Event::RefreshTokenRevoked(_) => Target::new(
+            "refresh_token",
+            stream_target_id(envelope, "refresh_token"),
+            None,
+        ),
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -348,6 +371,12 @@ mod tests {
                 Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
             ),
             "webauthn_policy" => streams::webauthn_policy(TENANT),
+            "authorization_code" => streams::code(TENANT, Uuid::from_u128(0xc0de)),
+            "consent" => streams::consents(
+                TENANT,
+                Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
+            ),
+            "refresh_token" => streams::refresh(TENANT, Uuid::from_u128(0xfa01)),
             _ => streams::audit(TENANT),
         }
     }

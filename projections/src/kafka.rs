@@ -105,7 +105,10 @@ impl TopicCategory {
                     || event_type.starts_with("webauthn_policy.")
             }
             TopicCategory::OAuth => {
-                event_type.starts_with("oauth_client.") || event_type.starts_with("token.")
+                event_type.starts_with("oauth_client.")
+                    || event_type.starts_with("token.")
+                    || event_type.starts_with("authorization_code.")
+                    || event_type.starts_with("refresh_token.")
             }
             TopicCategory::Security => {
                 event_type.starts_with("api_key.")
@@ -133,6 +136,9 @@ impl TopicCategory {
                             | "mfa.passkey_removed"
                             | "mfa.reset"
                             | "webauthn_policy.changed"
+                            | "authorization_code.reused"
+                            | "refresh_token.revoked"
+                            | "consent.revoked"
                     )
             }
             TopicCategory::Products => event_type.starts_with("audit."),
@@ -141,6 +147,7 @@ impl TopicCategory {
                     || event_type.starts_with("sign_in.")
                     || event_type.starts_with("session.")
                     || event_type.starts_with("mfa.")
+                    || event_type.starts_with("consent.")
             }
         }
     }

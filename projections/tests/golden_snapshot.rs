@@ -14,6 +14,11 @@
 //! Both fixtures were edited by that one row: the large log's new snapshot, with that row's
 //! summary put back as it was, hashes to the digest committed before.
 //!
+//! Issue 17 made `oauth_client.registered` and `.updated` v2 (the OpenID Connect settings,
+//! `oidc`): the samples' client events are v2 now, in place, so both fixtures were re-blessed;
+//! the small one differs only by those two rows' summaries (`oidc` and the new fields) and the
+//! issue's new event types at the end.
+//!
 //! New event types join at the end of the log (users, then sign-ins and sessions), so the
 //! fixtures only gain rows: with the sign-in and session samples left out, the fixtures
 //! committed before them still matched, and their re-blessed small snapshot differs only by
@@ -86,6 +91,7 @@ fn by_a_person() -> EventMetadata {
 
 /// The categories of people's events, appended after everything pinned before they existed.
 const PEOPLE: [&str; 5] = ["user", "sign_in", "session", "mfa", "webauthn_policy"];
+const GRANTS: [&str; 3] = ["authorization_code", "consent", "refresh_token"];
 
 /// Every event type the workload lacks (OAuth clients, tokens, reservations, recorded audit
 /// entries) and the edge cases reducers must keep answering the same way.
@@ -101,9 +107,12 @@ fn extras(history: &mut History) {
     // (`token.issued` v2, issue 24) would shift every later position too, so it stays out, and
     // the fixtures keep pinning the rows of every event they did; newer versions' audit rows
     // are checked by `projections::audit`'s tests.
-    let added_since = [("token.issued", 2)];
+    // Issue 17's event types (codes, consents, refresh tokens, the second signing key) come
+    // at the end, in `grants`; the clients' v2 events replace v1 in place (see the module doc).
+    let added_since = [("token.issued", 2), ("tenant.signing_key_added", 1)];
     for event in samples::current().into_iter().filter(|event| {
         !PEOPLE.contains(&event.category())
+            && !GRANTS.contains(&event.category())
             && !added_since.contains(&(event.event_type(), event.schema_version()))
     }) {
         let (tenant, stream) = match event.category() {
@@ -188,6 +197,30 @@ fn extras(history: &mut History) {
     );
     users(history, sample_tenant, &person);
     second_factors(history, sample_tenant, &person);
+    grants(history, sample_tenant, &person);
+}
+
+/// Issue 17's samples, after everything pinned before: the tenant's RS256 key, a code, the
+/// consents of the user who stays, a refresh-token family.
+fn grants(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let of = |category: &str| -> Vec<Event> {
+        samples::current()
+            .into_iter()
+            .filter(|event| event.category() == category)
+            .collect()
+    };
+    let key: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| matches!(event, Event::SigningKeyAdded(_)))
+        .collect();
+    history.append_events(tenant, streams::tenant(tenant), &key, person);
+    let stays = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006);
+    let code = streams::code(tenant, Uuid::from_u128(0xc0de));
+    history.append_events(tenant, code, &of("authorization_code"), person);
+    let consents = streams::consents(tenant, stays);
+    history.append_events(tenant, consents, &of("consent"), person);
+    let family = streams::refresh(tenant, Uuid::from_u128(0xfa01));
+    history.append_events(tenant, family, &of("refresh_token"), person);
 }
 
 /// The users' samples (added with `rm_users`, after everything pinned before): one user through

@@ -55,7 +55,10 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::Sessions { .. }
         | StreamId::SignIns(_)
         | StreamId::Mfa { .. }
-        | StreamId::WebauthnPolicy(_) => false,
+        | StreamId::WebauthnPolicy(_)
+        | StreamId::Code { .. }
+        | StreamId::Consents { .. }
+        | StreamId::Refresh { .. } => false,
     }
 }
 
@@ -165,7 +168,10 @@ impl TenantSnapshot {
             | StreamId::Sessions { .. }
             | StreamId::SignIns(_)
             | StreamId::Mfa { .. }
-            | StreamId::WebauthnPolicy(_) => {}
+            | StreamId::WebauthnPolicy(_)
+            | StreamId::Code { .. }
+            | StreamId::Consents { .. }
+            | StreamId::Refresh { .. } => {}
         }
     }
 

@@ -185,6 +185,7 @@ async fn run(ops: Vec<Op>) {
                     allowed_scopes: vec!["read".to_owned()],
                     access_token_ttl_secs: None,
                     created_by: "prop".to_owned(),
+                    oidc: Default::default(),
                 };
                 if let Ok(client) = s.register_client(m, id, input).await {
                     clients.push(client.client_id);

@@ -128,6 +128,7 @@ async fn script(h: &Harness) -> Script {
                 allowed_scopes: vec!["read".to_owned()],
                 access_token_ttl_secs: None,
                 created_by: "alice".to_owned(),
+                oidc: Default::default(),
             },
         )
         .await

@@ -180,6 +180,7 @@ pub async fn register_client(
                 allowed_scopes: body.allowed_scopes,
                 access_token_ttl_secs: body.access_token_ttl_secs,
                 created_by: principal.name.clone(),
+                oidc: Default::default(),
             },
         )
         .await?;
@@ -280,6 +281,7 @@ pub async fn update_client(
                 redirect_uris: body.redirect_uris,
                 allowed_scopes: body.allowed_scopes,
                 access_token_ttl_secs: body.access_token_ttl_secs,
+                ..ClientChanges::default()
             },
         )
         .await?;

@@ -9,7 +9,7 @@ use std::fmt;
 use tessera_domain::oauth_client::{
     ClientChanges, NewClient, OAuthClientCommand, OAuthClientState,
 };
-use tessera_event_schemas::events::ClientType;
+use tessera_event_schemas::events::{ClientType, OidcClientSettingsV1};
 use tessera_event_schemas::{EventMetadata, streams};
 use uuid::Uuid;
 
@@ -39,6 +39,7 @@ pub struct RegisterClient {
     /// None: the default lifetime.
     pub access_token_ttl_secs: Option<u32>,
     pub created_by: String,
+    pub oidc: OidcClientSettingsV1,
 }
 
 /// A registered client. The secret (confidential clients only) is returned once.
@@ -99,6 +100,7 @@ impl CommandService {
                 .as_deref()
                 .map(|secret| self.crypto.secret_hash(secret)),
             created_by: input.created_by,
+            oidc: input.oidc,
         };
         let address = Address::oauth_client(tenant_id, &client_id);
         let ((), position) = self

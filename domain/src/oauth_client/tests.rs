@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use tessera_event_schemas::events::{
-    ApiKeyRevokedV1, ClientType, OAuthClientDeactivatedV1, OAuthClientRegisteredV1,
-    OAuthClientSecretRegeneratedV1, OAuthClientUpdatedV1,
+    ApiKeyRevokedV1, ClientType, OAuthClientDeactivatedV1, OAuthClientRegisteredV2,
+    OAuthClientSecretRegeneratedV1, OAuthClientUpdatedV2,
 };
 use tessera_event_schemas::{Event, Hash32};
 
@@ -29,11 +29,12 @@ fn backend() -> NewClient {
         access_token_ttl_secs: None,
         secret_hash: Some(SECRET),
         created_by: " admin ".into(),
+        oidc: Default::default(),
     }
 }
 
 fn backend_registered() -> Event {
-    Event::OAuthClientRegistered(OAuthClientRegisteredV1 {
+    Event::OAuthClientRegistered(OAuthClientRegisteredV2 {
         client_id: "cli_Backend-01.x".into(),
         name: "Billing backend".into(),
         client_type: ClientType::Confidential,
@@ -43,6 +44,7 @@ fn backend_registered() -> Event {
         access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
         secret_hash: Some(SECRET).into(),
         created_by: "admin".into(),
+        oidc: Default::default(),
     })
 }
 
@@ -61,11 +63,12 @@ fn spa() -> NewClient {
         access_token_ttl_secs: Some(900),
         secret_hash: None,
         created_by: "admin".into(),
+        oidc: Default::default(),
     }
 }
 
 fn spa_registered() -> Event {
-    Event::OAuthClientRegistered(OAuthClientRegisteredV1 {
+    Event::OAuthClientRegistered(OAuthClientRegisteredV2 {
         client_id: "spa".into(),
         name: "Web app".into(),
         client_type: ClientType::Public,
@@ -78,6 +81,7 @@ fn spa_registered() -> Event {
         access_token_ttl_secs: 900,
         secret_hash: None.into(),
         created_by: "admin".into(),
+        oidc: Default::default(),
     })
 }
 
@@ -159,6 +163,7 @@ fn registration_builds_an_active_client() {
             created_by: "admin".into(),
             active: true,
             deactivation_reason: None,
+            oidc: Default::default(),
         })
     );
 }
@@ -555,13 +560,14 @@ fn an_update_records_only_the_fields_that_change() {
         redirect_uris: Some(strings(&["https://app.example.com/v2/callback"])),
         allowed_scopes: Some(strings(&["openid", "profile", "email"])),
         access_token_ttl_secs: Some(900),
+        ..ClientChanges::default()
     };
     assert_eq!(
         given::<OAuthClientState>([spa_registered()]).when(update(changes)),
-        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV2 {
             redirect_uris: Some(strings(&["https://app.example.com/v2/callback"])),
             allowed_scopes: Some(strings(&["openid", "profile", "email"])),
-            ..OAuthClientUpdatedV1::default()
+            ..OAuthClientUpdatedV2::default()
         })])
     );
 }
@@ -573,9 +579,9 @@ fn a_new_name_is_trimmed_and_recorded() {
             name: Some("  Web app v2 ".into()),
             ..ClientChanges::default()
         })),
-        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV2 {
             name: Some("Web app v2".into()),
-            ..OAuthClientUpdatedV1::default()
+            ..OAuthClientUpdatedV2::default()
         })])
     );
 }
@@ -594,6 +600,7 @@ fn an_update_that_changes_nothing_records_nothing() {
             ])),
             allowed_scopes: Some(strings(&["openid", "profile"])),
             access_token_ttl_secs: Some(900),
+            ..ClientChanges::default()
         })),
         Ok(vec![])
     );
@@ -606,9 +613,9 @@ fn a_reordered_list_is_a_change() {
             allowed_scopes: Some(strings(&["profile", "openid"])),
             ..ClientChanges::default()
         })),
-        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV2 {
             allowed_scopes: Some(strings(&["profile", "openid"])),
-            ..OAuthClientUpdatedV1::default()
+            ..OAuthClientUpdatedV2::default()
         })])
     );
 }
@@ -728,10 +735,10 @@ fn fields_that_only_make_sense_together_can_change_together() {
             redirect_uris: Some(strings(&["https://billing.example.com/cb"])),
             ..ClientChanges::default()
         })),
-        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+        Ok(vec![Event::OAuthClientUpdated(OAuthClientUpdatedV2 {
             grant_types: Some(strings(&[GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN])),
             redirect_uris: Some(strings(&["https://billing.example.com/cb"])),
-            ..OAuthClientUpdatedV1::default()
+            ..OAuthClientUpdatedV2::default()
         })])
     );
 }
@@ -873,6 +880,7 @@ fn a_whole_lifecycle_folds_into_the_expected_client() {
             redirect_uris: Some(strings(&["https://billing.example.com/cb"])),
             allowed_scopes: Some(strings(&["billing.read"])),
             access_token_ttl_secs: Some(600),
+            ..ClientChanges::default()
         }),
     );
     apply(
@@ -897,6 +905,7 @@ fn a_whole_lifecycle_folds_into_the_expected_client() {
         created_by: "admin".into(),
         active: true,
         deactivation_reason: None,
+        oidc: Default::default(),
     };
     assert_eq!(state.client, Some(expected_active.clone()));
 
@@ -920,9 +929,9 @@ fn a_whole_lifecycle_folds_into_the_expected_client() {
 fn evolve_ignores_other_events_and_events_before_registration() {
     let unrelated = Event::ApiKeyRevoked(ApiKeyRevokedV1 { reason: None });
     let orphans = [
-        Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+        Event::OAuthClientUpdated(OAuthClientUpdatedV2 {
             name: Some("x".into()),
-            ..OAuthClientUpdatedV1::default()
+            ..OAuthClientUpdatedV2::default()
         }),
         Event::OAuthClientSecretRegenerated(OAuthClientSecretRegeneratedV1 {
             secret_hash: NEW_SECRET.into(),
@@ -1070,12 +1079,13 @@ fn base_client() -> OAuthClient {
         created_by: "admin".into(),
         active: true,
         deactivation_reason: None,
+        oidc: Default::default(),
     }
 }
 
 fn base_registered() -> Event {
     let client = base_client();
-    Event::OAuthClientRegistered(OAuthClientRegisteredV1 {
+    Event::OAuthClientRegistered(OAuthClientRegisteredV2 {
         client_id: client.client_id,
         name: client.name,
         client_type: client.client_type,
@@ -1085,6 +1095,7 @@ fn base_registered() -> Event {
         access_token_ttl_secs: client.access_token_ttl_secs,
         secret_hash: client.secret_hash.into(),
         created_by: client.created_by,
+        oidc: Default::default(),
     })
 }
 
@@ -1137,6 +1148,7 @@ fn arb_changes() -> impl Strategy<Value = ClientChanges> {
                     redirect_uris,
                     allowed_scopes,
                     access_token_ttl_secs,
+                    ..ClientChanges::default()
                 }
             },
         )

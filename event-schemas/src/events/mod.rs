@@ -15,6 +15,7 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod grant;
 pub mod mfa;
 pub mod oauth;
 pub mod reservation;
@@ -30,6 +31,7 @@ use crate::redact::Without;
 
 pub use api_key::*;
 pub use audit::*;
+pub use grant::*;
 pub use mfa::*;
 pub use oauth::*;
 pub use reservation::*;
@@ -125,11 +127,12 @@ registry! {
     TenantArchived => "tenant.archived" @ 1: TenantArchivedV1,
     SigningKeyRotated => "tenant.signing_key_rotated" @ 1: SigningKeyRotatedV1,
     SigningKeyRetired => "tenant.signing_key_retired" @ 1: SigningKeyRetiredV1,
+    SigningKeyAdded => "tenant.signing_key_added" @ 1: SigningKeyAddedV1,
     ApiKeyIssued => "api_key.issued" @ 1: ApiKeyIssuedV1,
     ApiKeyRevoked => "api_key.revoked" @ 1: ApiKeyRevokedV1,
     ApiKeyUsed => "api_key.used" @ 1: ApiKeyUsedV1,
-    OAuthClientRegistered => "oauth_client.registered" @ 1: OAuthClientRegisteredV1,
-    OAuthClientUpdated => "oauth_client.updated" @ 1: OAuthClientUpdatedV1,
+    OAuthClientRegistered => "oauth_client.registered" @ 2: OAuthClientRegisteredV2,
+    OAuthClientUpdated => "oauth_client.updated" @ 2: OAuthClientUpdatedV2,
     OAuthClientSecretRegenerated => "oauth_client.secret_regenerated" @ 1: OAuthClientSecretRegeneratedV1,
     OAuthClientDeactivated => "oauth_client.deactivated" @ 1: OAuthClientDeactivatedV1,
     TokenIssuedV1 => "token.issued" @ 1: TokenIssuedV1,
@@ -163,6 +166,14 @@ registry! {
     PasskeyRemoved => "mfa.passkey_removed" @ 1: PasskeyRemovedV1,
     MfaReset => "mfa.reset" @ 1: MfaResetV1,
     WebauthnPolicyChanged => "webauthn_policy.changed" @ 1: WebauthnPolicyChangedV1,
+    AuthorizationCodeIssued => "authorization_code.issued" @ 1: AuthorizationCodeIssuedV1,
+    AuthorizationCodeRedeemed => "authorization_code.redeemed" @ 1: AuthorizationCodeRedeemedV1,
+    AuthorizationCodeReused => "authorization_code.reused" @ 1: AuthorizationCodeReusedV1,
+    ConsentGranted => "consent.granted" @ 1: ConsentGrantedV1,
+    ConsentRevoked => "consent.revoked" @ 1: ConsentRevokedV1,
+    RefreshTokenIssued => "refresh_token.issued" @ 1: RefreshTokenIssuedV1,
+    RefreshTokenRotated => "refresh_token.rotated" @ 1: RefreshTokenRotatedV1,
+    RefreshTokenRevoked => "refresh_token.revoked" @ 1: RefreshTokenRevokedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {
@@ -173,17 +184,28 @@ fn public_schema(mut schema: Schema) -> Schema {
 }
 
 /// Versions that are no longer current, each decoded as its frozen type and upcast.
-/// None has been superseded yet; the first `V2` adds an arm such as
-/// `("tenant.created", 1) => postcard::from_bytes::<TenantCreatedV1>(bytes).map(|v1| Event::TenantCreated(v1.into()))`.
 fn legacy_decode(
     event_type: &str,
     schema_version: u16,
-    _bytes: &[u8],
+    bytes: &[u8],
 ) -> Result<Event, DecodeError> {
-    Err(DecodeError::Unknown {
+    let malformed = |source| DecodeError::Malformed {
         event_type: event_type.to_owned(),
         schema_version,
-    })
+        source,
+    };
+    match (event_type, schema_version) {
+        ("oauth_client.registered", 1) => postcard::from_bytes::<OAuthClientRegisteredV1>(bytes)
+            .map(|v1| Event::OAuthClientRegistered(v1.into()))
+            .map_err(malformed),
+        ("oauth_client.updated", 1) => postcard::from_bytes::<OAuthClientUpdatedV1>(bytes)
+            .map(|v1| Event::OAuthClientUpdated(v1.into()))
+            .map_err(malformed),
+        _ => Err(DecodeError::Unknown {
+            event_type: event_type.to_owned(),
+            schema_version,
+        }),
+    }
 }
 
 /// An event's payload as `Serialize`: what its postcard bytes and every JSON form encode.

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::envelope::Envelope;
 use crate::events::Event;
+use crate::events::SigningAlg;
 use crate::primitives::{Hash32, Timestamp};
 use crate::sensitive::Secret;
 use crate::streams::StreamId;
@@ -56,6 +57,108 @@ pub struct OAuthClientUpdatedV1 {
     pub redirect_uris: Option<Vec<String>>,
     pub allowed_scopes: Option<Vec<String>>,
     pub access_token_ttl_secs: Option<u32>,
+}
+
+/// `oauth_client.registered` v2: v1 plus what a client signing people in needs (OpenID
+/// Connect). A v1 event reads as v2 with [`OidcClientSettingsV1::default`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OAuthClientRegisteredV2 {
+    pub client_id: String,
+    pub name: String,
+    pub client_type: ClientType,
+    /// RFC 6749 grant type names, e.g. `client_credentials`.
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub allowed_scopes: Vec<String>,
+    pub access_token_ttl_secs: u32,
+    /// Keyed SHA-256 of the client secret; None for a public client.
+    pub secret_hash: Secret<Option<Hash32>>,
+    pub created_by: String,
+    pub oidc: OidcClientSettingsV1,
+}
+
+/// A client's OpenID Connect settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OidcClientSettingsV1 {
+    /// Where RP-Initiated Logout may send the browser back to, matched exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Whether people are asked to allow the client its scopes; first-party clients skip it.
+    pub require_consent: bool,
+    /// Absolute lifetime of a refresh-token family.
+    pub refresh_token_ttl_secs: u32,
+    /// A refresh-token family unused for this long ends.
+    pub refresh_token_idle_secs: u32,
+    /// Issue a refresh token on every code exchange, not only when `offline_access` is granted.
+    pub refresh_without_offline_access: bool,
+    /// The ID token's signing algorithm (`id_token_signed_response_alg`).
+    pub id_token_signed_response_alg: SigningAlg,
+    /// OpenID Connect Back-Channel Logout 1.0: where logout tokens are posted.
+    pub backchannel_logout_uri: Option<String>,
+}
+
+impl Default for OidcClientSettingsV1 {
+    /// The settings of a client registered before they existed: consent asked, refresh
+    /// families of 30 days absolute and 14 days idle, RS256 ID tokens (OpenID Connect's
+    /// default), no logout URIs.
+    fn default() -> Self {
+        Self {
+            post_logout_redirect_uris: Vec::new(),
+            require_consent: true,
+            refresh_token_ttl_secs: 30 * 86_400,
+            refresh_token_idle_secs: 14 * 86_400,
+            refresh_without_offline_access: false,
+            id_token_signed_response_alg: SigningAlg::RS256,
+            backchannel_logout_uri: None,
+        }
+    }
+}
+
+impl From<OAuthClientRegisteredV1> for OAuthClientRegisteredV2 {
+    fn from(v1: OAuthClientRegisteredV1) -> Self {
+        Self {
+            client_id: v1.client_id,
+            name: v1.name,
+            client_type: v1.client_type,
+            grant_types: v1.grant_types,
+            redirect_uris: v1.redirect_uris,
+            allowed_scopes: v1.allowed_scopes,
+            access_token_ttl_secs: v1.access_token_ttl_secs,
+            secret_hash: v1.secret_hash,
+            created_by: v1.created_by,
+            oidc: OidcClientSettingsV1::default(),
+        }
+    }
+}
+
+/// `oauth_client.updated` v2: v1 plus the OpenID Connect settings; each `Some` field was
+/// replaced (`backchannel_logout_uri: Some(None)` removed it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OAuthClientUpdatedV2 {
+    pub name: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub allowed_scopes: Option<Vec<String>>,
+    pub access_token_ttl_secs: Option<u32>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub require_consent: Option<bool>,
+    pub refresh_token_ttl_secs: Option<u32>,
+    pub refresh_token_idle_secs: Option<u32>,
+    pub refresh_without_offline_access: Option<bool>,
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    pub backchannel_logout_uri: Option<Option<String>>,
+}
+
+impl From<OAuthClientUpdatedV1> for OAuthClientUpdatedV2 {
+    fn from(v1: OAuthClientUpdatedV1) -> Self {
+        Self {
+            name: v1.name,
+            grant_types: v1.grant_types,
+            redirect_uris: v1.redirect_uris,
+            allowed_scopes: v1.allowed_scopes,
+            access_token_ttl_secs: v1.access_token_ttl_secs,
+            ..Self::default()
+        }
+    }
 }
 
 /// `oauth_client.secret_regenerated` v1: the previous secret stopped working.

@@ -97,6 +97,18 @@ pub fn current() -> Vec<Event> {
         Event::SigningKeyRetired(SigningKeyRetiredV1 {
             kid: "k-2026-11-23-a".into(),
         }),
+        Event::SigningKeyAdded(SigningKeyAddedV1 {
+            key: SigningKeyV1 {
+                kid: "k-2026-12-07-r".into(),
+                alg: SigningAlg::RS256,
+                public_jwk: PublicJwkV1::Rsa {
+                    n: "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1Wl".into(),
+                    e: "AQAB".into(),
+                },
+                sealed_private_key: vec![37; 48].into(),
+                created_at: Timestamp::from_micros(1_796_000_000_000_000),
+            },
+        }),
         Event::ApiKeyIssued(ApiKeyIssuedV1 {
             key_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002),
             name: "CI pipeline".into(),
@@ -115,7 +127,7 @@ pub fn current() -> Vec<Event> {
             first_used_at: Timestamp::from_micros(1_795_000_100_000_000),
             last_used_at: Timestamp::from_micros(1_795_000_160_000_000),
         }),
-        Event::OAuthClientRegistered(OAuthClientRegisteredV1 {
+        Event::OAuthClientRegistered(OAuthClientRegisteredV2 {
             client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
             name: "Billing worker".into(),
             client_type: ClientType::Confidential,
@@ -125,13 +137,29 @@ pub fn current() -> Vec<Event> {
             access_token_ttl_secs: 3600,
             secret_hash: Some(Hash32([9; 32])).into(),
             created_by: "platform-admin".into(),
+            oidc: OidcClientSettingsV1 {
+                post_logout_redirect_uris: vec!["https://billing.acme.example/bye".into()],
+                require_consent: false,
+                refresh_token_ttl_secs: 2_592_000,
+                refresh_token_idle_secs: 1_209_600,
+                refresh_without_offline_access: true,
+                id_token_signed_response_alg: SigningAlg::ES256,
+                backchannel_logout_uri: Some("https://billing.acme.example/logout".into()),
+            },
         }),
-        Event::OAuthClientUpdated(OAuthClientUpdatedV1 {
+        Event::OAuthClientUpdated(OAuthClientUpdatedV2 {
             name: Some("Billing worker v2".into()),
             grant_types: None,
             redirect_uris: Some(vec![]),
             allowed_scopes: Some(vec!["invoices:read".into()]),
             access_token_ttl_secs: Some(900),
+            post_logout_redirect_uris: Some(vec![]),
+            require_consent: Some(true),
+            refresh_token_ttl_secs: Some(86_400),
+            refresh_token_idle_secs: Some(3_600),
+            refresh_without_offline_access: Some(false),
+            id_token_signed_response_alg: Some(SigningAlg::RS256),
+            backchannel_logout_uri: Some(None),
         }),
         Event::OAuthClientSecretRegenerated(OAuthClientSecretRegeneratedV1 {
             secret_hash: Hash32([10; 32]).into(),
@@ -277,6 +305,54 @@ pub fn current() -> Vec<Event> {
                 user_verification: Requirement::Required,
                 resident_key: Requirement::Preferred,
             },
+        }),
+        Event::AuthorizationCodeIssued(AuthorizationCodeIssuedV1 {
+            code_hash: Hash32([38; 32]).into(),
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0b0b),
+            session_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_5e55),
+            redirect_uri: "https://billing.acme.example/callback".into(),
+            scopes: vec!["openid".into(), "profile".into(), "offline_access".into()],
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            nonce: Some("n-0S6_WzA2Mj".into()),
+            auth_time: Timestamp::from_micros(1_796_000_100_000_000),
+            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+            acr: "2".into(),
+            expires_at: Timestamp::from_micros(1_796_000_160_000_000),
+        }),
+        Event::AuthorizationCodeRedeemed(AuthorizationCodeRedeemedV1 {
+            jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0a71),
+            access_token_ttl_secs: 3600,
+            refresh_family: Some(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_fa01)),
+        }),
+        Event::AuthorizationCodeReused(AuthorizationCodeReusedV1 {}),
+        Event::ConsentGranted(ConsentGrantedV1 {
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+            scopes: vec!["openid".into(), "email".into()],
+        }),
+        Event::ConsentRevoked(ConsentRevokedV1 {
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+        }),
+        Event::RefreshTokenIssued(RefreshTokenIssuedV1 {
+            client_id: "0193a000-0000-7000-8000-00000000c11e".into(),
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0b0b),
+            session_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_5e55),
+            scopes: vec!["openid".into(), "offline_access".into()],
+            offline: true,
+            auth_time: Timestamp::from_micros(1_796_000_100_000_000),
+            amr: vec!["pwd".into()],
+            acr: "1".into(),
+            token_hash: Hash32([39; 32]).into(),
+            expires_at: Timestamp::from_micros(1_798_592_100_000_000),
+            idle_secs: 1_209_600,
+        }),
+        Event::RefreshTokenRotated(RefreshTokenRotatedV1 {
+            generation: 1,
+            token_hash: Hash32([40; 32]).into(),
+            jti: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0a72),
+        }),
+        Event::RefreshTokenRevoked(RefreshTokenRevokedV1 {
+            reason: RefreshRevocationReason::ReuseDetected,
         }),
     ]
 }

@@ -214,6 +214,14 @@ pub struct SigningKeyRotatedV1 {
     pub previous_kid: String,
 }
 
+/// `tenant.signing_key_added` v1: a key for an algorithm the ring had no active key for
+/// (each tenant keeps an RS256 key beside its default ES256 one, for ID tokens of clients that
+/// ask for RS256). Later keys of that algorithm come by rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SigningKeyAddedV1 {
+    pub key: SigningKeyV1,
+}
+
 /// `tenant.signing_key_retired` v1: the key leaves the JWKS; tokens it signed stop verifying.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SigningKeyRetiredV1 {

@@ -83,6 +83,30 @@ fn every_kind_is_spelled_as_stored() {
             webauthn_policy(t),
         ),
         (
+            StreamId::Code {
+                tenant_id: t,
+                code_id: k,
+            },
+            format!("{t_}/code/{k_}"),
+            code(t, k),
+        ),
+        (
+            StreamId::Consents {
+                tenant_id: t,
+                user_id: k,
+            },
+            format!("{t_}/consents/{k_}"),
+            consents(t, k),
+        ),
+        (
+            StreamId::Refresh {
+                tenant_id: t,
+                family_id: k,
+            },
+            format!("{t_}/refresh/{k_}"),
+            refresh(t, k),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -197,6 +221,12 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         uuid().prop_map(StreamId::SignIns),
         (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Mfa { tenant_id, user_id }),
         uuid().prop_map(StreamId::WebauthnPolicy),
+        (uuid(), uuid()).prop_map(|(tenant_id, code_id)| StreamId::Code { tenant_id, code_id }),
+        (uuid(), uuid()).prop_map(|(tenant_id, user_id)| StreamId::Consents { tenant_id, user_id }),
+        (uuid(), uuid()).prop_map(|(tenant_id, family_id)| StreamId::Refresh {
+            tenant_id,
+            family_id
+        }),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -226,7 +256,10 @@ proptest! {
             | StreamId::Sessions { .. }
             | StreamId::SignIns(_)
             | StreamId::Mfa { .. }
-            | StreamId::WebauthnPolicy(_) => None,
+            | StreamId::WebauthnPolicy(_)
+            | StreamId::Code { .. }
+            | StreamId::Consents { .. }
+            | StreamId::Refresh { .. } => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
     }
@@ -244,6 +277,9 @@ proptest! {
             StreamId::SignIns(t) => sign_ins(*t),
             StreamId::Mfa { tenant_id, user_id } => mfa(*tenant_id, *user_id),
             StreamId::WebauthnPolicy(t) => webauthn_policy(*t),
+            StreamId::Code { tenant_id, code_id } => code(*tenant_id, *code_id),
+            StreamId::Consents { tenant_id, user_id } => consents(*tenant_id, *user_id),
+            StreamId::Refresh { tenant_id, family_id } => refresh(*tenant_id, *family_id),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

@@ -338,7 +338,8 @@ impl Inner {
             | Event::TenantReactivated(_)
             | Event::TenantArchived(_)
             | Event::SigningKeyRotated(_)
-            | Event::SigningKeyRetired(_) => {
+            | Event::SigningKeyRetired(_)
+            | Event::SigningKeyAdded(_) => {
                 if let Some(tenant) = self.tenants.get_mut(&tenant_id) {
                     Arc::make_mut(tenant).evolve(event);
                 }
@@ -388,7 +389,15 @@ impl Inner {
             | Event::PasskeyUsed(_)
             | Event::PasskeyRemoved(_)
             | Event::MfaReset(_)
-            | Event::WebauthnPolicyChanged(_) => {}
+            | Event::WebauthnPolicyChanged(_)
+            | Event::AuthorizationCodeIssued(_)
+            | Event::AuthorizationCodeRedeemed(_)
+            | Event::AuthorizationCodeReused(_)
+            | Event::ConsentGranted(_)
+            | Event::ConsentRevoked(_)
+            | Event::RefreshTokenIssued(_)
+            | Event::RefreshTokenRotated(_)
+            | Event::RefreshTokenRevoked(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

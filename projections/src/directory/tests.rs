@@ -217,8 +217,8 @@ async fn the_snapshot_of_a_fixed_log_is_pinned_with_its_format() {
     assert_eq!(
         (FORMAT, digest.as_str()),
         (
-            1,
-            "8d6394ec15977014bebc7f1b729fced507bc8b6efdf11fdef6dfe670515bab8d"
+            2,
+            "e5ee796ca0f387c1ca0c83e4f04bb3cb14e66610d3d47a14c7a0830401b11ab8"
         ),
         "the directory snapshot changed: bump snapshot::FORMAT and pin the new digest"
     );

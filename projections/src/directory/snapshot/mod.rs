@@ -52,7 +52,7 @@ mod v1;
 
 /// The snapshot format this build writes and reads. Bump it whenever the directory's state,
 /// its fold, or the structs below change.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// A snapshot is taken once this many events were folded since the last one: a restart after a
 /// crash then folds at most about this many (about a second's work).
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 250_000;

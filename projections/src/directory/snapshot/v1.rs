@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use tessera_domain::oauth_client::OAuthClient;
 use tessera_domain::tenant::{KeyStatus, PendingCancellation, Tenant, TenantKey, TenantState};
 use tessera_event_schemas::events::{
-    ClientType, PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1, TenantStatus,
+    ClientType, OidcClientSettingsV1, PublicJwkV1, SigningAlg, TenantKind, TenantSettingsV1,
+    TenantStatus,
 };
 use tessera_event_schemas::{Date, Hash32, Timestamp};
 use uuid::Uuid;
@@ -91,6 +92,8 @@ struct ClientV1 {
     access_token_ttl_secs: u32,
     secret_hash: Option<Hash32>,
     created_by: String,
+    /// Since format 2.
+    oidc: OidcClientSettingsV1,
     active: bool,
     deactivation_reason: Option<String>,
 }
@@ -347,6 +350,7 @@ impl From<&ClientEntry> for ClientV1 {
             access_token_ttl_secs,
             secret_hash,
             created_by,
+            oidc,
             active,
             deactivation_reason,
         } = client;
@@ -364,6 +368,7 @@ impl From<&ClientEntry> for ClientV1 {
             access_token_ttl_secs,
             secret_hash,
             created_by,
+            oidc,
             active,
             deactivation_reason,
         }
@@ -386,6 +391,7 @@ impl From<ClientV1> for ClientEntry {
             access_token_ttl_secs,
             secret_hash,
             created_by,
+            oidc,
             active,
             deactivation_reason,
         } = client;
@@ -404,6 +410,7 @@ impl From<ClientV1> for ClientEntry {
                 access_token_ttl_secs,
                 secret_hash,
                 created_by,
+                oidc,
                 active,
                 deactivation_reason,
             },
