@@ -79,6 +79,9 @@ const INFO_SESSION_TOKEN: &[u8] = b"tessera/v1/session-token/hmac-sha256";
 const INFO_CSRF: &[u8] = b"tessera/v1/csrf/hmac-sha256";
 const INFO_TOTP_SECRET: &[u8] = b"tessera/v1/totp-secret/aes-256-gcm";
 const INFO_RECOVERY_CODE: &[u8] = b"tessera/v1/recovery-code/hmac-sha256";
+const INFO_CODE_HASH: &[u8] = b"tessera/v1/authorization-code/hmac-sha256";
+const INFO_REFRESH_HASH: &[u8] = b"tessera/v1/refresh-token-hash/hmac-sha256";
+const INFO_REFRESH_TAG: &[u8] = b"tessera/v1/refresh-token-tag/hmac-sha256";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +228,7 @@ pub struct Crypto {
     csrf: hmac::Key,
     totp_secrets: RandomizedNonceKey,
     recovery_codes: hmac::Key,
+    grants: GrantSecrets,
 }
 
 impl fmt::Debug for Crypto {
@@ -260,6 +264,16 @@ impl Crypto {
             .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
         let recovery_key = master.derive(INFO_RECOVERY_CODE)?;
         let recovery_codes = hmac::Key::new(hmac::HMAC_SHA256, recovery_key.as_ref());
+        let hmac_key = |info| {
+            master
+                .derive(info)
+                .map(|key| hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()))
+        };
+        let grants = GrantSecrets {
+            code_hash: hmac_key(INFO_CODE_HASH)?,
+            refresh_hash: hmac_key(INFO_REFRESH_HASH)?,
+            refresh_tag: hmac_key(INFO_REFRESH_TAG)?,
+        };
         Ok(Self {
             sealing,
             secret_hash,
@@ -270,7 +284,13 @@ impl Crypto {
             csrf,
             totp_secrets,
             recovery_codes,
+            grants,
         })
+    }
+
+    /// Authorization codes and refresh tokens ([`grants`]).
+    pub fn grants(&self) -> &GrantSecrets {
+        &self.grants
     }
 
     /// AES-256-GCM with a fresh random 96-bit nonce (NIST SP 800-38D section 8.2.2: random
@@ -656,11 +676,13 @@ pub fn jitter(max_exclusive: u64) -> u64 {
     u64::from_le_bytes(bytes) % max_exclusive
 }
 
+pub mod grants;
 pub mod jws;
 pub mod mfa;
 pub mod password;
 pub mod personal;
 
+pub use grants::{GrantSecrets, RefreshTokenId};
 pub use jws::JwsSigner;
 pub use password::{Argon2Config, Passwords};
 pub use personal::{DataKey, PersonalKeys};

@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`tenant`]: the tenant aggregate (lifecycle, settings, signing key ring).
 //! - [`api_key`]: one API key (issue, revoke).
+//! - [`authorization_code`]: one OpenID Connect authorization code (issue, redeem once).
 //! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
 //!   and the scope rule for token requests.
 //! - [`reservation`]: unique names (tenant slugs and domains; users' email addresses by keyed
@@ -26,6 +27,7 @@
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
+pub mod authorization_code;
 pub mod mfa;
 pub mod oauth_client;
 pub mod password;

@@ -99,6 +99,20 @@ pub struct OAuthClient {
 }
 
 impl OAuthClient {
+    /// Whether `presented` is one of the client's redirect URIs: the same string, except that
+    /// the port of a plain-http loopback redirect may differ (a native app listens on whatever
+    /// port it gets, RFC 8252 §7.3). Nothing else is normalised: no case folding, no
+    /// trailing-slash or percent-encoding equivalence, no prefix matching.
+    pub fn redirect_uri_matches(&self, presented: &str) -> bool {
+        self.redirect_uris.iter().any(|registered| {
+            registered == presented
+                || matches!(
+                    (loopback_without_port(registered), loopback_without_port(presented)),
+                    (Some(a), Some(b)) if a == b
+                )
+        })
+    }
+
     /// Whether the client is registered for `grant_type` (an RFC 6749 grant type name). Says
     /// nothing about whether the client is active.
     pub fn allows_grant(&self, grant_type: &str) -> bool {
@@ -407,6 +421,25 @@ fn client_id(value: &str) -> Result<(), DomainError> {
 
 /// Every rule on the client's configuration (all fields but the id, name and creator), each
 /// list's own rules first, then the rules that tie fields together.
+/// A plain-http loopback URI with its port left out (host, then path and query), or `None`
+/// for any other URI.
+fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("http://")?;
+    let (authority, path) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |at| rest.split_at(at));
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => &authority[..v6.find(']')? + 2],
+        None => authority.split(':').next()?,
+    };
+    let port = &authority[host.len()..];
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    (LOOPBACK_HOSTS.contains(&host) && port_ok).then_some((host, path))
+}
+
 fn configuration(client: &OAuthClient) -> Result<(), DomainError> {
     grant_types(&client.grant_types)?;
     redirect_uris(&client.redirect_uris)?;

@@ -1242,3 +1242,40 @@ proptest! {
         }
     }
 }
+
+// --- Redirect URI matching ---
+
+#[test]
+fn a_redirect_uri_matches_exactly_or_by_a_loopback_port() {
+    let client = OAuthClient {
+        redirect_uris: strings(&[
+            "https://app.example.com/cb",
+            "http://127.0.0.1/native",
+            "http://[::1]:8080/cb?x=1",
+        ]),
+        ..base_client()
+    };
+    for (presented, matches) in [
+        ("https://app.example.com/cb", true),
+        ("https://app.example.com/cb/", false),
+        ("https://APP.example.com/cb", false),
+        ("https://app.example.com/cb?extra=1", false),
+        ("https://app.example.com:8443/cb", false),
+        ("http://127.0.0.1/native", true),
+        ("http://127.0.0.1:51234/native", true),
+        ("http://127.0.0.1:51234/other", false),
+        ("http://127.0.0.1:/native", false),
+        ("http://127.0.0.1:x/native", false),
+        ("http://[::1]/cb?x=1", true),
+        ("http://[::1]:1/cb?x=1", true),
+        ("http://[::1]:1/cb?x=2", false),
+        ("http://localhost:1/native", false),
+        ("https://127.0.0.1:5/native", false),
+    ] {
+        assert_eq!(
+            client.redirect_uri_matches(presented),
+            matches,
+            "{presented}"
+        );
+    }
+}
