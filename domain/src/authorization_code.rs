@@ -135,13 +135,15 @@ impl AuthorizationCodeState {
                 "a code must expire after it is issued",
             ));
         }
-        if let Some(challenge) = &code.code_challenge {
-            if !is_s256_challenge(challenge) {
-                return Err(DomainError::invalid(
-                    "code_challenge",
-                    "an S256 challenge is 43 base64url characters",
-                ));
-            }
+        if code
+            .code_challenge
+            .as_deref()
+            .is_some_and(|challenge| !is_s256_challenge(challenge))
+        {
+            return Err(DomainError::invalid(
+                "code_challenge",
+                "an S256 challenge is 43 base64url characters",
+            ));
         }
         Ok(vec![Event::AuthorizationCodeIssued(
             AuthorizationCodeIssuedV1 {
