@@ -89,3 +89,80 @@ pub fn verify(tenant: &Tenant, issuer: &str, token: &str) -> Option<Hint> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_crypto::{Crypto, MasterKey};
+    use tessera_domain::Aggregate;
+    use tessera_domain::tenant::TenantState;
+    use tessera_event_schemas::events::samples;
+    use tessera_event_schemas::{Event, Timestamp};
+
+    use super::*;
+
+    const ISSUER: &str = "https://id.example/t/acme-corp";
+
+    /// The sample tenant with a fresh key of `alg`, and a signer with that key.
+    fn tenant_and_signer(alg: SigningAlg) -> (Tenant, tessera_crypto::JwsSigner) {
+        let crypto = Crypto::new(&MasterKey::from_bytes([7; 32])).unwrap();
+        let Some(Event::TenantCreated(mut created)) = samples::current().into_iter().next() else {
+            panic!("the first sample is a tenant");
+        };
+        let key = crypto
+            .generate_signing_key(
+                alg,
+                created.tenant_id,
+                "k-hint".into(),
+                Timestamp::from_micros(0),
+            )
+            .unwrap();
+        created.signing_key = key.clone();
+        let signer = crypto
+            .token_signer(created.tenant_id, &key.kid, alg, &key.sealed_private_key)
+            .unwrap();
+        let state = TenantState::replay(&[Event::TenantCreated(created)]);
+        (state.tenant.unwrap(), signer)
+    }
+
+    fn claims(iss: &str) -> serde_json::Value {
+        // Expired an hour after the epoch: a hint's expiry is ignored.
+        json!({"iss": iss, "sub": "user-1", "aud": "photos", "sid": "s-1", "exp": 3600, "iat": 0})
+    }
+
+    #[test]
+    fn an_expired_hint_signed_with_the_tenants_key_verifies() {
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let (tenant, signer) = tenant_and_signer(alg);
+            let token = signer.sign(&claims(ISSUER)).unwrap();
+            let hint = verify(&tenant, ISSUER, &token).unwrap();
+            assert_eq!(hint.sub, "user-1");
+            assert_eq!(hint.sid.as_deref(), Some("s-1"));
+            assert_eq!(hint.aud, vec!["photos"]);
+        }
+    }
+
+    #[test]
+    fn a_hint_of_another_issuer_key_or_content_does_not_verify() {
+        let (tenant, signer) = tenant_and_signer(SigningAlg::ES256);
+        let other_issuer = signer.sign(&claims("https://id.example/t/other")).unwrap();
+        assert_eq!(verify(&tenant, ISSUER, &other_issuer), None);
+
+        let (_, stranger) = tenant_and_signer(SigningAlg::ES256);
+        let foreign = stranger.sign(&claims(ISSUER)).unwrap();
+        assert_eq!(
+            verify(&tenant, ISSUER, &foreign),
+            None,
+            "same kid, another key"
+        );
+
+        let token = signer.sign(&claims(ISSUER)).unwrap();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let changed = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&json!({"iss": ISSUER, "sub": "user-2", "aud": "photos"})).unwrap(),
+        );
+        parts[1] = &changed;
+        assert_eq!(verify(&tenant, ISSUER, &parts.join(".")), None);
+        assert_eq!(verify(&tenant, ISSUER, "not a token"), None);
+    }
+}

@@ -3,10 +3,16 @@
 //! `domain::authorization_code`), with the consent in the same append when the person just
 //! gave it.
 //!
-//! The caller (the API) checked the client, the redirect URI, the PKCE parameters and the
-//! session; this module decides from the log: the tenant must be open, and the person's
-//! consents stream is guarded at the version read, so a consent revoked meanwhile makes the
-//! attempt run again (and ask again) instead of issuing a code on a withdrawn consent.
+//! The caller (the API) checked the tenant, the client, the redirect URI, the PKCE parameters
+//! and the session; this module decides consent from the log: the person's consents stream is
+//! guarded at the version read, so a consent revoked meanwhile makes the attempt run again
+//! (and ask again) instead of issuing a code on a withdrawn consent.
+//!
+//! The tenant's stream is deliberately not read here, unlike most commands on a tenant's
+//! children: this is the hot path of every sign-in at an application (one small stream read
+//! and one append per code), a code is worth nothing without the token endpoint, which checks
+//! the tenant and the client again at redemption, and the API refuses a tenant that does not
+//! serve before it gets here.
 //!
 //! The code is made here (`base64url(code_id ‖ 256 random bits)`, `tessera_crypto::grants`),
 //! recorded only as its keyed hash, and returned once. It is never logged: [`IssuedCode`]'s
@@ -127,13 +133,9 @@ impl CommandService {
         let (meta, consents_ref, code_stream_ref) = (&meta, &consents, &code_stream);
         let (value, position) = self
             .run(&consents.stream, move || async move {
-                let (_, tenant_stream, tenant_version) = self
-                    .load_open_tenant(tenant_id, "authorize a client")
-                    .await?;
                 let loaded = self.load::<ConsentsState>(&consents_ref.stream).await?;
                 let now = self.clock.now();
                 let mut plan = Plan::new(None, loaded.position);
-                plan.guard(tenant_stream, tenant_version);
                 if grant {
                     let events = loaded
                         .state
@@ -203,5 +205,173 @@ impl CommandService {
                 position,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_crypto::{Crypto, GrantSecrets, MasterKey};
+    use tessera_event_log::{Backend, EventLog, LogConfig, MemoryStore};
+    use tessera_event_schemas::{ActorKind, Event, Timestamp};
+
+    use super::*;
+    use crate::clock::{FixedClock, SystemIds};
+
+    const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
+
+    async fn service() -> (CommandService, Arc<dyn EventLog>, Arc<Crypto>) {
+        let log = tessera_event_log::open(LogConfig::new(Backend::Memory {
+            store: MemoryStore::default(),
+        }))
+        .await
+        .unwrap();
+        let crypto = Arc::new(Crypto::new(&MasterKey::from_bytes([7; 32])).unwrap());
+        let service = CommandService::new(
+            log.clone(),
+            crypto.clone(),
+            Arc::new(FixedClock::new(NOW)),
+            Arc::new(SystemIds),
+        );
+        (service, log, crypto)
+    }
+
+    fn request() -> CodeRequest {
+        CodeRequest {
+            tenant_id: Uuid::from_u128(1),
+            client_id: "photos".into(),
+            require_consent: true,
+            force_consent: false,
+            redirect_uri: "https://photos.example/cb".into(),
+            scopes: vec!["openid".into(), "email".into()],
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            nonce: Some("n-1".into()),
+            user_id: Uuid::from_u128(2),
+            session_id: Uuid::from_u128(3),
+            auth_time: NOW.plus_seconds(-30),
+            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+        }
+    }
+
+    fn meta() -> EventMetadata {
+        EventMetadata {
+            actor: tessera_event_schemas::Actor::system(),
+            correlation_id: "corr-1".into(),
+            causation_id: None,
+            source_ip: None,
+            user_agent: None,
+        }
+    }
+
+    async fn event_types(log: &Arc<dyn EventLog>) -> Vec<String> {
+        log.read_all(0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.envelope.event_type.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_first_request_asks_for_consent_and_appends_nothing() {
+        let (service, log, _) = service().await;
+        let answer = service.authorize(meta(), &request()).await.unwrap();
+        assert_eq!(
+            answer,
+            Authorization::ConsentNeeded {
+                scopes: vec!["openid".into(), "email".into()]
+            }
+        );
+        assert!(event_types(&log).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn allowing_appends_the_consent_and_the_code_together_as_the_person() {
+        let (service, log, crypto) = service().await;
+        let issued = service
+            .grant_consent_and_issue(meta(), &request())
+            .await
+            .unwrap();
+        assert_eq!(GrantSecrets::code_id(&issued.code), Some(issued.code_id));
+        assert!(
+            !format!("{issued:?}").contains(&issued.code),
+            "never logged"
+        );
+        let events = log.read_all(0, 100).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].envelope.event_type, "consent.granted");
+        assert_eq!(events[1].envelope.event_type, "authorization_code.issued");
+        assert_eq!(
+            events[1].envelope.stream_id,
+            streams::code(Uuid::from_u128(1), issued.code_id)
+        );
+        for event in &events {
+            assert_eq!(event.envelope.actor.kind, ActorKind::User);
+            assert_eq!(event.envelope.actor.id, Uuid::from_u128(2).to_string());
+        }
+        let Event::AuthorizationCodeIssued(code) = events[1].decode().unwrap() else {
+            panic!("not a code");
+        };
+        assert!(
+            crypto
+                .grants()
+                .verify_code(&issued.code, code.code_hash.expose())
+        );
+        assert_eq!(code.acr, "2", "a second factor was proved");
+        assert_eq!(code.expires_at, NOW.plus_seconds(60));
+        assert_eq!(code.auth_time, NOW.plus_seconds(-30));
+        assert_eq!(code.session_id, Uuid::from_u128(3));
+
+        // Remembered: the next request gets a code, and no second consent.
+        let again = service.authorize(meta(), &request()).await.unwrap();
+        assert!(matches!(again, Authorization::Issued(_)));
+        assert_eq!(
+            event_types(&log).await,
+            [
+                "consent.granted",
+                "authorization_code.issued",
+                "authorization_code.issued"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn new_scopes_and_prompt_consent_ask_again() {
+        let (service, _, _) = service().await;
+        service
+            .grant_consent_and_issue(meta(), &request())
+            .await
+            .unwrap();
+        let mut wider = request();
+        wider.scopes.push("profile".into());
+        assert_eq!(
+            service.authorize(meta(), &wider).await.unwrap(),
+            Authorization::ConsentNeeded {
+                scopes: vec!["profile".into()]
+            }
+        );
+        let forced = CodeRequest {
+            force_consent: true,
+            ..request()
+        };
+        assert_eq!(
+            service.authorize(meta(), &forced).await.unwrap(),
+            Authorization::ConsentNeeded {
+                scopes: vec!["openid".into(), "email".into()]
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_needs_no_consent_gets_its_code_without_one() {
+        let (service, log, _) = service().await;
+        let first_party = CodeRequest {
+            require_consent: false,
+            ..request()
+        };
+        let answer = service.authorize(meta(), &first_party).await.unwrap();
+        assert!(matches!(answer, Authorization::Issued(_)));
+        assert_eq!(event_types(&log).await, ["authorization_code.issued"]);
     }
 }
