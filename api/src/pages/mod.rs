@@ -133,17 +133,40 @@ pub fn router() -> Router<AppState> {
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// A place besides the server itself that a page's form may end up at through redirects: the
+/// origin of a client's registered redirect URI, when the form continues an authorization
+/// request. Browsers check `form-action` on every redirect that follows a form's submission,
+/// so the sign-in and consent pages name that one origin, and only it (see
+/// [`with_form_target`]).
+#[derive(Clone, Debug)]
+pub struct FormTarget(pub String);
+
+/// `response`, whose forms may also end up at `target` (see [`FormTarget`]).
+pub fn with_form_target(mut response: Response, target: Option<String>) -> Response {
+    if let Some(target) = target {
+        response.extensions_mut().insert(FormTarget(target));
+    }
+    response
+}
+
 /// The headers of every page (see the module's doc).
 async fn security_headers(mut response: Response) -> Response {
+    let policy = response
+        .extensions()
+        .get::<FormTarget>()
+        .map(|FormTarget(target)| {
+            CONTENT_SECURITY_POLICY.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {target}"),
+            )
+        })
+        .and_then(|policy| HeaderValue::from_str(&policy).ok())
+        .unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        HeaderName::from_static("content-security-policy"),
-        CONTENT_SECURITY_POLICY,
-    );
+    headers.insert(HeaderName::from_static("content-security-policy"), policy);
     set(
         headers,
         HeaderName::from_static("referrer-policy"),

@@ -48,6 +48,13 @@ async fn a_person_signs_in_allows_the_client_and_comes_back_with_a_code(store: S
             .contains("frame-ancestors 'none'")
     );
     assert_eq!(page.headers["cache-control"], "no-store");
+    // The form may lead to the client's redirect URI, and only there besides this server.
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://photos.example;")
+    );
 
     let answer = decide(&browser, &page, "allow").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "a form answers 303");
