@@ -8,6 +8,7 @@
 //! never follows a redirect, so every 303 of the flow is seen and checked.
 
 mod consents;
+mod crash;
 mod errors;
 mod flow;
 mod prompt;
