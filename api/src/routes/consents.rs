@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::sessions::require_user;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, RequestContext};
@@ -41,14 +42,6 @@ pub struct Consent {
     pub scopes: Vec<String>,
     /// When the user last allowed it more scopes (RFC 3339).
     pub granted_at: String,
-}
-
-/// The user must exist in the tenant (erased ones included): else 404.
-async fn require_user(state: &AppState, tenant_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
-    match state.store.user(tenant_id, user_id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound(format!("user {user_id}"))),
-    }
 }
 
 /// The applications a user allowed, by client id. Needs `platform:admin`, or `tenant:admin`

@@ -39,14 +39,7 @@ async fn a_person_revokes_an_application_on_the_account_page(store: Store) {
         !account.body.contains("Revoke access"),
         "gone from the list"
     );
-    let (_, listed) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/consents", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    assert_eq!(listed, json!([]));
+    assert_eq!(rp.consents().await, json!([]));
 
     // The next request asks again.
     let page = browser

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use tessera_crypto::GrantSecrets;
 use tokio::sync::Mutex;
@@ -73,14 +73,7 @@ async fn acknowledged_consents_and_codes_survive_kill_9(store: Store) {
     }
 
     rp.app.start().await;
-    let (status, listed) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/consents", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listed = rp.consents().await;
     for client_id in consents.lock().await.iter() {
         assert!(
             listed

@@ -1,7 +1,6 @@
 //! The main flow: authorize → sign in → consent → code, and what consent remembers.
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use reqwest::StatusCode;
 
 use super::{
     CHALLENGE, EMAIL, LOOPBACK, REDIRECT, REDIRECT_WITH_QUERY, callback, decide, issued_codes,
@@ -10,19 +9,6 @@ use super::{
 use crate::helpers::Store;
 use crate::http_browser::Browser;
 use crate::on_both_stores;
-
-/// The consents the admin API lists for the fixture's person.
-async fn consents(rp: &super::Rp) -> Value {
-    let (status, body) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/consents", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
 
 async fn a_person_signs_in_allows_the_client_and_comes_back_with_a_code(store: Store) {
     let mut rp = rp(store, "photos").await;
@@ -73,7 +59,7 @@ async fn a_person_signs_in_allows_the_client_and_comes_back_with_a_code(store: S
     assert_eq!(param(&pairs, "state"), Some("second"));
     assert_ne!(param(&pairs, "code"), Some(code.as_str()));
 
-    let listed = consents(&rp).await;
+    let listed = rp.consents().await;
     assert_eq!(listed[0]["client_id"], rp.client_id.as_str(), "{listed}");
     assert_eq!(listed[0]["client_name"], "Photo Album");
     assert_eq!(listed[0]["scopes"], serde_json::json!(["openid", "email"]));
@@ -128,7 +114,7 @@ async fn new_scopes_are_asked_for_and_only_the_new_ones() {
 
     let (_, pairs) = callback(&decide(&browser, &page, "allow").await);
     assert!(param(&pairs, "code").is_some());
-    let listed = consents(&rp).await;
+    let listed = rp.consents().await;
     assert_eq!(
         listed[0]["scopes"],
         serde_json::json!(["openid", "email", "profile"])
@@ -152,7 +138,7 @@ async fn denying_sends_access_denied_and_records_nothing() {
     assert_eq!(param(&pairs, "state"), Some("st4te/with spaces&more"));
     assert_eq!(param(&pairs, "iss"), Some(rp.app.issuer("photos").as_str()));
     assert!(param(&pairs, "code").is_none());
-    assert_eq!(consents(&rp).await, serde_json::json!([]));
+    assert_eq!(rp.consents().await, serde_json::json!([]));
 
     // A consent form without its CSRF token changes nothing either.
     let page = browser.get(&rp.authorize(&[])).await;
@@ -169,7 +155,7 @@ async fn denying_sends_access_denied_and_records_nothing() {
         .post_form("/t/photos/oauth/authorize/consent", &forged)
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    assert_eq!(consents(&rp).await, serde_json::json!([]));
+    assert_eq!(rp.consents().await, serde_json::json!([]));
     assert!(issued_codes(&mut rp.app).await.is_empty());
 }
 

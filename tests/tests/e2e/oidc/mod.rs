@@ -152,6 +152,22 @@ impl Rp {
         signed_in
     }
 
+    /// The person's consents, as the admin API lists them.
+    pub async fn consents(&self) -> Value {
+        let (status, body) = self
+            .app
+            .send(self.app.admin(
+                Method::GET,
+                &format!(
+                    "/v1/tenants/{}/users/{}/consents",
+                    self.tenant_id, self.user_id
+                ),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     /// A browser signed in at the tenant (on the account page).
     pub async fn signed_in_browser(&self) -> Browser {
         let browser = Browser::new(&self.app);
