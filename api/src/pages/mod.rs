@@ -319,10 +319,15 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// Longest query a `return_to` may carry: an authorization request's continuation holds its
+/// encoded `redirect_uri` (up to 2,000 characters, three times that encoded), `state` and
+/// `nonce` (1 KiB each), and must still fit in the 32 KiB request head once encoded again.
+pub const MAX_RETURN_TO_QUERY: usize = 12 * 1024;
+
 /// Keeps `candidate` only if it names a page of the tenant `slug`: `/t/{slug}` or a path under
 /// it, made of visible characters, whose path part (before `?`) has no `//`, backslash, dot
 /// segment or encoded slash, backslash or dot (which some servers decode), at most 512 bytes,
-/// and whose query is at most 4 KiB. Everything else (another tenant, another site,
+/// and whose query is at most [`MAX_RETURN_TO_QUERY`] bytes. Everything else (another tenant, another site,
 /// `javascript:`) is dropped: no open redirect. The query may hold anything visible (an
 /// authorization request's continuation carries its encoded `redirect_uri`): it cannot change
 /// which page is reached.
@@ -348,7 +353,7 @@ pub fn safe_return_to(slug: &str, candidate: Option<&str>) -> Option<String> {
         && !route
             .split('/')
             .any(|segment| segment == "." || segment == "..");
-    let clean_query = query.len() <= 4096 && !query.contains('\\');
+    let clean_query = query.len() <= MAX_RETURN_TO_QUERY && !query.contains('\\');
     let visible = !path.bytes().any(|b| !b.is_ascii_graphic());
     (under && clean_route && clean_query && visible).then(|| path.to_owned())
 }

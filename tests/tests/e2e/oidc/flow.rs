@@ -206,3 +206,32 @@ async fn a_posted_request_works_like_a_get_and_login_hint_fills_the_email() {
         page.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_request_survives_the_sign_in_continuation() {
+    let rp = rp(Store::Embedded, "photos").await;
+    let long_uri = format!("https://photos.example/cb?session={}", "a%2F".repeat(480));
+    let client = super::register(
+        &rp.app,
+        &rp.tenant_id,
+        serde_json::json!({"redirect_uris": [long_uri]}),
+    )
+    .await;
+    let state = "s/&".repeat(333);
+    let nonce = "n".repeat(1000);
+    let browser = Browser::new(&rp.app);
+    let first = browser
+        .get(&rp.authorize(&[
+            ("client_id", &client),
+            ("redirect_uri", &long_uri),
+            ("state", &state),
+            ("nonce", &nonce),
+        ]))
+        .await;
+    let back = rp.sign_in_at(&browser, &first).await;
+    let page = browser.get(back.location()).await;
+    let (to, pairs) = callback(&decide(&browser, &page, "allow").await);
+    assert_eq!(to, "https://photos.example/cb");
+    assert_eq!(param(&pairs, "state"), Some(state.as_str()));
+    assert!(param(&pairs, "code").is_some());
+}
