@@ -235,3 +235,62 @@ async fn a_long_request_survives_the_sign_in_continuation() {
     assert_eq!(param(&pairs, "state"), Some(state.as_str()));
     assert!(param(&pairs, "code").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_with_a_second_factor_continues_to_the_client_with_acr_2() {
+    let mut rp = rp(Store::Embedded, "photos").await;
+    let factors = crate::mfa::set_up_factors(&mut rp.app, &rp.tenant_id, &rp.user_id, None).await;
+    let mut phone = crate::http_browser::AuthenticatorApp::new(&factors.secret);
+    let browser = Browser::new(&rp.app);
+    let first = browser.get(&rp.authorize(&[])).await;
+    let login = browser.get(first.location()).await;
+    let return_to = super::hidden_fields(&login.body)
+        .into_iter()
+        .find(|(name, _)| name == "return_to")
+        .unwrap()
+        .1;
+    let password = browser
+        .post_form(
+            "/t/photos/login",
+            &[
+                ("email", EMAIL),
+                ("password", crate::http_browser::STRONG),
+                ("return_to", &return_to),
+                ("csrf_token", &login.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(password.location(), "/t/photos/login/mfa");
+    let step = browser.get("/t/photos/login/mfa").await;
+    assert!(
+        step.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://photos.example;"),
+        "the second step's form may lead to the client"
+    );
+    let code = phone.next_code(&rp.app).await;
+    let verified = browser
+        .post_form(
+            "/t/photos/login/mfa",
+            &[("code", &code), ("csrf_token", &step.csrf())],
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
+    assert!(
+        verified
+            .location()
+            .starts_with("/t/photos/oauth/authorize?")
+    );
+    let page = browser.get(verified.location()).await;
+    let (_, pairs) = callback(&decide(&browser, &page, "allow").await);
+    assert!(param(&pairs, "code").is_some());
+
+    let codes = issued_codes(&mut rp.app).await;
+    assert_eq!(codes[0].acr, "2");
+    assert!(
+        codes[0].amr.contains(&"mfa".to_owned()),
+        "{:?}",
+        codes[0].amr
+    );
+}
