@@ -65,6 +65,11 @@ async fn a_client_of_another_tenant_gets_an_error_page() {
     // And the other way round.
     let path = rp.authorize(&[]).replacen("/t/photos/", "/t/other/", 1);
     error_page(&browser.get(&path).await);
+    // An unknown tenant: a page too (not found), never a redirect.
+    let nowhere = rp.authorize(&[]).replacen("/t/photos/", "/t/nowhere/", 1);
+    let answer = browser.get(&nowhere).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    assert!(answer.headers.get("location").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
