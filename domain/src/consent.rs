@@ -9,6 +9,7 @@
 //! - **Grant**: at least one scope; only the scopes not yet allowed are recorded; a grant of
 //!   scopes all already allowed changes nothing.
 //! - **Revoke**: only a client that has a consent (`NotFound` otherwise).
+//! - **RevokeAll**: one `consent.revoked` per client that has a consent; none changes nothing.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,8 @@ pub enum ConsentCommand {
     },
     /// Withdraw everything `client_id` was allowed.
     Revoke { client_id: String },
+    /// Withdraw every client's consent (an administrator's "revoke all").
+    RevokeAll,
 }
 
 impl ConsentsState {
@@ -100,6 +103,15 @@ impl Aggregate for ConsentsState {
                 }
                 Ok(vec![Event::ConsentRevoked(ConsentRevokedV1 { client_id })])
             }
+            ConsentCommand::RevokeAll => Ok(self
+                .clients
+                .keys()
+                .map(|client_id| {
+                    Event::ConsentRevoked(ConsentRevokedV1 {
+                        client_id: client_id.clone(),
+                    })
+                })
+                .collect()),
         }
     }
 }
@@ -176,6 +188,32 @@ mod tests {
             .when(grant("app", &["openid"]))
             .unwrap();
         assert_eq!(events, vec![granted("app", &["openid"])]);
+    }
+
+    #[test]
+    fn revoking_all_revokes_each_client_once() {
+        let events = given::<ConsentsState>([
+            granted("a", &["openid"]),
+            granted("b", &["email"]),
+            Event::ConsentRevoked(ConsentRevokedV1 {
+                client_id: "b".into(),
+            }),
+            granted("c", &["openid"]),
+        ])
+        .when(ConsentCommand::RevokeAll)
+        .unwrap();
+        let revoked = |client: &str| {
+            Event::ConsentRevoked(ConsentRevokedV1 {
+                client_id: client.into(),
+            })
+        };
+        assert_eq!(events, vec![revoked("a"), revoked("c")]);
+        assert!(
+            given::<ConsentsState>([])
+                .when(ConsentCommand::RevokeAll)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

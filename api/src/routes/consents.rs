@@ -1,4 +1,5 @@
-//! People's consents, for administrators: the applications a user allowed, and revoking one.
+//! People's consents, for administrators: the applications a user allowed, and revoking one
+//! or all of them.
 //!
 //! Consents are read from the log through the command service (a person's stream is small;
 //! there is no read model). Every handler needs `platform:admin`, or `tenant:admin` on the
@@ -24,7 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/tenants/{id}/users/{user_id}/consents",
-            get(list_consents),
+            get(list_consents).delete(revoke_all_consents),
         )
         .route(
             "/v1/tenants/{id}/users/{user_id}/consents/{client_id}",
@@ -95,6 +96,27 @@ pub async fn revoke_consent(
             user_id,
             &client_id,
         )
+        .await?;
+    state.projected(outcome.position).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withdraws everything a user allowed every client, in one append (204 also when there was
+/// nothing to withdraw). Needs `platform:admin`, or `tenant:admin` on this tenant.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/users/{user_id}/consents", tag = "consents",
+    params(("id" = Uuid, Path, description = "tenant id"), ("user_id" = Uuid, Path, description = "user id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_all_consents(
+    principal: Principal,
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath((tenant_id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    principal.authorize_tenant(&state, tenant_id).await?;
+    require_user(&state, tenant_id, user_id).await?;
+    let outcome = state
+        .commands
+        .revoke_all_consents(ctx.metadata(principal.actor()), tenant_id, user_id)
         .await?;
     state.projected(outcome.position).await?;
     Ok(StatusCode::NO_CONTENT)
