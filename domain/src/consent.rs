@@ -6,7 +6,7 @@
 //! (the second, retried, finds them allowed and changes nothing).
 //!
 //! # Rules
-//! - **Grant**: at least one scope; only the scopes not yet allowed are recorded; a grant of
+//! - **Grant**: at least one scope, each well-formed ([`validate::scope`]); only the scopes not yet allowed are recorded; a grant of
 //!   scopes all already allowed changes nothing.
 //! - **Revoke**: only a client that has a consent (`NotFound` otherwise).
 //! - **RevokeAll**: one `consent.revoked` per client that has a consent; none changes nothing.
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use tessera_event_schemas::Event;
 use tessera_event_schemas::events::{ConsentGrantedV1, ConsentRevokedV1};
 
-use crate::{Aggregate, DomainError};
+use crate::{Aggregate, DomainError, validate};
 
 /// What one client was allowed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,6 +87,9 @@ impl Aggregate for ConsentsState {
                         "scope",
                         "a consent allows at least one scope",
                     ));
+                }
+                for scope in &scopes {
+                    validate::scope("scope", scope)?;
                 }
                 let missing = self.missing(&client_id, &scopes);
                 if missing.is_empty() {
