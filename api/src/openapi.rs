@@ -54,6 +54,7 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         sessions::unlock_user,
         consents::list_consents,
         consents::revoke_consent,
+        consents::revoke_all_consents,
         mfa::get_mfa,
         mfa::reset_mfa,
         mfa::get_webauthn_policy,

@@ -6,16 +6,17 @@
 //! (the second, retried, finds them allowed and changes nothing).
 //!
 //! # Rules
-//! - **Grant**: at least one scope; only the scopes not yet allowed are recorded; a grant of
+//! - **Grant**: at least one scope, each well-formed ([`validate::scope`]); only the scopes not yet allowed are recorded; a grant of
 //!   scopes all already allowed changes nothing.
 //! - **Revoke**: only a client that has a consent (`NotFound` otherwise).
+//! - **RevokeAll**: one `consent.revoked` per client that has a consent; none changes nothing.
 
 use std::collections::BTreeMap;
 
 use tessera_event_schemas::Event;
 use tessera_event_schemas::events::{ConsentGrantedV1, ConsentRevokedV1};
 
-use crate::{Aggregate, DomainError};
+use crate::{Aggregate, DomainError, validate};
 
 /// What one client was allowed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub enum ConsentCommand {
     },
     /// Withdraw everything `client_id` was allowed.
     Revoke { client_id: String },
+    /// Withdraw every client's consent (an administrator's "revoke all").
+    RevokeAll,
 }
 
 impl ConsentsState {
@@ -85,6 +88,9 @@ impl Aggregate for ConsentsState {
                         "a consent allows at least one scope",
                     ));
                 }
+                for scope in &scopes {
+                    validate::scope("scope", scope)?;
+                }
                 let missing = self.missing(&client_id, &scopes);
                 if missing.is_empty() {
                     return Ok(Vec::new());
@@ -100,6 +106,15 @@ impl Aggregate for ConsentsState {
                 }
                 Ok(vec![Event::ConsentRevoked(ConsentRevokedV1 { client_id })])
             }
+            ConsentCommand::RevokeAll => Ok(self
+                .clients
+                .keys()
+                .map(|client_id| {
+                    Event::ConsentRevoked(ConsentRevokedV1 {
+                        client_id: client_id.clone(),
+                    })
+                })
+                .collect()),
         }
     }
 }
@@ -176,6 +191,32 @@ mod tests {
             .when(grant("app", &["openid"]))
             .unwrap();
         assert_eq!(events, vec![granted("app", &["openid"])]);
+    }
+
+    #[test]
+    fn revoking_all_revokes_each_client_once() {
+        let events = given::<ConsentsState>([
+            granted("a", &["openid"]),
+            granted("b", &["email"]),
+            Event::ConsentRevoked(ConsentRevokedV1 {
+                client_id: "b".into(),
+            }),
+            granted("c", &["openid"]),
+        ])
+        .when(ConsentCommand::RevokeAll)
+        .unwrap();
+        let revoked = |client: &str| {
+            Event::ConsentRevoked(ConsentRevokedV1 {
+                client_id: client.into(),
+            })
+        };
+        assert_eq!(events, vec![revoked("a"), revoked("c")]);
+        assert!(
+            given::<ConsentsState>([])
+                .when(ConsentCommand::RevokeAll)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!
 //! These are hosted pages: they live in the pages' router, so every answer (redirects to the
 //! client included) carries the pages' headers (CSP, `no-store`, anti-framing), and the consent
-//! form its CSRF token.
+//! form its CSRF token. Browsers apply a page's `form-action` to every redirect after its form
+//! is sent, so the consent page and the sign-in pages of a continuation name the client's
+//! redirect origin there ([`continuation_target`], [`crate::pages::FormTarget`]); without it,
+//! the last 303, to the client, would be blocked.
 
 pub mod consent;
 pub mod request;
@@ -31,7 +34,9 @@ use tessera_projections::SessionEntry;
 use self::request::{AUTH_AFTER, AuthorizeRequest, Callback, Params, Refusal};
 use super::{hint, issuer};
 use crate::extract::RequestContext;
-use crate::pages::{PageError, PageForm, PageTenant, csrf, current_session, is_form, see_other};
+use crate::pages::{
+    PageError, PageForm, PageTenant, csrf, current_session, is_form, see_other, with_form_target,
+};
 use crate::state::AppState;
 
 /// What the person answered on the consent page.
@@ -204,6 +209,7 @@ async fn authorize(
             ),
             Authorization::ConsentNeeded { scopes } => {
                 consent::page(state, tenant, headers, &request, &scopes)
+                    .map(|page| with_form_target(page, origin(&request.redirect_uri)))
             }
         },
     }
@@ -319,4 +325,69 @@ fn to_client(
     let mut response = StatusCode::SEE_OTHER.into_response();
     response.headers_mut().insert(LOCATION, location);
     Ok(response)
+}
+
+/// The origin a form continuing `return_to` may end up at (see [`crate::pages::FormTarget`]):
+/// when `return_to` is an authorization request of `tenant` naming an active client and one of
+/// its registered redirect URIs, that URI's origin; else `None`.
+pub fn continuation_target(
+    state: &AppState,
+    tenant: &PageTenant,
+    return_to: &str,
+) -> Option<String> {
+    let (path, query) = return_to.split_once('?')?;
+    if path != format!("/t/{}/oauth/authorize", tenant.slug()) {
+        return None;
+    }
+    let params = Params::parse(query.as_bytes());
+    let client = state
+        .directory
+        .client(tenant.tenant_id, params.one("client_id").ok()??)
+        .filter(|client| client.client.active)?;
+    let redirect_uri = params.one("redirect_uri").ok()??;
+    client
+        .client
+        .redirect_uri_matches(redirect_uri)
+        .then(|| origin(redirect_uri))?
+}
+
+/// A redirect URI's origin as a CSP source: `scheme://host[:port]`, or `scheme:` for a
+/// private-use scheme without an authority (native apps, RFC 8252 §7.1). Anything that could
+/// end a CSP directive or source (`;`, `,`, quotes, spaces) gives `None`.
+pub fn origin(redirect_uri: &str) -> Option<String> {
+    let source = match redirect_uri.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next()?;
+            format!("{scheme}://{authority}")
+        }
+        None => format!("{}:", redirect_uri.split_once(':')?.0),
+    };
+    let clean = source.len() > 1
+        && source
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\'' | b'"'));
+    clean.then_some(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    #[test]
+    fn a_redirect_uris_origin_is_a_csp_source() {
+        assert_eq!(
+            origin("https://photos.example/cb?x=1").as_deref(),
+            Some("https://photos.example")
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:5123/native").as_deref(),
+            Some("http://127.0.0.1:5123")
+        );
+        assert_eq!(
+            origin("com.example.app:/oauth").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(origin("https://a.example;script-src *"), None);
+        assert_eq!(origin("no scheme"), None);
+    }
 }

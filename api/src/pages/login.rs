@@ -32,9 +32,10 @@ use super::csrf::{self, Csrf};
 use super::pending::{PendingSignIn, Step, TTL_SECS};
 use super::{
     Frame, PageError, PageForm, PageTenant, cookies, current_session, is_form, render,
-    safe_return_to, see_other,
+    safe_return_to, see_other, with_form_target,
 };
 use crate::extract::RequestContext;
+use crate::oauth::authorize::continuation_target;
 use crate::rate_limit::Verdict;
 use crate::state::AppState;
 
@@ -115,6 +116,7 @@ fn login_page(
         error,
     };
     render(&page, status, csrf.set_cookie(state))
+        .map(|page| with_form_target(page, continuation_target(state, tenant, return_to)))
 }
 
 /// The JSON form of a sign-in.
@@ -420,20 +422,29 @@ pub async fn show_change(
     tenant: PageTenant,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    if pending_of(&state, &tenant, &headers, None, Step::ChangePassword).is_none() {
+    let Some((_, pending)) = pending_of(&state, &tenant, &headers, None, Step::ChangePassword)
+    else {
         return Ok(see_other(
             &state,
             &format!("/t/{}/login", tenant.slug()),
             Vec::new(),
         ));
-    }
-    change_page(&state, &tenant, &headers, None, StatusCode::OK)
+    };
+    change_page(
+        &state,
+        &tenant,
+        &headers,
+        &pending.return_to,
+        None,
+        StatusCode::OK,
+    )
 }
 
 fn change_page(
     state: &AppState,
     tenant: &PageTenant,
     headers: &HeaderMap,
+    return_to: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
@@ -444,6 +455,7 @@ fn change_page(
         error,
     };
     render(&page, status, csrf.set_cookie(state))
+        .map(|page| with_form_target(page, continuation_target(state, tenant, return_to)))
 }
 
 /// `POST /t/{slug}/change-password`: sets the new password (the tenant's policy, history
@@ -511,6 +523,7 @@ pub async fn submit_change(
                 &state,
                 &tenant,
                 &headers,
+                &pending.return_to,
                 Some(&error),
                 StatusCode::BAD_REQUEST,
             )

@@ -133,17 +133,40 @@ pub fn router() -> Router<AppState> {
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// A place besides the server itself that a page's form may end up at through redirects: the
+/// origin of a client's registered redirect URI, when the form continues an authorization
+/// request. Browsers check `form-action` on every redirect that follows a form's submission,
+/// so the sign-in and consent pages name that one origin, and only it (see
+/// [`with_form_target`]).
+#[derive(Clone, Debug)]
+pub struct FormTarget(pub String);
+
+/// `response`, whose forms may also end up at `target` (see [`FormTarget`]).
+pub fn with_form_target(mut response: Response, target: Option<String>) -> Response {
+    if let Some(target) = target {
+        response.extensions_mut().insert(FormTarget(target));
+    }
+    response
+}
+
 /// The headers of every page (see the module's doc).
 async fn security_headers(mut response: Response) -> Response {
+    let policy = response
+        .extensions()
+        .get::<FormTarget>()
+        .map(|FormTarget(target)| {
+            CONTENT_SECURITY_POLICY.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {target}"),
+            )
+        })
+        .and_then(|policy| HeaderValue::from_str(&policy).ok())
+        .unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        HeaderName::from_static("content-security-policy"),
-        CONTENT_SECURITY_POLICY,
-    );
+    headers.insert(HeaderName::from_static("content-security-policy"), policy);
     set(
         headers,
         HeaderName::from_static("referrer-policy"),
@@ -296,10 +319,15 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// Longest query a `return_to` may carry: an authorization request's continuation holds its
+/// encoded `redirect_uri` (up to 2,000 characters, three times that encoded), `state` and
+/// `nonce` (1 KiB each), and must still fit in the 32 KiB request head once encoded again.
+pub const MAX_RETURN_TO_QUERY: usize = 12 * 1024;
+
 /// Keeps `candidate` only if it names a page of the tenant `slug`: `/t/{slug}` or a path under
 /// it, made of visible characters, whose path part (before `?`) has no `//`, backslash, dot
 /// segment or encoded slash, backslash or dot (which some servers decode), at most 512 bytes,
-/// and whose query is at most 4 KiB. Everything else (another tenant, another site,
+/// and whose query is at most [`MAX_RETURN_TO_QUERY`] bytes. Everything else (another tenant, another site,
 /// `javascript:`) is dropped: no open redirect. The query may hold anything visible (an
 /// authorization request's continuation carries its encoded `redirect_uri`): it cannot change
 /// which page is reached.
@@ -325,7 +353,7 @@ pub fn safe_return_to(slug: &str, candidate: Option<&str>) -> Option<String> {
         && !route
             .split('/')
             .any(|segment| segment == "." || segment == "..");
-    let clean_query = query.len() <= 4096 && !query.contains('\\');
+    let clean_query = query.len() <= MAX_RETURN_TO_QUERY && !query.contains('\\');
     let visible = !path.bytes().any(|b| !b.is_ascii_graphic());
     (under && clean_route && clean_query && visible).then(|| path.to_owned())
 }

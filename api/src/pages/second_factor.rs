@@ -28,8 +28,9 @@ use uuid::Uuid;
 use super::csrf::{self, Csrf};
 use super::login::{pending_of, signed_in, signed_in_cookies, signed_in_json};
 use super::pending::{PendingSignIn, Step};
-use super::{Frame, PageError, PageForm, PageTenant, is_form, render, see_other};
+use super::{Frame, PageError, PageForm, PageTenant, is_form, render, see_other, with_form_target};
 use crate::extract::RequestContext;
+use crate::oauth::authorize::continuation_target;
 use crate::state::AppState;
 
 /// What a person is told when a code does not verify, whatever the reason.
@@ -124,6 +125,7 @@ async fn code_page(
         error,
     };
     render(&page, status, csrf.set_cookie(state))
+        .map(|page| with_form_target(page, continuation_target(state, tenant, &pending.return_to)))
 }
 
 /// The JSON form of the second step.

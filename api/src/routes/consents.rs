@@ -1,4 +1,5 @@
-//! People's consents, for administrators: the applications a user allowed, and revoking one.
+//! People's consents, for administrators: the applications a user allowed, and revoking one
+//! or all of them.
 //!
 //! Consents are read from the log through the command service (a person's stream is small;
 //! there is no read model). Every handler needs `platform:admin`, or `tenant:admin` on the
@@ -14,6 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::sessions::require_user;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, RequestContext};
@@ -23,7 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/tenants/{id}/users/{user_id}/consents",
-            get(list_consents),
+            get(list_consents).delete(revoke_all_consents),
         )
         .route(
             "/v1/tenants/{id}/users/{user_id}/consents/{client_id}",
@@ -41,14 +43,6 @@ pub struct Consent {
     pub scopes: Vec<String>,
     /// When the user last allowed it more scopes (RFC 3339).
     pub granted_at: String,
-}
-
-/// The user must exist in the tenant (erased ones included): else 404.
-async fn require_user(state: &AppState, tenant_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
-    match state.store.user(tenant_id, user_id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound(format!("user {user_id}"))),
-    }
 }
 
 /// The applications a user allowed, by client id. Needs `platform:admin`, or `tenant:admin`
@@ -102,6 +96,27 @@ pub async fn revoke_consent(
             user_id,
             &client_id,
         )
+        .await?;
+    state.projected(outcome.position).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withdraws everything a user allowed every client, in one append (204 also when there was
+/// nothing to withdraw). Needs `platform:admin`, or `tenant:admin` on this tenant.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/users/{user_id}/consents", tag = "consents",
+    params(("id" = Uuid, Path, description = "tenant id"), ("user_id" = Uuid, Path, description = "user id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_all_consents(
+    principal: Principal,
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath((tenant_id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    principal.authorize_tenant(&state, tenant_id).await?;
+    require_user(&state, tenant_id, user_id).await?;
+    let outcome = state
+        .commands
+        .revoke_all_consents(ctx.metadata(principal.actor()), tenant_id, user_id)
         .await?;
     state.projected(outcome.position).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -68,7 +68,11 @@ fn to_dto(entry: &SessionEntry) -> Session {
 }
 
 /// The user must exist in the tenant (erased ones included): else 404.
-async fn require_user(state: &AppState, tenant_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
+pub(super) async fn require_user(
+    state: &AppState,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), ApiError> {
     match state.store.user(tenant_id, user_id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!("user {user_id}"))),

@@ -126,4 +126,21 @@ impl CommandService {
             })?;
         Ok(Outcome { position })
     }
+
+    /// Withdraws every consent a person gave (an administrator's "revoke all"), in one append.
+    /// A person without consents changes nothing.
+    pub async fn revoke_all_consents(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Outcome, CommandError> {
+        let address = Address::consents(tenant_id, user_id);
+        let ((), position) = self
+            .execute_in_open_tenant(&meta, tenant_id, "revoke consents", &address, |_, _| {
+                Ok((ConsentCommand::RevokeAll, ()))
+            })
+            .await?;
+        Ok(Outcome { position })
+    }
 }

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{callback, decide, rp};
+use super::{callback, decide, register, rp};
 use crate::helpers::Store;
 use crate::on_both_stores;
 
@@ -39,14 +39,7 @@ async fn a_person_revokes_an_application_on_the_account_page(store: Store) {
         !account.body.contains("Revoke access"),
         "gone from the list"
     );
-    let (_, listed) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/consents", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    assert_eq!(listed, json!([]));
+    assert_eq!(rp.consents().await, json!([]));
 
     // The next request asks again.
     let page = browser
@@ -93,6 +86,18 @@ async fn an_administrator_lists_and_revokes_a_persons_consents() {
     // The person's page asks again.
     let page = browser.get(&rp.authorize(&[])).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+
+    // Two applications allowed, then all revoked at once.
+    callback(&decide(&browser, &page, "allow").await);
+    let second = register(&rp.app, &rp.tenant_id, json!({"name": "Calendar"})).await;
+    let page = browser.get(&rp.authorize(&[("client_id", &second)])).await;
+    callback(&decide(&browser, &page, "allow").await);
+    assert_eq!(rp.consents().await.as_array().unwrap().len(), 2);
+    let (status, _) = rp.app.send(rp.app.admin(Method::DELETE, &path)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(rp.consents().await, json!([]));
+    let (status, _) = rp.app.send(rp.app.admin(Method::DELETE, &path)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "nothing left to revoke");
 
     // Another tenant's id with this user, or an unknown user: not found.
     let other = rp.app.create_tenant("other").await;

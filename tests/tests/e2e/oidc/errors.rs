@@ -65,6 +65,11 @@ async fn a_client_of_another_tenant_gets_an_error_page() {
     // And the other way round.
     let path = rp.authorize(&[]).replacen("/t/photos/", "/t/other/", 1);
     error_page(&browser.get(&path).await);
+    // An unknown tenant: a page too (not found), never a redirect.
+    let nowhere = rp.authorize(&[]).replacen("/t/photos/", "/t/nowhere/", 1);
+    let answer = browser.get(&nowhere).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    assert!(answer.headers.get("location").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,4 +172,25 @@ async fn a_public_client_must_use_pkce() {
         "{}",
         answer.location()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_not_registered_for_codes_is_unauthorized() {
+    let rp = rp(Store::Embedded, "photos").await;
+    let machine = register(
+        &rp.app,
+        &rp.tenant_id,
+        json!({"name": "Machine", "grant_types": ["client_credentials"], "redirect_uris": [REDIRECT]}),
+    )
+    .await;
+    let browser = rp.signed_in_browser().await;
+    let answer = browser.get(&rp.authorize(&[("client_id", &machine)])).await;
+    let (to, pairs) = callback(&answer);
+    assert_eq!(to, REDIRECT);
+    assert_eq!(
+        param(&pairs, "error"),
+        Some("unauthorized_client"),
+        "{pairs:?}"
+    );
+    assert!(param(&pairs, "code").is_none());
 }

@@ -1,7 +1,6 @@
 //! The main flow: authorize → sign in → consent → code, and what consent remembers.
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use reqwest::StatusCode;
 
 use super::{
     CHALLENGE, EMAIL, LOOPBACK, REDIRECT, REDIRECT_WITH_QUERY, callback, decide, issued_codes,
@@ -10,19 +9,6 @@ use super::{
 use crate::helpers::Store;
 use crate::http_browser::Browser;
 use crate::on_both_stores;
-
-/// The consents the admin API lists for the fixture's person.
-async fn consents(rp: &super::Rp) -> Value {
-    let (status, body) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/consents", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
 
 async fn a_person_signs_in_allows_the_client_and_comes_back_with_a_code(store: Store) {
     let mut rp = rp(store, "photos").await;
@@ -48,6 +34,13 @@ async fn a_person_signs_in_allows_the_client_and_comes_back_with_a_code(store: S
             .contains("frame-ancestors 'none'")
     );
     assert_eq!(page.headers["cache-control"], "no-store");
+    // The form may lead to the client's redirect URI, and only there besides this server.
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://photos.example;")
+    );
 
     let answer = decide(&browser, &page, "allow").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "a form answers 303");
@@ -66,7 +59,7 @@ async fn a_person_signs_in_allows_the_client_and_comes_back_with_a_code(store: S
     assert_eq!(param(&pairs, "state"), Some("second"));
     assert_ne!(param(&pairs, "code"), Some(code.as_str()));
 
-    let listed = consents(&rp).await;
+    let listed = rp.consents().await;
     assert_eq!(listed[0]["client_id"], rp.client_id.as_str(), "{listed}");
     assert_eq!(listed[0]["client_name"], "Photo Album");
     assert_eq!(listed[0]["scopes"], serde_json::json!(["openid", "email"]));
@@ -121,7 +114,7 @@ async fn new_scopes_are_asked_for_and_only_the_new_ones() {
 
     let (_, pairs) = callback(&decide(&browser, &page, "allow").await);
     assert!(param(&pairs, "code").is_some());
-    let listed = consents(&rp).await;
+    let listed = rp.consents().await;
     assert_eq!(
         listed[0]["scopes"],
         serde_json::json!(["openid", "email", "profile"])
@@ -145,7 +138,7 @@ async fn denying_sends_access_denied_and_records_nothing() {
     assert_eq!(param(&pairs, "state"), Some("st4te/with spaces&more"));
     assert_eq!(param(&pairs, "iss"), Some(rp.app.issuer("photos").as_str()));
     assert!(param(&pairs, "code").is_none());
-    assert_eq!(consents(&rp).await, serde_json::json!([]));
+    assert_eq!(rp.consents().await, serde_json::json!([]));
 
     // A consent form without its CSRF token changes nothing either.
     let page = browser.get(&rp.authorize(&[])).await;
@@ -162,7 +155,7 @@ async fn denying_sends_access_denied_and_records_nothing() {
         .post_form("/t/photos/oauth/authorize/consent", &forged)
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    assert_eq!(consents(&rp).await, serde_json::json!([]));
+    assert_eq!(rp.consents().await, serde_json::json!([]));
     assert!(issued_codes(&mut rp.app).await.is_empty());
 }
 
@@ -211,5 +204,93 @@ async fn a_posted_request_works_like_a_get_and_login_hint_fills_the_email() {
         StatusCode::OK,
         "the consent page: {}",
         page.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_request_survives_the_sign_in_continuation() {
+    let rp = rp(Store::Embedded, "photos").await;
+    let long_uri = format!("https://photos.example/cb?session={}", "a%2F".repeat(480));
+    let client = super::register(
+        &rp.app,
+        &rp.tenant_id,
+        serde_json::json!({"redirect_uris": [long_uri]}),
+    )
+    .await;
+    let state = "s/&".repeat(333);
+    let nonce = "n".repeat(1000);
+    let browser = Browser::new(&rp.app);
+    let first = browser
+        .get(&rp.authorize(&[
+            ("client_id", &client),
+            ("redirect_uri", &long_uri),
+            ("state", &state),
+            ("nonce", &nonce),
+        ]))
+        .await;
+    let back = rp.sign_in_at(&browser, &first).await;
+    let page = browser.get(back.location()).await;
+    let (to, pairs) = callback(&decide(&browser, &page, "allow").await);
+    assert_eq!(to, "https://photos.example/cb");
+    assert_eq!(param(&pairs, "state"), Some(state.as_str()));
+    assert!(param(&pairs, "code").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_with_a_second_factor_continues_to_the_client_with_acr_2() {
+    let mut rp = rp(Store::Embedded, "photos").await;
+    let factors = crate::mfa::set_up_factors(&mut rp.app, &rp.tenant_id, &rp.user_id, None).await;
+    let mut phone = crate::http_browser::AuthenticatorApp::new(&factors.secret);
+    let browser = Browser::new(&rp.app);
+    let first = browser.get(&rp.authorize(&[])).await;
+    let login = browser.get(first.location()).await;
+    let return_to = super::hidden_fields(&login.body)
+        .into_iter()
+        .find(|(name, _)| name == "return_to")
+        .unwrap()
+        .1;
+    let password = browser
+        .post_form(
+            "/t/photos/login",
+            &[
+                ("email", EMAIL),
+                ("password", crate::http_browser::STRONG),
+                ("return_to", &return_to),
+                ("csrf_token", &login.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(password.location(), "/t/photos/login/mfa");
+    let step = browser.get("/t/photos/login/mfa").await;
+    assert!(
+        step.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://photos.example;"),
+        "the second step's form may lead to the client"
+    );
+    let code = phone.next_code(&rp.app).await;
+    let verified = browser
+        .post_form(
+            "/t/photos/login/mfa",
+            &[("code", &code), ("csrf_token", &step.csrf())],
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
+    assert!(
+        verified
+            .location()
+            .starts_with("/t/photos/oauth/authorize?")
+    );
+    let page = browser.get(verified.location()).await;
+    let (_, pairs) = callback(&decide(&browser, &page, "allow").await);
+    assert!(param(&pairs, "code").is_some());
+
+    let codes = issued_codes(&mut rp.app).await;
+    assert_eq!(codes[0].acr, "2");
+    assert!(
+        codes[0].amr.contains(&"mfa".to_owned()),
+        "{:?}",
+        codes[0].amr
     );
 }

@@ -8,6 +8,7 @@
 //! never follows a redirect, so every 303 of the flow is seen and checked.
 
 mod consents;
+mod crash;
 mod errors;
 mod flow;
 mod prompt;
@@ -149,6 +150,22 @@ impl Rp {
             signed_in.location()
         );
         signed_in
+    }
+
+    /// The person's consents, as the admin API lists them.
+    pub async fn consents(&self) -> Value {
+        let (status, body) = self
+            .app
+            .send(self.app.admin(
+                Method::GET,
+                &format!(
+                    "/v1/tenants/{}/users/{}/consents",
+                    self.tenant_id, self.user_id
+                ),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     /// A browser signed in at the tenant (on the account page).
