@@ -15,6 +15,8 @@
 //! - [`authorization_code`]: one OpenID Connect authorization code (issue, redeem once).
 //! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
 //!   and the scope rule for token requests.
+//! - [`refresh_token`]: one refresh-token family (rotate once per generation, grace, reuse,
+//!   revoke; idle and absolute expiry; the revocation horizon).
 //! - [`reservation`]: unique names (tenant slugs and domains; users' email addresses by keyed
 //!   hash).
 //! - [`user`]: a person of a tenant (profile, roles, status, password, erasure), and the
@@ -31,6 +33,7 @@ pub mod authorization_code;
 pub mod mfa;
 pub mod oauth_client;
 pub mod password;
+pub mod refresh_token;
 pub mod reservation;
 pub mod session;
 pub mod tenant;
