@@ -26,6 +26,10 @@
 //!   administrator's reset, and whether a user must enroll (`require_mfa`).
 //! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
 //!   [`RelyingParty`], given with [`CommandService::with_relying_party`]).
+//! - [`authorization_code`]: issuing a code, and redeeming it in one append with the tokens
+//!   it is exchanged for (or recording its reuse with their revocation).
+//! - [`refresh_token`]: the refresh grant (rotation, grace, reuse, the revocation horizon),
+//!   and introspection and revocation of refresh tokens.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -39,12 +43,14 @@ use tessera_crypto::Crypto;
 
 mod api_key;
 mod audit;
+mod authorization_code;
 mod bootstrap;
 mod engine;
 mod facts;
 mod mfa;
 mod oauth_client;
 mod passkey;
+mod refresh_token;
 mod reservation;
 mod session;
 mod signin;
@@ -53,12 +59,16 @@ mod user;
 
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
+pub use authorization_code::{CodeGrant, CodeRedemption, IssueCode, RedeemCode, RefreshPolicy};
 pub use engine::MAX_RETRIES;
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
 pub use passkey::{
     CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
     RelyingParty,
+};
+pub use refresh_token::{
+    DEFAULT_REFRESH_GRACE_SECS, RefreshRequest, RefreshTokenStatus, Refreshed,
 };
 pub use session::{StartedSession, person};
 pub use signin::{PasswordCredentials, SignInOutcome, SignInResult};
@@ -123,6 +133,8 @@ pub struct Outcome {
     pub position: u64,
 }
 
+#[cfg(test)]
+mod grant_tests;
 #[cfg(test)]
 mod people_testing;
 #[cfg(test)]
