@@ -30,6 +30,10 @@ pub use service::{
     StartedSession, UpdateTenant, UpdateUser, person,
 };
 pub use service::{
+    CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, IssueCode, RedeemCode, RefreshPolicy,
+    RefreshRequest, RefreshTokenStatus, Refreshed,
+};
+pub use service::{
     MfaReset, PasskeyChallenge, PasskeySignIn, RecoveryCodes, RegisteredPasskey, RelyingParty,
     SecondFactorVerified, SecondFactors, TotpEnrollment,
 };
