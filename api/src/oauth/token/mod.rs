@@ -167,6 +167,13 @@ fn decide(request: &ClientRequest) -> Result<Decided<'_>, OAuthError> {
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    // A client named without a secret authenticated only for a person's grant: for anything
+    // else it did not authenticate at all.
+    if request.public && ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
+        return Err(OAuthError::invalid_client(
+            "client authentication failed: a public client has no grant of its own",
+        ));
+    }
     if !tenant.serves() {
         return Err(OAuthError::unauthorized_client(
             "the tenant is suspended, frozen or archived and issues no tokens",
@@ -191,11 +198,6 @@ fn decide(request: &ClientRequest) -> Result<Decided<'_>, OAuthError> {
     match grant_type {
         GRANT_AUTHORIZATION_CODE => return Ok(Decided::Code(tenant, client)),
         GRANT_REFRESH_TOKEN => return Ok(Decided::Refresh(tenant, client)),
-        _ if request.public => {
-            return Err(OAuthError::invalid_client(
-                "a public client has no grant of its own",
-            ));
-        }
         _ => {}
     }
     let scopes = grant_scopes(&client.client.allowed_scopes, form.get("scope")).map_err(
