@@ -29,8 +29,9 @@ pub use service::{
     RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, SignInOutcome, SignInResult,
     StartedSession, UpdateTenant, UpdateUser, person,
 };
+pub use service::{Authorization, CodeRequest, Consent, IssuedCode};
 pub use service::{
-    CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, IssueCode, RedeemCode, RefreshPolicy,
+    CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, RedeemCode, RefreshPolicy,
     RefreshRequest, RefreshTokenStatus, Refreshed,
 };
 pub use service::{

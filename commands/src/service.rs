@@ -26,10 +26,12 @@
 //!   administrator's reset, and whether a user must enroll (`require_mfa`).
 //! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
 //!   [`RelyingParty`], given with [`CommandService::with_relying_party`]).
-//! - [`authorization_code`]: issuing a code, and redeeming it in one append with the tokens
-//!   it is exchanged for (or recording its reuse with their revocation).
+//! - [`authorization_code`]: redeeming a code in one append with the tokens it is exchanged
+//!   for (or recording its reuse with their revocation).
 //! - [`refresh_token`]: the refresh grant (rotation, grace, reuse, the revocation horizon),
 //!   and introspection and revocation of refresh tokens.
+//! - [`consent`]: what a person allowed each client (list, revoke); [`authorization`]: the
+//!   authorization endpoint's codes, with the consent just given in the same append.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -43,8 +45,10 @@ use tessera_crypto::Crypto;
 
 mod api_key;
 mod audit;
+mod authorization;
 mod authorization_code;
 mod bootstrap;
+mod consent;
 mod engine;
 mod facts;
 mod mfa;
@@ -59,7 +63,9 @@ mod user;
 
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
-pub use authorization_code::{CodeGrant, CodeRedemption, IssueCode, RedeemCode, RefreshPolicy};
+pub use authorization::{Authorization, CodeRequest, IssuedCode};
+pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolicy};
+pub use consent::Consent;
 pub use engine::MAX_RETRIES;
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};

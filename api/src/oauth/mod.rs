@@ -1,5 +1,7 @@
 //! Every tenant an OAuth 2.0 authorization server: `/t/{slug}/...`.
 //!
+//! - [`authorize`]: the authorization endpoint and its consent page (hosted pages, served
+//!   with the pages' rules: see `pages`); [`hint`]: verifying an `id_token_hint`.
 //! - [`metadata`]: discovery (RFC 8414 and OpenID Connect Discovery) and the JWKS.
 //! - [`token`]: the token endpoint (client credentials, authorization code with PKCE, refresh
 //!   token), RFC 9068 JWTs.
@@ -22,7 +24,9 @@
 //! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
 
+pub mod authorize;
 mod error;
+pub mod hint;
 pub mod id_token;
 pub mod introspection;
 pub mod metadata;

@@ -1,4 +1,5 @@
-//! Authorization codes: issuing one, and redeeming it at the token endpoint (ADR 0003).
+//! Authorization codes at the token endpoint: redeeming one (ADR 0003); the authorization
+//! endpoint issues them (`authorization.rs`).
 //!
 //! A redemption is ONE append: `authorization_code.redeemed` on the code's stream expecting
 //! version 1, the access token's `token.issued` on `{tenant}/tokens/{client}`, and, when a
@@ -13,7 +14,7 @@
 use tessera_crypto::{GrantSecrets, pkce_s256};
 use tessera_domain::Aggregate;
 use tessera_domain::authorization_code::{
-    AuthorizationCodeCommand, AuthorizationCodeState, IssuedCode, NewCode, PkceVerifier,
+    AuthorizationCodeCommand, AuthorizationCodeState, IssuedCode, PkceVerifier,
     RedeemCode as RedeemRule, Redemption,
 };
 use tessera_domain::refresh_token::OFFLINE_ACCESS;
@@ -26,31 +27,13 @@ use tessera_event_schemas::{Event, EventMetadata, Timestamp, streams};
 use uuid::Uuid;
 
 use super::CommandService;
-use super::engine::{Address, Kind, Plan};
+use super::engine::{Address, Plan};
 use crate::CommandError;
-
-impl Kind for AuthorizationCodeState {
-    const KIND: &'static str = "authorization_code";
-}
 
 impl Address<AuthorizationCodeState> {
     pub(super) fn code(tenant_id: Uuid, code_id: Uuid) -> Self {
         Self::new(streams::code(tenant_id, code_id), code_id)
     }
-}
-
-/// Input of [`CommandService::issue_code`]: what the authorization endpoint decided.
-#[derive(Clone, Debug)]
-pub struct IssueCode {
-    pub client_id: String,
-    pub user_id: Uuid,
-    pub session_id: Uuid,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    pub code_challenge: Option<String>,
-    pub nonce: Option<String>,
-    pub auth_time: Timestamp,
-    pub amr: Vec<String>,
 }
 
 /// Whether, and for how long, a redemption opens a refresh-token family: the client is
@@ -104,46 +87,6 @@ pub enum CodeRedemption {
 }
 
 impl CommandService {
-    /// Issues an authorization code and returns it (only its keyed hash is recorded) with the
-    /// position of its event. The caller checked the client, the redirect URI and the session.
-    pub async fn issue_code(
-        &self,
-        meta: &EventMetadata,
-        tenant_id: Uuid,
-        issue: IssueCode,
-    ) -> Result<(String, u64), CommandError> {
-        let code_id = self.ids.new_id();
-        let code = self.crypto.grants().new_code(code_id)?;
-        let code_hash = self.crypto.grants().code_hash(&code);
-        let address = Address::code(tenant_id, code_id);
-        let ((), position) = self
-            .execute(meta, tenant_id, &address, |_| {
-                let now = self.clock.now();
-                let acr = tessera_domain::authorization_code::acr(&issue.amr).to_owned();
-                let new = NewCode {
-                    code: IssuedCode {
-                        code_hash,
-                        client_id: issue.client_id.clone(),
-                        user_id: issue.user_id,
-                        session_id: issue.session_id,
-                        redirect_uri: issue.redirect_uri.clone(),
-                        scopes: issue.scopes.clone(),
-                        code_challenge: issue.code_challenge.clone(),
-                        nonce: issue.nonce.clone(),
-                        auth_time: issue.auth_time,
-                        amr: issue.amr.clone(),
-                        acr,
-                        expires_at: now
-                            .plus_seconds(tessera_domain::authorization_code::CODE_TTL_SECS),
-                    },
-                    now,
-                };
-                Ok((AuthorizationCodeCommand::Issue(Box::new(new)), ()))
-            })
-            .await?;
-        Ok((code, position))
-    }
-
     /// Redeems a code (see the module's doc). A code that does not parse, was never issued or
     /// does not verify is not found; the domain's other refusals are rejections; a reuse
     /// returns [`CodeRedemption::Reused`] once its revocations are durable.

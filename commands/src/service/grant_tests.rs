@@ -36,26 +36,28 @@ async fn signed_in(fixture: &PeopleFixture) -> Uuid {
 }
 
 async fn code(fixture: &PeopleFixture, session: Uuid, scopes: &[&str]) -> String {
-    let (code, _) = fixture
+    fixture
         .service
-        .issue_code(
-            &meta(),
-            TENANT,
-            IssueCode {
+        .grant_consent_and_issue(
+            meta(),
+            &CodeRequest {
+                tenant_id: TENANT,
                 client_id: "app".into(),
-                user_id: fixture.user,
-                session_id: session,
+                require_consent: true,
+                force_consent: false,
                 redirect_uri: REDIRECT.into(),
                 scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
                 code_challenge: Some(CHALLENGE.into()),
                 nonce: Some("n-1".into()),
+                user_id: fixture.user,
+                session_id: session,
                 auth_time: fixture.clock.now(),
                 amr: vec!["pwd".into()],
             },
         )
         .await
-        .unwrap();
-    code
+        .unwrap()
+        .code
 }
 
 fn redeem<'a>(code: &'a str, verifier: Option<&'a str>) -> RedeemCode<'a> {

@@ -2,9 +2,10 @@
 //! at the real token endpoint for an access token, an ID token and a refresh token; refresh
 //! rotation, grace and reuse; userinfo; introspection and revocation of people's tokens.
 //!
-//! Until the authorization endpoint is on this branch, codes are issued the way it will issue
-//! them, through the command service on the server's own storage ([`offline_commands`]): a
-//! second node on PostgreSQL (beside the running server), the server stopped on SQLite.
+//! Codes are issued here the way the authorization endpoint issues them once the person
+//! allowed the client, through the command service on the server's own storage
+//! ([`offline_commands`]): a second node on PostgreSQL (beside the running server), the server
+//! stopped on SQLite. The hosted sign-in and consent pages are driven in `third_party.rs`.
 
 mod codes;
 mod refresh;
@@ -17,7 +18,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tessera_commands::IssueCode;
+use tessera_commands::CodeRequest;
 use tessera_event_schemas::{Actor, ActorKind, EventMetadata};
 use uuid::Uuid;
 
@@ -135,24 +136,27 @@ pub async fn sign_in_and_issue_codes(
         .unwrap();
     let mut codes = Vec::new();
     for i in 0..count {
-        let (code, _) = commands
-            .issue_code(
-                &as_person(p.user),
-                p.tenant,
-                IssueCode {
+        let code = commands
+            .grant_consent_and_issue(
+                as_person(p.user),
+                &CodeRequest {
+                    tenant_id: p.tenant,
                     client_id: p.spa.clone(),
-                    user_id: p.user,
-                    session_id: session.session_id,
+                    require_consent: true,
+                    force_consent: false,
                     redirect_uri: REDIRECT_URI.into(),
                     scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
                     code_challenge: Some(challenge()),
                     nonce: Some(format!("nonce-{i}")),
+                    user_id: p.user,
+                    session_id: session.session_id,
                     auth_time: session.auth_time,
                     amr: session.amr.clone(),
                 },
             )
             .await
-            .unwrap();
+            .unwrap()
+            .code;
         codes.push(code);
     }
     log.close().await;
