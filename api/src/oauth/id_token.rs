@@ -50,7 +50,9 @@ pub struct PersonGrant<'a> {
     pub jti: Uuid,
     /// The time of the grant's event: the tokens' `iat`, truncated to the second.
     pub issued_at: Timestamp,
-    pub kid: &'a str,
+    /// The key the grant's event names (its `kid`): the one read before the command, so that
+    /// a rotation in between cannot leave the event naming another key than the token.
+    pub signer: &'a JwsSigner,
 }
 
 /// A person's signed tokens, and what this node's cache of verified tokens holds for the
@@ -93,14 +95,7 @@ pub fn id_token_key(tenant: &Tenant, alg: SigningAlg) -> Option<&TenantKey> {
 
 /// Signs a person's access token and, with `openid`, their ID token.
 pub async fn mint(state: &AppState, grant: &PersonGrant<'_>) -> Result<PeopleTokens, OAuthError> {
-    let signer = access_token_signer(state, grant.tenant)?;
-    if signer.kid() != grant.kid {
-        // The key was rotated between the grant's event and now; the event names the key
-        // that must sign, so that introspection finds it.
-        return Err(OAuthError::unavailable(
-            "the signing key changed during the grant",
-        ));
-    }
+    let signer = grant.signer;
     let client = &grant.client.client;
     let ttl = client.access_token_ttl_secs;
     let iat = grant.issued_at.as_micros() / 1_000_000;

@@ -89,7 +89,7 @@ pub(super) async fn exchange(
             nonce: code.nonce.as_deref(),
             jti: grant.jti,
             issued_at: grant.issued_at,
-            kid: signer.kid(),
+            signer: &signer,
         },
     )
     .await?;

@@ -75,7 +75,7 @@ pub(super) async fn exchange(
             nonce: None,
             jti: refreshed.jti,
             issued_at: refreshed.issued_at,
-            kid: signer.kid(),
+            signer: &signer,
         },
     )
     .await?;

@@ -8,7 +8,9 @@
 //! stopped on SQLite. The hosted sign-in and consent pages are driven in `third_party.rs`.
 
 mod codes;
+mod crash;
 mod refresh;
+mod third_party;
 mod userinfo;
 
 use base64::Engine as _;
