@@ -16,11 +16,11 @@ use tessera_domain::refresh_token::{
 use tessera_domain::{Aggregate, DomainError};
 use tessera_event_log::ExpectedVersion;
 use tessera_event_schemas::events::{GrantType, RefreshRevocationReason, TokenIssuedV2};
-use tessera_event_schemas::{Event, EventMetadata, Timestamp, streams};
+use tessera_event_schemas::{Event, EventMetadata, RecordedEvent, Timestamp, streams};
 use uuid::Uuid;
 
 use super::CommandService;
-use super::engine::{Address, Kind, PAGE, Plan};
+use super::engine::{Address, Kind, PAGE, Plan, decode, expected};
 use crate::CommandError;
 
 /// The grace period of a token just rotated out when none is configured (seconds).
@@ -28,6 +28,12 @@ pub const DEFAULT_REFRESH_GRACE_SECS: u32 = 30;
 
 impl Kind for RefreshFamilyState {
     const KIND: &'static str = "refresh_token";
+}
+
+impl Address<RefreshFamilyState> {
+    fn family(tenant_id: Uuid, family_id: Uuid) -> Self {
+        Self::new(streams::refresh(tenant_id, family_id), family_id)
+    }
 }
 
 /// Input of [`CommandService::refresh`]: a refresh grant request.
@@ -81,10 +87,7 @@ impl CommandService {
             .grants()
             .parse_refresh_token(tenant_id, request.token)
             .ok_or_else(|| CommandError::not_found("refresh_token", "presented"))?;
-        let address = Address::<RefreshFamilyState>::new(
-            streams::refresh(tenant_id, parsed.family_id),
-            parsed.family_id,
-        );
+        let address = Address::family(tenant_id, parsed.family_id);
         let address = &address;
         let (outcome, position) = self
             .run(&address.stream, move || async move {
@@ -249,10 +252,7 @@ impl CommandService {
         let Some(parsed) = self.crypto.grants().parse_refresh_token(tenant_id, token) else {
             return Ok(None);
         };
-        let address = Address::<RefreshFamilyState>::new(
-            streams::refresh(tenant_id, parsed.family_id),
-            parsed.family_id,
-        );
+        let address = Address::family(tenant_id, parsed.family_id);
         let address = &address;
         let (revoked, position) = self
             .run(&address.stream, move || async move {
@@ -342,51 +342,42 @@ impl CommandService {
     ) -> Result<(RefreshFamilyState, u64, u64), CommandError> {
         let mut state = RefreshFamilyState::default();
         let (mut version, mut position) = (0, 0);
-        loop {
-            let page = self.log.read_stream(stream_id, version, PAGE).await?;
-            for recorded in &page {
-                let event = decode(recorded)?;
-                let envelope = &recorded.envelope;
-                state.observe(&event, envelope.recorded_at, envelope.global_position);
-                version = envelope.stream_version;
-                position = envelope.global_position;
-            }
-            if page.len() < PAGE {
-                return Ok((state, version, position));
-            }
-        }
+        self.for_each_event(stream_id, |recorded, event| {
+            let envelope = &recorded.envelope;
+            state.observe(&event, envelope.recorded_at, envelope.global_position);
+            version = envelope.stream_version;
+            position = envelope.global_position;
+        })
+        .await?;
+        Ok((state, version, position))
     }
 
     /// Every event of a stream with its global position.
     async fn read_positioned(&self, stream_id: &str) -> Result<Vec<(u64, Event)>, CommandError> {
         let mut events = Vec::new();
+        self.for_each_event(stream_id, |recorded, event| {
+            events.push((recorded.envelope.global_position, event));
+        })
+        .await?;
+        Ok(events)
+    }
+
+    /// Reads a whole stream page by page, handing each event to `f` with its record.
+    async fn for_each_event(
+        &self,
+        stream_id: &str,
+        mut f: impl FnMut(&RecordedEvent, Event),
+    ) -> Result<(), CommandError> {
         let mut version = 0;
         loop {
             let page = self.log.read_stream(stream_id, version, PAGE).await?;
             for recorded in &page {
-                events.push((recorded.envelope.global_position, decode(recorded)?));
+                f(recorded, decode(recorded)?);
                 version = recorded.envelope.stream_version;
             }
             if page.len() < PAGE {
-                return Ok(events);
+                return Ok(());
             }
         }
-    }
-}
-
-fn decode(recorded: &tessera_event_schemas::RecordedEvent) -> Result<Event, CommandError> {
-    recorded.decode().map_err(|error| {
-        CommandError::Internal(format!(
-            "stream {} version {}: {error}",
-            recorded.envelope.stream_id, recorded.envelope.stream_version
-        ))
-    })
-}
-
-fn expected(version: u64) -> ExpectedVersion {
-    if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
     }
 }
