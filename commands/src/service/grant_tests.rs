@@ -101,6 +101,17 @@ fn invalid_grant(error: CommandError) -> String {
     }
 }
 
+/// The refusal of a refresh with `token`, as [`invalid_grant`] words it.
+async fn refusal_of(fixture: &PeopleFixture, token: &str) -> String {
+    invalid_grant(
+        fixture
+            .service
+            .refresh(&meta(), refresh(token))
+            .await
+            .unwrap_err(),
+    )
+}
+
 /// A person's tokens with `offline_access`: a code redeemed, its refresh token.
 async fn family(fixture: &PeopleFixture, scopes: &[&str]) -> (Uuid, String) {
     let session = signed_in(fixture).await;
@@ -179,12 +190,8 @@ async fn a_code_presented_again_revokes_its_tokens_once_and_is_refused() {
     assert_eq!(fixture.events_of("refresh_token.revoked").await.len(), 1);
     // The family the code opened is dead.
     let refresh_token = first.refresh_token.unwrap();
-    let refused = fixture
-        .service
-        .refresh(&meta(), refresh(&refresh_token))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(refused).contains("revoked"));
+    let refused = refusal_of(&fixture, &refresh_token).await;
+    assert!(refused.contains("revoked"));
     // A third presentation changes nothing more.
     let before = fixture.events().await.len();
     let third = fixture
@@ -300,18 +307,10 @@ async fn a_refresh_rotates_then_the_old_token_gets_grace_answers_then_its_reuse_
         "a grace answer has a new access token"
     );
     fixture.clock.advance_seconds(1);
-    let reuse = fixture
-        .service
-        .refresh(&meta(), refresh(&first))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(reuse).contains("already used"));
-    let current = fixture
-        .service
-        .refresh(&meta(), refresh(&rotated.refresh_token))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(current).contains("revoked"));
+    let reuse = refusal_of(&fixture, &first).await;
+    assert!(reuse.contains("already used"));
+    let current = refusal_of(&fixture, &rotated.refresh_token).await;
+    assert!(current.contains("revoked"));
     assert_eq!(fixture.events_of("refresh_token.rotated").await.len(), 1);
 }
 
@@ -359,12 +358,8 @@ async fn a_family_idle_for_too_long_or_asked_for_wider_scopes_is_refused() {
         Err(CommandError::Rejected(DomainError::Validation { field, .. })) if field == "scope"
     ));
     fixture.clock.advance_seconds(i64::from(POLICY.idle_secs));
-    let idle = fixture
-        .service
-        .refresh(&meta(), refresh(&token))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(idle).contains("expired"));
+    let idle = refusal_of(&fixture, &token).await;
+    assert!(idle.contains("expired"));
 }
 
 #[tokio::test]
@@ -382,24 +377,16 @@ async fn a_password_change_or_disabling_the_person_ends_their_families() {
         )
         .await
         .unwrap();
-    let refused = fixture
-        .service
-        .refresh(&meta(), refresh(&token))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(refused).contains("password"));
+    let refused = refusal_of(&fixture, &token).await;
+    assert!(refused.contains("password"));
     let (_, token) = family(&fixture, &["openid", "offline_access"]).await;
     fixture
         .service
         .disable_user(meta(), TENANT, fixture.user)
         .await
         .unwrap();
-    let refused = fixture
-        .service
-        .refresh(&meta(), refresh(&token))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(refused).contains("disabled"));
+    let refused = refusal_of(&fixture, &token).await;
+    assert!(refused.contains("disabled"));
 }
 
 #[tokio::test]
@@ -429,12 +416,8 @@ async fn a_revoked_consent_ends_the_clients_families_only() {
         .await
         .unwrap();
     fixture.log.append(vec![revoke("app", 2)]).await.unwrap();
-    let refused = fixture
-        .service
-        .refresh(&meta(), refresh(&rotated.refresh_token))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(refused).contains("consent"));
+    let refused = refusal_of(&fixture, &rotated.refresh_token).await;
+    assert!(refused.contains("consent"));
 }
 
 #[tokio::test]
@@ -463,12 +446,8 @@ async fn signing_out_ends_families_without_offline_access_only() {
         )
         .await
         .unwrap();
-    let online = fixture
-        .service
-        .refresh(&meta(), refresh(&tokens[0]))
-        .await
-        .unwrap_err();
-    assert!(invalid_grant(online).contains("session"));
+    let online = refusal_of(&fixture, &tokens[0]).await;
+    assert!(online.contains("session"));
     assert!(
         fixture
             .service
