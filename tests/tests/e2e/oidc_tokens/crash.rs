@@ -1,7 +1,8 @@
-//! People's grants under kill -9: a code issued before the crash is redeemed after it, and
-//! the refresh token of every acknowledged rotation still works after the restart (rotating
-//! once more, or, when a rotation landed whose answer the crash lost, within the grace period
-//! with the family's current token). The read models equal a rebuild afterwards.
+//! People's grants under kill -9: codes the authorization endpoint handed out (and the consent
+//! they rest on) are redeemed after the crash, and the refresh token of every acknowledged
+//! rotation still works after the restart (rotating once more, or, when a rotation landed whose
+//! answer the crash lost, within the grace period with the family's current token). The read
+//! models equal a rebuild afterwards.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,3 +102,102 @@ async fn acknowledged_exchanges_and_rotations_survive_kill_9(store: Store) {
     assert!(same, "{report}");
 }
 on_both_stores!(acknowledged_exchanges_and_rotations_survive_kill_9);
+
+/// Codes the authorization endpoint handed out under load, and the consent given before, survive
+/// kill -9: every acknowledged code is redeemed after the restart (within its minute), and the
+/// next authorization needs no consent page.
+async fn acknowledged_codes_and_consents_survive_kill_9(store: Store) {
+    let mut rp = crate::oidc::rp(store, "crash-authorize").await;
+    rp.client_id =
+        crate::oidc::register(&rp.app, &rp.tenant_id, json!({"client_type": "public"})).await;
+    let browser = Arc::new(rp.signed_in_browser().await);
+    let consent = browser.get(&rp.authorize(&[])).await;
+    let allowed = crate::oidc::decide(&browser, &consent, "allow").await;
+    let (_, pairs) = crate::oidc::callback(&allowed);
+    let codes: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec![
+        crate::oidc::param(&pairs, "code").unwrap().to_owned(),
+    ]));
+    let url = format!("{}{}", rp.app.base, rp.authorize(&[]));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (browser, codes, url) = (browser.clone(), codes.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            // Ask for codes until the server dies under us.
+            loop {
+                let Ok(response) = browser.client.get(&url).send().await else {
+                    return;
+                };
+                if response.status() != StatusCode::SEE_OTHER {
+                    return;
+                }
+                let Some(location) = response
+                    .headers()
+                    .get("location")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| reqwest::Url::parse(value).ok())
+                else {
+                    return;
+                };
+                if let Some((_, code)) = location.query_pairs().find(|(name, _)| name == "code") {
+                    codes.lock().await.push(code.into_owned());
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    rp.app.kill9();
+    for task in tasks {
+        let _ = task.await;
+    }
+    rp.app.start().await;
+
+    let codes = codes.lock().await.clone();
+    assert!(
+        codes.len() > 5,
+        "too few codes before the kill: {}",
+        codes.len()
+    );
+    // The last ones were handed out just before the kill; a sample of the rest.
+    let sample = codes.iter().rev().take(20).chain(codes.iter().take(5));
+    for code in sample {
+        let response = rp
+            .app
+            .client
+            .post(format!("{}/t/{}/oauth/token", rp.app.base, rp.slug))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", crate::oidc::REDIRECT),
+                ("client_id", rp.client_id.as_str()),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "an acknowledged code was lost: {body}"
+        );
+    }
+    // The restarted server listens on another port; the browser keeps its cookies.
+    let again = browser
+        .client
+        .get(format!("{}{}", rp.app.base, rp.authorize(&[])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::SEE_OTHER,
+        "the consent was lost"
+    );
+    let location = again.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(crate::oidc::REDIRECT) && location.contains("code="),
+        "{location}"
+    );
+}
+on_both_stores!(acknowledged_codes_and_consents_survive_kill_9);
