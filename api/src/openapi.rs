@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::oauth::{introspection, metadata, token};
+use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, tenants, users};
 
 #[derive(OpenApi)]
@@ -67,6 +67,8 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         token::token,
         introspection::introspect,
         introspection::revoke,
+        userinfo::userinfo_get,
+        userinfo::userinfo_post,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -327,6 +327,7 @@ pub async fn run_with(
         )),
         pending_sign_ins: Arc::default(),
         user_views: Arc::default(),
+        refresh_grace_secs: config.refresh_grace_secs,
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

@@ -3,7 +3,10 @@
 //! - [`authorize`]: the authorization endpoint and its consent page (hosted pages, served
 //!   with the pages' rules: see `pages`); [`hint`]: verifying an `id_token_hint`.
 //! - [`metadata`]: discovery (RFC 8414 and OpenID Connect Discovery) and the JWKS.
-//! - [`token`]: the token endpoint (RFC 6749 section 4.4, client credentials), RFC 9068 JWTs.
+//! - [`token`]: the token endpoint (client credentials, authorization code with PKCE, refresh
+//!   token), RFC 9068 JWTs.
+//! - [`id_token`]: people's access tokens, ID tokens and the claims of a person.
+//! - [`userinfo`]: the OpenID Connect userinfo endpoint.
 //! - [`introspection`]: introspection (RFC 7662) and revocation (RFC 7009).
 //! - [`verify`]: recognising a presented access token by its signature, with a bounded cache.
 //!
@@ -15,16 +18,20 @@
 //! `Cache-Control: no-store`.
 //!
 //! A client authenticates with `client_secret_basic` or `client_secret_post` (RFC 6749 section
-//! 2.3.1), never both; a request with more than one `Authorization` header is
+//! 2.3.1), never both; a public client (no secret, PKCE required) names itself with
+//! `client_id` alone (`none`), which only the token endpoint's people's grants and revocation
+//! accept; a request with more than one `Authorization` header is
 //! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
 
 pub mod authorize;
 mod error;
 pub mod hint;
+pub mod id_token;
 pub mod introspection;
 pub mod metadata;
 pub mod token;
+pub mod userinfo;
 pub mod verify;
 
 pub use error::{OAuthError, no_store};
@@ -65,6 +72,10 @@ pub fn router() -> Router<AppState> {
             post(introspection::introspect),
         )
         .route("/t/{slug}/oauth/revoke", post(introspection::revoke))
+        .route(
+            "/t/{slug}/oauth/userinfo",
+            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
+        )
         // A method an endpoint does not serve is answered in OAuth's form too.
         .method_not_allowed_fallback(|| async { OAuthError::method_not_allowed() })
 }
@@ -162,7 +173,8 @@ impl FormParams {
 /// The client credentials a request presents.
 pub struct Credentials {
     pub client_id: String,
-    secret: String,
+    /// `None`: a public client naming itself (`token_endpoint_auth_method: none`).
+    secret: Option<String>,
 }
 
 impl Credentials {
@@ -193,18 +205,19 @@ impl Credentials {
                 Ok(credentials)
             }
             None => match (form.get("client_id"), posted_secret) {
-                (Some(id), Some(secret)) => Ok(Self {
+                (Some(id), secret) => Ok(Self {
                     client_id: id.to_owned(),
-                    secret: secret.to_owned(),
+                    secret: secret.map(str::to_owned),
                 }),
-                _ => Err(OAuthError::invalid_client(
+                (None, _) => Err(OAuthError::invalid_client(
                     "client authentication is required",
                 )),
             },
         }
     }
 
-    /// The active, confidential client of `tenant` these credentials name, or invalid_client.
+    /// The active client of `tenant` these credentials name: a confidential one whose secret
+    /// matches, or a public one named without a secret; otherwise invalid_client.
     pub fn authenticate(
         &self,
         state: &AppState,
@@ -212,11 +225,18 @@ impl Credentials {
     ) -> Result<Arc<ClientEntry>, OAuthError> {
         let client = state.directory.client(tenant.id, &self.client_id);
         let hash = client.as_ref().and_then(|c| c.client.secret_hash);
+        let Some(secret) = self.secret.as_deref() else {
+            // A public client's id is no secret: there is nothing to compare.
+            return match client {
+                Some(client) if hash.is_none() && client.client.active => Ok(client),
+                _ => Err(OAuthError::invalid_client("client authentication failed")),
+            };
+        };
         // Compare against something even for an unknown client, so that timing does not tell
         // which client ids exist.
         let matches = state
             .crypto
-            .verify_secret(&self.secret, &hash.unwrap_or(Hash32([0; 32])));
+            .verify_secret(secret, &hash.unwrap_or(Hash32([0; 32])));
         match client {
             Some(client) if matches && hash.is_some() && client.client.active => Ok(client),
             _ => Err(OAuthError::invalid_client("client authentication failed")),
@@ -235,7 +255,7 @@ fn decode_basic(encoded: &str) -> Option<Credentials> {
             .map(|(_, v)| v.into_owned())
     };
     let client_id = unescape(id).filter(|id| !id.is_empty())?;
-    let secret = unescape(secret).unwrap_or_default();
+    let secret = Some(unescape(secret).unwrap_or_default());
     Some(Credentials { client_id, secret })
 }
 
@@ -246,6 +266,8 @@ pub struct ClientRequest {
     pub tenant: Arc<TenantState>,
     pub form: FormParams,
     pub client: Arc<ClientEntry>,
+    /// The client is public and named itself without a secret.
+    pub public: bool,
 }
 
 impl ClientRequest {
@@ -261,11 +283,13 @@ impl ClientRequest {
             .tenant
             .as_ref()
             .ok_or_else(OAuthError::unknown_issuer)?;
-        let client = Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
+        let credentials = Credentials::from_request(headers, &form)?;
+        let client = credentials.authenticate(state, tenant)?;
         Ok(Self {
             tenant: tenant_state,
             form,
             client,
+            public: credentials.secret.is_none(),
         })
     }
 }
@@ -290,7 +314,7 @@ mod tests {
         let encoded = STANDARD.encode("my%3Aclient:s%2Bcret");
         let credentials = decode_basic(&encoded).unwrap();
         assert_eq!(credentials.client_id, "my:client");
-        assert_eq!(credentials.secret, "s+cret");
+        assert_eq!(credentials.secret.as_deref(), Some("s+cret"));
         assert!(decode_basic("not base64!").is_none());
         assert!(decode_basic(&STANDARD.encode("no-colon")).is_none());
     }
