@@ -124,8 +124,9 @@ async fn creating_a_tenant_reserves_its_slug_and_domains_in_one_append() {
         )
         .await
         .unwrap();
-    assert_eq!(created.position, 4);
-    assert_eq!(h.head().await, 4);
+    // The tenant and its RS256 key, the slug's and the two domains' reservations.
+    assert_eq!(created.position, 5);
+    assert_eq!(h.head().await, 5);
     assert_eq!(
         h.stream(&streams::reservation("tenant-slug", "acme"))
             .await
@@ -223,7 +224,8 @@ async fn ten_concurrent_updates_on_one_tenant_all_succeed() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 11);
+    // The creation and the RS256 key, then the ten updates.
+    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 12);
 }
 
 #[tokio::test]
@@ -250,7 +252,8 @@ async fn concurrent_updates_from_two_nodes_succeed_through_retries() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 11);
+    // The creation and the RS256 key, then the ten updates.
+    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 12);
 }
 
 #[tokio::test]
@@ -342,12 +345,15 @@ async fn keys_rotate_and_retire_through_the_ring() {
         .iter()
         .map(|k| (k.kid.clone(), k.status))
         .collect();
+    let rs256 = tenant.active_key_for(SigningAlg::RS256).unwrap();
     assert_eq!(
         ring,
         vec![
             (created.kid.clone(), KeyStatus::Retired),
+            (rs256.kid.clone(), KeyStatus::Active),
             (rotated.kid.clone(), KeyStatus::Active)
-        ]
+        ],
+        "the RS256 key for ID tokens stays active beside the rotated default"
     );
     // The rotated key kept the tenant's algorithm, and its private half unseals.
     let active = tenant.active_key().unwrap();
@@ -367,10 +373,14 @@ async fn keys_rotate_and_retire_through_the_ring() {
         .await
         .unwrap();
     let tenant = h.service.load_tenant(id).await.unwrap().tenant.unwrap();
+    // Rotating RS256 replaces the RS256 key; the default (EdDSA) key stays the default.
     assert_eq!(
-        tenant.active_key().map(|k| (k.kid.clone(), k.alg)),
-        Some((rsa.kid, SigningAlg::RS256))
+        tenant
+            .active_key_for(SigningAlg::RS256)
+            .map(|k| k.kid.clone()),
+        Some(rsa.kid)
     );
+    assert_eq!(tenant.active_key().map(|k| k.alg), Some(SigningAlg::EdDSA));
 }
 
 #[tokio::test]
@@ -605,4 +615,52 @@ async fn status(h: &Harness, id: Uuid) -> TenantStatus {
         .tenant
         .unwrap()
         .status
+}
+
+#[tokio::test]
+async fn two_nodes_ensuring_a_missing_key_add_one_between_them() {
+    let h = Arc::new(Harness::new().await);
+    // A tenant whose default is RS256 has no ES256 key: the same gap a tenant created before
+    // every tenant kept an RS256 key has, the other way round.
+    let created = h
+        .service
+        .create_tenant(
+            meta(),
+            CreateTenant {
+                signing_alg: Some(SigningAlg::RS256),
+                ..tenant("acme", &[])
+            },
+        )
+        .await
+        .unwrap();
+    let id = created.tenant_id;
+    let nodes = [Arc::new(h.another_node()), Arc::new(h.another_node())];
+    let tasks: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            tokio::spawn(
+                async move { node.ensure_signing_key(meta(), id, SigningAlg::ES256).await },
+            )
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let tenant = h.service.load_tenant(id).await.unwrap().tenant.unwrap();
+    let es256: Vec<&str> = tenant
+        .keys
+        .iter()
+        .filter(|key| key.alg == SigningAlg::ES256)
+        .map(|key| key.kid.as_str())
+        .collect();
+    assert_eq!(es256.len(), 1, "{es256:?}");
+    assert_eq!(tenant.active_kid, created.kid, "the default key stays");
+    // Once there, ensuring it again changes nothing.
+    let head = h.head().await;
+    h.service
+        .ensure_signing_key(meta(), id, SigningAlg::ES256)
+        .await
+        .unwrap();
+    assert_eq!(h.head().await, head);
 }
