@@ -14,9 +14,11 @@ use tessera_commands::{
 use tessera_crypto::{Crypto, MasterKey};
 use tessera_domain::DomainError;
 use tessera_domain::tenant::KeyStatus;
-use tessera_event_log::{Backend, EventLog, LogConfig};
+use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::{SigningAlg, TenantKind, TenantStatus};
-use tessera_event_schemas::{Event, EventMetadata, SYSTEM_TENANT_ID, Timestamp, streams};
+use tessera_event_schemas::{
+    Event, EventMetadata, ProposedEvent, SYSTEM_TENANT_ID, Timestamp, streams,
+};
 use uuid::Uuid;
 
 /// 2027-01-15T08:00:00Z.
@@ -618,29 +620,46 @@ async fn status(h: &Harness, id: Uuid) -> TenantStatus {
 }
 
 #[tokio::test]
-async fn two_nodes_ensuring_a_missing_key_add_one_between_them() {
+async fn two_nodes_ensuring_a_missing_rs256_key_add_one_between_them() {
     let h = Arc::new(Harness::new().await);
-    // A tenant whose default is RS256 has no ES256 key: the same gap a tenant created before
-    // every tenant kept an RS256 key has, the other way round.
-    let created = h
-        .service
-        .create_tenant(
-            meta(),
-            CreateTenant {
-                signing_alg: Some(SigningAlg::RS256),
-                ..tenant("acme", &[])
-            },
-        )
+    // A tenant as a log written before every tenant kept an RS256 key has it: its creation
+    // alone (taken from a tenant created now, under another id and slug).
+    let template = h.create("template", &[]).await.unwrap();
+    let Some(Event::TenantCreated(mut created)) = h
+        .stream(&streams::tenant(template))
+        .await
+        .into_iter()
+        .next()
+    else {
+        panic!("no tenant.created");
+    };
+    let id = Uuid::from_u128(0x01d);
+    created.tenant_id = id;
+    created.slug = "old-tenant".into();
+    let default_kid = created.signing_key.kid.clone();
+    let event = Event::TenantCreated(created);
+    h.log
+        .append(vec![StreamWrite {
+            stream_id: streams::tenant(id).to_string(),
+            expected: ExpectedVersion::NoStream,
+            events: vec![ProposedEvent::new(
+                &event,
+                Uuid::from_u128(0x01d0),
+                id,
+                Timestamp::from_micros(1_800_000_000_000_000),
+                meta(),
+            )],
+        }])
         .await
         .unwrap();
-    let id = created.tenant_id;
+
     let nodes = [Arc::new(h.another_node()), Arc::new(h.another_node())];
     let tasks: Vec<_> = nodes
         .iter()
         .cloned()
         .map(|node| {
             tokio::spawn(
-                async move { node.ensure_signing_key(meta(), id, SigningAlg::ES256).await },
+                async move { node.ensure_signing_key(meta(), id, SigningAlg::RS256).await },
             )
         })
         .collect();
@@ -648,18 +667,18 @@ async fn two_nodes_ensuring_a_missing_key_add_one_between_them() {
         task.await.unwrap().unwrap();
     }
     let tenant = h.service.load_tenant(id).await.unwrap().tenant.unwrap();
-    let es256: Vec<&str> = tenant
+    let rs256: Vec<&str> = tenant
         .keys
         .iter()
-        .filter(|key| key.alg == SigningAlg::ES256)
+        .filter(|key| key.alg == SigningAlg::RS256)
         .map(|key| key.kid.as_str())
         .collect();
-    assert_eq!(es256.len(), 1, "{es256:?}");
-    assert_eq!(tenant.active_kid, created.kid, "the default key stays");
+    assert_eq!(rs256.len(), 1, "{rs256:?}");
+    assert_eq!(tenant.active_kid, default_kid, "the default key stays");
     // Once there, ensuring it again changes nothing.
     let head = h.head().await;
     h.service
-        .ensure_signing_key(meta(), id, SigningAlg::ES256)
+        .ensure_signing_key(meta(), id, SigningAlg::RS256)
         .await
         .unwrap();
     assert_eq!(h.head().await, head);

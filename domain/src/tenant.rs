@@ -33,10 +33,12 @@
 //! - **Keys** (module `keys`). The ring holds at most one active key per algorithm; one of them
 //!   is the default key (`active_kid`, the creation key unless rotated), which signs access
 //!   tokens. Every tenant keeps an RS256 key beside its default for ID tokens: creation adds it
-//!   in the same append (`tenant.signing_key_added`) unless the default is RS256. Adding a key
-//!   needs an algorithm with no active key (else a conflict). Rotation replaces the active key
+//!   in the same append (`tenant.signing_key_added`) unless the default is RS256. Only RS256
+//!   keys are added beside the default, and adding one needs the ring to have no active RS256
+//!   key (else a conflict). Rotation replaces the active key
 //!   of the new key's algorithm, or the default key when that algorithm has none (the default
-//!   algorithm changes); the replaced key stays published for verification. Retiring needs a
+//!   algorithm changes); the replaced key stays published for verification, except an RS256
+//!   default, which stays active as the RS256 key. Retiring needs a
 //!   known kid (else not found) that is neither active (a conflict: rotate first) nor already
 //!   retired (a conflict).
 
@@ -53,6 +55,8 @@ use crate::validate;
 use crate::{Aggregate, DomainError};
 
 mod keys;
+
+pub use keys::keeps_rs256;
 
 /// Length of a customer tenant's trial.
 pub const TRIAL_DAYS: i64 = 14;

@@ -7,7 +7,7 @@
 
 use tessera_event_schemas::Event;
 use tessera_event_schemas::events::{
-    SigningKeyAddedV1, SigningKeyRetiredV1, SigningKeyRotatedV1, SigningKeyV1,
+    SigningAlg, SigningKeyAddedV1, SigningKeyRetiredV1, SigningKeyRotatedV1, SigningKeyV1,
 };
 
 use super::{KeyStatus, Tenant, TenantKey};
@@ -36,8 +36,8 @@ pub(super) fn validate(field: &str, key: &SigningKeyV1) -> Result<(), DomainErro
     Ok(())
 }
 
-/// The `tenant.signing_key_added` events of a creation: each added key valid, of an algorithm
-/// no other key of the new ring has, with a kid of its own.
+/// The `tenant.signing_key_added` events of a creation: each added key valid, RS256, of an
+/// algorithm no other key of the new ring has, with a kid of its own.
 pub(super) fn added_at_creation(
     default: &SigningKeyV1,
     added: &[SigningKeyV1],
@@ -46,6 +46,12 @@ pub(super) fn added_at_creation(
     for (index, key) in added.iter().enumerate() {
         let field = format!("added_keys[{index}]");
         validate(&field, key)?;
+        if key.alg != SigningAlg::RS256 {
+            return Err(DomainError::invalid(
+                format!("{field}.alg"),
+                "only an RS256 key is added beside the default key",
+            ));
+        }
         let earlier = std::iter::once(default).chain(&added[..index]);
         for other in earlier {
             if other.alg == key.alg {
@@ -68,32 +74,47 @@ pub(super) fn added_at_creation(
     Ok(events)
 }
 
-/// The replaced key steps down to published and the new key becomes active. A rotation that
-/// replaced the active key of another algorithm than the default's leaves the default alone;
-/// any other makes the new key the default, and the old default steps down. That is also how a
-/// log written before the ring held several active keys folds, whatever its `previous_kid`
-/// names: it always moved the default.
+/// The replaced key steps down to published and the new key becomes active. Whether the
+/// rotation moved the default is read from the event alone, so that a fold without the ring
+/// (the tenant's read model keeps only the default's kid) agrees: only an RS256 key is ever
+/// active beside the default, so a rotation to RS256 that names another key than the default
+/// replaced that RS256 key and leaves the default alone; any other rotation makes the new key
+/// the default, and the old default steps down, except an RS256 default replaced by a key of
+/// another algorithm: it stays active as the tenant's RS256 key ([`keeps_rs256`]). A log
+/// written before the ring held several active keys folds as it always did: its rotations all
+/// moved the default.
 pub(super) fn evolve_rotated(tenant: &mut Tenant, rotated: &SigningKeyRotatedV1) {
-    let active_kid = tenant.active_kid.clone();
-    let replaced_other = tenant.keys.iter_mut().find(|key| {
-        key.kid == rotated.previous_kid && key.kid != active_kid && key.status == KeyStatus::Active
-    });
-    match replaced_other {
-        Some(previous) => previous.status = KeyStatus::Published,
-        None => {
-            if let Some(default) = tenant
-                .keys
-                .iter_mut()
-                .find(|key| key.kid == active_kid && key.status == KeyStatus::Active)
-            {
-                default.status = KeyStatus::Published;
-            }
-            tenant.active_kid.clone_from(&rotated.key.kid);
-        }
+    let moves_default = moves_default(&tenant.active_kid, rotated);
+    let replaced_kid = if moves_default {
+        tenant.active_kid.clone()
+    } else {
+        rotated.previous_kid.clone()
+    };
+    if let Some(replaced) = tenant.keys.iter_mut().find(|key| {
+        key.kid == replaced_kid
+            && key.status == KeyStatus::Active
+            && !keeps_rs256(key.alg, rotated.key.alg)
+    }) {
+        replaced.status = KeyStatus::Published;
+    }
+    if moves_default {
+        tenant.active_kid.clone_from(&rotated.key.kid);
     }
     tenant
         .keys
         .push(TenantKey::new(&rotated.key, KeyStatus::Active));
+}
+
+/// Whether `rotated` made its key the default key, given the default's kid before it.
+fn moves_default(active_kid: &str, rotated: &SigningKeyRotatedV1) -> bool {
+    !(rotated.key.alg == SigningAlg::RS256 && rotated.previous_kid != active_kid)
+}
+
+/// Whether a replaced key of `replaced` stays active when a key of `new` replaces it: an RS256
+/// key is the tenant's ID token key and steps down only for another RS256 key. The read model
+/// of keys applies the same rule.
+pub fn keeps_rs256(replaced: SigningAlg, new: SigningAlg) -> bool {
+    replaced == SigningAlg::RS256 && new != SigningAlg::RS256
 }
 
 fn ensure_new_kid(tenant: &Tenant, key: &SigningKeyV1) -> Result<(), DomainError> {
@@ -121,10 +142,17 @@ pub(super) fn rotate(tenant: &Tenant, key: SigningKeyV1) -> Result<Vec<Event>, D
     })])
 }
 
-/// Adds an active key of an algorithm the ring has no active key for.
+/// Adds an active key of an algorithm the ring has no active key for. Only RS256 keys are
+/// added beside the default (the ID token key): the fold reads a rotation's meaning from that.
 pub(super) fn add(tenant: &Tenant, key: SigningKeyV1) -> Result<Vec<Event>, DomainError> {
     tenant.ensure_not_archived("add a key")?;
     validate("key", &key)?;
+    if key.alg != SigningAlg::RS256 {
+        return Err(DomainError::invalid(
+            "key.alg",
+            "only an RS256 key is added beside the default key; rotate to change the default",
+        ));
+    }
     ensure_new_kid(tenant, &key)?;
     if let Some(active) = tenant.active_key_for(key.alg) {
         return Err(DomainError::Conflict(format!(

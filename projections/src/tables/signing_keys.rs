@@ -12,6 +12,8 @@ use tessera_event_schemas::events::{Event, PublicJwkV1, SigningAlg, SigningKeyV1
 use tessera_event_schemas::primitives::Timestamp;
 use uuid::Uuid;
 
+use tessera_domain::tenant::keeps_rs256;
+
 use super::TableProjection;
 use crate::decode::{Columns, parse_uuid};
 use crate::error::ReadError;
@@ -145,8 +147,10 @@ fn reduce_signing_key(
         Event::SigningKeyRotated(rotated) if rotated.previous_kid == kid => {
             row.map(|mut key| {
                 // Only the active key steps down to published; a key already retired stays out
-                // of the JWKS.
-                if key.status == SigningKeyStatus::Active {
+                // of the JWKS. An RS256 key replaced by a key of another algorithm (a default
+                // moved away from RS256) stays active as the tenant's ID token key, as the
+                // domain's ring has it.
+                if key.status == SigningKeyStatus::Active && !keeps_rs256(key.alg, rotated.key.alg) {
                     key.status = SigningKeyStatus::Published;
                 }
                 key

@@ -130,11 +130,14 @@ fn adding_a_key_of_an_algorithm_with_an_active_key_is_a_conflict() {
         }),
         Err(DomainError::Conflict(_))
     ));
-    assert_eq!(
-        state.when(TenantCommand::AddKey {
-            key: key("ed-1", SigningAlg::EdDSA)
-        }),
-        Ok(vec![added("ed-1", SigningAlg::EdDSA)])
+    assert!(
+        matches!(
+            state.when(TenantCommand::AddKey {
+                key: key("ed-1", SigningAlg::EdDSA)
+            }),
+            Err(DomainError::Validation { field, .. }) if field == "key.alg"
+        ),
+        "only RS256 keys are added beside the default"
     );
 }
 
@@ -228,4 +231,34 @@ fn an_active_rs256_key_cannot_be_retired() {
         state.when(TenantCommand::RetireKey { kid: "rs-1".into() }),
         Err(DomainError::Conflict(message)) if message.contains("rotate first")
     ));
+}
+
+#[test]
+fn an_rs256_default_rotated_to_another_algorithm_stays_the_rs256_key() {
+    let rsa_default = NewTenant {
+        signing_key: key("rs-1", SigningAlg::RS256),
+        ..new_tenant(Vec::new())
+    };
+    let mut log = given::<TenantState>([])
+        .when(TenantCommand::Create(Box::new(rsa_default)))
+        .unwrap_or_default();
+    assert_eq!(log.len(), 1, "an RS256 default needs no second RS256 key");
+    let rotation = given::<TenantState>(log.clone()).when(TenantCommand::RotateKey {
+        key: key("es-1", SigningAlg::ES256),
+    });
+    assert_eq!(
+        rotation,
+        Ok(vec![rotated("es-1", SigningAlg::ES256, "rs-1")])
+    );
+    log.extend(rotation.unwrap_or_default());
+    let tenant = TenantState::replay(&log)
+        .tenant
+        .unwrap_or_else(|| panic!("created"));
+    assert_eq!(tenant.active_kid, "es-1");
+    assert_eq!(
+        tenant
+            .active_key_for(SigningAlg::RS256)
+            .map(|k| k.kid.as_str()),
+        Some("rs-1")
+    );
 }
