@@ -16,6 +16,10 @@
 //! 2.3.1), never both; a request with more than one `Authorization` header is
 //! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
+//! A public client (`token_endpoint_auth_method: none`) is identified by `client_id` in the
+//! form alone, and only at the token endpoint for the `authorization_code` and `refresh_token`
+//! grants, where PKCE and the refresh token itself bind the request to it; everywhere else
+//! (introspection, revocation, client credentials) a client must authenticate.
 
 mod error;
 pub mod introspection;
@@ -38,6 +42,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tessera_domain::tenant::{Tenant, TenantState};
+use tessera_event_schemas::events::ClientType;
 use tessera_event_schemas::{Actor, ActorKind, Hash32};
 use tessera_projections::ClientEntry;
 
@@ -51,8 +56,12 @@ pub fn router() -> Router<AppState> {
             get(metadata::openid_configuration),
         )
         .route(
-            "/t/{slug}/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-authorization-server/t/{slug}",
             get(metadata::authorization_server_metadata),
+        )
+        .route(
+            "/t/{slug}/.well-known/oauth-authorization-server",
+            get(metadata::authorization_server_metadata_under_issuer),
         )
         .route("/t/{slug}/.well-known/jwks.json", get(metadata::jwks))
         .route("/t/{slug}/oauth/token", post(token::token))
@@ -158,11 +167,16 @@ impl FormParams {
 /// The client credentials a request presents.
 pub struct Credentials {
     pub client_id: String,
-    secret: String,
+    /// None: a public client's bare `client_id`.
+    secret: Option<String>,
 }
 
+/// The grants a public client may ask for with its `client_id` alone.
+const PUBLIC_CLIENT_GRANTS: [&str; 2] = ["authorization_code", "refresh_token"];
+
 impl Credentials {
-    /// `client_secret_basic` or `client_secret_post`, never both.
+    /// `client_secret_basic` or `client_secret_post`, never both; or, for the grants in
+    /// [`PUBLIC_CLIENT_GRANTS`], a bare `client_id` (a public client, method `none`).
     pub fn from_request(headers: &HeaderMap, form: &FormParams) -> Result<Self, OAuthError> {
         let basic = authorization(headers, "basic").map_err(|MoreThanOneAuthorization| {
             OAuthError::invalid_request("send one Authorization header, not several")
@@ -191,8 +205,18 @@ impl Credentials {
             None => match (form.get("client_id"), posted_secret) {
                 (Some(id), Some(secret)) => Ok(Self {
                     client_id: id.to_owned(),
-                    secret: secret.to_owned(),
+                    secret: Some(secret.to_owned()),
                 }),
+                (Some(id), None)
+                    if form
+                        .get("grant_type")
+                        .is_some_and(|grant| PUBLIC_CLIENT_GRANTS.contains(&grant)) =>
+                {
+                    Ok(Self {
+                        client_id: id.to_owned(),
+                        secret: None,
+                    })
+                }
                 _ => Err(OAuthError::invalid_client(
                     "client authentication is required",
                 )),
@@ -200,19 +224,31 @@ impl Credentials {
         }
     }
 
-    /// The active, confidential client of `tenant` these credentials name, or invalid_client.
+    /// The active client of `tenant` these credentials name, or invalid_client: a
+    /// confidential client whose secret matches, or a public client named by a bare
+    /// `client_id`.
     pub fn authenticate(
         &self,
         state: &AppState,
         tenant: &Tenant,
     ) -> Result<Arc<ClientEntry>, OAuthError> {
         let client = state.directory.client(tenant.id, &self.client_id);
+        let Some(secret) = &self.secret else {
+            return match client {
+                Some(client)
+                    if client.client.client_type == ClientType::Public && client.client.active =>
+                {
+                    Ok(client)
+                }
+                _ => Err(OAuthError::invalid_client("client authentication failed")),
+            };
+        };
         let hash = client.as_ref().and_then(|c| c.client.secret_hash);
         // Compare against something even for an unknown client, so that timing does not tell
         // which client ids exist.
         let matches = state
             .crypto
-            .verify_secret(&self.secret, &hash.unwrap_or(Hash32([0; 32])));
+            .verify_secret(secret, &hash.unwrap_or(Hash32([0; 32])));
         match client {
             Some(client) if matches && hash.is_some() && client.client.active => Ok(client),
             _ => Err(OAuthError::invalid_client("client authentication failed")),
@@ -231,7 +267,7 @@ fn decode_basic(encoded: &str) -> Option<Credentials> {
             .map(|(_, v)| v.into_owned())
     };
     let client_id = unescape(id).filter(|id| !id.is_empty())?;
-    let secret = unescape(secret).unwrap_or_default();
+    let secret = Some(unescape(secret).unwrap_or_default());
     Some(Credentials { client_id, secret })
 }
 
@@ -286,7 +322,7 @@ mod tests {
         let encoded = STANDARD.encode("my%3Aclient:s%2Bcret");
         let credentials = decode_basic(&encoded).unwrap();
         assert_eq!(credentials.client_id, "my:client");
-        assert_eq!(credentials.secret, "s+cret");
+        assert_eq!(credentials.secret.as_deref(), Some("s+cret"));
         assert!(decode_basic("not base64!").is_none());
         assert!(decode_basic(&STANDARD.encode("no-colon")).is_none());
     }
@@ -304,5 +340,29 @@ mod tests {
         assert_eq!(repeated.code, "invalid_request");
         let json = FormParams::parse(&HeaderMap::new(), b"{}").unwrap_err();
         assert_eq!(json.code, "invalid_request");
+    }
+
+    #[test]
+    fn a_bare_client_id_is_a_public_client_only_for_the_code_and_refresh_grants() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        for grant in ["authorization_code", "refresh_token"] {
+            let body = format!("grant_type={grant}&client_id=spa");
+            let form = FormParams::parse(&headers, body.as_bytes()).unwrap();
+            let credentials = Credentials::from_request(&headers, &form).unwrap();
+            assert_eq!(credentials.client_id, "spa");
+            assert!(credentials.secret.is_none());
+        }
+        for body in [
+            &b"grant_type=client_credentials&client_id=spa"[..],
+            b"client_id=spa&token=x",
+        ] {
+            let form = FormParams::parse(&headers, body).unwrap();
+            let refused = Credentials::from_request(&headers, &form).err().unwrap();
+            assert_eq!(refused.code, "invalid_client");
+        }
     }
 }
