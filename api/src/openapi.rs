@@ -60,6 +60,7 @@ use crate::routes::{api_keys, audit, clients, health, mfa, sessions, tenants, us
         audit::append_audit,
         metadata::openid_configuration,
         metadata::authorization_server_metadata,
+        metadata::authorization_server_metadata_under_issuer,
         metadata::jwks,
         token::token,
         introspection::introspect,
