@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token};
-use crate::routes::{api_keys, audit, clients, health, mfa, sessions, tenants, users};
+use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, tenants, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,6 +52,8 @@ use crate::routes::{api_keys, audit, clients, health, mfa, sessions, tenants, us
         sessions::end_user_sessions,
         sessions::end_session,
         sessions::unlock_user,
+        consents::list_consents,
+        consents::revoke_consent,
         mfa::get_mfa,
         mfa::reset_mfa,
         mfa::get_webauthn_policy,

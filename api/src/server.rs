@@ -146,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::mfa::router())
         .merge(routes::sessions::router())
+        .merge(routes::consents::router())
         .merge(oauth::router())
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })

@@ -29,6 +29,7 @@ pub use service::{
     RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, SignInOutcome, SignInResult,
     StartedSession, UpdateTenant, UpdateUser, person,
 };
+pub use service::{Authorization, CodeRequest, Consent, IssuedCode};
 pub use service::{
     MfaReset, PasskeyChallenge, PasskeySignIn, RecoveryCodes, RegisteredPasskey, RelyingParty,
     SecondFactorVerified, SecondFactors, TotpEnrollment,

@@ -26,6 +26,8 @@
 //!   administrator's reset, and whether a user must enroll (`require_mfa`).
 //! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
 //!   [`RelyingParty`], given with [`CommandService::with_relying_party`]).
+//! - [`consent`]: what a person allowed each client (list, revoke); [`authorization`]: the
+//!   authorization endpoint's codes, with the consent just given in the same append.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
@@ -39,7 +41,9 @@ use tessera_crypto::Crypto;
 
 mod api_key;
 mod audit;
+mod authorization;
 mod bootstrap;
+mod consent;
 mod engine;
 mod facts;
 mod mfa;
@@ -53,6 +57,8 @@ mod user;
 
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
+pub use authorization::{Authorization, CodeRequest, IssuedCode};
+pub use consent::Consent;
 pub use engine::MAX_RETRIES;
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};

@@ -13,6 +13,7 @@
 //! - [`tenant`]: the tenant aggregate (lifecycle, settings, signing key ring).
 //! - [`api_key`]: one API key (issue, revoke).
 //! - [`authorization_code`]: one OpenID Connect authorization code (issue, redeem once).
+//! - [`consent`]: what one person allowed each client (grant scopes, revoke a client).
 //! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
 //!   and the scope rule for token requests.
 //! - [`reservation`]: unique names (tenant slugs and domains; users' email addresses by keyed
@@ -28,6 +29,7 @@
 
 pub mod api_key;
 pub mod authorization_code;
+pub mod consent;
 pub mod mfa;
 pub mod oauth_client;
 pub mod password;

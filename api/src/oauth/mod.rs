@@ -1,5 +1,7 @@
 //! Every tenant an OAuth 2.0 authorization server: `/t/{slug}/...`.
 //!
+//! - [`authorize`]: the authorization endpoint and its consent page (hosted pages, served
+//!   with the pages' rules: see `pages`); [`hint`]: verifying an `id_token_hint`.
 //! - [`metadata`]: discovery (RFC 8414 and OpenID Connect Discovery) and the JWKS.
 //! - [`token`]: the token endpoint (RFC 6749 section 4.4, client credentials), RFC 9068 JWTs.
 //! - [`introspection`]: introspection (RFC 7662) and revocation (RFC 7009).
@@ -21,7 +23,9 @@
 //! grants, where PKCE and the refresh token itself bind the request to it; everywhere else
 //! (introspection, revocation, client credentials) a client must authenticate.
 
+pub mod authorize;
 mod error;
+pub mod hint;
 pub mod introspection;
 pub mod metadata;
 pub mod token;

@@ -1,6 +1,7 @@
 //! `/t/{slug}/account`: a signed-in person's own page. Their profile (names; the address is
-//! shown, and changed by an administrator), their password, and their active sessions, each
-//! with a "Sign out" button; and the second factors ([`super::account_mfa`]).
+//! shown, and changed by an administrator), their password, their active sessions, each
+//! with a "Sign out" button, the applications they allowed ("Connected applications", each
+//! with a "Revoke access" button); and the second factors ([`super::account_mfa`]).
 //!
 //! Everything here acts as the person (`{kind: user, id}` in the envelope) on their own user
 //! only: the user id comes from the session, never from the form.
@@ -19,6 +20,7 @@ use super::account_mfa::{TwoStep, two_step};
 use super::csrf::{self, Csrf};
 use super::{Frame, PageError, PageForm, SignedIn, logout, render, see_other};
 use crate::extract::RequestContext;
+use crate::oauth::authorize::consent::scope_in_words;
 use crate::state::AppState;
 
 /// Errors of a refused form, by field, shown next to their input.
@@ -63,6 +65,17 @@ struct AccountPage<'a> {
     errors: &'a FieldErrors,
     sessions: Vec<SessionRow>,
     two_step: TwoStep,
+    applications: Vec<ApplicationRow>,
+}
+
+/// One client the person allowed, as "Connected applications" lists it.
+pub struct ApplicationRow {
+    pub client_id: String,
+    /// The client's name, or its id if it is gone.
+    pub name: String,
+    /// What it may do, in words.
+    pub scopes: Vec<String>,
+    pub granted: String,
 }
 
 /// What the profile form holds when it is shown again with an error.
@@ -98,6 +111,7 @@ pub async fn show(
                 "recovery-codes" => Some("New recovery codes were generated."),
                 "passkey-removed" => Some("The passkey was removed."),
                 "passkey" => Some("Your passkey was added."),
+                "consent" => Some("The application's access was revoked."),
                 _ => None,
             })
     });
@@ -181,8 +195,30 @@ async fn page(
         errors,
         sessions,
         two_step: two_step(state, signed_in).await?,
+        applications: applications(state, tenant.tenant_id, user_id).await?,
     };
     render(&page, status, csrf.set_cookie(state))
+}
+
+/// The clients the person allowed, read from the log (a person's consents are few).
+async fn applications(
+    state: &AppState,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Vec<ApplicationRow>, PageError> {
+    let consents = state.commands.list_consents(tenant_id, user_id).await?;
+    Ok(consents
+        .into_iter()
+        .map(|consent| ApplicationRow {
+            name: state
+                .directory
+                .client(tenant_id, &consent.client_id)
+                .map_or_else(|| consent.client_id.clone(), |c| c.client.name.clone()),
+            scopes: consent.scopes.iter().map(|s| scope_in_words(s)).collect(),
+            granted: when(consent.granted_at),
+            client_id: consent.client_id,
+        })
+        .collect())
 }
 
 /// A name field as the form sends it: blank removes the name.
@@ -331,6 +367,36 @@ pub async fn sign_out_session(
     Ok(see_other(
         &state,
         &format!("/t/{}/account?done=session", tenant.slug()),
+        Vec::new(),
+    ))
+}
+
+/// `POST /t/{slug}/account/consents/revoke` (`client_id` in the form): withdraws what the
+/// person allowed an application; its refresh tokens stop working (ADR 0003's revocation
+/// horizon). A client the person did not allow is not found.
+pub async fn revoke_consent(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    form: PageForm,
+) -> Result<Response, PageError> {
+    let tenant = &signed_in.tenant;
+    csrf::verify_form(&state, &headers, tenant, &form)?;
+    let outcome = state
+        .commands
+        .revoke_consent(
+            ctx.metadata(person(signed_in.user_id())),
+            tenant.tenant_id,
+            signed_in.user_id(),
+            form.text("client_id"),
+        )
+        .await
+        .map_err(|error| PageError::from(error).framed(&tenant.frame))?;
+    state.projected(outcome.position).await?;
+    Ok(see_other(
+        &state,
+        &format!("/t/{}/account?done=consent", tenant.slug()),
         Vec::new(),
     ))
 }

@@ -61,14 +61,19 @@ struct ChangePasswordPage<'a> {
 
 /// The `return_to` of a query string, if it is safe.
 fn return_to_of(tenant: &PageTenant, uri: &Uri) -> Option<String> {
-    let query = uri.query()?;
-    let value = form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == "return_to")
-        .map(|(_, value)| value.into_owned());
-    safe_return_to(tenant.slug(), value.as_deref())
+    safe_return_to(tenant.slug(), query_param(uri, "return_to").as_deref())
 }
 
-/// `GET /t/{slug}/login[?return_to=...]`: the form; someone already signed in goes on at once.
+/// A query parameter of the sign-in page's URL.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `GET /t/{slug}/login[?return_to=...][&login_hint=...][&prompt=login]`: the form; someone
+/// already signed in goes on at once, unless `prompt=login` asks for a new sign-in (the
+/// authorization endpoint's `prompt=login` and `max_age`). `login_hint` pre-fills the address.
 pub async fn show(
     State(state): State<AppState>,
     tenant: PageTenant,
@@ -76,15 +81,17 @@ pub async fn show(
     uri: Uri,
 ) -> Result<Response, PageError> {
     let return_to = return_to_of(&tenant, &uri).unwrap_or_else(|| tenant.home());
-    if current_session(&state, &tenant, &headers).is_some() {
+    let again = query_param(&uri, "prompt").as_deref() == Some("login");
+    if !again && current_session(&state, &tenant, &headers).is_some() {
         return Ok(see_other(&state, &return_to, Vec::new()));
     }
+    let hint = query_param(&uri, "login_hint").unwrap_or_default();
     login_page(
         &state,
         &tenant,
         &headers,
         &return_to,
-        "",
+        &hint,
         None,
         StatusCode::OK,
     )

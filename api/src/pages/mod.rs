@@ -115,6 +115,18 @@ pub fn router() -> Router<AppState> {
             post(passkeys::sign_in_options),
         )
         .route("/t/{slug}/login/passkey", post(passkeys::sign_in_finish))
+        .route(
+            "/t/{slug}/oauth/authorize",
+            get(crate::oauth::authorize::get).post(crate::oauth::authorize::post),
+        )
+        .route(
+            "/t/{slug}/oauth/authorize/consent",
+            post(crate::oauth::authorize::decide),
+        )
+        .route(
+            "/t/{slug}/account/consents/revoke",
+            post(account::revoke_consent),
+        )
         .route("/assets/tessera.css", get(stylesheet))
         .route("/assets/passkeys.js", get(passkeys::script))
         .method_not_allowed_fallback(|| async { PageError::method_not_allowed() })
@@ -285,28 +297,37 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 /// Keeps `candidate` only if it names a page of the tenant `slug`: `/t/{slug}` or a path under
-/// it, made of visible characters, without `//`, a backslash, a dot segment or an encoded
-/// slash, backslash or dot (which some servers decode), at most 512 bytes. Everything else
-/// (another tenant, another site, `javascript:`) is dropped: no open redirect.
+/// it, made of visible characters, whose path part (before `?`) has no `//`, backslash, dot
+/// segment or encoded slash, backslash or dot (which some servers decode), at most 512 bytes,
+/// and whose query is at most 4 KiB. Everything else (another tenant, another site,
+/// `javascript:`) is dropped: no open redirect. The query may hold anything visible (an
+/// authorization request's continuation carries its encoded `redirect_uri`): it cannot change
+/// which page is reached.
 pub fn safe_return_to(slug: &str, candidate: Option<&str>) -> Option<String> {
     let path = candidate?;
+    let (route, query) = match path.split_once('?') {
+        Some((route, query)) => (route, query),
+        None => (path, ""),
+    };
     let root = format!("/t/{slug}");
-    let under = path == root
-        || path
+    let under = route == root
+        || route
             .strip_prefix(&root)
-            .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'));
-    let lowered = path.to_ascii_lowercase();
-    let clean = path.len() <= 512
-        && !path.contains("//")
-        && !path.contains('\\')
-        && !path.bytes().any(|b| !b.is_ascii_graphic())
+            .is_some_and(|rest| rest.starts_with('/'));
+    let lowered = route.to_ascii_lowercase();
+    let clean_route = route.len() <= 512
+        && !route.contains("//")
+        && !route.contains('\\')
+        && !route.contains('#')
         && !["%2f", "%5c", "%2e", "%00"]
             .iter()
             .any(|encoded| lowered.contains(encoded))
-        && !path
-            .split(['/', '?', '#'])
+        && !route
+            .split('/')
             .any(|segment| segment == "." || segment == "..");
-    (under && clean).then(|| path.to_owned())
+    let clean_query = query.len() <= 4096 && !query.contains('\\');
+    let visible = !path.bytes().any(|b| !b.is_ascii_graphic());
+    (under && clean_route && clean_query && visible).then(|| path.to_owned())
 }
 
 /// 303 See Other to the server-relative `path` (`/t/{slug}/...`), under the public URL's path,
@@ -526,6 +547,7 @@ mod tests {
             "/t/acme/account",
             "/t/acme/account?done=password",
             "/t/acme/oauth/authorize?client_id=a&state=x%20y",
+            "/t/acme/oauth/authorize?redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=..",
         ] {
             assert_eq!(ok(good).as_deref(), Some(good), "{good}");
         }
@@ -546,6 +568,8 @@ mod tests {
             "/t/acme/account\r\nSet-Cookie: x=y",
             "/t/acme/ account",
             "t/acme/account",
+            "/t/acme/account#//evil.example",
+            "/t/acme/account?x=\\evil.example",
         ] {
             assert_eq!(ok(bad), None, "{bad:?}");
         }

@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod clients;
+pub mod consents;
 pub mod health;
 pub mod mfa;
 pub mod sessions;

@@ -27,6 +27,7 @@ mod mfa_account;
 mod mfa_passkeys;
 mod mfa_signin;
 mod oauth;
+mod oidc;
 mod oidc_clients;
 mod pages;
 mod restart;
