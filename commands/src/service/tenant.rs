@@ -111,7 +111,7 @@ impl CommandService {
             now,
         )?;
         let kid = signing_key.kid.clone();
-        let added_keys = self.id_token_keys(&signing_key, tenant_id, now)?;
+        let added_keys = self.id_token_keys(&signing_key, tenant_id, now).await?;
         let new = NewTenant {
             tenant_id,
             slug: input.slug,
@@ -346,17 +346,21 @@ impl CommandService {
         alg: SigningAlg,
     ) -> Result<Outcome, CommandError> {
         let now = self.clock.now();
+        // One key for every attempt: a retry finds the key there (another node's, or this
+        // one's) and adds nothing.
+        let key = self
+            .generate_key(alg, tenant_id, crypto::new_kid(now)?, now)
+            .await?;
         self.tenant_command(&meta, tenant_id, |_| {
-            let kid = crypto::new_kid(now)?;
-            let key = self.crypto.generate_signing_key(alg, tenant_id, kid, now)?;
-            Ok(TenantCommand::EnsureKey { key })
+            Ok(TenantCommand::EnsureKey { key: key.clone() })
         })
         .await
     }
 
     /// The keys a new tenant gets beside its default one: an RS256 key for ID tokens, unless
-    /// the default is RS256.
-    pub(super) fn id_token_keys(
+    /// the default is RS256. A 2048-bit RSA key takes about a tenth of a second to generate, so
+    /// it is made on a blocking thread rather than on the runtime's workers.
+    pub(super) async fn id_token_keys(
         &self,
         default: &SigningKeyV1,
         tenant_id: Uuid,
@@ -365,12 +369,26 @@ impl CommandService {
         if default.alg == SigningAlg::RS256 {
             return Ok(Vec::new());
         }
-        Ok(vec![self.crypto.generate_signing_key(
-            SigningAlg::RS256,
-            tenant_id,
-            crypto::new_kid(now)?,
-            now,
-        )?])
+        let kid = crypto::new_kid(now)?;
+        Ok(vec![
+            self.generate_key(SigningAlg::RS256, tenant_id, kid, now)
+                .await?,
+        ])
+    }
+
+    /// A new signing key, generated on a blocking thread (RSA generation is slow).
+    pub(super) async fn generate_key(
+        &self,
+        alg: SigningAlg,
+        tenant_id: Uuid,
+        kid: String,
+        now: Timestamp,
+    ) -> Result<SigningKeyV1, CommandError> {
+        let crypto = self.crypto.clone();
+        tokio::task::spawn_blocking(move || crypto.generate_signing_key(alg, tenant_id, kid, now))
+            .await
+            .map_err(|error| CommandError::Internal(format!("key generation: {error}")))?
+            .map_err(CommandError::from)
     }
 
     /// Takes a published (no longer active) key out of the JWKS.
