@@ -5,6 +5,7 @@
 //! - [`metadata`]: discovery (RFC 8414 and OpenID Connect Discovery) and the JWKS.
 //! - [`token`]: the token endpoint (RFC 6749 section 4.4, client credentials), RFC 9068 JWTs.
 //! - [`introspection`]: introspection (RFC 7662) and revocation (RFC 7009).
+//! - [`logout`]: RP-Initiated Logout 1.0 (a hosted page, routed with the pages).
 //! - [`verify`]: recognising a presented access token by its signature, with a bounded cache.
 //!
 //! These endpoints read the in-memory [`Directory`](tessera_projections::Directory), never
@@ -27,6 +28,7 @@ pub mod authorize;
 mod error;
 pub mod hint;
 pub mod introspection;
+pub mod logout;
 pub mod metadata;
 pub mod token;
 pub mod verify;

@@ -8,9 +8,11 @@
 //! - [`keys`]: the RS256 key: created with the tenant, rotated per algorithm, published.
 //! - [`discovery`]: every field of the metadata, at all three paths.
 //! - [`openid_client`]: node's openid-client discovers a tenant through RFC 8414's path.
+//! - [`logout`]: RP-Initiated Logout's confirmation page, its errors, and going back.
 
 mod discovery;
 mod keys;
+mod logout;
 mod openid_client;
 mod public;
 mod settings;

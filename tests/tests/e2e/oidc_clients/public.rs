@@ -3,7 +3,7 @@
 //! and nowhere else.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{register, tenant_id, web_app};
 use crate::helpers::{Store, TestServer, spawn_app};
