@@ -171,3 +171,63 @@ async fn a_tenant_whose_default_is_rs256_gets_no_second_rs256_key() {
     assert_eq!(ring.len(), 1, "{ring:?}");
     assert_eq!(ring[0].1, "RS256");
 }
+
+/// A tenant as a log written before every tenant kept an RS256 key has it (its creation
+/// alone, without `tenant.signing_key_added`) gets one when the server starts, once, however
+/// often it restarts.
+async fn a_tenant_created_before_rs256_keys_gets_one_at_start(store: Store) {
+    use tessera_event_log::{ExpectedVersion, StreamWrite};
+    use tessera_event_schemas::{Event, ProposedEvent, streams};
+    use uuid::Uuid;
+
+    let mut app = spawn_app(store).await;
+    let template = tenant_id(&app, "template").await;
+    app.stop().await;
+    let (_, log) = crate::helpers::offline_commands(&app).await;
+    let template = streams::tenant(Uuid::parse_str(&template).unwrap());
+    let first = log.read_stream(template.as_str(), 0, 1).await.unwrap();
+    let Ok(Event::TenantCreated(mut created)) = first[0].decode() else {
+        panic!("no tenant.created");
+    };
+    let old = Uuid::from_u128(0x01d_7e4a47);
+    created.tenant_id = old;
+    created.slug = "old-tenant".into();
+    let default_kid = created.signing_key.kid.clone();
+    let event = Event::TenantCreated(created);
+    log.append(vec![StreamWrite {
+        stream_id: streams::tenant(old).to_string(),
+        expected: ExpectedVersion::NoStream,
+        events: vec![ProposedEvent::new(
+            &event,
+            Uuid::from_u128(0x01d_e7e47),
+            old,
+            first[0].envelope.recorded_at,
+            tessera_event_schemas::EventMetadata::system("e2e-old-tenant".to_owned()),
+        )],
+    }])
+    .await
+    .unwrap();
+    log.close().await;
+
+    app.start().await;
+    let ring = keys(&app, &old.to_string()).await;
+    assert_eq!(of(&ring, "RS256", "active").len(), 1, "{ring:?}");
+    assert_eq!(of(&ring, "ES256", "active"), vec![default_kid.as_str()]);
+    let published = jwks(&app, "old-tenant").await;
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert_eq!(published[0].0, default_kid, "the default key still leads");
+
+    // A second start adds nothing to the tenant's stream.
+    let before = tenant_version(&app, old).await;
+    assert_eq!(before, 2, "its creation and the key added at start");
+    app.restart().await;
+    assert_eq!(tenant_version(&app, old).await, before);
+    assert_eq!(keys(&app, &old.to_string()).await.len(), 2);
+}
+on_both_stores!(a_tenant_created_before_rs256_keys_gets_one_at_start);
+
+/// The version of the tenant's stream, as its read model has it.
+async fn tenant_version(app: &TestServer, tenant: uuid::Uuid) -> Value {
+    let path = format!("/v1/tenants/{tenant}");
+    app.send(app.admin(Method::GET, &path)).await.1["version"].clone()
+}
