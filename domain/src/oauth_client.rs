@@ -446,7 +446,7 @@ fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
 /// list's own rules first, then the rules that tie fields together.
 fn configuration(client: &OAuthClient) -> Result<(), DomainError> {
     grant_types(&client.grant_types)?;
-    redirect_uris(&client.redirect_uris)?;
+    uri_list("redirect_uris", &client.redirect_uris)?;
     allowed_scopes(&client.allowed_scopes)?;
     oidc::settings(&client.oidc)?;
     if !(MIN_ACCESS_TOKEN_TTL_SECS..=MAX_ACCESS_TOKEN_TTL_SECS)
@@ -521,15 +521,17 @@ fn grant_types(values: &[String]) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn redirect_uris(values: &[String]) -> Result<(), DomainError> {
+/// A list of redirect URIs named `name` (`redirect_uris`, `post_logout_redirect_uris`): at
+/// most [`MAX_REDIRECT_URIS`], each a valid redirect URI, none twice.
+fn uri_list(name: &str, values: &[String]) -> Result<(), DomainError> {
     if values.len() > MAX_REDIRECT_URIS {
         return Err(DomainError::invalid(
-            "redirect_uris",
-            format!("at most {MAX_REDIRECT_URIS} redirect URIs are allowed"),
+            name,
+            format!("at most {MAX_REDIRECT_URIS} URIs are allowed"),
         ));
     }
     for (index, uri) in values.iter().enumerate() {
-        let field = format!("redirect_uris[{index}]");
+        let field = format!("{name}[{index}]");
         redirect_uri(&field, uri)?;
         if values[..index].contains(uri) {
             return Err(DomainError::invalid(

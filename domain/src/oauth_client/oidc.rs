@@ -20,7 +20,7 @@
 
 use tessera_event_schemas::events::{OidcClientSettingsV1, SigningAlg};
 
-use super::{MAX_REDIRECT_URIS, redirect_uri};
+use super::{redirect_uri, uri_list};
 use crate::DomainError;
 
 /// Shortest absolute lifetime of a refresh-token family: five minutes.
@@ -33,7 +33,7 @@ pub const MIN_REFRESH_IDLE_SECS: u32 = 60;
 pub const ID_TOKEN_ALGS: [SigningAlg; 2] = [SigningAlg::RS256, SigningAlg::ES256];
 
 pub(super) fn settings(oidc: &OidcClientSettingsV1) -> Result<(), DomainError> {
-    post_logout_redirect_uris(&oidc.post_logout_redirect_uris)?;
+    uri_list("post_logout_redirect_uris", &oidc.post_logout_redirect_uris)?;
     let ttl = oidc.refresh_token_ttl_secs;
     if !(MIN_REFRESH_TTL_SECS..=MAX_REFRESH_TTL_SECS).contains(&ttl) {
         return Err(DomainError::invalid(
@@ -60,26 +60,6 @@ pub(super) fn settings(oidc: &OidcClientSettingsV1) -> Result<(), DomainError> {
     }
     if let Some(uri) = &oidc.backchannel_logout_uri {
         redirect_uri("backchannel_logout_uri", uri)?;
-    }
-    Ok(())
-}
-
-fn post_logout_redirect_uris(values: &[String]) -> Result<(), DomainError> {
-    if values.len() > MAX_REDIRECT_URIS {
-        return Err(DomainError::invalid(
-            "post_logout_redirect_uris",
-            format!("at most {MAX_REDIRECT_URIS} URIs are allowed"),
-        ));
-    }
-    for (index, uri) in values.iter().enumerate() {
-        let field = format!("post_logout_redirect_uris[{index}]");
-        redirect_uri(&field, uri)?;
-        if values[..index].contains(uri) {
-            return Err(DomainError::invalid(
-                field,
-                format!("{uri:?} is listed twice"),
-            ));
-        }
     }
     Ok(())
 }
