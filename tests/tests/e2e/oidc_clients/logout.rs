@@ -1,5 +1,6 @@
-//! RP-Initiated Logout 1.0 at `/t/{slug}/oauth/logout`: without an `id_token_hint` a signed-in
-//! person is asked on a confirmation page and goes back to the application's registered
+//! RP-Initiated Logout 1.0 at `/t/{slug}/oauth/logout`: an `id_token_hint` of this browser's
+//! session signs it out without asking; without one a signed-in person is asked on a
+//! confirmation page and goes back to the application's registered
 //! post-logout redirect URI with its `state`; a bad request gets an error page, never a
 //! redirect, and ends nothing; without a session the browser goes on at once.
 
@@ -163,4 +164,98 @@ async fn without_a_session_the_browser_goes_on_at_once() {
     let answer = browser.get(&logout_url(&rp, &[])).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     assert_eq!(answer.location(), format!("/t/{}/login", rp.slug));
+}
+
+/// An ID token of the tenant for `claims`, signed with its RS256 key as the token endpoint
+/// would sign one: the key is unsealed beside the running server, with its master key, on
+/// its PostgreSQL storage (SQLite has one writer, and a restart would change the issuer's
+/// port).
+async fn id_token(
+    app: &crate::helpers::TestServer,
+    tenant: &str,
+    claims: serde_json::Value,
+) -> String {
+    use tessera_api::config::{Secret, StorageConfig};
+    use tessera_event_schemas::{Event, streams};
+    let config = StorageConfig {
+        data_dir: app.data_dir().to_owned(),
+        database_url: app.database_url().map(|url| Secret::new(url.to_owned())),
+        master_key: app
+            .database_url()
+            .map(|_| Secret::new(crate::helpers::PG_MASTER_KEY.to_owned())),
+        wal_limit_mb: 64,
+        audit_retention_days: None,
+        audit_retention_secs: None,
+    };
+    let storage = tessera_api::server::open_storage(&config).await.unwrap();
+    let tenant_id = uuid::Uuid::parse_str(tenant).unwrap();
+    let events = storage
+        .log
+        .read_stream(streams::tenant(tenant_id).as_str(), 0, 100)
+        .await
+        .unwrap();
+    let key = events
+        .iter()
+        .find_map(|recorded| match recorded.decode() {
+            Ok(Event::SigningKeyAdded(added)) => Some(added.key),
+            _ => None,
+        })
+        .unwrap();
+    let signer = storage
+        .crypto
+        .token_signer(
+            tenant_id,
+            &key.kid,
+            key.alg,
+            key.sealed_private_key.expose(),
+        )
+        .unwrap();
+    storage.log.close().await;
+    signer.sign(&claims).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_hint_of_this_session_signs_out_without_asking() {
+    let rp = rp_with_logout(Store::Postgres, "rp-logout-hint").await;
+    let browser = rp.signed_in_browser().await;
+    let (_, sessions) = rp
+        .app
+        .send(rp.app.admin(
+            Method::GET,
+            &format!("/v1/tenants/{}/users/{}/sessions", rp.tenant_id, rp.user_id),
+        ))
+        .await;
+    let sid = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+    let issuer = rp.app.issuer(&rp.slug);
+    let claims = |sid: &str| {
+        // Long expired: a hint's expiry is ignored.
+        json!({"iss": issuer, "sub": rp.user_id, "aud": rp.client_id, "sid": sid,
+            "iat": 1_700_000_000, "exp": 1_700_000_300})
+    };
+    let this_session = id_token(&rp.app, &rp.tenant_id, claims(&sid)).await;
+    let other_session = id_token(&rp.app, &rp.tenant_id, claims("another-session")).await;
+    assert!(browser.is_signed_in(&rp.slug).await);
+
+    // A hint of another session: the person is asked.
+    let asked = browser
+        .get(&logout_url(&rp, &[("id_token_hint", &other_session)]))
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(asked.body.contains("Sign out"));
+    assert!(browser.is_signed_in(&rp.slug).await);
+
+    // The hint names the client: no client_id needed for the redirect.
+    let answer = browser
+        .get(&logout_url(
+            &rp,
+            &[
+                ("id_token_hint", &this_session),
+                ("post_logout_redirect_uri", BYE),
+                ("state", "x"),
+            ],
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.location(), format!("{BYE}?state=x"));
+    assert!(!browser.is_signed_in(&rp.slug).await, "the session ended");
 }
