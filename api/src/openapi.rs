@@ -63,6 +63,7 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         audit::append_audit,
         metadata::openid_configuration,
         metadata::authorization_server_metadata,
+        metadata::authorization_server_metadata_under_issuer,
         metadata::jwks,
         token::token,
         introspection::introspect,

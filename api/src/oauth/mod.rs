@@ -8,6 +8,7 @@
 //! - [`id_token`]: people's access tokens, ID tokens and the claims of a person.
 //! - [`userinfo`]: the OpenID Connect userinfo endpoint.
 //! - [`introspection`]: introspection (RFC 7662) and revocation (RFC 7009).
+//! - [`logout`]: RP-Initiated Logout 1.0 (a hosted page, routed with the pages).
 //! - [`verify`]: recognising a presented access token by its signature, with a bounded cache.
 //!
 //! These endpoints read the in-memory [`Directory`](tessera_projections::Directory), never
@@ -23,12 +24,15 @@
 //! accept; a request with more than one `Authorization` header is
 //! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
+//! A bare `client_id` only ever names a client registered as public: PKCE and the refresh
+//! token itself bind its requests to it, and introspection and client credentials refuse it.
 
 pub mod authorize;
 mod error;
 pub mod hint;
 pub mod id_token;
 pub mod introspection;
+pub mod logout;
 pub mod metadata;
 pub mod token;
 pub mod userinfo;
@@ -49,6 +53,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tessera_domain::tenant::{Tenant, TenantState};
+use tessera_event_schemas::events::ClientType;
 use tessera_event_schemas::{Actor, ActorKind, Hash32};
 use tessera_projections::ClientEntry;
 
@@ -62,8 +67,12 @@ pub fn router() -> Router<AppState> {
             get(metadata::openid_configuration),
         )
         .route(
-            "/t/{slug}/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-authorization-server/t/{slug}",
             get(metadata::authorization_server_metadata),
+        )
+        .route(
+            "/t/{slug}/.well-known/oauth-authorization-server",
+            get(metadata::authorization_server_metadata_under_issuer),
         )
         .route("/t/{slug}/.well-known/jwks.json", get(metadata::jwks))
         .route("/t/{slug}/oauth/token", post(token::token))
@@ -178,7 +187,8 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// `client_secret_basic` or `client_secret_post`, never both.
+    /// `client_secret_basic` or `client_secret_post`, never both; or a bare `client_id` (a
+    /// public client, method `none`), which each endpoint then accepts or refuses.
     pub fn from_request(headers: &HeaderMap, form: &FormParams) -> Result<Self, OAuthError> {
         let basic = authorization(headers, "basic").map_err(|MoreThanOneAuthorization| {
             OAuthError::invalid_request("send one Authorization header, not several")
@@ -224,14 +234,17 @@ impl Credentials {
         tenant: &Tenant,
     ) -> Result<Arc<ClientEntry>, OAuthError> {
         let client = state.directory.client(tenant.id, &self.client_id);
-        let hash = client.as_ref().and_then(|c| c.client.secret_hash);
-        let Some(secret) = self.secret.as_deref() else {
-            // A public client's id is no secret: there is nothing to compare.
+        let Some(secret) = &self.secret else {
             return match client {
-                Some(client) if hash.is_none() && client.client.active => Ok(client),
+                Some(client)
+                    if client.client.client_type == ClientType::Public && client.client.active =>
+                {
+                    Ok(client)
+                }
                 _ => Err(OAuthError::invalid_client("client authentication failed")),
             };
         };
+        let hash = client.as_ref().and_then(|c| c.client.secret_hash);
         // Compare against something even for an unknown client, so that timing does not tell
         // which client ids exist.
         let matches = state
@@ -333,4 +346,21 @@ mod tests {
         let json = FormParams::parse(&HeaderMap::new(), b"{}").unwrap_err();
         assert_eq!(json.code, "invalid_request");
     }
+
+    #[test]
+    fn a_bare_client_id_names_a_public_client_and_no_client_id_is_no_client() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let form = FormParams::parse(&headers, b"grant_type=refresh_token&client_id=spa").unwrap();
+        let credentials = Credentials::from_request(&headers, &form).unwrap();
+        assert_eq!(credentials.client_id, "spa");
+        assert!(credentials.secret.is_none());
+        let form = FormParams::parse(&headers, b"grant_type=refresh_token").unwrap();
+        let refused = Credentials::from_request(&headers, &form).err().unwrap();
+        assert_eq!(refused.code, "invalid_client");
+    }
+
 }
