@@ -101,10 +101,35 @@ impl JwsSigner {
 
     /// `header.claims.signature`, each part base64url without padding.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, CryptoError> {
+        self.sign_with_header(&self.header_b64, claims)
+    }
+
+    /// Like [`JwsSigner::sign`], with another JOSE `typ` than an access token's: an ID token's
+    /// `JWT`, a logout token's `logout+jwt`. A token of one kind then never verifies as
+    /// another (an ID token presented as an access token is refused for its `typ`).
+    pub fn sign_with_typ<C: Serialize>(
+        &self,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, CryptoError> {
+        let header = serde_json::to_vec(&Header {
+            alg: self.alg.as_str(),
+            typ,
+            kid: &self.kid,
+        })
+        .map_err(|_| CryptoError::Failed("encoding a JWS header"))?;
+        self.sign_with_header(&URL_SAFE_NO_PAD.encode(header), claims)
+    }
+
+    fn sign_with_header<C: Serialize>(
+        &self,
+        header_b64: &str,
+        claims: &C,
+    ) -> Result<String, CryptoError> {
         let claims =
             serde_json::to_vec(claims).map_err(|_| CryptoError::Failed("encoding JWT claims"))?;
-        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 400);
-        token.push_str(&self.header_b64);
+        let mut token = String::with_capacity(header_b64.len() + claims.len() * 4 / 3 + 400);
+        token.push_str(header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
         let signature = self.signature(token.as_bytes())?;

@@ -9,7 +9,9 @@
 //! - [`discovery`]: every field of the metadata, at all three paths.
 //! - [`openid_client`]: node's openid-client discovers a tenant through RFC 8414's path.
 //! - [`logout`]: RP-Initiated Logout's confirmation page, its errors, and going back.
+//! - [`backchannel`]: Back-Channel Logout's token, delivered across a restart.
 
+mod backchannel;
 mod discovery;
 mod keys;
 mod logout;
