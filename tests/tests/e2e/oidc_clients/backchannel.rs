@@ -67,14 +67,7 @@ async fn a_logout_token_reaches_a_receiver_that_was_down_across_a_restart(store:
     let (to, pairs) = callback(&answer);
     assert_eq!(to, REDIRECT);
     assert!(param(&pairs, "code").is_some(), "{pairs:?}");
-    let (_, sessions) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/sessions", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    let sid = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+    let sid = super::only_session(&rp).await;
     let logout = format!("/t/{}/logout", rp.slug);
     let signed_out = browser.submit(&logout, &logout, &[]).await;
     assert_eq!(

@@ -51,3 +51,12 @@ fn web_app(client_type: &str) -> Value {
         "allowed_scopes": ["openid", "profile", "email", "offline_access"],
     })
 }
+
+/// The id of the relying party's person's only session (the `sid` of their tokens).
+async fn only_session(rp: &crate::oidc::Rp) -> String {
+    let path = format!("/v1/tenants/{}/users/{}/sessions", rp.tenant_id, rp.user_id);
+    let (_, sessions) = rp.app.send(rp.app.admin(Method::GET, &path)).await;
+    let items = sessions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{sessions}");
+    items[0]["id"].as_str().unwrap().to_owned()
+}
