@@ -74,6 +74,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TESSERA_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
 
+    /// How long a refresh token just rotated out still answers, with the family's current
+    /// token, so that concurrent refreshes of one token share one successor (seconds).
+    #[arg(long, env = "TESSERA_REFRESH_GRACE_SECS", default_value_t = tessera_commands::DEFAULT_REFRESH_GRACE_SECS)]
+    pub refresh_grace_secs: u32,
+
     /// How often scheduled lifecycle transitions (cancellation at period end) are applied.
     #[arg(long, env = "TESSERA_LIFECYCLE_INTERVAL_SECS", default_value_t = 30)]
     pub lifecycle_interval_secs: u64,

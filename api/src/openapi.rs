@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::oauth::{introspection, metadata, token};
+use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, tenants, users};
 
 #[derive(OpenApi)]
@@ -63,10 +63,13 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         audit::append_audit,
         metadata::openid_configuration,
         metadata::authorization_server_metadata,
+        metadata::authorization_server_metadata_under_issuer,
         metadata::jwks,
         token::token,
         introspection::introspect,
         introspection::revoke,
+        userinfo::userinfo_get,
+        userinfo::userinfo_post,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

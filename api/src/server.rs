@@ -16,6 +16,8 @@ use tessera_commands::{
 };
 use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
 use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
+use tessera_event_schemas::EventMetadata;
+use tessera_event_schemas::events::SigningAlg;
 use tessera_projections::{
     Directory, KafkaPublisher, ProjectionRuntime, ReadStore, RetentionTask, SessionDirectory,
 };
@@ -157,6 +159,43 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Gives every tenant that has none an RS256 key for ID tokens: tenants created before every
+/// tenant kept one. Each is a command decided on the tenant's stream (nothing when the key is
+/// there), so servers starting at once add one key per tenant between them. Serves only once
+/// the directory and the read models hold the keys added.
+async fn ensure_id_token_keys(
+    commands: &CommandService,
+    directory: &Directory,
+    projections: &ProjectionRuntime,
+) -> anyhow::Result<()> {
+    let missing = directory.tenants_without_active_key(SigningAlg::RS256);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        tenants = missing.len(),
+        "adding an RS256 signing key to tenants without one"
+    );
+    let mut head = 0;
+    for tenant_id in missing {
+        let meta = EventMetadata::system(format!("id-token-key-{tenant_id}"));
+        let done = commands
+            .ensure_signing_key(meta, tenant_id, SigningAlg::RS256)
+            .await
+            .with_context(|| format!("adding an RS256 key to tenant {tenant_id}"))?;
+        head = head.max(done.position);
+    }
+    directory
+        .wait_for(head, Duration::from_secs(60))
+        .await
+        .map_err(|_| anyhow::anyhow!("the OAuth directory did not fold the new RS256 keys"))?;
+    projections
+        .wait_for(head, Duration::from_secs(60))
+        .await
+        .map_err(|_| anyhow::anyhow!("read models did not project the new RS256 keys"))?;
+    Ok(())
+}
+
 fn write_bootstrap_key(data_dir: &Path, plaintext: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -290,6 +329,7 @@ pub async fn run_with(
         .wait_for(head, Duration::from_secs(3600))
         .await
         .map_err(|_| anyhow::anyhow!("the session directory did not catch up with the log"))?;
+    ensure_id_token_keys(&commands, &directory, &projections).await?;
     let kafka = match kafka_settings {
         Some(settings) => {
             tracing::info!(brokers = %settings.brokers, topic = %settings.topic, "starting the Kafka audit publisher");
@@ -327,6 +367,7 @@ pub async fn run_with(
         )),
         pending_sign_ins: Arc::default(),
         user_views: Arc::default(),
+        refresh_grace_secs: config.refresh_grace_secs,
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

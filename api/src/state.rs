@@ -53,6 +53,9 @@ pub struct AppState {
     pub pending_sign_ins: Arc<PendingSignIns>,
     /// The user rows the hosted pages show, in memory until a user changes (bounded).
     pub user_views: Arc<UserViews>,
+    /// How long the refresh token just rotated out still gets grace answers
+    /// (`TESSERA_REFRESH_GRACE_SECS`).
+    pub refresh_grace_secs: u32,
     /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
     pub secure_cookies: bool,
 }

@@ -31,6 +31,10 @@ pub use service::{
 };
 pub use service::{Authorization, CodeRequest, Consent, IssuedCode};
 pub use service::{
+    CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, RedeemCode, RefreshPolicy,
+    RefreshRequest, RefreshTokenStatus, Refreshed,
+};
+pub use service::{
     MfaReset, PasskeyChallenge, PasskeySignIn, RecoveryCodes, RegisteredPasskey, RelyingParty,
     SecondFactorVerified, SecondFactors, TotpEnrollment,
 };

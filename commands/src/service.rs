@@ -26,6 +26,10 @@
 //!   administrator's reset, and whether a user must enroll (`require_mfa`).
 //! - [`passkey`]: the tenant's WebAuthn policy and passkey ceremonies (needs a
 //!   [`RelyingParty`], given with [`CommandService::with_relying_party`]).
+//! - [`authorization_code`]: redeeming a code in one append with the tokens it is exchanged
+//!   for (or recording its reuse with their revocation).
+//! - [`refresh_token`]: the refresh grant (rotation, grace, reuse, the revocation horizon),
+//!   and introspection and revocation of refresh tokens.
 //! - [`consent`]: what a person allowed each client (list, revoke); [`authorization`]: the
 //!   authorization endpoint's codes, with the consent just given in the same append.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
@@ -42,6 +46,7 @@ use tessera_crypto::Crypto;
 mod api_key;
 mod audit;
 mod authorization;
+mod authorization_code;
 mod bootstrap;
 mod consent;
 mod engine;
@@ -49,6 +54,7 @@ mod facts;
 mod mfa;
 mod oauth_client;
 mod passkey;
+mod refresh_token;
 mod reservation;
 mod session;
 mod signin;
@@ -58,6 +64,7 @@ mod user;
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use authorization::{Authorization, CodeRequest, IssuedCode};
+pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolicy};
 pub use consent::Consent;
 pub use engine::MAX_RETRIES;
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
@@ -65,6 +72,9 @@ pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
 pub use passkey::{
     CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
     RelyingParty,
+};
+pub use refresh_token::{
+    DEFAULT_REFRESH_GRACE_SECS, RefreshRequest, RefreshTokenStatus, Refreshed,
 };
 pub use session::{StartedSession, person};
 pub use signin::{PasswordCredentials, SignInOutcome, SignInResult};
@@ -129,6 +139,8 @@ pub struct Outcome {
     pub position: u64,
 }
 
+#[cfg(test)]
+mod grant_tests;
 #[cfg(test)]
 mod people_testing;
 #[cfg(test)]

@@ -14,9 +14,11 @@ use tessera_commands::{
 use tessera_crypto::{Crypto, MasterKey};
 use tessera_domain::DomainError;
 use tessera_domain::tenant::KeyStatus;
-use tessera_event_log::{Backend, EventLog, LogConfig};
+use tessera_event_log::{Backend, EventLog, ExpectedVersion, LogConfig, StreamWrite};
 use tessera_event_schemas::events::{SigningAlg, TenantKind, TenantStatus};
-use tessera_event_schemas::{Event, EventMetadata, SYSTEM_TENANT_ID, Timestamp, streams};
+use tessera_event_schemas::{
+    Event, EventMetadata, ProposedEvent, SYSTEM_TENANT_ID, Timestamp, streams,
+};
 use uuid::Uuid;
 
 /// 2027-01-15T08:00:00Z.
@@ -124,8 +126,9 @@ async fn creating_a_tenant_reserves_its_slug_and_domains_in_one_append() {
         )
         .await
         .unwrap();
-    assert_eq!(created.position, 4);
-    assert_eq!(h.head().await, 4);
+    // The tenant and its RS256 key, the slug's and the two domains' reservations.
+    assert_eq!(created.position, 5);
+    assert_eq!(h.head().await, 5);
     assert_eq!(
         h.stream(&streams::reservation("tenant-slug", "acme"))
             .await
@@ -223,7 +226,8 @@ async fn ten_concurrent_updates_on_one_tenant_all_succeed() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 11);
+    // The creation and the RS256 key, then the ten updates.
+    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 12);
 }
 
 #[tokio::test]
@@ -250,7 +254,8 @@ async fn concurrent_updates_from_two_nodes_succeed_through_retries() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 11);
+    // The creation and the RS256 key, then the ten updates.
+    assert_eq!(h.stream(&streams::tenant(id)).await.len(), 12);
 }
 
 #[tokio::test]
@@ -342,12 +347,15 @@ async fn keys_rotate_and_retire_through_the_ring() {
         .iter()
         .map(|k| (k.kid.clone(), k.status))
         .collect();
+    let rs256 = tenant.active_key_for(SigningAlg::RS256).unwrap();
     assert_eq!(
         ring,
         vec![
             (created.kid.clone(), KeyStatus::Retired),
+            (rs256.kid.clone(), KeyStatus::Active),
             (rotated.kid.clone(), KeyStatus::Active)
-        ]
+        ],
+        "the RS256 key for ID tokens stays active beside the rotated default"
     );
     // The rotated key kept the tenant's algorithm, and its private half unseals.
     let active = tenant.active_key().unwrap();
@@ -367,10 +375,14 @@ async fn keys_rotate_and_retire_through_the_ring() {
         .await
         .unwrap();
     let tenant = h.service.load_tenant(id).await.unwrap().tenant.unwrap();
+    // Rotating RS256 replaces the RS256 key; the default (EdDSA) key stays the default.
     assert_eq!(
-        tenant.active_key().map(|k| (k.kid.clone(), k.alg)),
-        Some((rsa.kid, SigningAlg::RS256))
+        tenant
+            .active_key_for(SigningAlg::RS256)
+            .map(|k| k.kid.clone()),
+        Some(rsa.kid)
     );
+    assert_eq!(tenant.active_key().map(|k| k.alg), Some(SigningAlg::EdDSA));
 }
 
 #[tokio::test]
@@ -605,4 +617,69 @@ async fn status(h: &Harness, id: Uuid) -> TenantStatus {
         .tenant
         .unwrap()
         .status
+}
+
+#[tokio::test]
+async fn two_nodes_ensuring_a_missing_rs256_key_add_one_between_them() {
+    let h = Arc::new(Harness::new().await);
+    // A tenant as a log written before every tenant kept an RS256 key has it: its creation
+    // alone (taken from a tenant created now, under another id and slug).
+    let template = h.create("template", &[]).await.unwrap();
+    let Some(Event::TenantCreated(mut created)) = h
+        .stream(&streams::tenant(template))
+        .await
+        .into_iter()
+        .next()
+    else {
+        panic!("no tenant.created");
+    };
+    let id = Uuid::from_u128(0x01d);
+    created.tenant_id = id;
+    created.slug = "old-tenant".into();
+    let default_kid = created.signing_key.kid.clone();
+    let event = Event::TenantCreated(created);
+    h.log
+        .append(vec![StreamWrite {
+            stream_id: streams::tenant(id).to_string(),
+            expected: ExpectedVersion::NoStream,
+            events: vec![ProposedEvent::new(
+                &event,
+                Uuid::from_u128(0x01d0),
+                id,
+                Timestamp::from_micros(1_800_000_000_000_000),
+                meta(),
+            )],
+        }])
+        .await
+        .unwrap();
+
+    let nodes = [Arc::new(h.another_node()), Arc::new(h.another_node())];
+    let tasks: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            tokio::spawn(
+                async move { node.ensure_signing_key(meta(), id, SigningAlg::RS256).await },
+            )
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let tenant = h.service.load_tenant(id).await.unwrap().tenant.unwrap();
+    let rs256: Vec<&str> = tenant
+        .keys
+        .iter()
+        .filter(|key| key.alg == SigningAlg::RS256)
+        .map(|key| key.kid.as_str())
+        .collect();
+    assert_eq!(rs256.len(), 1, "{rs256:?}");
+    assert_eq!(tenant.active_kid, default_kid, "the default key stays");
+    // Once there, ensuring it again changes nothing.
+    let head = h.head().await;
+    h.service
+        .ensure_signing_key(meta(), id, SigningAlg::RS256)
+        .await
+        .unwrap();
+    assert_eq!(h.head().await, head);
 }

@@ -119,6 +119,13 @@ impl GrantSecrets {
     }
 }
 
+/// The S256 transform of a PKCE code verifier: `base64url(SHA-256(verifier))`, without
+/// padding (RFC 7636 §4.2), to compare with the challenge sent to the authorization endpoint.
+pub fn pkce_s256(verifier: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
 fn keyed(key: &hmac::Key, value: &str) -> Hash32 {
     Hash32::from_slice(hmac::sign(key, value.as_bytes()).as_ref()).unwrap_or_default()
 }
@@ -146,6 +153,15 @@ mod tests {
         assert_ne!(other, code, "256 random bits follow the id");
         assert!(!grants.verify_code(&other, &hash));
         assert_eq!(GrantSecrets::code_id("short"), None);
+    }
+
+    #[test]
+    fn the_s256_transform_is_rfc_7636s() {
+        // RFC 7636 appendix B.
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]

@@ -101,10 +101,35 @@ impl JwsSigner {
 
     /// `header.claims.signature`, each part base64url without padding.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, CryptoError> {
+        self.sign_with_header(&self.header_b64, claims)
+    }
+
+    /// Like [`JwsSigner::sign`], with another JOSE `typ` than an access token's: an ID token's
+    /// `JWT`, a logout token's `logout+jwt`. A token of one kind then never verifies as
+    /// another (an ID token presented as an access token is refused for its `typ`).
+    pub fn sign_with_typ<C: Serialize>(
+        &self,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, CryptoError> {
+        let header = serde_json::to_vec(&Header {
+            alg: self.alg.as_str(),
+            typ,
+            kid: &self.kid,
+        })
+        .map_err(|_| CryptoError::Failed("encoding a JWS header"))?;
+        self.sign_with_header(&URL_SAFE_NO_PAD.encode(header), claims)
+    }
+
+    fn sign_with_header<C: Serialize>(
+        &self,
+        header_b64: &str,
+        claims: &C,
+    ) -> Result<String, CryptoError> {
         let claims =
             serde_json::to_vec(claims).map_err(|_| CryptoError::Failed("encoding JWT claims"))?;
-        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 400);
-        token.push_str(&self.header_b64);
+        let mut token = String::with_capacity(header_b64.len() + claims.len() * 4 / 3 + 400);
+        token.push_str(header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
         let signature = self.signature(token.as_bytes())?;
@@ -132,6 +157,20 @@ impl JwsSigner {
             }
         }
     }
+}
+
+/// `at_hash` (OpenID Connect Core §3.1.3.6): the base64url of the left half of the hash of
+/// the access token's ASCII octets, with the hash of the ID token's `alg` (SHA-256 for RS256
+/// and ES256; SHA-512 for EdDSA with Ed25519, as OpenID Connect's registry of `alg` values
+/// pairs it).
+pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    let algorithm = match alg {
+        SigningAlg::ES256 | SigningAlg::RS256 => &aws_lc_rs::digest::SHA256,
+        SigningAlg::EdDSA => &aws_lc_rs::digest::SHA512,
+    };
+    let hash = aws_lc_rs::digest::digest(algorithm, access_token.as_bytes());
+    let bytes = hash.as_ref();
+    URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
 }
 
 /// The order `n` of the P-256 group, big-endian (SEC 2 v2 section 2.4.2, FIPS 186-4 D.1.2.3).
@@ -195,6 +234,19 @@ mod tests {
         signature.push(1);
         signature.extend_from_slice(&s);
         signature
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algs_hash() {
+        // OpenID Connect Core §A.3's access token and its at_hash (RS256).
+        assert_eq!(
+            at_hash(
+                SigningAlg::RS256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        assert_eq!(at_hash(SigningAlg::EdDSA, "t").len(), 43);
     }
 
     #[test]

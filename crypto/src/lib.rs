@@ -682,7 +682,7 @@ pub mod mfa;
 pub mod password;
 pub mod personal;
 
-pub use grants::{GrantSecrets, RefreshTokenId};
+pub use grants::{GrantSecrets, RefreshTokenId, pkce_s256};
 pub use jws::JwsSigner;
 pub use password::{Argon2Config, Passwords};
 pub use personal::{DataKey, PersonalKeys};

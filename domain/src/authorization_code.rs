@@ -9,9 +9,17 @@
 //! - **Issue**: only on an empty stream; `scopes` non-empty; `expires_at` after `now`; a
 //!   `code_challenge`, when given, is an S256 challenge (43 base64url characters, RFC 7636
 //!   §4.2). The caller checked the client, the redirect URI and the session.
-//! - Redemption and reuse: the token endpoint's rules (ADR 0003).
+//! - **Redeem** (the token endpoint, ADR 0003), in this order: the code exists and the
+//!   presented one hashes to it (else not found: nothing tells a guess from an expired code);
+//!   a code already redeemed is a **reuse**: `authorization_code.reused` is recorded once (the
+//!   caller revokes what the redemption issued in the same append), and refused; then the same
+//!   client, not expired, the same `redirect_uri`, and PKCE: a verifier without a challenge is
+//!   refused (a downgrade), a challenge without a verifier too, and the verifier must be 43 to
+//!   128 unreserved characters (RFC 7636 §4.1) whose S256 transform is the challenge.
 
-use tessera_event_schemas::events::AuthorizationCodeIssuedV1;
+use tessera_event_schemas::events::{
+    AuthorizationCodeIssuedV1, AuthorizationCodeRedeemedV1, AuthorizationCodeReusedV1,
+};
 use tessera_event_schemas::{Event, Hash32, Timestamp};
 use uuid::Uuid;
 
@@ -75,6 +83,28 @@ pub struct NewCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizationCodeCommand {
     Issue(Box<NewCode>),
+    Redeem(Box<RedeemCode>),
+}
+
+/// A token request presenting the code. The caller compared the presented code with the
+/// recorded hash in constant time (`code_matches`) and computed the verifier's S256 transform,
+/// which this pure crate cannot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedeemCode {
+    pub code_matches: bool,
+    pub client_id: String,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<PkceVerifier>,
+    pub now: Timestamp,
+    /// What the redemption issues, chosen by the caller.
+    pub redemption: Redemption,
+}
+
+/// A PKCE `code_verifier` as sent, and `base64url(SHA-256(verifier))` (RFC 7636 §4.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PkceVerifier {
+    pub verifier: String,
+    pub s256: String,
 }
 
 impl Aggregate for AuthorizationCodeState {
@@ -113,6 +143,7 @@ impl Aggregate for AuthorizationCodeState {
     fn decide(&self, command: AuthorizationCodeCommand) -> Result<Vec<Event>, DomainError> {
         match command {
             AuthorizationCodeCommand::Issue(new) => self.issue(*new),
+            AuthorizationCodeCommand::Redeem(redeem) => self.redeem(*redeem),
         }
     }
 }
@@ -164,6 +195,82 @@ impl AuthorizationCodeState {
     }
 }
 
+impl AuthorizationCodeState {
+    fn redeem(&self, redeem: RedeemCode) -> Result<Vec<Event>, DomainError> {
+        let code = match &self.code {
+            Some(code) if redeem.code_matches => code,
+            _ => return Err(DomainError::NotFound),
+        };
+        if self.redeemed.is_some() {
+            if self.reused {
+                return Err(DomainError::Conflict(
+                    "the authorization code was already used".into(),
+                ));
+            }
+            // RFC 6749 §4.1.2: the tokens issued for a code presented twice are revoked; the
+            // caller appends their revocation with this event and answers invalid_grant.
+            return Ok(vec![Event::AuthorizationCodeReused(
+                AuthorizationCodeReusedV1 {},
+            )]);
+        }
+        if code.client_id != redeem.client_id {
+            return Err(DomainError::Conflict(
+                "the authorization code was issued to another client".into(),
+            ));
+        }
+        if redeem.now >= code.expires_at {
+            return Err(DomainError::Conflict(
+                "the authorization code has expired".into(),
+            ));
+        }
+        if redeem.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+            return Err(DomainError::Conflict(
+                "redirect_uri differs from the authorization request's".into(),
+            ));
+        }
+        match (&code.code_challenge, &redeem.code_verifier) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(DomainError::Conflict(
+                    "a code_verifier was sent but the authorization request had no code_challenge"
+                        .into(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(DomainError::Conflict("code_verifier is required".into()));
+            }
+            (Some(challenge), Some(verifier)) => {
+                if !is_pkce_verifier(&verifier.verifier) || verifier.s256 != *challenge {
+                    return Err(DomainError::Conflict(
+                        "the code_verifier does not match the code_challenge".into(),
+                    ));
+                }
+            }
+        }
+        let Redemption {
+            jti,
+            access_token_ttl_secs,
+            refresh_family,
+        } = redeem.redemption;
+        Ok(vec![Event::AuthorizationCodeRedeemed(
+            AuthorizationCodeRedeemedV1 {
+                jti,
+                access_token_ttl_secs,
+                refresh_family,
+            },
+        )])
+    }
+}
+
+/// Whether `verifier` is a PKCE code verifier: 43 to 128 characters of `[A-Za-z0-9-._~]`
+/// (RFC 7636 §4.1).
+pub fn is_pkce_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
 /// Whether `challenge` has the shape of an S256 challenge: the base64url (no padding) of a
 /// SHA-256 digest, 43 characters (RFC 7636 §4.2).
 pub fn is_s256_challenge(challenge: &str) -> bool {
@@ -172,3 +279,6 @@ pub fn is_s256_challenge(challenge: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
+
+#[cfg(test)]
+mod tests;

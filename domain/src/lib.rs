@@ -16,6 +16,8 @@
 //! - [`consent`]: what one person allowed each client (grant scopes, revoke a client).
 //! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
 //!   and the scope rule for token requests.
+//! - [`refresh_token`]: one refresh-token family (rotate once per generation, grace, reuse,
+//!   revoke; idle and absolute expiry; the revocation horizon).
 //! - [`reservation`]: unique names (tenant slugs and domains; users' email addresses by keyed
 //!   hash).
 //! - [`user`]: a person of a tenant (profile, roles, status, password, erasure), and the
@@ -33,6 +35,7 @@ pub mod consent;
 pub mod mfa;
 pub mod oauth_client;
 pub mod password;
+pub mod refresh_token;
 pub mod reservation;
 pub mod session;
 pub mod tenant;

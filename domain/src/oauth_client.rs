@@ -27,6 +27,8 @@
 //!   `[a-z0-9:._-]`, no duplicates; may be empty.
 //! - **access_token_ttl_secs**: [`MIN_ACCESS_TOKEN_TTL_SECS`] to [`MAX_ACCESS_TOKEN_TTL_SECS`];
 //!   [`DEFAULT_ACCESS_TOKEN_TTL_SECS`] when registration leaves it out.
+//! - **oidc**: the OpenID Connect settings' rules are in [`oidc`] (logout URIs, refresh-token
+//!   lifetimes with idle ≤ absolute, the ID token algorithm, the back-channel logout URI).
 //!
 //! # Lifecycle
 //! - A client is registered once (else it already exists).
@@ -46,6 +48,8 @@ use tessera_event_schemas::{Event, Hash32};
 
 use crate::validate;
 use crate::{Aggregate, DomainError};
+
+pub mod oidc;
 
 /// RFC 6749 §4.4: a confidential client acting on its own behalf.
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -419,8 +423,6 @@ fn client_id(value: &str) -> Result<(), DomainError> {
     }
 }
 
-/// Every rule on the client's configuration (all fields but the id, name and creator), each
-/// list's own rules first, then the rules that tie fields together.
 /// A plain-http loopback URI with its port left out (host, then path and query), or `None`
 /// for any other URI.
 fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
@@ -440,10 +442,13 @@ fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
     (LOOPBACK_HOSTS.contains(&host) && port_ok).then_some((host, path))
 }
 
+/// Every rule on the client's configuration (all fields but the id, name and creator), each
+/// list's own rules first, then the rules that tie fields together.
 fn configuration(client: &OAuthClient) -> Result<(), DomainError> {
     grant_types(&client.grant_types)?;
-    redirect_uris(&client.redirect_uris)?;
+    uri_list("redirect_uris", &client.redirect_uris)?;
     allowed_scopes(&client.allowed_scopes)?;
+    oidc::settings(&client.oidc)?;
     if !(MIN_ACCESS_TOKEN_TTL_SECS..=MAX_ACCESS_TOKEN_TTL_SECS)
         .contains(&client.access_token_ttl_secs)
     {
@@ -516,15 +521,17 @@ fn grant_types(values: &[String]) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn redirect_uris(values: &[String]) -> Result<(), DomainError> {
+/// A list of redirect URIs named `name` (`redirect_uris`, `post_logout_redirect_uris`): at
+/// most [`MAX_REDIRECT_URIS`], each a valid redirect URI, none twice.
+fn uri_list(name: &str, values: &[String]) -> Result<(), DomainError> {
     if values.len() > MAX_REDIRECT_URIS {
         return Err(DomainError::invalid(
-            "redirect_uris",
-            format!("at most {MAX_REDIRECT_URIS} redirect URIs are allowed"),
+            name,
+            format!("at most {MAX_REDIRECT_URIS} URIs are allowed"),
         ));
     }
     for (index, uri) in values.iter().enumerate() {
-        let field = format!("redirect_uris[{index}]");
+        let field = format!("{name}[{index}]");
         redirect_uri(&field, uri)?;
         if values[..index].contains(uri) {
             return Err(DomainError::invalid(

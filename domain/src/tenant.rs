@@ -30,21 +30,33 @@
 //! - **Archival** is terminal and allowed from any non-archived state, suspended or not. Every
 //!   command on an archived tenant is an illegal transition.
 //! - **The system tenant** can never be suspended, cancelled or archived (a conflict).
-//! - **Keys.** Rotation makes the new key active and keeps the previous active key published
-//!   for verification. Retiring needs a known kid (else not found) that is neither the active key
-//!   (a conflict: rotate first) nor already retired (a conflict).
+//! - **Keys** (module `keys`). The ring holds at most one active key per algorithm; one of them
+//!   is the default key (`active_kid`, the creation key unless rotated), which signs access
+//!   tokens. Every tenant keeps an RS256 key beside its default for ID tokens: creation adds it
+//!   in the same append (`tenant.signing_key_added`) unless the default is RS256. Only RS256
+//!   keys are added beside the default, and adding one needs the ring to have no active RS256
+//!   key (else a conflict). Rotation replaces the active key
+//!   of the new key's algorithm, or the default key when that algorithm has none (the default
+//!   algorithm changes); the replaced key stays published for verification, except an RS256
+//!   default, which stays active as the RS256 key. Retiring needs a
+//!   known kid (else not found) that is neither active (a conflict: rotate first) nor already
+//!   retired (a conflict).
 
 use tessera_event_schemas::events::{
-    LockoutPolicyV1, PasswordPolicyV1, PublicJwkV1, SigningAlg, SigningKeyRetiredV1,
-    SigningKeyRotatedV1, SigningKeyV1, TenantActivatedV1, TenantArchivedV1, TenantCancelledV1,
-    TenantCreatedV1, TenantFrozenV1, TenantKind, TenantReactivatedV1, TenantSettingsChangedV1,
-    TenantSettingsV1, TenantStatus, TenantSuspendedV1, TenantUpdatedV1,
+    LockoutPolicyV1, PasswordPolicyV1, PublicJwkV1, SigningAlg, SigningKeyV1, TenantActivatedV1,
+    TenantArchivedV1, TenantCancelledV1, TenantCreatedV1, TenantFrozenV1, TenantKind,
+    TenantReactivatedV1, TenantSettingsChangedV1, TenantSettingsV1, TenantStatus,
+    TenantSuspendedV1, TenantUpdatedV1,
 };
 use tessera_event_schemas::{Date, Event, SYSTEM_TENANT_ID, Timestamp};
 use uuid::Uuid;
 
 use crate::validate;
 use crate::{Aggregate, DomainError};
+
+mod keys;
+
+pub use keys::keeps_rs256;
 
 /// Length of a customer tenant's trial.
 pub const TRIAL_DAYS: i64 = 14;
@@ -82,7 +94,7 @@ pub fn default_settings() -> TenantSettingsV1 {
 /// Where a signing key is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyStatus {
-    /// Signs new tokens. Exactly one key is active.
+    /// Signs new tokens. At most one key per algorithm is active.
     Active,
     /// No longer signs, still in the JWKS so that tokens it signed keep verifying.
     Published,
@@ -144,13 +156,22 @@ pub struct Tenant {
     pub suspension_reason: Option<String>,
     /// Every key ever added, oldest first.
     pub keys: Vec<TenantKey>,
+    /// The default key: it signs access tokens.
     pub active_kid: String,
 }
 
 impl Tenant {
-    /// The key that signs new tokens.
+    /// The default key, which signs access tokens.
     pub fn active_key(&self) -> Option<&TenantKey> {
         self.key(&self.active_kid)
+    }
+
+    /// The active key of `alg`, which signs what must use that algorithm (an ID token for a
+    /// client that asked for it). None when the ring has no active key of `alg`.
+    pub fn active_key_for(&self, alg: SigningAlg) -> Option<&TenantKey> {
+        self.keys
+            .iter()
+            .find(|key| key.alg == alg && key.status == KeyStatus::Active)
     }
 
     pub fn key(&self, kid: &str) -> Option<&TenantKey> {
@@ -232,6 +253,9 @@ pub struct NewTenant {
     pub config_json: String,
     pub sales_owner: Option<String>,
     pub signing_key: SigningKeyV1,
+    /// Keys of other algorithms added in the creation's append (`tenant.signing_key_added`):
+    /// the RS256 key for ID tokens when the default is not RS256.
+    pub added_keys: Vec<SigningKeyV1>,
     pub now: Timestamp,
     /// Overrides the status derived from the kind. Only the system tenant may use it.
     pub initial_status: Option<TenantStatus>,
@@ -284,6 +308,16 @@ pub enum TenantCommand {
     },
     RetireKey {
         kid: String,
+    },
+    /// Adds an active key of an algorithm the ring has no active key for (else a conflict).
+    AddKey {
+        key: SigningKeyV1,
+    },
+    /// Adds the key unless the ring already has an active key of its algorithm, in which case
+    /// it does nothing: what a start runs so that logs written before every tenant kept an
+    /// RS256 key get one, once, however many servers start at once.
+    EnsureKey {
+        key: SigningKeyV1,
     },
 }
 
@@ -355,14 +389,9 @@ impl Aggregate for TenantState {
                 tenant.suspension_reason = None;
             }
             Event::TenantArchived(_) => tenant.status = TenantStatus::Archived,
-            Event::SigningKeyRotated(e) => {
-                for key in &mut tenant.keys {
-                    if key.status == KeyStatus::Active {
-                        key.status = KeyStatus::Published;
-                    }
-                }
+            Event::SigningKeyRotated(e) => keys::evolve_rotated(tenant, e),
+            Event::SigningKeyAdded(e) => {
                 tenant.keys.push(TenantKey::new(&e.key, KeyStatus::Active));
-                tenant.active_kid.clone_from(&e.key.kid);
             }
             Event::SigningKeyRetired(e) => {
                 if let Some(key) = tenant.keys.iter_mut().find(|key| key.kid == e.kid) {
@@ -396,8 +425,10 @@ impl Aggregate for TenantState {
             TenantCommand::Suspend { reason } => suspend(tenant, reason),
             TenantCommand::Reactivate => reactivate(tenant),
             TenantCommand::Archive => archive(tenant),
-            TenantCommand::RotateKey { key } => rotate_key(tenant, key),
-            TenantCommand::RetireKey { kid } => retire_key(tenant, kid),
+            TenantCommand::RotateKey { key } => keys::rotate(tenant, key),
+            TenantCommand::RetireKey { kid } => keys::retire(tenant, kid),
+            TenantCommand::AddKey { key } => keys::add(tenant, key),
+            TenantCommand::EnsureKey { key } => keys::ensure(tenant, key),
         }
     }
 }
@@ -436,27 +467,6 @@ fn optional_text(
         .transpose()
 }
 
-fn signing_key(field: &str, key: &SigningKeyV1) -> Result<(), DomainError> {
-    let ok = (1..=64).contains(&key.kid.len())
-        && key
-            .kid
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-    if !ok {
-        return Err(DomainError::invalid(
-            format!("{field}.kid"),
-            "must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.'",
-        ));
-    }
-    if key.sealed_private_key.is_empty() {
-        return Err(DomainError::invalid(
-            format!("{field}.sealed_private_key"),
-            "must not be empty",
-        ));
-    }
-    Ok(())
-}
-
 fn create(new: NewTenant) -> Result<Vec<Event>, DomainError> {
     if new.tenant_id.is_nil() {
         return Err(DomainError::invalid(
@@ -478,7 +488,8 @@ fn create(new: NewTenant) -> Result<Vec<Event>, DomainError> {
     validate::settings(&new.settings)?;
     validate::json_object("config_json", &new.config_json)?;
     let sales_owner = optional_text("sales_owner", new.sales_owner, 255)?;
-    signing_key("signing_key", &new.signing_key)?;
+    keys::validate("signing_key", &new.signing_key)?;
+    let added = keys::added_at_creation(&new.signing_key, &new.added_keys)?;
 
     let status = match (new.initial_status, is_system) {
         (
@@ -505,7 +516,7 @@ fn create(new: NewTenant) -> Result<Vec<Event>, DomainError> {
     let trial_ends_at =
         (status == TenantStatus::Trial).then(|| new.now.plus_seconds(TRIAL_DAYS * 86_400));
 
-    Ok(vec![Event::TenantCreated(TenantCreatedV1 {
+    Ok([Event::TenantCreated(TenantCreatedV1 {
         tenant_id: new.tenant_id,
         slug: new.slug,
         name,
@@ -518,7 +529,10 @@ fn create(new: NewTenant) -> Result<Vec<Event>, DomainError> {
         sales_owner,
         trial_ends_at,
         signing_key: new.signing_key,
-    })])
+    })]
+    .into_iter()
+    .chain(added)
+    .collect())
 }
 
 /// Only fields that actually change are recorded; an update that changes nothing records
@@ -682,35 +696,6 @@ fn archive(tenant: &Tenant) -> Result<Vec<Event>, DomainError> {
     Ok(vec![Event::TenantArchived(TenantArchivedV1 {
         previous_status: tenant.status,
     })])
-}
-
-fn rotate_key(tenant: &Tenant, key: SigningKeyV1) -> Result<Vec<Event>, DomainError> {
-    tenant.ensure_not_archived("rotate a key")?;
-    signing_key("key", &key)?;
-    if tenant.key(&key.kid).is_some() {
-        return Err(DomainError::Conflict(format!(
-            "signing key {} already exists",
-            key.kid
-        )));
-    }
-    Ok(vec![Event::SigningKeyRotated(SigningKeyRotatedV1 {
-        key,
-        previous_kid: tenant.active_kid.clone(),
-    })])
-}
-
-fn retire_key(tenant: &Tenant, kid: String) -> Result<Vec<Event>, DomainError> {
-    tenant.ensure_not_archived("retire a key")?;
-    let key = tenant.key(&kid).ok_or(DomainError::NotFound)?;
-    match key.status {
-        KeyStatus::Active => Err(DomainError::Conflict(format!(
-            "signing key {kid} is the active key; rotate first"
-        ))),
-        KeyStatus::Retired => Err(DomainError::Conflict(format!(
-            "signing key {kid} is already retired"
-        ))),
-        KeyStatus::Published => Ok(vec![Event::SigningKeyRetired(SigningKeyRetiredV1 { kid })]),
-    }
 }
 
 #[cfg(test)]

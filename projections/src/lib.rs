@@ -17,6 +17,7 @@
 //!   decoding) and holding its queries; the registry (`tables!`) that lists them and gives
 //!   [`Projection`]; [`Checkpoints`]; and `audit_trail`, the insert-only `rm_audit`.
 //! - [`audit`]: the audit trail's rows (one per event, secrets redacted).
+//! - [`backchannel`]: Back-Channel Logout's fold: the logout tokens a session's end owes.
 //! - `fold`: the in-memory batch fold over every table, tested without a database.
 //! - `cache`: the row cache of the batch writers, and a rebuild's write-behind.
 //! - `write`: applies one batch (load, fold, upsert, checkpoint) in one transaction: the
@@ -39,6 +40,7 @@
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
 
 pub mod audit;
+pub mod backchannel;
 mod cache;
 mod decode;
 pub mod directory;

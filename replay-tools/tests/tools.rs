@@ -209,7 +209,8 @@ async fn as_of_rebuilds_each_moment(postgres: bool) {
     assert_eq!(created.tenant.slug, "acme");
     assert_eq!(created.tenant.status, TenantStatus::Trial);
     assert!(!created.tenant.settings.require_mfa);
-    assert_eq!(created.keys.len(), 1);
+    // The default key and the RS256 key for ID tokens, created together.
+    assert_eq!(created.keys.len(), 2);
 
     for i in [2, 3] {
         let view = snaps[i].view(bounds[i]).unwrap();
@@ -238,12 +239,15 @@ async fn as_of_rebuilds_each_moment(postgres: bool) {
         .iter()
         .map(|k| (k.kid.as_str(), k.status))
         .collect();
+    let rs256 = end.keys[1].kid.as_str();
     assert_eq!(
         statuses,
         vec![
             (sc.first_kid.as_str(), "retired"),
+            (rs256, "active"),
             (sc.second_kid.as_str(), "active")
-        ]
+        ],
+        "the RS256 key of the creation stays active beside the rotated default"
     );
     // The fold is the write side's own: equal to what the command service loads.
     assert_eq!(
@@ -476,7 +480,8 @@ async fn the_cli_prints_each_subcommand_as_json(postgres: bool) {
     assert_eq!(view["tenant"]["suspended"], true);
     assert_eq!(view["tenant"]["settings"]["require_mfa"], true);
     assert_eq!(view["as_of"]["position"], sc.suspended);
-    assert_eq!(view["keys"].as_array().unwrap().len(), 2);
+    // The first key, the RS256 key beside it, and the rotated one.
+    assert_eq!(view["keys"].as_array().unwrap().len(), 3);
     assert_eq!(view["clients"][0]["client_id"], sc.client_id);
     assert_eq!(view["api_keys"][0]["revoked"], true);
     assert_eq!(view["valid_tokens"][0]["jti"], sc.short_token.to_string());

@@ -7,8 +7,15 @@
 //! and the tenant is not suspended, frozen or archived: checked on every answer, whether the
 //! verification was cached or not.
 //!
+//! A people's access token also shows its person (`sub`, `auth_time`, `acr`, `sid`). A refresh
+//! token (`trt_...`) is read from its family's stream, as the refresh grant reads it (active
+//! while the family is neither revoked, expired nor ended and the token is its current one),
+//! and only by the client it was issued to. Public clients, which cannot authenticate, do not
+//! introspect.
+//!
 //! Revocation answers 200 for anything, as RFC 7009 asks, but only revokes a token of the
-//! calling client. Its event is durable and the directory updated before it answers, so
+//! calling client; a refresh token's revocation ends its whole family
+//! (`refresh_token.revoked {revoked}`). Its event is durable and the directory updated before it answers, so
 //! introspection says inactive from then on. A command error is answered as the token endpoint
 //! answers it (`From<CommandError> for OAuthError`).
 
@@ -19,8 +26,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_crypto as crypto;
+use tessera_crypto::grants::REFRESH_TOKEN_PREFIX;
 use tessera_domain::tenant::{KeyStatus, Tenant};
 use tessera_event_schemas::events::TokenRevokedV1;
+use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
 use super::verify::VerifiedToken;
@@ -52,6 +61,12 @@ struct Introspection {
     token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tenant_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
 }
 
 /// Introspection endpoint. The caller authenticates as any client of the same tenant.
@@ -65,19 +80,24 @@ pub async fn introspect(
     headers: HeaderMap,
     FormBody(body): FormBody,
 ) -> Response {
-    match introspect_inner(&state, &slug, &headers, &body) {
+    match introspect_inner(&state, &slug, &headers, &body).await {
         Ok(response) => no_store(axum::Json(response).into_response()),
         Err(error) => error.into_response(),
     }
 }
 
-fn introspect_inner(
+async fn introspect_inner(
     state: &AppState,
     slug: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Introspection, OAuthError> {
     let request = ClientRequest::parse(state, slug, headers, body)?;
+    if request.public {
+        return Err(OAuthError::invalid_client(
+            "a public client cannot authenticate to introspect",
+        ));
+    }
     let tenant = request
         .tenant
         .tenant
@@ -87,17 +107,27 @@ fn introspect_inner(
         .form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        return introspect_refresh_token(state, tenant, &request.client, token).await;
+    }
     let Some(record) = find_token(state, tenant, token) else {
         return Ok(Introspection::default());
     };
     if !is_active(state, tenant, &record) {
         return Ok(Introspection::default());
     }
+    let person = record.person.as_deref();
     Ok(Introspection {
         active: true,
         scope: Some(record.scope.clone()),
         client_id: Some(record.client_id.clone()),
-        sub: Some(record.client_id.clone()),
+        sub: Some(person.map_or_else(
+            || record.client_id.clone(),
+            |person| person.user_id.to_string(),
+        )),
+        auth_time: person.map(|person| person.auth_time),
+        acr: person.map(|person| person.acr.clone()),
+        sid: person.map(|person| person.session_id),
         aud: Some(record.audience.clone()),
         iss: Some(issuer(state, &tenant.slug)),
         exp: Some(record.expires_at.as_micros() / 1_000_000),
@@ -105,6 +135,48 @@ fn introspect_inner(
         jti: Some(record.jti.to_string()),
         token_type: Some("Bearer"),
         tenant_id: Some(record.tenant_id),
+    })
+}
+
+/// A refresh token of the calling client, read from its family.
+async fn introspect_refresh_token(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &ClientEntry,
+    token: &str,
+) -> Result<Introspection, OAuthError> {
+    let Some(status) = state
+        .commands
+        .refresh_token_status(tenant.id, token)
+        .await?
+    else {
+        return Ok(Introspection::default());
+    };
+    let family = &status.family;
+    let client_active = state
+        .directory
+        .client(tenant.id, &family.client_id)
+        .is_some_and(|c| c.client.active);
+    if !status.active
+        || family.client_id != client.client.client_id
+        || !client_active
+        || !tenant.serves()
+    {
+        return Ok(Introspection::default());
+    }
+    Ok(Introspection {
+        active: true,
+        scope: Some(family.scopes.join(" ")),
+        client_id: Some(family.client_id.clone()),
+        sub: Some(family.user_id.to_string()),
+        iss: Some(issuer(state, &tenant.slug)),
+        exp: Some(family.expires_at.as_micros() / 1_000_000),
+        token_type: Some("refresh_token"),
+        tenant_id: Some(tenant.id),
+        auth_time: Some(family.auth_time.as_micros() / 1_000_000),
+        acr: Some(family.acr.clone()),
+        sid: Some(family.session_id),
+        ..Introspection::default()
     })
 }
 
@@ -148,6 +220,18 @@ async fn revoke_inner(
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        state
+            .commands
+            .revoke_refresh_token(
+                &ctx.metadata(client_actor(client)),
+                tenant.id,
+                &client.client.client_id,
+                token,
+            )
+            .await?;
+        return Ok(());
+    }
     let Some(record) = find_token(state, tenant, token) else {
         return Ok(());
     };
@@ -179,7 +263,7 @@ fn find_token(state: &AppState, tenant: &Tenant, token: &str) -> Option<Arc<Veri
         .verify(tenant, token, &crypto::token_hash(token))
 }
 
-fn is_active(state: &AppState, tenant: &Tenant, record: &VerifiedToken) -> bool {
+pub(super) fn is_active(state: &AppState, tenant: &Tenant, record: &VerifiedToken) -> bool {
     let now = state.clock.now();
     let client_active = state
         .directory

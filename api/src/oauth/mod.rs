@@ -3,8 +3,12 @@
 //! - [`authorize`]: the authorization endpoint and its consent page (hosted pages, served
 //!   with the pages' rules: see `pages`); [`hint`]: verifying an `id_token_hint`.
 //! - [`metadata`]: discovery (RFC 8414 and OpenID Connect Discovery) and the JWKS.
-//! - [`token`]: the token endpoint (RFC 6749 section 4.4, client credentials), RFC 9068 JWTs.
+//! - [`token`]: the token endpoint (client credentials, authorization code with PKCE, refresh
+//!   token), RFC 9068 JWTs.
+//! - [`id_token`]: people's access tokens, ID tokens and the claims of a person.
+//! - [`userinfo`]: the OpenID Connect userinfo endpoint.
 //! - [`introspection`]: introspection (RFC 7662) and revocation (RFC 7009).
+//! - [`logout`]: RP-Initiated Logout 1.0 (a hosted page, routed with the pages).
 //! - [`verify`]: recognising a presented access token by its signature, with a bounded cache.
 //!
 //! These endpoints read the in-memory [`Directory`](tessera_projections::Directory), never
@@ -15,16 +19,23 @@
 //! `Cache-Control: no-store`.
 //!
 //! A client authenticates with `client_secret_basic` or `client_secret_post` (RFC 6749 section
-//! 2.3.1), never both; a request with more than one `Authorization` header is
+//! 2.3.1), never both; a public client (no secret, PKCE required) names itself with
+//! `client_id` alone (`none`), which only the token endpoint's people's grants and revocation
+//! accept; a request with more than one `Authorization` header is
 //! `invalid_request`. Its secret is compared with the stored keyed hash in constant time. A
 //! client id that belongs to another tenant is not found, exactly like an unknown one.
+//! A bare `client_id` only ever names a client registered as public: PKCE and the refresh
+//! token itself bind its requests to it, and introspection and client credentials refuse it.
 
 pub mod authorize;
 mod error;
 pub mod hint;
+pub mod id_token;
 pub mod introspection;
+pub mod logout;
 pub mod metadata;
 pub mod token;
+pub mod userinfo;
 pub mod verify;
 
 pub use error::{OAuthError, no_store};
@@ -42,6 +53,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tessera_domain::tenant::{Tenant, TenantState};
+use tessera_event_schemas::events::ClientType;
 use tessera_event_schemas::{Actor, ActorKind, Hash32};
 use tessera_projections::ClientEntry;
 
@@ -55,8 +67,12 @@ pub fn router() -> Router<AppState> {
             get(metadata::openid_configuration),
         )
         .route(
-            "/t/{slug}/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-authorization-server/t/{slug}",
             get(metadata::authorization_server_metadata),
+        )
+        .route(
+            "/t/{slug}/.well-known/oauth-authorization-server",
+            get(metadata::authorization_server_metadata_under_issuer),
         )
         .route("/t/{slug}/.well-known/jwks.json", get(metadata::jwks))
         .route("/t/{slug}/oauth/token", post(token::token))
@@ -65,6 +81,10 @@ pub fn router() -> Router<AppState> {
             post(introspection::introspect),
         )
         .route("/t/{slug}/oauth/revoke", post(introspection::revoke))
+        .route(
+            "/t/{slug}/oauth/userinfo",
+            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
+        )
         // A method an endpoint does not serve is answered in OAuth's form too.
         .method_not_allowed_fallback(|| async { OAuthError::method_not_allowed() })
 }
@@ -162,11 +182,13 @@ impl FormParams {
 /// The client credentials a request presents.
 pub struct Credentials {
     pub client_id: String,
-    secret: String,
+    /// `None`: a public client naming itself (`token_endpoint_auth_method: none`).
+    secret: Option<String>,
 }
 
 impl Credentials {
-    /// `client_secret_basic` or `client_secret_post`, never both.
+    /// `client_secret_basic` or `client_secret_post`, never both; or a bare `client_id` (a
+    /// public client, method `none`), which each endpoint then accepts or refuses.
     pub fn from_request(headers: &HeaderMap, form: &FormParams) -> Result<Self, OAuthError> {
         let basic = authorization(headers, "basic").map_err(|MoreThanOneAuthorization| {
             OAuthError::invalid_request("send one Authorization header, not several")
@@ -193,30 +215,41 @@ impl Credentials {
                 Ok(credentials)
             }
             None => match (form.get("client_id"), posted_secret) {
-                (Some(id), Some(secret)) => Ok(Self {
+                (Some(id), secret) => Ok(Self {
                     client_id: id.to_owned(),
-                    secret: secret.to_owned(),
+                    secret: secret.map(str::to_owned),
                 }),
-                _ => Err(OAuthError::invalid_client(
+                (None, _) => Err(OAuthError::invalid_client(
                     "client authentication is required",
                 )),
             },
         }
     }
 
-    /// The active, confidential client of `tenant` these credentials name, or invalid_client.
+    /// The active client of `tenant` these credentials name: a confidential one whose secret
+    /// matches, or a public one named without a secret; otherwise invalid_client.
     pub fn authenticate(
         &self,
         state: &AppState,
         tenant: &Tenant,
     ) -> Result<Arc<ClientEntry>, OAuthError> {
         let client = state.directory.client(tenant.id, &self.client_id);
+        let Some(secret) = &self.secret else {
+            return match client {
+                Some(client)
+                    if client.client.client_type == ClientType::Public && client.client.active =>
+                {
+                    Ok(client)
+                }
+                _ => Err(OAuthError::invalid_client("client authentication failed")),
+            };
+        };
         let hash = client.as_ref().and_then(|c| c.client.secret_hash);
         // Compare against something even for an unknown client, so that timing does not tell
         // which client ids exist.
         let matches = state
             .crypto
-            .verify_secret(&self.secret, &hash.unwrap_or(Hash32([0; 32])));
+            .verify_secret(secret, &hash.unwrap_or(Hash32([0; 32])));
         match client {
             Some(client) if matches && hash.is_some() && client.client.active => Ok(client),
             _ => Err(OAuthError::invalid_client("client authentication failed")),
@@ -235,7 +268,7 @@ fn decode_basic(encoded: &str) -> Option<Credentials> {
             .map(|(_, v)| v.into_owned())
     };
     let client_id = unescape(id).filter(|id| !id.is_empty())?;
-    let secret = unescape(secret).unwrap_or_default();
+    let secret = Some(unescape(secret).unwrap_or_default());
     Some(Credentials { client_id, secret })
 }
 
@@ -246,6 +279,8 @@ pub struct ClientRequest {
     pub tenant: Arc<TenantState>,
     pub form: FormParams,
     pub client: Arc<ClientEntry>,
+    /// The client is public and named itself without a secret.
+    pub public: bool,
 }
 
 impl ClientRequest {
@@ -261,11 +296,13 @@ impl ClientRequest {
             .tenant
             .as_ref()
             .ok_or_else(OAuthError::unknown_issuer)?;
-        let client = Credentials::from_request(headers, &form)?.authenticate(state, tenant)?;
+        let credentials = Credentials::from_request(headers, &form)?;
+        let client = credentials.authenticate(state, tenant)?;
         Ok(Self {
             tenant: tenant_state,
             form,
             client,
+            public: credentials.secret.is_none(),
         })
     }
 }
@@ -290,7 +327,7 @@ mod tests {
         let encoded = STANDARD.encode("my%3Aclient:s%2Bcret");
         let credentials = decode_basic(&encoded).unwrap();
         assert_eq!(credentials.client_id, "my:client");
-        assert_eq!(credentials.secret, "s+cret");
+        assert_eq!(credentials.secret.as_deref(), Some("s+cret"));
         assert!(decode_basic("not base64!").is_none());
         assert!(decode_basic(&STANDARD.encode("no-colon")).is_none());
     }
@@ -309,4 +346,21 @@ mod tests {
         let json = FormParams::parse(&HeaderMap::new(), b"{}").unwrap_err();
         assert_eq!(json.code, "invalid_request");
     }
+
+    #[test]
+    fn a_bare_client_id_names_a_public_client_and_no_client_id_is_no_client() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let form = FormParams::parse(&headers, b"grant_type=refresh_token&client_id=spa").unwrap();
+        let credentials = Credentials::from_request(&headers, &form).unwrap();
+        assert_eq!(credentials.client_id, "spa");
+        assert!(credentials.secret.is_none());
+        let form = FormParams::parse(&headers, b"grant_type=refresh_token").unwrap();
+        let refused = Credentials::from_request(&headers, &form).err().unwrap();
+        assert_eq!(refused.code, "invalid_client");
+    }
+
 }

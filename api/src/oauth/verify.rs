@@ -53,6 +53,19 @@ pub struct VerifiedToken {
     pub kid: String,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// For a person's token (a code or refresh grant): who and how; `None` for a client's own.
+    pub person: Option<Box<PersonFacts>>,
+}
+
+/// What a person's access token says about them (RFC 9068 §2.2 and ADR 0003): `sub` is the
+/// user, with `auth_time`, `acr` and `sid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonFacts {
+    pub user_id: Uuid,
+    /// Seconds since the epoch, as the token carries it.
+    pub auth_time: i64,
+    pub acr: String,
+    pub session_id: Uuid,
 }
 
 /// Verifies access tokens and remembers the ones it verified (see the module documentation).
@@ -76,6 +89,7 @@ struct PublicKey {
 #[derive(Deserialize)]
 struct Claims {
     iss: String,
+    sub: String,
     aud: String,
     client_id: String,
     scope: String,
@@ -83,6 +97,24 @@ struct Claims {
     iat: i64,
     exp: i64,
     tenant_id: Uuid,
+    #[serde(default)]
+    auth_time: Option<i64>,
+    #[serde(default)]
+    acr: Option<String>,
+    #[serde(default)]
+    sid: Option<Uuid>,
+}
+
+impl Claims {
+    /// The person a token with `auth_time` and `sid` was issued for.
+    fn person(&self) -> Option<Box<PersonFacts>> {
+        Some(Box::new(PersonFacts {
+            user_id: Uuid::parse_str(&self.sub).ok()?,
+            auth_time: self.auth_time?,
+            acr: self.acr.clone()?,
+            session_id: self.sid?,
+        }))
+    }
 }
 
 impl Verifier {
@@ -146,7 +178,9 @@ impl Verifier {
         if claims.tenant_id != tenant.id || !own_issuer {
             return None;
         }
+        let person = claims.person();
         Some(VerifiedToken {
+            person,
             tenant_id: claims.tenant_id,
             client_id: claims.client_id,
             jti: claims.jti,
@@ -294,6 +328,7 @@ mod tests {
             kid: "k".into(),
             issued_at: Timestamp::from_micros(0),
             expires_at: Timestamp::from_micros(1),
+            person: None,
         };
         (Hash32(hash), Arc::new(token))
     }

@@ -120,6 +120,10 @@ pub fn router() -> Router<AppState> {
             get(crate::oauth::authorize::get).post(crate::oauth::authorize::post),
         )
         .route(
+            "/t/{slug}/oauth/logout",
+            get(crate::oauth::logout::get).post(crate::oauth::logout::post),
+        )
+        .route(
             "/t/{slug}/oauth/authorize/consent",
             post(crate::oauth::authorize::decide),
         )

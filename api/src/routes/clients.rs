@@ -1,6 +1,11 @@
 //! `/v1/tenants/{id}/clients`: OAuth clients of a tenant. A confidential client's secret is
 //! returned once, at registration and at regeneration; only its keyed hash is stored.
 //!
+//! Seed 001's shape is accepted too: `scopes` is an alias of `allowed_scopes` (naming both is a
+//! 400); `name`, `client_type`, `grant_types` and `redirect_uris` are already ours. The OpenID
+//! Connect settings default to [`OidcClientSettingsV1::default`] when registration leaves them
+//! out.
+//!
 //! Clients are read from the in-memory OAuth directory, which is what the token endpoint
 //! authenticates against, so an admin read after a write shows exactly what the authorization
 //! server will do.
@@ -14,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use tessera_commands::RegisterClient;
 use tessera_domain::oauth_client::{ClientChanges, GRANT_CLIENT_CREDENTIALS};
-use tessera_event_schemas::events::ClientType;
+use tessera_event_schemas::events::{ClientType, OidcClientSettingsV1, SigningAlg};
 use tessera_projections::ClientEntry;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -45,18 +50,36 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterClientRequest {
     pub name: String,
-    /// `confidential` (default) or `public`.
+    /// `confidential` (default) or `public` (no secret; PKCE required at authorization).
     pub client_type: Option<String>,
     /// Default: `["client_credentials"]`.
     pub grant_types: Option<Vec<String>>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
-    #[serde(default)]
-    pub allowed_scopes: Vec<String>,
+    pub allowed_scopes: Option<Vec<String>>,
+    /// Seed 001's name for `allowed_scopes`; give one of the two, not both.
+    pub scopes: Option<Vec<String>>,
     /// 60 to 86400; default 3600.
     pub access_token_ttl_secs: Option<u32>,
+    /// Where RP-Initiated Logout may return to, matched exactly. Default: none.
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Whether people are asked to allow the client its scopes. Default: true.
+    pub require_consent: Option<bool>,
+    /// Absolute lifetime of a refresh-token family, 300 to 31536000. Default: 2592000 (30 days).
+    pub refresh_token_ttl_secs: Option<u32>,
+    /// Idle timeout of a refresh-token family, 60 up to `refresh_token_ttl_secs`. Default:
+    /// 1209600 (14 days).
+    pub refresh_token_idle_secs: Option<u32>,
+    /// Issue a refresh token on every code exchange, not only with `offline_access`. Default:
+    /// false.
+    pub refresh_without_offline_access: Option<bool>,
+    /// `RS256` (default) or `ES256`.
+    pub id_token_signed_response_alg: Option<String>,
+    /// Back-Channel Logout 1.0: https (or loopback http), no fragment. Default: none.
+    pub backchannel_logout_uri: Option<String>,
 }
 
+/// A partial update: absent fields stay; `backchannel_logout_uri: null` removes it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateClientRequest {
@@ -64,7 +87,19 @@ pub struct UpdateClientRequest {
     pub grant_types: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
     pub allowed_scopes: Option<Vec<String>>,
+    /// Seed 001's name for `allowed_scopes`; give one of the two, not both.
+    pub scopes: Option<Vec<String>>,
     pub access_token_ttl_secs: Option<u32>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub require_consent: Option<bool>,
+    pub refresh_token_ttl_secs: Option<u32>,
+    pub refresh_token_idle_secs: Option<u32>,
+    pub refresh_without_offline_access: Option<bool>,
+    /// `RS256` or `ES256`.
+    pub id_token_signed_response_alg: Option<String>,
+    #[serde(default, deserialize_with = "super::users::present")]
+    #[schema(value_type = Option<String>)]
+    pub backchannel_logout_uri: Option<Option<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -78,6 +113,18 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub allowed_scopes: Vec<String>,
     pub access_token_ttl_secs: u32,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub require_consent: bool,
+    pub refresh_token_ttl_secs: u32,
+    pub refresh_token_idle_secs: u32,
+    pub refresh_without_offline_access: bool,
+    /// `RS256` or `ES256`.
+    pub id_token_signed_response_alg: &'static str,
+    /// `token_endpoint_auth_method` in RFC 7591's terms: `client_secret_basic` (a
+    /// confidential client; `client_secret_post` works too) or `none` (a public client).
+    pub token_endpoint_auth_method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
     /// False once deactivated: it can no longer authenticate and its tokens are inactive.
     pub active: bool,
     pub created_by: String,
@@ -117,6 +164,17 @@ fn to_dto(entry: &ClientEntry) -> Client {
         redirect_uris: client.redirect_uris.clone(),
         allowed_scopes: client.allowed_scopes.clone(),
         access_token_ttl_secs: client.access_token_ttl_secs,
+        post_logout_redirect_uris: client.oidc.post_logout_redirect_uris.clone(),
+        require_consent: client.oidc.require_consent,
+        refresh_token_ttl_secs: client.oidc.refresh_token_ttl_secs,
+        refresh_token_idle_secs: client.oidc.refresh_token_idle_secs,
+        refresh_without_offline_access: client.oidc.refresh_without_offline_access,
+        id_token_signed_response_alg: client.oidc.id_token_signed_response_alg.as_str(),
+        token_endpoint_auth_method: match client.client_type {
+            ClientType::Confidential => "client_secret_basic",
+            ClientType::Public => "none",
+        },
+        backchannel_logout_uri: client.oidc.backchannel_logout_uri.clone(),
         active: client.active,
         created_by: client.created_by.clone(),
         created_at: entry.created_at.to_rfc3339(),
@@ -134,6 +192,60 @@ fn parse_client_type(text: Option<&str>) -> Result<ClientType, ApiError> {
             format!("{other:?} is not confidential or public"),
         )),
     }
+}
+
+/// `allowed_scopes`, or seed 001's `scopes`; never both.
+fn scopes(
+    allowed_scopes: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    match (allowed_scopes, scopes) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "scopes",
+            "give allowed_scopes or its alias scopes, not both",
+        )),
+        (allowed, alias) => Ok(allowed.or(alias)),
+    }
+}
+
+/// An ID token algorithm by name (the domain decides which are allowed).
+fn parse_alg(text: Option<&str>) -> Result<Option<SigningAlg>, ApiError> {
+    text.map(|name| {
+        SigningAlg::parse(name).ok_or_else(|| {
+            ApiError::validation(
+                "id_token_signed_response_alg",
+                format!("{name:?} is not RS256 or ES256"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// The OpenID Connect settings of a registration: each field given, else the default's.
+fn oidc_settings(body: &RegisterClientRequest) -> Result<OidcClientSettingsV1, ApiError> {
+    let default = OidcClientSettingsV1::default();
+    Ok(OidcClientSettingsV1 {
+        post_logout_redirect_uris: body
+            .post_logout_redirect_uris
+            .clone()
+            .unwrap_or(default.post_logout_redirect_uris),
+        require_consent: body.require_consent.unwrap_or(default.require_consent),
+        refresh_token_ttl_secs: body
+            .refresh_token_ttl_secs
+            .unwrap_or(default.refresh_token_ttl_secs),
+        refresh_token_idle_secs: body
+            .refresh_token_idle_secs
+            .unwrap_or(default.refresh_token_idle_secs),
+        refresh_without_offline_access: body
+            .refresh_without_offline_access
+            .unwrap_or(default.refresh_without_offline_access),
+        id_token_signed_response_alg: parse_alg(body.id_token_signed_response_alg.as_deref())?
+            .unwrap_or(default.id_token_signed_response_alg),
+        backchannel_logout_uri: body
+            .backchannel_logout_uri
+            .clone()
+            .or(default.backchannel_logout_uri),
+    })
 }
 
 /// Waits for the directory to reflect `position`, then reads the client.
@@ -165,6 +277,8 @@ pub async fn register_client(
     ApiJson(body): ApiJson<RegisterClientRequest>,
 ) -> Result<(StatusCode, Json<ClientWithSecret>), ApiError> {
     let client_type = parse_client_type(body.client_type.as_deref())?;
+    let oidc = oidc_settings(&body)?;
+    let allowed_scopes = scopes(body.allowed_scopes, body.scopes)?.unwrap_or_default();
     let registered = state
         .commands
         .register_client(
@@ -177,10 +291,10 @@ pub async fn register_client(
                     .grant_types
                     .unwrap_or_else(|| vec![GRANT_CLIENT_CREDENTIALS.to_owned()]),
                 redirect_uris: body.redirect_uris,
-                allowed_scopes: body.allowed_scopes,
+                allowed_scopes,
                 access_token_ttl_secs: body.access_token_ttl_secs,
                 created_by: principal.name.clone(),
-                oidc: Default::default(),
+                oidc,
             },
         )
         .await?;
@@ -254,7 +368,8 @@ pub async fn get_client(
         .ok_or_else(|| ApiError::NotFound(format!("client {client_id}")))
 }
 
-/// Changes a client's name, grant types, redirect URIs, scopes or token lifetime. Needs
+/// Changes a client's name, grant types, redirect URIs, scopes, token lifetime or OpenID
+/// Connect settings. Needs
 /// `platform:admin`, or `tenant:admin` on this tenant.
 #[utoipa::path(put, path = "/v1/tenants/{id}/clients/{client_id}", tag = "clients", request_body = UpdateClientRequest,
     params(("id" = Uuid, Path, description = "tenant id"), ("client_id" = String, Path, description = "client id")),
@@ -269,20 +384,27 @@ pub async fn update_client(
     ApiPath((_, client_id)): ApiPath<(Uuid, String)>,
     ApiJson(body): ApiJson<UpdateClientRequest>,
 ) -> Result<Json<Client>, ApiError> {
+    let changes = ClientChanges {
+        id_token_signed_response_alg: parse_alg(body.id_token_signed_response_alg.as_deref())?,
+        allowed_scopes: scopes(body.allowed_scopes, body.scopes)?,
+        name: body.name,
+        grant_types: body.grant_types,
+        redirect_uris: body.redirect_uris,
+        access_token_ttl_secs: body.access_token_ttl_secs,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        require_consent: body.require_consent,
+        refresh_token_ttl_secs: body.refresh_token_ttl_secs,
+        refresh_token_idle_secs: body.refresh_token_idle_secs,
+        refresh_without_offline_access: body.refresh_without_offline_access,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+    };
     let done = state
         .commands
         .update_client(
             ctx.metadata(principal.actor()),
             tenant_id,
             &client_id,
-            ClientChanges {
-                name: body.name,
-                grant_types: body.grant_types,
-                redirect_uris: body.redirect_uris,
-                allowed_scopes: body.allowed_scopes,
-                access_token_ttl_secs: body.access_token_ttl_secs,
-                ..ClientChanges::default()
-            },
+            changes,
         )
         .await?;
     read_back(&state, done.position, tenant_id, &client_id)

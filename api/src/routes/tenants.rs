@@ -199,7 +199,9 @@ pub struct SuspendRequest {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
-    /// `ES256`, `EdDSA` or `RS256`; defaults to the current key's algorithm.
+    /// `ES256`, `EdDSA` or `RS256`: the active key of that algorithm is replaced (or, when
+    /// the tenant has none, the default key, whose algorithm then changes). Defaults to the
+    /// default key's algorithm.
     pub alg: Option<String>,
 }
 
@@ -706,8 +708,9 @@ pub async fn list_keys(
     Ok(Json(keys.iter().map(key_dto).collect()))
 }
 
-/// Generates a new active signing key; the previous one stays published until retired.
-/// Needs `platform:admin`.
+/// Generates a new active signing key of the requested algorithm in place of the active key
+/// of that algorithm (`{"alg": "RS256"}` rotates the ID token key, no body the default key);
+/// the replaced key stays published until retired. Needs `platform:admin`.
 #[utoipa::path(post, path = "/v1/tenants/{id}/keys/rotate", tag = "keys", request_body = RotateKeyRequest,
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 201, body = [SigningKey]), (status = 400, body = ErrorBody),

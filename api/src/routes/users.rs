@@ -84,7 +84,9 @@ pub struct UpdateUserRequest {
 }
 
 /// A field that is present, even as `null`, is `Some`: `null` then means "remove".
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
 }
 

@@ -33,6 +33,9 @@ impl CommandService {
             crypto::new_kid(now)?,
             now,
         )?;
+        let added_keys = self
+            .id_token_keys(&signing_key, SYSTEM_TENANT_ID, now)
+            .await?;
         let new = NewTenant {
             tenant_id: SYSTEM_TENANT_ID,
             slug: tessera_domain::validate::SYSTEM_SLUG.to_owned(),
@@ -44,6 +47,7 @@ impl CommandService {
             config_json: "{}".to_owned(),
             sales_owner: None,
             signing_key,
+            added_keys,
             now,
             initial_status: Some(TenantStatus::Active),
         };

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tessera_domain::tenant::{Tenant, TenantState};
 use tessera_domain::{Aggregate, DomainError};
 use tessera_event_log::{AppendError, ExpectedVersion, StreamWrite};
-use tessera_event_schemas::{Event, EventMetadata, ProposedEvent, Timestamp};
+use tessera_event_schemas::{Event, EventMetadata, ProposedEvent, RecordedEvent, Timestamp};
 use uuid::Uuid;
 
 use super::CommandService;
@@ -91,7 +91,8 @@ impl<A: Kind> Loaded<A> {
     }
 }
 
-fn expected(version: u64) -> ExpectedVersion {
+/// The expected version of an append to a stream read at `version` (0: it does not exist).
+pub(super) fn expected(version: u64) -> ExpectedVersion {
     if version == 0 {
         ExpectedVersion::NoStream
     } else {
@@ -346,12 +347,7 @@ impl CommandService {
                 .read_stream(stream_id, loaded.version, PAGE)
                 .await?;
             for recorded in &page {
-                let event = recorded.decode().map_err(|error| {
-                    CommandError::Internal(format!(
-                        "stream {stream_id} version {}: {error}",
-                        recorded.envelope.stream_version
-                    ))
-                })?;
+                let event = decode(recorded)?;
                 loaded.state.evolve(&event);
                 loaded.version = recorded.envelope.stream_version;
                 loaded.position = recorded.envelope.global_position;
@@ -382,6 +378,16 @@ impl CommandService {
             events,
         }
     }
+}
+
+/// A stored event decoded (and upcast); one that cannot be is a corrupt log, an internal error.
+pub(super) fn decode(recorded: &RecordedEvent) -> Result<Event, CommandError> {
+    recorded.decode().map_err(|error| {
+        CommandError::Internal(format!(
+            "stream {} version {}: {error}",
+            recorded.envelope.stream_id, recorded.envelope.stream_version
+        ))
+    })
 }
 
 /// Exponential backoff with full jitter (1, 2, 4, 8, 16 ms ceilings), so that processes that

@@ -6,9 +6,9 @@ use tessera_domain::tenant::{
     Activation, NewTenant, TenantChanges, TenantCommand, TenantState, default_settings,
 };
 use tessera_event_schemas::events::{
-    ReservationKind, SigningAlg, TenantKind, TenantSettingsV1, TenantUpdatedV1,
+    ReservationKind, SigningAlg, SigningKeyV1, TenantKind, TenantSettingsV1, TenantUpdatedV1,
 };
-use tessera_event_schemas::{Date, Event, EventMetadata, streams};
+use tessera_event_schemas::{Date, Event, EventMetadata, Timestamp, streams};
 use uuid::Uuid;
 
 use super::engine::{Address, Kind, Loaded, Plan};
@@ -111,6 +111,7 @@ impl CommandService {
             now,
         )?;
         let kid = signing_key.kid.clone();
+        let added_keys = self.id_token_keys(&signing_key, tenant_id, now).await?;
         let new = NewTenant {
             tenant_id,
             slug: input.slug,
@@ -122,6 +123,7 @@ impl CommandService {
             config_json: input.config_json.unwrap_or_else(|| "{}".to_owned()),
             sales_owner: input.sales_owner,
             signing_key,
+            added_keys,
             now,
             initial_status: None,
         };
@@ -306,8 +308,9 @@ impl CommandService {
             .await
     }
 
-    /// Generates a new signing key and makes it active; the previous key stays published.
-    /// `alg` defaults to the algorithm of the current active key.
+    /// Generates a new signing key of `alg` and makes it active in place of the active key of
+    /// that algorithm (or of the default key, when the ring has no active key of `alg`); the
+    /// replaced key stays published. `alg` defaults to the algorithm of the default key.
     pub async fn rotate_signing_key(
         &self,
         meta: EventMetadata,
@@ -330,6 +333,62 @@ impl CommandService {
             })
             .await?;
         Ok(RotatedKey { kid, position })
+    }
+
+    /// Gives the tenant an active key of `alg` unless it has one: run at every start for
+    /// tenants created before each tenant kept an RS256 key. Decided on the tenant's stream, so
+    /// servers starting at once add one key between them, not one each; an archived tenant
+    /// gets none.
+    pub async fn ensure_signing_key(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        alg: SigningAlg,
+    ) -> Result<Outcome, CommandError> {
+        let now = self.clock.now();
+        // One key for every attempt: a retry finds the key there (another node's, or this
+        // one's) and adds nothing.
+        let key = self
+            .generate_key(alg, tenant_id, crypto::new_kid(now)?, now)
+            .await?;
+        self.tenant_command(&meta, tenant_id, |_| {
+            Ok(TenantCommand::EnsureKey { key: key.clone() })
+        })
+        .await
+    }
+
+    /// The keys a new tenant gets beside its default one: an RS256 key for ID tokens, unless
+    /// the default is RS256. A 2048-bit RSA key takes about a tenth of a second to generate, so
+    /// it is made on a blocking thread rather than on the runtime's workers.
+    pub(super) async fn id_token_keys(
+        &self,
+        default: &SigningKeyV1,
+        tenant_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Vec<SigningKeyV1>, CommandError> {
+        if default.alg == SigningAlg::RS256 {
+            return Ok(Vec::new());
+        }
+        let kid = crypto::new_kid(now)?;
+        Ok(vec![
+            self.generate_key(SigningAlg::RS256, tenant_id, kid, now)
+                .await?,
+        ])
+    }
+
+    /// A new signing key, generated on a blocking thread (RSA generation is slow).
+    pub(super) async fn generate_key(
+        &self,
+        alg: SigningAlg,
+        tenant_id: Uuid,
+        kid: String,
+        now: Timestamp,
+    ) -> Result<SigningKeyV1, CommandError> {
+        let crypto = self.crypto.clone();
+        tokio::task::spawn_blocking(move || crypto.generate_signing_key(alg, tenant_id, kid, now))
+            .await
+            .map_err(|error| CommandError::Internal(format!("key generation: {error}")))?
+            .map_err(CommandError::from)
     }
 
     /// Takes a published (no longer active) key out of the JWKS.

@@ -173,8 +173,9 @@ async fn every_appended_event_carries_a_fresh_id_the_time_and_the_request_metada
         .await
         .unwrap();
     let events = log.events().await;
-    assert_eq!(created.position, 3);
-    assert_eq!(events.len(), 3);
+    // The tenant's creation and its RS256 key, then the two reservations.
+    assert_eq!(created.position, 4);
+    assert_eq!(events.len(), 4);
     let streams: Vec<&str> = events
         .iter()
         .map(|e| e.envelope.stream_id.as_str())
@@ -183,13 +184,14 @@ async fn every_appended_event_carries_a_fresh_id_the_time_and_the_request_metada
         streams,
         vec![
             streams::tenant(Uuid::from_u128(42)).as_str(),
+            streams::tenant(Uuid::from_u128(42)).as_str(),
             streams::reservation("tenant-slug", "acme").as_str(),
             streams::reservation("tenant-domain", "acme.example").as_str(),
         ]
     );
     let mut ids: Vec<Uuid> = events.iter().map(|e| e.envelope.event_id).collect();
     ids.dedup();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.len(), 4);
     for event in &events {
         assert_eq!(event.envelope.recorded_at, NOW);
         assert_eq!(event.envelope.correlation_id, "corr-1");
@@ -199,7 +201,7 @@ async fn every_appended_event_carries_a_fresh_id_the_time_and_the_request_metada
         assert_eq!(event.envelope.user_agent.as_deref(), Some("test"));
     }
     assert_eq!(events[0].envelope.tenant_id, Uuid::from_u128(42));
-    assert_eq!(events[1].envelope.tenant_id, SYSTEM_TENANT_ID);
+    assert_eq!(events[2].envelope.tenant_id, SYSTEM_TENANT_ID);
 }
 
 #[tokio::test]
@@ -213,7 +215,7 @@ async fn a_version_conflict_is_retried_from_a_fresh_read() {
         .update_tenant(meta(), Uuid::from_u128(42), rename("Acme 2"))
         .await
         .unwrap();
-    assert_eq!(outcome.position, 4);
+    assert_eq!(outcome.position, 5);
     assert_eq!(
         log.appends.load(Ordering::SeqCst) - appends_before,
         MAX_RETRIES + 1
@@ -238,7 +240,7 @@ async fn retries_are_bounded_and_then_report_concurrency() {
         log.appends.load(Ordering::SeqCst) - appends_before,
         MAX_RETRIES + 1
     );
-    assert_eq!(log.events().await.len(), 3);
+    assert_eq!(log.events().await.len(), 4);
 }
 
 #[tokio::test]
@@ -251,8 +253,9 @@ async fn a_command_that_changes_nothing_appends_nothing_and_reports_the_stream_p
         .update_tenant(meta(), Uuid::from_u128(42), rename("Acme"))
         .await
         .unwrap();
-    // The tenant stream's last event is at global position 1.
-    assert_eq!(outcome.position, 1);
+    // The tenant stream's last event (its RS256 key, after its creation) is at global
+    // position 2.
+    assert_eq!(outcome.position, 2);
     assert_eq!(log.appends.load(Ordering::SeqCst), appends_before);
 }
 

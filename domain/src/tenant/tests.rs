@@ -42,6 +42,7 @@ fn new_tenant(kind: TenantKind) -> NewTenant {
         config_json: r#"{"theme":"dark"}"#.into(),
         sales_owner: Some("sam@tessera.example".into()),
         signing_key: key("k1"),
+        added_keys: Vec::new(),
         now: NOW,
         initial_status: None,
     }

@@ -55,6 +55,7 @@ use tessera_domain::Aggregate;
 use tessera_domain::oauth_client::{OAuthClient, OAuthClientState};
 use tessera_domain::tenant::TenantState;
 use tessera_event_log::EventLog;
+use tessera_event_schemas::events::{SigningAlg, TenantStatus};
 use tessera_event_schemas::{Event, Hash32, RecordedEvent, StreamId, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -220,6 +221,20 @@ impl Directory {
 
     pub fn tenant(&self, tenant_id: Uuid) -> Option<Arc<TenantState>> {
         self.read().tenants.get(&tenant_id).cloned()
+    }
+
+    /// The tenants, not archived, whose key ring has no active key of `alg`: those a start
+    /// gives one (every tenant keeps an RS256 key for ID tokens).
+    pub fn tenants_without_active_key(&self, alg: SigningAlg) -> Vec<Uuid> {
+        self.read()
+            .tenants
+            .values()
+            .filter_map(|state| state.tenant.as_ref())
+            .filter(|tenant| {
+                tenant.status != TenantStatus::Archived && tenant.active_key_for(alg).is_none()
+            })
+            .map(|tenant| tenant.id)
+            .collect()
     }
 
     /// A client of `tenant_id`. A client id of another tenant is simply not found.

@@ -217,8 +217,8 @@ async fn the_snapshot_of_a_fixed_log_is_pinned_with_its_format() {
     assert_eq!(
         (FORMAT, digest.as_str()),
         (
-            2,
-            "e5ee796ca0f387c1ca0c83e4f04bb3cb14e66610d3d47a14c7a0830401b11ab8"
+            3,
+            "678e0fe339a344f3cc1c47e2fca3a0a17654d14a8a0cef2e774a4923c4d1cb01"
         ),
         "the directory snapshot changed: bump snapshot::FORMAT and pin the new digest"
     );

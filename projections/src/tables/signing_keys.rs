@@ -1,8 +1,9 @@
 //! `rm_signing_keys`: the public half of every tenant's signing keys, for the JWKS and the
 //! admin API.
 //!
-//! One row per `(tenant, kid)`, loaded and cached per tenant: a tenant has a few keys (the
-//! active one, and those rotated out but not yet retired), and one lookup by the key's prefix
+//! One row per `(tenant, kid)`, loaded and cached per tenant: a tenant has a few keys (an
+//! active one per algorithm, its default and the RS256 key for ID tokens, and those rotated
+//! out but not yet retired), and one lookup by the key's prefix
 //! finds them all. The sealed private key an event carries is never copied into a row.
 
 use sqlx::AssertSqlSafe;
@@ -10,6 +11,8 @@ use tessera_event_schemas::Envelope;
 use tessera_event_schemas::events::{Event, PublicJwkV1, SigningAlg, SigningKeyV1};
 use tessera_event_schemas::primitives::Timestamp;
 use uuid::Uuid;
+
+use tessera_domain::tenant::keeps_rs256;
 
 use super::TableProjection;
 use crate::decode::{Columns, parse_uuid};
@@ -39,8 +42,9 @@ impl TableProjection for SigningKeys {
     };
     const SELECT: &'static str = "SELECT tenant_id, kid, alg, status, created_at, \
          retired_at, public_jwk FROM rm_signing_keys WHERE tenant_id";
-    // A tenant has a few keys: its active one, and those rotated out but not yet retired.
-    const ROWS_PER_GROUP: usize = 3;
+    // A tenant has a few keys: its default and RS256 ones, and those rotated out but not yet
+    // retired.
+    const ROWS_PER_GROUP: usize = 4;
 
     type Key = (Uuid, String);
     type Row = SigningKeyView;
@@ -115,6 +119,7 @@ impl TableProjection for SigningKeys {
 fn each_kid<'e>(event: &'e Event, mut each: impl FnMut(&'e str)) {
     match event {
         Event::TenantCreated(created) => each(created.signing_key.kid.as_str()),
+        Event::SigningKeyAdded(added) => each(added.key.kid.as_str()),
         Event::SigningKeyRotated(rotated) => {
             each(rotated.key.kid.as_str());
             each(rotated.previous_kid.as_str());
@@ -138,11 +143,14 @@ fn reduce_signing_key(
         Event::SigningKeyRotated(rotated) if rotated.key.kid == kid => {
             Some(new_active_key(&rotated.key))
         }
+        Event::SigningKeyAdded(added) if added.key.kid == kid => Some(new_active_key(&added.key)),
         Event::SigningKeyRotated(rotated) if rotated.previous_kid == kid => {
             row.map(|mut key| {
                 // Only the active key steps down to published; a key already retired stays out
-                // of the JWKS.
-                if key.status == SigningKeyStatus::Active {
+                // of the JWKS. An RS256 key replaced by a key of another algorithm (a default
+                // moved away from RS256) stays active as the tenant's ID token key, as the
+                // domain's ring has it.
+                if key.status == SigningKeyStatus::Active && !keeps_rs256(key.alg, rotated.key.alg) {
                     key.status = SigningKeyStatus::Published;
                 }
                 key

@@ -24,7 +24,8 @@ async fn acknowledged_writes_survive_kill_9_and_read_models_match_a_rebuild(stor
     // Every acknowledged user, and (user, session, cookie value) of every acknowledged sign-in.
     let users: Arc<Mutex<Vec<String>>> = Arc::default();
     let sign_ins: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
-    let stop_at = Instant::now() + Duration::from_millis(1500);
+    // Three seconds: a tenant's creation makes an RSA key (its ID token key) too.
+    let stop_at = Instant::now() + Duration::from_millis(3000);
     let mut writers = Vec::new();
     for w in 0..8 {
         let client = app.client.clone();

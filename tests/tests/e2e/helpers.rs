@@ -13,7 +13,7 @@ use tessera_test_support::PgDatabase;
 /// The platform admin key the tests bootstrap with (`TESSERA_BOOTSTRAP_ADMIN_KEY`).
 pub const ADMIN_KEY: &str = "tsr_e2e-bootstrap-admin-key-0123456789abcdefABCDEF";
 /// Master key for PostgreSQL runs (required there); 32 bytes, hex.
-const PG_MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub const PG_MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Store {

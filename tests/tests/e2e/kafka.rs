@@ -514,7 +514,8 @@ async fn killing_the_server_mid_stream_loses_nothing() {
 
     // Writers keep appending while the server is killed under them.
     let (_writing, writers) = start_writers(&app, "kill", 4);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Three seconds: a tenant's creation makes an RSA key (its ID token key) too.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let before_kill = kafka_readiness(&app).await;
     app.kill9();
     for writer in writers {

@@ -28,6 +28,8 @@ mod mfa_passkeys;
 mod mfa_signin;
 mod oauth;
 mod oidc;
+mod oidc_clients;
+mod oidc_tokens;
 mod pages;
 mod restart;
 mod sessions;

@@ -15,8 +15,14 @@ async fn created_tenant_can_be_read_listed_and_updated(store: Store) {
     assert_eq!(created["status"], "trial", "customers start on a trial");
     assert_eq!(created["kind"], "customer");
     assert_eq!(created["plan"], "starter");
-    assert_eq!(created["key_ids"].as_array().unwrap().len(), 1);
-    assert_eq!(created["key_ids"][0], created["active_kid"]);
+    // The default key and the RS256 key for ID tokens.
+    assert_eq!(created["key_ids"].as_array().unwrap().len(), 2);
+    assert!(
+        created["key_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&created["active_kid"])
+    );
 
     // Read-your-writes: the GETs see the tenant at once.
     let (status, by_id) = app
@@ -324,7 +330,13 @@ async fn rotated_keys_stay_published_until_retired(store: Store) {
         .send(app.admin(Method::GET, &format!("/v1/tenants/{id}/keys")))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let jwk = &keys[0]["public_jwk"];
+    let first = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == first_kid.as_str())
+        .unwrap();
+    let jwk = &first["public_jwk"];
     assert_eq!(
         (
             jwk["kty"].as_str(),
@@ -343,8 +355,12 @@ async fn rotated_keys_stay_published_until_retired(store: Store) {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{keys}");
     let keys = keys.as_array().unwrap().clone();
-    assert_eq!(keys.len(), 2);
-    let new = keys.iter().find(|k| k["status"] == "active").unwrap();
+    // The first key, the RS256 key beside it, and the new EdDSA default.
+    assert_eq!(keys.len(), 3);
+    let new = keys
+        .iter()
+        .find(|k| k["status"] == "active" && k["alg"] == "EdDSA")
+        .unwrap();
     let old = keys
         .iter()
         .find(|k| k["kid"] == first_kid.as_str())
@@ -356,7 +372,7 @@ async fn rotated_keys_stay_published_until_retired(store: Store) {
         .await
         .1;
     assert_eq!(tenant["active_kid"], new["kid"]);
-    assert_eq!(tenant["key_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(tenant["key_ids"].as_array().unwrap().len(), 3);
 
     let (status, _) = post(
         &app,

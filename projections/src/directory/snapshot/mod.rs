@@ -20,7 +20,9 @@
 //! verified when presented, not kept), and a build before v2 cannot decode a v2 event, so its
 //! snapshots end before the first one and hold the state this build folds to at their
 //! position (`both_versions_of_token_issued_fold_to_nothing_and_a_snapshot_spans_them`, and the
-//! pinned digest, which v2 left unchanged).
+//! pinned digest, which v2 left unchanged). Format 3: `tenant.signing_key_added` adds a key
+//! to the ring (format 2's fold ignored it), and a rotation replaces the active key of its
+//! algorithm only.
 //!
 //! **Where.** Embedded: the file `directory.snapshot` beside `readmodels.db` in the data
 //! directory, mode 0600, replaced atomically (a temporary file written and synced, renamed over
@@ -52,7 +54,7 @@ mod v1;
 
 /// The snapshot format this build writes and reads. Bump it whenever the directory's state,
 /// its fold, or the structs below change.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 /// A snapshot is taken once this many events were folded since the last one: a restart after a
 /// crash then folds at most about this many (about a second's work).
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 250_000;

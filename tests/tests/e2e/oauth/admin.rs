@@ -162,7 +162,7 @@ async fn clients_are_listed_in_pages_without_secrets() {
         assert_eq!(status, StatusCode::OK, "{page}");
         let text = page.to_string();
         assert!(
-            !text.contains("client_secret") && !text.contains("secret_hash"),
+            !text.contains("\"client_secret\"") && !text.contains("secret_hash"),
             "{page}"
         );
         for secret in &secrets {

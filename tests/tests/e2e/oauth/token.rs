@@ -55,7 +55,7 @@ async fn every_token_endpoint_error_is_an_rfc6749_error_and_nothing_is_cached() 
         ),
         // A client not registered for client_credentials.
         Token.case("grant not registered", web, &[CC], UNAUTHORIZED_CLIENT),
-        // No authorization code is valid yet.
+        // A code this server never issued.
         Token.case(
             "made-up code",
             web,

@@ -1,14 +1,15 @@
-//! `POST /t/{slug}/oauth/token`: the client credentials grant (RFC 6749 section 4.4), issuing
-//! JWT access tokens (RFC 9068).
+//! `POST /t/{slug}/oauth/token`: the client credentials grant (RFC 6749 §4.4) here, the
+//! authorization code grant ([`code`], RFC 6749 §4.1.3 with PKCE) and the refresh token grant
+//! ([`refresh`], RFC 6749 §6), all issuing JWT access tokens (RFC 9068).
 //!
-//! A request goes through three steps, the shape every grant shares: [`decide`] what the grant
-//! allows (pure), [`mint`] the token, [`record`] it. Checks run in this order: a form body, an
-//! authenticated client, a `grant_type`, a tenant that serves, a known grant type, a grant the
-//! client is registered for, then the scope. The token is signed with the tenant's active key,
-//! its `token.issued` event is made durable, and only then is it returned. A command error is
-//! answered in OAuth's form too (see `From<CommandError> for OAuthError` in the parent module). `authorization_code` and `refresh_token` are known grant types
-//! whose grants cannot be valid yet (no authorization endpoint issues codes), so a client
-//! registered for them gets `invalid_grant`; discovery does not advertise them.
+//! Checks run in this order: a form body, an authenticated client (a public client names
+//! itself with `client_id` alone, for the code and refresh grants only), a `grant_type`, a
+//! tenant that serves, a known grant type, a grant the client is registered for, then the
+//! grant's own parameters. A client's own token goes through three steps: [`decide`] what the
+//! grant allows (pure), [`mint`] the token, [`record`] it; its hot path reads only the
+//! directory. A person's grant is decided by a command on the log (the code's stream, the
+//! refresh family's), whose append records the tokens before they are signed and returned. A
+//! command error is answered in OAuth's form too (see `From<CommandError> for OAuthError`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,10 +29,14 @@ use tessera_event_schemas::events::{GrantType, TokenIssuedV2};
 use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
+use super::id_token::PeopleTokens;
 use super::verify::{VerifiedToken, once_per_key};
 use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
 use crate::extract::RequestContext;
 use crate::state::AppState;
+
+mod code;
+mod refresh;
 
 /// The claims of an access token (RFC 9068 section 2.2), plus the tenant.
 #[derive(Serialize)]
@@ -45,6 +50,13 @@ pub struct AccessTokenClaims<'a> {
     pub iat: i64,
     pub exp: i64,
     pub tenant_id: Uuid,
+    /// A person's token only (ADR 0003): when and how they authenticated, in which session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -81,10 +93,11 @@ impl Signers {
     }
 }
 
-/// Token endpoint. Client authentication: `client_secret_basic` or `client_secret_post`.
+/// Token endpoint. Client authentication: `client_secret_basic` or `client_secret_post`; a
+/// public client sends its `client_id` alone (code and refresh grants).
 #[utoipa::path(post, path = "/t/{slug}/oauth/token", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
-    request_body(content_type = "application/x-www-form-urlencoded", description = "grant_type=client_credentials[&scope=...]"),
+    request_body(content_type = "application/x-www-form-urlencoded", description = "grant_type=client_credentials[&scope=...], grant_type=authorization_code&code=...&redirect_uri=...[&code_verifier=...], grant_type=refresh_token&refresh_token=...[&scope=...]"),
     responses((status = 200, description = "access token"), (status = 400, description = "OAuth error"),
         (status = 401, description = "invalid_client")))]
 pub async fn token(
@@ -110,9 +123,25 @@ async fn issue(
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let request = ClientRequest::parse(state, slug, headers, body)?;
-    let grant = decide(&request)?;
+    let grant = match decide(&request)? {
+        Decided::Client(grant) => grant,
+        Decided::Code(tenant, client) => {
+            return code::exchange(state, ctx, tenant, client, &request.form).await;
+        }
+        Decided::Refresh(tenant, client) => {
+            return refresh::exchange(state, ctx, tenant, client, &request.form).await;
+        }
+    };
     let minted = mint(state, grant)?;
     record(state, ctx, minted).await
+}
+
+/// Where [`decide`] sends a request: a client's own grant, decided here; a person's grant,
+/// decided by its command.
+enum Decided<'r> {
+    Client(Grant<'r>),
+    Code(&'r Tenant, &'r ClientEntry),
+    Refresh(&'r Tenant, &'r ClientEntry),
 }
 
 /// What a grant allows, decided before anything is signed: which tenant's key signs a token
@@ -126,9 +155,9 @@ struct Grant<'r> {
 }
 
 /// The decision on a grant, from the request alone: the tenant serves, the grant type is known
-/// and registered for the client, its parameters are there, and the scope is allowed. Pure: no
-/// clock, no ids, no I/O.
-fn decide(request: &ClientRequest) -> Result<Grant<'_>, OAuthError> {
+/// and registered for the client, and, for a client's own grant, the scope is allowed. A
+/// public client (no secret) has only people's grants. Pure: no clock, no ids, no I/O.
+fn decide(request: &ClientRequest) -> Result<Decided<'_>, OAuthError> {
     let tenant = request
         .tenant
         .tenant
@@ -138,6 +167,13 @@ fn decide(request: &ClientRequest) -> Result<Grant<'_>, OAuthError> {
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    // A client named without a secret authenticated only for a person's grant: for anything
+    // else it did not authenticate at all.
+    if request.public && ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
+        return Err(OAuthError::invalid_client(
+            "client authentication failed: a public client has no grant of its own",
+        ));
+    }
     if !tenant.serves() {
         return Err(OAuthError::unauthorized_client(
             "the tenant is suspended, frozen or archived and issues no tokens",
@@ -160,20 +196,8 @@ fn decide(request: &ClientRequest) -> Result<Grant<'_>, OAuthError> {
         )));
     }
     match grant_type {
-        GRANT_AUTHORIZATION_CODE => {
-            form.get("code")
-                .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-            return Err(OAuthError::invalid_grant(
-                "the authorization code is invalid, expired or was issued to another client",
-            ));
-        }
-        GRANT_REFRESH_TOKEN => {
-            form.get("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-            return Err(OAuthError::invalid_grant(
-                "the refresh token is invalid, expired or was issued to another client",
-            ));
-        }
+        GRANT_AUTHORIZATION_CODE => return Ok(Decided::Code(tenant, client)),
+        GRANT_REFRESH_TOKEN => return Ok(Decided::Refresh(tenant, client)),
         _ => {}
     }
     let scopes = grant_scopes(&client.client.allowed_scopes, form.get("scope")).map_err(
@@ -183,12 +207,12 @@ fn decide(request: &ClientRequest) -> Result<Grant<'_>, OAuthError> {
             }
         },
     )?;
-    Ok(Grant {
+    Ok(Decided::Client(Grant {
         tenant,
         client,
         grant_type,
         scopes,
-    })
+    }))
 }
 
 /// A signed access token and the event that records it, for the grant's tenant and client.
@@ -241,6 +265,9 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
             iat: issued_at.as_micros() / 1_000_000,
             exp: expires_at.as_micros() / 1_000_000,
             tenant_id: tenant.id,
+            auth_time: None,
+            acr: None,
+            sid: None,
         })
         .map_err(OAuthError::server_error)?;
     let grant_type = GrantType::parse(grant_type)
@@ -254,6 +281,7 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
         kid: signer.kid().to_owned(),
         issued_at,
         expires_at,
+        person: None,
     };
     // The issuer is the token's only audience, which v2 records as no audience at all; the
     // client and both times come from the event's stream and envelope.
@@ -315,4 +343,43 @@ async fn record(
         })
         .into_response(),
     ))
+}
+
+/// A person's token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
+#[derive(Serialize)]
+struct PeopleTokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u32,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
+/// Answers a person's grant with its signed tokens, once this node's cache of verified
+/// tokens holds the access token (its event is already durable).
+fn people_answer(state: &AppState, tokens: PeopleTokens, refresh_token: Option<&str>) -> Response {
+    let PeopleTokens {
+        access_token,
+        id_token,
+        scope,
+        expires_in,
+        verified,
+    } = tokens;
+    state
+        .verifier
+        .remember(crypto::token_hash(&access_token), verified);
+    no_store(
+        axum::Json(PeopleTokenResponse {
+            access_token: &access_token,
+            token_type: "Bearer",
+            expires_in,
+            scope: &scope,
+            id_token: id_token.as_deref(),
+            refresh_token,
+        })
+        .into_response(),
+    )
 }
