@@ -130,9 +130,18 @@ impl CommandService {
             actor: person(request.user_id),
             ..meta
         };
+        // The in-process queue: a grant writes the consents stream, so grants of one person
+        // queue there. A code on a remembered consent only guards that stream (its version
+        // does not move), so one person's codes, on many tabs or under load, need not wait for
+        // each other's appends: they queue on their own new stream, which is to say not at all.
+        let queue = if grant {
+            consents.stream.clone()
+        } else {
+            code_stream.clone()
+        };
         let (meta, consents_ref, code_stream_ref) = (&meta, &consents, &code_stream);
         let (value, position) = self
-            .run(&consents.stream, move || async move {
+            .run(&queue, move || async move {
                 let loaded = self.load::<ConsentsState>(&consents_ref.stream).await?;
                 let now = self.clock.now();
                 let mut plan = Plan::new(None, loaded.position);
@@ -361,6 +370,29 @@ mod tests {
                 scopes: vec!["openid".into(), "email".into()]
             }
         );
+    }
+
+    #[tokio::test]
+    async fn one_persons_concurrent_requests_each_get_a_code() {
+        let (service, log, _) = service().await;
+        service
+            .grant_consent_and_issue(meta(), &request())
+            .await
+            .unwrap();
+        let service = Arc::new(service);
+        let requests = (0..20).map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.authorize(meta(), &request()).await })
+        });
+        let mut ids = std::collections::HashSet::new();
+        for request in requests {
+            let Authorization::Issued(code) = request.await.unwrap().unwrap() else {
+                panic!("consent was remembered");
+            };
+            ids.insert(code.code_id);
+        }
+        assert_eq!(ids.len(), 20);
+        assert_eq!(event_types(&log).await.len(), 22);
     }
 
     #[tokio::test]
