@@ -9,14 +9,21 @@
 //! from the directory, so that a URI registered after the code still gets the token.
 //!
 //! The API's follower (`tessera_api::backchannel`) runs it over the log and delivers. Its
-//! memory is one entry per session that got a code and has not ended: a session that expires
-//! without `session.ended` stays (a bound to add: an `Expiring` entry at the session's end of
-//! life).
+//! memory is one entry per session that got a code within [`FORGET_AFTER_SECS`] (by the log's
+//! time) and has not ended: a session that idles out records no `session.ended`, so an entry
+//! is also forgotten once its session gave no code for that long (its end, if it ever comes,
+//! then tells nobody). The sweep runs by the time of the events folded, so a replay forgets
+//! what the live run forgot.
 
 use std::collections::HashMap;
 
-use tessera_event_schemas::{Envelope, Event};
+use tessera_event_schemas::{Envelope, Event, Timestamp};
 use uuid::Uuid;
+
+/// A session that gave no code for this long (90 days) is forgotten.
+pub const FORGET_AFTER_SECS: i64 = 90 * 86_400;
+/// How often, by the log's time, forgotten sessions are swept (an hour).
+const SWEEP_EVERY_SECS: i64 = 3_600;
 
 /// A logout token owed to `client_id` for the end of `session_id` (its `sid`) of `user_id`
 /// (its `sub`).
@@ -33,17 +40,22 @@ struct SessionGrants {
     tenant_id: Uuid,
     user_id: Uuid,
     clients: Vec<String>,
+    /// When the session last gave a code (its event's `recorded_at`).
+    last_code_at: Timestamp,
 }
 
 /// The sessions that gave codes, and to which clients.
 #[derive(Debug, Default)]
 pub struct BackchannelLogout {
     sessions: HashMap<Uuid, SessionGrants>,
+    /// The log time of the next sweep of forgotten sessions.
+    next_sweep: Option<Timestamp>,
 }
 
 impl BackchannelLogout {
     /// Folds one event; the logout tokens it makes owed (only `session.ended` makes any).
     pub fn fold(&mut self, envelope: &Envelope, event: &Event) -> Vec<LogoutOwed> {
+        self.sweep(envelope.recorded_at);
         match event {
             Event::AuthorizationCodeIssued(issued) => {
                 let grants =
@@ -53,7 +65,9 @@ impl BackchannelLogout {
                             tenant_id: envelope.tenant_id,
                             user_id: issued.user_id,
                             clients: Vec::new(),
+                            last_code_at: envelope.recorded_at,
                         });
+                grants.last_code_at = grants.last_code_at.max(envelope.recorded_at);
                 if !grants.clients.contains(&issued.client_id) {
                     grants.clients.push(issued.client_id.clone());
                 }
@@ -80,6 +94,18 @@ impl BackchannelLogout {
     /// Sessions that gave codes and have not ended.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Forgets the sessions that gave no code for [`FORGET_AFTER_SECS`] before `now`, at most
+    /// once per [`SWEEP_EVERY_SECS`] of log time.
+    fn sweep(&mut self, now: Timestamp) {
+        if self.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        let horizon = now.plus_seconds(-FORGET_AFTER_SECS);
+        self.sessions
+            .retain(|_, grants| grants.last_code_at > horizon);
+        self.next_sweep = Some(now.plus_seconds(SWEEP_EVERY_SECS));
     }
 }
 
@@ -142,6 +168,31 @@ mod tests {
             fold.fold(&env(), &ended(3)).is_empty(),
             "no codes, nothing owed"
         );
+    }
+
+    #[test]
+    fn a_session_that_gave_no_code_for_ninety_days_is_forgotten() {
+        let mut fold = BackchannelLogout::default();
+        let at = |secs: i64| {
+            let mut envelope = env();
+            envelope.recorded_at = Timestamp::from_micros(1_800_000_000_000_000 + secs * 1_000_000);
+            envelope
+        };
+        fold.fold(&at(0), &issued(1, "photos"));
+        fold.fold(&at(0), &issued(2, "mail"));
+        // Session 2 keeps giving codes; session 1 idles out without an end.
+        fold.fold(&at(FORGET_AFTER_SECS - 10), &issued(2, "mail"));
+        assert_eq!(fold.sessions(), 2);
+        // The sweep runs once per hour of log time.
+        let later = FORGET_AFTER_SECS + SWEEP_EVERY_SECS;
+        fold.fold(&at(later), &ended(3));
+        assert_eq!(
+            fold.sessions(),
+            1,
+            "session 1 is forgotten, session 2 is not"
+        );
+        assert!(fold.fold(&at(later + 1), &ended(1)).is_empty());
+        assert_eq!(fold.fold(&at(later + 2), &ended(2)).len(), 1);
     }
 
     #[test]

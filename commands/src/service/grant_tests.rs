@@ -314,6 +314,43 @@ async fn a_refresh_rotates_then_the_old_token_gets_grace_answers_then_its_reuse_
     assert_eq!(fixture.events_of("refresh_token.rotated").await.len(), 1);
 }
 
+/// A use reads the family's opening and its last rotations only (the stream grows by one
+/// event per rotation): deep in a family, the current token rotates, the one before gets grace
+/// answers, and an older one still revokes the family.
+#[tokio::test]
+async fn deep_in_a_long_family_rotation_grace_and_reuse_are_decided_as_at_its_start() {
+    for store in [Store::Memory, Store::Sqlite] {
+        let fixture = people(store, None).await;
+        let (_, first) = family(&fixture, &["openid", "offline_access"]).await;
+        let mut tokens = vec![first];
+        for _ in 0..6 {
+            let current = tokens.last().unwrap().clone();
+            let (rotated, _) = fixture
+                .service
+                .refresh(&meta(), refresh(&current))
+                .await
+                .unwrap();
+            assert!(rotated.rotated, "generation {} rotates", tokens.len() - 1);
+            tokens.push(rotated.refresh_token);
+        }
+        let (grace, _) = fixture
+            .service
+            .refresh(&meta(), refresh(&tokens[5]))
+            .await
+            .unwrap();
+        assert!(!grace.rotated);
+        assert_eq!(
+            grace.refresh_token, tokens[6],
+            "the grace answer is the current token"
+        );
+        let reuse = refusal_of(&fixture, &tokens[3]).await;
+        assert!(reuse.contains("already used"), "{reuse}");
+        let after = refusal_of(&fixture, &tokens[6]).await;
+        assert!(after.contains("revoked"), "{after}");
+        assert_eq!(fixture.events_of("refresh_token.rotated").await.len(), 6);
+    }
+}
+
 #[tokio::test]
 async fn fifty_concurrent_refreshes_of_one_token_on_several_nodes_yield_one_successor() {
     let fixture = people(Store::Sqlite, None).await;

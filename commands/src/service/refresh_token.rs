@@ -91,7 +91,8 @@ impl CommandService {
         let address = &address;
         let (outcome, position) = self
             .run(&address.stream, move || async move {
-                let (state, version, position) = self.load_family(&address.stream).await?;
+                let (state, version, position) =
+                    self.load_family(&address.stream, parsed.generation).await?;
                 let now = self.clock.now();
                 let jti = self.ids.new_id();
                 let next = parsed.generation.saturating_add(1);
@@ -214,7 +215,10 @@ impl CommandService {
             return Ok(None);
         };
         let (state, _, _) = self
-            .load_family(&streams::refresh(tenant_id, parsed.family_id))
+            .load_family(
+                &streams::refresh(tenant_id, parsed.family_id),
+                parsed.generation,
+            )
             .await?;
         let Some(family) = state.family.clone() else {
             return Ok(None);
@@ -256,7 +260,8 @@ impl CommandService {
         let address = &address;
         let (revoked, position) = self
             .run(&address.stream, move || async move {
-                let (state, version, position) = self.load_family(&address.stream).await?;
+                let (state, version, position) =
+                    self.load_family(&address.stream, parsed.generation).await?;
                 let plan = Plan::new(false, position);
                 let own = state
                     .family
@@ -335,40 +340,65 @@ impl CommandService {
     }
 
     /// A family's stream folded with its envelopes (times and positions), its version and the
-    /// position of its last event.
+    /// position of its last event, as far as a use of `generation` needs it.
+    ///
+    /// The stream is the family's opening (version 1), one rotation per generation (the rotation
+    /// to generation `g` at version `g + 1`) and at most a revocation, so it grows by one event
+    /// per rotation. A use of generation `g` needs the opening, the rotations from `g - 1` on
+    /// (which set the hashes of `g - 1` and `g`, all the rules compare) and whatever follows:
+    /// two reads of a few events, instead of the whole stream, for the current token. Anything
+    /// unexpected (a stream that does not have that shape) is read whole.
     async fn load_family(
         &self,
         stream_id: &str,
+        generation: u32,
     ) -> Result<(RefreshFamilyState, u64, u64), CommandError> {
-        let mut state = RefreshFamilyState::default();
-        let (mut version, mut position) = (0, 0);
-        self.for_each_event(stream_id, |recorded, event| {
-            let envelope = &recorded.envelope;
-            state.observe(&event, envelope.recorded_at, envelope.global_position);
-            version = envelope.stream_version;
-            position = envelope.global_position;
-        })
-        .await?;
-        Ok((state, version, position))
+        let from = u64::from(generation.saturating_sub(1)) + 1;
+        if from > 2 {
+            let mut loaded = LoadedFamily::default();
+            let opening = self.log.read_stream(stream_id, 0, 1).await?;
+            if let Some(first) = opening.first() {
+                loaded.add(first, decode(first)?);
+            }
+            let mut shaped = loaded.version == 1;
+            let mut first_of_tail = true;
+            self.for_each_event(stream_id, from - 1, |recorded, event| {
+                if first_of_tail {
+                    shaped &= recorded.envelope.stream_version == from;
+                    first_of_tail = false;
+                }
+                loaded.add(recorded, event);
+            })
+            .await?;
+            if shaped && !first_of_tail {
+                return Ok((loaded.state, loaded.version, loaded.position));
+            }
+        }
+        let mut loaded = LoadedFamily::default();
+        self.for_each_event(stream_id, 0, |recorded, event| loaded.add(recorded, event))
+            .await?;
+        Ok((loaded.state, loaded.version, loaded.position))
     }
 
     /// Every event of a stream with its global position.
     async fn read_positioned(&self, stream_id: &str) -> Result<Vec<(u64, Event)>, CommandError> {
         let mut events = Vec::new();
-        self.for_each_event(stream_id, |recorded, event| {
+        self.for_each_event(stream_id, 0, |recorded, event| {
             events.push((recorded.envelope.global_position, event));
         })
         .await?;
         Ok(events)
     }
 
-    /// Reads a whole stream page by page, handing each event to `f` with its record.
+    /// Reads a stream page by page from after `after_version`, handing each event to `f` with
+    /// its record.
     async fn for_each_event(
         &self,
         stream_id: &str,
+        after_version: u64,
         mut f: impl FnMut(&RecordedEvent, Event),
     ) -> Result<(), CommandError> {
-        let mut version = 0;
+        let mut version = after_version;
         loop {
             let page = self.log.read_stream(stream_id, version, PAGE).await?;
             for recorded in &page {
@@ -379,5 +409,23 @@ impl CommandService {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A family's state as its events are read, with the version and position of the last one.
+#[derive(Default)]
+struct LoadedFamily {
+    state: RefreshFamilyState,
+    version: u64,
+    position: u64,
+}
+
+impl LoadedFamily {
+    fn add(&mut self, recorded: &RecordedEvent, event: Event) {
+        let envelope = &recorded.envelope;
+        self.state
+            .observe(&event, envelope.recorded_at, envelope.global_position);
+        self.version = envelope.stream_version;
+        self.position = envelope.global_position;
     }
 }
