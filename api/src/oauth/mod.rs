@@ -362,5 +362,4 @@ mod tests {
         let refused = Credentials::from_request(&headers, &form).err().unwrap();
         assert_eq!(refused.code, "invalid_client");
     }
-
 }
