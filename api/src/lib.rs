@@ -13,7 +13,8 @@
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
 //!   catalogue of API key scopes.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
-//! - [`lifecycle`]: scheduled transitions (cancellation at period end).
+//! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`backchannel`]:
+//!   Back-Channel Logout's deliveries of logout tokens.
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
 //! - [`pages`]: each tenant's hosted pages (`/t/{slug}/login`, `logout`, `account`, the forced
@@ -21,6 +22,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod backchannel;
 pub mod cli;
 pub mod config;
 pub mod correlation;

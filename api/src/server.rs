@@ -24,6 +24,7 @@ use tessera_projections::{
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
+use crate::backchannel::BackchannelTask;
 use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
 use crate::rate_limit::SignInLimiter;
@@ -383,6 +384,8 @@ pub async fn run_with(
         Duration::from_secs(config.session_use_flush_secs.max(1)),
     ));
     let commands_for_shutdown = state.commands.clone();
+    // Back-Channel Logout: posts logout tokens for sessions that end, from its checkpoint.
+    let backchannel = BackchannelTask::start(state.clone());
     let sweeper = tokio::spawn(lifecycle::run(
         state.clone(),
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
@@ -399,6 +402,7 @@ pub async fn run_with(
     http::serve(listener, app, shutdown).await;
 
     sweeper.abort();
+    backchannel.shutdown().await;
     usage_flusher.abort();
     session_use_flusher.abort();
     // A clean stop records every counted use, of API keys and of sessions.

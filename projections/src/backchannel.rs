@@ -8,12 +8,10 @@
 //! client has a `backchannel_logout_uri` is the deliverer's question, asked at delivery time
 //! from the directory, so that a URI registered after the code still gets the token.
 //!
-//! Not built yet: the follower that runs this fold over the log with a checkpoint of its own,
-//! stores what is owed in a pending-deliveries table outside `rm_`, signs logout tokens with
-//! each client's ID token key and posts them with backoff (see `docs/architecture-parts/
-//! oidc-clients.md`). Until then nothing calls it. Its memory is one entry per session that got
-//! a code and has not ended: a session that expires without `session.ended` stays, which the
-//! follower must bound (an `Expiring` entry at the session's end of life).
+//! The API's follower (`tessera_api::backchannel`) runs it over the log and delivers. Its
+//! memory is one entry per session that got a code and has not ended: a session that expires
+//! without `session.ended` stays (a bound to add: an `Expiring` entry at the session's end of
+//! life).
 
 use std::collections::HashMap;
 

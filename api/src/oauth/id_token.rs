@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tessera_crypto::JwsSigner;
 use tessera_crypto::jws::at_hash;
-use tessera_domain::tenant::{KeyStatus, Tenant, TenantKey};
+use tessera_domain::tenant::{Tenant, TenantKey};
 use tessera_domain::user::UserStatus;
 use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::{SigningAlg, fields};
@@ -80,16 +80,12 @@ pub fn access_token_signer(
 }
 
 /// The key that signs ID tokens for a client asking for `alg`: the tenant's active key of that
-/// algorithm, or, while the tenant has none (before every tenant keeps an RS256 key beside its
-/// default one, `tenant.signing_key_added`), its active key, whose own `alg` a relying party
-/// then finds in the token's header and the JWKS. The one place to switch to
-/// `Tenant::active_key_for(alg)` once that is on main.
+/// algorithm (every tenant keeps an RS256 key beside its default one, so RS256, the default,
+/// always has one), or, for an algorithm the ring lacks (ES256 in a tenant whose default is
+/// EdDSA), its default key, whose own `alg` a relying party then finds in the token's header
+/// and the JWKS.
 pub fn id_token_key(tenant: &Tenant, alg: SigningAlg) -> Option<&TenantKey> {
-    tenant
-        .keys
-        .iter()
-        .find(|key| key.alg == alg && key.status == KeyStatus::Active)
-        .or_else(|| tenant.active_key())
+    tenant.active_key_for(alg).or_else(|| tenant.active_key())
 }
 
 /// Signs a person's access token and, with `openid`, their ID token.

@@ -218,14 +218,7 @@ async fn id_token(
 async fn an_id_token_hint_of_this_session_signs_out_without_asking() {
     let rp = rp_with_logout(Store::Postgres, "rp-logout-hint").await;
     let browser = rp.signed_in_browser().await;
-    let (_, sessions) = rp
-        .app
-        .send(rp.app.admin(
-            Method::GET,
-            &format!("/v1/tenants/{}/users/{}/sessions", rp.tenant_id, rp.user_id),
-        ))
-        .await;
-    let sid = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+    let sid = super::only_session(&rp).await;
     let issuer = rp.app.issuer(&rp.slug);
     let claims = |sid: &str| {
         // Long expired: a hint's expiry is ignored.

@@ -9,7 +9,9 @@
 //! - [`discovery`]: every field of the metadata, at all three paths.
 //! - [`openid_client`]: node's openid-client discovers a tenant through RFC 8414's path.
 //! - [`logout`]: RP-Initiated Logout's confirmation page, its errors, and going back.
+//! - [`backchannel`]: Back-Channel Logout's token, delivered across a restart.
 
+mod backchannel;
 mod discovery;
 mod keys;
 mod logout;
@@ -48,4 +50,13 @@ fn web_app(client_type: &str) -> Value {
         "redirect_uris": ["https://app.example/callback"],
         "allowed_scopes": ["openid", "profile", "email", "offline_access"],
     })
+}
+
+/// The id of the relying party's person's only session (the `sid` of their tokens).
+async fn only_session(rp: &crate::oidc::Rp) -> String {
+    let path = format!("/v1/tenants/{}/users/{}/sessions", rp.tenant_id, rp.user_id);
+    let (_, sessions) = rp.app.send(rp.app.admin(Method::GET, &path)).await;
+    let items = sessions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{sessions}");
+    items[0]["id"].as_str().unwrap().to_owned()
 }

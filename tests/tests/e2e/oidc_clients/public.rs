@@ -46,7 +46,9 @@ async fn a_public_client_is_identified_by_its_client_id_for_the_code_and_refresh
     assert_eq!(listed["token_endpoint_auth_method"], "none");
 
     // The public client gets past client authentication: the code and the refresh token are
-    // what is refused, with invalid_grant.
+    // what is refused, with invalid_grant (a code exchange carries the PKCE verifier a public
+    // client must send).
+    let verifier = "a-verifier-of-forty-three-characters-or-more-0123";
     for (grant, field) in [
         ("authorization_code", "code"),
         ("refresh_token", "refresh_token"),
@@ -59,6 +61,7 @@ async fn a_public_client_is_identified_by_its_client_id_for_the_code_and_refresh
                 ("grant_type", grant),
                 ("client_id", &public),
                 (field, "not-a-real-one"),
+                ("code_verifier", verifier),
             ],
         )
         .await;
