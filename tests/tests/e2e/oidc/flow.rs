@@ -294,3 +294,27 @@ async fn a_sign_in_with_a_second_factor_continues_to_the_client_with_acr_2() {
         codes[0].amr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_party_client_gets_its_code_without_a_consent_page() {
+    let mut rp = rp(Store::Embedded, "photos").await;
+    let first_party = super::register(
+        &rp.app,
+        &rp.tenant_id,
+        serde_json::json!({"name": "Staff Portal", "require_consent": false}),
+    )
+    .await;
+    let browser = rp.signed_in_browser().await;
+    let answer = browser
+        .get(&rp.authorize(&[("client_id", &first_party), ("prompt", "none")]))
+        .await;
+    let (to, pairs) = callback(&answer);
+    assert_eq!(to, REDIRECT);
+    assert!(param(&pairs, "code").is_some(), "{pairs:?}");
+    assert_eq!(
+        rp.consents().await,
+        serde_json::json!([]),
+        "nothing to remember"
+    );
+    assert_eq!(issued_codes(&mut rp.app).await.len(), 1);
+}

@@ -42,6 +42,15 @@ pub struct Rp {
 
 /// Registers a client of `tenant_id` with `body`'s fields over sensible defaults; returns its id.
 pub async fn register(app: &TestServer, tenant_id: &str, body: Value) -> String {
+    register_with_secret(app, tenant_id, body).await.0
+}
+
+/// [`register`], returning the client's id and its secret (empty for a public client).
+pub async fn register_with_secret(
+    app: &TestServer,
+    tenant_id: &str,
+    body: Value,
+) -> (String, String) {
     let mut fields = json!({
         "name": "Photo Album",
         "grant_types": ["authorization_code", "refresh_token"],
@@ -58,7 +67,13 @@ pub async fn register(app: &TestServer, tenant_id: &str, body: Value) -> String 
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["client"]["client_id"].as_str().unwrap().to_owned()
+    (
+        created["client"]["client_id"].as_str().unwrap().to_owned(),
+        created["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 /// A server on `store` with a tenant `slug`, a person ([`EMAIL`], [`STRONG`]) and a client.

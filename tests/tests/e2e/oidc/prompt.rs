@@ -107,3 +107,59 @@ async fn an_id_token_hint_that_does_not_verify_is_refused() {
     assert_eq!(param(&pairs, "error"), Some("invalid_request"), "{pairs:?}");
     assert!(param(&pairs, "code").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_hint_must_name_the_person_signed_in() {
+    let rp = rp(Store::Embedded, "photos").await;
+    let (client, secret) =
+        super::register_with_secret(&rp.app, &rp.tenant_id, serde_json::json!({})).await;
+    let browser = rp.signed_in_browser().await;
+    let page = browser.get(&rp.authorize(&[("client_id", &client)])).await;
+    let (_, pairs) = callback(&decide(&browser, &page, "allow").await);
+    let code = param(&pairs, "code").unwrap().to_owned();
+    let response = rp
+        .app
+        .client
+        .post(format!("{}/t/photos/oauth/token", rp.app.base))
+        .basic_auth(&client, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", super::REDIRECT),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+
+    // The person it names: a code, without a page.
+    let hinted = rp.authorize(&[
+        ("client_id", &client),
+        ("prompt", "none"),
+        ("id_token_hint", &id_token),
+    ]);
+    let (_, pairs) = callback(&browser.get(&hinted).await);
+    assert!(param(&pairs, "code").is_some(), "{pairs:?}");
+
+    // Someone else signed in in another browser: login_required, whatever else.
+    crate::http_browser::person(
+        &rp.app,
+        &rp.tenant_id,
+        "grace@example.com",
+        crate::http_browser::STRONG,
+        false,
+    )
+    .await;
+    let grace = Browser::new(&rp.app);
+    grace
+        .signed_in("photos", "grace@example.com", crate::http_browser::STRONG)
+        .await;
+    let (_, pairs) = callback(&grace.get(&hinted).await);
+    assert_eq!(param(&pairs, "error"), Some("login_required"), "{pairs:?}");
+}
