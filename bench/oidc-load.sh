@@ -4,6 +4,7 @@
 # the log and synced before it is answered):
 #
 #   bench/oidc-load.sh [--postgres] [--duration SECS] [--connections N] [--phases "..."]
+#                      [--id-token-alg RS256|ES256]
 #   TESSERA_BIN=/path/to/tessera bench/oidc-load.sh ...
 #
 # Starts its own server on a free port with a fresh data directory (embedded SQLite), or with
@@ -26,12 +27,14 @@ DURATION=20
 CONNECTIONS=64
 PHASES="code refresh userinfo"
 POSTGRES=0
+ID_TOKEN_ALG=RS256
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --postgres) POSTGRES=1 ;;
     --duration) DURATION="$2"; shift ;;
     --connections) CONNECTIONS="$2"; shift ;;
     --phases) PHASES="$2"; shift ;;
+    --id-token-alg) ID_TOKEN_ALG="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -62,7 +65,7 @@ CLIENT=$(curl -sf -X POST "$BASE/v1/tenants/$TENANT_ID/clients" -H "Authorizatio
     \"grant_types\":[\"authorization_code\",\"refresh_token\"],
     \"redirect_uris\":[\"$REDIRECT\"],
     \"allowed_scopes\":[\"openid\",\"profile\",\"email\",\"offline_access\"],
-    \"require_consent\":true}")
+    \"require_consent\":true, \"id_token_signed_response_alg\":\"$ID_TOKEN_ALG\"}")
 CLIENT_ID=$(echo "$CLIENT" | json '["client"]["client_id"]')
 CLIENT_SECRET=$(echo "$CLIENT" | json '["client_secret"]')
 BASIC=$(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)
@@ -72,7 +75,7 @@ python3 bench/oidc_setup.py --base "$BASE" --slug bench --email person@bench.exa
   --redirect-uri "$REDIRECT" --verifier "$VERIFIER" --out "$WORK/setup"
 COOKIE=$(cat "$WORK/setup/cookie")
 CHALLENGE=$(cat "$WORK/setup/challenge")
-echo "== $STORE, $(nproc) cores; person signed in, consent given, 128 families opened in $((SECONDS - STARTED)) s"
+echo "== $STORE, $(nproc) cores, ID tokens in $ID_TOKEN_ALG; person signed in, consent given, 128 families opened in $((SECONDS - STARTED)) s"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
