@@ -6,10 +6,11 @@
 //! its appends is answered (by a sync thread, overlapping the next batch's writes: see
 //! [`writer::SqliteWriter`]): an acknowledged append survives `kill -9` and power loss.
 //!
-//! sqlx creates the schema and serves every read but the bulk one. The two hot paths, the
-//! writer and [`EventLog::read_all_bulk`], drive SQLite directly (rusqlite, on the same bundled
-//! SQLite) on threads of their own: sqlx-sqlite hands every statement and every row to a worker
-//! thread and copies each value on the way, which cost more CPU per event than SQLite's own work.
+//! sqlx creates the schema and serves the other reads. The hot paths drive SQLite directly
+//! (rusqlite, on the same bundled SQLite): the writer and [`EventLog::read_all_bulk`] on threads
+//! of their own, and [`EventLog::read_stream`] (what every command reads) inline on the caller's
+//! thread: sqlx-sqlite hands every statement and every row to a worker thread and copies each
+//! value on the way, which cost more CPU per event than SQLite's own work.
 //! This module must not know about PostgreSQL.
 //!
 //! # Layout
@@ -176,24 +177,11 @@ impl EventLog for SqliteLog {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        // `CAST`: see `read_all`. The stream's key is looked up once, by the statement.
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE stream = (SELECT key FROM streams WHERE stream_id = ?) \
-             AND stream_version > ? ORDER BY stream_version LIMIT CAST(? AS INTEGER)"
-        ))
-        .bind(stream_id)
-        .bind(codec::after(after_version))
-        .bind(codec::limit(limit))
-        .fetch_all(&self.reads)
-        .await
-        .map_err(unavailable)?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            events.push(event_row!(row, stream_id.to_owned())?);
-        }
-        Ok(events)
+        // On the caller's thread, with a rusqlite connection of the bulk reader: a stream read
+        // is a few indexed rows, microseconds from the page cache, and sqlx's handoff of each
+        // statement and row to its worker thread cost more than SQLite's work (the context
+        // switches were a third of a refresh grant's CPU, BENCHMARKS.md, issue 17).
+        self.bulk.read_stream(stream_id, after_version, limit)
     }
 
     async fn read_all(
@@ -362,6 +350,25 @@ fn stream_id(
 }
 
 impl BulkReader {
+    /// One stream's events after `after_version`, at most `limit` (see `read_stream`).
+    fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        let events = stream_page(&connection.connection, stream_id, after_version, limit);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
+        events
+    }
+
     fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut connection = match idle {
@@ -422,6 +429,36 @@ fn bulk_page(
         let stream_id = stream_id(connection, streams, key)?;
         events.push(
             bulk_row(row, stream_id)
+                .map_err(bulk_error)?
+                .into_recorded()?,
+        );
+    }
+    Ok(events)
+}
+
+/// One page of a stream's events, as the sqlx path selected them (`CAST`: see `read_all`); the
+/// stream's key is looked up once, by the statement.
+fn stream_page(
+    connection: &rusqlite::Connection,
+    stream_id: &str,
+    after_version: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let mut statement = connection
+        .prepare_cached(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream = (SELECT key FROM streams WHERE stream_id = ?1) \
+             AND stream_version > ?2 ORDER BY stream_version LIMIT CAST(?3 AS INTEGER)"
+        ))
+        .map_err(bulk_error)?;
+    let mut rows = statement
+        .query((stream_id, codec::after(after_version), codec::limit(limit)))
+        .map_err(bulk_error)?;
+    let mut events = Vec::with_capacity(limit.min(64));
+    while let Some(row) = rows.next().map_err(bulk_error)? {
+        events.push(
+            bulk_row(row, stream_id.to_owned())
                 .map_err(bulk_error)?
                 .into_recorded()?,
         );
