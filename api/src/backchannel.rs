@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
-use tessera_projections::backchannel::{BackchannelLogout, LogoutOwed};
+use tessera_projections::backchannel::{self, BackchannelLogout, LogoutOwed};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -106,6 +106,12 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         let mut delivered_to = None;
         for recorded in &batch {
             let position = recorded.envelope.global_position;
+            if !backchannel::folded(&recorded.envelope.event_type) {
+                if position > checkpoint {
+                    delivered_to = Some(position);
+                }
+                continue;
+            }
             let Ok(event) = recorded.decode() else {
                 tracing::error!(
                     position,

@@ -52,6 +52,12 @@ pub struct BackchannelLogout {
     next_sweep: Option<Timestamp>,
 }
 
+/// Whether the fold reads events of this type: the follower decodes nothing else (most of a
+/// log is tokens), as the session directory does.
+pub fn folded(event_type: &str) -> bool {
+    event_type == "authorization_code.issued" || event_type == "session.ended"
+}
+
 impl BackchannelLogout {
     /// Folds one event; the logout tokens it makes owed (only `session.ended` makes any).
     pub fn fold(&mut self, envelope: &Envelope, event: &Event) -> Vec<LogoutOwed> {
