@@ -82,6 +82,7 @@ const INFO_RECOVERY_CODE: &[u8] = b"tessera/v1/recovery-code/hmac-sha256";
 const INFO_CODE_HASH: &[u8] = b"tessera/v1/authorization-code/hmac-sha256";
 const INFO_REFRESH_HASH: &[u8] = b"tessera/v1/refresh-token-hash/hmac-sha256";
 const INFO_REFRESH_TAG: &[u8] = b"tessera/v1/refresh-token-tag/hmac-sha256";
+const INFO_LINK_HASH: &[u8] = b"tessera/v1/link-token-hash/hmac-sha256";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +230,7 @@ pub struct Crypto {
     totp_secrets: RandomizedNonceKey,
     recovery_codes: hmac::Key,
     grants: GrantSecrets,
+    links: LinkSecrets,
 }
 
 impl fmt::Debug for Crypto {
@@ -274,6 +276,9 @@ impl Crypto {
             refresh_hash: hmac_key(INFO_REFRESH_HASH)?,
             refresh_tag: hmac_key(INFO_REFRESH_TAG)?,
         };
+        let links = LinkSecrets {
+            hash: hmac_key(INFO_LINK_HASH)?,
+        };
         Ok(Self {
             sealing,
             secret_hash,
@@ -285,12 +290,19 @@ impl Crypto {
             totp_secrets,
             recovery_codes,
             grants,
+            links,
         })
     }
 
     /// Authorization codes and refresh tokens ([`grants`]).
     pub fn grants(&self) -> &GrantSecrets {
         &self.grants
+    }
+
+    /// Tokens of emailed links: invitations, password resets, address verifications
+    /// ([`links`]).
+    pub fn links(&self) -> &LinkSecrets {
+        &self.links
     }
 
     /// AES-256-GCM with a fresh random 96-bit nonce (NIST SP 800-38D section 8.2.2: random
@@ -678,12 +690,14 @@ pub fn jitter(max_exclusive: u64) -> u64 {
 
 pub mod grants;
 pub mod jws;
+pub mod links;
 pub mod mfa;
 pub mod password;
 pub mod personal;
 
 pub use grants::{GrantSecrets, RefreshTokenId, pkce_s256};
 pub use jws::JwsSigner;
+pub use links::LinkSecrets;
 pub use password::{Argon2Config, Passwords};
 pub use personal::{DataKey, PersonalKeys};
 
