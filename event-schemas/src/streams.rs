@@ -20,6 +20,8 @@
 //! | authorization code | `{tenant}/code/{code}` |
 //! | a person's consents | `{tenant}/consents/{user}` |
 //! | refresh-token family | `{tenant}/refresh/{family}` |
+//! | invitation | `{tenant}/invitation/{invitation}` |
+//! | one email (the outbox) | `{tenant}/email/{email}` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -69,6 +71,14 @@ pub enum StreamId {
     /// `{tenant}/refresh/{family}`: one refresh-token family: the grant a code exchange opened,
     /// each rotation, and its end. Rotation is decided by this stream's expected version.
     Refresh { tenant_id: Uuid, family_id: Uuid },
+    /// `{tenant}/invitation/{invitation}`: one invitation to join the tenant. Accepted at most
+    /// once, by the append that expects the version its token was checked at.
+    Invitation {
+        tenant_id: Uuid,
+        invitation_id: Uuid,
+    },
+    /// `{tenant}/email/{email}`: one email of the outbox: queued, then each delivery attempt.
+    Email { tenant_id: Uuid, email_id: Uuid },
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -110,6 +120,16 @@ impl StreamId {
                 tenant_id,
                 family_id,
             }),
+            "invitation" => Uuid::parse_str(id)
+                .ok()
+                .map(|invitation_id| StreamId::Invitation {
+                    tenant_id,
+                    invitation_id,
+                }),
+            "email" => Uuid::parse_str(id).ok().map(|email_id| StreamId::Email {
+                tenant_id,
+                email_id,
+            }),
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -143,6 +163,8 @@ impl StreamId {
             | StreamId::Code { tenant_id, .. }
             | StreamId::Consents { tenant_id, .. }
             | StreamId::Refresh { tenant_id, .. }
+            | StreamId::Invitation { tenant_id, .. }
+            | StreamId::Email { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
@@ -180,6 +202,14 @@ impl StreamId {
                 tenant_id,
                 family_id,
             } => Spelling::Refresh(*tenant_id, *family_id),
+            StreamId::Invitation {
+                tenant_id,
+                invitation_id,
+            } => Spelling::Invitation(*tenant_id, *invitation_id),
+            StreamId::Email {
+                tenant_id,
+                email_id,
+            } => Spelling::Email(*tenant_id, *email_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -207,6 +237,8 @@ enum Spelling<'a> {
     Code(Uuid, Uuid),
     Consents(Uuid, Uuid),
     Refresh(Uuid, Uuid),
+    Invitation(Uuid, Uuid),
+    Email(Uuid, Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -230,6 +262,10 @@ impl fmt::Display for Spelling<'_> {
             Spelling::Code(tenant_id, code_id) => write!(f, "{tenant_id}/code/{code_id}"),
             Spelling::Consents(tenant_id, user_id) => write!(f, "{tenant_id}/consents/{user_id}"),
             Spelling::Refresh(tenant_id, family_id) => write!(f, "{tenant_id}/refresh/{family_id}"),
+            Spelling::Invitation(tenant_id, invitation_id) => {
+                write!(f, "{tenant_id}/invitation/{invitation_id}")
+            }
+            Spelling::Email(tenant_id, email_id) => write!(f, "{tenant_id}/email/{email_id}"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -300,6 +336,16 @@ pub fn consents(tenant_id: Uuid, user_id: Uuid) -> String {
 /// `{tenant}/refresh/{family}`: one refresh-token family.
 pub fn refresh(tenant_id: Uuid, family_id: Uuid) -> String {
     Spelling::Refresh(tenant_id, family_id).to_string()
+}
+
+/// `{tenant}/invitation/{invitation}`: one invitation to join the tenant.
+pub fn invitation(tenant_id: Uuid, invitation_id: Uuid) -> String {
+    Spelling::Invitation(tenant_id, invitation_id).to_string()
+}
+
+/// `{tenant}/email/{email}`: one email of the outbox.
+pub fn email(tenant_id: Uuid, email_id: Uuid) -> String {
+    Spelling::Email(tenant_id, email_id).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

@@ -88,6 +88,10 @@ fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
         ) => Some(user_id.to_string()),
         (StreamId::Code { code_id, .. }, "authorization_code") => Some(code_id.to_string()),
         (StreamId::Refresh { family_id, .. }, "refresh_token") => Some(family_id.to_string()),
+        (StreamId::Invitation { invitation_id, .. }, "invitation") => {
+            Some(invitation_id.to_string())
+        }
+        (StreamId::Email { email_id, .. }, "email") => Some(email_id.to_string()),
         _ => None,
     }
 }
@@ -199,6 +203,24 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
             stream_target_id(envelope, "refresh_token"),
             None,
         ),
+        // Reset and verification links are about the user whose stream records them.
+        Event::UserPasswordResetRequested(_)
+        | Event::UserEmailVerificationRequested(_)
+        | Event::UserEmailVerified(_) => {
+            Target::new("user", stream_target_id(envelope, "user"), None)
+        }
+        Event::TenantAdminInviteFailed(_) => tenant(None),
+        // An invitation and a mail are named by their stream's id: the address is personal
+        // data.
+        Event::InvitationCreated(_)
+        | Event::InvitationResent(_)
+        | Event::InvitationAccepted(_)
+        | Event::InvitationRevoked(_) => {
+            Target::new("invitation", stream_target_id(envelope, "invitation"), None)
+        }
+        Event::EmailQueued(_) | Event::EmailSent(_) | Event::EmailFailed(_) => {
+            Target::new("email", stream_target_id(envelope, "email"), None)
+        }
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -377,6 +399,8 @@ mod tests {
                 Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005),
             ),
             "refresh_token" => streams::refresh(TENANT, Uuid::from_u128(0xfa01)),
+            "invitation" => streams::invitation(TENANT, Uuid::from_u128(0x1a1a)),
+            "email" => streams::email(TENANT, Uuid::from_u128(0xe1a1)),
             _ => streams::audit(TENANT),
         }
     }

@@ -62,9 +62,9 @@ pub enum TopicCategory {
     Security,
     /// Entries products appended through `POST /v1/audit` (`audit.*`).
     Products,
-    /// The people of tenants (`user.*`, `sign_in.*`, `session.*`) and their second factors
-    /// (`mfa.*`): ids, statuses, roles, reasons, times and time steps, never personal data or
-    /// secrets.
+    /// The people of tenants (`user.*`, `sign_in.*`, `session.*`), their second factors
+    /// (`mfa.*`), invitations (`invitation.*`) and the mail sent to them (`email.*`): ids,
+    /// statuses, roles, reasons, times and time steps, never personal data or secrets.
     People,
 }
 
@@ -124,6 +124,7 @@ impl TopicCategory {
                             | "user.disabled"
                             | "user.enabled"
                             | "user.password_set"
+                            | "user.password_reset_requested"
                             | "user.erased"
                             | "sign_in.failed"
                             | "sign_in.unlocked"
@@ -148,6 +149,8 @@ impl TopicCategory {
                     || event_type.starts_with("session.")
                     || event_type.starts_with("mfa.")
                     || event_type.starts_with("consent.")
+                    || event_type.starts_with("invitation.")
+                    || event_type.starts_with("email.")
             }
         }
     }

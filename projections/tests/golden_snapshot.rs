@@ -23,6 +23,10 @@
 //! fixtures only gain rows: with the sign-in and session samples left out, the fixtures
 //! committed before them still matched, and their re-blessed small snapshot differs only by
 //! the new events' audit rows and the checkpoints' positions.
+//!
+//! Issue 18's event types (reset and verification links, invitations, mail) were added the
+//! same way, at the end: the re-blessed small snapshot differs only by their audit rows, the
+//! checkpoints' positions and the version of the user whose stream gained the link events.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -92,6 +96,13 @@ fn by_a_person() -> EventMetadata {
 /// The categories of people's events, appended after everything pinned before they existed.
 const PEOPLE: [&str; 5] = ["user", "sign_in", "session", "mfa", "webauthn_policy"];
 const GRANTS: [&str; 3] = ["authorization_code", "consent", "refresh_token"];
+/// Issue 18's categories and its events on users' streams, appended after issue 17's.
+const INVITATIONS: [&str; 2] = ["invitation", "email"];
+const ISSUE_18_USER_EVENTS: [&str; 3] = [
+    "user.password_reset_requested",
+    "user.email_verification_requested",
+    "user.email_verified",
+];
 
 /// Every event type the workload lacks (OAuth clients, tokens, reservations, recorded audit
 /// entries) and the edge cases reducers must keep answering the same way.
@@ -109,10 +120,15 @@ fn extras(history: &mut History) {
     // are checked by `projections::audit`'s tests.
     // Issue 17's event types (codes, consents, refresh tokens, the second signing key) come
     // at the end, in `grants`; the clients' v2 events replace v1 in place (see the module doc).
-    let added_since = [("token.issued", 2), ("tenant.signing_key_added", 1)];
+    let added_since = [
+        ("token.issued", 2),
+        ("tenant.signing_key_added", 1),
+        ("tenant.admin_invite_failed", 1),
+    ];
     for event in samples::current().into_iter().filter(|event| {
         !PEOPLE.contains(&event.category())
             && !GRANTS.contains(&event.category())
+            && !INVITATIONS.contains(&event.category())
             && !added_since.contains(&(event.event_type(), event.schema_version()))
     }) {
         let (tenant, stream) = match event.category() {
@@ -198,6 +214,33 @@ fn extras(history: &mut History) {
     users(history, sample_tenant, &person);
     second_factors(history, sample_tenant, &person);
     grants(history, sample_tenant, &person);
+    invitations(history, sample_tenant, &person);
+}
+
+/// Issue 18's samples, after everything pinned before: the reset and verification links of
+/// the user who stays, a failed first-admin invitation, an invitation's life and a mail's.
+fn invitations(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let of = |wanted: &dyn Fn(&Event) -> bool| -> Vec<Event> {
+        samples::current()
+            .into_iter()
+            .filter(|event| wanted(event))
+            .collect()
+    };
+    let stays = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006);
+    let links = of(&|event| ISSUE_18_USER_EVENTS.contains(&event.event_type()));
+    history.append_events(tenant, streams::user(tenant, stays), &links, person);
+    let failed = of(&|event| matches!(event, Event::TenantAdminInviteFailed(_)));
+    history.append_events(tenant, streams::tenant(tenant), &failed, person);
+    let invitation = streams::invitation(tenant, Uuid::from_u128(0x1a1a));
+    let invited = of(&|event| event.category() == "invitation");
+    history.append_events(tenant, invitation, &invited, person);
+    let mail = streams::email(tenant, Uuid::from_u128(0xe1a1));
+    history.append_events(
+        tenant,
+        mail,
+        &of(&|event| event.category() == "email"),
+        person,
+    );
 }
 
 /// Issue 17's samples, after everything pinned before: the tenant's RS256 key, a code, the
@@ -228,7 +271,9 @@ fn grants(history: &mut History, tenant: Uuid, person: &EventMetadata) {
 fn users(history: &mut History, tenant: Uuid, person: &EventMetadata) {
     let samples: Vec<Event> = samples::current()
         .into_iter()
-        .filter(|event| event.category() == "user")
+        .filter(|event| {
+            event.category() == "user" && !ISSUE_18_USER_EVENTS.contains(&event.event_type())
+        })
         .collect();
     let erased = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0005);
     history.append_events(tenant, streams::user(tenant, erased), &samples, person);

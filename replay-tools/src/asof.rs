@@ -58,7 +58,9 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::WebauthnPolicy(_)
         | StreamId::Code { .. }
         | StreamId::Consents { .. }
-        | StreamId::Refresh { .. } => false,
+        | StreamId::Refresh { .. }
+        | StreamId::Invitation { .. }
+        | StreamId::Email { .. } => false,
     }
 }
 
@@ -171,7 +173,9 @@ impl TenantSnapshot {
             | StreamId::WebauthnPolicy(_)
             | StreamId::Code { .. }
             | StreamId::Consents { .. }
-            | StreamId::Refresh { .. } => {}
+            | StreamId::Refresh { .. }
+            | StreamId::Invitation { .. }
+            | StreamId::Email { .. } => {}
         }
     }
 

@@ -15,7 +15,9 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod email;
 pub mod grant;
+pub mod invitation;
 pub mod mfa;
 pub mod oauth;
 pub mod reservation;
@@ -31,7 +33,11 @@ use crate::redact::Without;
 
 pub use api_key::*;
 pub use audit::*;
+pub use email::{EmailFailedV1, EmailQueuedV1, EmailSentV1, EmailTemplate};
 pub use grant::*;
+pub use invitation::{
+    InvitationAcceptedV1, InvitationCreatedV1, InvitationResentV1, InvitationRevokedV1,
+};
 pub use mfa::*;
 pub use oauth::*;
 pub use reservation::*;
@@ -174,6 +180,17 @@ registry! {
     RefreshTokenIssued => "refresh_token.issued" @ 1: RefreshTokenIssuedV1,
     RefreshTokenRotated => "refresh_token.rotated" @ 1: RefreshTokenRotatedV1,
     RefreshTokenRevoked => "refresh_token.revoked" @ 1: RefreshTokenRevokedV1,
+    UserPasswordResetRequested => "user.password_reset_requested" @ 1: UserPasswordResetRequestedV1,
+    UserEmailVerificationRequested => "user.email_verification_requested" @ 1: UserEmailVerificationRequestedV1,
+    UserEmailVerified => "user.email_verified" @ 1: UserEmailVerifiedV1,
+    TenantAdminInviteFailed => "tenant.admin_invite_failed" @ 1: TenantAdminInviteFailedV1,
+    InvitationCreated => "invitation.created" @ 1: InvitationCreatedV1,
+    InvitationResent => "invitation.resent" @ 1: InvitationResentV1,
+    InvitationAccepted => "invitation.accepted" @ 1: InvitationAcceptedV1,
+    InvitationRevoked => "invitation.revoked" @ 1: InvitationRevokedV1,
+    EmailQueued => "email.queued" @ 1: EmailQueuedV1,
+    EmailSent => "email.sent" @ 1: EmailSentV1,
+    EmailFailed => "email.failed" @ 1: EmailFailedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {

@@ -354,5 +354,58 @@ pub fn current() -> Vec<Event> {
         Event::RefreshTokenRevoked(RefreshTokenRevokedV1 {
             reason: RefreshRevocationReason::ReuseDetected,
         }),
+        Event::UserPasswordResetRequested(UserPasswordResetRequestedV1 {
+            link_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1111),
+            token_hash: Hash32([41; 32]).into(),
+            expires_at: Timestamp::from_micros(1_796_001_800_000_000),
+        }),
+        Event::UserEmailVerificationRequested(UserEmailVerificationRequestedV1 {
+            link_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1112),
+            token_hash: Hash32([42; 32]).into(),
+            expires_at: Timestamp::from_micros(1_796_086_400_000_000),
+        }),
+        Event::UserEmailVerified(UserEmailVerifiedV1 {
+            link_id: Some(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1112)),
+        }),
+        Event::TenantAdminInviteFailed(TenantAdminInviteFailedV1 {
+            reason: "the address's domain is not among the tenant's allowed email domains".into(),
+        }),
+        Event::InvitationCreated(InvitationCreatedV1 {
+            email: vec![43; 45].into(),
+            email_hash: Hash32([44; 32]).into(),
+            name: Some(vec![45; 38]).into(),
+            roles: vec!["user".into(), "editor".into()],
+            message: Some(vec![46; 48]).into(),
+            token_hash: Hash32([47; 32]).into(),
+            expires_at: Timestamp::from_micros(1_796_604_800_000_000),
+        }),
+        Event::InvitationResent(InvitationResentV1 {
+            token_hash: Hash32([48; 32]).into(),
+            expires_at: Timestamp::from_micros(1_796_691_200_000_000),
+        }),
+        Event::InvitationAccepted(InvitationAcceptedV1 {
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0b0b),
+            created_user: true,
+        }),
+        Event::InvitationRevoked(InvitationRevokedV1 {}),
+        Event::EmailQueued(EmailQueuedV1 {
+            template: EmailTemplate::Invitation,
+            person_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1a1a),
+            recipient: vec![49; 45].into(),
+            name: Some(vec![50; 38]).into(),
+            link: vec![51; 120].into(),
+            link_expires_at: Timestamp::from_micros(1_796_604_800_000_000),
+            message: Some(vec![52; 48]).into(),
+        }),
+        Event::EmailSent(EmailSentV1 {
+            attempt: 2,
+            message_id: "<0193a000-0000-7000-8000-00000000e1a1@id.acme.example>".into(),
+        }),
+        Event::EmailFailed(EmailFailedV1 {
+            attempt: 1,
+            reason: "connection refused".into(),
+            permanent: false,
+            retry_at: Some(Timestamp::from_micros(1_796_000_130_000_000)),
+        }),
     ]
 }

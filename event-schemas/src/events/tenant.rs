@@ -227,3 +227,13 @@ pub struct SigningKeyAddedV1 {
 pub struct SigningKeyRetiredV1 {
     pub kid: String,
 }
+
+/// `tenant.admin_invite_failed` v1: the tenant was created with an `admin_email`, but the
+/// invitation of its first administrator could not be made. The tenant stands (seed 003's rule
+/// for its identity-provider step); an operator invites again through the invitations API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TenantAdminInviteFailedV1 {
+    /// Why, in words that carry no personal data (never the address itself), e.g. "the
+    /// address's domain is not among the tenant's allowed email domains".
+    pub reason: String,
+}

@@ -81,3 +81,34 @@ pub struct UserPasswordSetV1 {
 /// in the same append.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserErasedV1 {}
+
+/// `user.password_reset_requested` v1: a "forgot password" link was sent. The link works once,
+/// until `expires_at` (30 minutes), and only while it is the user's latest reset link and no
+/// password was set since: using it appends `user.password_set` (and the end of the user's
+/// sessions) expecting the version it was checked at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UserPasswordResetRequestedV1 {
+    /// The link token's id (its first 16 bytes, `tessera_crypto::links`).
+    pub link_id: Uuid,
+    /// Keyed hash of the link's token.
+    pub token_hash: Secret<Hash32>,
+    pub expires_at: Timestamp,
+}
+
+/// `user.email_verification_requested` v1: a link that verifies the user's current address
+/// was sent. It works once, until `expires_at`, and only for the address it was sent to (a
+/// later `user.email_changed` voids it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UserEmailVerificationRequestedV1 {
+    pub link_id: Uuid,
+    pub token_hash: Secret<Hash32>,
+    pub expires_at: Timestamp,
+}
+
+/// `user.email_verified` v1: the user's current address is verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UserEmailVerifiedV1 {
+    /// The verification link followed; `None` when verified otherwise (an invitation accepted
+    /// through a link sent to the address proves it too).
+    pub link_id: Option<Uuid>,
+}

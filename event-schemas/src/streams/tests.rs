@@ -107,6 +107,22 @@ fn every_kind_is_spelled_as_stored() {
             refresh(t, k),
         ),
         (
+            StreamId::Invitation {
+                tenant_id: t,
+                invitation_id: k,
+            },
+            format!("{t_}/invitation/{k_}"),
+            invitation(t, k),
+        ),
+        (
+            StreamId::Email {
+                tenant_id: t,
+                email_id: k,
+            },
+            format!("{t_}/email/{k_}"),
+            email(t, k),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -227,6 +243,14 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
             tenant_id,
             family_id
         }),
+        (uuid(), uuid()).prop_map(|(tenant_id, invitation_id)| StreamId::Invitation {
+            tenant_id,
+            invitation_id
+        }),
+        (uuid(), uuid()).prop_map(|(tenant_id, email_id)| StreamId::Email {
+            tenant_id,
+            email_id
+        }),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -259,7 +283,9 @@ proptest! {
             | StreamId::WebauthnPolicy(_)
             | StreamId::Code { .. }
             | StreamId::Consents { .. }
-            | StreamId::Refresh { .. } => None,
+            | StreamId::Refresh { .. }
+            | StreamId::Invitation { .. }
+            | StreamId::Email { .. } => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
     }
@@ -280,6 +306,8 @@ proptest! {
             StreamId::Code { tenant_id, code_id } => code(*tenant_id, *code_id),
             StreamId::Consents { tenant_id, user_id } => consents(*tenant_id, *user_id),
             StreamId::Refresh { tenant_id, family_id } => refresh(*tenant_id, *family_id),
+            StreamId::Invitation { tenant_id, invitation_id } => invitation(*tenant_id, *invitation_id),
+            StreamId::Email { tenant_id, email_id } => email(*tenant_id, *email_id),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

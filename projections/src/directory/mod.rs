@@ -412,7 +412,18 @@ impl Inner {
             | Event::ConsentRevoked(_)
             | Event::RefreshTokenIssued(_)
             | Event::RefreshTokenRotated(_)
-            | Event::RefreshTokenRevoked(_) => {}
+            | Event::RefreshTokenRevoked(_)
+            | Event::UserPasswordResetRequested(_)
+            | Event::UserEmailVerificationRequested(_)
+            | Event::UserEmailVerified(_)
+            | Event::TenantAdminInviteFailed(_)
+            | Event::InvitationCreated(_)
+            | Event::InvitationResent(_)
+            | Event::InvitationAccepted(_)
+            | Event::InvitationRevoked(_)
+            | Event::EmailQueued(_)
+            | Event::EmailSent(_)
+            | Event::EmailFailed(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();
