@@ -49,6 +49,7 @@ mod authorization;
 mod authorization_code;
 mod bootstrap;
 mod consent;
+mod email;
 mod engine;
 mod facts;
 mod mfa;
