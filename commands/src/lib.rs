@@ -29,6 +29,7 @@ pub use service::{
     RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, SignInOutcome, SignInResult,
     StartedSession, UpdateTenant, UpdateUser, person,
 };
+pub use service::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use service::{Authorization, CodeRequest, Consent, IssuedCode};
 pub use service::{
     CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, RedeemCode, RefreshPolicy,
