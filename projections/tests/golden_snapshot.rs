@@ -27,6 +27,10 @@
 //! Issue 18's event types (reset and verification links, invitations, mail) were added the
 //! same way, at the end: the re-blessed small snapshot differs only by their audit rows, the
 //! checkpoints' positions and the version of the user whose stream gained the link events.
+//!
+//! Issue 18's invitations read model (`rm_invitations`) was added after: both fixtures were
+//! re-blessed, and the small snapshot differs only by that table's one row (the samples'
+//! invitation) and its checkpoint.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -454,8 +458,10 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
         snapshot["rm_webauthn_policies"].as_array().unwrap().len(),
         1
     );
+    // The one invitation of the samples: created, resent, accepted, revoked.
+    assert_eq!(snapshot["rm_invitations"].as_array().unwrap().len(), 1);
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 7, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 8, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()
