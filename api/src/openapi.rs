@@ -4,7 +4,9 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
-use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, tenants, users};
+use crate::routes::{
+    api_keys, audit, clients, consents, health, invitations, mfa, sessions, tenants, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +50,12 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         users::disable_user,
         users::enable_user,
         users::set_password,
+        invitations::create_invitation,
+        invitations::list_invitations,
+        invitations::get_invitation,
+        invitations::resend_invitation,
+        invitations::bulk_resend,
+        invitations::revoke_invitation,
         sessions::list_sessions,
         sessions::end_user_sessions,
         sessions::end_session,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod health;
+pub mod invitations;
 pub mod mfa;
 pub mod sessions;
 pub mod tenants;
