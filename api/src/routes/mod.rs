@@ -12,6 +12,7 @@ pub mod health;
 pub mod invitations;
 pub mod mfa;
 pub mod sessions;
+pub mod tenant_admin;
 pub mod tenants;
 pub mod users;
 

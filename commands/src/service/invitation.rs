@@ -562,3 +562,23 @@ fn pending_invitation(state: &InvitationState) -> Result<&Invitation, CommandErr
 fn link(public_url: &str, slug: &str, token: &str) -> String {
     format!("{}/t/{slug}/invite/{token}", public_url.trim_end_matches('/'))
 }
+
+impl CommandService {
+    /// Records that a new tenant's first administrator could not be invited
+    /// (`tenant.admin_invite_failed`), beside the tenant's creation: the tenant stands (seed
+    /// 003's rule). `reason` must carry no personal data.
+    pub async fn record_admin_invite_failed(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        reason: String,
+    ) -> Result<Outcome, CommandError> {
+        let event = tessera_event_schemas::Event::TenantAdminInviteFailed(
+            tessera_event_schemas::events::TenantAdminInviteFailedV1 { reason },
+        );
+        let position = self
+            .record(meta, tenant_id, streams::tenant(tenant_id), event)
+            .await?;
+        Ok(Outcome { position })
+    }
+}
