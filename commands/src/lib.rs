@@ -23,13 +23,13 @@ pub mod service;
 
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use error::CommandError;
+pub use service::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use service::{
     ActivateTenant, CancelTenant, CommandService, CreateTenant, CreateUser, Created, CreatedUser,
     IssueApiKey, IssuedApiKey, Outcome, PasswordCredentials, People, RecordAudit,
     RegeneratedSecret, RegisterClient, RegisteredClient, RotatedKey, SignInOutcome, SignInResult,
     StartedSession, UpdateTenant, UpdateUser, person,
 };
-pub use service::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use service::{Authorization, CodeRequest, Consent, IssuedCode};
 pub use service::{
     CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, RedeemCode, RefreshPolicy,

@@ -206,12 +206,12 @@ impl Aggregate for InvitationState {
             } => {
                 let invitation = self.invitation.as_ref().ok_or(DomainError::NotFound)?;
                 match invitation.link_state(now, current_token) {
-                    LinkState::Usable => Ok(vec![Event::InvitationAccepted(
-                        InvitationAcceptedV1 {
+                    LinkState::Usable => {
+                        Ok(vec![Event::InvitationAccepted(InvitationAcceptedV1 {
                             user_id,
                             created_user,
-                        },
-                    )]),
+                        })])
+                    }
                     other => Err(refusal(other)),
                 }
             }
@@ -324,9 +324,8 @@ mod tests {
     #[test]
     fn an_invitation_is_created_once_with_a_bounded_expiry() {
         assert_eq!(
-            given::<InvitationState>([]).when(InvitationCommand::Create(Box::new(
-                new_invitation()
-            ))),
+            given::<InvitationState>([])
+                .when(InvitationCommand::Create(Box::new(new_invitation()))),
             Ok(vec![created()])
         );
         assert!(matches!(
@@ -359,7 +358,10 @@ mod tests {
         assert_eq!(accepted.len(), 1);
         let done = given::<InvitationState>([created(), accepted[0].clone()]);
         assert_eq!(
-            done.state.invitation.as_ref().map(|i| i.link_state(NOW, true)),
+            done.state
+                .invitation
+                .as_ref()
+                .map(|i| i.link_state(NOW, true)),
             Some(LinkState::Used)
         );
         assert!(matches!(
@@ -373,7 +375,11 @@ mod tests {
         let state = given::<InvitationState>([created()]);
         let later = NOW.plus_seconds(DEFAULT_VALIDITY_SECS);
         assert_eq!(
-            state.state.invitation.as_ref().map(|i| i.link_state(later, true)),
+            state
+                .state
+                .invitation
+                .as_ref()
+                .map(|i| i.link_state(later, true)),
             Some(LinkState::Expired)
         );
         assert!(state.when(accept(true, later)).is_err());

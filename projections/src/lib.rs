@@ -74,7 +74,8 @@ pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, Unrecor
 pub use store::ReadStore;
 pub use tables::{Checkpoints, Projection};
 pub use views::{
-    ApiKeyView, AuditFilter, AuditRow, AuditView, InvitationFilter, InvitationView, Page, PendingCancellation, SigningKeyStatus,
-    SigningKeyView, TenantFilter, TenantView, UserFilter, UserView,
+    ApiKeyView, AuditFilter, AuditRow, AuditView, InvitationFilter, InvitationView, Page,
+    PendingCancellation, SigningKeyStatus, SigningKeyView, TenantFilter, TenantView, UserFilter,
+    UserView,
 };
 pub use views::{MfaView, PasskeyView, TotpStatus, WebauthnPolicyView};

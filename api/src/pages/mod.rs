@@ -27,6 +27,8 @@
 //!   app when the tenant requires one).
 //! - [`passkeys`]: registering a passkey and signing in with one (JSON routes for
 //!   `/assets/passkeys.js`, the pages' only script).
+//! - [`invitation`]: an invitation's link: what it offers, and its acceptance (also seed
+//!   001's JSON `POST /invite/{token}`).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 //! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
@@ -35,6 +37,7 @@ pub mod account;
 pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
+pub mod invitation;
 pub mod login;
 pub mod logout;
 pub mod passkeys;
@@ -131,6 +134,11 @@ pub fn router() -> Router<AppState> {
             "/t/{slug}/account/consents/revoke",
             post(account::revoke_consent),
         )
+        .route(
+            "/t/{slug}/invite/{token}",
+            get(invitation::show).post(invitation::submit),
+        )
+        .route("/invite/{token}", post(invitation::submit_without_slug))
         .route("/assets/tessera.css", get(stylesheet))
         .route("/assets/passkeys.js", get(passkeys::script))
         .method_not_allowed_fallback(|| async { PageError::method_not_allowed() })

@@ -39,7 +39,10 @@ pub struct CreatedTenant {
 /// The first administrator's invitation, or why there is none.
 pub enum FirstAdmin {
     None,
-    Invited { invitation_id: Uuid, invite_url: String },
+    Invited {
+        invitation_id: Uuid,
+        invite_url: String,
+    },
     Failed(String),
 }
 
@@ -63,10 +66,7 @@ impl CreatedTenant {
 }
 
 /// `admin_name` without `admin_email` names nobody: refused before anything is created.
-pub fn check_request(
-    admin_email: Option<&str>,
-    admin_name: Option<&str>,
-) -> Result<(), ApiError> {
+pub fn check_request(admin_email: Option<&str>, admin_name: Option<&str>) -> Result<(), ApiError> {
     if admin_email.is_none() && admin_name.is_some() {
         return Err(ApiError::validation(
             "admin_name",

@@ -349,7 +349,10 @@ pub async fn erase_user(
         .store
         .invitations_accepted_by(tenant_id, user_id)
         .await?;
-    state.commands.forget_invitations(tenant_id, &accepted).await?;
+    state
+        .commands
+        .forget_invitations(tenant_id, &accepted)
+        .await?;
     // The read models have dropped the sealed fields (and the passkey names); leave no copy
     // of them in their files.
     state.store.scrub(&["rm_users", "rm_mfa"]).await?;

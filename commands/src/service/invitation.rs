@@ -131,7 +131,11 @@ impl CommandService {
     ) -> Result<InvitationLink, CommandError> {
         let people = self.people()?;
         let (tenant, _, _) = self.load_open_tenant(tenant_id, "invite").await?;
-        let email = user::email("email", &input.email, &tenant.settings.allowed_email_domains)?;
+        let email = user::email(
+            "email",
+            &input.email,
+            &tenant.settings.allowed_email_domains,
+        )?;
         let name = input
             .name
             .as_deref()
@@ -189,7 +193,11 @@ impl CommandService {
             .run(&address.stream, move || async move {
                 let (tenant, tenant_stream, tenant_version) =
                     self.load_open_tenant(tenant_id, "invite").await?;
-                user::email("email", mail.recipient, &tenant.settings.allowed_email_domains)?;
+                user::email(
+                    "email",
+                    mail.recipient,
+                    &tenant.settings.allowed_email_domains,
+                )?;
                 let loaded = self.load::<InvitationState>(&address_ref.stream).await?;
                 let events = loaded
                     .state
@@ -229,7 +237,9 @@ impl CommandService {
     ) -> Result<InvitationLink, CommandError> {
         let people = self.people()?;
         let address = Address::invitation(tenant_id, invitation_id);
-        let (tenant, _, _) = self.load_open_tenant(tenant_id, "resend an invitation").await?;
+        let (tenant, _, _) = self
+            .load_open_tenant(tenant_id, "resend an invitation")
+            .await?;
         let validity = self.original_validity(&address.stream).await?;
         let token = self.crypto.links().new_token(invitation_id)?;
         let token_hash = self.crypto.links().hash(&token);
@@ -237,8 +247,9 @@ impl CommandService {
         let (meta_ref, address_ref, url_ref) = (&meta, &address, &invite_url);
         let (expires_at, position) = self
             .run(&address.stream, move || async move {
-                let (_, tenant_stream, tenant_version) =
-                    self.load_open_tenant(tenant_id, "resend an invitation").await?;
+                let (_, tenant_stream, tenant_version) = self
+                    .load_open_tenant(tenant_id, "resend an invitation")
+                    .await?;
                 let loaded = self.load::<InvitationState>(&address_ref.stream).await?;
                 let now = self.clock.now();
                 let expires_at = now.plus_seconds(validity);
@@ -402,7 +413,11 @@ impl CommandService {
             .ok_or_else(|| CommandError::not_found("invitation", "link"))?;
         let address = Address::invitation(tenant_id, invitation_id);
         let loaded = self.load::<InvitationState>(&address.stream).await?;
-        let invitation = loaded.state.invitation.clone().ok_or_else(|| address.not_found())?;
+        let invitation = loaded
+            .state
+            .invitation
+            .clone()
+            .ok_or_else(|| address.not_found())?;
         let current = self.crypto.links().verify(token, &invitation.token_hash);
         let state = invitation.link_state(self.clock.now(), current);
         if state != LinkState::Usable {
@@ -476,8 +491,9 @@ impl CommandService {
                 let accept = &accept;
                 let ((), position) = self
                     .run(&address.stream, move || async move {
-                        let (_, tenant_stream, tenant_version) =
-                            self.load_open_tenant(tenant_id, "accept an invitation").await?;
+                        let (_, tenant_stream, tenant_version) = self
+                            .load_open_tenant(tenant_id, "accept an invitation")
+                            .await?;
                         let user_loaded = self.load::<UserState>(&user_ref.stream).await?;
                         let user = user_loaded
                             .state
@@ -540,9 +556,9 @@ impl CommandService {
         };
         let created_at = recorded.envelope.recorded_at;
         match super::engine::decode(recorded)? {
-            tessera_event_schemas::Event::InvitationCreated(created) => Ok(
-                (created.expires_at.as_micros() - created_at.as_micros()) / 1_000_000,
-            ),
+            tessera_event_schemas::Event::InvitationCreated(created) => {
+                Ok((created.expires_at.as_micros() - created_at.as_micros()) / 1_000_000)
+            }
             _ => Err(CommandError::Internal(format!(
                 "{stream} does not start with invitation.created"
             ))),
@@ -560,7 +576,10 @@ fn pending_invitation(state: &InvitationState) -> Result<&Invitation, CommandErr
 
 /// The hosted page a token opens: `{public_url}/t/{slug}/invite/{token}`.
 fn link(public_url: &str, slug: &str, token: &str) -> String {
-    format!("{}/t/{slug}/invite/{token}", public_url.trim_end_matches('/'))
+    format!(
+        "{}/t/{slug}/invite/{token}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 impl CommandService {

@@ -22,9 +22,9 @@ use tessera_domain::password;
 use tessera_domain::reservation::{self, ReservationState};
 use tessera_domain::user::{self, NewPassword, NewUser, SealedNames, User, UserCommand, UserState};
 use tessera_domain::{Aggregate, DomainError};
+use tessera_event_log::StreamWrite;
 use tessera_event_schemas::events::user::fields;
 use tessera_event_schemas::events::{PasswordPolicyV1, ReservationKind, SessionEndReason};
-use tessera_event_log::StreamWrite;
 use tessera_event_schemas::{EventMetadata, Hash32, Timestamp, streams};
 use uuid::Uuid;
 
@@ -681,7 +681,11 @@ impl CommandService {
     /// Refuses an address someone else holds before any work is done for it (a password
     /// hashed, a data key stored): a duplicate then leaves no orphan key behind. Only a hint:
     /// the append decides, at the reservation's version.
-    pub(super) async fn check_email_free(&self, hash: &Hash32, user_id: Uuid) -> Result<(), CommandError> {
+    pub(super) async fn check_email_free(
+        &self,
+        hash: &Hash32,
+        user_id: Uuid,
+    ) -> Result<(), CommandError> {
         let kind = ReservationKind::UserEmail;
         let value = hash.to_hex();
         let stream = streams::reservation(kind.as_str(), &value);
