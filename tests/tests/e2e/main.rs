@@ -21,6 +21,7 @@ mod browser;
 mod crash;
 mod disk;
 mod hardening;
+mod invitations;
 mod kafka;
 mod mfa;
 mod mfa_account;
