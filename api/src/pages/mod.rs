@@ -22,7 +22,8 @@
 //! # Layout
 //! - [`login`]: the sign-in form (and its JSON form for scripts), the forced password change.
 //! - [`logout`]: signing out. [`account`]: profile, password, sessions; [`account_mfa`]: its
-//!   two-step verification (authenticator app, recovery codes, passkeys).
+//!   two-step verification (authenticator app, recovery codes, passkeys); [`account_api_keys`]:
+//!   a tenant admin's API keys.
 //! - [`second_factor`]: the second step of a sign-in (a code, or setting up an authenticator
 //!   app when the tenant requires one).
 //! - [`passkeys`]: registering a passkey and signing in with one (JSON routes for
@@ -34,6 +35,7 @@
 //! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
 
 pub mod account;
+pub mod account_api_keys;
 pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
@@ -133,6 +135,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/t/{slug}/account/consents/revoke",
             post(account::revoke_consent),
+        )
+        .route("/t/{slug}/account/api-keys", post(account_api_keys::create))
+        .route(
+            "/t/{slug}/account/api-keys/{key_id}/revoke",
+            post(account_api_keys::revoke),
         )
         .route(
             "/t/{slug}/invite/{token}",

@@ -488,6 +488,88 @@ async fn a_new_tenants_admin_accepts_the_invite_url_and_becomes_tenant_admin(sto
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     let user = user_by_email(&app, &t, "owner@newco.test").await;
     assert_eq!(user["roles"], json!(["tenant:admin"]));
+
+    // The new admin creates an API key from the account page and uses it on their tenant.
+    let account = browser.get("/t/newco/account").await;
+    assert!(account.body.contains("Create API key"), "{}", account.body);
+    assert!(
+        account
+            .body
+            .contains("<label for=\"api_key_name\">Key name</label>")
+    );
+    let created = browser
+        .submit(
+            "/t/newco/account",
+            "/t/newco/account/api-keys",
+            &[("name", "handover"), ("scopes", "tenant:admin")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let key = created.input_value("api_key");
+    assert!(key.starts_with("tsr_"), "{key}");
+    let (status, users) = app
+        .send(app.request(Method::GET, &format!("/v1/tenants/{t}/users"), Some(&key)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{users}");
+    let other = tenant(&app, "someone-else").await;
+    let (status, _) = app
+        .send(app.request(
+            Method::GET,
+            &format!("/v1/tenants/{other}/users"),
+            Some(&key),
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant is out of reach"
+    );
+    let listed = browser.get("/t/newco/account").await;
+    assert!(listed.body.contains("handover"), "{}", listed.body);
+    let (_, keys) = app
+        .send(app.request(
+            Method::GET,
+            &format!("/v1/tenants/{t}/api-keys"),
+            Some(&key),
+        ))
+        .await;
+    let key_id = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "handover")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let issued = audit(&app, &key_id, "api_key.issued").await;
+    assert!(
+        issued
+            .iter()
+            .any(|entry| entry["actor_type"] == "user" && entry["actor_id"] == user["id"]),
+        "the person is the recorded actor: {issued:?}"
+    );
+
+    // A scope the person cannot grant is refused, and so is a form without a token.
+    let refused = browser
+        .submit(
+            "/t/newco/account",
+            "/t/newco/account/api-keys",
+            &[("name", "too much"), ("scopes", "platform:admin")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+
+    // Revoking it from the page stops it at once.
+    let revoke_at = listed.body.find("/api-keys/").unwrap();
+    let action = &listed.body[listed.body[..revoke_at].rfind('"').unwrap() + 1..];
+    let action = action[..action.find('"').unwrap()].to_owned();
+    let revoked = browser.submit("/t/newco/account", &action, &[]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let (status, _) = app
+        .send(app.request(Method::GET, &format!("/v1/tenants/{t}/users"), Some(&key)))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 on_both_stores!(a_new_tenants_admin_accepts_the_invite_url_and_becomes_tenant_admin);
@@ -526,4 +608,26 @@ async fn a_bad_admin_address_still_creates_the_tenant_and_records_why() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "admin_name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_without_tenant_admin_has_no_api_keys_on_the_account_page() {
+    let app = people_app(Store::Embedded).await;
+    let t = tenant(&app, "plain").await;
+    person(&app, &t, "pat@acme.test", STRONG, false).await;
+    let browser = Browser::new(&app);
+    browser.signed_in("plain", "pat@acme.test", STRONG).await;
+    let account = browser.get("/t/plain/account").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(!account.body.contains("Create API key"));
+    let head = app.log_head().await;
+    let refused = browser
+        .submit(
+            "/t/plain/account",
+            "/t/plain/account/api-keys",
+            &[("name", "sneaky"), ("scopes", "tenant:admin")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(app.log_head().await, head);
 }
