@@ -27,7 +27,8 @@ use tessera_domain::DomainError;
 use tessera_domain::invitation::LinkState;
 
 use super::csrf::{self, Csrf};
-use super::login::{signed_in, signed_in_cookies};
+use super::login::{pending, signed_in, signed_in_cookies, step_page};
+use super::pending::Step;
 use super::{Frame, PageError, PageForm, PageTenant, base_path, current_session, is_form, render};
 use crate::extract::RequestContext;
 use crate::state::AppState;
@@ -252,6 +253,23 @@ pub async fn submit(
     let created_user = matches!(who, Acceptance::NewUser { .. });
     match accept(&state, &tenant, &ctx, &token, who).await {
         Ok(accepted) if created_user => {
+            if must_enroll(&state, &tenant, &accepted).await? {
+                // The tenant requires a second factor before any session: the new person
+                // sets one up first, as a sign-in would make them.
+                let (cookie, _) = pending(
+                    &state,
+                    &tenant,
+                    accepted.user_id,
+                    Step::EnrollSecondFactor,
+                    &tenant.home(),
+                )?;
+                let enroll = format!(
+                    "/t/{}/{}",
+                    tenant.slug(),
+                    step_page(Step::EnrollSecondFactor)
+                );
+                return Ok(super::see_other(&state, &enroll, vec![cookie]));
+            }
             let session = start(&state, &tenant, &ctx, &accepted, amr).await?;
             Ok(signed_in(&state, &tenant, &ctx, &session, &tenant.home()))
         }
@@ -338,6 +356,20 @@ async fn accept(
         Err(CommandError::Rejected(_) | CommandError::NotFound { .. }) => Err(Refusal::Unusable),
         Err(other) => Err(Refusal::Failed(other.into())),
     }
+}
+
+/// Whether the tenant requires a second factor the new user does not have yet.
+async fn must_enroll(
+    state: &AppState,
+    tenant: &PageTenant,
+    accepted: &Accepted,
+) -> Result<bool, PageError> {
+    let factors = state
+        .commands
+        .second_factors(tenant.tenant_id, accepted.user_id)
+        .await
+        .map_err(|error| PageError::from(error).framed(&tenant.frame))?;
+    Ok(factors.must_enroll)
 }
 
 /// Starts the new user's session: the link proved the address, the form what it says.
@@ -458,7 +490,14 @@ async fn submit_json(
         "user_id": accepted.user_id,
         "created_user": accepted.created_user,
     });
-    if !accepted.created_user {
+    let enroll_first = match must_enroll(state, tenant, &accepted).await {
+        Ok(enroll) => enroll,
+        Err(error) => return error.into_response(),
+    };
+    if !accepted.created_user || enroll_first {
+        // Without a session: the holder signs in (and sets up a second factor when the
+        // tenant requires one) as anyone would.
+        answer["signed_in"] = json!(false);
         return Json(answer).into_response();
     }
     let amr = if offer.existing_user.is_none() && body_has_password(body) {
@@ -469,6 +508,7 @@ async fn submit_json(
     match start(state, tenant, ctx, &accepted, amr).await {
         Ok(session) => {
             super::login::note_started(state, tenant, ctx, &session);
+            answer["signed_in"] = json!(true);
             answer["session_id"] = json!(session.session_id);
             let mut response = Json(answer).into_response();
             for cookie in signed_in_cookies(state, tenant, &session) {

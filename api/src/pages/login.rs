@@ -366,7 +366,7 @@ pub(super) fn session_cookie(
 
 /// Keeps a sign-in waiting for its `step`; returns the cookie that names it, and its value
 /// (the JSON form's pending token).
-fn pending(
+pub(super) fn pending(
     state: &AppState,
     tenant: &PageTenant,
     user_id: Uuid,

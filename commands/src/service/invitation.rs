@@ -465,8 +465,9 @@ impl CommandService {
                     .as_ref()
                     .map(|sealed| key.open(fields::NAME, sealed))
                     .transpose()?;
+                let user_id = self.ids.new_id();
                 let input = CreateUser {
-                    user_id: None,
+                    user_id: Some(user_id),
                     email,
                     email_verified: true,
                     name: name.filter(|n| !n.trim().is_empty()).or(invited_name),
@@ -478,7 +479,16 @@ impl CommandService {
                     .create_user_with(meta.clone(), tenant_id, input, |user_id| async move {
                         Ok(Some(accept(user_id, true).await?.0))
                     })
-                    .await?;
+                    .await;
+                let created = match created {
+                    Ok(created) => created,
+                    Err(error) => {
+                        // The losing side of a race (or a refused password) made a data key
+                        // for a user that never was: leave no orphan behind.
+                        people.keys.destroy(tenant_id, user_id).await?;
+                        return Err(error);
+                    }
+                };
                 Ok(Accepted {
                     user_id: created.user_id,
                     created_user: true,

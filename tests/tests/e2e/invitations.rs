@@ -631,3 +631,19 @@ async fn a_person_without_tenant_admin_has_no_api_keys_on_the_account_page() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert_eq!(app.log_head().await, head);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_that_requires_a_second_factor_makes_the_new_person_set_one_up_first() {
+    let app = people_app(Store::Embedded).await;
+    let t = tenant_with(&app, "strict", |settings| {
+        settings["require_mfa"] = json!(true);
+    })
+    .await;
+    let (_, link) = invited(&app, &t, "ada@acme.test", &["editor"]).await;
+    let browser = Browser::new(&app);
+    let answer = accept_with_password(&browser, &link, STRONG).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.location(), "/t/strict/login/enroll");
+    assert!(!browser.is_signed_in("strict").await);
+    user_by_email(&app, &t, "ada@acme.test").await;
+}
