@@ -16,7 +16,6 @@ use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -29,7 +28,9 @@ use tessera_domain::invitation::LinkState;
 use super::csrf::{self, Csrf};
 use super::login::{pending, signed_in, signed_in_cookies, step_page};
 use super::pending::Step;
-use super::{Frame, PageError, PageForm, PageTenant, base_path, current_session, is_form, render};
+use super::{
+    Frame, PageError, PageForm, PageTenant, base_path, current_session, is_form, is_json, render,
+};
 use crate::extract::RequestContext;
 use crate::state::AppState;
 
@@ -199,19 +200,25 @@ pub async fn submit(
     let form = PageForm::parse(&body);
     csrf::verify_form(&state, &headers, &tenant, &form)?;
     let offer = usable_offer(&state, &tenant, &token).await?;
+    // The page again, with `error` next to its forms.
+    let again = |error: &str, status| {
+        page(
+            &state,
+            &tenant,
+            &headers,
+            &token,
+            &offer,
+            Some(error.to_owned()),
+            status,
+        )
+    };
     let name = form.get("name").map(str::to_owned);
     let (who, amr) = match form.text("choice") {
         "password" => {
             let password = form.text("password");
             if password != form.text("password_confirmation") {
-                let error = "The two passwords differ: type the same password twice.".to_owned();
-                return page(
-                    &state,
-                    &tenant,
-                    &headers,
-                    &token,
-                    &offer,
-                    Some(error),
+                return again(
+                    "The two passwords differ: type the same password twice.",
                     StatusCode::BAD_REQUEST,
                 );
             }
@@ -236,14 +243,8 @@ pub async fn submit(
                 "",
             ),
             _ => {
-                let error = "Sign in with the invited account to accept.".to_owned();
-                return page(
-                    &state,
-                    &tenant,
-                    &headers,
-                    &token,
-                    &offer,
-                    Some(error),
+                return again(
+                    "Sign in with the invited account to accept.",
                     StatusCode::FORBIDDEN,
                 );
             }
@@ -274,27 +275,11 @@ pub async fn submit(
             Ok(signed_in(&state, &tenant, &ctx, &session, &tenant.home()))
         }
         Ok(_) => Ok(super::see_other(&state, &tenant.home(), Vec::new())),
-        Err(Refusal::Invalid(message)) => page(
-            &state,
-            &tenant,
-            &headers,
-            &token,
-            &offer,
-            Some(message),
-            StatusCode::BAD_REQUEST,
+        Err(Refusal::Invalid(message)) => again(&message, StatusCode::BAD_REQUEST),
+        Err(Refusal::HasAccount) => again(
+            "An account with this address exists: sign in to accept.",
+            StatusCode::CONFLICT,
         ),
-        Err(Refusal::HasAccount) => {
-            let error = "An account with this address exists: sign in to accept.".to_owned();
-            page(
-                &state,
-                &tenant,
-                &headers,
-                &token,
-                &offer,
-                Some(error),
-                StatusCode::CONFLICT,
-            )
-        }
         Err(Refusal::Unusable) => {
             // Accepted, resent or revoked in between: say what the link is worth now.
             Err(usable_offer(&state, &tenant, &token)
@@ -391,14 +376,6 @@ async fn start(
         .await
         .map_err(|error| PageError::from(error).framed(&tenant.frame))?;
     Ok(session)
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn json_error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {

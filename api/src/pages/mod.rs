@@ -444,6 +444,15 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
     }
 }
 
+/// Whether the request's body is JSON (the scripts' and seed 001's forms of some pages).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Whether the request's body is a form.
 pub fn is_form(headers: &HeaderMap) -> bool {
     headers

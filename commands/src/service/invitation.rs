@@ -267,15 +267,9 @@ impl CommandService {
                     .get(tenant_id, invitation_id)
                     .await?
                     .ok_or_else(|| CommandError::Internal("invitation key missing".to_owned()))?;
-                let open = |field: &str, sealed: &Option<Vec<u8>>| {
-                    sealed
-                        .as_ref()
-                        .map(|sealed| key.open(field, sealed))
-                        .transpose()
-                };
                 let email = key.open(fields::EMAIL, &invitation.email)?;
-                let name = open(fields::NAME, &invitation.name)?;
-                let message = open(fields::MESSAGE, &invitation.message)?;
+                let name = open_optional(&key, fields::NAME, &invitation.name)?;
+                let message = open_optional(&key, fields::MESSAGE, &invitation.message)?;
                 let mail = OutgoingEmail {
                     template: EmailTemplate::Invitation,
                     person_id: invitation_id,
@@ -382,15 +376,9 @@ impl CommandService {
             return Ok(Some(offer));
         }
         if let Some(key) = people.keys.get(tenant_id, invitation_id).await? {
-            let open = |field: &str, sealed: &Option<Vec<u8>>| {
-                sealed
-                    .as_ref()
-                    .map(|sealed| key.open(field, sealed))
-                    .transpose()
-            };
             offer.email = Some(key.open(fields::EMAIL, &invitation.email)?);
-            offer.name = open(fields::NAME, &invitation.name)?;
-            offer.message = open(fields::MESSAGE, &invitation.message)?;
+            offer.name = open_optional(&key, fields::NAME, &invitation.name)?;
+            offer.message = open_optional(&key, fields::MESSAGE, &invitation.message)?;
         }
         offer.existing_user = self.email_holder(&invitation).await?;
         Ok(Some(offer))
@@ -460,11 +448,7 @@ impl CommandService {
                     .await?
                     .ok_or_else(|| CommandError::Rejected(refusal(LinkState::Revoked)))?;
                 let email = key.open(fields::EMAIL, &invitation.email)?;
-                let invited_name = invitation
-                    .name
-                    .as_ref()
-                    .map(|sealed| key.open(fields::NAME, sealed))
-                    .transpose()?;
+                let invited_name = open_optional(&key, fields::NAME, &invitation.name)?;
                 let user_id = self.ids.new_id();
                 let input = CreateUser {
                     user_id: Some(user_id),
@@ -582,6 +566,18 @@ fn pending_invitation(state: &InvitationState) -> Result<&Invitation, CommandErr
         .invitation
         .as_ref()
         .ok_or(CommandError::Rejected(DomainError::NotFound))
+}
+
+/// An optional field sealed under `key`, opened.
+fn open_optional(
+    key: &tessera_crypto::DataKey,
+    field: &str,
+    sealed: &Option<Vec<u8>>,
+) -> Result<Option<String>, CommandError> {
+    Ok(sealed
+        .as_ref()
+        .map(|sealed| key.open(field, sealed))
+        .transpose()?)
 }
 
 /// The hosted page a token opens: `{public_url}/t/{slug}/invite/{token}`.

@@ -17,7 +17,7 @@ use tessera_event_schemas::{Envelope, StreamId};
 use uuid::Uuid;
 
 use super::TableProjection;
-use crate::decode::{Columns, parse_uuid};
+use crate::decode::{Columns, parse_uuid, sealed_column};
 use crate::error::ReadError;
 use crate::paging::{Cursor, page};
 use crate::schema::TableDdl;
@@ -198,13 +198,7 @@ fn reduce_invitation(
 }
 
 fn sealed_from(row: &impl Columns, column: &str) -> Result<Option<Vec<u8>>, ReadError> {
-    row.opt_text(column)?
-        .map(|text| {
-            STANDARD
-                .decode(text)
-                .map_err(|e| ReadError::Corrupt(format!("rm_invitations.{column}: {e}")))
-        })
-        .transpose()
+    sealed_column(row, "rm_invitations", column)
 }
 
 fn invitation_from_row(row: &impl Columns) -> Result<InvitationView, ReadError> {
