@@ -105,8 +105,9 @@ pub struct Accepted {
 }
 
 /// What a link shows its holder, read from the log: its state, and for a usable link the
-/// invitation in clear and the user who already holds the address, if any.
-#[derive(Clone, Debug)]
+/// invitation in clear and the user who already holds the address, if any. Its `Debug` leaves
+/// the personal fields out.
+#[derive(Clone)]
 pub struct InvitationOffer {
     pub tenant_id: Uuid,
     pub invitation_id: Uuid,
@@ -116,6 +117,18 @@ pub struct InvitationOffer {
     pub message: Option<String>,
     pub roles: Vec<String>,
     pub existing_user: Option<Uuid>,
+}
+
+impl fmt::Debug for InvitationOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvitationOffer")
+            .field("tenant_id", &self.tenant_id)
+            .field("invitation_id", &self.invitation_id)
+            .field("state", &self.state)
+            .field("roles", &self.roles)
+            .field("existing_user", &self.existing_user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CommandService {
