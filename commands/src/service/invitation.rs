@@ -620,3 +620,6 @@ impl CommandService {
         Ok(Outcome { position })
     }
 }
+
+#[cfg(test)]
+mod tests;
