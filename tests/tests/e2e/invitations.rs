@@ -647,3 +647,26 @@ async fn a_tenant_that_requires_a_second_factor_makes_the_new_person_set_one_up_
     assert!(!browser.is_signed_in("strict").await);
     user_by_email(&app, &t, "ada@acme.test").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_user_forgets_the_address_of_the_invitation_they_accepted() {
+    let app = people_app(Store::Embedded).await;
+    let t = tenant(&app, "forget").await;
+    let (id, link) = invited(&app, &t, "ada@acme.test", &[]).await;
+    accept_with_password(&Browser::new(&app), &link, STRONG).await;
+    let user = user_by_email(&app, &t, "ada@acme.test").await;
+    let path = format!("/v1/tenants/{t}/invitations/{id}");
+    let (_, before) = app.send(app.admin(Method::GET, &path)).await;
+    assert_eq!(before["email"], "ada@acme.test");
+    let (status, _) = app
+        .send(app.admin(
+            Method::DELETE,
+            &format!("/v1/tenants/{t}/users/{}", user["id"].as_str().unwrap()),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = app.send(app.admin(Method::GET, &path)).await;
+    assert_eq!(after["status"], "accepted");
+    assert_eq!(after["email"], Value::Null, "{after}");
+    assert_eq!(after["name"], Value::Null, "{after}");
+}
