@@ -55,6 +55,8 @@ struct InvitationPage<'a> {
     message: Option<String>,
     error: Option<String>,
     mode: Mode,
+    /// The tenant allows passkeys: "Add a passkey" is offered.
+    passkeys: bool,
 }
 
 /// Seed 001's JSON acceptance.
@@ -135,9 +137,20 @@ pub async fn show(
         None,
         StatusCode::OK,
     )
+    .await
 }
 
-fn page(
+/// Whether the tenant's WebAuthn policy allows passkeys.
+async fn passkeys_allowed(state: &AppState, tenant: &PageTenant) -> Result<bool, PageError> {
+    let policy = state
+        .commands
+        .webauthn_policy(tenant.tenant_id)
+        .await
+        .map_err(|error| PageError::from(error).framed(&tenant.frame))?;
+    Ok(policy.enabled)
+}
+
+async fn page(
     state: &AppState,
     tenant: &PageTenant,
     headers: &HeaderMap,
@@ -156,6 +169,7 @@ fn page(
     };
     let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     let email = offer.email.clone().unwrap_or_default();
+    let passkeys = passkeys_allowed(state, tenant).await?;
     let csrf = Csrf::of(state, headers)?;
     let view = InvitationPage {
         frame: &tenant.frame,
@@ -173,6 +187,7 @@ fn page(
         email,
         error,
         mode,
+        passkeys,
     };
     render(&view, status, csrf.set_cookie(state))
 }
@@ -220,7 +235,8 @@ pub async fn submit(
                 return again(
                     "The two passwords differ: type the same password twice.",
                     StatusCode::BAD_REQUEST,
-                );
+                )
+                .await;
             }
             let who = Acceptance::NewUser {
                 password: Some(password.to_owned()),
@@ -228,7 +244,7 @@ pub async fn submit(
             };
             (who, "pwd")
         }
-        "passkey" => (
+        "passkey" if passkeys_allowed(&state, &tenant).await? => (
             Acceptance::NewUser {
                 password: None,
                 name,
@@ -246,7 +262,8 @@ pub async fn submit(
                 return again(
                     "Sign in with the invited account to accept.",
                     StatusCode::FORBIDDEN,
-                );
+                )
+                .await;
             }
         },
         _ => return Err(PageError::bad_request("Choose how to accept.").framed(&tenant.frame)),
@@ -275,11 +292,14 @@ pub async fn submit(
             Ok(signed_in(&state, &tenant, &ctx, &session, &tenant.home()))
         }
         Ok(_) => Ok(super::see_other(&state, &tenant.home(), Vec::new())),
-        Err(Refusal::Invalid(message)) => again(&message, StatusCode::BAD_REQUEST),
-        Err(Refusal::HasAccount) => again(
-            "An account with this address exists: sign in to accept.",
-            StatusCode::CONFLICT,
-        ),
+        Err(Refusal::Invalid(message)) => again(&message, StatusCode::BAD_REQUEST).await,
+        Err(Refusal::HasAccount) => {
+            again(
+                "An account with this address exists: sign in to accept.",
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
         Err(Refusal::Unusable) => {
             // Accepted, resent or revoked in between: say what the link is worth now.
             Err(usable_offer(&state, &tenant, &token)

@@ -670,3 +670,26 @@ async fn erasing_a_user_forgets_the_address_of_the_invitation_they_accepted() {
     assert_eq!(after["email"], Value::Null, "{after}");
     assert_eq!(after["name"], Value::Null, "{after}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_without_passkeys_offers_only_a_password() {
+    let app = people_app(Store::Embedded).await;
+    let t = tenant(&app, "nopasskeys").await;
+    let path = format!("/v1/tenants/{t}/webauthn-policy");
+    let (_, mut policy) = app.send(app.admin(Method::GET, &path)).await;
+    policy["enabled"] = json!(false);
+    policy.as_object_mut().unwrap().remove("updated_at");
+    let (status, body) = app.send(app.admin(Method::PUT, &path).json(&policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, link) = invited(&app, &t, "ada@acme.test", &[]).await;
+    let browser = Browser::new(&app);
+    let page = browser.get(&link).await;
+    assert!(page.body.contains("Set password and accept"));
+    assert!(
+        !page.body.contains("Accept and add a passkey"),
+        "{}",
+        page.body
+    );
+    let refused = browser.submit(&link, &link, &[("choice", "passkey")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+}
