@@ -13,7 +13,8 @@
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
 //!   catalogue of API key scopes.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
-//! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`backchannel`]:
+//! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`registry_expiry`]:
+//!   entitlements and trials reaching their expiry; [`backchannel`]:
 //!   Back-Channel Logout's deliveries of logout tokens.
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
@@ -35,6 +36,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
+pub mod registry_expiry;
 pub mod routes;
 pub mod scopes;
 pub mod server;

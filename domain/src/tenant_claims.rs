@@ -4,9 +4,65 @@
 //! `tenant_status`, and for people's tokens `org_roles`. A client carries all of them unless
 //! it chose otherwise (`oauth_client.token_claims_set`): none, or a subset. Pure.
 
-use tessera_event_schemas::events::TenantClaimsChoice;
+use tessera_event_schemas::Event;
+use tessera_event_schemas::events::{OAuthClientTokenClaimsSetV1, TenantClaimsChoice};
 
-use crate::DomainError;
+use crate::{Aggregate, DomainError};
+
+/// A client's stream as far as its claims choice goes: whether it is registered (and not
+/// deactivated) and what it chose. The client's other rules live in [`crate::oauth_client`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientClaimsState {
+    pub registered: bool,
+    pub deactivated: bool,
+    pub choice: TenantClaimsChoice,
+}
+
+impl Default for ClientClaimsState {
+    fn default() -> Self {
+        Self {
+            registered: false,
+            deactivated: false,
+            choice: TenantClaimsChoice::All,
+        }
+    }
+}
+
+impl Aggregate for ClientClaimsState {
+    /// The new choice.
+    type Command = TenantClaimsChoice;
+
+    fn evolve(&mut self, event: &Event) {
+        match event {
+            Event::OAuthClientRegistered(_) => self.registered = true,
+            Event::OAuthClientDeactivated(_) => self.deactivated = true,
+            Event::OAuthClientTokenClaimsSet(set) => self.choice = set.tenant_claims.clone(),
+            _ => {}
+        }
+    }
+
+    /// Sets the choice of a registered client; the same choice again appends nothing.
+    fn decide(&self, choice: TenantClaimsChoice) -> Result<Vec<Event>, DomainError> {
+        if !self.registered {
+            return Err(DomainError::NotFound);
+        }
+        if self.deactivated {
+            return Err(DomainError::IllegalTransition {
+                from: "deactivated".into(),
+                action: "choose the tenant claims of a client",
+            });
+        }
+        let choice = check(&choice)?;
+        if choice == self.choice {
+            return Ok(vec![]);
+        }
+        Ok(vec![Event::OAuthClientTokenClaimsSet(
+            OAuthClientTokenClaimsSetV1 {
+                tenant_claims: choice,
+            },
+        )])
+    }
+}
 
 /// Every tenant claim name, in the order tokens list them.
 pub const NAMES: [&str; 6] = [
