@@ -14,7 +14,7 @@ use tessera_projections::CatalogEntry;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::entitlements::{TenantProduct, entitlement_dto};
+use super::entitlements::{TenantProduct, entitlement_dto, named};
 use crate::auth::{PlatformAdmin, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, RequestContext};
@@ -163,7 +163,8 @@ pub async fn remove_product(
     let done = state
         .commands
         .remove_product(ctx.metadata(principal.actor()), &key)
-        .await?;
+        .await
+        .map_err(named)?;
     state.projected(done.position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -198,7 +199,8 @@ pub async fn request_product(
             &body.product,
             body.requested_by,
         )
-        .await?;
+        .await
+        .map_err(named)?;
     state.projected(done.position).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -230,7 +232,8 @@ pub async fn request_trial(
             body.tenant_id,
             &body.product,
         )
-        .await?;
+        .await
+        .map_err(named)?;
     state.projected(done.position).await?;
     let entry = state
         .registry
