@@ -11,7 +11,7 @@
 //!   [`http`]: the HTTP/1 connection loop with its limits.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
-//!   catalogue of API key scopes.
+//!   catalogue of API key scopes; [`key_cache`]: API keys recently looked up.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`registry_expiry`]:
 //!   entitlements and trials reaching their expiry; [`backchannel`]:
@@ -31,6 +31,7 @@ pub mod data_dir;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod key_cache;
 pub mod lifecycle;
 pub mod oauth;
 pub mod openapi;

@@ -383,6 +383,7 @@ pub async fn run_with(
         user_views: Arc::default(),
         refresh_grace_secs: config.refresh_grace_secs,
         registry,
+        key_cache: Arc::default(),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

@@ -12,6 +12,7 @@ use tessera_projections::{
 };
 
 use crate::error::ApiError;
+use crate::key_cache::KeyCache;
 use crate::oauth::token::Signers;
 use crate::oauth::verify::Verifier;
 use crate::pages::pending::PendingSignIns;
@@ -56,6 +57,8 @@ pub struct AppState {
     /// How long the refresh token just rotated out still gets grace answers
     /// (`TESSERA_REFRESH_GRACE_SECS`).
     pub refresh_grace_secs: u32,
+    /// API keys recently looked up (see [`crate::key_cache`]).
+    pub key_cache: Arc<KeyCache>,
     /// The in-memory catalog, entitlements and clients' claims choices (issue 21).
     pub registry: Arc<Registry>,
     /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
