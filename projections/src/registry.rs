@@ -379,3 +379,131 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tessera_event_schemas::events::{
+        EntitlementExpiredV1, EntitlementGrantedV1, OAuthClientTokenClaimsSetV1, ProductDefinedV1,
+        ProductRemovedV1, ProductRequestedV1,
+    };
+    use tessera_event_schemas::{Envelope, streams};
+
+    use super::*;
+
+    const TENANT: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
+
+    fn recorded(position: u64, stream: String, event: &Event) -> RecordedEvent {
+        RecordedEvent {
+            envelope: Envelope::builder()
+                .event_id(Uuid::from_u128(u128::from(position)))
+                .stream(stream)
+                .position(position)
+                .tenant(TENANT)
+                .event(event)
+                .recorded_at(Timestamp::from_micros(
+                    1_000 * i64::try_from(position).unwrap(),
+                ))
+                .correlation_id("c")
+                .build(),
+            payload: event.encode(),
+        }
+    }
+
+    fn defined(position: u64, key: &str) -> RecordedEvent {
+        let event = Event::ProductDefined(ProductDefinedV1 {
+            name: key.into(),
+            description: String::new(),
+            plans_required: vec![],
+            demo_url: None,
+            supports_trial: true,
+        });
+        recorded(position, streams::product(key), &event)
+    }
+
+    fn granted(position: u64, key: &str, enabled: bool, expires: Option<i64>) -> RecordedEvent {
+        let event = Event::EntitlementGranted(EntitlementGrantedV1 {
+            enabled,
+            config_json: "{}".into(),
+            expires_at: expires.map(Timestamp::from_micros),
+        });
+        recorded(position, streams::entitlement(TENANT, key), &event)
+    }
+
+    fn products(registry: &Registry, now: i64) -> Vec<String> {
+        registry
+            .tenant_products(TENANT)
+            .at(Timestamp::from_micros(now))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_tenants_products_are_its_enabled_unexpired_entitlements_to_catalog_products() {
+        let registry = Registry::new();
+        registry
+            .apply(&[
+                defined(1, "crm"),
+                defined(2, "erp"),
+                defined(3, "bi"),
+                granted(4, "crm", true, None),
+                granted(5, "erp", true, Some(10_000)),
+                granted(6, "bi", false, None),
+                granted(7, "gone", true, None),
+            ])
+            .unwrap();
+        assert_eq!(products(&registry, 9_999), ["crm", "erp"]);
+        // Past its expiry an entitlement leaves the claim before `entitlement.expired`.
+        assert_eq!(products(&registry, 10_000), ["crm"]);
+        assert_eq!(
+            registry.due(Timestamp::from_micros(10_000)),
+            [(TENANT, "erp".to_owned())]
+        );
+
+        let removed = Event::ProductRemoved(ProductRemovedV1 {});
+        let expired = Event::EntitlementExpired(EntitlementExpiredV1 {
+            expires_at: Timestamp::from_micros(10_000),
+        });
+        let requested = Event::ProductRequested(ProductRequestedV1 { requested_by: None });
+        registry
+            .apply(&[
+                recorded(8, streams::product("crm"), &removed),
+                recorded(9, streams::entitlement(TENANT, "erp"), &expired),
+                recorded(10, streams::entitlement(TENANT, "bi"), &requested),
+            ])
+            .unwrap();
+        assert!(products(&registry, 0).is_empty());
+        assert!(registry.due(Timestamp::from_micros(i64::MAX)).is_empty());
+        // The entitlement to the removed product stays, out of effect; a request changes
+        // nothing.
+        let held: Vec<String> = registry
+            .entitlements(TENANT)
+            .into_iter()
+            .map(|entry| entry.product)
+            .collect();
+        assert_eq!(held, ["bi", "crm", "gone"]);
+        assert_eq!(registry.position(), 10);
+    }
+
+    #[test]
+    fn a_clients_choice_is_kept_until_it_goes_back_to_all() {
+        let registry = Registry::new();
+        let set = |choice| {
+            Event::OAuthClientTokenClaimsSet(OAuthClientTokenClaimsSetV1 {
+                tenant_claims: choice,
+            })
+        };
+        let stream = streams::oauth_client(TENANT, "app");
+        registry
+            .apply(&[recorded(1, stream.clone(), &set(TenantClaimsChoice::Off))])
+            .unwrap();
+        assert_eq!(registry.for_token(TENANT, "app").1, 0);
+        assert_eq!(registry.for_token(TENANT, "other").1, u8::MAX);
+        registry
+            .apply(&[recorded(2, stream, &set(TenantClaimsChoice::All))])
+            .unwrap();
+        assert_eq!(
+            registry.client_claims(TENANT, "app"),
+            TenantClaimsChoice::All
+        );
+    }
+}
