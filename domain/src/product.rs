@@ -4,8 +4,8 @@
 //! unique by its stream and "is this product in the catalog" is the stream's last event. Pure.
 //!
 //! # Rules
-//! - The key is 1 to 64 characters of `[a-z0-9_-]` (checked by [`key`] before the stream is
-//!   named). The name is 1 to 100 characters, the description at most 2,000, each required
+//! - The key is 1 to 64 characters of `[a-z0-9_-]`, not `request` or `trial-request` (checked
+//!   by [`key`] before the stream is named). The name is 1 to 100 characters, the description at most 2,000, each required
 //!   plan an identifier (at most 20 of them), the demo URL an absolute http(s) URL.
 //! - Putting an entry defines it when it is absent (never defined, or removed) and replaces it
 //!   otherwise; putting the same entry again appends nothing.
@@ -46,9 +46,18 @@ pub enum ProductCommand {
     Remove,
 }
 
-/// Checks a product key before it names a stream.
+/// Checks a product key before it names a stream. `request` and `trial-request` are refused:
+/// `/v1/catalog/request` and `/v1/catalog/trial-request` are seed 003's paths, so such a
+/// product could never be changed or removed.
 pub fn key(value: &str) -> Result<(), DomainError> {
-    validate::identifier("key", value)
+    validate::identifier("key", value)?;
+    if matches!(value, "request" | "trial-request") {
+        return Err(DomainError::invalid(
+            "key",
+            "request and trial-request are reserved",
+        ));
+    }
+    Ok(())
 }
 
 fn check(product: &Product) -> Result<Product, DomainError> {
@@ -191,6 +200,14 @@ mod tests {
         state.evolve(&state.decide(ProductCommand::Remove).unwrap()[0]);
         let events = state.decide(ProductCommand::Put(entry())).unwrap();
         assert!(matches!(events[..], [Event::ProductDefined(_)]));
+    }
+
+    #[test]
+    fn a_key_is_an_identifier_other_than_seed_003s_catalog_paths() {
+        assert!(key("compliance-suite").is_ok());
+        assert!(key("request").is_err());
+        assert!(key("trial-request").is_err());
+        assert!(key("Not A Key").is_err());
     }
 
     #[test]
