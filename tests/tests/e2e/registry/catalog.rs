@@ -14,12 +14,7 @@ async fn platform_admins_define_the_catalog_and_any_key_lists_it(store: Store) {
         .as_str()
         .unwrap()
         .to_owned();
-    let tenant_key = app
-        .create_api_key(&tenant, json!({"name": "it", "scopes": ["tenant:admin"]}))
-        .await["plaintext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant_key = tenant_admin_key(&app, &tenant).await;
 
     let entry = json!({
         "name": "Compliance Suite",
@@ -144,12 +139,7 @@ async fn a_trial_lasts_fourteen_days_once_per_tenant_and_product_on_an_allowed_p
         .as_str()
         .unwrap()
         .to_owned();
-    let own_key = app
-        .create_api_key(&tenant, json!({"name": "it", "scopes": ["tenant:admin"]}))
-        .await["plaintext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own_key = tenant_admin_key(&app, &tenant).await;
     define(&app, "no-trial", json!({"name": "Sales only"})).await;
     define(
         &app,

@@ -95,12 +95,7 @@ async fn the_resolver_tries_tenant_id_then_slug_then_the_user_attributes(store: 
 
     // A tenant's own key resolves its tenant only: another looks nonexistent, and the next
     // candidate is tried.
-    let key_a = app
-        .create_api_key(&a, json!({"name": "kc", "scopes": ["tenant:admin"]}))
-        .await["plaintext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key_a = tenant_admin_key(&app, &a).await;
     let as_a = |body| {
         app.request(Method::POST, "/v1/claims/resolve", Some(&key_a))
             .json(&body)

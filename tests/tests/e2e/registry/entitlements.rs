@@ -17,12 +17,7 @@ async fn platform_admins_grant_change_and_revoke_entitlements_tenants_read(store
         .as_str()
         .unwrap()
         .to_owned();
-    let tenant_key = app
-        .create_api_key(&tenant, json!({"name": "it", "scopes": ["tenant:admin"]}))
-        .await["plaintext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant_key = tenant_admin_key(&app, &tenant).await;
     trial_product(&app, "crm").await;
     let path = format!("/v1/tenants/{tenant}/entitlements/crm");
 

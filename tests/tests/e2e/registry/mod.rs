@@ -19,6 +19,15 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestServer;
 
+/// A `tenant:admin` key of `tenant`: its plaintext.
+pub async fn tenant_admin_key(app: &TestServer, tenant: &str) -> String {
+    app.create_api_key(tenant, json!({"name": "it", "scopes": ["tenant:admin"]}))
+        .await["plaintext"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Defines (or replaces) a catalog product as the platform admin; returns the answer.
 pub async fn define(app: &TestServer, key: &str, body: Value) -> (StatusCode, Value) {
     app.send(

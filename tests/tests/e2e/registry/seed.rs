@@ -82,12 +82,7 @@ async fn seed_003s_api_key_paths_are_aliases_of_ours(store: Store) {
     assert_eq!(verified, json!({"valid": false}));
 
     // Another tenant's administrator neither lists nor revokes this tenant's keys.
-    let other_key = app
-        .create_api_key(&other, json!({"name": "it", "scopes": ["tenant:admin"]}))
-        .await["plaintext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other_key = tenant_admin_key(&app, &other).await;
     let (status, _) = app
         .send(app.request(
             Method::GET,
