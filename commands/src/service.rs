@@ -149,4 +149,6 @@ mod grant_tests;
 #[cfg(test)]
 mod people_testing;
 #[cfg(test)]
+mod registry_tests;
+#[cfg(test)]
 mod tests;
