@@ -4,7 +4,10 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
-use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, tenants, users};
+use crate::routes::{
+    api_keys, audit, catalog, claims, clients, consents, entitlements, health, mfa, seed_aliases,
+    sessions, tenants, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +64,21 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         mfa::put_webauthn_policy,
         audit::list_audit,
         audit::append_audit,
+        catalog::list_catalog,
+        catalog::put_product,
+        catalog::remove_product,
+        catalog::request_product,
+        catalog::request_trial,
+        entitlements::list_entitlements_by_query,
+        entitlements::list_entitlements,
+        entitlements::grant_entitlement,
+        entitlements::revoke_entitlement,
+        claims::resolve_claims,
+        claims::get_token_claims,
+        claims::put_token_claims,
+        seed_aliases::list_api_keys_by_query,
+        seed_aliases::create_api_key_by_body,
+        seed_aliases::revoke_api_key_by_id,
         metadata::openid_configuration,
         metadata::authorization_server_metadata,
         metadata::authorization_server_metadata_under_issuer,

@@ -6,10 +6,14 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod catalog;
+pub mod claims;
 pub mod clients;
 pub mod consents;
+pub mod entitlements;
 pub mod health;
 pub mod mfa;
+pub mod seed_aliases;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
