@@ -6,6 +6,8 @@
 //! 403; a key of a suspended, frozen or archived tenant gets 403 (`tenant_suspended`).
 //! Tenant-scoped keys see other tenants as nonexistent (404), never as forbidden.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tessera_event_schemas::{Actor, ActorKind, SYSTEM_TENANT_ID};
@@ -14,6 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{ApiPath, MoreThanOneAuthorization, authorization};
+use crate::key_cache::CachedKey;
 use crate::scopes::{PLATFORM_ADMIN, TENANT_ADMIN};
 use crate::state::AppState;
 
@@ -154,16 +157,39 @@ pub enum KeyCheck {
     Usable(Box<ApiKeyView>),
 }
 
-/// Looks a presented API key up by its keyed hash, re-checks it in constant time, and checks
-/// that it is neither revoked nor expired and that its tenant (other than the system tenant)
-/// serves. A usable key's use is counted.
+/// Looks a presented API key up by its keyed hash (in [`crate::key_cache`], else in the read
+/// models), re-checks it in constant time, and checks that it is neither revoked nor expired
+/// and that its tenant (other than the system tenant) serves. A usable key's use is counted.
 pub async fn check_api_key(state: &AppState, plaintext: &str) -> Result<KeyCheck, ApiError> {
-    let Some(key) = state
-        .store
-        .api_key_by_hash(&state.crypto.secret_hash(plaintext))
-        .await?
-    else {
-        return Ok(KeyCheck::Invalid);
+    let hash = state.crypto.secret_hash(plaintext);
+    let (key, tenant_serves) = match state
+        .key_cache
+        .get(&hash, state.projections.keys_changed_at())
+    {
+        Some(cached) => cached,
+        None => {
+            // The position before the reads: the rows are at least that current.
+            let read_at = state.projections.projected_position();
+            let Some(key) = state.store.api_key_by_hash(&hash).await? else {
+                return Ok(KeyCheck::Invalid);
+            };
+            let tenant_serves = key.tenant_id == SYSTEM_TENANT_ID
+                || state
+                    .store
+                    .tenant(key.tenant_id)
+                    .await?
+                    .is_some_and(|t| t.serves());
+            let key = Arc::new(key);
+            state.key_cache.put(
+                hash,
+                CachedKey {
+                    read_at,
+                    view: key.clone(),
+                    tenant_serves,
+                },
+            );
+            (key, tenant_serves)
+        }
     };
     let now = state.clock.now();
     if !state.crypto.verify_secret(plaintext, &key.secret_hash)
@@ -172,12 +198,9 @@ pub async fn check_api_key(state: &AppState, plaintext: &str) -> Result<KeyCheck
     {
         return Ok(KeyCheck::Invalid);
     }
-    if key.tenant_id != SYSTEM_TENANT_ID {
-        let tenant = state.store.tenant(key.tenant_id).await?;
-        if !tenant.is_some_and(|t| t.serves()) {
-            return Ok(KeyCheck::TenantBlocked);
-        }
+    if !tenant_serves {
+        return Ok(KeyCheck::TenantBlocked);
     }
     state.usage.record(key.tenant_id, key.key_id, now);
-    Ok(KeyCheck::Usable(Box::new(key)))
+    Ok(KeyCheck::Usable(Box::new((*key).clone())))
 }

@@ -11,9 +11,10 @@
 //!   [`http`]: the HTTP/1 connection loop with its limits.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
-//!   catalogue of API key scopes.
+//!   catalogue of API key scopes; [`key_cache`]: API keys recently looked up.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
-//! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`backchannel`]:
+//! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`registry_expiry`]:
+//!   entitlements and trials reaching their expiry; [`backchannel`]:
 //!   Back-Channel Logout's deliveries of logout tokens.
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
@@ -30,11 +31,13 @@ pub mod data_dir;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod key_cache;
 pub mod lifecycle;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
+pub mod registry_expiry;
 pub mod routes;
 pub mod scopes;
 pub mod server;

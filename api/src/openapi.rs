@@ -5,7 +5,8 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, clients, consents, health, invitations, mfa, sessions, tenants, users,
+    api_keys, audit, catalog, claims, clients, consents, entitlements, health, invitations, mfa,
+    seed_aliases, sessions, tenants, users,
 };
 
 #[derive(OpenApi)]
@@ -69,6 +70,21 @@ use crate::routes::{
         mfa::put_webauthn_policy,
         audit::list_audit,
         audit::append_audit,
+        catalog::list_catalog,
+        catalog::put_product,
+        catalog::remove_product,
+        catalog::request_product,
+        catalog::request_trial,
+        entitlements::list_entitlements_by_query,
+        entitlements::list_entitlements,
+        entitlements::grant_entitlement,
+        entitlements::revoke_entitlement,
+        claims::resolve_claims,
+        claims::get_token_claims,
+        claims::put_token_claims,
+        seed_aliases::list_api_keys_by_query,
+        seed_aliases::create_api_key_by_body,
+        seed_aliases::revoke_api_key_by_id,
         metadata::openid_configuration,
         metadata::authorization_server_metadata,
         metadata::authorization_server_metadata_under_issuer,

@@ -19,7 +19,8 @@ use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_event_schemas::EventMetadata;
 use tessera_event_schemas::events::SigningAlg;
 use tessera_projections::{
-    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, RetentionTask, SessionDirectory,
+    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, Registry, RetentionTask,
+    SessionDirectory,
 };
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -31,7 +32,8 @@ use crate::rate_limit::SignInLimiter;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
 use crate::{
-    activity, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages, routes, usage,
+    activity, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages,
+    registry_expiry, routes, usage,
 };
 
 /// Largest request body accepted; larger ones get 413.
@@ -149,6 +151,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mfa::router())
         .merge(routes::sessions::router())
         .merge(routes::consents::router())
+        .merge(routes::catalog::router())
+        .merge(routes::entitlements::router())
+        .merge(routes::claims::router())
+        .merge(routes::seed_aliases::router())
         .merge(oauth::router())
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
@@ -315,6 +321,9 @@ pub async fn run_with(
     let (sessions, sessions_task) = SessionDirectory::open(log.clone(), store.session_snapshots())
         .await
         .context("opening the session directory")?;
+    // The registry (catalog, entitlements, claims choices) folds the log from the start.
+    let registry = Registry::new();
+    let registry_task = registry.follow(log.clone());
     // Serve only once the read models and the OAuth directory hold every event committed
     // before this start, so that no acknowledged write is missing after a crash and restart.
     let head = log.head_position().await.context("reading the log head")?;
@@ -331,6 +340,10 @@ pub async fn run_with(
         .wait_for(head, Duration::from_secs(3600))
         .await
         .map_err(|_| anyhow::anyhow!("the session directory did not catch up with the log"))?;
+    registry
+        .wait_for(head, Duration::from_secs(3600))
+        .await
+        .map_err(|_| anyhow::anyhow!("the registry did not catch up with the log"))?;
     ensure_id_token_keys(&commands, &directory, &projections).await?;
     let kafka = match kafka_settings {
         Some(settings) => {
@@ -370,6 +383,8 @@ pub async fn run_with(
         pending_sign_ins: Arc::default(),
         user_views: Arc::default(),
         refresh_grace_secs: config.refresh_grace_secs,
+        registry,
+        key_cache: Arc::default(),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),
@@ -391,6 +406,12 @@ pub async fn run_with(
         state.clone(),
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
     ));
+    // Entitlements reaching their expiry, on the lifecycle sweep's interval; the first sweep
+    // runs at once, so what fell due while the server was down expires at the start.
+    let expiry = tokio::spawn(registry_expiry::run(
+        state.clone(),
+        Duration::from_secs(config.lifecycle_interval_secs.max(1)),
+    ));
 
     let app = match extensions.routes {
         Some(routes) => router(state.clone()).merge(routes.with_state(state)),
@@ -403,6 +424,7 @@ pub async fn run_with(
     http::serve(listener, app, shutdown).await;
 
     sweeper.abort();
+    expiry.abort();
     backchannel.shutdown().await;
     usage_flusher.abort();
     session_use_flusher.abort();
@@ -427,6 +449,7 @@ pub async fn run_with(
     // Folds the last writes and takes a snapshot, so that the next start folds nothing.
     directory_task.shutdown().await;
     sessions_task.shutdown().await;
+    registry_task.shutdown().await;
     if let Some(retention) = retention {
         retention.shutdown().await;
     }

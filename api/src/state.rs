@@ -8,10 +8,11 @@ use tessera_commands::{Clock, CommandService, IdGen};
 use tessera_crypto::{Crypto, PersonalKeys};
 use tessera_event_log::EventLog;
 use tessera_projections::{
-    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, SessionDirectory,
+    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, Registry, SessionDirectory,
 };
 
 use crate::error::ApiError;
+use crate::key_cache::KeyCache;
 use crate::oauth::token::Signers;
 use crate::oauth::verify::Verifier;
 use crate::pages::pending::PendingSignIns;
@@ -56,26 +57,36 @@ pub struct AppState {
     /// How long the refresh token just rotated out still gets grace answers
     /// (`TESSERA_REFRESH_GRACE_SECS`).
     pub refresh_grace_secs: u32,
+    /// API keys recently looked up (see [`crate::key_cache`]).
+    pub key_cache: Arc<KeyCache>,
+    /// The in-memory catalog, entitlements and clients' claims choices (issue 21).
+    pub registry: Arc<Registry>,
     /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
     pub secure_cookies: bool,
 }
 
 impl AppState {
-    /// Read-your-writes: waits until the read models, the OAuth directory and the session
-    /// directory reflect `position`.
+    /// Read-your-writes: waits until the read models, the OAuth directory, the session
+    /// directory and the registry reflect `position`.
     pub async fn projected(&self, position: u64) -> Result<(), ApiError> {
-        let (read_models, directory, sessions) = tokio::join!(
+        let (read_models, directory, sessions, registry) = tokio::join!(
             self.projections
                 .wait_for(position, self.read_your_writes_timeout),
             self.directory
                 .wait_for(position, self.read_your_writes_timeout),
             self.sessions
                 .wait_for(position, self.read_your_writes_timeout),
+            self.registry
+                .wait_for(position, self.read_your_writes_timeout),
         );
-        read_models.and(directory).and(sessions).map_err(|_| {
-            ApiError::Unavailable(format!(
-                "read models did not reach position {position} in time; the write is durable"
-            ))
-        })
+        read_models
+            .and(directory)
+            .and(sessions)
+            .and(registry)
+            .map_err(|_| {
+                ApiError::Unavailable(format!(
+                    "read models did not reach position {position} in time; the write is durable"
+                ))
+            })
     }
 }

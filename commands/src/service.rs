@@ -35,6 +35,8 @@
 //! - [`consent`]: what a person allowed each client (list, revoke); [`authorization`]: the
 //!   authorization endpoint's codes, with the consent just given in the same append.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
+//! - [`registry`]: the catalog, tenants' entitlements and trials, requests for products, and
+//!   a client's choice of tenant claims (issue 21).
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
 use std::fmt;
@@ -59,6 +61,7 @@ mod mfa;
 mod oauth_client;
 mod passkey;
 mod refresh_token;
+mod registry;
 mod reservation;
 mod session;
 mod signin;
@@ -81,6 +84,7 @@ pub use passkey::{
 pub use refresh_token::{
     DEFAULT_REFRESH_GRACE_SECS, RefreshRequest, RefreshTokenStatus, Refreshed,
 };
+pub use registry::GrantEntitlement;
 pub use session::{StartedSession, person};
 pub use signin::{PasswordCredentials, SignInOutcome, SignInResult};
 pub use tenant::{
@@ -148,5 +152,7 @@ pub struct Outcome {
 mod grant_tests;
 #[cfg(test)]
 mod people_testing;
+#[cfg(test)]
+mod registry_tests;
 #[cfg(test)]
 mod tests;

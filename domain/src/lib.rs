@@ -28,19 +28,26 @@
 //! - [`mfa`]: a user's second factors (authenticator app, recovery codes, passkeys) and the
 //!   `require_mfa` rule.
 //! - [`webauthn_policy`]: a tenant's WebAuthn policy.
+//! - [`product`]: one product of the catalog (define, replace, remove).
+//! - [`entitlement`]: one tenant's entitlement to one product (grant, trial once, revoke,
+//!   expire once).
+//! - [`tenant_claims`]: the tenant claims tokens carry and a client's choice among them.
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
 pub mod authorization_code;
 pub mod consent;
+pub mod entitlement;
 pub mod invitation;
 pub mod mfa;
 pub mod oauth_client;
 pub mod password;
+pub mod product;
 pub mod refresh_token;
 pub mod reservation;
 pub mod session;
 pub mod tenant;
+pub mod tenant_claims;
 pub mod user;
 pub mod validate;
 pub mod webauthn_policy;

@@ -22,6 +22,8 @@
 //! | refresh-token family | `{tenant}/refresh/{family}` |
 //! | invitation | `{tenant}/invitation/{invitation}` |
 //! | one email (the outbox) | `{tenant}/email/{email}` |
+//! | a tenant's entitlement to one product | `{tenant}/entitlement/{product}` |
+//! | one catalog product | `{system}/product/{key}` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -79,6 +81,12 @@ pub enum StreamId {
     },
     /// `{tenant}/email/{email}`: one email of the outbox: queued, then each delivery attempt.
     Email { tenant_id: Uuid, email_id: Uuid },
+    /// `{tenant}/entitlement/{product}`: one tenant's entitlement to one product (grants,
+    /// trial, revocation, expiry) and its requests. "One trial" and "expired once" are
+    /// decided by its expected version. A product key never contains `/`.
+    Entitlement { tenant_id: Uuid, product: String },
+    /// `{system}/product/{key}`: one product of the catalog; the key is unique by its stream.
+    Product(String),
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -130,6 +138,13 @@ impl StreamId {
                 tenant_id,
                 email_id,
             }),
+            "entitlement" if !id.contains('/') => Some(StreamId::Entitlement {
+                tenant_id,
+                product: id.to_owned(),
+            }),
+            "product" if tenant_id == SYSTEM_TENANT_ID && !id.contains('/') => {
+                Some(StreamId::Product(id.to_owned()))
+            }
             "oauth-client" => Some(StreamId::OAuthClient {
                 tenant_id,
                 client_id: id.to_owned(),
@@ -165,9 +180,10 @@ impl StreamId {
             | StreamId::Refresh { tenant_id, .. }
             | StreamId::Invitation { tenant_id, .. }
             | StreamId::Email { tenant_id, .. }
+            | StreamId::Entitlement { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
-            StreamId::Reservation { .. } => SYSTEM_TENANT_ID,
+            StreamId::Reservation { .. } | StreamId::Product(_) => SYSTEM_TENANT_ID,
         }
     }
 
@@ -210,6 +226,10 @@ impl StreamId {
                 tenant_id,
                 email_id,
             } => Spelling::Email(*tenant_id, *email_id),
+            StreamId::Entitlement { tenant_id, product } => {
+                Spelling::Entitlement(*tenant_id, product)
+            }
+            StreamId::Product(key) => Spelling::Product(key),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -239,6 +259,8 @@ enum Spelling<'a> {
     Refresh(Uuid, Uuid),
     Invitation(Uuid, Uuid),
     Email(Uuid, Uuid),
+    Entitlement(Uuid, &'a str),
+    Product(&'a str),
     Reservation(&'a str, &'a str),
 }
 
@@ -266,6 +288,10 @@ impl fmt::Display for Spelling<'_> {
                 write!(f, "{tenant_id}/invitation/{invitation_id}")
             }
             Spelling::Email(tenant_id, email_id) => write!(f, "{tenant_id}/email/{email_id}"),
+            Spelling::Entitlement(tenant_id, product) => {
+                write!(f, "{tenant_id}/entitlement/{product}")
+            }
+            Spelling::Product(key) => write!(f, "{SYSTEM_TENANT_ID}/product/{key}"),
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -346,6 +372,16 @@ pub fn invitation(tenant_id: Uuid, invitation_id: Uuid) -> String {
 /// `{tenant}/email/{email}`: one email of the outbox.
 pub fn email(tenant_id: Uuid, email_id: Uuid) -> String {
     Spelling::Email(tenant_id, email_id).to_string()
+}
+
+/// `{tenant}/entitlement/{product}`: one tenant's entitlement to one product.
+pub fn entitlement(tenant_id: Uuid, product: &str) -> String {
+    Spelling::Entitlement(tenant_id, product).to_string()
+}
+
+/// `{system}/product/{key}`: one product of the catalog.
+pub fn product(key: &str) -> String {
+    Spelling::Product(key).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

@@ -92,6 +92,8 @@ fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
             Some(invitation_id.to_string())
         }
         (StreamId::Email { email_id, .. }, "email") => Some(email_id.to_string()),
+        (StreamId::Product(key), "product")
+        | (StreamId::Entitlement { product: key, .. }, "product") => Some(key),
         _ => None,
     }
 }
@@ -221,6 +223,25 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         Event::EmailQueued(_) | Event::EmailSent(_) | Event::EmailFailed(_) => {
             Target::new("email", stream_target_id(envelope, "email"), None)
         }
+        // A product and a tenant's entitlement to it are named by the product's key, which is
+        // also the row's product, so that seed 003's `product` filter finds them.
+        Event::ProductDefined(_)
+        | Event::ProductUpdated(_)
+        | Event::ProductRemoved(_)
+        | Event::ProductRequested(_)
+        | Event::EntitlementGranted(_)
+        | Event::EntitlementTrialStarted(_)
+        | Event::EntitlementRevoked(_)
+        | Event::EntitlementExpired(_) => {
+            let key = stream_target_id(envelope, "product");
+            Target {
+                kind: Some("product"),
+                id: key.clone(),
+                name: None,
+                product: key,
+            }
+        }
+        Event::OAuthClientTokenClaimsSet(_) => client(None),
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -401,6 +422,8 @@ mod tests {
             "refresh_token" => streams::refresh(TENANT, Uuid::from_u128(0xfa01)),
             "invitation" => streams::invitation(TENANT, Uuid::from_u128(0x1a1a)),
             "email" => streams::email(TENANT, Uuid::from_u128(0xe1a1)),
+            "product" => streams::product("compliance-suite"),
+            "entitlement" => streams::entitlement(TENANT, "compliance-suite"),
             _ => streams::audit(TENANT),
         }
     }

@@ -103,6 +103,8 @@ impl TopicCategory {
                 event_type.starts_with("tenant.")
                     || event_type.starts_with("reservation.")
                     || event_type.starts_with("webauthn_policy.")
+                    || event_type.starts_with("product.")
+                    || event_type.starts_with("entitlement.")
             }
             TopicCategory::OAuth => {
                 event_type.starts_with("oauth_client.")

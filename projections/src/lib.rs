@@ -35,6 +35,8 @@
 //!   that the authorization server's hot paths read, and its snapshots.
 //! - [`sessions`]: the in-memory session directory (active sessions by cookie hash) that the
 //!   hosted pages read on every signed-in request.
+//! - [`registry`](mod@registry): the in-memory catalog, entitlements and clients' tenant-claims
+//!   choices that the claims resolver and the token endpoint read (issue 21).
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
 //!   topics), checkpointed after the broker acknowledges.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
@@ -50,6 +52,7 @@ mod follow;
 pub mod kafka;
 mod paging;
 pub mod rebuild;
+pub mod registry;
 pub mod retention;
 pub mod runtime;
 mod schema;
@@ -68,6 +71,7 @@ pub use directory::{ClientEntry, Directory, DirectorySnapshots, DirectoryTask, S
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
+pub use registry::{CatalogEntry, EntitlementEntry, Registry, RegistryTask, TenantProducts};
 pub use retention::{AuditRetention, RetentionTask};
 pub use runtime::ProjectionRuntime;
 pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, UnrecordedUse};

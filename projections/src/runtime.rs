@@ -7,7 +7,9 @@
 //! `watch` channel that [`ProjectionRuntime::wait_for`] waits on. Before publishing it, it
 //! also moves forward the position of the last event that changed a user row
 //! ([`ProjectionRuntime::users_changed_at`]), so that the API can keep user rows in memory and
-//! read them again only after a change.
+//! read them again only after a change; and likewise of the last event that may change how a
+//! presented API key authenticates ([`ProjectionRuntime::keys_changed_at`]: an API key issued or
+//! revoked, any tenant event), so that the API can keep verified keys in memory.
 //! While catching up, the writer merges the batches already queued into one transaction, which
 //! lets coalescing fold many events per row write; at the head it commits each batch at once.
 //!
@@ -65,6 +67,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub struct ProjectionRuntime {
     position: watch::Receiver<u64>,
     users_changed: Arc<AtomicU64>,
+    keys_changed: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -78,6 +81,7 @@ impl ProjectionRuntime {
         let (stop, stop_rx) = watch::channel(false);
         let (batches_tx, batches_rx) = mpsc::channel(QUEUE);
         let users_changed = Arc::new(AtomicU64::new(0));
+        let keys_changed = Arc::new(AtomicU64::new(0));
         let reader = tokio::spawn(read_loop(
             log,
             checkpoints.min(),
@@ -89,12 +93,16 @@ impl ProjectionRuntime {
             checkpoints,
             batches_rx,
             position_tx,
-            users_changed.clone(),
+            Changes {
+                users: users_changed.clone(),
+                keys: keys_changed.clone(),
+            },
             stop_rx,
         ));
         Ok(Self {
             position,
             users_changed,
+            keys_changed,
             stop,
             reader,
             writer,
@@ -112,6 +120,14 @@ impl ProjectionRuntime {
     /// position is published, so a read-your-writes wait that returns also sees it moved.
     pub fn users_changed_at(&self) -> u64 {
         self.users_changed.load(Ordering::Acquire)
+    }
+
+    /// The global position of the last event applied that may change how a presented API key
+    /// authenticates: `api_key.issued` or `api_key.revoked`, or any event of a tenant's own
+    /// stream (its status, suspension, archival); 0 when none did since the start. Moves
+    /// forward before the projected position is published, as [`Self::users_changed_at`].
+    pub fn keys_changed_at(&self) -> u64 {
+        self.keys_changed.load(Ordering::Acquire)
     }
 
     /// A receiver of the projected position, for callers that want to follow it.
@@ -219,12 +235,33 @@ fn last_user_change(batch: &DecodedBatch) -> Option<u64> {
         .max()
 }
 
+/// Whether an event may change how a presented API key authenticates (see
+/// [`ProjectionRuntime::keys_changed_at`]). Usage (`api_key.used`) changes only counts.
+fn changes_key_auth(event_type: &str) -> bool {
+    matches!(event_type, "api_key.issued" | "api_key.revoked") || event_type.starts_with("tenant.")
+}
+
+fn last_key_change(batch: &DecodedBatch) -> Option<u64> {
+    batch
+        .events
+        .iter()
+        .filter(|recorded| changes_key_auth(&recorded.envelope.event_type))
+        .map(|recorded| recorded.envelope.global_position)
+        .max()
+}
+
+/// The positions of the last changes the API caches depend on.
+struct Changes {
+    users: Arc<AtomicU64>,
+    keys: Arc<AtomicU64>,
+}
+
 async fn write_loop(
     store: ReadStore,
     mut checkpoints: Checkpoints,
     mut batches: mpsc::Receiver<DecodedBatch>,
     position: watch::Sender<u64>,
-    users_changed: Arc<AtomicU64>,
+    changes: Changes,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new();
@@ -251,7 +288,10 @@ async fn write_loop(
                     checkpoints = applied;
                     backoff.reset();
                     if let Some(at) = last_user_change(&batch) {
-                        users_changed.fetch_max(at, Ordering::Release);
+                        changes.users.fetch_max(at, Ordering::Release);
+                    }
+                    if let Some(at) = last_key_change(&batch) {
+                        changes.keys.fetch_max(at, Ordering::Release);
                     }
                     position.send_replace(checkpoints.min());
                     break;

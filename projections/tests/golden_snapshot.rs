@@ -28,7 +28,10 @@
 //! same way, at the end: the re-blessed small snapshot differs only by their audit rows, the
 //! checkpoints' positions and the version of the user whose stream gained the link events.
 //!
-//! Issue 18's invitations read model (`rm_invitations`) was added after: both fixtures were
+//! Issue 21's (the catalog, entitlements, a client's tenant claims) likewise, in `registry`:
+//! the re-blessed small snapshot differs only by their audit rows and the checkpoints'
+//! positions.
+//! Issue 18's invitations read model (`rm_invitations`) was added after both: both fixtures were
 //! re-blessed, and the small snapshot differs only by that table's one row (the samples'
 //! invitation) and its checkpoint.
 
@@ -102,6 +105,8 @@ const PEOPLE: [&str; 5] = ["user", "sign_in", "session", "mfa", "webauthn_policy
 const GRANTS: [&str; 3] = ["authorization_code", "consent", "refresh_token"];
 /// Issue 18's categories and its events on users' streams, appended after issue 17's.
 const INVITATIONS: [&str; 2] = ["invitation", "email"];
+/// Issue 21's categories (the catalog, entitlements), appended after issue 18's.
+const REGISTRY: [&str; 2] = ["product", "entitlement"];
 const ISSUE_18_USER_EVENTS: [&str; 3] = [
     "user.password_reset_requested",
     "user.email_verification_requested",
@@ -128,11 +133,13 @@ fn extras(history: &mut History) {
         ("token.issued", 2),
         ("tenant.signing_key_added", 1),
         ("tenant.admin_invite_failed", 1),
+        ("oauth_client.token_claims_set", 1),
     ];
     for event in samples::current().into_iter().filter(|event| {
         !PEOPLE.contains(&event.category())
             && !GRANTS.contains(&event.category())
             && !INVITATIONS.contains(&event.category())
+            && !REGISTRY.contains(&event.category())
             && !added_since.contains(&(event.event_type(), event.schema_version()))
     }) {
         let (tenant, stream) = match event.category() {
@@ -219,6 +226,43 @@ fn extras(history: &mut History) {
     second_factors(history, sample_tenant, &person);
     grants(history, sample_tenant, &person);
     invitations(history, sample_tenant, &person);
+    registry(history, sample_tenant, client, &person);
+}
+
+/// Issue 21's samples, after everything pinned before: a catalog product's life, a tenant's
+/// entitlement to it (a request, a grant, a trial, a revocation, an expiry) and a client's
+/// choice of tenant claims.
+fn registry(history: &mut History, tenant: Uuid, client: &str, person: &EventMetadata) {
+    let of = |wanted: &dyn Fn(&Event) -> bool| -> Vec<Event> {
+        samples::current()
+            .into_iter()
+            .filter(|event| wanted(event))
+            .collect()
+    };
+    let products =
+        of(&|event| event.category() == "product" && !matches!(event, Event::ProductRequested(_)));
+    history.append_events(
+        SYSTEM_TENANT_ID,
+        streams::product("compliance-suite"),
+        &products,
+        person,
+    );
+    let entitlement = of(&|event| {
+        event.category() == "entitlement" || matches!(event, Event::ProductRequested(_))
+    });
+    history.append_events(
+        tenant,
+        streams::entitlement(tenant, "compliance-suite"),
+        &entitlement,
+        person,
+    );
+    let claims = of(&|event| matches!(event, Event::OAuthClientTokenClaimsSet(_)));
+    history.append_events(
+        tenant,
+        streams::oauth_client(tenant, client),
+        &claims,
+        person,
+    );
 }
 
 /// Issue 18's samples, after everything pinned before: the reset and verification links of

@@ -60,7 +60,11 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::Consents { .. }
         | StreamId::Refresh { .. }
         | StreamId::Invitation { .. }
-        | StreamId::Email { .. } => false,
+        | StreamId::Email { .. }
+        // Entitlements and the catalog are the registry's commercial side (issue 21): no part
+        // of a tenant's configuration snapshot yet; `history` shows them.
+        | StreamId::Entitlement { .. }
+        | StreamId::Product(_) => false,
     }
 }
 
@@ -175,7 +179,9 @@ impl TenantSnapshot {
             | StreamId::Consents { .. }
             | StreamId::Refresh { .. }
             | StreamId::Invitation { .. }
-            | StreamId::Email { .. } => {}
+            | StreamId::Email { .. }
+            | StreamId::Entitlement { .. }
+            | StreamId::Product(_) => {}
         }
     }
 

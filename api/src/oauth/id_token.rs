@@ -26,6 +26,7 @@ use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
 use super::OAuthError;
+use super::tenant_claims::TenantClaims;
 use super::token::AccessTokenClaims;
 use super::verify::{PersonFacts, VerifiedToken};
 use crate::state::AppState;
@@ -99,6 +100,22 @@ pub async fn mint(state: &AppState, grant: &PersonGrant<'_>) -> Result<PeopleTok
     let auth_time = grant.auth_time.as_micros() / 1_000_000;
     let sid = grant.session_id.to_string();
     let sub = grant.user_id.to_string();
+    // The person's roles become `org_roles`; the row is the bounded user-view cache's, which
+    // the ID token's claims read too.
+    let view = state
+        .user_views
+        .user(
+            &state.projections,
+            &state.store,
+            grant.tenant.id,
+            grant.user_id,
+        )
+        .await
+        .map_err(OAuthError::server_error)?;
+    let roles: &[String] = view.as_deref().map_or(&[], |view| &view.roles);
+    let tenant_claims = TenantClaims::new(state, grant.tenant, &client.client_id, grant.issued_at)
+        .with_roles(roles);
+    let id_tenant_claims = tenant_claims.for_id_token();
     let access_token = signer
         .sign(&AccessTokenClaims {
             iss: grant.issuer,
@@ -113,6 +130,7 @@ pub async fn mint(state: &AppState, grant: &PersonGrant<'_>) -> Result<PeopleTok
             auth_time: Some(auth_time),
             acr: Some(grant.acr),
             sid: Some(&sid),
+            tenant_claims,
         })
         .map_err(OAuthError::server_error)?;
     let id_token = if grant.scopes.iter().any(|scope| scope == OPENID) {
@@ -144,6 +162,7 @@ pub async fn mint(state: &AppState, grant: &PersonGrant<'_>) -> Result<PeopleTok
                         sid: &sid,
                         at_hash: &at_hash,
                         person: &claims,
+                        tenant: &id_tenant_claims,
                     },
                 )
                 .map_err(OAuthError::server_error)?,
@@ -193,6 +212,9 @@ struct IdTokenClaims<'a> {
     at_hash: &'a str,
     #[serde(flatten)]
     person: &'a PersonClaims,
+    /// Issue 21's tenant claims, `tenant_id` included, as the client chose them.
+    #[serde(flatten)]
+    tenant: &'a TenantClaims<'a>,
 }
 
 /// The profile and email claims of a person that their scopes allow (OpenID Connect Core

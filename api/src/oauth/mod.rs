@@ -34,6 +34,7 @@ pub mod id_token;
 pub mod introspection;
 pub mod logout;
 pub mod metadata;
+pub mod tenant_claims;
 pub mod token;
 pub mod userinfo;
 pub mod verify;

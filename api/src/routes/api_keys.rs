@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::PageQuery;
-use crate::auth::{KeyCheck, TenantAdmin, check_api_key};
+use crate::auth::{KeyCheck, Principal, TenantAdmin, check_api_key};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::scopes;
@@ -126,7 +126,7 @@ fn usage_of(state: &AppState, view: &ApiKeyView) -> (u64, Option<Timestamp>) {
     }
 }
 
-fn to_dto(state: &AppState, view: ApiKeyView) -> ApiKey {
+pub(super) fn to_dto(state: &AppState, view: ApiKeyView) -> ApiKey {
     let (use_count, last_used_at) = usage_of(state, &view);
     ApiKey {
         last_used_at: last_used_at.map(|t| t.to_rfc3339()),
@@ -159,7 +159,22 @@ pub async fn create_api_key(
     ctx: RequestContext,
     ApiJson(body): ApiJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
-    scopes::check_grant(&principal, tenant_id, body.product.as_deref(), &body.scopes)?;
+    let created_by = principal.name.clone();
+    create(&state, &principal, tenant_id, &ctx, body, created_by).await
+}
+
+/// Issues a key for `tenant_id` (the caller's permission on it checked before): the scopes'
+/// grant, the command, the read model at its position, the one answer with the plaintext.
+/// Seed 003's `POST /v1/api-keys` shares it, with the `created_by` its body names.
+pub(super) async fn create(
+    state: &AppState,
+    principal: &Principal,
+    tenant_id: Uuid,
+    ctx: &RequestContext,
+    body: CreateApiKeyRequest,
+    created_by: String,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
+    scopes::check_grant(principal, tenant_id, body.product.as_deref(), &body.scopes)?;
     let expires_at = super::parse_time("expires_at", body.expires_at.as_deref())?;
     let issued = state
         .commands
@@ -171,7 +186,7 @@ pub async fn create_api_key(
                 scopes: body.scopes,
                 product: body.product,
                 expires_at,
-                created_by: principal.name.clone(),
+                created_by,
                 key_id: None,
                 plaintext: None,
             },
@@ -186,7 +201,7 @@ pub async fn create_api_key(
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyCreated {
-            api_key: to_dto(&state, view),
+            api_key: to_dto(state, view),
             plaintext: issued.plaintext,
             warning: "Store this key now: it is shown only once and cannot be recovered.",
         }),

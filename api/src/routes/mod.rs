@@ -6,11 +6,15 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod catalog;
+pub mod claims;
 pub mod clients;
 pub mod consents;
+pub mod entitlements;
 pub mod health;
 pub mod invitations;
 pub mod mfa;
+pub mod seed_aliases;
 pub mod sessions;
 pub mod tenant_admin;
 pub mod tenants;

@@ -20,6 +20,7 @@ pub mod grant;
 pub mod invitation;
 pub mod mfa;
 pub mod oauth;
+pub mod registry;
 pub mod reservation;
 pub mod samples;
 pub mod session;
@@ -40,6 +41,11 @@ pub use invitation::{
 };
 pub use mfa::*;
 pub use oauth::*;
+pub use registry::{
+    EntitlementExpiredV1, EntitlementGrantedV1, EntitlementRevokedV1, EntitlementTrialStartedV1,
+    OAuthClientTokenClaimsSetV1, ProductDefinedV1, ProductRemovedV1, ProductRequestedV1,
+    ProductUpdatedV1, TenantClaimsChoice,
+};
 pub use reservation::*;
 pub use session::*;
 pub use tenant::*;
@@ -191,6 +197,15 @@ registry! {
     EmailQueued => "email.queued" @ 1: EmailQueuedV1,
     EmailSent => "email.sent" @ 1: EmailSentV1,
     EmailFailed => "email.failed" @ 1: EmailFailedV1,
+    ProductDefined => "product.defined" @ 1: ProductDefinedV1,
+    ProductUpdated => "product.updated" @ 1: ProductUpdatedV1,
+    ProductRemoved => "product.removed" @ 1: ProductRemovedV1,
+    ProductRequested => "product.requested" @ 1: ProductRequestedV1,
+    EntitlementGranted => "entitlement.granted" @ 1: EntitlementGrantedV1,
+    EntitlementTrialStarted => "entitlement.trial_started" @ 1: EntitlementTrialStartedV1,
+    EntitlementRevoked => "entitlement.revoked" @ 1: EntitlementRevokedV1,
+    EntitlementExpired => "entitlement.expired" @ 1: EntitlementExpiredV1,
+    OAuthClientTokenClaimsSet => "oauth_client.token_claims_set" @ 1: OAuthClientTokenClaimsSetV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {

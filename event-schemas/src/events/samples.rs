@@ -407,5 +407,38 @@ pub fn current() -> Vec<Event> {
             permanent: false,
             retry_at: Some(Timestamp::from_micros(1_796_000_130_000_000)),
         }),
+        Event::ProductDefined(ProductDefinedV1 {
+            name: "Compliance Suite".into(),
+            description: "Audit-ready compliance reports".into(),
+            plans_required: vec!["business".into(), "enterprise".into()],
+            demo_url: Some("https://demo.tessera.example/compliance".into()),
+            supports_trial: true,
+        }),
+        Event::ProductUpdated(ProductUpdatedV1 {
+            name: "Compliance Suite".into(),
+            description: "Audit-ready compliance reports, monthly".into(),
+            plans_required: vec!["enterprise".into()],
+            demo_url: None,
+            supports_trial: false,
+        }),
+        Event::ProductRemoved(ProductRemovedV1 {}),
+        Event::ProductRequested(ProductRequestedV1 {
+            requested_by: Some("it-admin".into()),
+        }),
+        Event::EntitlementGranted(EntitlementGrantedV1 {
+            enabled: true,
+            config_json: r#"{"seats":25}"#.into(),
+            expires_at: Some(Timestamp::from_micros(1_797_000_000_000_000)),
+        }),
+        Event::EntitlementTrialStarted(EntitlementTrialStartedV1 {
+            expires_at: Timestamp::from_micros(1_796_209_600_000_000),
+        }),
+        Event::EntitlementRevoked(EntitlementRevokedV1 {}),
+        Event::EntitlementExpired(EntitlementExpiredV1 {
+            expires_at: Timestamp::from_micros(1_796_209_600_000_000),
+        }),
+        Event::OAuthClientTokenClaimsSet(OAuthClientTokenClaimsSetV1 {
+            tenant_claims: TenantClaimsChoice::Only(vec!["tenant_id".into(), "products".into()]),
+        }),
     ]
 }

@@ -123,6 +123,19 @@ fn every_kind_is_spelled_as_stored() {
             email(t, k),
         ),
         (
+            StreamId::Entitlement {
+                tenant_id: t,
+                product: "compliance-suite".into(),
+            },
+            format!("{t_}/entitlement/compliance-suite"),
+            entitlement(t, "compliance-suite"),
+        ),
+        (
+            StreamId::Product("compliance-suite".into()),
+            format!("{SYSTEM_TENANT_ID}/product/compliance-suite"),
+            product("compliance-suite"),
+        ),
+        (
             StreamId::Reservation {
                 kind: "tenant-slug".into(),
                 value: "acme".into(),
@@ -251,6 +264,10 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
             tenant_id,
             email_id
         }),
+        // A product key never contains `/`.
+        (uuid(), "[a-z0-9_-]{1,16}")
+            .prop_map(|(tenant_id, product)| StreamId::Entitlement { tenant_id, product }),
+        "[a-z0-9_-]{1,16}".prop_map(StreamId::Product),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -285,7 +302,9 @@ proptest! {
             | StreamId::Consents { .. }
             | StreamId::Refresh { .. }
             | StreamId::Invitation { .. }
-            | StreamId::Email { .. } => None,
+            | StreamId::Email { .. }
+            | StreamId::Entitlement { .. }
+            | StreamId::Product(_) => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
     }
@@ -308,6 +327,8 @@ proptest! {
             StreamId::Refresh { tenant_id, family_id } => refresh(*tenant_id, *family_id),
             StreamId::Invitation { tenant_id, invitation_id } => invitation(*tenant_id, *invitation_id),
             StreamId::Email { tenant_id, email_id } => email(*tenant_id, *email_id),
+            StreamId::Entitlement { tenant_id, product: key } => entitlement(*tenant_id, key),
+            StreamId::Product(key) => product(key),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

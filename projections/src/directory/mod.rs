@@ -423,7 +423,16 @@ impl Inner {
             | Event::InvitationRevoked(_)
             | Event::EmailQueued(_)
             | Event::EmailSent(_)
-            | Event::EmailFailed(_) => {}
+            | Event::EmailFailed(_)
+            | Event::ProductDefined(_)
+            | Event::ProductUpdated(_)
+            | Event::ProductRemoved(_)
+            | Event::ProductRequested(_)
+            | Event::EntitlementGranted(_)
+            | Event::EntitlementTrialStarted(_)
+            | Event::EntitlementRevoked(_)
+            | Event::EntitlementExpired(_)
+            | Event::OAuthClientTokenClaimsSet(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

@@ -222,6 +222,19 @@ impl ReadStore {
         row.map(|row| api_key_from_row(&row)).transpose()
     }
 
+    /// A key by its id alone, in any tenant (seed 003's `DELETE /v1/api-keys/{id}`); the caller
+    /// checks that the tenant is the caller's to administer.
+    pub async fn api_key_by_id(&self, key_id: Uuid) -> Result<Option<ApiKeyView>, ReadError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} FROM rm_api_keys WHERE key_id = $1",
+            ApiKeys::WRITE.column_list()
+        )))
+        .bind(key_id.to_string())
+        .fetch_optional(&self.pool())
+        .await?;
+        row.map(|row| api_key_from_row(&row)).transpose()
+    }
+
     pub async fn api_key(
         &self,
         tenant_id: Uuid,

@@ -33,6 +33,7 @@ mod oidc;
 mod oidc_clients;
 mod oidc_tokens;
 mod pages;
+mod registry;
 mod restart;
 mod sessions;
 mod signin;

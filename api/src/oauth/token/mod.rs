@@ -30,6 +30,7 @@ use tessera_projections::ClientEntry;
 use uuid::Uuid;
 
 use super::id_token::PeopleTokens;
+use super::tenant_claims::TenantClaims;
 use super::verify::{VerifiedToken, once_per_key};
 use super::{ClientRequest, FormBody, OAuthError, Slug, client_actor, issuer, no_store};
 use crate::extract::RequestContext;
@@ -57,6 +58,10 @@ pub struct AccessTokenClaims<'a> {
     pub acr: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<&'a str>,
+    /// Issue 21's tenant claims (`tenant_slug`, `plan`, `products`, `tenant_status`, and a
+    /// person's `org_roles`), as the client chose them.
+    #[serde(flatten)]
+    pub tenant_claims: TenantClaims<'a>,
 }
 
 #[derive(Serialize)]
@@ -268,6 +273,7 @@ fn mint<'r>(state: &AppState, grant: Grant<'r>) -> Result<Minted<'r>, OAuthError
             auth_time: None,
             acr: None,
             sid: None,
+            tenant_claims: TenantClaims::new(state, tenant, client_id, now),
         })
         .map_err(OAuthError::server_error)?;
     let grant_type = GrantType::parse(grant_type)
