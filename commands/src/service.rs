@@ -50,11 +50,13 @@ mod authorization_code;
 mod bootstrap;
 mod consent;
 mod email;
+mod email_verification;
 mod engine;
 mod facts;
 mod mfa;
 mod oauth_client;
 mod passkey;
+mod password_reset;
 mod refresh_token;
 mod reservation;
 mod session;
@@ -97,6 +99,9 @@ pub struct CommandService {
     relying_party: Option<RelyingParty>,
     /// Passkey ceremonies started and not yet finished.
     ceremonies: passkey::Ceremonies,
+    /// The externally reachable base URL, without a trailing slash: what emailed links are
+    /// built from. Without it (tools, tests of other aggregates) no link is mailed.
+    public_url: Option<Arc<str>>,
 }
 
 impl fmt::Debug for CommandService {
@@ -121,7 +126,14 @@ impl CommandService {
             people: None,
             relying_party: None,
             ceremonies: passkey::Ceremonies::default(),
+            public_url: None,
         }
+    }
+
+    /// The same service, mailing links built from `public_url` (no trailing slash).
+    pub fn with_public_url(mut self, public_url: &str) -> Self {
+        self.public_url = Some(public_url.trim_end_matches('/').into());
+        self
     }
 
     /// The same service, able to run user commands with `people`'s keys and hasher. Without

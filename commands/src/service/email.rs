@@ -18,9 +18,6 @@ use super::CommandService;
 use crate::CommandError;
 
 /// A mail to queue, in clear: sealed by [`CommandService::queue_email`].
-// The commands that queue mail (invitations, reset and verification links) arrive with
-// issue 18's next commits; the first of them removes this allowance.
-#[allow(dead_code)]
 #[derive(Clone, Copy)]
 pub(super) struct OutgoingEmail<'a> {
     pub template: EmailTemplate,
@@ -34,7 +31,6 @@ pub(super) struct OutgoingEmail<'a> {
     pub message: Option<&'a str>,
 }
 
-#[allow(dead_code)]
 impl CommandService {
     /// The write that queues `mail` on a new stream of its own (expected: no stream), for a
     /// [`super::engine::Plan`] that appends it together with the fact it is about.
