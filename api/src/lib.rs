@@ -14,7 +14,8 @@
 //!   catalogue of API key scopes.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`backchannel`]:
-//!   Back-Channel Logout's deliveries of logout tokens.
+//!   Back-Channel Logout's deliveries of logout tokens; [`mail`]: the outbox's delivery loop
+//!   (SMTP, or `.eml` files in the data directory).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
 //! - [`pages`]: each tenant's hosted pages (`/t/{slug}/login`, `logout`, `account`, the forced
@@ -31,6 +32,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod lifecycle;
+pub mod mail;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;

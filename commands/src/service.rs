@@ -69,6 +69,7 @@ pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use authorization::{Authorization, CodeRequest, IssuedCode};
 pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolicy};
 pub use consent::Consent;
+pub use email::QueuedEmail;
 pub use engine::MAX_RETRIES;
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
@@ -76,6 +77,7 @@ pub use passkey::{
     CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
     RelyingParty,
 };
+pub use password_reset::LinkKind;
 pub use refresh_token::{
     DEFAULT_REFRESH_GRACE_SECS, RefreshRequest, RefreshTokenStatus, Refreshed,
 };
