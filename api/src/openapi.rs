@@ -47,6 +47,7 @@ use crate::routes::{api_keys, audit, clients, consents, health, mfa, sessions, t
         users::erase_user,
         users::disable_user,
         users::enable_user,
+        users::send_verification,
         users::set_password,
         sessions::list_sessions,
         sessions::end_user_sessions,
