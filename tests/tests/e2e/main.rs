@@ -13,6 +13,7 @@
 
 mod helpers;
 mod http_browser;
+mod smtp;
 
 mod api_key_usage;
 mod audit;
