@@ -1,0 +1,111 @@
+//! The outbox's promises end to end: a mail queued before a kill -9 is sent after the restart;
+//! while the SMTP server is down mail queues, each failed attempt is recorded, and everything
+//! is delivered once it is back, with the `Message-ID` named after the mail.
+
+use super::*;
+use crate::http_browser::STRONG;
+use crate::on_both_stores;
+use crate::smtp::SmtpSink;
+
+/// The attempts recorded on a mail's stream: (failed, sent) counts, and the `Message-ID` sent.
+fn attempts(events: &[Event]) -> (usize, usize, Option<String>) {
+    let failed = events
+        .iter()
+        .filter(|event| matches!(event, Event::EmailFailed(_)))
+        .count();
+    let sent: Vec<&String> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::EmailSent(sent) => Some(&sent.message_id),
+            _ => None,
+        })
+        .collect();
+    (failed, sent.len(), sent.first().map(|id| (*id).clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_queued_before_a_kill_9_arrives_after_the_restart() {
+    let Some(mut sink) = SmtpSink::start() else {
+        return;
+    };
+    // Nothing listens on the sink's port while the mail is queued.
+    sink.stop();
+    let mut app = mail_app(Store::Embedded, &sink.url()).await;
+    let tenant = app.create_tenant("outbox-crash").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    user(&app, &tenant, "ada@crash.test", STRONG).await;
+    forgot(&Browser::new(&app), "outbox-crash", "ada@crash.test").await;
+    app.kill9();
+
+    sink.restart();
+    app.start().await;
+    let mails = sink.wait_for("ada@crash.test", 1, ARRIVAL).await;
+    app.stop().await;
+    let streams = email_streams(&app).await;
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let (stream, events) = &streams[0];
+    let (_, sent, message_id) = attempts(events);
+    assert_eq!(sent, 1);
+    let email_id = stream.rsplit('/').next().unwrap();
+    assert_eq!(message_id.as_deref(), Some(mails[0].message_id.as_str()));
+    assert_eq!(mails[0].message_id, format!("<{email_id}@127.0.0.1>"));
+}
+
+async fn while_the_smtp_server_is_down_mail_queues_and_is_all_delivered_when_it_is_back(
+    store: Store,
+) {
+    let Some(mut sink) = SmtpSink::start() else {
+        return;
+    };
+    let app = mail_app(store, &sink.url()).await;
+    let tenant = app.create_tenant("outbox-down").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    user(&app, &tenant, "ada@down.test", STRONG).await;
+    user(&app, &tenant, "bob@down.test", STRONG).await;
+    sink.stop();
+    let browser = Browser::new(&app);
+    forgot(&browser, "outbox-down", "ada@down.test").await;
+    forgot(&browser, "outbox-down", "bob@down.test").await;
+    // Both mails fail at least once (the server logs each failed attempt by the mail's id).
+    let failing = eventually(ARRIVAL, || async {
+        app.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains("mail not sent"))
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(failing, "no failed attempt was logged");
+    assert!(sink.messages().is_empty());
+
+    sink.restart();
+    sink.wait_for("ada@down.test", 1, ARRIVAL).await;
+    sink.wait_for("bob@down.test", 1, ARRIVAL).await;
+    let mut app = app;
+    app.stop().await;
+    let streams = email_streams(&app).await;
+    assert_eq!(streams.len(), 2);
+    for (_, events) in &streams {
+        let (failed, sent, _) = attempts(events);
+        assert!(failed >= 1, "{events:?}");
+        assert_eq!(sent, 1, "{events:?}");
+        assert!(matches!(events.last(), Some(Event::EmailSent(_))));
+    }
+    assert_eq!(sink.messages().len(), 2, "each mail once");
+    assert!(
+        app.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|line| !line.contains("@down.test")),
+        "log lines name mails by id, never by address"
+    );
+}
+
+on_both_stores!(while_the_smtp_server_is_down_mail_queues_and_is_all_delivered_when_it_is_back);
