@@ -155,3 +155,6 @@ impl CommandService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,3 +67,64 @@ async fn a_changed_address_is_unverified_until_the_link_mailed_to_it_is_followed
 }
 
 on_both_stores!(a_changed_address_is_unverified_until_the_link_mailed_to_it_is_followed);
+
+/// `email_verified` in ID tokens and userinfo follows the link (embedded default: the link is
+/// read from the `.eml` file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_verified_in_id_tokens_and_userinfo_follows_the_verification_link() {
+    use crate::oidc_tokens::{people, sign_in_and_issue_codes};
+    let mut p = people(Store::Embedded, "verify-claims").await;
+    let path = format!("/v1/tenants/{}/users/{}", p.tenant, p.user);
+    let (status, _) = p
+        .app
+        .send(
+            p.app
+                .admin(Method::PATCH, &path)
+                .json(&json!({"email": "ada@claims.test"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let files = wait_for_outbox(&p.app, 1).await;
+    let link = path_of(
+        &p.app,
+        &eml_links(&files[0], "/email/verify/").pop().unwrap(),
+    );
+    let claims = |p: &crate::oidc_tokens::People, tokens: &serde_json::Value| {
+        let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+        let (client, userinfo) = (p.app.client.clone(), p.endpoint("userinfo"));
+        async move {
+            let info: serde_json::Value = client
+                .get(userinfo)
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (id_token, info)
+        }
+    };
+
+    let scopes = ["openid", "email"];
+    let (_, codes) = sign_in_and_issue_codes(&mut p, &scopes, 2).await;
+    let (status, before) = p.exchange(&codes[0]).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let (id_token, info) = claims(&p, &before).await;
+    let id = p.id_token_claims(&id_token).await;
+    assert_eq!(
+        (id["email"].as_str(), &id["email_verified"]),
+        (Some("ada@claims.test"), &json!(false))
+    );
+    assert_eq!(info["email_verified"], false, "{info}");
+
+    let browser = Browser::new(&p.app);
+    let verified = browser.submit(&link, &link, &[]).await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
+    let (status, after) = p.exchange(&codes[1]).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    let (id_token, info) = claims(&p, &after).await;
+    assert_eq!(p.id_token_claims(&id_token).await["email_verified"], true);
+    assert_eq!(info["email_verified"], true, "{info}");
+}
