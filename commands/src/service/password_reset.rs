@@ -13,12 +13,12 @@ use tessera_crypto::links::LinkSecrets;
 use tessera_domain::Aggregate;
 use tessera_domain::reservation::ReservationState;
 use tessera_domain::user::{Link, LinkRefusal, UserCommand, UserState, links};
-use tessera_event_schemas::events::user::fields;
 use tessera_event_schemas::events::{EmailTemplate, ReservationKind, SessionEndReason};
 use tessera_event_schemas::{EventMetadata, streams};
 use uuid::Uuid;
 
 use super::email::OutgoingEmail;
+use super::email_verification::opened;
 use super::engine::{Address, Plan};
 use super::{CommandService, Outcome};
 use crate::CommandError;
@@ -66,13 +66,7 @@ impl CommandService {
             Err(CommandError::Rejected(_) | CommandError::NotFound { .. }) => return Ok(()),
             Err(other) => return Err(other),
         };
-        let recipient = key.open(fields::EMAIL, &current.email)?;
-        let name = current
-            .names
-            .name
-            .as_ref()
-            .map(|sealed| key.open(fields::NAME, sealed))
-            .transpose()?;
+        let (recipient, name) = opened(&key, &current)?;
         let (meta, address_ref, tenant_ref) = (&meta, &address, &tenant);
         let (recipient, name, key) = (&recipient, &name, &key);
         let public_url = &public_url;
