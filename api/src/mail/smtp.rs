@@ -157,10 +157,16 @@ fn classify(error: &lettre::transport::smtp::Error) -> SendFailure {
             permanent: error.is_permanent(),
         };
     }
+    // The classes lettre tells apart; a client error is one of ours (no authentication
+    // mechanism in common, for example), a response error a reply that is not SMTP.
     let class = if error.is_timeout() {
         "timeout"
     } else if error.is_tls() {
         "tls"
+    } else if error.is_client() {
+        "client"
+    } else if error.is_response() {
+        "protocol"
     } else {
         "connection"
     };

@@ -4,6 +4,7 @@
 
 mod outbox;
 mod reset;
+mod tls;
 mod verification;
 
 use std::path::PathBuf;

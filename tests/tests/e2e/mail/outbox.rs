@@ -109,3 +109,62 @@ async fn while_the_smtp_server_is_down_mail_queues_and_is_all_delivered_when_it_
 }
 
 on_both_stores!(while_the_smtp_server_is_down_mail_queues_and_is_all_delivered_when_it_is_back);
+
+/// A mail whose person is erased before it could be sent fails for good and never leaves: the
+/// key that opens it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_to_a_person_erased_before_sending_fails_for_good_and_never_arrives() {
+    let Some(mut sink) = SmtpSink::start() else {
+        return;
+    };
+    sink.stop();
+    let mut app = mail_app(Store::Embedded, &sink.url()).await;
+    let tenant = app.create_tenant("outbox-erased").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = user(&app, &tenant, "ada@erased.test", STRONG).await;
+    forgot(&Browser::new(&app), "outbox-erased", "ada@erased.test").await;
+    let path = format!("/v1/tenants/{tenant}/users/{id}");
+    let (status, _) = app.send(app.admin(reqwest::Method::DELETE, &path)).await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    sink.restart();
+    let given_up = eventually(ARRIVAL, || async {
+        app.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("person erased"))
+    })
+    .await;
+    assert!(given_up, "the mail was not failed for good");
+    app.stop().await;
+    let streams = email_streams(&app).await;
+    let last = streams[0].1.last().unwrap();
+    assert!(
+        matches!(last, Event::EmailFailed(failed) if failed.permanent && failed.reason == "person erased"),
+        "{last:?}"
+    );
+    assert!(sink.messages().is_empty());
+}
+
+/// Credentials in `TESSERA_SMTP_URL` (percent-encoded) authenticate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_smtp_url_authenticate() {
+    let options = crate::smtp::SinkOptions {
+        auth: Some(("mailer".into(), "s3cret pass".into())),
+        ..Default::default()
+    };
+    let Some(sink) = SmtpSink::start_with(options) else {
+        return;
+    };
+    let url = format!("smtp://mailer:s3cret%20pass@127.0.0.1:{}", sink.port);
+    let app = mail_app(Store::Embedded, &url).await;
+    let tenant = app.create_tenant("outbox-auth").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    user(&app, &tenant, "ada@auth.test", STRONG).await;
+    forgot(&Browser::new(&app), "outbox-auth", "ada@auth.test").await;
+    sink.wait_for("ada@auth.test", 1, ARRIVAL).await;
+}
