@@ -20,6 +20,7 @@ use tessera_event_schemas::Actor;
 use super::csrf::{self, Csrf};
 use super::{Frame, PageError, PageForm, PageTenant, render, see_other};
 use crate::extract::RequestContext;
+use crate::rate_limit::Verdict;
 use crate::state::AppState;
 
 /// What the sign-in page says after a reset.
@@ -72,6 +73,22 @@ pub async fn submit_forgot(
 ) -> Result<Response, PageError> {
     csrf::verify_form(&state, &headers, &tenant, &form)?;
     let email = form.text("email");
+    // The sign-in limits count requests too (per address and source, per source), so that the
+    // form cannot be used to flood mailboxes or to probe addresses quickly. They apply to every
+    // address alike: the refusal says nothing about accounts.
+    let source = ctx.source_ip.as_deref().unwrap_or("unknown");
+    let account = state.commands.email_hash(tenant.tenant_id, email);
+    let verdict = state
+        .sign_in_limiter
+        .check(account, source, state.clock.now());
+    if let Verdict::Limited { .. } = verdict {
+        return Err(PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Too many requests from here. Wait a minute, then try again.",
+        )
+        .framed(&tenant.frame));
+    }
     state
         .commands
         .request_password_reset(ctx.metadata(Actor::system()), tenant.tenant_id, email)

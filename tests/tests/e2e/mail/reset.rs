@@ -186,3 +186,26 @@ async fn without_smtp_the_reset_mail_is_an_eml_file_and_its_link_ends_refresh_to
     assert_eq!(refused["error"], "invalid_grant");
     assert!(name.ends_with(".eml"));
 }
+
+/// The sign-in limits count reset requests too, alike for every address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_requests_from_one_source_are_limited_whatever_the_address() {
+    let env = [("TESSERA_SIGN_IN_ATTEMPTS_PER_SOURCE", "3")];
+    let app = crate::helpers::spawn_app_with_env(Store::Embedded, &env).await;
+    app.create_tenant("reset-limit").await;
+    let browser = Browser::new(&app);
+    for address in ["a@limit.test", "b@limit.test", "c@limit.test"] {
+        forgot(&browser, "reset-limit", address).await;
+    }
+    let page = "/t/reset-limit/password/forgot";
+    let limited = browser
+        .submit(page, page, &[("email", "d@limit.test")])
+        .await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    assert!(limited.body.contains("Too many requests"));
+}
