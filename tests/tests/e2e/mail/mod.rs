@@ -3,6 +3,7 @@
 //! verification flows driven through the hosted pages by their emailed links.
 
 mod outbox;
+mod resend;
 mod reset;
 mod tls;
 mod verification;
