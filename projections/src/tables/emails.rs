@@ -241,29 +241,6 @@ impl ReadStore {
         .await?;
         rows.iter().map(email_from_row).collect()
     }
-
-    /// When the earliest pending mail is due, if any is pending.
-    pub async fn next_email_due(&self) -> Result<Option<Timestamp>, ReadError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM rm_emails WHERE status = 'pending'",
-        )
-        .fetch_one(&self.pool())
-        .await?;
-        Ok(due.map(Timestamp::from_micros))
-    }
-
-    /// One mail of the outbox.
-    pub async fn email(&self, tenant_id: Uuid, email_id: Uuid) -> Result<Option<EmailView>, ReadError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {} FROM rm_emails WHERE email_id = $1 AND tenant_id = $2",
-            Emails::WRITE.column_list()
-        )))
-        .bind(email_id.to_string())
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool())
-        .await?;
-        row.map(|row| email_from_row(&row)).transpose()
-    }
 }
 
 #[cfg(test)]
