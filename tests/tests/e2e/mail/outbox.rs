@@ -23,14 +23,13 @@ fn attempts(events: &[Event]) -> (usize, usize, Option<String>) {
     (failed, sent.len(), sent.first().map(|id| (*id).clone()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mail_queued_before_a_kill_9_arrives_after_the_restart() {
+async fn a_mail_queued_before_a_kill_9_arrives_after_the_restart(store: Store) {
     let Some(mut sink) = SmtpSink::start() else {
         return;
     };
     // Nothing listens on the sink's port while the mail is queued.
     sink.stop();
-    let mut app = mail_app(Store::Embedded, &sink.url()).await;
+    let mut app = mail_app(store, &sink.url()).await;
     let tenant = app.create_tenant("outbox-crash").await["id"]
         .as_str()
         .unwrap()
@@ -52,6 +51,8 @@ async fn a_mail_queued_before_a_kill_9_arrives_after_the_restart() {
     assert_eq!(message_id.as_deref(), Some(mails[0].message_id.as_str()));
     assert_eq!(mails[0].message_id, format!("<{email_id}@127.0.0.1>"));
 }
+
+on_both_stores!(a_mail_queued_before_a_kill_9_arrives_after_the_restart);
 
 async fn while_the_smtp_server_is_down_mail_queues_and_is_all_delivered_when_it_is_back(
     store: Store,
