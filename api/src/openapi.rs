@@ -50,6 +50,7 @@ use crate::routes::{
         users::erase_user,
         users::disable_user,
         users::enable_user,
+        users::send_verification,
         users::set_password,
         sessions::list_sessions,
         sessions::end_user_sessions,

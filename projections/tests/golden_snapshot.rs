@@ -499,8 +499,10 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
         snapshot["rm_webauthn_policies"].as_array().unwrap().len(),
         1
     );
+    // One mail, queued, failed once and sent.
+    assert_eq!(snapshot["rm_emails"].as_array().unwrap().len(), 1);
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 7, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 8, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()

@@ -23,6 +23,7 @@ mod crash;
 mod disk;
 mod hardening;
 mod kafka;
+mod mail;
 mod mfa;
 mod mfa_account;
 mod mfa_passkeys;
