@@ -92,10 +92,32 @@ pub struct ServeConfig {
     pub kafka: KafkaConfig,
 
     #[command(flatten)]
+    pub mail: MailConfig,
+
+    #[command(flatten)]
     pub argon2: Argon2Settings,
 
     #[command(flatten)]
     pub sign_in: SignInLimits,
+}
+
+/// Mail delivery (the outbox, ADR 0004). Without `TESSERA_SMTP_URL` every mail is written as
+/// `<data-dir>/outbox/{email_id}.eml` (0600) and its path logged.
+#[derive(Args, Clone, Debug)]
+pub struct MailConfig {
+    /// The SMTP server: `smtp://host:port` (STARTTLS when the server offers it),
+    /// `smtp://host:port?tls=required` (STARTTLS required), `smtps://host:port` (implicit TLS),
+    /// with `user:password@` for authentication.
+    #[arg(long, env = "TESSERA_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    /// The sender: an address, or `Name <address>`. Without a name, the tenant's display name
+    /// is shown. Default: `no-reply@` the public URL's host.
+    #[arg(long, env = "TESSERA_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// The longest wait between two attempts at a mail (seconds); waits double from 1 second
+    /// up to it, for 24 hours, after which the mail fails for good.
+    #[arg(long, env = "TESSERA_SMTP_RETRY_MAX_SECONDS", default_value_t = 300)]
+    pub smtp_retry_max_seconds: u64,
 }
 
 /// Sign-in rate limits, per minute, in this process's memory (see `rate_limit`).

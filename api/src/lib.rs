@@ -14,8 +14,9 @@
 //!   catalogue of API key scopes; [`key_cache`]: API keys recently looked up.
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`registry_expiry`]:
-//!   entitlements and trials reaching their expiry; [`backchannel`]:
-//!   Back-Channel Logout's deliveries of logout tokens.
+//!   entitlements and trials reaching their expiry; [`backchannel`]: Back-Channel Logout's
+//!   deliveries of logout tokens; [`mail`]: the outbox's delivery loop (SMTP, or `.eml` files
+//!   in the data directory).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
 //! - [`pages`]: each tenant's hosted pages (`/t/{slug}/login`, `logout`, `account`, the forced
@@ -33,6 +34,7 @@ pub mod extract;
 pub mod http;
 pub mod key_cache;
 pub mod lifecycle;
+pub mod mail;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;

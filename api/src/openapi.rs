@@ -50,6 +50,7 @@ use crate::routes::{
         users::erase_user,
         users::disable_user,
         users::enable_user,
+        users::send_verification,
         users::set_password,
         invitations::create_invitation,
         invitations::list_invitations,

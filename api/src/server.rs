@@ -28,6 +28,8 @@ use utoipa::OpenApi;
 use crate::backchannel::BackchannelTask;
 use crate::config::{ServeConfig, StorageConfig};
 use crate::error::ApiError;
+use crate::mail::MailTask;
+use crate::mail::smtp::MailSettings;
 use crate::rate_limit::SignInLimiter;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
@@ -274,8 +276,13 @@ pub async fn run_with(
             // Passkeys are registered with the public URL's host, from its origin.
             .with_relying_party(
                 RelyingParty::from_public_url(&public_url).context("TESSERA_PUBLIC_URL")?,
-            ),
+            )
+            // Emailed links (resets, verifications, invitations) point at the public URL.
+            .with_public_url(&public_url),
     );
+    let mail_settings =
+        MailSettings::from_config(&config.mail, &public_url, &config.storage.data_dir)
+            .map_err(|message| anyhow::anyhow!(message))?;
 
     let preset = config
         .bootstrap_admin_key
@@ -402,6 +409,8 @@ pub async fn run_with(
     let commands_for_shutdown = state.commands.clone();
     // Back-Channel Logout: posts logout tokens for sessions that end, from its checkpoint.
     let backchannel = BackchannelTask::start(state.clone());
+    // The outbox: sends queued mail, from `rm_emails`, whatever was pending before this start.
+    let mailer = MailTask::start(state.clone(), mail_settings);
     let sweeper = tokio::spawn(lifecycle::run(
         state.clone(),
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
@@ -426,6 +435,7 @@ pub async fn run_with(
     sweeper.abort();
     expiry.abort();
     backchannel.shutdown().await;
+    mailer.shutdown().await;
     usage_flusher.abort();
     session_use_flusher.abort();
     // A clean stop records every counted use, of API keys and of sessions.

@@ -54,12 +54,14 @@ mod authorization_code;
 mod bootstrap;
 mod consent;
 mod email;
+mod email_verification;
 mod engine;
 mod facts;
 mod invitation;
 mod mfa;
 mod oauth_client;
 mod passkey;
+mod password_reset;
 mod refresh_token;
 mod registry;
 mod reservation;
@@ -73,6 +75,7 @@ pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use authorization::{Authorization, CodeRequest, IssuedCode};
 pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolicy};
 pub use consent::Consent;
+pub use email::QueuedEmail;
 pub use engine::MAX_RETRIES;
 pub use invitation::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
@@ -81,6 +84,7 @@ pub use passkey::{
     CEREMONY_TTL_SECS, MAX_CEREMONIES, PasskeyChallenge, PasskeySignIn, RegisteredPasskey,
     RelyingParty,
 };
+pub use password_reset::LinkKind;
 pub use refresh_token::{
     DEFAULT_REFRESH_GRACE_SECS, RefreshRequest, RefreshTokenStatus, Refreshed,
 };
@@ -105,6 +109,9 @@ pub struct CommandService {
     relying_party: Option<RelyingParty>,
     /// Passkey ceremonies started and not yet finished.
     ceremonies: passkey::Ceremonies,
+    /// The externally reachable base URL, without a trailing slash: what emailed links are
+    /// built from. Without it (tools, tests of other aggregates) no link is mailed.
+    public_url: Option<Arc<str>>,
 }
 
 impl fmt::Debug for CommandService {
@@ -129,7 +136,14 @@ impl CommandService {
             people: None,
             relying_party: None,
             ceremonies: passkey::Ceremonies::default(),
+            public_url: None,
         }
+    }
+
+    /// The same service, mailing links built from `public_url` (no trailing slash).
+    pub fn with_public_url(mut self, public_url: &str) -> Self {
+        self.public_url = Some(public_url.trim_end_matches('/').into());
+        self
     }
 
     /// The same service, able to run user commands with `people`'s keys and hasher. Without

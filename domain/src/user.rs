@@ -26,9 +26,11 @@
 //!   transition, except erasing again, which changes nothing.
 //! - **Passwords** follow the tenant's policy ([`crate::password`]); the last
 //!   [`crate::password::MAX_HISTORY`] hashes are kept for the history rule.
+//! - **Emailed links** (password reset, address verification) follow [`links`].
 
 use tessera_event_schemas::events::{
-    UserCreatedV1, UserDisabledV1, UserEmailChangedV1, UserEnabledV1, UserErasedV1,
+    UserCreatedV1, UserDisabledV1, UserEmailChangedV1, UserEmailVerificationRequestedV1,
+    UserEmailVerifiedV1, UserEnabledV1, UserErasedV1, UserPasswordResetRequestedV1,
     UserPasswordSetV1, UserUpdatedV1,
 };
 use tessera_event_schemas::{Event, Hash32, Timestamp};
@@ -37,6 +39,10 @@ use uuid::Uuid;
 use crate::password::MAX_HISTORY;
 use crate::validate;
 use crate::{Aggregate, DomainError};
+
+pub mod links;
+
+pub use links::{Link, LinkRefusal, LinkSlot, Spent, UserLinks};
 
 /// Most roles one user may have.
 pub const MAX_ROLES: usize = 50;
@@ -142,6 +148,8 @@ impl User {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserState {
     pub user: Option<User>,
+    /// The user's emailed links (reset, verification): which works, and why others do not.
+    pub links: UserLinks,
 }
 
 impl UserState {
@@ -202,6 +210,19 @@ pub enum UserCommand {
     Enable,
     SetPassword(NewPassword),
     Erase,
+    /// Sends a password reset link (see [`links`] for when nothing is sent).
+    RequestPasswordReset {
+        link: Link,
+        now: Timestamp,
+    },
+    /// Sends a link that verifies the current address.
+    RequestEmailVerification {
+        link: Link,
+    },
+    /// Marks the current address verified: by the verification link (its id), or otherwise.
+    VerifyEmail {
+        link_id: Option<Uuid>,
+    },
 }
 
 impl Aggregate for UserState {
@@ -242,6 +263,19 @@ impl Aggregate for UserState {
                 user.email.clone_from(e.email.expose());
                 user.email_hash = *e.email_hash.expose();
                 user.email_verified = false;
+                self.links.verification.spend(Spent::Voided);
+            }
+            Event::UserPasswordResetRequested(e) => self.links.reset.issue(Link {
+                token_hash: *e.token_hash.expose(),
+                expires_at: e.expires_at,
+            }),
+            Event::UserEmailVerificationRequested(e) => self.links.verification.issue(Link {
+                token_hash: *e.token_hash.expose(),
+                expires_at: e.expires_at,
+            }),
+            Event::UserEmailVerified(_) => {
+                user.email_verified = true;
+                self.links.verification.spend(Spent::Used);
             }
             Event::UserDisabled(_) => user.status = UserStatus::Disabled,
             Event::UserEnabled(_) => user.status = UserStatus::Active,
@@ -254,6 +288,7 @@ impl Aggregate for UserState {
                 user.password_history
                     .insert(0, e.password_hash.expose().clone());
                 user.password_history.truncate(MAX_HISTORY);
+                self.links.reset.spend(Spent::Used);
             }
             Event::UserErased(_) => {
                 // Nothing personal or secret outlives an erasure in memory either; the id and
@@ -263,6 +298,7 @@ impl Aggregate for UserState {
                 user.names = SealedNames::default();
                 user.password = None;
                 user.password_history.clear();
+                self.links = UserLinks::default();
             }
             _ => {}
         }
@@ -317,6 +353,41 @@ impl Aggregate for UserState {
                 Ok(match user.status {
                     UserStatus::Erased => Vec::new(),
                     _ => vec![Event::UserErased(UserErasedV1 {})],
+                })
+            }
+            UserCommand::RequestPasswordReset { link, now } => {
+                let user = self.require_live("reset the password of")?;
+                let recent = self
+                    .links
+                    .reset
+                    .requested_at(links::RESET_LINK_SECS)
+                    .is_some_and(|at| now < at.plus_seconds(links::RESET_THROTTLE_SECS));
+                if user.status != UserStatus::Active || recent {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![Event::UserPasswordResetRequested(
+                    UserPasswordResetRequestedV1 {
+                        link_id: user.user_id,
+                        token_hash: link.token_hash.into(),
+                        expires_at: link.expires_at,
+                    },
+                )])
+            }
+            UserCommand::RequestEmailVerification { link } => {
+                let user = self.require_live("verify the address of")?;
+                Ok(vec![Event::UserEmailVerificationRequested(
+                    UserEmailVerificationRequestedV1 {
+                        link_id: user.user_id,
+                        token_hash: link.token_hash.into(),
+                        expires_at: link.expires_at,
+                    },
+                )])
+            }
+            UserCommand::VerifyEmail { link_id } => {
+                let user = self.require_live("verify the address of")?;
+                Ok(match user.email_verified {
+                    true => Vec::new(),
+                    false => vec![Event::UserEmailVerified(UserEmailVerifiedV1 { link_id })],
                 })
             }
         }
@@ -435,5 +506,7 @@ pub fn roles(roles: &[String]) -> Result<Vec<String>, DomainError> {
     Ok(roles.to_vec())
 }
 
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod tests;

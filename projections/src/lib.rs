@@ -76,6 +76,7 @@ pub use retention::{AuditRetention, RetentionTask};
 pub use runtime::ProjectionRuntime;
 pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, UnrecordedUse};
 pub use store::ReadStore;
+pub use tables::emails::{EmailStatus, EmailView};
 pub use tables::{Checkpoints, Projection};
 pub use views::{
     ApiKeyView, AuditFilter, AuditRow, AuditView, InvitationFilter, InvitationView, Page,

@@ -388,6 +388,7 @@ mod tests {
                     "rm_mfa",
                     "rm_webauthn_policies",
                     "rm_invitations",
+                    "rm_emails",
                     "rm_audit"
                 ]
             );

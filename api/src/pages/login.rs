@@ -49,6 +49,8 @@ struct LoginPage<'a> {
     return_to: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// What a flow that ends here says (a password reset).
+    notice: Option<&'static str>,
 }
 
 #[derive(Template)]
@@ -86,15 +88,21 @@ pub async fn show(
         return Ok(see_other(&state, &return_to, Vec::new()));
     }
     let hint = query_param(&uri, "login_hint").unwrap_or_default();
-    login_page(
-        &state,
-        &tenant,
-        &headers,
-        &return_to,
-        &hint,
-        None,
-        StatusCode::OK,
-    )
+    let notice = match query_param(&uri, "notice").as_deref() {
+        Some("password_reset") => Some(crate::pages::password_reset::RESET_NOTICE),
+        _ => None,
+    };
+    let csrf = Csrf::of(&state, &headers)?;
+    let page = LoginPage {
+        frame: &tenant.frame,
+        csrf_token: csrf.token(&state, tenant.slug()),
+        return_to: &return_to,
+        email: &hint,
+        error: None,
+        notice,
+    };
+    render(&page, StatusCode::OK, csrf.set_cookie(&state))
+        .map(|page| with_form_target(page, continuation_target(&state, &tenant, &return_to)))
 }
 
 fn login_page(
@@ -113,6 +121,7 @@ fn login_page(
         return_to,
         email,
         error,
+        notice: None,
     };
     render(&page, status, csrf.set_cookie(state))
         .map(|page| with_form_target(page, continuation_target(state, tenant, return_to)))

@@ -33,16 +33,20 @@
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 //! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
+//! - [`password_reset`]: "Forgot your password?" and the reset link's page;
+//!   [`email_verification`]: the address verification link's page.
 
 pub mod account;
 pub mod account_api_keys;
 pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
+pub mod email_verification;
 pub mod invitation;
 pub mod login;
 pub mod logout;
 pub mod passkeys;
+pub mod password_reset;
 pub mod pending;
 pub mod second_factor;
 pub mod user_views;
@@ -87,6 +91,22 @@ pub fn router() -> Router<AppState> {
             get(second_factor::show_enroll).post(second_factor::submit_enroll),
         )
         .route("/t/{slug}/logout", get(logout::show).post(logout::submit))
+        .route(
+            "/t/{slug}/password/forgot",
+            get(password_reset::show_forgot).post(password_reset::submit_forgot),
+        )
+        .route(
+            "/t/{slug}/password/reset/{token}",
+            get(password_reset::show_reset).post(password_reset::submit_reset),
+        )
+        .route(
+            "/t/{slug}/email/verify/{token}",
+            get(email_verification::show).post(email_verification::submit),
+        )
+        .route(
+            "/t/{slug}/email/verified",
+            get(email_verification::show_verified),
+        )
         .route("/t/{slug}/account", get(account::show))
         .route("/t/{slug}/account/profile", post(account::save_profile))
         .route("/t/{slug}/account/password", post(account::change_password))

@@ -39,6 +39,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/tenants/{id}/users/{user_id}/enable", post(enable_user))
         .route(
+            "/v1/tenants/{id}/users/{user_id}/send-verification",
+            post(send_verification),
+        )
+        .route(
             "/v1/tenants/{id}/users/{user_id}/password",
             post(set_password),
         )
@@ -378,6 +382,27 @@ pub async fn disable_user(
     Ok(Json(
         written(&state, tenant_id, user_id, outcome.position).await?,
     ))
+}
+
+/// Sends the user a new link verifying their current address (Keycloak's "send verify
+/// email"); the previous link stops working. 202: the mail is queued. Needs `platform:admin`,
+/// or `tenant:admin` on this tenant.
+#[utoipa::path(post, path = "/v1/tenants/{id}/users/{user_id}/send-verification", tag = "users",
+    params(("id" = Uuid, Path, description = "tenant id"), ("user_id" = Uuid, Path, description = "user id")),
+    responses((status = 202), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn send_verification(
+    principal: Principal,
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath((tenant_id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    principal.authorize_tenant(&state, tenant_id).await?;
+    let outcome = state
+        .commands
+        .send_email_verification(ctx.metadata(principal.actor()), tenant_id, user_id)
+        .await?;
+    state.projected(outcome.position).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 /// Enables a disabled user. Needs `platform:admin`, or `tenant:admin` on this tenant.

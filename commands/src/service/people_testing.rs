@@ -120,6 +120,7 @@ fn node(
         passwords: Passwords::new(argon2, 2).unwrap(),
     })
     .with_relying_party(RelyingParty::from_public_url(PUBLIC_URL).unwrap())
+    .with_public_url(PUBLIC_URL)
 }
 
 pub(super) fn person(email: &str, name: &str) -> CreateUser {

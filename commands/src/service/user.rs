@@ -28,6 +28,7 @@ use tessera_event_schemas::events::{PasswordPolicyV1, ReservationKind, SessionEn
 use tessera_event_schemas::{EventMetadata, Hash32, Timestamp, streams};
 use uuid::Uuid;
 
+use super::email_verification::{Recipient, opened};
 use super::engine::{Address, Kind, Loaded, Plan};
 use super::{CommandService, Outcome};
 use crate::CommandError;
@@ -332,7 +333,8 @@ impl CommandService {
             }
             None => None,
         };
-        let (meta, address_ref) = (&meta, &address);
+        let display_name = opened(&key, &current)?.1;
+        let (meta, address_ref, key, display_name) = (&meta, &address, &key, &display_name);
         let (name, given_name, family_name, roles, new_email) =
             (&name, &given_name, &family_name, &roles, &new_email);
         let ((), position) = self
@@ -362,14 +364,28 @@ impl CommandService {
                 plan.guard(tenant_stream, tenant_version);
                 if let Some((sealed, hash, email)) = new_email {
                     user::email("email", email, &tenant.settings.allowed_email_domains)?;
-                    events.extend(loaded.state.decide(UserCommand::ChangeEmail {
+                    let changed = loaded.state.decide(UserCommand::ChangeEmail {
                         email: sealed.clone(),
                         email_hash: *hash,
-                    })?);
+                    })?;
                     if *hash != user.email_hash {
                         self.plan_email_release(&mut plan, meta, now, user).await?;
                         self.plan_email_claim(&mut plan, meta, now, hash, user_id)
                             .await?;
+                    }
+                    // The new address gets its verification link in the same append.
+                    let mut after = loaded.state.clone();
+                    events.iter().chain(&changed).for_each(|e| after.evolve(e));
+                    events.extend(changed);
+                    let to = Recipient {
+                        email,
+                        name: display_name.as_deref(),
+                    };
+                    if let Some((requested, mail)) =
+                        self.verification_request(meta, now, &tenant, &after, key, to)?
+                    {
+                        events.extend(requested);
+                        plan.push(mail);
                     }
                 }
                 plan.push(self.write(

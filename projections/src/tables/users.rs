@@ -156,6 +156,7 @@ fn user_key(envelope: &Envelope, event: &Event) -> Option<Uuid> {
         | Event::UserDisabled(_)
         | Event::UserEnabled(_)
         | Event::UserPasswordSet(_)
+        | Event::UserEmailVerified(_)
         | Event::UserErased(_) => match StreamId::parse(&envelope.stream_id)? {
             StreamId::User { user_id, .. } => Some(user_id),
             _ => None,
@@ -211,6 +212,9 @@ fn reduce_user(row: Option<UserView>, envelope: &Envelope, event: &Event) -> Opt
                 user.email_verified = false;
             })
         }),
+        Event::UserEmailVerified(_) => {
+            row.map(|user| change(user, &|user| user.email_verified = true))
+        }
         Event::UserDisabled(_) => {
             row.map(|user| change(user, &|user| user.status = UserStatus::Disabled))
         }

@@ -24,6 +24,7 @@ mod disk;
 mod hardening;
 mod invitations;
 mod kafka;
+mod mail;
 mod mfa;
 mod mfa_account;
 mod mfa_passkeys;
