@@ -23,6 +23,7 @@ mod crash;
 mod disk;
 mod hardening;
 mod invitations;
+mod invitations_mail;
 mod kafka;
 mod mail;
 mod mfa;
