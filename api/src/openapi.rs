@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, consents, entitlements, health, mfa, seed_aliases,
-    sessions, tenants, users,
+    api_keys, audit, catalog, claims, clients, consents, entitlements, health, invitations, mfa,
+    seed_aliases, sessions, tenants, users,
 };
 
 #[derive(OpenApi)]
@@ -52,6 +52,12 @@ use crate::routes::{
         users::enable_user,
         users::send_verification,
         users::set_password,
+        invitations::create_invitation,
+        invitations::list_invitations,
+        invitations::get_invitation,
+        invitations::resend_invitation,
+        invitations::bulk_resend,
+        invitations::revoke_invitation,
         sessions::list_sessions,
         sessions::end_user_sessions,
         sessions::end_session,

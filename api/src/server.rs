@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::clients::router())
         .merge(routes::audit::router())
         .merge(routes::users::router())
+        .merge(routes::invitations::router())
         .merge(routes::mfa::router())
         .merge(routes::sessions::router())
         .merge(routes::consents::router())

@@ -24,6 +24,7 @@ pub mod service;
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, SystemIds};
 pub use error::CommandError;
 pub use service::GrantEntitlement;
+pub use service::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use service::{
     ActivateTenant, CancelTenant, CommandService, CreateTenant, CreateUser, Created, CreatedUser,
     IssueApiKey, IssuedApiKey, Outcome, PasswordCredentials, People, RecordAudit,

@@ -30,6 +30,8 @@
 //!   for (or recording its reuse with their revocation).
 //! - [`refresh_token`]: the refresh grant (rotation, grace, reuse, the revocation horizon),
 //!   and introspection and revocation of refresh tokens.
+//! - [`invitation`]: inviting people with roles (their own data key, the link, the mail),
+//!   resending, accepting once (a new user, or the signed-in holder of the address), revoking.
 //! - [`consent`]: what a person allowed each client (list, revoke); [`authorization`]: the
 //!   authorization endpoint's codes, with the consent just given in the same append.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
@@ -55,6 +57,7 @@ mod email;
 mod email_verification;
 mod engine;
 mod facts;
+mod invitation;
 mod mfa;
 mod oauth_client;
 mod passkey;
@@ -74,6 +77,7 @@ pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolic
 pub use consent::Consent;
 pub use email::QueuedEmail;
 pub use engine::MAX_RETRIES;
+pub use invitation::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};
 pub use passkey::{

@@ -14,6 +14,7 @@
 //! - [`api_key`]: one API key (issue, revoke).
 //! - [`authorization_code`]: one OpenID Connect authorization code (issue, redeem once).
 //! - [`consent`]: what one person allowed each client (grant scopes, revoke a client).
+//! - [`invitation`]: one invitation to join a tenant (create, resend, accept once, revoke).
 //! - [`oauth_client`]: one OAuth client (register, update, regenerate its secret, deactivate),
 //!   and the scope rule for token requests.
 //! - [`refresh_token`]: one refresh-token family (rotate once per generation, grace, reuse,
@@ -37,6 +38,7 @@ pub mod api_key;
 pub mod authorization_code;
 pub mod consent;
 pub mod entitlement;
+pub mod invitation;
 pub mod mfa;
 pub mod oauth_client;
 pub mod password;

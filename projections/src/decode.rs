@@ -111,6 +111,23 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
+/// A sealed value stored as base64 text (`nonce || ciphertext || tag`) in `table.column`, or
+/// `None` when the column is null.
+pub(crate) fn sealed_column(
+    row: &impl Columns,
+    table: &str,
+    column: &str,
+) -> Result<Option<Vec<u8>>, ReadError> {
+    use base64::Engine as _;
+    row.opt_text(column)?
+        .map(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| ReadError::Corrupt(format!("{table}.{column}: {e}")))
+        })
+        .transpose()
+}
+
 pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, ReadError> {
     Uuid::parse_str(text).map_err(|e| ReadError::Corrupt(format!("bad id {text}: {e}")))
 }

@@ -79,7 +79,8 @@ pub use store::ReadStore;
 pub use tables::emails::{EmailStatus, EmailView};
 pub use tables::{Checkpoints, Projection};
 pub use views::{
-    ApiKeyView, AuditFilter, AuditRow, AuditView, Page, PendingCancellation, SigningKeyStatus,
-    SigningKeyView, TenantFilter, TenantView, UserFilter, UserView,
+    ApiKeyView, AuditFilter, AuditRow, AuditView, InvitationFilter, InvitationView, Page,
+    PendingCancellation, SigningKeyStatus, SigningKeyView, TenantFilter, TenantView, UserFilter,
+    UserView,
 };
 pub use views::{MfaView, PasskeyView, TotpStatus, WebauthnPolicyView};

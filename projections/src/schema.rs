@@ -387,6 +387,7 @@ mod tests {
                     "rm_users",
                     "rm_mfa",
                     "rm_webauthn_policies",
+                    "rm_invitations",
                     "rm_emails",
                     "rm_audit"
                 ]

@@ -310,3 +310,33 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
 }
+
+/// One invitation (`rm_invitations`). Its address and name stay sealed under the invitation's
+/// data key (the API opens them); once revoked they are gone. `status` is as recorded
+/// (`pending`, `accepted`, `revoked`): a pending invitation past `expires_at` is shown as
+/// expired by its reader, who knows the time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvitationView {
+    pub invitation_id: Uuid,
+    pub tenant_id: Uuid,
+    pub status: tessera_domain::invitation::InvitationStatus,
+    pub email: Option<Vec<u8>>,
+    pub name: Option<Vec<u8>>,
+    pub roles: Vec<String>,
+    pub expires_at: Timestamp,
+    pub accepted_user_id: Option<Uuid>,
+    pub resent_count: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Which invitations a listing shows: by status, where `Expired` is a pending invitation whose
+/// link's time has passed at `now` and `Pending` one whose has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvitationFilter {
+    All,
+    Pending,
+    Accepted,
+    Expired,
+    Revoked,
+}

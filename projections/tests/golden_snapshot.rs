@@ -31,6 +31,10 @@
 //! Issue 21's (the catalog, entitlements, a client's tenant claims) likewise, in `registry`:
 //! the re-blessed small snapshot differs only by their audit rows and the checkpoints'
 //! positions.
+//!
+//! Issue 18's invitations read model (`rm_invitations`) was added after those and the mail
+//! outbox's `rm_emails`: both fixtures were re-blessed, and the small snapshot differs only by
+//! that table's one row (the samples' invitation) and its checkpoint.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -499,10 +503,12 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
         snapshot["rm_webauthn_policies"].as_array().unwrap().len(),
         1
     );
+    // The one invitation of the samples: created, resent, accepted, revoked.
+    assert_eq!(snapshot["rm_invitations"].as_array().unwrap().len(), 1);
     // One mail, queued, failed once and sent.
     assert_eq!(snapshot["rm_emails"].as_array().unwrap().len(), 1);
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 8, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 9, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()

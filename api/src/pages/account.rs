@@ -1,7 +1,8 @@
 //! `/t/{slug}/account`: a signed-in person's own page. Their profile (names; the address is
 //! shown, and changed by an administrator), their password, their active sessions, each
 //! with a "Sign out" button, the applications they allowed ("Connected applications", each
-//! with a "Revoke access" button); and the second factors ([`super::account_mfa`]).
+//! with a "Revoke access" button); the second factors ([`super::account_mfa`]); and for a
+//! tenant admin, the tenant's API keys ([`super::account_api_keys`]).
 //!
 //! Everything here acts as the person (`{kind: user, id}` in the envelope) on their own user
 //! only: the user id comes from the session, never from the form.
@@ -16,6 +17,7 @@ use tessera_event_schemas::Timestamp;
 use tessera_event_schemas::events::user::fields;
 use uuid::Uuid;
 
+use super::account_api_keys::{self, ApiKeysSection};
 use super::account_mfa::{TwoStep, two_step};
 use super::csrf::{self, Csrf};
 use super::{Frame, PageError, PageForm, SignedIn, logout, render, see_other};
@@ -66,6 +68,7 @@ struct AccountPage<'a> {
     sessions: Vec<SessionRow>,
     two_step: TwoStep,
     applications: Vec<ApplicationRow>,
+    api_keys: Option<ApiKeysSection>,
 }
 
 /// One client the person allowed, as "Connected applications" lists it.
@@ -112,6 +115,7 @@ pub async fn show(
                 "passkey-removed" => Some("The passkey was removed."),
                 "passkey" => Some("Your passkey was added."),
                 "consent" => Some("The application's access was revoked."),
+                "api-key-revoked" => Some("The API key was revoked."),
                 _ => None,
             })
     });
@@ -196,6 +200,7 @@ async fn page(
         sessions,
         two_step: two_step(state, signed_in).await?,
         applications: applications(state, tenant.tenant_id, user_id).await?,
+        api_keys: account_api_keys::section(state, signed_in, &view.roles).await?,
     };
     render(&page, status, csrf.set_cookie(state))
 }

@@ -16,7 +16,6 @@ use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -156,12 +155,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if json {
+    if super::is_json(&headers) {
         return submit_json(&state, &tenant, &ctx, &body).await;
     }
     if !is_form(&headers) {
@@ -375,7 +369,7 @@ pub(super) fn session_cookie(
 
 /// Keeps a sign-in waiting for its `step`; returns the cookie that names it, and its value
 /// (the JSON form's pending token).
-fn pending(
+pub(super) fn pending(
     state: &AppState,
     tenant: &PageTenant,
     user_id: Uuid,

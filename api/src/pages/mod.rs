@@ -22,11 +22,14 @@
 //! # Layout
 //! - [`login`]: the sign-in form (and its JSON form for scripts), the forced password change.
 //! - [`logout`]: signing out. [`account`]: profile, password, sessions; [`account_mfa`]: its
-//!   two-step verification (authenticator app, recovery codes, passkeys).
+//!   two-step verification (authenticator app, recovery codes, passkeys); [`account_api_keys`]:
+//!   a tenant admin's API keys.
 //! - [`second_factor`]: the second step of a sign-in (a code, or setting up an authenticator
 //!   app when the tenant requires one).
 //! - [`passkeys`]: registering a passkey and signing in with one (JSON routes for
 //!   `/assets/passkeys.js`, the pages' only script).
+//! - [`invitation`]: an invitation's link: what it offers, and its acceptance (also seed
+//!   001's JSON `POST /invite/{token}`).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 //! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
@@ -34,10 +37,12 @@
 //!   [`email_verification`]: the address verification link's page.
 
 pub mod account;
+pub mod account_api_keys;
 pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
 pub mod email_verification;
+pub mod invitation;
 pub mod login;
 pub mod logout;
 pub mod passkeys;
@@ -151,6 +156,16 @@ pub fn router() -> Router<AppState> {
             "/t/{slug}/account/consents/revoke",
             post(account::revoke_consent),
         )
+        .route("/t/{slug}/account/api-keys", post(account_api_keys::create))
+        .route(
+            "/t/{slug}/account/api-keys/{key_id}/revoke",
+            post(account_api_keys::revoke),
+        )
+        .route(
+            "/t/{slug}/invite/{token}",
+            get(invitation::show).post(invitation::submit),
+        )
+        .route("/invite/{token}", post(invitation::submit_without_slug))
         .route("/assets/tessera.css", get(stylesheet))
         .route("/assets/passkeys.js", get(passkeys::script))
         .method_not_allowed_fallback(|| async { PageError::method_not_allowed() })
@@ -447,6 +462,15 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
             .map_err(|_| PageError::bad_request("The form could not be read."))?;
         Ok(Self::parse(&body))
     }
+}
+
+/// Whether the request's body is JSON (the scripts' and seed 001's forms of some pages).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether the request's body is a form.

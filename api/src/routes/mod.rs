@@ -12,9 +12,11 @@ pub mod clients;
 pub mod consents;
 pub mod entitlements;
 pub mod health;
+pub mod invitations;
 pub mod mfa;
 pub mod seed_aliases;
 pub mod sessions;
+pub mod tenant_admin;
 pub mod tenants;
 pub mod users;
 

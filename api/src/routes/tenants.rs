@@ -19,6 +19,7 @@ use tessera_projections::{SigningKeyStatus, SigningKeyView, TenantFilter, Tenant
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::tenant_admin::{self, CreatedTenant};
 use crate::auth::PlatformAdmin;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
@@ -157,6 +158,9 @@ pub struct CreateTenantRequest {
     pub sales_owner: Option<String>,
     /// `ES256` (default), `EdDSA` or `RS256`.
     pub signing_alg: Option<String>,
+    /// Invites this address as the tenant's first `tenant:admin` (seed 003).
+    pub admin_email: Option<String>,
+    pub admin_name: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -404,9 +408,10 @@ async fn existing(state: &AppState, id: Uuid) -> Result<(), ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-/// Creates a tenant with its first signing key. Needs `platform:admin`.
+/// Creates a tenant with its first signing key, and with `admin_email` invites its first
+/// administrator ([`super::tenant_admin`]). Needs `platform:admin`.
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenantRequest,
-    responses((status = 201, body = Tenant), (status = 400, body = ErrorBody),
+    responses((status = 201, body = CreatedTenant), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn create_tenant(
@@ -414,7 +419,8 @@ pub async fn create_tenant(
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<CreateTenantRequest>,
-) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
+    tenant_admin::check_request(body.admin_email.as_deref(), body.admin_name.as_deref())?;
     let kind = match body.kind.as_deref() {
         None | Some("customer") => TenantKind::Customer,
         Some("demo") => TenantKind::Demo,
@@ -437,8 +443,16 @@ pub async fn create_tenant(
         .create_tenant(ctx.metadata(principal.actor()), input)
         .await?;
     state.projected(created.position).await?;
+    let admin = tenant_admin::invite_first_admin(
+        &state,
+        ctx.metadata(principal.actor()),
+        created.tenant_id,
+        body.admin_email,
+        body.admin_name,
+    )
+    .await?;
     let tenant = tenant_response(&state, created.tenant_id).await?;
-    Ok((StatusCode::CREATED, Json(tenant)))
+    Ok((StatusCode::CREATED, Json(CreatedTenant::new(tenant, admin))))
 }
 
 /// Lists tenants, oldest first. Needs `platform:admin`.

@@ -346,6 +346,17 @@ pub async fn erase_user(
         .erase_user(ctx.metadata(principal.actor()), tenant_id, user_id)
         .await?;
     state.projected(outcome.position).await?;
+    // The invitations the person accepted hold their address under keys of their own
+    // (ADR 0004): destroy those too. The read model is current up to the erasure, which
+    // comes after any acceptance of theirs.
+    let accepted = state
+        .store
+        .invitations_accepted_by(tenant_id, user_id)
+        .await?;
+    state
+        .commands
+        .forget_invitations(tenant_id, &accepted)
+        .await?;
     // The read models have dropped the sealed fields (and the passkey names); leave no copy
     // of them in their files.
     state.store.scrub(&["rm_users", "rm_mfa"]).await?;

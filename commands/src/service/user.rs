@@ -22,6 +22,7 @@ use tessera_domain::password;
 use tessera_domain::reservation::{self, ReservationState};
 use tessera_domain::user::{self, NewPassword, NewUser, SealedNames, User, UserCommand, UserState};
 use tessera_domain::{Aggregate, DomainError};
+use tessera_event_log::StreamWrite;
 use tessera_event_schemas::events::user::fields;
 use tessera_event_schemas::events::{PasswordPolicyV1, ReservationKind, SessionEndReason};
 use tessera_event_schemas::{EventMetadata, Hash32, Timestamp, streams};
@@ -184,6 +185,24 @@ impl CommandService {
         tenant_id: Uuid,
         input: CreateUser,
     ) -> Result<CreatedUser, CommandError> {
+        self.create_user_with(meta, tenant_id, input, |_| async { Ok(None) })
+            .await
+    }
+
+    /// [`CommandService::create_user`], with `also` adding a write of its own to every
+    /// attempt's append (an invitation's acceptance): it gets the new user's id and runs
+    /// again on every retry, so that its write is guarded at the version it reads.
+    pub(super) async fn create_user_with<F, Fut>(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        input: CreateUser,
+        also: F,
+    ) -> Result<CreatedUser, CommandError>
+    where
+        F: Fn(Uuid) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<StreamWrite>, CommandError>>,
+    {
         let people = self.people()?;
         let (tenant, _, _) = self.load_open_tenant(tenant_id, "create a user").await?;
         let allowed = &tenant.settings.allowed_email_domains;
@@ -224,7 +243,7 @@ impl CommandService {
             password,
         };
         let address = Address::user(tenant_id, user_id);
-        let (new, meta, address_ref, email) = (&new, &meta, &address, &profile.email);
+        let (new, meta, address_ref, email, also) = (&new, &meta, &address, &profile.email, &also);
         let ((), position) = self
             .run(&address.stream, move || async move {
                 let (tenant, tenant_stream, tenant_version) =
@@ -240,6 +259,9 @@ impl CommandService {
                 plan.guard(tenant_stream, tenant_version);
                 self.plan_email_claim(&mut plan, meta, now, &email_hash, user_id)
                     .await?;
+                if let Some(write) = also(user_id).await? {
+                    plan.push(write);
+                }
                 plan.push(self.write(
                     meta,
                     now,
@@ -675,7 +697,11 @@ impl CommandService {
     /// Refuses an address someone else holds before any work is done for it (a password
     /// hashed, a data key stored): a duplicate then leaves no orphan key behind. Only a hint:
     /// the append decides, at the reservation's version.
-    async fn check_email_free(&self, hash: &Hash32, user_id: Uuid) -> Result<(), CommandError> {
+    pub(super) async fn check_email_free(
+        &self,
+        hash: &Hash32,
+        user_id: Uuid,
+    ) -> Result<(), CommandError> {
         let kind = ReservationKind::UserEmail;
         let value = hash.to_hex();
         let stream = streams::reservation(kind.as_str(), &value);
@@ -686,7 +712,7 @@ impl CommandService {
 
     /// Reserves the address whose keyed hash is `hash` for `user_id`, at the version of its
     /// reservation stream read now: taken by someone else, it is `AlreadyExists`.
-    async fn plan_email_claim<T>(
+    pub(super) async fn plan_email_claim<T>(
         &self,
         plan: &mut Plan<T>,
         meta: &EventMetadata,

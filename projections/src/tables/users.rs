@@ -18,7 +18,7 @@ use tessera_event_schemas::{Envelope, Hash32, StreamId};
 use uuid::Uuid;
 
 use super::TableProjection;
-use crate::decode::{Columns, parse_uuid};
+use crate::decode::{Columns, parse_uuid, sealed_column};
 use crate::error::ReadError;
 use crate::paging::{Cursor, page};
 use crate::schema::TableDdl;
@@ -245,13 +245,7 @@ fn reduce_user(row: Option<UserView>, envelope: &Envelope, event: &Event) -> Opt
 }
 
 fn sealed_from(row: &impl Columns, column: &str) -> Result<Option<Vec<u8>>, ReadError> {
-    row.opt_text(column)?
-        .map(|text| {
-            STANDARD
-                .decode(text)
-                .map_err(|e| ReadError::Corrupt(format!("rm_users.{column}: {e}")))
-        })
-        .transpose()
+    sealed_column(row, "rm_users", column)
 }
 
 fn user_from_row(row: &impl Columns) -> Result<UserView, ReadError> {

@@ -22,6 +22,8 @@ mod browser;
 mod crash;
 mod disk;
 mod hardening;
+mod invitations;
+mod invitations_mail;
 mod kafka;
 mod mail;
 mod mfa;

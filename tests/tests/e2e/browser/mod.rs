@@ -5,11 +5,14 @@
 //! `test-support`), signs out and in again with a code, adds a passkey on a virtual
 //! authenticator (WebDriver's WebAuthn extension, which chromedriver maps to DevTools'
 //! `WebAuthn.addVirtualAuthenticator`: CTAP2, internal, resident keys, user verified), signs
-//! out and signs in with the passkey alone, through `/assets/passkeys.js`.
+//! out and signs in with the passkey alone, through `/assets/passkeys.js`. An invited
+//! administrator accepts their invitation and creates an API key on the account page
+//! (`invitation.rs`).
 //!
 //! Without `/usr/bin/chromium` or `/usr/bin/chromedriver` the test says so and passes, except
 //! under CI (`CI=true`), where it fails: `.ci/run` installs them.
 
+mod invitation;
 mod oidc;
 mod signin;
 
