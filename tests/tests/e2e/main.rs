@@ -34,6 +34,7 @@ mod oauth;
 mod oidc;
 mod oidc_clients;
 mod oidc_tokens;
+mod openapi_fuzz;
 mod pages;
 mod registry;
 mod restart;
