@@ -334,6 +334,12 @@ pub struct StorageConfig {
     /// clock, so a test cannot wait days or back-date what it writes).
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_SECS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub audit_retention_secs: Option<u64>,
+
+    /// PostgreSQL only: run each tenant's read-model queries under row-level security, as a
+    /// role that sees that tenant's rows only (defence in depth behind the queries' filters;
+    /// README "Tenant isolation in the database"). `false` runs them as the connecting user.
+    #[arg(long, env = "TESSERA_TENANT_ISOLATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tenant_isolation: bool,
 }
 
 impl StorageConfig {

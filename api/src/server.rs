@@ -118,7 +118,8 @@ pub async fn open_storage_with(
         move || clock.now()
     }));
     let store = match &config.database_url {
-        Some(url) => ReadStore::open_postgres(url.expose()).await,
+        Some(url) if config.tenant_isolation => ReadStore::open_postgres(url.expose()).await,
+        Some(url) => ReadStore::open_postgres_without_isolation(url.expose()).await,
         None => {
             let path = config.data_dir.join(data_dir::READ_MODELS_DB);
             ReadStore::open_sqlite_bounded(&path, config.wal_limit_bytes()).await

@@ -49,6 +49,7 @@ pub mod directory;
 pub mod error;
 mod fold;
 mod follow;
+mod isolation;
 pub mod kafka;
 mod paging;
 pub mod rebuild;
