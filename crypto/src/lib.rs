@@ -17,7 +17,8 @@
 //!   session; the cookie's value itself is never stored);
 //! - an HMAC-SHA256 key for the CSRF tokens of the hosted pages' forms.
 //! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
-//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]).
+//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]);
+//! - an AES-256-GCM key that seals tenants' vault key-encryption keys ([`vault`]).
 //!
 //! A crate of its own because both sides need it: the write side (`commands`: generating keys
 //! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
@@ -33,6 +34,8 @@
 //!   data, kept in the event log's key table so that destroying one erases a person.
 //! - [`password`]: Argon2id password hashing on blocking threads ([`Passwords`]).
 //! - [`mfa`]: TOTP secrets (generated, sealed, opened) and recovery codes (generated, hashed).
+//! - [`vault`]: the credential vault's per-tenant, versioned key-encryption keys and the
+//!   envelope encryption of credentials (`tsr:v{n}:...`), with rewrap and crypto-shredding.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -83,6 +86,7 @@ const INFO_CODE_HASH: &[u8] = b"tessera/v1/authorization-code/hmac-sha256";
 const INFO_REFRESH_HASH: &[u8] = b"tessera/v1/refresh-token-hash/hmac-sha256";
 const INFO_REFRESH_TAG: &[u8] = b"tessera/v1/refresh-token-tag/hmac-sha256";
 const INFO_LINK_HASH: &[u8] = b"tessera/v1/link-token-hash/hmac-sha256";
+const INFO_VAULT_KEYS: &[u8] = b"tessera/v1/vault-keys/aes-256-gcm";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +235,7 @@ pub struct Crypto {
     recovery_codes: hmac::Key,
     grants: GrantSecrets,
     links: LinkSecrets,
+    vault_keys: RandomizedNonceKey,
 }
 
 impl fmt::Debug for Crypto {
@@ -279,6 +284,9 @@ impl Crypto {
         let links = LinkSecrets {
             hash: hmac_key(INFO_LINK_HASH)?,
         };
+        let vault_key = master.derive(INFO_VAULT_KEYS)?;
+        let vault_keys = RandomizedNonceKey::new(&AES_256_GCM, vault_key.as_ref())
+            .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
         Ok(Self {
             sealing,
             secret_hash,
@@ -291,6 +299,7 @@ impl Crypto {
             recovery_codes,
             grants,
             links,
+            vault_keys,
         })
     }
 
@@ -694,12 +703,14 @@ pub mod links;
 pub mod mfa;
 pub mod password;
 pub mod personal;
+pub mod vault;
 
 pub use grants::{GrantSecrets, RefreshTokenId, pkce_s256};
 pub use jws::JwsSigner;
 pub use links::LinkSecrets;
 pub use password::{Argon2Config, Passwords};
 pub use personal::{DataKey, PersonalKeys};
+pub use vault::{VaultError, VaultKeys};
 
 #[cfg(test)]
 mod tests;
