@@ -29,16 +29,30 @@ pub struct Broker {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Whether clients must authenticate with SASL (`tansu broker --authentication`).
+    authentication: bool,
 }
 
 impl Broker {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Broker {
+        Self::start_with(false)
+    }
+
+    /// Starts a broker that answers only clients authenticated with SASL. tansu 0.6 accepts
+    /// any user name and password with PLAIN, and with its in-memory storage it keeps no SCRAM
+    /// credentials, so SCRAM never succeeds against it.
+    pub fn start_requiring_sasl() -> Broker {
+        Self::start_with(true)
+    }
+
+    fn start_with(authentication: bool) -> Broker {
         let binary = find_binary().unwrap_or_else(|| panic!("{HOW_TO_PROVIDE}"));
         let mut broker = Broker {
             binary,
             port: crate::free_port(),
             child: None,
+            authentication,
         };
         broker.start_again();
         broker
@@ -93,6 +107,7 @@ impl Broker {
                     "--storage-engine",
                     "memory://tansu/",
                 ])
+                .args(self.authentication.then_some("--authentication"))
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

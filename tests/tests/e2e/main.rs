@@ -25,6 +25,7 @@ mod hardening;
 mod invitations;
 mod invitations_mail;
 mod kafka;
+mod kafka_properties;
 mod mail;
 mod mfa;
 mod mfa_account;
