@@ -19,6 +19,7 @@ mod api_key_usage;
 mod audit;
 mod auth;
 mod browser;
+mod compose;
 mod crash;
 mod disk;
 mod hardening;
