@@ -5,6 +5,11 @@
 //!
 //! Cases are plain async functions taking a [`Kind`]; the `conformance!` macro at the bottom
 //! turns each into one test per backend (`sqlite::name`, `postgres::name`, `memory::name`).
+//!
+//! With the `kurrentdb` feature, every case also runs against a KurrentDB server
+//! (`kurrentdb::name`), each on a fresh stream, at `TESSERA_TEST_KURRENTDB_URL` (for example
+//! `kurrentdb://localhost:2113?tls=false`; `docker compose --profile kurrentdb up kurrentdb`
+//! starts one). Without that variable those cases fail and say so: they never pass silently.
 
 // The cases are shared helpers rather than `#[test]` functions, which clippy's
 // allow-*-in-tests settings do not cover; failing loudly is what a test should do.
@@ -36,6 +41,30 @@ enum Kind {
     Sqlite,
     Postgres,
     Memory,
+    #[cfg(feature = "kurrentdb")]
+    KurrentDb,
+}
+
+/// The KurrentDB server the `kurrentdb` cases run against.
+#[cfg(feature = "kurrentdb")]
+const KURRENTDB_URL_VAR: &str = "TESSERA_TEST_KURRENTDB_URL";
+
+/// A stream name no earlier run used, so that every case starts on an empty log.
+#[cfg(feature = "kurrentdb")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a throwaway stream name on a shared server, unique across runs"
+)]
+fn fresh_stream() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "tessera-conformance-{}-{nanos}-{}",
+        std::process::id(),
+        new_id()
+    )
 }
 
 /// Keeps the backing store alive for as long as the test needs it.
@@ -81,6 +110,23 @@ impl TestLog {
                 },
                 Store::Memory,
             ),
+            #[cfg(feature = "kurrentdb")]
+            Kind::KurrentDb => {
+                let url = std::env::var(KURRENTDB_URL_VAR).unwrap_or_else(|_| {
+                    panic!(
+                        "the kurrentdb conformance cases need a KurrentDB server: set \
+                         {KURRENTDB_URL_VAR} (e.g. kurrentdb://localhost:2113?tls=false)"
+                    )
+                });
+                (
+                    Backend::KurrentDb {
+                        url,
+                        stream: fresh_stream(),
+                    },
+                    // The stream stays on the server; its name is never used again.
+                    Store::Memory,
+                )
+            }
         };
         let config = configure(LogConfig::new(backend));
         let log = tessera_event_log::open(config.clone()).await.unwrap();
@@ -1034,6 +1080,15 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Kind::Memory).await;
+                }
+            )*
+        }
+        #[cfg(feature = "kurrentdb")]
+        mod kurrentdb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::KurrentDb).await;
                 }
             )*
         }
