@@ -115,7 +115,8 @@ async fn refused_start(app: &TestServer, env: &[(&str, &str)]) -> String {
 #[tokio::test]
 async fn a_property_librdkafka_refuses_stops_the_server_with_a_message_naming_it() {
     let mut app = spawn_app(Store::Embedded).await;
-    app.stop().await;
+    // Only its storage and environment are needed; how it stops does not matter here.
+    app.kill9();
 
     let stderr = refused_start(
         &app,
@@ -154,6 +155,29 @@ async fn a_property_librdkafka_refuses_stops_the_server_with_a_message_naming_it
     assert!(stderr.contains("client.properties"), "{stderr}");
     assert!(stderr.contains("sasl.username"), "{stderr}");
     assert!(!stderr.contains("hunter3-secret"), "{stderr}");
+
+    // What librdkafka checks only across properties (a CA file it cannot read for TLS) is
+    // checked at start too, and before the first start writes anything.
+    let fresh = tempfile::tempdir().unwrap();
+    let output = app
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", fresh.path())
+        .env("TESSERA_KAFKA_BROKERS", "127.0.0.1:9")
+        .env(
+            "TESSERA_KAFKA_PROPERTIES",
+            "security.protocol=SSL,ssl.ca.location=/nonexistent/ca.pem",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ssl.ca.location"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(fresh.path()).unwrap().count(),
+        0,
+        "a refused start left files behind"
+    );
 
     // The publisher's own guarantees cannot be switched off.
     let stderr = refused_start(&app, &[("TESSERA_KAFKA_PROPERTIES", "acks=1")]).await;
