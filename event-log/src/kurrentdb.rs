@@ -27,17 +27,18 @@
 //!
 //! The key table (per-person data keys, which must be destroyable) does not live in KurrentDB:
 //! [`crate::keys::open`] refuses this backend.
+//!
+//! `server` puts the two server calls behind [`LogServer`], implemented by the gRPC client and
+//! by [`MemoryKurrentDb`], the in-process stand-in the conformance suite runs this backend on.
 
+mod server;
 mod translate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use kurrentdb::{
-    AppendToStreamOptions, Client, ClientSettings, EventData, ReadStreamOptions, StreamPosition,
-    StreamState,
-};
+use kurrentdb::{Client, ClientSettings, StreamState};
 use tessera_event_schemas::RecordedEvent;
 use uuid::Uuid;
 
@@ -47,6 +48,7 @@ use crate::group_commit::{
 };
 use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogError, StreamWrite};
 
+pub use server::{LogServer, MemoryKurrentDb, NewEvent, ServerEvent};
 pub use translate::{expected_state, position_of, revision_of};
 
 /// The stream that holds the log, unless configured otherwise.
@@ -103,7 +105,7 @@ impl Index {
 
 /// The client, the stream names and the index: shared by the log's readers and its writer.
 struct Shared {
-    client: Client,
+    client: Arc<dyn LogServer>,
     stream: String,
     checkpoint_stream: String,
     index: Mutex<Index>,
@@ -125,36 +127,18 @@ impl Shared {
             return Ok(Vec::new());
         }
         // Position p + 1 is revision p.
-        let options = ReadStreamOptions::default()
-            .forwards()
-            .position(StreamPosition::Position(after_position))
-            .max_count(limit);
-        let mut read = match self
-            .client
-            .read_stream(self.stream.as_str(), &options)
-            .await
-        {
+        let read = match self.client.read(&self.stream, after_position, limit).await {
             Ok(read) => read,
             Err(error) => return translate::read_failure(error).map_or(Ok(Vec::new()), Err),
         };
-        let mut events = Vec::new();
-        loop {
-            match read.next().await {
-                Ok(Some(resolved)) => {
-                    let recorded = resolved.get_original_event();
-                    let envelope =
-                        translate::decode_meta(recorded.revision, &recorded.custom_metadata)?;
-                    events.push(RecordedEvent {
-                        envelope,
-                        payload: recorded.data.to_vec(),
-                    });
-                }
-                Ok(None) => return Ok(events),
-                Err(error) => {
-                    return translate::read_failure(error).map_or(Ok(events), Err);
-                }
-            }
-        }
+        read.into_iter()
+            .map(|event| {
+                Ok(RecordedEvent {
+                    envelope: translate::decode_meta(event.revision, &event.metadata)?,
+                    payload: event.data,
+                })
+            })
+            .collect()
     }
 
     /// Reads whatever other nodes appended since this process last looked into the index.
@@ -189,8 +173,17 @@ impl KurrentDbLog {
         })?;
         let client = Client::new(settings)
             .map_err(|error| LogError::Unavailable(format!("KurrentDB client: {error}")))?;
+        Self::open_on(Arc::new(client), stream, config).await
+    }
+
+    /// Opens the log on `server`: the client above, or a [`MemoryKurrentDb`] in tests.
+    pub async fn open_on(
+        server: Arc<dyn LogServer>,
+        stream: &str,
+        config: LogConfig,
+    ) -> Result<Self, LogError> {
         let shared = Arc::new(Shared {
-            client,
+            client: server,
             stream: stream.to_owned(),
             checkpoint_stream: format!("{stream}-checkpoints"),
             index: Mutex::new(Index::default()),
@@ -244,18 +237,22 @@ impl KurrentDbWriter {
         let mut events = Vec::with_capacity(checkpoints.len());
         for checkpoint in checkpoints {
             match translate::encode_checkpoint(checkpoint) {
-                Ok(data) => events.push(EventData::binary("tessera.checkpoint", data.into())),
+                Ok(data) => events.push(NewEvent {
+                    id: Uuid::from_u64_pair(checkpoint.position, 0),
+                    event_type: "tessera.checkpoint".to_owned(),
+                    data,
+                    metadata: Vec::new(),
+                }),
                 Err(error) => {
                     tracing::warn!(%error, "a log checkpoint could not be encoded");
                     return;
                 }
             }
         }
-        let options = AppendToStreamOptions::default().stream_state(StreamState::Any);
         if let Err(error) = self
             .shared
             .client
-            .append_to_stream(self.shared.checkpoint_stream.as_str(), &options, events)
+            .append(&self.shared.checkpoint_stream, StreamState::Any, events)
             .await
         {
             // The events are committed; a lost signature is covered by the next checkpoint.
@@ -280,22 +277,21 @@ impl BatchWriter for KurrentDbWriter {
             if !plan.events.is_empty() {
                 let mut events = Vec::with_capacity(plan.events.len());
                 for event in &plan.events {
-                    let meta = translate::encode_meta(&event.envelope)?;
-                    events.push(
-                        EventData::binary(
-                            event.envelope.event_type.clone(),
-                            event.payload.clone().into(),
-                        )
-                        .id(event.envelope.event_id)
-                        .metadata(meta.into()),
-                    );
+                    events.push(NewEvent {
+                        id: event.envelope.event_id,
+                        event_type: event.envelope.event_type.clone(),
+                        data: event.payload.clone(),
+                        metadata: translate::encode_meta(&event.envelope)?,
+                    });
                 }
-                let options = AppendToStreamOptions::default()
-                    .stream_state(translate::expected_state(planned_on));
                 let appended = self
                     .shared
                     .client
-                    .append_to_stream(self.shared.stream.as_str(), &options, events)
+                    .append(
+                        &self.shared.stream,
+                        translate::expected_state(planned_on),
+                        events,
+                    )
                     .await;
                 match appended.map_err(translate::append_failure) {
                     Ok(_) => {}
@@ -410,34 +406,20 @@ impl EventLog for KurrentDbLog {
     }
 
     async fn checkpoints(&self, after_position: u64) -> Result<Vec<Checkpoint>, LogError> {
-        let options = ReadStreamOptions::default()
-            .forwards()
-            .position(StreamPosition::Start)
-            .max_count(usize::MAX);
-        let mut read = match self
+        let read = match self
             .shared
             .client
-            .read_stream(self.shared.checkpoint_stream.as_str(), &options)
+            .read(&self.shared.checkpoint_stream, 0, usize::MAX)
             .await
         {
             Ok(read) => read,
             Err(error) => return translate::read_failure(error).map_or(Ok(Vec::new()), Err),
         };
-        let mut checkpoints: Vec<Checkpoint> = Vec::new();
-        loop {
-            match read.next().await {
-                Ok(Some(resolved)) => {
-                    let checkpoint =
-                        translate::decode_checkpoint(&resolved.get_original_event().data)?;
-                    if checkpoint.position > after_position {
-                        checkpoints.push(checkpoint);
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => match translate::read_failure(error) {
-                    None => break,
-                    Some(error) => return Err(error),
-                },
+        let mut checkpoints = Vec::new();
+        for event in read {
+            let checkpoint = translate::decode_checkpoint(&event.data)?;
+            if checkpoint.position > after_position {
+                checkpoints.push(checkpoint);
             }
         }
         // Nodes append their checkpoints independently: one per position, in position order.
@@ -447,20 +429,8 @@ impl EventLog for KurrentDbLog {
     }
 
     async fn ping(&self) -> Result<(), LogError> {
-        let options = ReadStreamOptions::default()
-            .backwards()
-            .position(StreamPosition::End)
-            .max_count(1);
-        match self
-            .shared
-            .client
-            .read_stream(self.shared.stream.as_str(), &options)
-            .await
-        {
-            Ok(mut read) => match read.next().await {
-                Ok(_) => Ok(()),
-                Err(error) => translate::read_failure(error).map_or(Ok(()), Err),
-            },
+        match self.shared.client.read(&self.shared.stream, 0, 1).await {
+            Ok(_) => Ok(()),
             Err(error) => translate::read_failure(error).map_or(Ok(()), Err),
         }
     }

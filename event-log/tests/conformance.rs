@@ -43,6 +43,10 @@ enum Kind {
     Memory,
     #[cfg(feature = "kurrentdb")]
     KurrentDb,
+    /// The KurrentDB backend on `MemoryKurrentDb`, the in-process stand-in for a server: all
+    /// of the backend but the gRPC client, wherever the feature is built.
+    #[cfg(feature = "kurrentdb")]
+    KurrentDbStandIn,
 }
 
 /// The KurrentDB server the `kurrentdb` cases run against.
@@ -73,6 +77,26 @@ enum Store {
     Postgres(#[allow(dead_code)] PgDatabase),
     /// The memory log's store lives in its `Backend`.
     Memory,
+    /// The stand-in server and the log's stream on it.
+    #[cfg(feature = "kurrentdb")]
+    KurrentDbStandIn(tessera_event_log::kurrentdb::MemoryKurrentDb, String),
+}
+
+/// Opens the log of `config`, or the KurrentDB backend on the stand-in server of `store`.
+async fn open_log(config: &LogConfig, store: &Store) -> Arc<dyn EventLog> {
+    #[cfg(feature = "kurrentdb")]
+    if let Store::KurrentDbStandIn(server, stream) = store {
+        let log = tessera_event_log::kurrentdb::KurrentDbLog::open_on(
+            Arc::new(server.clone()),
+            stream,
+            config.clone(),
+        )
+        .await
+        .unwrap();
+        return Arc::new(log);
+    }
+    let _ = store;
+    tessera_event_log::open(config.clone()).await.unwrap()
 }
 
 struct TestLog {
@@ -127,9 +151,20 @@ impl TestLog {
                     Store::Memory,
                 )
             }
+            #[cfg(feature = "kurrentdb")]
+            Kind::KurrentDbStandIn => (
+                // Unused: `open_log` opens the stand-in.
+                Backend::Memory {
+                    store: MemoryStore::default(),
+                },
+                Store::KurrentDbStandIn(
+                    tessera_event_log::kurrentdb::MemoryKurrentDb::new(),
+                    "tessera-log".to_owned(),
+                ),
+            ),
         };
         let config = configure(LogConfig::new(backend));
-        let log = tessera_event_log::open(config.clone()).await.unwrap();
+        let log = open_log(&config, &store).await;
         Self {
             log,
             config,
@@ -140,7 +175,7 @@ impl TestLog {
     /// Closes the log and opens it again on the same store, like a server restart.
     async fn reopen(&mut self) {
         self.log.close().await;
-        self.log = tessera_event_log::open(self.config.clone()).await.unwrap();
+        self.log = open_log(&self.config, &self._store).await;
     }
 }
 
@@ -1080,6 +1115,15 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Kind::Memory).await;
+                }
+            )*
+        }
+        #[cfg(feature = "kurrentdb")]
+        mod kurrentdb_stand_in {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::KurrentDbStandIn).await;
                 }
             )*
         }
