@@ -27,6 +27,7 @@ mod invitations;
 mod invitations_mail;
 mod kafka;
 mod kafka_properties;
+mod kafka_sasl_plain;
 mod mail;
 mod mfa;
 mod mfa_account;
