@@ -117,21 +117,52 @@ async fn serve(mut client: TcpStream, upstream: String, logins: Arc<AtomicUsize>
     }
 }
 
+/// tansu behind the proxy, and the proxy's count of successful logins.
+struct SaslProxy {
+    /// `bootstrap.servers` for clients: the proxy.
+    address: String,
+    logins: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+    _broker: Broker,
+}
+
+impl SaslProxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = Broker::start_behind_proxy(port);
+        let upstream = broker.bootstrap_servers();
+        let logins = Arc::new(AtomicUsize::new(0));
+        let counted = logins.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                tokio::spawn(serve(client, upstream.clone(), counted.clone()));
+            }
+        });
+        Self {
+            address: format!("127.0.0.1:{port}"),
+            logins,
+            task,
+            _broker: broker,
+        }
+    }
+
+    fn logins(&self) -> usize {
+        self.logins.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SaslProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[tokio::test]
 async fn the_publisher_logs_in_with_sasl_plain_from_the_properties_and_its_events_arrive() {
-    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_port = proxy.local_addr().unwrap().port();
-    let broker = Broker::start_behind_proxy(proxy_port);
-    let upstream = broker.bootstrap_servers();
-    let logins = Arc::new(AtomicUsize::new(0));
-    let counted = logins.clone();
-    let proxy_task = tokio::spawn(async move {
-        loop {
-            let (client, _) = proxy.accept().await.unwrap();
-            tokio::spawn(serve(client, upstream.clone(), counted.clone()));
-        }
-    });
-    let through_proxy = format!("127.0.0.1:{proxy_port}");
+    let proxy = SaslProxy::start().await;
+    let through_proxy = proxy.address.clone();
     let properties = format!(
         "security.protocol=SASL_PLAINTEXT,sasl.mechanism=PLAIN,sasl.username={USER},sasl.password={PASSWORD}"
     );
@@ -175,34 +206,19 @@ async fn the_publisher_logs_in_with_sasl_plain_from_the_properties_and_its_event
         .await
         .unwrap();
     assert_eq!(positions, (1..=head).collect::<BTreeSet<_>>());
-    assert!(
-        logins.load(Ordering::Relaxed) >= 2,
-        "the server never logged in"
-    );
+    assert!(proxy.logins() >= 2, "the server never logged in");
     let printed = format!(
         "{}\n{}",
         app.stdout.lock().unwrap().join("\n"),
         app.stderr.lock().unwrap().join("\n")
     );
     assert!(!printed.contains(PASSWORD), "the SASL password was printed");
-    proxy_task.abort();
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_refused_and_no_connection_gets_through() {
-    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_port = proxy.local_addr().unwrap().port();
-    let broker = Broker::start_behind_proxy(proxy_port);
-    let upstream = broker.bootstrap_servers();
-    let logins = Arc::new(AtomicUsize::new(0));
-    let counted = logins.clone();
-    let proxy_task = tokio::spawn(async move {
-        loop {
-            let (client, _) = proxy.accept().await.unwrap();
-            tokio::spawn(serve(client, upstream.clone(), counted.clone()));
-        }
-    });
-    let through_proxy = format!("127.0.0.1:{proxy_port}");
+    let proxy = SaslProxy::start().await;
+    let through_proxy = proxy.address.clone();
     let app = spawn_app_with_env(
         Store::Embedded,
         &[
@@ -226,6 +242,5 @@ async fn a_wrong_password_is_refused_and_no_connection_gets_through() {
     })
     .await;
     assert!(refused, "the refused login was not reported");
-    assert_eq!(logins.load(Ordering::Relaxed), 0);
-    proxy_task.abort();
+    assert_eq!(proxy.logins(), 0);
 }
