@@ -11,7 +11,7 @@ use clap::Args;
 use std::time::Duration;
 
 use tessera_projections::retention::RetentionClock;
-use tessera_projections::{AuditRetention, KafkaSettings, TopicCategory};
+use tessera_projections::{AuditRetention, KafkaProperties, KafkaSettings, TopicCategory};
 
 /// A value that must never be printed.
 #[derive(Clone, Default)]
@@ -206,6 +206,17 @@ pub struct KafkaConfig {
         default_value_t = 30_000
     )]
     pub kafka_delivery_timeout_ms: u64,
+
+    /// librdkafka properties for every Kafka client, `key=value` separated by commas (`\,` for
+    /// a comma inside a value), e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-256,
+    /// sasl.username=...,sasl.password=...`. They override the file's.
+    #[arg(long, env = "TESSERA_KAFKA_PROPERTIES", hide_env_values = true)]
+    pub kafka_properties: Option<Secret>,
+
+    /// A Java properties file of librdkafka properties (the form of Kafka's
+    /// `client.properties`), read at start.
+    #[arg(long, env = "TESSERA_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
 }
 
 impl KafkaConfig {
@@ -224,7 +235,7 @@ impl KafkaConfig {
             .map(|name| {
                 TopicCategory::parse(name).ok_or_else(|| {
                     format!(
-                        "TESSERA_KAFKA_CATEGORY_TOPICS: unknown category {:?} (known: tenants, oauth, security, products)",
+                        "TESSERA_KAFKA_CATEGORY_TOPICS: unknown category {:?} (known: tenants, oauth, security, products, people)",
                         name.trim()
                     )
                 })
@@ -247,7 +258,34 @@ impl KafkaConfig {
         settings.replication_factor = self.kafka_replication_factor;
         settings.delivery_timeout =
             std::time::Duration::from_millis(self.kafka_delivery_timeout_ms.max(1000));
+        settings.properties = self.properties()?;
+        settings.check_client()?;
         Ok(Some(settings))
+    }
+
+    /// The pass-through properties: the file's, then the variable's over them, each checked
+    /// against librdkafka with errors that name their source and never a secret's value.
+    fn properties(&self) -> Result<KafkaProperties, String> {
+        let mut properties = KafkaProperties::new();
+        if let Some(path) = &self.kafka_properties_file {
+            let name = format!("TESSERA_KAFKA_PROPERTIES_FILE {}", path.display());
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("{name}: cannot be read: {error}"))?;
+            let from_file =
+                KafkaProperties::parse_java(&text, &name).map_err(|error| error.to_string())?;
+            from_file
+                .validate(&name)
+                .map_err(|error| error.to_string())?;
+            properties.extend(from_file);
+        }
+        if let Some(list) = &self.kafka_properties {
+            let name = "TESSERA_KAFKA_PROPERTIES";
+            let from_env =
+                KafkaProperties::parse_list(list.expose(), name).map_err(|e| e.to_string())?;
+            from_env.validate(name).map_err(|error| error.to_string())?;
+            properties.extend(from_env);
+        }
+        Ok(properties)
     }
 }
 

@@ -257,6 +257,12 @@ pub async fn run_with(
     // writes comes from these two.
     let clock: Arc<dyn Clock> = extensions.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let ids: Arc<dyn IdGen> = Arc::new(SystemIds);
+    // Before anything is opened or bootstrapped: a Kafka setting librdkafka refuses stops the
+    // start with nothing written.
+    let kafka_settings = config
+        .kafka
+        .settings()
+        .map_err(|message| anyhow::anyhow!(message))?;
     let Storage {
         log,
         store,
@@ -311,10 +317,6 @@ pub async fn run_with(
         tracing::info!(key_id = %issued.key_id, "created the system tenant and the platform admin key");
     }
 
-    let kafka_settings = config
-        .kafka
-        .settings()
-        .map_err(|message| anyhow::anyhow!(message))?;
     let projections = Arc::new(
         ProjectionRuntime::start(log.clone(), store.clone())
             .await
