@@ -17,7 +17,9 @@
 //!   session; the cookie's value itself is never stored);
 //! - an HMAC-SHA256 key for the CSRF tokens of the hosted pages' forms.
 //! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
-//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]).
+//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]);
+//! - an HMAC-SHA256 key for the keyed hashes of upstream identities, and an AES-256-GCM key
+//!   that seals federated sign-ins' states ([`federation`]).
 //!
 //! A crate of its own because both sides need it: the write side (`commands`: generating keys
 //! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
@@ -83,6 +85,8 @@ const INFO_CODE_HASH: &[u8] = b"tessera/v1/authorization-code/hmac-sha256";
 const INFO_REFRESH_HASH: &[u8] = b"tessera/v1/refresh-token-hash/hmac-sha256";
 const INFO_REFRESH_TAG: &[u8] = b"tessera/v1/refresh-token-tag/hmac-sha256";
 const INFO_LINK_HASH: &[u8] = b"tessera/v1/link-token-hash/hmac-sha256";
+const INFO_FEDERATED_SUBJECT: &[u8] = b"tessera/v1/federated-subject/hmac-sha256";
+const INFO_FEDERATION_STATE: &[u8] = b"tessera/v1/federation-state/aes-256-gcm";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +235,7 @@ pub struct Crypto {
     recovery_codes: hmac::Key,
     grants: GrantSecrets,
     links: LinkSecrets,
+    federation: FederationSecrets,
 }
 
 impl fmt::Debug for Crypto {
@@ -279,6 +284,12 @@ impl Crypto {
         let links = LinkSecrets {
             hash: hmac_key(INFO_LINK_HASH)?,
         };
+        let state_key = master.derive(INFO_FEDERATION_STATE)?;
+        let federation = FederationSecrets {
+            subject_hash: hmac_key(INFO_FEDERATED_SUBJECT)?,
+            state: RandomizedNonceKey::new(&AES_256_GCM, state_key.as_ref())
+                .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?,
+        };
         Ok(Self {
             sealing,
             secret_hash,
@@ -291,6 +302,7 @@ impl Crypto {
             recovery_codes,
             grants,
             links,
+            federation,
         })
     }
 
@@ -303,6 +315,11 @@ impl Crypto {
     /// ([`links`]).
     pub fn links(&self) -> &LinkSecrets {
         &self.links
+    }
+
+    /// Federated sign-in: subject hashes and sealed states ([`federation`]).
+    pub fn federation(&self) -> &FederationSecrets {
+        &self.federation
     }
 
     /// AES-256-GCM with a fresh random 96-bit nonce (NIST SP 800-38D section 8.2.2: random
@@ -688,6 +705,7 @@ pub fn jitter(max_exclusive: u64) -> u64 {
     u64::from_le_bytes(bytes) % max_exclusive
 }
 
+pub mod federation;
 pub mod grants;
 pub mod jws;
 pub mod links;
@@ -695,6 +713,7 @@ pub mod mfa;
 pub mod password;
 pub mod personal;
 
+pub use federation::FederationSecrets;
 pub use grants::{GrantSecrets, RefreshTokenId, pkce_s256};
 pub use jws::JwsSigner;
 pub use links::LinkSecrets;

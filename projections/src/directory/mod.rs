@@ -432,7 +432,13 @@ impl Inner {
             | Event::EntitlementTrialStarted(_)
             | Event::EntitlementRevoked(_)
             | Event::EntitlementExpired(_)
-            | Event::OAuthClientTokenClaimsSet(_) => {}
+            | Event::OAuthClientTokenClaimsSet(_)
+            | Event::FederationConfigured(_)
+            | Event::FederationRemoved(_)
+            | Event::FederationSignedIn(_)
+            | Event::FederationLinked(_)
+            | Event::FederationLinkRequested(_)
+            | Event::FederationRefused(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();
