@@ -21,6 +21,7 @@ mod auth;
 mod browser;
 mod crash;
 mod disk;
+mod federation;
 mod hardening;
 mod invitations;
 mod invitations_mail;
