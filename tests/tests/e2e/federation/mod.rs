@@ -7,6 +7,7 @@
 //! `{server}/login/callback`.
 
 mod flow;
+mod links;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
