@@ -9,6 +9,21 @@ use super::*;
 use crate::helpers::{Store, read_log};
 use crate::http_browser::{Browser, advance_clock, people_app};
 
+/// Seed 002's `POST /auth/callback` from `browser`.
+async fn post_callback(
+    app: &TestServer,
+    browser: &Browser,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    browser
+        .client
+        .post(format!("{}/auth/callback", app.base))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn configured(store: Store) -> (TestServer, Setup) {
     let app = people_app(store).await;
     let setup = setup(&app).await;
@@ -131,26 +146,14 @@ async fn the_seed_frontend_flow_lists_initiates_and_finishes_with_a_session() {
     let callback = through_upstream(&app, &browser, authorize, "kay@example.org").await;
     let code = param(&callback, "code").unwrap();
     let state = param(&callback, "state").unwrap();
-    let answer = browser
-        .client
-        .post(format!("{}/auth/callback", app.base))
-        .json(&json!({"code": code, "state": state}))
-        .send()
-        .await
-        .unwrap();
+    let answer = post_callback(&app, &browser, &json!({"code": code, "state": state})).await;
     assert_eq!(answer.status(), StatusCode::OK);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["tenant"], RP);
     assert!(browser.is_signed_in(RP).await);
 
     // The same state again: already used.
-    let replay = browser
-        .client
-        .post(format!("{}/auth/callback", app.base))
-        .json(&json!({"code": code, "state": state}))
-        .send()
-        .await
-        .unwrap();
+    let replay = post_callback(&app, &browser, &json!({"code": code, "state": state})).await;
     assert_eq!(replay.status(), StatusCode::FORBIDDEN);
     assert!(replay.headers().contains_key("x-correlation-id"));
     let body: serde_json::Value = replay.json().await.unwrap();
@@ -295,17 +298,16 @@ async fn expired_foreign_and_other_tenants_states_are_refused() {
         "lin@example.org",
     )
     .await;
-    let answer = browser
-        .client
-        .post(format!("{}/auth/callback", app.base))
-        .json(&json!({
+    let answer = post_callback(
+        &app,
+        &browser,
+        &json!({
             "code": param(&callback, "code"),
             "state": param(&callback, "state"),
             "tenant": "other",
-        }))
-        .send()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert!(
