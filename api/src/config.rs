@@ -99,6 +99,62 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub sign_in: SignInLimits,
+
+    #[command(flatten)]
+    pub federation: FederationSettings,
+}
+
+/// Federated sign-in (issue 19). Each setting also takes seed 002's name without the
+/// `TESSERA_` prefix (`OIDC_STATE_TTL_SECONDS`, ...) when the prefixed one is not set.
+#[derive(Args, Clone, Debug)]
+pub struct FederationSettings {
+    /// How long a federated sign-in's state works (seconds; allow for slow MFA upstream).
+    #[arg(long, env = "TESSERA_OIDC_STATE_TTL_SECONDS")]
+    pub oidc_state_ttl_seconds: Option<i64>,
+    /// How long the old redirect URI keeps working after a provider's origin or path changes.
+    #[arg(long, env = "TESSERA_OIDC_REDIRECT_GRACE_PERIOD_SECONDS")]
+    pub oidc_redirect_grace_period_seconds: Option<i64>,
+    /// The callback must arrive at the very path the sign-in was started for.
+    #[arg(long, env = "TESSERA_STRICT_OIDC_REDIRECT_VALIDATION")]
+    pub strict_oidc_redirect_validation: Option<bool>,
+}
+
+impl FederationSettings {
+    /// The settings, falling back on seed 002's unprefixed names, then on its defaults.
+    pub fn resolve(&self) -> Result<crate::federation::FederationConfig, String> {
+        let seed = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let number = |value: Option<i64>, name: &str, default: i64| -> Result<i64, String> {
+            let value = match (value, seed(name)) {
+                (Some(value), _) => value,
+                (None, Some(text)) => text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a number of seconds"))?,
+                (None, None) => default,
+            };
+            if value <= 0 {
+                return Err(format!("{name} must be positive"));
+            }
+            Ok(value)
+        };
+        let strict = match (
+            self.strict_oidc_redirect_validation,
+            seed("STRICT_OIDC_REDIRECT_VALIDATION"),
+        ) {
+            (Some(value), _) => value,
+            (None, Some(text)) => !text.trim().eq_ignore_ascii_case("false"),
+            (None, None) => true,
+        };
+        Ok(crate::federation::FederationConfig {
+            state_ttl_seconds: number(self.oidc_state_ttl_seconds, "OIDC_STATE_TTL_SECONDS", 600)?,
+            redirect_grace_seconds: number(
+                self.oidc_redirect_grace_period_seconds,
+                "OIDC_REDIRECT_GRACE_PERIOD_SECONDS",
+                600,
+            )?,
+            strict_redirect_validation: strict,
+        })
+    }
 }
 
 /// Mail delivery (the outbox, ADR 0004). Without `TESSERA_SMTP_URL` every mail is written as

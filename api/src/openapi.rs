@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, consents, entitlements, health, invitations, mfa,
-    seed_aliases, sessions, tenants, users,
+    api_keys, audit, catalog, claims, clients, consents, entitlements, federation, federation_auth,
+    health, invitations, mfa, seed_aliases, sessions, tenants, users,
 };
 
 #[derive(OpenApi)]
@@ -80,6 +80,15 @@ use crate::routes::{
         entitlements::list_entitlements,
         entitlements::grant_entitlement,
         entitlements::revoke_entitlement,
+        federation::put_default,
+        federation::get_default,
+        federation::delete_default,
+        federation::put_alias,
+        federation::get_alias,
+        federation::delete_alias,
+        federation_auth::tenants,
+        federation_auth::initiate,
+        federation_auth::callback,
         claims::resolve_claims,
         claims::get_token_claims,
         claims::put_token_claims,

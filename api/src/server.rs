@@ -145,6 +145,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
         )
+        .merge(routes::federation::router())
+        .merge(routes::federation_auth::router())
         .merge(routes::tenants::router())
         .merge(routes::api_keys::router())
         .merge(routes::clients::router())
@@ -395,6 +397,14 @@ pub async fn run_with(
         refresh_grace_secs: config.refresh_grace_secs,
         registry,
         key_cache: Arc::default(),
+        upstream: Arc::new(
+            crate::federation::upstream::Upstream::new()
+                .map_err(|message| anyhow::anyhow!(message))?,
+        ),
+        federation: config
+            .federation
+            .resolve()
+            .map_err(|message| anyhow::anyhow!(message))?,
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

@@ -63,6 +63,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
     pub secure_cookies: bool,
+    /// Upstream identity providers' client and JWKS cache (issue 19).
+    pub upstream: Arc<crate::federation::upstream::Upstream>,
+    /// Federated sign-in settings (state lifetime, redirect grace period).
+    pub federation: crate::federation::FederationConfig,
 }
 
 impl AppState {

@@ -18,7 +18,9 @@
 //! - an HMAC-SHA256 key for the CSRF tokens of the hosted pages' forms.
 //! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
 //! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]);
-//! - an AES-256-GCM key that seals tenants' vault key-encryption keys ([`vault`]).
+//! - an AES-256-GCM key that seals tenants' vault key-encryption keys ([`vault`]);
+//! - an HMAC-SHA256 key for the keyed hashes of upstream identities, and an AES-256-GCM key
+//!   that seals federated sign-ins' states ([`federation`]).
 //!
 //! A crate of its own because both sides need it: the write side (`commands`: generating keys
 //! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
@@ -87,6 +89,8 @@ const INFO_REFRESH_HASH: &[u8] = b"tessera/v1/refresh-token-hash/hmac-sha256";
 const INFO_REFRESH_TAG: &[u8] = b"tessera/v1/refresh-token-tag/hmac-sha256";
 const INFO_LINK_HASH: &[u8] = b"tessera/v1/link-token-hash/hmac-sha256";
 const INFO_VAULT_KEYS: &[u8] = b"tessera/v1/vault-keys/aes-256-gcm";
+const INFO_FEDERATED_SUBJECT: &[u8] = b"tessera/v1/federated-subject/hmac-sha256";
+const INFO_FEDERATION_STATE: &[u8] = b"tessera/v1/federation-state/aes-256-gcm";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -236,6 +240,7 @@ pub struct Crypto {
     grants: GrantSecrets,
     links: LinkSecrets,
     vault_keys: RandomizedNonceKey,
+    federation: FederationSecrets,
 }
 
 impl fmt::Debug for Crypto {
@@ -287,6 +292,12 @@ impl Crypto {
         let vault_key = master.derive(INFO_VAULT_KEYS)?;
         let vault_keys = RandomizedNonceKey::new(&AES_256_GCM, vault_key.as_ref())
             .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
+        let state_key = master.derive(INFO_FEDERATION_STATE)?;
+        let federation = FederationSecrets {
+            subject_hash: hmac_key(INFO_FEDERATED_SUBJECT)?,
+            state: RandomizedNonceKey::new(&AES_256_GCM, state_key.as_ref())
+                .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?,
+        };
         Ok(Self {
             sealing,
             secret_hash,
@@ -300,6 +311,7 @@ impl Crypto {
             grants,
             links,
             vault_keys,
+            federation,
         })
     }
 
@@ -312,6 +324,11 @@ impl Crypto {
     /// ([`links`]).
     pub fn links(&self) -> &LinkSecrets {
         &self.links
+    }
+
+    /// Federated sign-in: subject hashes and sealed states ([`federation`]).
+    pub fn federation(&self) -> &FederationSecrets {
+        &self.federation
     }
 
     /// AES-256-GCM with a fresh random 96-bit nonce (NIST SP 800-38D section 8.2.2: random
@@ -697,6 +714,7 @@ pub fn jitter(max_exclusive: u64) -> u64 {
     u64::from_le_bytes(bytes) % max_exclusive
 }
 
+pub mod federation;
 pub mod grants;
 pub mod jws;
 pub mod links;
@@ -705,6 +723,7 @@ pub mod password;
 pub mod personal;
 pub mod vault;
 
+pub use federation::FederationSecrets;
 pub use grants::{GrantSecrets, RefreshTokenId, pkce_s256};
 pub use jws::JwsSigner;
 pub use links::LinkSecrets;

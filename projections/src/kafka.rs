@@ -106,6 +106,7 @@ impl TopicCategory {
                     || event_type.starts_with("webauthn_policy.")
                     || event_type.starts_with("product.")
                     || event_type.starts_with("entitlement.")
+                    || matches!(event_type, "federation.configured" | "federation.removed")
             }
             TopicCategory::OAuth => {
                 event_type.starts_with("oauth_client.")
@@ -143,6 +144,10 @@ impl TopicCategory {
                             | "authorization_code.reused"
                             | "refresh_token.revoked"
                             | "consent.revoked"
+                            | "federation.configured"
+                            | "federation.removed"
+                            | "federation.linked"
+                            | "federation.refused"
                     )
             }
             TopicCategory::Products => event_type.starts_with("audit."),
@@ -154,6 +159,8 @@ impl TopicCategory {
                     || event_type.starts_with("consent.")
                     || event_type.starts_with("invitation.")
                     || event_type.starts_with("email.")
+                    || (event_type.starts_with("federation.")
+                        && !matches!(event_type, "federation.configured" | "federation.removed"))
             }
         }
     }

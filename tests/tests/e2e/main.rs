@@ -22,6 +22,7 @@ mod browser;
 mod compose;
 mod crash;
 mod disk;
+mod federation;
 mod hardening;
 mod invitations;
 mod invitations_mail;
