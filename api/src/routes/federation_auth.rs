@@ -48,7 +48,7 @@ pub struct FederatedTenants {
 }
 
 /// The tenants that sign people in through an upstream provider (seed 002). Public.
-#[utoipa::path(get, path = "/auth/tenants", tag = "federation",
+#[utoipa::path(get, path = "/auth/tenants", tag = "federation", security(()),
     responses((status = 200, body = FederatedTenants)))]
 pub async fn tenants(State(state): State<AppState>) -> Result<Json<FederatedTenants>, ApiError> {
     let mut tenants = Vec::new();
@@ -86,7 +86,7 @@ fn not_configured() -> ApiError {
 }
 
 /// Starts a federated sign-in at the tenant's provider (seed 002). Public.
-#[utoipa::path(get, path = "/auth/initiate", tag = "federation",
+#[utoipa::path(get, path = "/auth/initiate", tag = "federation", security(()),
     params(("tenant" = String, Query, description = "tenant slug")),
     responses((status = 200, body = Initiated), (status = 404, body = ErrorBody)))]
 pub async fn initiate(
@@ -143,7 +143,9 @@ pub struct CallbackAnswer {
 
 /// Finishes a federated sign-in (seed 002): the session cookie, and who signed in. Public.
 #[utoipa::path(post, path = "/auth/callback", tag = "federation", request_body = CallbackRequest,
-    responses((status = 200, body = CallbackAnswer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    security(()),
+    responses((status = 200, body = CallbackAnswer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn callback(
     State(state): State<AppState>,
     ctx: RequestContext,
