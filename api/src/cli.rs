@@ -68,6 +68,10 @@ pub fn main() -> ExitCode {
 pub fn main_with(extensions: server::Extensions) -> ExitCode {
     // Before anything is created: every file of the data directory is private to this user.
     crate::data_dir::restrict_umask();
+    // The one TLS provider every outgoing HTTPS call uses (reqwest, for upstream identity
+    // providers and back-channel logout receivers): aws-lc-rs, like the rest of the crypto.
+    // `Err` means a provider is installed already, which is as good.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env(LOG_VARIABLE).unwrap_or_else(|_| EnvFilter::new("info")),

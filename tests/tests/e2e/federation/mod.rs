@@ -8,6 +8,7 @@
 
 mod flow;
 mod links;
+mod tls;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 mod outbox;
 mod resend;
 mod reset;
-mod tls;
+pub(crate) mod tls;
 mod verification;
 
 use std::path::PathBuf;

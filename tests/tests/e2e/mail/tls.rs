@@ -11,7 +11,7 @@ use crate::smtp::{SinkOptions, SmtpSink};
 
 /// A test certificate authority and a certificate for 127.0.0.1 that it signed, made with the
 /// `openssl` command: (authority, certificate, key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let path = |name: &str| dir.join(name);
     let run = |args: &[&str]| {
         let output = Command::new("openssl")
