@@ -151,8 +151,9 @@ pub trait EventLog: Send + Sync {
     /// The position of the last committed event; 0 for an empty log.
     async fn head_position(&self) -> Result<u64, LogError>;
 
-    /// Notified with the head position after each commit by this process. Subscriptions also
-    /// poll, so commits by other processes (PostgreSQL) are seen too.
+    /// Notified with the head position after each commit by this process and, on PostgreSQL,
+    /// each commit another process announces (`LISTEN`/`NOTIFY`). It only moves forward.
+    /// Subscriptions also poll, so a lost announcement costs at most a poll interval.
     fn watch_head(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Events right after `after_position` that this process committed recently, from memory:
