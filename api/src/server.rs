@@ -392,6 +392,7 @@ pub async fn run_with(
         refresh_grace_secs: config.refresh_grace_secs,
         registry,
         key_cache: Arc::default(),
+        head_reads: Arc::default(),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

@@ -64,6 +64,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tessera_commands::CommandError;
+use tessera_domain::tenant::Tenant;
 use tessera_projections::SessionEntry;
 use uuid::Uuid;
 
@@ -272,11 +273,19 @@ impl FromRequestParts<AppState> for PageTenant {
             .await
             .map_err(|_| PageError::not_found())?;
         let slug = params.get("slug").ok_or_else(PageError::not_found)?;
-        let tenant = state
-            .directory
-            .tenant_by_slug(slug)
-            .and_then(|t| t.tenant.clone())
-            .ok_or_else(PageError::not_found)?;
+        let known = || {
+            state
+                .directory
+                .tenant_by_slug(slug)
+                .and_then(|t| t.tenant.clone())
+        };
+        let mut tenant = known();
+        if !tenant.as_ref().is_some_and(Tenant::serves) {
+            // The tenant may have just been created or reactivated through another node.
+            state.catch_up().await;
+            tenant = known();
+        }
+        let tenant = tenant.ok_or_else(PageError::not_found)?;
         let frame = Frame {
             tenant_name: tenant.name.clone(),
             slug: tenant.slug.clone(),

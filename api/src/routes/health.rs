@@ -121,6 +121,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         head.saturating_sub(projected),
     );
     directory_metrics(&mut out, &state);
+    metric(
+        &mut out,
+        "tessera_catch_ups_total",
+        "counter",
+        "Requests that found this node behind the log after a miss and waited for it to catch up (read-your-writes across nodes).",
+        state.head_reads.behind(),
+    );
     if let Some(kafka) = &state.kafka {
         let status = kafka.status();
         gauge(

@@ -1,0 +1,1 @@
+//! One Kafka publisher at a time across nodes, and its failover with no gap.
