@@ -19,8 +19,8 @@ use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_event_schemas::EventMetadata;
 use tessera_event_schemas::events::SigningAlg;
 use tessera_projections::{
-    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, Registry, RetentionTask,
-    SessionDirectory,
+    Directory, KafkaPublisher, ProjectionRuntime, PublisherLease, ReadStore, Registry,
+    RetentionTask, SessionDirectory,
 };
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -355,8 +355,14 @@ pub async fn run_with(
     let kafka = match kafka_settings {
         Some(settings) => {
             tracing::info!(brokers = %settings.brokers, topic = %settings.topic, "starting the Kafka audit publisher");
+            // Nodes sharing a PostgreSQL database publish one at a time.
+            let lease = config
+                .storage
+                .database_url
+                .as_ref()
+                .map(|url| PublisherLease::postgres(url.expose(), &settings.checkpoint_name()));
             Some(Arc::new(
-                KafkaPublisher::start(log.clone(), store.clone(), settings)
+                KafkaPublisher::start(log.clone(), store.clone(), settings, lease)
                     .await
                     .context("starting the Kafka audit publisher")?,
             ))
@@ -452,7 +458,10 @@ pub async fn run_with(
     if let Some(kafka) = kafka {
         // Publish the last writes if the broker takes them promptly; whatever it does not is
         // sent again at the next start.
-        if let Ok(head) = log.head_position().await {
+        // (A node standing by for another's lease has nothing of its own to publish.)
+        if kafka.status().publishing
+            && let Ok(head) = log.head_position().await
+        {
             kafka.wait_for(head, Duration::from_secs(5)).await;
         }
         kafka.shutdown().await;
