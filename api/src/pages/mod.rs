@@ -327,8 +327,10 @@ impl SignedIn {
     }
 }
 
-/// The session the request's cookie names at `tenant`, if it is active.
-pub fn current_session(
+/// The session the request's cookie names at `tenant`, if it is active. A cookie this node
+/// does not know is looked for again once the node has caught up with the log: the session
+/// may have just started through another node (see [`crate::catch_up`]).
+pub async fn current_session(
     state: &AppState,
     tenant: &PageTenant,
     headers: &HeaderMap,
@@ -336,9 +338,16 @@ pub fn current_session(
     let name = cookies::session_name(tenant.slug(), state.secure_cookies);
     let token = cookies::read(headers, &name)?;
     let hash = state.crypto.session_token_hash(token);
-    state
-        .sessions
-        .lookup(tenant.tenant_id, &hash, state.clock.now())
+    let lookup = || {
+        state
+            .sessions
+            .lookup(tenant.tenant_id, &hash, state.clock.now())
+    };
+    if let Some(session) = lookup() {
+        return Some(session);
+    }
+    state.catch_up().await;
+    lookup()
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -348,7 +357,7 @@ impl FromRequestParts<AppState> for SignedIn {
         let tenant = PageTenant::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        match current_session(state, &tenant, &parts.headers) {
+        match current_session(state, &tenant, &parts.headers).await {
             Some(session) => Ok(Self { tenant, session }),
             None => {
                 let here = safe_return_to(tenant.slug(), Some(parts.uri.path()))

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::http_browser::{Browser, PEOPLE_ENV, STRONG, person};
+
 use super::{
     Client, Cluster, TestServer, access_token, introspect, percentile, register_client,
     tenant_with_client, token,
@@ -262,4 +264,37 @@ fn kid_of(jwt: &str) -> String {
         .unwrap();
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
     header["kid"].as_str().unwrap().to_owned()
+}
+
+/// A person created through one node signs in through the next, and that sign-in's cookie is
+/// good on the third at once, twelve times over: a load balancer needs no sticky sessions.
+/// Signing out through the third ends the session on the first and second too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_signed_in_through_one_node_is_signed_in_on_every_other_node_at_once() {
+    let cluster = Cluster::start(PEOPLE_ENV).await;
+    let tenant = cluster.node(0).create_tenant("nodes-people").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..12 {
+        let email = format!("person{n}@example.com");
+        person(cluster.node(n), &tenant, &email, STRONG, false).await;
+        let mut browser = Browser::new(cluster.node(n + 1));
+        browser.signed_in("nodes-people", &email, STRONG).await;
+        browser.base = cluster.node(n + 2).base.clone();
+        assert!(
+            browser.is_signed_in("nodes-people").await,
+            "try {n}: a session started on another node is unknown"
+        );
+        let signed_out = browser.submit("/t/nodes-people/logout", "/t/nodes-people/logout", &[]);
+        assert_eq!(signed_out.await.status, StatusCode::SEE_OTHER);
+        for other in [cluster.node(n), cluster.node(n + 1)] {
+            browser.base = other.base.clone();
+            let gone = until_gone(Instant::now(), || async {
+                !browser.is_signed_in("nodes-people").await
+            })
+            .await;
+            assert!(gone <= Duration::from_secs(1), "{gone:?}");
+        }
+    }
 }
