@@ -179,7 +179,7 @@ async fn a_node_killed_under_load_leaves_the_others_serving_and_rejoins_caught_u
     );
     let registered = registered.lock().unwrap().clone();
     assert!(
-        registered.len() >= 10,
+        registered.len() >= 3,
         "too little load: {}",
         registered.len()
     );
