@@ -14,6 +14,7 @@ use tessera_event_schemas::{Actor, ActorKind, Hash32, SYSTEM_TENANT_ID};
 use tessera_projections::ApiKeyView;
 use uuid::Uuid;
 
+use crate::catch_up::Refetched;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, MoreThanOneAuthorization, authorization};
 use crate::key_cache::CachedKey;
@@ -93,7 +94,10 @@ impl FromRequestParts<AppState> for Principal {
             })?
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
-        let key = match check_api_key(state, token).await? {
+        // A read answered again after catching up (`catch_up::refetch_not_found`) was
+        // counted the first time.
+        let count_use = parts.extensions.get::<Refetched>().is_none();
+        let key = match check_api_key_counting(state, token, count_use).await? {
             KeyCheck::Usable(key) => *key,
             KeyCheck::Invalid => return Err(ApiError::Unauthenticated),
             KeyCheck::TenantBlocked => {
@@ -172,20 +176,30 @@ pub enum KeyCheck {
 /// may have just been issued, or its tenant reactivated, through another node (see
 /// [`crate::catch_up`]). A usable key, the hot path, costs no more than the lookup.
 pub async fn check_api_key(state: &AppState, plaintext: &str) -> Result<KeyCheck, ApiError> {
+    check_api_key_counting(state, plaintext, true).await
+}
+
+/// [`check_api_key`], counting a usable key's use only if `count_use`.
+async fn check_api_key_counting(
+    state: &AppState,
+    plaintext: &str,
+    count_use: bool,
+) -> Result<KeyCheck, ApiError> {
     let hash = state.crypto.secret_hash(plaintext);
-    let first = check_api_key_now(state, plaintext, hash).await?;
+    let first = check_api_key_now(state, plaintext, hash, count_use).await?;
     if matches!(first, KeyCheck::Usable(_)) {
         return Ok(first);
     }
     state.catch_up().await;
-    check_api_key_now(state, plaintext, hash).await
+    check_api_key_now(state, plaintext, hash, count_use).await
 }
 
-/// [`check_api_key`] with what this node knows now.
+/// [`check_api_key_counting`] with what this node knows now.
 async fn check_api_key_now(
     state: &AppState,
     plaintext: &str,
     hash: Hash32,
+    count_use: bool,
 ) -> Result<KeyCheck, ApiError> {
     let (key, tenant_serves) = match state
         .key_cache
@@ -226,6 +240,8 @@ async fn check_api_key_now(
     if !tenant_serves {
         return Ok(KeyCheck::TenantBlocked);
     }
-    state.usage.record(key.tenant_id, key.key_id, now);
+    if count_use {
+        state.usage.record(key.tenant_id, key.key_id, now);
+    }
     Ok(KeyCheck::Usable(Box::new((*key).clone())))
 }

@@ -11,6 +11,9 @@
 //! and waits, at most [`BOUND`], for the read models and the in-memory directories to reach
 //! it. After the bound it answers from what it knows.
 //!
+//! The admin API's reads are covered as a whole by [`refetch_not_found`]: a `GET` under
+//! `/v1/` answered 404 is answered again once the node has caught up.
+//!
 //! The hot path, a hit, never comes here: only misses and mismatches pay a round trip. Misses
 //! can be many at once (a burst of bad tokens): concurrent callers share one head read
 //! ([`HeadReads`]), so a flood costs the database one query at a time.
@@ -18,6 +21,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 use tessera_event_log::{EventLog, LogError};
 
 use crate::state::AppState;
@@ -103,6 +111,34 @@ impl AppState {
             );
         }
     }
+}
+
+/// Marks a request answered a second time by [`refetch_not_found`], so that what the first
+/// attempt counted (an API key's use) is not counted twice.
+#[derive(Clone, Copy, Debug)]
+pub struct Refetched;
+
+/// Middleware: an admin API read (a `GET` under `/v1/`) answered 404 is answered again once
+/// this node has caught up with the log, because the resource may have been created through
+/// another node a moment before. A read has no effect to repeat, except the count of the API
+/// key's use, which the second attempt skips ([`Refetched`]). Other requests pass through.
+pub async fn refetch_not_found(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::GET || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let mut again = parts.clone();
+    let response = next.clone().run(Request::from_parts(parts, body)).await;
+    if response.status() != StatusCode::NOT_FOUND {
+        return response;
+    }
+    state.catch_up().await;
+    again.extensions.insert(Refetched);
+    next.run(Request::from_parts(again, Body::empty())).await
 }
 
 #[cfg(test)]

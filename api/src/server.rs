@@ -34,7 +34,7 @@ use crate::rate_limit::SignInLimiter;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
 use crate::{
-    activity, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages,
+    activity, catch_up, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages,
     registry_expiry, routes, usage,
 };
 
@@ -161,6 +161,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            catch_up::refetch_not_found,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.ids.clone(),

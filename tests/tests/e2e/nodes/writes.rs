@@ -285,3 +285,35 @@ impl Node {
         })
     }
 }
+
+/// What an administrator creates through one node reads back through the next at once, with
+/// no retry on the caller's side: a tenant, a client and an API key, twenty times each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_an_administrator_creates_through_one_node_reads_back_through_another_at_once() {
+    let cluster = Cluster::start(&[]).await;
+    for n in 0..20 {
+        let (writer, reader) = (cluster.node(n), cluster.node(n + 1));
+        let tenant = writer.create_tenant(&format!("nodes-read-{n}")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let client = super::register_client(writer, &tenant, &format!("nodes-read-{n}")).await;
+        let key = writer
+            .create_api_key(
+                &tenant,
+                json!({"name": "reader", "scopes": ["tenant:admin"]}),
+            )
+            .await["api_key"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for path in [
+            format!("/v1/tenants/{tenant}"),
+            format!("/v1/tenants/{tenant}/clients/{}", client.id),
+            format!("/v1/tenants/{tenant}/api-keys/{key}"),
+        ] {
+            let (status, body) = reader.send(reader.admin(Method::GET, &path)).await;
+            assert_eq!(status, StatusCode::OK, "try {n}, {path}: {body}");
+        }
+    }
+}
