@@ -110,6 +110,7 @@ pub async fn open_storage_with(
         move || clock.now()
     });
     log_config.wal_limit_bytes = config.wal_limit_bytes();
+    log_config.listen = config.log_listen;
     let log = tessera_event_log::open(log_config)
         .await
         .context("opening the event log")?;

@@ -189,6 +189,9 @@ pub struct LogConfig {
     /// SQLite only: the size past which the WAL file is checkpointed and truncated (see
     /// `sqlite`). Default [`DEFAULT_WAL_LIMIT_BYTES`].
     pub wal_limit_bytes: u64,
+    /// PostgreSQL only: listen for other processes' commits (`postgres::notify`). Default
+    /// true; tests turn it off to show what polling alone gives.
+    pub listen: bool,
 }
 
 /// The default bound of a SQLite WAL file (the log's, and the read store's): 64 MiB.
@@ -215,6 +218,7 @@ impl LogConfig {
             max_batch: 512,
             clock: Arc::new(group_commit::system_time),
             wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
+            listen: true,
         }
     }
 }

@@ -39,8 +39,8 @@ use crate::{AppendError, AppendOutcome, Checkpoint, EventLog, LogConfig, LogErro
 pub struct PostgresLog {
     reads: PgPool,
     commit: GroupCommit,
-    /// The task listening for other processes' commits; aborted at close.
-    listener: tokio::task::AbortHandle,
+    /// The task listening for other processes' commits, unless turned off; aborted at close.
+    listener: Option<tokio::task::AbortHandle>,
 }
 
 impl PostgresLog {
@@ -81,11 +81,13 @@ impl PostgresLog {
             head,
             config.max_batch,
         );
-        let listener = tokio::spawn(notify::listen(url.to_owned(), commit.announcer()));
+        let listener = config.listen.then(|| {
+            tokio::spawn(notify::listen(url.to_owned(), commit.announcer())).abort_handle()
+        });
         Ok(Self {
             reads,
             commit,
-            listener: listener.abort_handle(),
+            listener,
         })
     }
 }
@@ -93,7 +95,9 @@ impl PostgresLog {
 impl Drop for PostgresLog {
     fn drop(&mut self) {
         // A log dropped without `close` must not keep listening (and a connection) forever.
-        self.listener.abort();
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
     }
 }
 
@@ -193,7 +197,9 @@ impl EventLog for PostgresLog {
     }
 
     async fn close(&self) {
-        self.listener.abort();
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
         self.commit.close().await;
         self.reads.close().await;
     }

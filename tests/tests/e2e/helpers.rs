@@ -447,6 +447,7 @@ pub async fn offline_commands(
         wal_limit_mb: 64,
         audit_retention_days: None,
         audit_retention_secs: None,
+        log_listen: true,
     };
     let storage = tessera_api::server::open_storage(&config).await.unwrap();
     let argon2 = Argon2Config {
