@@ -123,7 +123,9 @@ where
 }
 
 /// The time from the acknowledgement of each taking-away write on one node until each other
-/// node answers accordingly, measured by asking those nodes in a loop from that moment.
+/// node answers accordingly, measured by asking those nodes in a loop from that moment. A
+/// hundred revocations and a hundred secret regenerations give 200 observations each, so that
+/// the p99 is a percentile and not the single worst moment of a shared machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_takes_something_away_reaches_every_node_within_50_ms_at_p99() {
     let cluster = Cluster::start(&[]).await;
@@ -135,7 +137,7 @@ async fn what_takes_something_away_reaches_every_node_within_50_ms_at_p99() {
     let mut client = register_client(cluster.node(0), &tenant_id, &slug).await;
     let mut revocation = Vec::new();
     let mut regeneration = Vec::new();
-    for n in 0..30 {
+    for n in 0..100 {
         let writer = cluster.node(n);
         let others = [cluster.node(n + 1), cluster.node(n + 2)];
 
