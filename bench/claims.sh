@@ -80,20 +80,34 @@ end
 LUA
 echo "  resolved: $(admin -X POST "$BASE/v1/claims/resolve" -d '{"tenant_slug":"bench"}')"
 
-run() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$1" "$2" | tee "$WORK/last.txt"; }
+# Each phase also prints the server's CPU per answer (bench/lib.sh's server_cpu), which hardly
+# depends on what else the machine runs, unlike the rate.
+run() {
+  local before
+  before=$(server_cpu)
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$1" "$2" | tee "$WORK/last.txt"
+  CPU_US=$(awk -v a="$before" -v b="$(server_cpu)" -v n="$(answers)" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')
+  echo "server CPU per answer: $CPU_US us"
+}
 rate() { awk '/^Requests\/sec:/ {print $2}' "$WORK/last.txt"; }
+answers() { awk '/requests in/ {print $1}' "$WORK/last.txt"; }
 
 echo "== $STORE, $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 echo "-- claims resolution: POST /v1/claims/resolve"
 run "$WORK/resolve.lua" "$BASE/v1/claims/resolve"
 TOTAL_WITH=0
 TOTAL_WITHOUT=0
+CPU_WITH=0
+CPU_WITHOUT=0
 for round in $(seq 1 "$ROUNDS"); do
   echo "-- round $round: tokens without tenant claims"
   run "$WORK/token-without.lua" "$BASE/t/bench/oauth/token"
   TOTAL_WITHOUT=$(python3 -c "print($TOTAL_WITHOUT + $(rate))")
+  CPU_WITHOUT=$(python3 -c "print($CPU_WITHOUT + $CPU_US)")
   echo "-- round $round: tokens with tenant claims"
   run "$WORK/token-with.lua" "$BASE/t/bench/oauth/token"
   TOTAL_WITH=$(python3 -c "print($TOTAL_WITH + $(rate))")
+  CPU_WITH=$(python3 -c "print($CPU_WITH + $CPU_US)")
 done
 python3 -c "w=$TOTAL_WITH; wo=$TOTAL_WITHOUT; print(f'tokens/s with claims {w/$ROUNDS:.0f}, without {wo/$ROUNDS:.0f}: with/without = {w/wo:.3f}')"
+python3 -c "w=$CPU_WITH; wo=$CPU_WITHOUT; print(f'server CPU per token with claims {w/$ROUNDS:.1f} us, without {wo/$ROUNDS:.1f} us: with/without = {w/wo:.3f}')"

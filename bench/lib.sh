@@ -126,3 +126,9 @@ done = function(summary, latency, requests)
 end
 EOF
 }
+
+# The server's CPU time so far (user + system), in seconds: divided by the answers of a phase it
+# gives the CPU a request costs, which, unlike the rate, hardly depends on what else runs.
+server_cpu() {
+  awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' "/proc/$SERVER_PID/stat"
+}

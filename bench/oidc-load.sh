@@ -179,12 +179,6 @@ end
 $STATUS_REPORT
 EOF
 
-# The server's CPU time so far (user + system), in seconds: divided by the answers of a phase it
-# gives the CPU a request costs, which, unlike the rate, hardly depends on what else runs.
-server_cpu() {
-  awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' "/proc/$SERVER_PID/stat"
-}
-
 run() {
   local name=$1 connections=$2 path=$3 before
   echo "-- $name: wrk -t2 -c$connections -d${DURATION}s $path; load $(load)"

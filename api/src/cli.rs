@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use crate::config::{ServeConfig, StorageConfig};
 use crate::server;
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tessera_projections::ReadStore;
 use tracing_subscriber::EnvFilter;
 
@@ -37,6 +37,28 @@ enum Command {
     RebuildReadModels(StorageConfig),
 }
 
+/// The variable that sets the log filter (`tracing_subscriber`'s `EnvFilter` syntax).
+pub const LOG_VARIABLE: &str = "TESSERA_LOG";
+
+/// Every environment variable the binary reads, from every subcommand's settings: what a
+/// deployment (`docker-compose.yml`) may set. Derived from the command line's definition, so
+/// that a new setting is known here without a list to keep in step.
+pub fn environment_variables() -> std::collections::BTreeSet<String> {
+    fn collect(command: &clap::Command, into: &mut std::collections::BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                into.insert(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            collect(sub, into);
+        }
+    }
+    let mut names = std::collections::BTreeSet::from([LOG_VARIABLE.to_owned()]);
+    collect(&Cli::command(), &mut names);
+    names
+}
+
 /// Parses the command line and runs it to completion.
 pub fn main() -> ExitCode {
     main_with(server::Extensions::default())
@@ -48,7 +70,7 @@ pub fn main_with(extensions: server::Extensions) -> ExitCode {
     crate::data_dir::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env(LOG_VARIABLE).unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -11,7 +11,7 @@ use clap::Args;
 use std::time::Duration;
 
 use tessera_projections::retention::RetentionClock;
-use tessera_projections::{AuditRetention, KafkaSettings, TopicCategory};
+use tessera_projections::{AuditRetention, KafkaProperties, KafkaSettings, TopicCategory};
 
 /// A value that must never be printed.
 #[derive(Clone, Default)]
@@ -99,6 +99,62 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub sign_in: SignInLimits,
+
+    #[command(flatten)]
+    pub federation: FederationSettings,
+}
+
+/// Federated sign-in (issue 19). Each setting also takes seed 002's name without the
+/// `TESSERA_` prefix (`OIDC_STATE_TTL_SECONDS`, ...) when the prefixed one is not set.
+#[derive(Args, Clone, Debug)]
+pub struct FederationSettings {
+    /// How long a federated sign-in's state works (seconds; allow for slow MFA upstream).
+    #[arg(long, env = "TESSERA_OIDC_STATE_TTL_SECONDS")]
+    pub oidc_state_ttl_seconds: Option<i64>,
+    /// How long the old redirect URI keeps working after a provider's origin or path changes.
+    #[arg(long, env = "TESSERA_OIDC_REDIRECT_GRACE_PERIOD_SECONDS")]
+    pub oidc_redirect_grace_period_seconds: Option<i64>,
+    /// The callback must arrive at the very path the sign-in was started for.
+    #[arg(long, env = "TESSERA_STRICT_OIDC_REDIRECT_VALIDATION")]
+    pub strict_oidc_redirect_validation: Option<bool>,
+}
+
+impl FederationSettings {
+    /// The settings, falling back on seed 002's unprefixed names, then on its defaults.
+    pub fn resolve(&self) -> Result<crate::federation::FederationConfig, String> {
+        let seed = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let number = |value: Option<i64>, name: &str, default: i64| -> Result<i64, String> {
+            let value = match (value, seed(name)) {
+                (Some(value), _) => value,
+                (None, Some(text)) => text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a number of seconds"))?,
+                (None, None) => default,
+            };
+            if value <= 0 {
+                return Err(format!("{name} must be positive"));
+            }
+            Ok(value)
+        };
+        let strict = match (
+            self.strict_oidc_redirect_validation,
+            seed("STRICT_OIDC_REDIRECT_VALIDATION"),
+        ) {
+            (Some(value), _) => value,
+            (None, Some(text)) => !text.trim().eq_ignore_ascii_case("false"),
+            (None, None) => true,
+        };
+        Ok(crate::federation::FederationConfig {
+            state_ttl_seconds: number(self.oidc_state_ttl_seconds, "OIDC_STATE_TTL_SECONDS", 600)?,
+            redirect_grace_seconds: number(
+                self.oidc_redirect_grace_period_seconds,
+                "OIDC_REDIRECT_GRACE_PERIOD_SECONDS",
+                600,
+            )?,
+            strict_redirect_validation: strict,
+        })
+    }
 }
 
 /// Mail delivery (the outbox, ADR 0004). Without `TESSERA_SMTP_URL` every mail is written as
@@ -206,6 +262,17 @@ pub struct KafkaConfig {
         default_value_t = 30_000
     )]
     pub kafka_delivery_timeout_ms: u64,
+
+    /// librdkafka properties for every Kafka client, `key=value` separated by commas (`\,` for
+    /// a comma inside a value), e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-256,
+    /// sasl.username=...,sasl.password=...`. They override the file's.
+    #[arg(long, env = "TESSERA_KAFKA_PROPERTIES", hide_env_values = true)]
+    pub kafka_properties: Option<Secret>,
+
+    /// A Java properties file of librdkafka properties (the form of Kafka's
+    /// `client.properties`), read at start.
+    #[arg(long, env = "TESSERA_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
 }
 
 impl KafkaConfig {
@@ -224,7 +291,7 @@ impl KafkaConfig {
             .map(|name| {
                 TopicCategory::parse(name).ok_or_else(|| {
                     format!(
-                        "TESSERA_KAFKA_CATEGORY_TOPICS: unknown category {:?} (known: tenants, oauth, security, products)",
+                        "TESSERA_KAFKA_CATEGORY_TOPICS: unknown category {:?} (known: tenants, oauth, security, products, people)",
                         name.trim()
                     )
                 })
@@ -247,7 +314,34 @@ impl KafkaConfig {
         settings.replication_factor = self.kafka_replication_factor;
         settings.delivery_timeout =
             std::time::Duration::from_millis(self.kafka_delivery_timeout_ms.max(1000));
+        settings.properties = self.properties()?;
+        settings.check_client()?;
         Ok(Some(settings))
+    }
+
+    /// The pass-through properties: the file's, then the variable's over them, each checked
+    /// against librdkafka with errors that name their source and never a secret's value.
+    fn properties(&self) -> Result<KafkaProperties, String> {
+        let mut properties = KafkaProperties::new();
+        if let Some(path) = &self.kafka_properties_file {
+            let name = format!("TESSERA_KAFKA_PROPERTIES_FILE {}", path.display());
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("{name}: cannot be read: {error}"))?;
+            let from_file =
+                KafkaProperties::parse_java(&text, &name).map_err(|error| error.to_string())?;
+            from_file
+                .validate(&name)
+                .map_err(|error| error.to_string())?;
+            properties.extend(from_file);
+        }
+        if let Some(list) = &self.kafka_properties {
+            let name = "TESSERA_KAFKA_PROPERTIES";
+            let from_env =
+                KafkaProperties::parse_list(list.expose(), name).map_err(|e| e.to_string())?;
+            from_env.validate(name).map_err(|error| error.to_string())?;
+            properties.extend(from_env);
+        }
+        Ok(properties)
     }
 }
 
@@ -340,6 +434,12 @@ pub struct StorageConfig {
     /// shows that its answers stay right (see `api::catch_up`).
     #[arg(long, env = "TESSERA_LOG_LISTEN", hide = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub log_listen: bool,
+
+    /// PostgreSQL only: run each tenant's read-model queries under row-level security, as a
+    /// role that sees that tenant's rows only (defence in depth behind the queries' filters;
+    /// README "Tenant isolation in the database"). `false` runs them as the connecting user.
+    #[arg(long, env = "TESSERA_TENANT_ISOLATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tenant_isolation: bool,
 }
 
 impl StorageConfig {

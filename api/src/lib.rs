@@ -33,6 +33,7 @@ pub mod correlation;
 pub mod data_dir;
 pub mod error;
 pub mod extract;
+pub mod federation;
 pub mod http;
 pub mod key_cache;
 pub mod lifecycle;

@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, consents, entitlements, health, invitations, mfa,
-    seed_aliases, sessions, tenants, users,
+    api_keys, audit, catalog, claims, clients, consents, entitlements, federation, federation_auth,
+    health, invitations, mfa, seed_aliases, sessions, tenants, users,
 };
 
 #[derive(OpenApi)]
@@ -80,6 +80,15 @@ use crate::routes::{
         entitlements::list_entitlements,
         entitlements::grant_entitlement,
         entitlements::revoke_entitlement,
+        federation::put_default,
+        federation::get_default,
+        federation::delete_default,
+        federation::put_alias,
+        federation::get_alias,
+        federation::delete_alias,
+        federation_auth::tenants,
+        federation_auth::initiate,
+        federation_auth::callback,
         claims::resolve_claims,
         claims::get_token_claims,
         claims::put_token_claims,
@@ -97,11 +106,13 @@ use crate::routes::{
         userinfo::userinfo_post,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
 
+/// The security schemes: API keys as bearer tokens (the default of every operation) and the
+/// OAuth clients' HTTP Basic.
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -112,5 +123,96 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The OAuth endpoints authenticate clients, not API keys: HTTP Basic with the client's
+        // id and secret (a public client names itself in the body instead, at the token
+        // endpoint only).
+        components.add_security_scheme(
+            "client",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
     }
+}
+
+/// The answers every route can give besides its own, added to each operation that does not
+/// declare them already, so that the document names every status the server answers (a schema
+/// fuzzer, schemathesis, checks this: `tests/tests/e2e/openapi_fuzz.rs`):
+/// - 400 where the request carries anything to reject (a path segment that does not parse, a
+///   query, a body);
+/// - 401 and 403 where an API key is required (the operation does not say `security(())`);
+/// - 404 where the path names something (a tenant, a user, a client...);
+/// - 413 and 415 where there is a body (over the size limit; not the declared media type);
+/// - 503 on the admin API, when the event log cannot be reached.
+///
+/// The admin API's errors are [`ErrorBody`]s; the OAuth endpoints' bodies are RFC 6749's and
+/// say so in their own declarations.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::security::SecurityRequirement;
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let admin = path.starts_with("/v1/");
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                let in_path = parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let has_body = operation.request_body.is_some();
+                let public = operation.security.as_ref().is_some_and(|requirements| {
+                    requirements.contains(&SecurityRequirement::default())
+                });
+                let mut add = |status: &str, description: &str| {
+                    let responses = &mut operation.responses.responses;
+                    if !responses.contains_key(status) {
+                        responses.insert(status.to_owned(), error_response(admin, description));
+                    }
+                };
+                if in_path || has_body || !parameters.is_empty() {
+                    add("400", "the request is malformed or invalid");
+                }
+                if admin && !public {
+                    add("401", "no valid API key");
+                    add("403", "the API key lacks the permission");
+                }
+                if in_path {
+                    add("404", "nothing of that name (or not visible to this key)");
+                }
+                if has_body {
+                    add("413", "the body is over the size limit");
+                    add("415", "the body is not of the declared media type");
+                }
+                if admin {
+                    add("503", "the event log cannot be reached");
+                }
+            }
+        }
+    }
+}
+
+fn error_response(
+    admin: bool,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let response = ResponseBuilder::new().description(description);
+    let response = if admin {
+        response.content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+    } else {
+        response
+    };
+    response.build().into()
 }

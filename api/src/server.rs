@@ -119,7 +119,8 @@ pub async fn open_storage_with(
         move || clock.now()
     }));
     let store = match &config.database_url {
-        Some(url) => ReadStore::open_postgres(url.expose()).await,
+        Some(url) if config.tenant_isolation => ReadStore::open_postgres(url.expose()).await,
+        Some(url) => ReadStore::open_postgres_without_isolation(url.expose()).await,
         None => {
             let path = config.data_dir.join(data_dir::READ_MODELS_DB);
             ReadStore::open_sqlite_bounded(&path, config.wal_limit_bytes()).await
@@ -145,6 +146,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
         )
+        .merge(routes::federation::router())
+        .merge(routes::federation_auth::router())
         .merge(routes::tenants::router())
         .merge(routes::api_keys::router())
         .merge(routes::clients::router())
@@ -261,6 +264,12 @@ pub async fn run_with(
     // writes comes from these two.
     let clock: Arc<dyn Clock> = extensions.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let ids: Arc<dyn IdGen> = Arc::new(SystemIds);
+    // Before anything is opened or bootstrapped: a Kafka setting librdkafka refuses stops the
+    // start with nothing written.
+    let kafka_settings = config
+        .kafka
+        .settings()
+        .map_err(|message| anyhow::anyhow!(message))?;
     let Storage {
         log,
         store,
@@ -315,10 +324,6 @@ pub async fn run_with(
         tracing::info!(key_id = %issued.key_id, "created the system tenant and the platform admin key");
     }
 
-    let kafka_settings = config
-        .kafka
-        .settings()
-        .map_err(|message| anyhow::anyhow!(message))?;
     let projections = Arc::new(
         ProjectionRuntime::start(log.clone(), store.clone())
             .await
@@ -404,6 +409,14 @@ pub async fn run_with(
         registry,
         key_cache: Arc::default(),
         head_reads: Arc::default(),
+        upstream: Arc::new(
+            crate::federation::upstream::Upstream::new()
+                .map_err(|message| anyhow::anyhow!(message))?,
+        ),
+        federation: config
+            .federation
+            .resolve()
+            .map_err(|message| anyhow::anyhow!(message))?,
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),

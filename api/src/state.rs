@@ -66,6 +66,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The log head reads that catching up after a miss shares (see [`crate::catch_up`]).
     pub head_reads: Arc<HeadReads>,
+    /// Upstream identity providers' client and JWKS cache (issue 19).
+    pub upstream: Arc<crate::federation::upstream::Upstream>,
+    /// Federated sign-in settings (state lifetime, redirect grace period).
+    pub federation: crate::federation::FederationConfig,
 }
 
 impl AppState {

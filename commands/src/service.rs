@@ -34,6 +34,9 @@
 //!   resending, accepting once (a new user, or the signed-in holder of the address), revoking.
 //! - [`consent`]: what a person allowed each client (list, revoke); [`authorization`]: the
 //!   authorization endpoint's codes, with the consent just given in the same append.
+//! - [`federation`]: a tenant's upstream identity providers (the secret sealed) and what a
+//!   federated sign-in becomes: a linked user's session, a user provisioned just in time with
+//!   the link, or a link that waits for the person to sign in (issue 19).
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`registry`]: the catalog, tenants' entitlements and trials, requests for products, and
 //!   a client's choice of tenant claims (issue 21).
@@ -57,6 +60,7 @@ mod email;
 mod email_verification;
 mod engine;
 mod facts;
+mod federation;
 mod invitation;
 mod mfa;
 mod oauth_client;
@@ -77,6 +81,7 @@ pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolic
 pub use consent::Consent;
 pub use email::QueuedEmail;
 pub use engine::MAX_RETRIES;
+pub use federation::{FEDERATED_AMR, FederatedIdentity, FederatedOutcome};
 pub use invitation::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};

@@ -17,7 +17,10 @@
 //!   session; the cookie's value itself is never stored);
 //! - an HMAC-SHA256 key for the CSRF tokens of the hosted pages' forms.
 //! - an AES-256-GCM key that seals users' TOTP secrets inside their events ([`mfa`]);
-//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]).
+//! - an HMAC-SHA256 key for the keyed hashes of recovery codes ([`mfa`]);
+//! - an AES-256-GCM key that seals tenants' vault key-encryption keys ([`vault`]);
+//! - an HMAC-SHA256 key for the keyed hashes of upstream identities, and an AES-256-GCM key
+//!   that seals federated sign-ins' states ([`federation`]).
 //!
 //! A crate of its own because both sides need it: the write side (`commands`: generating keys
 //! and secrets, sealing) and the read side (`replay-tools`: trusting the checkpoint key derived
@@ -33,6 +36,8 @@
 //!   data, kept in the event log's key table so that destroying one erases a person.
 //! - [`password`]: Argon2id password hashing on blocking threads ([`Passwords`]).
 //! - [`mfa`]: TOTP secrets (generated, sealed, opened) and recovery codes (generated, hashed).
+//! - [`vault`]: the credential vault's per-tenant, versioned key-encryption keys and the
+//!   envelope encryption of credentials (`tsr:v{n}:...`), with rewrap and crypto-shredding.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -83,6 +88,9 @@ const INFO_CODE_HASH: &[u8] = b"tessera/v1/authorization-code/hmac-sha256";
 const INFO_REFRESH_HASH: &[u8] = b"tessera/v1/refresh-token-hash/hmac-sha256";
 const INFO_REFRESH_TAG: &[u8] = b"tessera/v1/refresh-token-tag/hmac-sha256";
 const INFO_LINK_HASH: &[u8] = b"tessera/v1/link-token-hash/hmac-sha256";
+const INFO_VAULT_KEYS: &[u8] = b"tessera/v1/vault-keys/aes-256-gcm";
+const INFO_FEDERATED_SUBJECT: &[u8] = b"tessera/v1/federated-subject/hmac-sha256";
+const INFO_FEDERATION_STATE: &[u8] = b"tessera/v1/federation-state/aes-256-gcm";
 
 /// Why a cryptographic operation failed. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +239,8 @@ pub struct Crypto {
     recovery_codes: hmac::Key,
     grants: GrantSecrets,
     links: LinkSecrets,
+    vault_keys: RandomizedNonceKey,
+    federation: FederationSecrets,
 }
 
 impl fmt::Debug for Crypto {
@@ -279,6 +289,15 @@ impl Crypto {
         let links = LinkSecrets {
             hash: hmac_key(INFO_LINK_HASH)?,
         };
+        let vault_key = master.derive(INFO_VAULT_KEYS)?;
+        let vault_keys = RandomizedNonceKey::new(&AES_256_GCM, vault_key.as_ref())
+            .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?;
+        let state_key = master.derive(INFO_FEDERATION_STATE)?;
+        let federation = FederationSecrets {
+            subject_hash: hmac_key(INFO_FEDERATED_SUBJECT)?,
+            state: RandomizedNonceKey::new(&AES_256_GCM, state_key.as_ref())
+                .map_err(|_| CryptoError::Failed("aes-256-gcm key"))?,
+        };
         Ok(Self {
             sealing,
             secret_hash,
@@ -291,6 +310,8 @@ impl Crypto {
             recovery_codes,
             grants,
             links,
+            vault_keys,
+            federation,
         })
     }
 
@@ -303,6 +324,11 @@ impl Crypto {
     /// ([`links`]).
     pub fn links(&self) -> &LinkSecrets {
         &self.links
+    }
+
+    /// Federated sign-in: subject hashes and sealed states ([`federation`]).
+    pub fn federation(&self) -> &FederationSecrets {
+        &self.federation
     }
 
     /// AES-256-GCM with a fresh random 96-bit nonce (NIST SP 800-38D section 8.2.2: random
@@ -688,18 +714,22 @@ pub fn jitter(max_exclusive: u64) -> u64 {
     u64::from_le_bytes(bytes) % max_exclusive
 }
 
+pub mod federation;
 pub mod grants;
 pub mod jws;
 pub mod links;
 pub mod mfa;
 pub mod password;
 pub mod personal;
+pub mod vault;
 
+pub use federation::FederationSecrets;
 pub use grants::{GrantSecrets, RefreshTokenId, pkce_s256};
 pub use jws::JwsSigner;
 pub use links::LinkSecrets;
 pub use password::{Argon2Config, Passwords};
 pub use personal::{DataKey, PersonalKeys};
+pub use vault::{VaultError, VaultKeys};
 
 #[cfg(test)]
 mod tests;

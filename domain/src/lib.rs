@@ -38,6 +38,7 @@ pub mod api_key;
 pub mod authorization_code;
 pub mod consent;
 pub mod entitlement;
+pub mod identity_provider;
 pub mod invitation;
 pub mod mfa;
 pub mod oauth_client;

@@ -74,6 +74,9 @@ pub fn taken(kind: ReservationKind, value: &str) -> DomainError {
         ReservationKind::UserEmail => {
             DomainError::AlreadyExists("a user with this email address".to_owned())
         }
+        ReservationKind::FederatedIdentity => {
+            DomainError::AlreadyExists("a link of this upstream identity".to_owned())
+        }
     }
 }
 

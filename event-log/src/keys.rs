@@ -77,7 +77,18 @@ pub async fn open(backend: &Backend) -> Result<Arc<dyn KeyTable>, LogError> {
         Backend::Memory { store } => Ok(Arc::new(MemoryKeyTable {
             store: store.clone(),
         })),
+        #[cfg(feature = "kurrentdb")]
+        Backend::KurrentDb { .. } => Err(no_keys_in_kurrentdb()),
     }
+}
+
+/// Per-person keys must be destroyable in place, which an append-only KurrentDB stream is not
+/// (deleting needs a scavenge, and leaves copies until then): they stay in SQL.
+#[cfg(feature = "kurrentdb")]
+fn no_keys_in_kurrentdb() -> LogError {
+    LogError::Unavailable(
+        "the key table cannot live in KurrentDB: keep it in SQLite or PostgreSQL".to_owned(),
+    )
 }
 
 /// Opens the key table of `backend` only if it exists, without creating anything (SQLite: the
@@ -115,6 +126,8 @@ pub async fn open_existing(backend: &Backend) -> Result<Option<Arc<dyn KeyTable>
             Ok(exists.then(|| Arc::new(PostgresKeyTable { pool }) as Arc<dyn KeyTable>))
         }
         Backend::Memory { .. } => open(backend).await.map(Some),
+        #[cfg(feature = "kurrentdb")]
+        Backend::KurrentDb { .. } => Err(no_keys_in_kurrentdb()),
     }
 }
 

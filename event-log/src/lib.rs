@@ -17,6 +17,9 @@
 //! - [`group_commit`]: the batching writer task and the batch planner every backend shares.
 //! - [`sqlite`], [`postgres`], [`memory`]: the backends (`sqlite` keeps its writer thread and
 //!   its WAL syncer in `sqlite::writer`).
+//! - `kurrentdb` (feature `kurrentdb`): the log as one KurrentDB stream, for operators who run
+//!   KurrentDB; per-aggregate versions checked by the shared planner, other nodes' appends
+//!   caught by the stream's expected revision.
 //! - [`subscription`]: catch up from a position, then follow live.
 //! - [`keys`]: the key table, per-person data keys kept (sealed) outside the log so that they
 //!   can be destroyed, on the same backend as the log.
@@ -31,6 +34,8 @@ use tessera_event_schemas::{Hash32, ProposedEvent, RecordedEvent, Timestamp};
 mod codec;
 pub mod group_commit;
 pub mod keys;
+#[cfg(feature = "kurrentdb")]
+pub mod kurrentdb;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
@@ -207,6 +212,9 @@ pub enum Backend {
     /// Events in memory, gone with the last clone of `store`: for tests. Opening a log again on
     /// the same store is like restarting a server on the same file.
     Memory { store: MemoryStore },
+    /// One KurrentDB stream (`stream`) at `url`, a KurrentDB connection string.
+    #[cfg(feature = "kurrentdb")]
+    KurrentDb { url: String, stream: String },
 }
 
 impl LogConfig {
@@ -235,5 +243,12 @@ pub async fn open(config: LogConfig) -> Result<Arc<dyn EventLog>, LogError> {
             Ok(Arc::new(postgres::PostgresLog::open(&url, config).await?))
         }
         Backend::Memory { store } => Ok(Arc::new(memory::MemoryLog::open(store.clone(), &config))),
+        #[cfg(feature = "kurrentdb")]
+        Backend::KurrentDb { url, stream } => {
+            let (url, stream) = (url.clone(), stream.clone());
+            Ok(Arc::new(
+                kurrentdb::KurrentDbLog::open(&url, &stream, config).await?,
+            ))
+        }
     }
 }

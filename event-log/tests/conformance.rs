@@ -5,6 +5,11 @@
 //!
 //! Cases are plain async functions taking a [`Kind`]; the `conformance!` macro at the bottom
 //! turns each into one test per backend (`sqlite::name`, `postgres::name`, `memory::name`).
+//!
+//! With the `kurrentdb` feature, every case also runs against a KurrentDB server
+//! (`kurrentdb::name`), each on a fresh stream, at `TESSERA_TEST_KURRENTDB_URL` (for example
+//! `kurrentdb://localhost:2113?tls=false`; `docker compose --profile kurrentdb up kurrentdb`
+//! starts one). Without that variable those cases fail and say so: they never pass silently.
 
 // The cases are shared helpers rather than `#[test]` functions, which clippy's
 // allow-*-in-tests settings do not cover; failing loudly is what a test should do.
@@ -36,6 +41,34 @@ enum Kind {
     Sqlite,
     Postgres,
     Memory,
+    #[cfg(feature = "kurrentdb")]
+    KurrentDb,
+    /// The KurrentDB backend on `MemoryKurrentDb`, the in-process stand-in for a server: all
+    /// of the backend but the gRPC client, wherever the feature is built.
+    #[cfg(feature = "kurrentdb")]
+    KurrentDbStandIn,
+}
+
+/// The KurrentDB server the `kurrentdb` cases run against.
+#[cfg(feature = "kurrentdb")]
+const KURRENTDB_URL_VAR: &str = "TESSERA_TEST_KURRENTDB_URL";
+
+/// A stream name no earlier run used, so that every case starts on an empty log.
+#[cfg(feature = "kurrentdb")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a throwaway stream name on a shared server, unique across runs"
+)]
+fn fresh_stream() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "tessera-conformance-{}-{nanos}-{}",
+        std::process::id(),
+        new_id()
+    )
 }
 
 /// Keeps the backing store alive for as long as the test needs it.
@@ -44,6 +77,26 @@ enum Store {
     Postgres(#[allow(dead_code)] PgDatabase),
     /// The memory log's store lives in its `Backend`.
     Memory,
+    /// The stand-in server and the log's stream on it.
+    #[cfg(feature = "kurrentdb")]
+    KurrentDbStandIn(tessera_event_log::kurrentdb::MemoryKurrentDb, String),
+}
+
+/// Opens the log of `config`, or the KurrentDB backend on the stand-in server of `store`.
+async fn open_log(config: &LogConfig, store: &Store) -> Arc<dyn EventLog> {
+    #[cfg(feature = "kurrentdb")]
+    if let Store::KurrentDbStandIn(server, stream) = store {
+        let log = tessera_event_log::kurrentdb::KurrentDbLog::open_on(
+            Arc::new(server.clone()),
+            stream,
+            config.clone(),
+        )
+        .await
+        .unwrap();
+        return Arc::new(log);
+    }
+    let _ = store;
+    tessera_event_log::open(config.clone()).await.unwrap()
 }
 
 struct TestLog {
@@ -81,9 +134,37 @@ impl TestLog {
                 },
                 Store::Memory,
             ),
+            #[cfg(feature = "kurrentdb")]
+            Kind::KurrentDb => {
+                let url = std::env::var(KURRENTDB_URL_VAR).unwrap_or_else(|_| {
+                    panic!(
+                        "the kurrentdb conformance cases need a KurrentDB server: set \
+                         {KURRENTDB_URL_VAR} (e.g. kurrentdb://localhost:2113?tls=false)"
+                    )
+                });
+                (
+                    Backend::KurrentDb {
+                        url,
+                        stream: fresh_stream(),
+                    },
+                    // The stream stays on the server; its name is never used again.
+                    Store::Memory,
+                )
+            }
+            #[cfg(feature = "kurrentdb")]
+            Kind::KurrentDbStandIn => (
+                // Unused: `open_log` opens the stand-in.
+                Backend::Memory {
+                    store: MemoryStore::default(),
+                },
+                Store::KurrentDbStandIn(
+                    tessera_event_log::kurrentdb::MemoryKurrentDb::new(),
+                    "tessera-log".to_owned(),
+                ),
+            ),
         };
         let config = configure(LogConfig::new(backend));
-        let log = tessera_event_log::open(config.clone()).await.unwrap();
+        let log = open_log(&config, &store).await;
         Self {
             log,
             config,
@@ -94,7 +175,7 @@ impl TestLog {
     /// Closes the log and opens it again on the same store, like a server restart.
     async fn reopen(&mut self) {
         self.log.close().await;
-        self.log = tessera_event_log::open(self.config.clone()).await.unwrap();
+        self.log = open_log(&self.config, &self._store).await;
     }
 }
 
@@ -1034,6 +1115,24 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(super::Kind::Memory).await;
+                }
+            )*
+        }
+        #[cfg(feature = "kurrentdb")]
+        mod kurrentdb_stand_in {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::KurrentDbStandIn).await;
+                }
+            )*
+        }
+        #[cfg(feature = "kurrentdb")]
+        mod kurrentdb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::KurrentDb).await;
                 }
             )*
         }

@@ -24,6 +24,8 @@
 //! | one email (the outbox) | `{tenant}/email/{email}` |
 //! | a tenant's entitlement to one product | `{tenant}/entitlement/{product}` |
 //! | one catalog product | `{system}/product/{key}` |
+//! | an upstream identity provider | `{tenant}/identity-provider/{alias}` |
+//! | one federated sign-in | `{tenant}/federated-sign-in/{state}` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -87,6 +89,12 @@ pub enum StreamId {
     Entitlement { tenant_id: Uuid, product: String },
     /// `{system}/product/{key}`: one product of the catalog; the key is unique by its stream.
     Product(String),
+    /// `{tenant}/identity-provider/{alias}`: one upstream identity provider of the tenant
+    /// (issue 19; seed 002's single provider is `default`). An alias never contains `/`.
+    IdentityProvider { tenant_id: Uuid, alias: String },
+    /// `{tenant}/federated-sign-in/{state}`: one federated sign-in, by its state's id. Its first
+    /// event is appended with expected version "no stream": a state is used once.
+    FederatedSignIn { tenant_id: Uuid, state_id: Uuid },
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -142,6 +150,18 @@ impl StreamId {
                 tenant_id,
                 product: id.to_owned(),
             }),
+            "identity-provider" if !id.contains('/') => Some(StreamId::IdentityProvider {
+                tenant_id,
+                alias: id.to_owned(),
+            }),
+            "federated-sign-in" => {
+                Uuid::parse_str(id)
+                    .ok()
+                    .map(|state_id| StreamId::FederatedSignIn {
+                        tenant_id,
+                        state_id,
+                    })
+            }
             "product" if tenant_id == SYSTEM_TENANT_ID && !id.contains('/') => {
                 Some(StreamId::Product(id.to_owned()))
             }
@@ -181,6 +201,8 @@ impl StreamId {
             | StreamId::Invitation { tenant_id, .. }
             | StreamId::Email { tenant_id, .. }
             | StreamId::Entitlement { tenant_id, .. }
+            | StreamId::IdentityProvider { tenant_id, .. }
+            | StreamId::FederatedSignIn { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
             StreamId::Reservation { .. } | StreamId::Product(_) => SYSTEM_TENANT_ID,
@@ -230,6 +252,13 @@ impl StreamId {
                 Spelling::Entitlement(*tenant_id, product)
             }
             StreamId::Product(key) => Spelling::Product(key),
+            StreamId::IdentityProvider { tenant_id, alias } => {
+                Spelling::IdentityProvider(*tenant_id, alias)
+            }
+            StreamId::FederatedSignIn {
+                tenant_id,
+                state_id,
+            } => Spelling::FederatedSignIn(*tenant_id, *state_id),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -261,6 +290,8 @@ enum Spelling<'a> {
     Email(Uuid, Uuid),
     Entitlement(Uuid, &'a str),
     Product(&'a str),
+    IdentityProvider(Uuid, &'a str),
+    FederatedSignIn(Uuid, Uuid),
     Reservation(&'a str, &'a str),
 }
 
@@ -292,6 +323,12 @@ impl fmt::Display for Spelling<'_> {
                 write!(f, "{tenant_id}/entitlement/{product}")
             }
             Spelling::Product(key) => write!(f, "{SYSTEM_TENANT_ID}/product/{key}"),
+            Spelling::IdentityProvider(tenant_id, alias) => {
+                write!(f, "{tenant_id}/identity-provider/{alias}")
+            }
+            Spelling::FederatedSignIn(tenant_id, state_id) => {
+                write!(f, "{tenant_id}/federated-sign-in/{state_id}")
+            }
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
             }
@@ -382,6 +419,16 @@ pub fn entitlement(tenant_id: Uuid, product: &str) -> String {
 /// `{system}/product/{key}`: one product of the catalog.
 pub fn product(key: &str) -> String {
     Spelling::Product(key).to_string()
+}
+
+/// `{tenant}/identity-provider/{alias}`: one upstream identity provider of the tenant.
+pub fn identity_provider(tenant_id: Uuid, alias: &str) -> String {
+    Spelling::IdentityProvider(tenant_id, alias).to_string()
+}
+
+/// `{tenant}/federated-sign-in/{state}`: one federated sign-in, by its state's id.
+pub fn federated_sign_in(tenant_id: Uuid, state_id: Uuid) -> String {
+    Spelling::FederatedSignIn(tenant_id, state_id).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

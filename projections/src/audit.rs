@@ -92,6 +92,7 @@ fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
             Some(invitation_id.to_string())
         }
         (StreamId::Email { email_id, .. }, "email") => Some(email_id.to_string()),
+        (StreamId::IdentityProvider { alias, .. }, "identity_provider") => Some(alias),
         (StreamId::Product(key), "product")
         | (StreamId::Entitlement { product: key, .. }, "product") => Some(key),
         _ => None,
@@ -242,6 +243,19 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
             }
         }
         Event::OAuthClientTokenClaimsSet(_) => client(None),
+        Event::FederationConfigured(_) | Event::FederationRemoved(_) => Target::new(
+            "identity_provider",
+            stream_target_id(envelope, "identity_provider"),
+            None,
+        ),
+        // A federated sign-in is about the person it signed in (by id), or, refused, about
+        // the provider it came through.
+        Event::FederationSignedIn(e) => Target::new("user", Some(e.user_id.to_string()), None),
+        Event::FederationLinked(e) => Target::new("user", Some(e.user_id.to_string()), None),
+        Event::FederationLinkRequested(e) => Target::new("user", Some(e.user_id.to_string()), None),
+        Event::FederationRefused(e) => {
+            Target::new("identity_provider", Some(e.alias.clone()), None)
+        }
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -424,6 +438,7 @@ mod tests {
             "email" => streams::email(TENANT, Uuid::from_u128(0xe1a1)),
             "product" => streams::product("compliance-suite"),
             "entitlement" => streams::entitlement(TENANT, "compliance-suite"),
+            "federation" => streams::identity_provider(TENANT, "default"),
             _ => streams::audit(TENANT),
         }
     }

@@ -37,7 +37,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, DeliveryFuture, FutureProducer, FutureRecord};
 use serde::Serialize;
 use tessera_event_log::EventLog;
 use tessera_event_schemas::RecordedEvent;
@@ -46,6 +46,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::ReadError;
+use crate::kafka_properties::KafkaProperties;
 use crate::store::ReadStore;
 
 /// The topic that carries every event.
@@ -114,6 +115,7 @@ impl TopicCategory {
                     || event_type.starts_with("webauthn_policy.")
                     || event_type.starts_with("product.")
                     || event_type.starts_with("entitlement.")
+                    || matches!(event_type, "federation.configured" | "federation.removed")
             }
             TopicCategory::OAuth => {
                 event_type.starts_with("oauth_client.")
@@ -151,6 +153,10 @@ impl TopicCategory {
                             | "authorization_code.reused"
                             | "refresh_token.revoked"
                             | "consent.revoked"
+                            | "federation.configured"
+                            | "federation.removed"
+                            | "federation.linked"
+                            | "federation.refused"
                     )
             }
             TopicCategory::Products => event_type.starts_with("audit."),
@@ -162,6 +168,8 @@ impl TopicCategory {
                     || event_type.starts_with("consent.")
                     || event_type.starts_with("invitation.")
                     || event_type.starts_with("email.")
+                    || (event_type.starts_with("federation.")
+                        && !matches!(event_type, "federation.configured" | "federation.removed"))
             }
         }
     }
@@ -183,6 +191,9 @@ pub struct KafkaSettings {
     /// How long librdkafka keeps retrying a message before the publisher starts over from its
     /// checkpoint with a new producer.
     pub delivery_timeout: Duration,
+    /// librdkafka properties passed through to every client (TLS, SASL, `client.id`, ...),
+    /// already checked by [`KafkaProperties::validate`].
+    pub properties: KafkaProperties,
 }
 
 impl KafkaSettings {
@@ -195,7 +206,25 @@ impl KafkaSettings {
             partitions: 6,
             replication_factor: 1,
             delivery_timeout: Duration::from_secs(30),
+            properties: KafkaProperties::new(),
         }
+    }
+
+    /// Creates (and drops) a producer with the whole configuration, so that what librdkafka
+    /// checks only across properties (a SASL mechanism it was not built with, a CA file that
+    /// cannot be read) stops the server at start instead of failing every session.
+    pub fn check_client(&self) -> Result<(), String> {
+        let producer: BaseProducer = client_config(self).create().map_err(|error| {
+            let mut message = error.to_string();
+            for (name, value) in self.properties.iter() {
+                if crate::kafka_properties::is_secret(name) && !value.is_empty() {
+                    message = message.replace(value, "[redacted]");
+                }
+            }
+            format!("the Kafka client configuration was refused: {message}")
+        })?;
+        drop(OffWorkers(Some(producer)));
+        Ok(())
     }
 
     /// The checkpoint's name: one per main topic, so pointing Tessera at a new topic
@@ -455,11 +484,35 @@ async fn stand_by(
     }
 }
 
-fn client_config(settings: &KafkaSettings) -> ClientConfig {
+/// What every client of the publisher (the producer, the admin client) shares: the brokers,
+/// the pass-through properties, and librdkafka's log level. rdkafka derives that level from
+/// the `log` crate, which this server does not use, so without it librdkafka would drop its
+/// own debug lines even where `TESSERA_LOG` asks for them (`librdkafka=debug` with a `debug`
+/// property).
+fn base_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    settings.properties.apply(&mut config);
+    let level = if tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else if tracing::enabled!(target: "librdkafka", tracing::Level::INFO) {
+        RDKafkaLogLevel::Info
+    } else if tracing::enabled!(target: "librdkafka", tracing::Level::WARN) {
+        RDKafkaLogLevel::Warning
+    } else {
+        RDKafkaLogLevel::Error
+    };
+    config.set_log_level(level);
     config
-        .set("bootstrap.servers", &settings.brokers)
-        .set("client.id", "tessera-audit-publisher")
+}
+
+fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = base_config(settings);
+    // A `client.id` among the pass-through properties names the client instead.
+    if settings.properties.get("client.id").is_none() {
+        config.set("client.id", "tessera-audit-publisher");
+    }
+    config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         // The same key-to-partition mapping as the Java client, so other producers of these
@@ -638,9 +691,9 @@ async fn send_batch(
 
 /// Creates whichever of the publisher's topics do not exist yet.
 async fn ensure_topics(settings: &KafkaSettings) -> Result<(), SessionError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &settings.brokers)
-        .create()?;
+    // The admin client needs the same TLS and SASL settings as the producer to reach the
+    // broker at all.
+    let admin: AdminClient<DefaultClientContext> = base_config(settings).create()?;
     let admin = OffWorkers(Some(admin));
     let names = settings.topics();
     let topics: Vec<NewTopic<'_>> = names

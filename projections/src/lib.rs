@@ -38,7 +38,8 @@
 //! - [`registry`](mod@registry): the in-memory catalog, entitlements and clients' tenant-claims
 //!   choices that the claims resolver and the token endpoint read (issue 21).
 //! - [`kafka`]: the Kafka audit publisher (CloudEvents on `tessera.audit.v1` and per-category
-//!   topics), checkpointed after the broker acknowledges.
+//!   topics), checkpointed after the broker acknowledges; [`kafka_properties`]: the librdkafka
+//!   properties operators pass through to it (TLS, SASL), parsed, checked and kept secret.
 //! - [`error`]: `ReadError`, `ProjectionError`, `WaitTimeout`.
 
 pub mod audit;
@@ -49,7 +50,9 @@ pub mod directory;
 pub mod error;
 mod fold;
 mod follow;
+mod isolation;
 pub mod kafka;
+pub mod kafka_properties;
 mod paging;
 pub mod rebuild;
 pub mod registry;
@@ -70,6 +73,7 @@ mod write_sqlite;
 pub use directory::{ClientEntry, Directory, DirectorySnapshots, DirectoryTask, StartReport};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
 pub use kafka::{KafkaPublisher, KafkaSettings, PublisherLease, PublisherStatus, TopicCategory};
+pub use kafka_properties::KafkaProperties;
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
 pub use registry::{CatalogEntry, EntitlementEntry, Registry, RegistryTask, TenantProducts};
 pub use retention::{AuditRetention, RetentionTask};

@@ -10,6 +10,7 @@
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::error::ReadError;
+use crate::isolation;
 use crate::store::{Dialect, ReadStore};
 use crate::tables::Projection;
 
@@ -195,6 +196,11 @@ impl ReadStore {
     /// Creates the tables of a fresh store, keeps those of a store at [`SCHEMA_VERSION`], and
     /// drops and recreates those of any other version, all in one transaction.
     pub(crate) async fn open_schema(&self) -> Result<(), ReadError> {
+        if self.dialect == Dialect::Postgres && self.isolation_wanted {
+            let on = isolation::ensure_role(self).await?;
+            self.isolation
+                .store(on, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut tx = match self.dialect {
             // Takes the write lock at once rather than upgrading a read lock after reading the
             // version, which could fail (busy) against another process doing the same.
@@ -244,7 +250,21 @@ impl ReadStore {
                 write_version(&mut tx).await?;
             }
         }
+        self.isolate(&mut tx, None).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Row-level security on the tables, in the transaction that (re)created them, when
+    /// tenant isolation is on (see `isolation`).
+    async fn isolate(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        only: Option<Projection>,
+    ) -> Result<(), ReadError> {
+        if self.tenant_isolation() {
+            isolation::isolate_tables(tx, only.map(Projection::table)).await?;
+        }
         Ok(())
     }
 
@@ -281,6 +301,7 @@ impl ReadStore {
         }
         // The tables now have this build's shape, whatever was stored before.
         write_version(&mut tx).await?;
+        self.isolate(&mut tx, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -301,6 +322,7 @@ impl ReadStore {
         }
         let mut tx = self.pool().begin().await?;
         execute_all(&mut tx, statements).await?;
+        self.isolate(&mut tx, only).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -325,6 +347,7 @@ impl ReadStore {
             .bind(projection.name())
             .execute(&mut *tx)
             .await?;
+        self.isolate(&mut tx, Some(projection)).await?;
         tx.commit().await?;
         Ok(())
     }

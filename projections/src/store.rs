@@ -18,6 +18,7 @@
 //! pagination order and snapshots identical across backends.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -90,6 +91,11 @@ pub struct ReadStore {
     wal_limit: u64,
     /// How long audit rows are kept; `None` for ever (see `retention`).
     audit_retention: Option<AuditRetention>,
+    /// PostgreSQL only: whether tenant isolation was asked for, and whether tenant-scoped
+    /// queries run under row-level security (see `isolation`): asked for and the role in
+    /// place, decided when the schema is opened.
+    pub(crate) isolation_wanted: bool,
+    pub(crate) isolation: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -212,6 +218,7 @@ impl ReadStore {
             Dialect::Sqlite,
             Some(path.to_path_buf()),
             wal_limit,
+            false,
         )
         .await
     }
@@ -267,8 +274,18 @@ impl ReadStore {
     }
 
     /// Opens the read models in a PostgreSQL database (the log's own database: every table
-    /// here is prefixed `rm_`).
+    /// here is prefixed `rm_`), with tenant isolation (see `isolation`).
     pub async fn open_postgres(url: &str) -> Result<Self, ReadError> {
+        Self::open_postgres_as(url, true).await
+    }
+
+    /// [`ReadStore::open_postgres`] whose tenant-scoped queries run as the connecting user,
+    /// filtered by their own conditions only (`TESSERA_TENANT_ISOLATION=false`).
+    pub async fn open_postgres_without_isolation(url: &str) -> Result<Self, ReadError> {
+        Self::open_postgres_as(url, false).await
+    }
+
+    async fn open_postgres_as(url: &str, isolation: bool) -> Result<Self, ReadError> {
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
             .max_connections(8)
@@ -285,6 +302,7 @@ impl ReadStore {
             Dialect::Postgres,
             None,
             DEFAULT_WAL_LIMIT_BYTES,
+            isolation,
         )
         .await
     }
@@ -294,6 +312,7 @@ impl ReadStore {
         dialect: Dialect,
         sqlite_path: Option<PathBuf>,
         wal_limit: u64,
+        isolation: bool,
     ) -> Result<Self, ReadError> {
         let store = Self {
             connections: Arc::new(RwLock::new(connections)),
@@ -301,6 +320,8 @@ impl ReadStore {
             sqlite_path,
             wal_limit,
             audit_retention: None,
+            isolation_wanted: isolation,
+            isolation: Arc::new(AtomicBool::new(false)),
         };
         store.open_schema().await?;
         store.open_publisher_checkpoints().await?;

@@ -35,6 +35,10 @@
 //! Issue 18's invitations read model (`rm_invitations`) was added after those and the mail
 //! outbox's `rm_emails`: both fixtures were re-blessed, and the small snapshot differs only by
 //! that table's one row (the samples' invitation) and its checkpoint.
+//!
+//! Issue 19's event types (identity providers, federated sign-ins) join at the end, in
+//! `federation`: the re-blessed small snapshot differs only by their audit rows and the
+//! checkpoints' positions.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -108,6 +112,8 @@ const GRANTS: [&str; 3] = ["authorization_code", "consent", "refresh_token"];
 const INVITATIONS: [&str; 2] = ["invitation", "email"];
 /// Issue 21's categories (the catalog, entitlements), appended after issue 18's.
 const REGISTRY: [&str; 2] = ["product", "entitlement"];
+/// Issue 19's category (identity providers, federated sign-ins), appended after issue 21's.
+const FEDERATION: [&str; 1] = ["federation"];
 const ISSUE_18_USER_EVENTS: [&str; 3] = [
     "user.password_reset_requested",
     "user.email_verification_requested",
@@ -141,6 +147,7 @@ fn extras(history: &mut History) {
             && !GRANTS.contains(&event.category())
             && !INVITATIONS.contains(&event.category())
             && !REGISTRY.contains(&event.category())
+            && !FEDERATION.contains(&event.category())
             && !added_since.contains(&(event.event_type(), event.schema_version()))
     }) {
         let (tenant, stream) = match event.category() {
@@ -228,6 +235,33 @@ fn extras(history: &mut History) {
     grants(history, sample_tenant, &person);
     invitations(history, sample_tenant, &person);
     registry(history, sample_tenant, client, &person);
+    federation(history, sample_tenant, &person);
+}
+
+/// Issue 19's samples, after everything pinned before: an identity provider's life and one
+/// federated sign-in's events.
+fn federation(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let (config, sign_in): (Vec<Event>, Vec<Event>) = samples::current()
+        .into_iter()
+        .filter(|event| event.category() == "federation")
+        .partition(|event| {
+            matches!(
+                event,
+                Event::FederationConfigured(_) | Event::FederationRemoved(_)
+            )
+        });
+    history.append_events(
+        tenant,
+        streams::identity_provider(tenant, "default"),
+        &config,
+        person,
+    );
+    history.append_events(
+        tenant,
+        streams::federated_sign_in(tenant, Uuid::from_u128(0xfed1)),
+        &sign_in,
+        person,
+    );
 }
 
 /// Issue 21's samples, after everything pinned before: a catalog product's life, a tenant's

@@ -64,7 +64,10 @@ fn folded(stream: &StreamId) -> bool {
         // Entitlements and the catalog are the registry's commercial side (issue 21): no part
         // of a tenant's configuration snapshot yet; `history` shows them.
         | StreamId::Entitlement { .. }
-        | StreamId::Product(_) => false,
+        | StreamId::Product(_)
+        // Identity providers and federated sign-ins (issue 19): `history` shows them.
+        | StreamId::IdentityProvider { .. }
+        | StreamId::FederatedSignIn { .. } => false,
     }
 }
 
@@ -181,7 +184,9 @@ impl TenantSnapshot {
             | StreamId::Invitation { .. }
             | StreamId::Email { .. }
             | StreamId::Entitlement { .. }
-            | StreamId::Product(_) => {}
+            | StreamId::Product(_)
+            | StreamId::IdentityProvider { .. }
+            | StreamId::FederatedSignIn { .. } => {}
         }
     }
 

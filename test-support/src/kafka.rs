@@ -29,16 +29,43 @@ pub struct Broker {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Whether clients must authenticate with SASL (`tansu broker --authentication`).
+    authentication: bool,
+    /// The port the broker tells clients to reach it on: its own, or a proxy's in front of it.
+    advertised_port: Option<u16>,
 }
 
 impl Broker {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Broker {
+        Self::start_with(false)
+    }
+
+    /// Starts a broker that answers only clients authenticated with SASL. tansu 0.6 accepts
+    /// any user name and password with PLAIN, and with its in-memory storage it keeps no SCRAM
+    /// credentials, so SCRAM never succeeds against it.
+    pub fn start_requiring_sasl() -> Broker {
+        Self::start_with(true)
+    }
+
+    /// Starts a broker that tells clients (in its metadata) to reach it on `advertised_port`,
+    /// where a proxy in front of it listens; [`Broker::bootstrap_servers`] stays its own port.
+    pub fn start_behind_proxy(advertised_port: u16) -> Broker {
+        Self::start_with_options(false, Some(advertised_port))
+    }
+
+    fn start_with(authentication: bool) -> Broker {
+        Self::start_with_options(authentication, None)
+    }
+
+    fn start_with_options(authentication: bool, advertised_port: Option<u16>) -> Broker {
         let binary = find_binary().unwrap_or_else(|| panic!("{HOW_TO_PROVIDE}"));
         let mut broker = Broker {
             binary,
             port: crate::free_port(),
             child: None,
+            authentication,
+            advertised_port,
         };
         broker.start_again();
         broker
@@ -81,6 +108,10 @@ impl Broker {
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the broker is already running");
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.advertised_port.unwrap_or(self.port)
+        );
         let deadline = Instant::now() + STARTUP_DEADLINE;
         let child = loop {
             let mut child = Command::new(&self.binary)
@@ -89,10 +120,11 @@ impl Broker {
                     "--listener-url",
                     &url,
                     "--advertised-listener-url",
-                    &url,
+                    &advertised,
                     "--storage-engine",
                     "memory://tansu/",
                 ])
+                .args(self.authentication.then_some("--authentication"))
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

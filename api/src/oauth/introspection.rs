@@ -72,6 +72,7 @@ struct Introspection {
 /// Introspection endpoint. The caller authenticates as any client of the same tenant.
 #[utoipa::path(post, path = "/t/{slug}/oauth/introspect", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(("client" = [])),
     request_body(content_type = "application/x-www-form-urlencoded", description = "token=..."),
     responses((status = 200, description = "RFC 7662 response"), (status = 401, description = "invalid_client")))]
 pub async fn introspect(
@@ -181,6 +182,7 @@ async fn introspect_refresh_token(
 /// Revocation endpoint. Always 200 once the caller is authenticated.
 #[utoipa::path(post, path = "/t/{slug}/oauth/revoke", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(("client" = [])),
     request_body(content_type = "application/x-www-form-urlencoded", description = "token=..."),
     responses((status = 200, description = "revoked, or nothing to revoke"), (status = 401, description = "invalid_client")))]
 pub async fn revoke(

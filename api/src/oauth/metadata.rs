@@ -132,6 +132,7 @@ async fn server_metadata(state: &AppState, slug: &str) -> Result<ServerMetadata,
 /// it: the well-known segment inserted before the issuer's path. Public.
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server/t/{slug}", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(()),
     responses((status = 200, body = ServerMetadata), (status = 404)))]
 pub async fn authorization_server_metadata(
     State(state): State<AppState>,
@@ -144,6 +145,7 @@ pub async fn authorization_server_metadata(
 /// that append the well-known segment to the issuer look). Public.
 #[utoipa::path(get, path = "/t/{slug}/.well-known/oauth-authorization-server", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(()),
     responses((status = 200, body = ServerMetadata), (status = 404)))]
 pub async fn authorization_server_metadata_under_issuer(
     State(state): State<AppState>,
@@ -155,6 +157,7 @@ pub async fn authorization_server_metadata_under_issuer(
 /// OpenID Connect discovery document of the tenant's issuer (the same metadata). Public.
 #[utoipa::path(get, path = "/t/{slug}/.well-known/openid-configuration", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(()),
     responses((status = 200, body = ServerMetadata), (status = 404)))]
 pub async fn openid_configuration(
     State(state): State<AppState>,
@@ -167,6 +170,7 @@ pub async fn openid_configuration(
 /// retired. Public; cacheable for five minutes.
 #[utoipa::path(get, path = "/t/{slug}/.well-known/jwks.json", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(()),
     responses((status = 200, description = "JWK Set"), (status = 404)))]
 pub async fn jwks(State(state): State<AppState>, Slug(slug): Slug) -> Result<Response, OAuthError> {
     let tenant = tenant_known(&state, &slug).await?;

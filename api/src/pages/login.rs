@@ -51,6 +51,8 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
     /// What a flow that ends here says (a password reset).
     notice: Option<&'static str>,
+    /// "Sign in with {provider}", when the tenant federates (issue 19).
+    federation: Option<super::federation::ProviderButton>,
 }
 
 #[derive(Template)]
@@ -100,6 +102,7 @@ pub async fn show(
         email: &hint,
         error: None,
         notice,
+        federation: super::federation::button(&state, &tenant, &return_to).await,
     };
     render(&page, StatusCode::OK, csrf.set_cookie(&state))
         .map(|page| with_form_target(page, continuation_target(&state, &tenant, &return_to)))
@@ -122,6 +125,7 @@ fn login_page(
         email,
         error,
         notice: None,
+        federation: None,
     };
     render(&page, status, csrf.set_cookie(state))
         .map(|page| with_form_target(page, continuation_target(state, tenant, return_to)))
@@ -335,7 +339,7 @@ pub(super) fn step_page(step: Step) -> &'static str {
 }
 
 /// Notes a durable `session.started` in the session directory ahead of its fold.
-pub(super) fn note_started(
+pub(crate) fn note_started(
     state: &AppState,
     tenant: &PageTenant,
     ctx: &RequestContext,

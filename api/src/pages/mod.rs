@@ -30,6 +30,8 @@
 //!   `/assets/passkeys.js`, the pages' only script).
 //! - [`invitation`]: an invitation's link: what it offers, and its acceptance (also seed
 //!   001's JSON `POST /invite/{token}`).
+//! - [`federation`]: "Sign in with {provider}", the upstream's callback and linking an
+//!   upstream identity to an existing account (issue 19).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 //! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
@@ -42,6 +44,7 @@ pub mod account_mfa;
 pub mod cookies;
 pub mod csrf;
 pub mod email_verification;
+pub mod federation;
 pub mod invitation;
 pub mod login;
 pub mod logout;
@@ -79,6 +82,12 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/t/{slug}/login", get(login::show).post(login::submit))
+        .route("/t/{slug}/login/federation/{alias}", get(federation::start))
+        .route(
+            "/t/{slug}/login/federation/link/{state}",
+            get(federation::show_link).post(federation::submit_link),
+        )
+        .route("/login/callback", get(federation::callback))
         .route(
             "/t/{slug}/change-password",
             get(login::show_change).post(login::submit_change),

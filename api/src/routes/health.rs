@@ -20,7 +20,7 @@ pub struct Health {
 }
 
 /// Liveness: the process answers. No permission needed.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -70,7 +70,7 @@ impl KafkaReadiness {
 }
 
 /// Readiness: the event log answers. No permission needed. 503 when it does not.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses(
     (status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let projected = state.projections.projected_position();
@@ -103,7 +103,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
 
 /// Prometheus text exposition (version 0.0.4) of the server's positions and lags. No
 /// permission needed, like the probes: it reveals counts, never data.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()), responses(
     (status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let head = match state.log.head_position().await {

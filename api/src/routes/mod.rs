@@ -11,6 +11,8 @@ pub mod claims;
 pub mod clients;
 pub mod consents;
 pub mod entitlements;
+pub mod federation;
+pub mod federation_auth;
 pub mod health;
 pub mod invitations;
 pub mod mfa;

@@ -146,6 +146,12 @@ impl<T> Plan<T> {
         });
     }
 
+    /// The writes planned so far, for a caller that joins them to another command's append
+    /// (`create_user_with`'s `also`).
+    pub fn into_writes(self) -> Vec<StreamWrite> {
+        self.writes
+    }
+
     /// A version conflict on `stream_id` is answered with `error` at once instead of retried
     /// (a reservation that must not exist yet: the conflict is a duplicate, not a race).
     pub fn conflict_is_final(&mut self, stream_id: String, error: DomainError) {

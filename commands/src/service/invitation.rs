@@ -474,7 +474,7 @@ impl CommandService {
                 };
                 let created = self
                     .create_user_with(meta.clone(), tenant_id, input, |user_id| async move {
-                        Ok(Some(accept(user_id, true).await?.0))
+                        Ok(vec![accept(user_id, true).await?.0])
                     })
                     .await;
                 let created = match created {

@@ -343,7 +343,7 @@ impl CommandService {
 
     /// The live user who holds the address `email` in `tenant_id`, found through the
     /// reservation of its keyed hash; `None` for an address nobody holds.
-    async fn user_by_email(
+    pub(super) async fn user_by_email(
         &self,
         tenant_id: Uuid,
         email: &str,

@@ -185,13 +185,14 @@ impl CommandService {
         tenant_id: Uuid,
         input: CreateUser,
     ) -> Result<CreatedUser, CommandError> {
-        self.create_user_with(meta, tenant_id, input, |_| async { Ok(None) })
+        self.create_user_with(meta, tenant_id, input, |_| async { Ok(Vec::new()) })
             .await
     }
 
-    /// [`CommandService::create_user`], with `also` adding a write of its own to every
-    /// attempt's append (an invitation's acceptance): it gets the new user's id and runs
-    /// again on every retry, so that its write is guarded at the version it reads.
+    /// [`CommandService::create_user`], with `also` adding writes of its own to every
+    /// attempt's append (an invitation's acceptance, a federated sign-in's link): it gets the
+    /// new user's id and runs again on every retry, so that its writes are guarded at the
+    /// versions it reads.
     pub(super) async fn create_user_with<F, Fut>(
         &self,
         meta: EventMetadata,
@@ -201,7 +202,7 @@ impl CommandService {
     ) -> Result<CreatedUser, CommandError>
     where
         F: Fn(Uuid) -> Fut,
-        Fut: std::future::Future<Output = Result<Option<StreamWrite>, CommandError>>,
+        Fut: std::future::Future<Output = Result<Vec<StreamWrite>, CommandError>>,
     {
         let people = self.people()?;
         let (tenant, _, _) = self.load_open_tenant(tenant_id, "create a user").await?;
@@ -259,7 +260,7 @@ impl CommandService {
                 plan.guard(tenant_stream, tenant_version);
                 self.plan_email_claim(&mut plan, meta, now, &email_hash, user_id)
                     .await?;
-                if let Some(write) = also(user_id).await? {
+                for write in also(user_id).await? {
                     plan.push(write);
                 }
                 plan.push(self.write(

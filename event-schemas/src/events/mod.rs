@@ -16,6 +16,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod email;
+pub mod federation;
 pub mod grant;
 pub mod invitation;
 pub mod mfa;
@@ -35,6 +36,7 @@ use crate::redact::Without;
 pub use api_key::*;
 pub use audit::*;
 pub use email::{EmailFailedV1, EmailQueuedV1, EmailSentV1, EmailTemplate};
+pub use federation::*;
 pub use grant::*;
 pub use invitation::{
     InvitationAcceptedV1, InvitationCreatedV1, InvitationResentV1, InvitationRevokedV1,
@@ -206,6 +208,12 @@ registry! {
     EntitlementRevoked => "entitlement.revoked" @ 1: EntitlementRevokedV1,
     EntitlementExpired => "entitlement.expired" @ 1: EntitlementExpiredV1,
     OAuthClientTokenClaimsSet => "oauth_client.token_claims_set" @ 1: OAuthClientTokenClaimsSetV1,
+    FederationConfigured => "federation.configured" @ 1: FederationConfiguredV1,
+    FederationRemoved => "federation.removed" @ 1: FederationRemovedV1,
+    FederationSignedIn => "federation.signed_in" @ 1: FederationSignedInV1,
+    FederationLinked => "federation.linked" @ 1: FederationLinkedV1,
+    FederationLinkRequested => "federation.link_requested" @ 1: FederationLinkRequestedV1,
+    FederationRefused => "federation.refused" @ 1: FederationRefusedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {

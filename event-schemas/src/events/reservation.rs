@@ -18,6 +18,9 @@ pub enum ReservationKind {
     // (`user.created`'s `email_hash`), never the address, and the hash covers the tenant id.
     // (A plain comment: a doc comment would turn the schema's `enum` into a `oneOf`.)
     UserEmail,
+    // An upstream identity linked to a user (issue 19): the value is the hex of the keyed hash
+    // of the tenant, the provider's alias and the upstream `sub`.
+    FederatedIdentity,
 }
 
 impl ReservationKind {
@@ -26,6 +29,7 @@ impl ReservationKind {
             ReservationKind::TenantSlug => "tenant-slug",
             ReservationKind::TenantDomain => "tenant-domain",
             ReservationKind::UserEmail => "user-email",
+            ReservationKind::FederatedIdentity => "federated-identity",
         }
     }
 }

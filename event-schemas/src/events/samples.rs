@@ -440,5 +440,47 @@ pub fn current() -> Vec<Event> {
         Event::OAuthClientTokenClaimsSet(OAuthClientTokenClaimsSetV1 {
             tenant_claims: TenantClaimsChoice::Only(vec!["tenant_id".into(), "products".into()]),
         }),
+        Event::FederationConfigured(FederationConfiguredV1 {
+            provider: "generic_oidc".into(),
+            display_name: "Sundsvall".into(),
+            canonical_public_origin: "https://eneo.example.com".into(),
+            redirect_path: "/login/callback".into(),
+            discovery_endpoint: Some(
+                "https://idp.example.com/.well-known/openid-configuration".into(),
+            ),
+            issuer: "https://idp.example.com".into(),
+            authorization_endpoint: "https://idp.example.com/authorize".into(),
+            token_endpoint: "https://idp.example.com/token".into(),
+            jwks_uri: "https://idp.example.com/jwks".into(),
+            client_id: "eneo".into(),
+            client_secret: vec![53; 44].into(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            allowed_domains: vec!["sundsvall.se".into()],
+            claims_mapping: [("email".to_owned(), "preferred_email".to_owned())].into(),
+            trust_email: false,
+            previous_redirect_uri: Some("https://old.example.com/login/callback".into()),
+            previous_until: Some(Timestamp::from_micros(1_796_000_600_000_000)),
+        }),
+        Event::FederationRemoved(FederationRemovedV1 {}),
+        Event::FederationSignedIn(FederationSignedInV1 {
+            alias: "default".into(),
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1f1f),
+            created_user: true,
+        }),
+        Event::FederationLinked(FederationLinkedV1 {
+            alias: "default".into(),
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1f1f),
+            subject_hash: Hash32([54; 32]).into(),
+        }),
+        Event::FederationLinkRequested(FederationLinkRequestedV1 {
+            alias: "default".into(),
+            user_id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_1f1f),
+            subject_hash: Hash32([54; 32]).into(),
+            browser_hash: Hash32([55; 32]).into(),
+        }),
+        Event::FederationRefused(FederationRefusedV1 {
+            alias: "default".into(),
+            reason: FederationRefusal::EmailDomain,
+        }),
     ]
 }

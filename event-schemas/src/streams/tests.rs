@@ -268,6 +268,13 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
         (uuid(), "[a-z0-9_-]{1,16}")
             .prop_map(|(tenant_id, product)| StreamId::Entitlement { tenant_id, product }),
         "[a-z0-9_-]{1,16}".prop_map(StreamId::Product),
+        // An alias never contains `/`.
+        (uuid(), "[a-z0-9_-]{1,16}")
+            .prop_map(|(tenant_id, alias)| StreamId::IdentityProvider { tenant_id, alias }),
+        (uuid(), uuid()).prop_map(|(tenant_id, state_id)| StreamId::FederatedSignIn {
+            tenant_id,
+            state_id
+        }),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -304,6 +311,8 @@ proptest! {
             | StreamId::Invitation { .. }
             | StreamId::Email { .. }
             | StreamId::Entitlement { .. }
+            | StreamId::IdentityProvider { .. }
+            | StreamId::FederatedSignIn { .. }
             | StreamId::Product(_) => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
@@ -329,6 +338,8 @@ proptest! {
             StreamId::Email { tenant_id, email_id } => email(*tenant_id, *email_id),
             StreamId::Entitlement { tenant_id, product: key } => entitlement(*tenant_id, key),
             StreamId::Product(key) => product(key),
+            StreamId::IdentityProvider { tenant_id, alias } => identity_provider(*tenant_id, alias),
+            StreamId::FederatedSignIn { tenant_id, state_id } => federated_sign_in(*tenant_id, *state_id),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

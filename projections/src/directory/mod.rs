@@ -223,6 +223,17 @@ impl Directory {
         self.read().tenants.get(&tenant_id).cloned()
     }
 
+    /// The tenants that serve (neither suspended, frozen nor archived), in no order.
+    pub fn serving_tenants(&self) -> Vec<tessera_domain::tenant::Tenant> {
+        self.read()
+            .tenants
+            .values()
+            .filter_map(|state| state.tenant.as_ref())
+            .filter(|tenant| tenant.serves())
+            .cloned()
+            .collect()
+    }
+
     /// The tenants, not archived, whose key ring has no active key of `alg`: those a start
     /// gives one (every tenant keeps an RS256 key for ID tokens).
     pub fn tenants_without_active_key(&self, alg: SigningAlg) -> Vec<Uuid> {
@@ -432,7 +443,13 @@ impl Inner {
             | Event::EntitlementTrialStarted(_)
             | Event::EntitlementRevoked(_)
             | Event::EntitlementExpired(_)
-            | Event::OAuthClientTokenClaimsSet(_) => {}
+            | Event::OAuthClientTokenClaimsSet(_)
+            | Event::FederationConfigured(_)
+            | Event::FederationRemoved(_)
+            | Event::FederationSignedIn(_)
+            | Event::FederationLinked(_)
+            | Event::FederationLinkRequested(_)
+            | Event::FederationRefused(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();

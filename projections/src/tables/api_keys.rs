@@ -240,14 +240,13 @@ impl ReadStore {
         tenant_id: Uuid,
         key_id: Uuid,
     ) -> Result<Option<ApiKeyView>, ReadError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let query = sqlx::query(AssertSqlSafe(format!(
             "SELECT {} FROM rm_api_keys WHERE key_id = $1 AND tenant_id = $2",
             ApiKeys::WRITE.column_list()
         )))
         .bind(key_id.to_string())
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool())
-        .await?;
+        .bind(tenant_id.to_string());
+        let row = self.tenant_row(tenant_id, query).await?;
         row.map(|row| api_key_from_row(&row)).transpose()
     }
 
@@ -275,7 +274,7 @@ impl ReadStore {
         if let Some(after) = &after {
             query = query.bind(after.created_at).bind(after.id.to_string());
         }
-        let rows = query.fetch_all(&self.pool()).await?;
+        let rows = self.tenant_rows(tenant_id, query).await?;
         let items = rows
             .iter()
             .map(api_key_from_row)

@@ -250,7 +250,10 @@ impl ReadStore {
         for value in int_binds {
             query = query.bind(value);
         }
-        let rows = query.fetch_all(&self.pool()).await?;
+        let rows = match filter.tenant_id {
+            Some(tenant) => self.tenant_rows(tenant, query).await?,
+            None => query.fetch_all(&self.pool()).await?,
+        };
         let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

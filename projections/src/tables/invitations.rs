@@ -231,14 +231,13 @@ impl ReadStore {
         tenant_id: Uuid,
         invitation_id: Uuid,
     ) -> Result<Option<InvitationView>, ReadError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let query = sqlx::query(AssertSqlSafe(format!(
             "SELECT {} FROM rm_invitations WHERE invitation_id = $1 AND tenant_id = $2",
             Invitations::WRITE.column_list()
         )))
         .bind(invitation_id.to_string())
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool())
-        .await?;
+        .bind(tenant_id.to_string());
+        let row = self.tenant_row(tenant_id, query).await?;
         row.map(|row| invitation_from_row(&row)).transpose()
     }
 
@@ -257,14 +256,13 @@ impl ReadStore {
         tenant_id: Uuid,
         user_id: Uuid,
     ) -> Result<Vec<Uuid>, ReadError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT invitation_id FROM rm_invitations \
              WHERE tenant_id = $1 AND accepted_user_id = $2",
         )
         .bind(tenant_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_all(&self.pool())
-        .await?;
+        .bind(user_id.to_string());
+        let rows = self.tenant_rows(tenant_id, query).await?;
         rows.iter()
             .map(|row| parse_uuid(&row.text("invitation_id")?))
             .collect()
@@ -312,7 +310,7 @@ impl ReadStore {
         if let Some(after) = &after {
             query = query.bind(after.created_at).bind(after.id.to_string());
         }
-        let rows = query.fetch_all(&self.pool()).await?;
+        let rows = self.tenant_rows(tenant_id, query).await?;
         let items = rows
             .iter()
             .map(invitation_from_row)

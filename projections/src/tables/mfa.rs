@@ -246,14 +246,13 @@ fn mfa_from_row(row: &impl Columns) -> Result<MfaView, ReadError> {
 impl ReadStore {
     /// A user's second factors; `None` when they have none.
     pub async fn user_mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<Option<MfaView>, ReadError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let query = sqlx::query(AssertSqlSafe(format!(
             "SELECT {} FROM rm_mfa WHERE user_id = $1 AND tenant_id = $2",
             Mfa::WRITE.column_list()
         )))
         .bind(user_id.to_string())
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool())
-        .await?;
+        .bind(tenant_id.to_string());
+        let row = self.tenant_row(tenant_id, query).await?;
         row.map(|row| mfa_from_row(&row)).transpose()
     }
 }

@@ -201,13 +201,12 @@ fn signing_key_from_row(row: &impl Columns) -> Result<(Uuid, SigningKeyView), Re
 impl ReadStore {
     /// A tenant's signing keys, oldest first (then by kid).
     pub async fn signing_keys(&self, tenant_id: Uuid) -> Result<Vec<SigningKeyView>, ReadError> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let query = sqlx::query(AssertSqlSafe(format!(
             "{} = $1 ORDER BY created_at, kid",
             SigningKeys::SELECT
         )))
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool())
-        .await?;
+        .bind(tenant_id.to_string());
+        let rows = self.tenant_rows(tenant_id, query).await?;
         rows.iter()
             .map(|row| signing_key_from_row(row).map(|(_, key)| key))
             .collect()

@@ -294,14 +294,13 @@ fn role_pattern(role: &str) -> String {
 impl ReadStore {
     /// One user of a tenant, erased ones included.
     pub async fn user(&self, tenant_id: Uuid, user_id: Uuid) -> Result<Option<UserView>, ReadError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let query = sqlx::query(AssertSqlSafe(format!(
             "SELECT {} FROM rm_users WHERE user_id = $1 AND tenant_id = $2",
             Users::WRITE.column_list()
         )))
         .bind(user_id.to_string())
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool())
-        .await?;
+        .bind(tenant_id.to_string());
+        let row = self.tenant_row(tenant_id, query).await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
 
@@ -354,7 +353,7 @@ impl ReadStore {
         if let (Some(after), Some(created_at)) = (&after, created_after) {
             query = query.bind(created_at).bind(after.id.to_string());
         }
-        let rows = query.fetch_all(&self.pool()).await?;
+        let rows = self.tenant_rows(tenant_id, query).await?;
         let items = rows
             .iter()
             .map(user_from_row)

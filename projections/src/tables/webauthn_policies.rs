@@ -136,13 +136,12 @@ impl ReadStore {
         &self,
         tenant_id: Uuid,
     ) -> Result<Option<WebauthnPolicyView>, ReadError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let query = sqlx::query(AssertSqlSafe(format!(
             "SELECT {} FROM rm_webauthn_policies WHERE tenant_id = $1",
             WebauthnPolicies::WRITE.column_list()
         )))
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool())
-        .await?;
+        .bind(tenant_id.to_string());
+        let row = self.tenant_row(tenant_id, query).await?;
         row.map(|row| policy_from_row(&row)).transpose()
     }
 }

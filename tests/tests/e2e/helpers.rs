@@ -448,6 +448,7 @@ pub async fn offline_commands(
         audit_retention_days: None,
         audit_retention_secs: None,
         log_listen: true,
+        tenant_isolation: true,
     };
     let storage = tessera_api::server::open_storage(&config).await.unwrap();
     let argon2 = Argon2Config {

@@ -102,6 +102,7 @@ impl Signers {
 /// public client sends its `client_id` alone (code and refresh grants).
 #[utoipa::path(post, path = "/t/{slug}/oauth/token", tag = "oauth",
     params(("slug" = String, Path, description = "tenant slug")),
+    security(("client" = []), ()),
     request_body(content_type = "application/x-www-form-urlencoded", description = "grant_type=client_credentials[&scope=...], grant_type=authorization_code&code=...&redirect_uri=...[&code_verifier=...], grant_type=refresh_token&refresh_token=...[&scope=...]"),
     responses((status = 200, description = "access token"), (status = 400, description = "OAuth error"),
         (status = 401, description = "invalid_client")))]

@@ -7,11 +7,13 @@
 //! `WebAuthn.addVirtualAuthenticator`: CTAP2, internal, resident keys, user verified), signs
 //! out and signs in with the passkey alone, through `/assets/passkeys.js`. An invited
 //! administrator accepts their invitation and creates an API key on the account page
-//! (`invitation.rs`).
+//! (`invitation.rs`). A person signs in through a tenant's upstream identity provider
+//! (`federation.rs`).
 //!
 //! Without `/usr/bin/chromium` or `/usr/bin/chromedriver` the test says so and passes, except
 //! under CI (`CI=true`), where it fails: `.ci/run` installs them.
 
+mod federation;
 mod invitation;
 mod oidc;
 mod signin;

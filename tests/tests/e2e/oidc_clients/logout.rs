@@ -187,6 +187,7 @@ async fn id_token(
         audit_retention_days: None,
         audit_retention_secs: None,
         log_listen: true,
+        tenant_isolation: true,
     };
     let storage = tessera_api::server::open_storage(&config).await.unwrap();
     let tenant_id = uuid::Uuid::parse_str(tenant).unwrap();

@@ -1,0 +1,213 @@
+//! Seed 002's frontend flow of federated sign-in (issue 19), unchanged:
+//! - `GET /auth/tenants`: the tenants with federation (slug, name, display name);
+//! - `GET /auth/initiate?tenant={slug}`: `{authorization_url, state}`, and the browser binding
+//!   cookie the state is bound to;
+//! - `POST /auth/callback {code, state}`: the tenant's session cookie set, and
+//!   `{user_id, tenant}`. Seed 002 answers `{access_token}`; minting one needs a client to
+//!   record `token.issued` against, which this flow has none of yet (a follow-up: a
+//!   per-tenant first-party client); a frontend gets tokens through the tenant's OpenID
+//!   provider with the session this sets.
+//!
+//! Public (no API key): they are the sign-in itself. Errors are the API's JSON shape with the
+//! correlation id (also the `x-correlation-id` header).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_domain::identity_provider::DEFAULT_ALIAS;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery, RequestContext};
+use crate::federation::{self, Failure, Finished};
+use crate::pages::PageTenant;
+use crate::pages::cookies;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/tenants", get(tenants))
+        .route("/auth/initiate", get(initiate))
+        .route("/auth/callback", post(callback))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FederatedTenant {
+    pub slug: String,
+    pub name: String,
+    pub display_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FederatedTenants {
+    pub tenants: Vec<FederatedTenant>,
+}
+
+/// The tenants that sign people in through an upstream provider (seed 002). Public.
+#[utoipa::path(get, path = "/auth/tenants", tag = "federation",
+    responses((status = 200, body = FederatedTenants)))]
+pub async fn tenants(State(state): State<AppState>) -> Result<Json<FederatedTenants>, ApiError> {
+    let mut tenants = Vec::new();
+    for tenant in state.directory.serving_tenants() {
+        if let Some(provider) = state
+            .commands
+            .identity_provider(tenant.id, DEFAULT_ALIAS)
+            .await?
+        {
+            tenants.push(FederatedTenant {
+                slug: tenant.slug.clone(),
+                name: tenant.name.clone(),
+                display_name: provider.display_name,
+            });
+        }
+    }
+    tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
+    Ok(Json(FederatedTenants { tenants }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitiateQuery {
+    pub tenant: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Initiated {
+    pub authorization_url: String,
+    pub state: String,
+}
+
+fn not_configured() -> ApiError {
+    ApiError::NotFound("Tenant not found or not configured for federation".to_owned())
+}
+
+/// Starts a federated sign-in at the tenant's provider (seed 002). Public.
+#[utoipa::path(get, path = "/auth/initiate", tag = "federation",
+    params(("tenant" = String, Query, description = "tenant slug")),
+    responses((status = 200, body = Initiated), (status = 404, body = ErrorBody)))]
+pub async fn initiate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<InitiateQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = state
+        .directory
+        .tenant_by_slug(&query.tenant)
+        .and_then(|t| t.tenant.clone())
+        .filter(|t| t.serves())
+        .ok_or_else(not_configured)?;
+    let provider = state
+        .commands
+        .identity_provider(tenant.id, DEFAULT_ALIAS)
+        .await?
+        .ok_or_else(not_configured)?;
+    let started = federation::start(
+        &state,
+        &headers,
+        tenant.id,
+        &tenant.slug,
+        DEFAULT_ALIAS,
+        &provider,
+        None,
+    )?;
+    let mut response = Json(Initiated {
+        authorization_url: started.authorization_url,
+        state: started.state,
+    })
+    .into_response();
+    if let Some(cookie) = started.cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRequest {
+    pub code: String,
+    pub state: String,
+    /// The tenant the frontend signs in to (its slug); a state of another tenant is refused.
+    pub tenant: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallbackAnswer {
+    pub user_id: uuid::Uuid,
+    /// The tenant's slug.
+    pub tenant: String,
+}
+
+/// Finishes a federated sign-in (seed 002): the session cookie, and who signed in. Public.
+#[utoipa::path(post, path = "/auth/callback", tag = "federation", request_body = CallbackRequest,
+    responses((status = 200, body = CallbackAnswer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn callback(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CallbackRequest>,
+) -> Result<Response, ApiError> {
+    let at = match &body.tenant {
+        Some(slug) => Some(
+            state
+                .directory
+                .tenant_by_slug(slug)
+                .and_then(|t| t.tenant.as_ref().map(|t| t.id))
+                .ok_or_else(not_configured)?,
+        ),
+        None => None,
+    };
+    let finished = federation::finish(&state, &ctx, &headers, at, &body.state, &body.code, None)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Refused(refused) => {
+                ApiError::Forbidden(format!("{}: {}", refused.title, refused.message))
+            }
+            Failure::Command(error) => error.into(),
+        })?;
+    let Finished::SignedIn {
+        tenant_id, session, ..
+    } = finished
+    else {
+        return Err(ApiError::Conflict(
+            "an account with this email address exists: sign in to it on the hosted sign-in \
+             page to link your identity provider"
+                .to_owned(),
+        ));
+    };
+    let frame_tenant = page_tenant(&state, tenant_id)?;
+    crate::pages::login::note_started(&state, &frame_tenant, &ctx, &session);
+    let mut response = Json(CallbackAnswer {
+        user_id: session.user_id,
+        tenant: frame_tenant.slug().to_owned(),
+    })
+    .into_response();
+    response.headers_mut().append(
+        SET_COOKIE,
+        cookies::set(
+            &cookies::session_name(frame_tenant.slug(), state.secure_cookies),
+            &session.token,
+            state.secure_cookies,
+        ),
+    );
+    Ok(response)
+}
+
+fn page_tenant(state: &AppState, tenant_id: uuid::Uuid) -> Result<PageTenant, ApiError> {
+    let tenant = state
+        .directory
+        .tenant(tenant_id)
+        .and_then(|t| t.tenant.clone())
+        .ok_or_else(not_configured)?;
+    Ok(PageTenant {
+        tenant_id,
+        frame: crate::pages::Frame {
+            tenant_name: tenant.name.clone(),
+            slug: tenant.slug.clone(),
+            base_path: crate::pages::base_path(&state.public_url).to_owned(),
+        },
+    })
+}
