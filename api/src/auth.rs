@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use tessera_event_schemas::{Actor, ActorKind, SYSTEM_TENANT_ID};
+use tessera_event_schemas::{Actor, ActorKind, Hash32, SYSTEM_TENANT_ID};
 use tessera_projections::ApiKeyView;
 use uuid::Uuid;
 
+use crate::catch_up::Refetched;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, MoreThanOneAuthorization, authorization};
 use crate::key_cache::CachedKey;
@@ -61,8 +62,15 @@ impl Principal {
     ) -> Result<(), ApiError> {
         let visible = self.is_platform_admin()
             || (self.tenant_id == tenant_id && self.has_scope(TENANT_ADMIN));
-        if !visible || state.store.tenant(tenant_id).await?.is_none() {
+        if !visible {
             return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
+        }
+        if state.store.tenant(tenant_id).await?.is_none() {
+            // The tenant may have just been created through another node.
+            state.catch_up().await;
+            if state.store.tenant(tenant_id).await?.is_none() {
+                return Err(ApiError::NotFound(format!("tenant {tenant_id}")));
+            }
         }
         Ok(())
     }
@@ -86,7 +94,10 @@ impl FromRequestParts<AppState> for Principal {
             })?
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
-        let key = match check_api_key(state, token).await? {
+        // A read answered again after catching up (`catch_up::refetch_not_found`) was
+        // counted the first time.
+        let count_use = parts.extensions.get::<Refetched>().is_none();
+        let key = match check_api_key_counting(state, token, count_use).await? {
             KeyCheck::Usable(key) => *key,
             KeyCheck::Invalid => return Err(ApiError::Unauthenticated),
             KeyCheck::TenantBlocked => {
@@ -160,8 +171,36 @@ pub enum KeyCheck {
 /// Looks a presented API key up by its keyed hash (in [`crate::key_cache`], else in the read
 /// models), re-checks it in constant time, and checks that it is neither revoked nor expired
 /// and that its tenant (other than the system tenant) serves. A usable key's use is counted.
+///
+/// A key that is not usable is checked again once this node has caught up with the log: it
+/// may have just been issued, or its tenant reactivated, through another node (see
+/// [`crate::catch_up`]). A usable key, the hot path, costs no more than the lookup.
 pub async fn check_api_key(state: &AppState, plaintext: &str) -> Result<KeyCheck, ApiError> {
+    check_api_key_counting(state, plaintext, true).await
+}
+
+/// [`check_api_key`], counting a usable key's use only if `count_use`.
+async fn check_api_key_counting(
+    state: &AppState,
+    plaintext: &str,
+    count_use: bool,
+) -> Result<KeyCheck, ApiError> {
     let hash = state.crypto.secret_hash(plaintext);
+    let first = check_api_key_now(state, plaintext, hash, count_use).await?;
+    if matches!(first, KeyCheck::Usable(_)) {
+        return Ok(first);
+    }
+    state.catch_up().await;
+    check_api_key_now(state, plaintext, hash, count_use).await
+}
+
+/// [`check_api_key_counting`] with what this node knows now.
+async fn check_api_key_now(
+    state: &AppState,
+    plaintext: &str,
+    hash: Hash32,
+    count_use: bool,
+) -> Result<KeyCheck, ApiError> {
     let (key, tenant_serves) = match state
         .key_cache
         .get(&hash, state.projections.keys_changed_at())
@@ -201,6 +240,8 @@ pub async fn check_api_key(state: &AppState, plaintext: &str) -> Result<KeyCheck
     if !tenant_serves {
         return Ok(KeyCheck::TenantBlocked);
     }
-    state.usage.record(key.tenant_id, key.key_id, now);
+    if count_use {
+        state.usage.record(key.tenant_id, key.key_id, now);
+    }
     Ok(KeyCheck::Usable(Box::new((*key).clone())))
 }

@@ -429,6 +429,12 @@ pub struct StorageConfig {
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_SECS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub audit_retention_secs: Option<u64>,
 
+    /// Tests only: `false` keeps a PostgreSQL node from listening for other nodes' commits,
+    /// so that it learns of them only by polling, as when notifications are lost; a test
+    /// shows that its answers stay right (see `api::catch_up`).
+    #[arg(long, env = "TESSERA_LOG_LISTEN", hide = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_listen: bool,
+
     /// PostgreSQL only: run each tenant's read-model queries under row-level security, as a
     /// role that sees that tenant's rows only (defence in depth behind the queries' filters;
     /// README "Tenant isolation in the database"). `false` runs them as the connecting user.

@@ -11,7 +11,8 @@
 //!   [`http`]: the HTTP/1 connection loop with its limits.
 //! - [`routes`]: handlers, one module per resource; [`openapi`] collects them.
 //! - [`auth`], [`extract`], [`error`], [`correlation`]: the request edge; [`scopes`]: the
-//!   catalogue of API key scopes; [`key_cache`]: API keys recently looked up.
+//!   catalogue of API key scopes; [`key_cache`]: API keys recently looked up;
+//!   [`catch_up`]: read-your-writes across nodes (catching up with the log after a miss).
 //! - [`oauth`]: each tenant's OAuth 2.0 authorization server (`/t/{slug}/...`).
 //! - [`lifecycle`]: scheduled transitions (cancellation at period end); [`registry_expiry`]:
 //!   entitlements and trials reaching their expiry; [`backchannel`]: Back-Channel Logout's
@@ -25,6 +26,7 @@
 pub mod activity;
 pub mod auth;
 pub mod backchannel;
+pub mod catch_up;
 pub mod cli;
 pub mod config;
 pub mod correlation;

@@ -19,8 +19,8 @@ use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_event_schemas::EventMetadata;
 use tessera_event_schemas::events::SigningAlg;
 use tessera_projections::{
-    Directory, KafkaPublisher, ProjectionRuntime, ReadStore, Registry, RetentionTask,
-    SessionDirectory,
+    Directory, KafkaPublisher, ProjectionRuntime, PublisherLease, ReadStore, Registry,
+    RetentionTask, SessionDirectory,
 };
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -34,7 +34,7 @@ use crate::rate_limit::SignInLimiter;
 use crate::state::AppState;
 use crate::usage::UsageRecorder;
 use crate::{
-    activity, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages,
+    activity, catch_up, config, correlation, data_dir, http, lifecycle, oauth, openapi, pages,
     registry_expiry, routes, usage,
 };
 
@@ -110,6 +110,7 @@ pub async fn open_storage_with(
         move || clock.now()
     });
     log_config.wal_limit_bytes = config.wal_limit_bytes();
+    log_config.listen = config.log_listen;
     let log = tessera_event_log::open(log_config)
         .await
         .context("opening the event log")?;
@@ -164,6 +165,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            catch_up::refetch_not_found,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.ids.clone(),
@@ -360,8 +365,14 @@ pub async fn run_with(
     let kafka = match kafka_settings {
         Some(settings) => {
             tracing::info!(brokers = %settings.brokers, topic = %settings.topic, "starting the Kafka audit publisher");
+            // Nodes sharing a PostgreSQL database publish one at a time.
+            let lease = config
+                .storage
+                .database_url
+                .as_ref()
+                .map(|url| PublisherLease::postgres(url.expose(), &settings.checkpoint_name()));
             Some(Arc::new(
-                KafkaPublisher::start(log.clone(), store.clone(), settings)
+                KafkaPublisher::start(log.clone(), store.clone(), settings, lease)
                     .await
                     .context("starting the Kafka audit publisher")?,
             ))
@@ -397,6 +408,7 @@ pub async fn run_with(
         refresh_grace_secs: config.refresh_grace_secs,
         registry,
         key_cache: Arc::default(),
+        head_reads: Arc::default(),
         upstream: Arc::new(
             crate::federation::upstream::Upstream::new()
                 .map_err(|message| anyhow::anyhow!(message))?,
@@ -464,7 +476,10 @@ pub async fn run_with(
     if let Some(kafka) = kafka {
         // Publish the last writes if the broker takes them promptly; whatever it does not is
         // sent again at the next start.
-        if let Ok(head) = log.head_position().await {
+        // (A node standing by for another's lease has nothing of its own to publish.)
+        if kafka.status().publishing
+            && let Ok(head) = log.head_position().await
+        {
             kafka.wait_for(head, Duration::from_secs(5)).await;
         }
         kafka.shutdown().await;

@@ -11,6 +11,7 @@ use tessera_projections::{
     Directory, KafkaPublisher, ProjectionRuntime, ReadStore, Registry, SessionDirectory,
 };
 
+use crate::catch_up::HeadReads;
 use crate::error::ApiError;
 use crate::key_cache::KeyCache;
 use crate::oauth::token::Signers;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Cookies are `Secure` with the `__Host-` prefix (the public URL is not plain http).
     pub secure_cookies: bool,
+    /// The log head reads that catching up after a miss shares (see [`crate::catch_up`]).
+    pub head_reads: Arc<HeadReads>,
     /// Upstream identity providers' client and JWKS cache (issue 19).
     pub upstream: Arc<crate::federation::upstream::Upstream>,
     /// Federated sign-in settings (state lifetime, redirect grace period).

@@ -468,10 +468,36 @@ impl Tail {
     }
 }
 
+/// The head watch's sending side, shared by the writer (this process's commits) and a backend
+/// that hears of other processes' commits (PostgreSQL's `LISTEN`). The watch only moves
+/// forward: a notification may announce a later head before this process's own earlier batch
+/// is acknowledged, and subscribers must not be told the head went back.
+#[derive(Clone)]
+pub struct HeadAnnouncer(Arc<watch::Sender<u64>>);
+
+impl HeadAnnouncer {
+    /// Moves the head to `position` if that is later, waking the subscribers.
+    pub fn raise(&self, position: u64) {
+        self.0.send_if_modified(|current| {
+            let later = position > *current;
+            if later {
+                *current = position;
+            }
+            later
+        });
+    }
+
+    /// Wakes every subscriber without moving the head: commits may have been missed (a lost
+    /// `LISTEN` connection), so each should look at the store again.
+    pub fn wake(&self) {
+        self.0.send_modify(|_| {});
+    }
+}
+
 /// The handle appends go through; owns the writer task.
 pub struct GroupCommit {
     requests: mpsc::Sender<Request>,
-    head: watch::Receiver<u64>,
+    head: HeadAnnouncer,
     closed: AtomicBool,
     tail: Arc<Mutex<Tail>>,
 }
@@ -482,18 +508,18 @@ impl GroupCommit {
         let max_batch = max_batch.max(1);
         // Bounded, so that a slow disk pushes back on callers instead of queueing without limit.
         let (requests, receiver) = mpsc::channel(max_batch.saturating_mul(4));
-        let (head_tx, head_rx) = watch::channel(head);
+        let head = HeadAnnouncer(Arc::new(watch::channel(head).0));
         let tail = Arc::new(Mutex::new(Tail::default()));
         tokio::spawn(run_writer(
             writer,
             receiver,
-            head_tx,
+            head.clone(),
             tail.clone(),
             max_batch,
         ));
         Self {
             requests,
-            head: head_rx,
+            head,
             closed: AtomicBool::new(false),
             tail,
         }
@@ -523,6 +549,12 @@ impl GroupCommit {
     }
 
     pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.0.subscribe()
+    }
+
+    /// A handle that moves the head watch for commits this process did not make (see
+    /// [`HeadAnnouncer`]).
+    pub fn announcer(&self) -> HeadAnnouncer {
         self.head.clone()
     }
 
@@ -542,7 +574,7 @@ impl GroupCommit {
 async fn run_writer(
     mut writer: impl BatchWriter,
     mut requests: mpsc::Receiver<Request>,
-    head: watch::Sender<u64>,
+    head: HeadAnnouncer,
     tail: Arc<Mutex<Tail>>,
     max_batch: usize,
 ) {
@@ -643,7 +675,7 @@ type Replies = Vec<oneshot::Sender<Result<AppendOutcome, AppendError>>>;
 /// store's own recovery decides what survived.
 async fn acknowledge(
     mut batches: mpsc::UnboundedReceiver<(Committed, Replies)>,
-    head: watch::Sender<u64>,
+    head: HeadAnnouncer,
     tail: Arc<Mutex<Tail>>,
 ) {
     while let Some((committed, replies)) = batches.recv().await {
@@ -659,11 +691,7 @@ async fn acknowledge(
                 tail.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(events);
-                head.send_if_modified(|current| {
-                    let changed = *current != new_head.position;
-                    *current = new_head.position;
-                    changed
-                });
+                head.raise(new_head.position);
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }

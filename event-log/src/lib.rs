@@ -156,8 +156,9 @@ pub trait EventLog: Send + Sync {
     /// The position of the last committed event; 0 for an empty log.
     async fn head_position(&self) -> Result<u64, LogError>;
 
-    /// Notified with the head position after each commit by this process. Subscriptions also
-    /// poll, so commits by other processes (PostgreSQL) are seen too.
+    /// Notified with the head position after each commit by this process and, on PostgreSQL,
+    /// each commit another process announces (`LISTEN`/`NOTIFY`). It only moves forward.
+    /// Subscriptions also poll, so a lost announcement costs at most a poll interval.
     fn watch_head(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Events right after `after_position` that this process committed recently, from memory:
@@ -193,6 +194,9 @@ pub struct LogConfig {
     /// SQLite only: the size past which the WAL file is checkpointed and truncated (see
     /// `sqlite`). Default [`DEFAULT_WAL_LIMIT_BYTES`].
     pub wal_limit_bytes: u64,
+    /// PostgreSQL only: listen for other processes' commits (`postgres::notify`). Default
+    /// true; tests turn it off to show what polling alone gives.
+    pub listen: bool,
 }
 
 /// The default bound of a SQLite WAL file (the log's, and the read store's): 64 MiB.
@@ -222,6 +226,7 @@ impl LogConfig {
             max_batch: 512,
             clock: Arc::new(group_commit::system_time),
             wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
+            listen: true,
         }
     }
 }

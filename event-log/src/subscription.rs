@@ -1,9 +1,9 @@
 //! Subscriptions: catch up on the log from a position, then follow it live, forever.
 //!
 //! A subscription reads `read_all_bulk` in batches until it is caught up, then waits for either a
-//! head change announced by this process's writer or a poll interval. The poll is what makes
-//! commits by other processes (several servers on one PostgreSQL) visible; the watch is what
-//! makes local commits visible without waiting for it. Because positions are dense and assigned
+//! head change or a poll interval. The head watch moves with this process's commits and, on
+//! PostgreSQL, with every other process's too (`postgres::notify`: `LISTEN`/`NOTIFY`); the poll
+//! is only the fallback for a notification lost with its connection. Because positions are dense and assigned
 //! in commit order, "everything after the last position I saw" is never missing anything.
 //!
 //! At the head, the next events usually come from [`EventLog::recent`]: the writer's in-memory

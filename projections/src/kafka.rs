@@ -17,8 +17,17 @@
 //!
 //! The checkpoint is kept in the read-model database but outside the `rm_` read models
 //! ([`ReadStore::publisher_checkpoint`]), so rebuilding read models does not republish.
+//!
+//! With several nodes on one PostgreSQL database, one publishes at a time: the holder of a
+//! [`PublisherLease`] (an advisory lock; see [`lease`]). The others stand by, following the
+//! holder's checkpoint, and one of them takes over within about a second of the holder's
+//! death, from that checkpoint.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod lease;
+
+pub use lease::PublisherLease;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -241,11 +250,15 @@ pub struct PublisherStatus {
     /// The latest error from the broker connection or a delivery, cleared by the next
     /// acknowledged batch.
     pub last_error: Option<String>,
+    /// Whether this node publishes; `false` while another node holds the lease (then
+    /// `published_position` is the holder's checkpoint, as last read).
+    pub publishing: bool,
 }
 
 struct Shared {
     position: watch::Sender<u64>,
     messages: AtomicU64,
+    publishing: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -292,12 +305,14 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    /// Starts publishing from the stored checkpoint. Fails only if the checkpoint cannot be
-    /// read; an unreachable broker is retried in the background.
+    /// Starts publishing from the stored checkpoint, once it holds `lease` when there is one
+    /// (several nodes on PostgreSQL). Fails only if the checkpoint cannot be read; an
+    /// unreachable broker is retried in the background.
     pub async fn start(
         log: Arc<dyn EventLog>,
         store: ReadStore,
         settings: KafkaSettings,
+        lease: Option<PublisherLease>,
     ) -> Result<Self, ReadError> {
         let from = store
             .publisher_checkpoint(&settings.checkpoint_name())
@@ -305,10 +320,11 @@ impl KafkaPublisher {
         let shared = Arc::new(Shared {
             position: watch::channel(from).0,
             messages: AtomicU64::new(0),
+            publishing: AtomicBool::new(lease.is_none()),
             last_error: Mutex::new(None),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(log, store, settings, shared.clone(), stop_rx));
+        let task = tokio::spawn(run(log, store, settings, lease, shared.clone(), stop_rx));
         Ok(Self {
             shared,
             stop,
@@ -326,6 +342,7 @@ impl KafkaPublisher {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            publishing: self.shared.publishing.load(Ordering::Relaxed),
         }
     }
 
@@ -369,12 +386,15 @@ enum SessionError {
     Checkpoint(#[from] ReadError),
     #[error("undecodable event at position {position}: {error}")]
     Undecodable { position: u64, error: String },
+    #[error("the publisher lease was lost: {0}")]
+    LeaseLost(sqlx::Error),
 }
 
 async fn run(
     log: Arc<dyn EventLog>,
     store: ReadStore,
     settings: KafkaSettings,
+    mut lease: Option<PublisherLease>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -383,8 +403,13 @@ async fn run(
         if *stop.borrow() {
             return;
         }
+        if let Some(lease) = &mut lease
+            && !stand_by(lease, &store, &settings, &shared, &mut stop).await
+        {
+            return;
+        }
         let published_before = *shared.position.borrow();
-        match session(&log, &store, &settings, &shared, &mut stop).await {
+        match session(&log, &store, &settings, lease.as_mut(), &shared, &mut stop).await {
             Ok(()) => return,
             Err(SessionError::Undecodable { position, error }) => {
                 // Publishing past it would leave a gap that no consumer could notice.
@@ -416,6 +441,46 @@ async fn run(
             return;
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Waits until this node holds `lease`, following the holder's checkpoint meanwhile; `false`
+/// when asked to stop first.
+async fn stand_by(
+    lease: &mut PublisherLease,
+    store: &ReadStore,
+    settings: &KafkaSettings,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut told = false;
+    loop {
+        match lease.try_acquire().await {
+            Ok(true) => {
+                tracing::info!("this node holds the Kafka publisher lease and publishes");
+                shared.publishing.store(true, Ordering::Relaxed);
+                return true;
+            }
+            Ok(false) if !told => {
+                tracing::info!("another node publishes to Kafka; this one stands by");
+                told = true;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot take the Kafka publisher lease; trying again");
+            }
+        }
+        shared.publishing.store(false, Ordering::Relaxed);
+        if let Ok(position) = store
+            .publisher_checkpoint(&settings.checkpoint_name())
+            .await
+        {
+            shared.position.send_replace(position);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(lease::RETRY) => {}
+            _ = stop.wait_for(|s| *s) => return false,
+        }
     }
 }
 
@@ -465,6 +530,7 @@ async fn session(
     log: &Arc<dyn EventLog>,
     store: &ReadStore,
     settings: &KafkaSettings,
+    mut lease: Option<&mut PublisherLease>,
     shared: &Arc<Shared>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
@@ -486,10 +552,19 @@ async fn session(
 
     let events = tessera_event_log::subscribe(log.clone(), from, READ_BATCH);
     let mut events = std::pin::pin!(events);
+    let mut lease_check = tokio::time::interval(lease::RETRY);
     loop {
         let next = tokio::select! {
-            next = events.next() => next,
+            next = events.next() => Some(next),
             _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = lease_check.tick(), if lease.is_some() => None,
+        };
+        let Some(next) = next else {
+            // Idle or not, a holder whose connection died steps down promptly.
+            if let Some(lease) = lease.as_mut() {
+                lease.check().await.map_err(SessionError::LeaseLost)?;
+            }
+            continue;
         };
         let batch = match next {
             Some(Ok(batch)) => batch,
@@ -527,7 +602,13 @@ async fn session(
                 Err(_) => return Err(SessionError::Canceled),
             }
         }
-        store.set_publisher_checkpoint(&checkpoint, last).await?;
+        match lease.as_mut() {
+            Some(lease) => lease
+                .set_checkpoint(&checkpoint, last)
+                .await
+                .map_err(SessionError::LeaseLost)?,
+            None => store.set_publisher_checkpoint(&checkpoint, last).await?,
+        }
         shared.messages.fetch_add(count, Ordering::Relaxed);
         shared.set_error(None);
         shared.position.send_replace(last);

@@ -72,7 +72,7 @@ mod write_sqlite;
 
 pub use directory::{ClientEntry, Directory, DirectorySnapshots, DirectoryTask, StartReport};
 pub use error::{ProjectionError, ReadError, WaitTimeout};
-pub use kafka::{KafkaPublisher, KafkaSettings, PublisherStatus, TopicCategory};
+pub use kafka::{KafkaPublisher, KafkaSettings, PublisherLease, PublisherStatus, TopicCategory};
 pub use kafka_properties::KafkaProperties;
 pub use rebuild::{RebuildStats, rebuild, rebuild_in_batches};
 pub use registry::{CatalogEntry, EntitlementEntry, Registry, RegistryTask, TenantProducts};

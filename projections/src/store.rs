@@ -148,7 +148,7 @@ impl SqliteMode {
 }
 
 /// Where publishers (the Kafka audit publisher) keep their delivered position.
-const PUBLISHER_CHECKPOINTS: &str = "publisher_checkpoints";
+pub(crate) const PUBLISHER_CHECKPOINTS: &str = "publisher_checkpoints";
 
 /// A pool on a SQLite read-model file (creating it if needed) and the projector's connection.
 async fn connect_sqlite(

@@ -126,7 +126,7 @@ async fn authorize(
         state: request.state.clone(),
     };
     let now = state.clock.now().as_micros();
-    let current = current_session(state, tenant, headers);
+    let current = current_session(state, tenant, headers).await;
     let Some(session) = current.clone().filter(|s| fresh_enough(&request, s, now)) else {
         if request.prompt.none {
             return refuse(

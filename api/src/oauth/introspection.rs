@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_crypto as crypto;
 use tessera_crypto::grants::REFRESH_TOKEN_PREFIX;
-use tessera_domain::tenant::{KeyStatus, Tenant};
+use tessera_domain::tenant::{KeyStatus, Tenant, TenantState};
 use tessera_event_schemas::events::TokenRevokedV1;
 use tessera_projections::ClientEntry;
 use uuid::Uuid;
@@ -93,7 +93,7 @@ async fn introspect_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Introspection, OAuthError> {
-    let request = ClientRequest::parse(state, slug, headers, body)?;
+    let request = ClientRequest::parse(state, slug, headers, body).await?;
     if request.public {
         return Err(OAuthError::invalid_client(
             "a public client cannot authenticate to introspect",
@@ -111,12 +111,10 @@ async fn introspect_inner(
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
         return introspect_refresh_token(state, tenant, &request.client, token).await;
     }
-    let Some(record) = find_token(state, tenant, token) else {
+    let Some((known, record)) = active_token(state, &request.tenant, token).await else {
         return Ok(Introspection::default());
     };
-    if !is_active(state, tenant, &record) {
-        return Ok(Introspection::default());
-    }
+    let tenant = known.tenant.as_ref().unwrap_or(tenant);
     let person = record.person.as_deref();
     Ok(Introspection {
         active: true,
@@ -207,7 +205,7 @@ async fn revoke_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), OAuthError> {
-    let request = ClientRequest::parse(state, slug, headers, body)?;
+    let request = ClientRequest::parse(state, slug, headers, body).await?;
     let tenant = request
         .tenant
         .tenant
@@ -263,6 +261,43 @@ fn find_token(state: &AppState, tenant: &Tenant, token: &str) -> Option<Arc<Veri
     state
         .verifier
         .verify(tenant, token, &crypto::token_hash(token))
+}
+
+/// The active access token `token` is, with the tenant as this node knows it when deciding.
+///
+/// A token this node does not recognise or does not find active for a reason its lag could
+/// explain (a signing key, a client or a tenant state another node has just written) is judged
+/// again once the node has caught up with the log (see [`crate::catch_up`]), so a token issued
+/// through another node a moment ago is never answered inactive. Only what no later event can
+/// undo (expiry by the token's own claim, a revocation, a retired key) is final at once, so
+/// a resource server re-presenting such a token costs nothing more than before.
+pub(super) async fn active_token(
+    state: &AppState,
+    tenant_state: &Arc<TenantState>,
+    token: &str,
+) -> Option<(Arc<TenantState>, Arc<VerifiedToken>)> {
+    let tenant = tenant_state.tenant.as_ref()?;
+    if let Some(record) = find_token(state, tenant, token) {
+        if is_active(state, tenant, &record) {
+            return Some((tenant_state.clone(), record));
+        }
+        if inactive_for_good(state, tenant, &record) {
+            return None;
+        }
+    }
+    state.catch_up().await;
+    let known = state.directory.tenant(tenant.id)?;
+    let tenant = known.tenant.as_ref()?;
+    let record = find_token(state, tenant, token)?;
+    is_active(state, tenant, &record).then_some((known.clone(), record))
+}
+
+/// Whether `record` is inactive for a reason no event this node has yet to fold could change.
+fn inactive_for_good(state: &AppState, tenant: &Tenant, record: &VerifiedToken) -> bool {
+    let retired = tenant
+        .key(&record.kid)
+        .is_some_and(|key| key.status == KeyStatus::Retired);
+    record.expires_at <= state.clock.now() || state.directory.is_revoked(&record.jti) || retired
 }
 
 pub(super) fn is_active(state: &AppState, tenant: &Tenant, record: &VerifiedToken) -> bool {

@@ -84,7 +84,7 @@ pub async fn post(
     }
     csrf::verify_form(&state, &headers, &tenant, &form)?;
     let request = check(&state, &tenant, &form)?;
-    if let Some(session) = current_session(&state, &tenant, &headers) {
+    if let Some(session) = current_session(&state, &tenant, &headers).await {
         logout::end(&state, &tenant, &ctx, session.user_id, session.session_id).await?;
     }
     Ok(go_on(&state, &tenant, &request))
@@ -98,7 +98,7 @@ async fn start(
     params: &PageForm,
 ) -> Result<Response, PageError> {
     let request = check(state, tenant, params)?;
-    let Some(session) = current_session(state, tenant, headers) else {
+    let Some(session) = current_session(state, tenant, headers).await else {
         return Ok(go_on(state, tenant, &request));
     };
     let proven = request.hint.as_ref().is_some_and(|hint| {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tessera_domain::tenant::{KeyStatus, TenantKey};
 use utoipa::ToSchema;
 
-use super::{OAuthError, Slug, issuer, tenant_of};
+use super::{OAuthError, Slug, issuer, tenant_known};
 use crate::routes::tenants::jwk_json;
 use crate::state::AppState;
 
@@ -85,8 +85,8 @@ const CLAIMS: [&str; 17] = [
     "email_verified",
 ];
 
-fn server_metadata(state: &AppState, slug: &str) -> Result<ServerMetadata, OAuthError> {
-    let tenant = tenant_of(state, slug)?;
+async fn server_metadata(state: &AppState, slug: &str) -> Result<ServerMetadata, OAuthError> {
+    let tenant = tenant_known(state, slug).await?;
     let tenant = tenant
         .tenant
         .as_ref()
@@ -138,7 +138,7 @@ pub async fn authorization_server_metadata(
     State(state): State<AppState>,
     Slug(slug): Slug,
 ) -> Result<Json<ServerMetadata>, OAuthError> {
-    server_metadata(&state, &slug).map(Json)
+    server_metadata(&state, &slug).await.map(Json)
 }
 
 /// The same metadata under the issuer's path, where it was served first (and where clients
@@ -151,7 +151,7 @@ pub async fn authorization_server_metadata_under_issuer(
     State(state): State<AppState>,
     Slug(slug): Slug,
 ) -> Result<Json<ServerMetadata>, OAuthError> {
-    server_metadata(&state, &slug).map(Json)
+    server_metadata(&state, &slug).await.map(Json)
 }
 
 /// OpenID Connect discovery document of the tenant's issuer (the same metadata). Public.
@@ -163,7 +163,7 @@ pub async fn openid_configuration(
     State(state): State<AppState>,
     Slug(slug): Slug,
 ) -> Result<Json<ServerMetadata>, OAuthError> {
-    server_metadata(&state, &slug).map(Json)
+    server_metadata(&state, &slug).await.map(Json)
 }
 
 /// The tenant's public signing keys (RFC 7517): the active one and those rotated out but not
@@ -173,7 +173,7 @@ pub async fn openid_configuration(
     security(()),
     responses((status = 200, description = "JWK Set"), (status = 404)))]
 pub async fn jwks(State(state): State<AppState>, Slug(slug): Slug) -> Result<Response, OAuthError> {
-    let tenant = tenant_of(&state, &slug)?;
+    let tenant = tenant_known(&state, &slug).await?;
     let tenant = tenant
         .tenant
         .as_ref()

@@ -137,6 +137,17 @@ pub fn tenant_of(state: &AppState, slug: &str) -> Result<Arc<TenantState>, OAuth
         .ok_or_else(OAuthError::unknown_issuer)
 }
 
+/// [`tenant_of`], looking again once this node has caught up with the log when the slug is
+/// unknown: the tenant may have just been created through another node (see
+/// [`crate::catch_up`]).
+pub async fn tenant_known(state: &AppState, slug: &str) -> Result<Arc<TenantState>, OAuthError> {
+    if let Ok(tenant) = tenant_of(state, slug) {
+        return Ok(tenant);
+    }
+    state.catch_up().await;
+    tenant_of(state, slug)
+}
+
 /// An `application/x-www-form-urlencoded` body. A parameter sent twice is an error (RFC 6749
 /// section 3.1), and so is a parameter without a value where one is needed (empty values are
 /// treated as absent, as the RFC asks).
@@ -285,20 +296,36 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
-    pub fn parse(
+    /// An unknown tenant, an unknown client or a secret that does not match is decided again
+    /// once this node has caught up with the log: the tenant or client may have just been
+    /// created, or the secret regenerated, through another node (see [`crate::catch_up`]).
+    pub async fn parse(
         state: &AppState,
         slug: &str,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Self, OAuthError> {
-        let tenant_state = tenant_of(state, slug)?;
+        let tenant_state = tenant_known(state, slug).await?;
         let form = FormParams::parse(headers, body)?;
-        let tenant = tenant_state
+        let credentials = Credentials::from_request(headers, &form)?;
+        let authenticated = tenant_state
             .tenant
             .as_ref()
-            .ok_or_else(OAuthError::unknown_issuer)?;
-        let credentials = Credentials::from_request(headers, &form)?;
-        let client = credentials.authenticate(state, tenant)?;
+            .ok_or_else(OAuthError::unknown_issuer)
+            .and_then(|tenant| credentials.authenticate(state, tenant));
+        let (tenant_state, client) = match authenticated {
+            Ok(client) => (tenant_state, client),
+            Err(_) => {
+                state.catch_up().await;
+                let tenant_state = tenant_of(state, slug)?;
+                let tenant = tenant_state
+                    .tenant
+                    .as_ref()
+                    .ok_or_else(OAuthError::unknown_issuer)?;
+                let client = credentials.authenticate(state, tenant)?;
+                (tenant_state, client)
+            }
+        };
         Ok(Self {
             tenant: tenant_state,
             form,

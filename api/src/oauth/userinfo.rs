@@ -17,12 +17,11 @@ use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_crypto as crypto;
 use uuid::Uuid;
 
 use super::id_token::{OPENID, PersonClaims, person_claims};
-use super::introspection::is_active;
-use super::{FormBody, FormParams, Slug, no_store, tenant_of};
+use super::introspection::active_token;
+use super::{FormBody, FormParams, Slug, no_store, tenant_known};
 use crate::correlation;
 use crate::extract::authorization;
 use crate::state::AppState;
@@ -154,11 +153,9 @@ async fn userinfo(
     headers: &HeaderMap,
     body: Option<&[u8]>,
 ) -> Result<UserInfo, BearerError> {
-    let tenant_state = tenant_of(state, slug).map_err(|_| BearerError::invalid_token())?;
-    let tenant = tenant_state
-        .tenant
-        .as_ref()
-        .ok_or_else(BearerError::invalid_token)?;
+    let tenant_state = tenant_known(state, slug)
+        .await
+        .map_err(|_| BearerError::invalid_token())?;
     let header = authorization(headers, "bearer")
         .map_err(|_| BearerError::invalid_request("send one Authorization header, not several"))?;
     let form = match body {
@@ -178,10 +175,12 @@ async fn userinfo(
         (Some(token), None) | (None, Some(token)) => token,
         (None, None) => return Err(BearerError::no_token()),
     };
-    let verified = state
-        .verifier
-        .verify(tenant, token, &crypto::token_hash(token))
-        .filter(|verified| is_active(state, tenant, verified))
+    let (tenant_state, verified) = active_token(state, &tenant_state, token)
+        .await
+        .ok_or_else(BearerError::invalid_token)?;
+    let tenant = tenant_state
+        .tenant
+        .as_ref()
         .ok_or_else(BearerError::invalid_token)?;
     let person = verified
         .person

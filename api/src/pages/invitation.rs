@@ -160,7 +160,9 @@ async fn page(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let here = format!("/t/{}/invite/{token}", tenant.slug());
-    let signed_in = current_session(state, tenant, headers).map(|session| session.user_id);
+    let signed_in = current_session(state, tenant, headers)
+        .await
+        .map(|session| session.user_id);
     let mode = match (offer.existing_user, signed_in) {
         (None, _) => Mode::NewAccount,
         (Some(holder), Some(user)) if holder == user => Mode::Accept,
@@ -251,7 +253,7 @@ pub async fn submit(
             },
             "email",
         ),
-        "accept" => match current_session(&state, &tenant, &headers) {
+        "accept" => match current_session(&state, &tenant, &headers).await {
             Some(session) if offer.existing_user == Some(session.user_id) => (
                 Acceptance::SignedIn {
                     user_id: session.user_id,
@@ -445,7 +447,9 @@ async fn submit_json(
         Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "no such invitation"),
         Err(error) => return crate::error::ApiError::from(error).into_response(),
     };
-    let session = current_session(state, tenant, headers).map(|s| s.user_id);
+    let session = current_session(state, tenant, headers)
+        .await
+        .map(|s| s.user_id);
     let who = match (offer.existing_user, session) {
         (Some(holder), Some(user)) if holder == user => Acceptance::SignedIn { user_id: user },
         (Some(_), _) => {

@@ -86,7 +86,7 @@ pub async fn show(
 ) -> Result<Response, PageError> {
     let return_to = return_to_of(&tenant, &uri).unwrap_or_else(|| tenant.home());
     let again = query_param(&uri, "prompt").as_deref() == Some("login");
-    if !again && current_session(&state, &tenant, &headers).is_some() {
+    if !again && current_session(&state, &tenant, &headers).await.is_some() {
         return Ok(see_other(&state, &return_to, Vec::new()));
     }
     let hint = query_param(&uri, "login_hint").unwrap_or_default();

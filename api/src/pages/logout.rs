@@ -27,7 +27,7 @@ pub async fn show(
     tenant: PageTenant,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    if current_session(&state, &tenant, &headers).is_none() {
+    if current_session(&state, &tenant, &headers).await.is_none() {
         return Ok(see_other(
             &state,
             &format!("/t/{}/login", tenant.slug()),
@@ -51,7 +51,7 @@ pub async fn submit(
     form: PageForm,
 ) -> Result<Response, PageError> {
     csrf::verify_form(&state, &headers, &tenant, &form)?;
-    if let Some(session) = current_session(&state, &tenant, &headers) {
+    if let Some(session) = current_session(&state, &tenant, &headers).await {
         end(&state, &tenant, &ctx, session.user_id, session.session_id).await?;
     }
     Ok(signed_out(&state, &tenant))

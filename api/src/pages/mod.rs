@@ -67,6 +67,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tessera_commands::CommandError;
+use tessera_domain::tenant::Tenant;
 use tessera_projections::SessionEntry;
 use uuid::Uuid;
 
@@ -281,11 +282,19 @@ impl FromRequestParts<AppState> for PageTenant {
             .await
             .map_err(|_| PageError::not_found())?;
         let slug = params.get("slug").ok_or_else(PageError::not_found)?;
-        let tenant = state
-            .directory
-            .tenant_by_slug(slug)
-            .and_then(|t| t.tenant.clone())
-            .ok_or_else(PageError::not_found)?;
+        let known = || {
+            state
+                .directory
+                .tenant_by_slug(slug)
+                .and_then(|t| t.tenant.clone())
+        };
+        let mut tenant = known();
+        if !tenant.as_ref().is_some_and(Tenant::serves) {
+            // The tenant may have just been created or reactivated through another node.
+            state.catch_up().await;
+            tenant = known();
+        }
+        let tenant = tenant.ok_or_else(PageError::not_found)?;
         let frame = Frame {
             tenant_name: tenant.name.clone(),
             slug: tenant.slug.clone(),
@@ -327,8 +336,10 @@ impl SignedIn {
     }
 }
 
-/// The session the request's cookie names at `tenant`, if it is active.
-pub fn current_session(
+/// The session the request's cookie names at `tenant`, if it is active. A cookie this node
+/// does not know is looked for again once the node has caught up with the log: the session
+/// may have just started through another node (see [`crate::catch_up`]).
+pub async fn current_session(
     state: &AppState,
     tenant: &PageTenant,
     headers: &HeaderMap,
@@ -336,9 +347,16 @@ pub fn current_session(
     let name = cookies::session_name(tenant.slug(), state.secure_cookies);
     let token = cookies::read(headers, &name)?;
     let hash = state.crypto.session_token_hash(token);
-    state
-        .sessions
-        .lookup(tenant.tenant_id, &hash, state.clock.now())
+    let lookup = || {
+        state
+            .sessions
+            .lookup(tenant.tenant_id, &hash, state.clock.now())
+    };
+    if let Some(session) = lookup() {
+        return Some(session);
+    }
+    state.catch_up().await;
+    lookup()
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -348,7 +366,7 @@ impl FromRequestParts<AppState> for SignedIn {
         let tenant = PageTenant::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        match current_session(state, &tenant, &parts.headers) {
+        match current_session(state, &tenant, &parts.headers).await {
             Some(session) => Ok(Self { tenant, session }),
             None => {
                 let here = safe_return_to(tenant.slug(), Some(parts.uri.path()))

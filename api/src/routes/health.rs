@@ -52,6 +52,9 @@ pub struct KafkaReadiness {
     pub messages_published: u64,
     /// The latest broker or delivery error, cleared by the next acknowledged batch.
     pub last_error: Option<String>,
+    /// Whether this node publishes; with several nodes on one PostgreSQL database only the
+    /// holder of the publisher lease does, and the others report its checkpoint.
+    pub publishing: bool,
 }
 
 impl KafkaReadiness {
@@ -61,6 +64,7 @@ impl KafkaReadiness {
             lag: head.saturating_sub(status.published_position),
             messages_published: status.messages_published,
             last_error: status.last_error,
+            publishing: status.publishing,
         }
     }
 }
@@ -121,6 +125,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         head.saturating_sub(projected),
     );
     directory_metrics(&mut out, &state);
+    metric(
+        &mut out,
+        "tessera_catch_ups_total",
+        "counter",
+        "Requests that found this node behind the log after a miss and waited for it to catch up (read-your-writes across nodes).",
+        state.head_reads.behind(),
+    );
     if let Some(kafka) = &state.kafka {
         let status = kafka.status();
         gauge(
@@ -134,6 +145,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "tessera_kafka_publisher_lag_events",
             "Positions the Kafka audit publisher is behind the log head.",
             head.saturating_sub(status.published_position),
+        );
+        gauge(
+            &mut out,
+            "tessera_kafka_publisher_active",
+            "1 when this node publishes to Kafka (it holds the publisher lease), 0 when it stands by.",
+            u64::from(status.publishing),
         );
         metric(
             &mut out,

@@ -28,6 +28,9 @@ pub struct TestServer {
     pub client: reqwest::Client,
     data_dir: tempfile::TempDir,
     database: Option<PgDatabase>,
+    /// Another node's database this server shares (see [`TestServer::spawn_node`]); the
+    /// first node owns it.
+    shared_database: Option<String>,
     /// Whether to pass `TESSERA_BOOTSTRAP_ADMIN_KEY` (otherwise the server generates one).
     preset_admin_key: bool,
     /// Everything the current and previous runs printed on stdout.
@@ -74,6 +77,7 @@ async fn spawn(store: Store, preset_admin_key: bool, env: Vec<(String, String)>)
         client: reqwest::Client::new(),
         data_dir,
         database,
+        shared_database: None,
         preset_admin_key,
         stdout: Default::default(),
         stderr: Default::default(),
@@ -117,7 +121,37 @@ impl TestServer {
     /// The PostgreSQL database of a server started on it.
     #[allow(dead_code)]
     pub fn database_url(&self) -> Option<&str> {
-        self.database.as_ref().map(|db| db.url.as_str())
+        self.database
+            .as_ref()
+            .map(|db| db.url.as_str())
+            .or(self.shared_database.as_deref())
+    }
+
+    /// Another node on this server's PostgreSQL database: a second `tessera serve` process
+    /// with a data directory of its own and `env` added. The database lives as long as this
+    /// server, which must outlive the node.
+    #[allow(dead_code)]
+    pub async fn spawn_node(&self, env: &[(&str, &str)]) -> TestServer {
+        let url = self
+            .database_url()
+            .expect("nodes share a PostgreSQL database");
+        let mut node = TestServer {
+            child: None,
+            base: String::new(),
+            client: reqwest::Client::new(),
+            data_dir: tempfile::tempdir().unwrap(),
+            database: None,
+            shared_database: Some(url.to_owned()),
+            preset_admin_key: self.preset_admin_key,
+            stdout: Default::default(),
+            stderr: Default::default(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        node.start().await;
+        node
     }
 
     fn command_of(&self, binary: PathBuf) -> Command {
@@ -127,9 +161,9 @@ impl TestServer {
             .env_remove("TESSERA_MASTER_KEY")
             .env("TESSERA_DATA_DIR", self.data_dir.path())
             .env("TESSERA_LOG", "warn");
-        if let Some(db) = &self.database {
+        if let Some(url) = self.database_url() {
             command
-                .env("TESSERA_DATABASE_URL", &db.url)
+                .env("TESSERA_DATABASE_URL", url)
                 .env("TESSERA_MASTER_KEY", PG_MASTER_KEY);
         }
         command
@@ -413,6 +447,7 @@ pub async fn offline_commands(
         wal_limit_mb: 64,
         audit_retention_days: None,
         audit_retention_secs: None,
+        log_listen: true,
         tenant_isolation: true,
     };
     let storage = tessera_api::server::open_storage(&config).await.unwrap();

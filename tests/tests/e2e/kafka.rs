@@ -16,13 +16,13 @@ use tessera_test_support::kafka::Broker;
 
 use crate::helpers::{Store, TestServer, eventually, read_log, spawn_app_with_env};
 
-const ALL: &str = "tessera.audit.v1";
+pub(crate) const ALL: &str = "tessera.audit.v1";
 const OAUTH: &str = "tessera.audit.oauth.v1";
 const SECURITY: &str = "tessera.audit.security.v1";
 
 /// One message as a consumer received it.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     topic: String,
     key: String,
     cloud_event: Value,
@@ -33,7 +33,7 @@ impl Received {
         self.cloud_event["id"].as_str().unwrap().to_owned()
     }
 
-    fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.cloud_event["position"]
             .as_str()
             .unwrap()
@@ -43,14 +43,14 @@ impl Received {
 }
 
 /// A consumer in a consumer group, collecting everything it receives in the background.
-struct GroupConsumer {
+pub(crate) struct GroupConsumer {
     received: Arc<Mutex<Vec<Received>>>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl GroupConsumer {
-    fn start(brokers: &str, group: &str, topics: &[&str]) -> Self {
+    pub(crate) fn start(brokers: &str, group: &str, topics: &[&str]) -> Self {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", group)
@@ -106,7 +106,7 @@ impl GroupConsumer {
         self.received.lock().unwrap().clone()
     }
 
-    fn positions(&self, topic: &str) -> BTreeSet<u64> {
+    pub(crate) fn positions(&self, topic: &str) -> BTreeSet<u64> {
         self.received()
             .iter()
             .filter(|r| r.topic == topic)
@@ -115,7 +115,7 @@ impl GroupConsumer {
     }
 
     /// Leaves the group and returns everything received.
-    async fn stop(self) -> Vec<Received> {
+    pub(crate) async fn stop(self) -> Vec<Received> {
         let _ = self.stop.send(());
         self.task.await.unwrap();
         self.received.lock().unwrap().clone()

@@ -34,6 +34,7 @@ mod mfa;
 mod mfa_account;
 mod mfa_passkeys;
 mod mfa_signin;
+mod nodes;
 mod oauth;
 mod oidc;
 mod oidc_clients;

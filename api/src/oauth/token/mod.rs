@@ -128,7 +128,7 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
-    let request = ClientRequest::parse(state, slug, headers, body)?;
+    let request = ClientRequest::parse(state, slug, headers, body).await?;
     let grant = match decide(&request)? {
         Decided::Client(grant) => grant,
         Decided::Code(tenant, client) => {

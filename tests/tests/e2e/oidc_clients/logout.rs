@@ -186,6 +186,7 @@ async fn id_token(
         wal_limit_mb: 64,
         audit_retention_days: None,
         audit_retention_secs: None,
+        log_listen: true,
         tenant_isolation: true,
     };
     let storage = tessera_api::server::open_storage(&config).await.unwrap();
