@@ -5,6 +5,11 @@ COPY . .
 RUN cargo build --release --locked -p tessera-api --bin tessera
 
 FROM debian:bookworm-slim
+# The system's roots for outgoing HTTPS (upstream identity providers, back-channel logout
+# receivers, SMTP over TLS) and OpenSSL, which librdkafka links for Kafka's TLS and SASL.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /var/lib/tessera tessera \
     && mkdir -p /var/lib/tessera && chown tessera /var/lib/tessera
 COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
