@@ -5,7 +5,8 @@
 //! `test-support`), signs out and in again with a code, adds a passkey on a virtual
 //! authenticator (WebDriver's WebAuthn extension, which chromedriver maps to DevTools'
 //! `WebAuthn.addVirtualAuthenticator`: CTAP2, internal, resident keys, user verified), signs
-//! out and signs in with the passkey alone, through `/assets/passkeys.js`. An invited
+//! out and signs in with the passkey alone, through `/assets/passkeys.js`. A person resets a
+//! forgotten password from the mailed link (`password_reset.rs`). An invited
 //! administrator accepts their invitation and creates an API key on the account page
 //! (`invitation.rs`). A person signs in through a tenant's upstream identity provider
 //! (`federation.rs`).
@@ -16,6 +17,7 @@
 mod federation;
 mod invitation;
 mod oidc;
+mod password_reset;
 mod signin;
 
 use std::net::TcpListener;
