@@ -90,7 +90,6 @@ run() {
   echo "server CPU per answer: $CPU_US us"
 }
 rate() { awk '/^Requests\/sec:/ {print $2}' "$WORK/last.txt"; }
-answers() { awk '/requests in/ {print $1}' "$WORK/last.txt"; }
 
 echo "== $STORE, $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 echo "-- claims resolution: POST /v1/claims/resolve"

@@ -132,3 +132,6 @@ EOF
 server_cpu() {
   awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' "/proc/$SERVER_PID/stat"
 }
+
+# The answers of the last wrk run, whose report the caller saved in $WORK/last.txt.
+answers() { awk '/requests in/ {print $1}' "$WORK/last.txt"; }

@@ -60,7 +60,6 @@ LUA
 done
 BASIC="$BASIC" bench_wrk_script "$WORK/token.lua" "grant_type=client_credentials&scope=orders:read"
 
-answers() { awk '/requests in/ {print $1}' "$WORK/last.txt"; }
 # PostgreSQL's CPU time so far, in seconds: its processes (the server's pooled backends live
 # through a phase) and what their exited children left to the postmaster.
 pg_cpu() {
