@@ -26,6 +26,14 @@
 //! | one catalog product | `{system}/product/{key}` |
 //! | an upstream identity provider | `{tenant}/identity-provider/{alias}` |
 //! | one federated sign-in | `{tenant}/federated-sign-in/{state}` |
+//! | a tenant's vault keys | `{tenant}/vault` |
+//! | an integration the operator defined | `{system}/integration/{integration}` |
+//! | a tenant's own OAuth app for it | `{tenant}/integration-app/{integration}` |
+//! | one connection (credential) | `{tenant}/credential/{integration}` |
+//! | accesses to a connection | `{tenant}/credential-access/{integration}` |
+//! | one connect flow, by its state | `{tenant}/connect/{state}` |
+//! | an LLM provider key (the system tenant's: the platform's) | `{tenant}/provider-key/{provider}` |
+//! | accesses to a provider key | `{tenant}/provider-key-access/{provider}` |
 //! | reservation | `{system}/reservation/{kind}/{value}` |
 //!
 //! A client id or a reservation value is everything after its prefix, `/` included; a
@@ -95,6 +103,38 @@ pub enum StreamId {
     /// `{tenant}/federated-sign-in/{state}`: one federated sign-in, by its state's id. Its first
     /// event is appended with expected version "no stream": a state is used once.
     FederatedSignIn { tenant_id: Uuid, state_id: Uuid },
+    /// `{tenant}/vault`: the tenant's vault key versions, minimum version, rewraps and
+    /// offboarding (issue 20).
+    Vault(Uuid),
+    /// `{system}/integration/{integration}`: one integration the operator defined. An
+    /// integration name never contains `/`.
+    Integration(String),
+    /// `{tenant}/integration-app/{integration}`: the tenant's own OAuth app for an integration.
+    IntegrationApp {
+        tenant_id: Uuid,
+        integration: String,
+    },
+    /// `{tenant}/credential/{integration}`: one connection. A refresh is decided by its
+    /// expected version.
+    Credential {
+        tenant_id: Uuid,
+        integration: String,
+    },
+    /// `{tenant}/credential-access/{integration}`: accesses to one connection, appended with
+    /// expected version "any".
+    CredentialAccess {
+        tenant_id: Uuid,
+        integration: String,
+    },
+    /// `{tenant}/connect/{state}`: one connect flow's end, appended with expected version "no
+    /// stream": a state is redeemed once.
+    Connect { tenant_id: Uuid, state_id: Uuid },
+    /// `{tenant}/provider-key/{provider}`: one LLM provider key; the system tenant's are the
+    /// platform's defaults. A provider name never contains `/`.
+    ProviderKey { tenant_id: Uuid, provider: String },
+    /// `{tenant}/provider-key-access/{provider}`: resolutions of a tenant's provider key,
+    /// appended with expected version "any".
+    ProviderKeyAccess { tenant_id: Uuid, provider: String },
     /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name (a slug, a domain).
     /// Appending its first event with expected version "no stream" is what makes the name
     /// unique. `kind` never contains `/`.
@@ -110,6 +150,7 @@ impl StreamId {
             "audit" => return Some(StreamId::Audit(tenant_id)),
             "sign-ins" => return Some(StreamId::SignIns(tenant_id)),
             "webauthn-policy" => return Some(StreamId::WebauthnPolicy(tenant_id)),
+            "vault" => return Some(StreamId::Vault(tenant_id)),
             _ => {}
         }
         let (kind, id) = rest.split_once('/')?;
@@ -162,6 +203,33 @@ impl StreamId {
                         state_id,
                     })
             }
+            "integration" if tenant_id == SYSTEM_TENANT_ID && !id.contains('/') => {
+                Some(StreamId::Integration(id.to_owned()))
+            }
+            "integration-app" if !id.contains('/') => Some(StreamId::IntegrationApp {
+                tenant_id,
+                integration: id.to_owned(),
+            }),
+            "credential" if !id.contains('/') => Some(StreamId::Credential {
+                tenant_id,
+                integration: id.to_owned(),
+            }),
+            "credential-access" if !id.contains('/') => Some(StreamId::CredentialAccess {
+                tenant_id,
+                integration: id.to_owned(),
+            }),
+            "connect" => Uuid::parse_str(id).ok().map(|state_id| StreamId::Connect {
+                tenant_id,
+                state_id,
+            }),
+            "provider-key" if !id.contains('/') => Some(StreamId::ProviderKey {
+                tenant_id,
+                provider: id.to_owned(),
+            }),
+            "provider-key-access" if !id.contains('/') => Some(StreamId::ProviderKeyAccess {
+                tenant_id,
+                provider: id.to_owned(),
+            }),
             "product" if tenant_id == SYSTEM_TENANT_ID && !id.contains('/') => {
                 Some(StreamId::Product(id.to_owned()))
             }
@@ -190,7 +258,8 @@ impl StreamId {
             StreamId::Tenant(tenant_id)
             | StreamId::Audit(tenant_id)
             | StreamId::SignIns(tenant_id)
-            | StreamId::WebauthnPolicy(tenant_id) => *tenant_id,
+            | StreamId::WebauthnPolicy(tenant_id)
+            | StreamId::Vault(tenant_id) => *tenant_id,
             StreamId::ApiKey { tenant_id, .. }
             | StreamId::User { tenant_id, .. }
             | StreamId::Sessions { tenant_id, .. }
@@ -203,9 +272,17 @@ impl StreamId {
             | StreamId::Entitlement { tenant_id, .. }
             | StreamId::IdentityProvider { tenant_id, .. }
             | StreamId::FederatedSignIn { tenant_id, .. }
+            | StreamId::IntegrationApp { tenant_id, .. }
+            | StreamId::Credential { tenant_id, .. }
+            | StreamId::CredentialAccess { tenant_id, .. }
+            | StreamId::Connect { tenant_id, .. }
+            | StreamId::ProviderKey { tenant_id, .. }
+            | StreamId::ProviderKeyAccess { tenant_id, .. }
             | StreamId::OAuthClient { tenant_id, .. }
             | StreamId::Tokens { tenant_id, .. } => *tenant_id,
-            StreamId::Reservation { .. } | StreamId::Product(_) => SYSTEM_TENANT_ID,
+            StreamId::Reservation { .. } | StreamId::Product(_) | StreamId::Integration(_) => {
+                SYSTEM_TENANT_ID
+            }
         }
     }
 
@@ -259,6 +336,32 @@ impl StreamId {
                 tenant_id,
                 state_id,
             } => Spelling::FederatedSignIn(*tenant_id, *state_id),
+            StreamId::Vault(tenant_id) => Spelling::Vault(*tenant_id),
+            StreamId::Integration(name) => Spelling::Integration(name),
+            StreamId::IntegrationApp {
+                tenant_id,
+                integration,
+            } => Spelling::IntegrationApp(*tenant_id, integration),
+            StreamId::Credential {
+                tenant_id,
+                integration,
+            } => Spelling::Credential(*tenant_id, integration),
+            StreamId::CredentialAccess {
+                tenant_id,
+                integration,
+            } => Spelling::CredentialAccess(*tenant_id, integration),
+            StreamId::Connect {
+                tenant_id,
+                state_id,
+            } => Spelling::Connect(*tenant_id, *state_id),
+            StreamId::ProviderKey {
+                tenant_id,
+                provider,
+            } => Spelling::ProviderKey(*tenant_id, provider),
+            StreamId::ProviderKeyAccess {
+                tenant_id,
+                provider,
+            } => Spelling::ProviderKeyAccess(*tenant_id, provider),
             StreamId::Reservation { kind, value } => Spelling::Reservation(kind, value),
         }
     }
@@ -292,6 +395,14 @@ enum Spelling<'a> {
     Product(&'a str),
     IdentityProvider(Uuid, &'a str),
     FederatedSignIn(Uuid, Uuid),
+    Vault(Uuid),
+    Integration(&'a str),
+    IntegrationApp(Uuid, &'a str),
+    Credential(Uuid, &'a str),
+    CredentialAccess(Uuid, &'a str),
+    Connect(Uuid, Uuid),
+    ProviderKey(Uuid, &'a str),
+    ProviderKeyAccess(Uuid, &'a str),
     Reservation(&'a str, &'a str),
 }
 
@@ -328,6 +439,24 @@ impl fmt::Display for Spelling<'_> {
             }
             Spelling::FederatedSignIn(tenant_id, state_id) => {
                 write!(f, "{tenant_id}/federated-sign-in/{state_id}")
+            }
+            Spelling::Vault(tenant_id) => write!(f, "{tenant_id}/vault"),
+            Spelling::Integration(name) => write!(f, "{SYSTEM_TENANT_ID}/integration/{name}"),
+            Spelling::IntegrationApp(tenant_id, integration) => {
+                write!(f, "{tenant_id}/integration-app/{integration}")
+            }
+            Spelling::Credential(tenant_id, integration) => {
+                write!(f, "{tenant_id}/credential/{integration}")
+            }
+            Spelling::CredentialAccess(tenant_id, integration) => {
+                write!(f, "{tenant_id}/credential-access/{integration}")
+            }
+            Spelling::Connect(tenant_id, state_id) => write!(f, "{tenant_id}/connect/{state_id}"),
+            Spelling::ProviderKey(tenant_id, provider) => {
+                write!(f, "{tenant_id}/provider-key/{provider}")
+            }
+            Spelling::ProviderKeyAccess(tenant_id, provider) => {
+                write!(f, "{tenant_id}/provider-key-access/{provider}")
             }
             Spelling::Reservation(kind, value) => {
                 write!(f, "{SYSTEM_TENANT_ID}/reservation/{kind}/{value}")
@@ -429,6 +558,47 @@ pub fn identity_provider(tenant_id: Uuid, alias: &str) -> String {
 /// `{tenant}/federated-sign-in/{state}`: one federated sign-in, by its state's id.
 pub fn federated_sign_in(tenant_id: Uuid, state_id: Uuid) -> String {
     Spelling::FederatedSignIn(tenant_id, state_id).to_string()
+}
+
+/// `{tenant}/vault`: the tenant's vault keys.
+pub fn vault(tenant_id: Uuid) -> String {
+    Spelling::Vault(tenant_id).to_string()
+}
+
+/// `{system}/integration/{integration}`: one integration the operator defined.
+pub fn integration(name: &str) -> String {
+    Spelling::Integration(name).to_string()
+}
+
+/// `{tenant}/integration-app/{integration}`: the tenant's own OAuth app for an integration.
+pub fn integration_app(tenant_id: Uuid, integration: &str) -> String {
+    Spelling::IntegrationApp(tenant_id, integration).to_string()
+}
+
+/// `{tenant}/credential/{integration}`: one connection.
+pub fn credential(tenant_id: Uuid, integration: &str) -> String {
+    Spelling::Credential(tenant_id, integration).to_string()
+}
+
+/// `{tenant}/credential-access/{integration}`: accesses to one connection.
+pub fn credential_access(tenant_id: Uuid, integration: &str) -> String {
+    Spelling::CredentialAccess(tenant_id, integration).to_string()
+}
+
+/// `{tenant}/connect/{state}`: one connect flow's end.
+pub fn connect(tenant_id: Uuid, state_id: Uuid) -> String {
+    Spelling::Connect(tenant_id, state_id).to_string()
+}
+
+/// `{tenant}/provider-key/{provider}`: one LLM provider key (the system tenant's: the
+/// platform's default).
+pub fn provider_key(tenant_id: Uuid, provider: &str) -> String {
+    Spelling::ProviderKey(tenant_id, provider).to_string()
+}
+
+/// `{tenant}/provider-key-access/{provider}`: resolutions of a tenant's provider key.
+pub fn provider_key_access(tenant_id: Uuid, provider: &str) -> String {
+    Spelling::ProviderKeyAccess(tenant_id, provider).to_string()
 }
 
 /// `{system}/reservation/{kind}/{value}`: a platform-wide unique name.

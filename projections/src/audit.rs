@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_event_schemas::events::Event;
+use tessera_event_schemas::events::{AccessedCredential, Event};
 use tessera_event_schemas::{Envelope, StreamId};
 
 use crate::views::{AuditRow, AuditView};
@@ -93,6 +93,23 @@ fn stream_target_id(envelope: &Envelope, kind: &str) -> Option<String> {
         }
         (StreamId::Email { email_id, .. }, "email") => Some(email_id.to_string()),
         (StreamId::IdentityProvider { alias, .. }, "identity_provider") => Some(alias),
+        (StreamId::Integration(name), "integration")
+        | (
+            StreamId::IntegrationApp {
+                integration: name, ..
+            }
+            | StreamId::Credential {
+                integration: name, ..
+            }
+            | StreamId::CredentialAccess {
+                integration: name, ..
+            },
+            "integration",
+        ) => Some(name),
+        (
+            StreamId::ProviderKey { provider, .. } | StreamId::ProviderKeyAccess { provider, .. },
+            "provider_key",
+        ) => Some(provider),
         (StreamId::Product(key), "product")
         | (StreamId::Entitlement { product: key, .. }, "product") => Some(key),
         _ => None,
@@ -256,6 +273,52 @@ fn target(envelope: &Envelope, event: &Event, tenant_slug: Option<&str>) -> Targ
         Event::FederationRefused(e) => {
             Target::new("identity_provider", Some(e.alias.clone()), None)
         }
+        Event::VaultKeyAdded(_)
+        | Event::VaultMinimumSet(_)
+        | Event::VaultRewrapStarted(_)
+        | Event::VaultDestroyed(_) => {
+            Target::new("vault", Some(envelope.tenant_id.to_string()), None)
+        }
+        // The vault's secrets are about the integration or provider they belong to, by name; a
+        // rewrap is about whichever its stream holds.
+        Event::IntegrationDefined(_)
+        | Event::IntegrationRemoved(_)
+        | Event::IntegrationAppSet(_)
+        | Event::IntegrationAppRemoved(_)
+        | Event::CredentialStored(_)
+        | Event::CredentialRefreshed(_)
+        | Event::CredentialRefreshFailed(_)
+        | Event::CredentialNeedsReauth(_)
+        | Event::CredentialRemoved(_) => Target::new(
+            "integration",
+            stream_target_id(envelope, "integration"),
+            None,
+        ),
+        Event::CredentialRewrapped(_) => match stream_target_id(envelope, "provider_key") {
+            Some(provider) => Target::new("provider_key", Some(provider), None),
+            None => Target::new(
+                "integration",
+                stream_target_id(envelope, "integration"),
+                None,
+            ),
+        },
+        Event::CredentialAccessed(e) => match e.source {
+            AccessedCredential::Integration => {
+                Target::new("integration", Some(e.name.clone()), None)
+            }
+            AccessedCredential::TenantProviderKey | AccessedCredential::PlatformProviderKey => {
+                Target::new("provider_key", Some(e.name.clone()), None)
+            }
+        },
+        Event::ConnectCompleted(e) => Target::new("integration", Some(e.integration.clone()), None),
+        Event::ConnectFailed(e) => Target::new("integration", Some(e.integration.clone()), None),
+        Event::ProviderKeySet(_)
+        | Event::ProviderKeyInvalidated(_)
+        | Event::ProviderKeyRemoved(_) => Target::new(
+            "provider_key",
+            stream_target_id(envelope, "provider_key"),
+            None,
+        ),
         Event::AuditRecorded(recorded) => Target {
             kind: None,
             id: recorded.target_id.clone(),
@@ -439,6 +502,12 @@ mod tests {
             "product" => streams::product("compliance-suite"),
             "entitlement" => streams::entitlement(TENANT, "compliance-suite"),
             "federation" => streams::identity_provider(TENANT, "default"),
+            "vault" => streams::vault(TENANT),
+            "integration" => streams::integration("notion"),
+            "integration_app" => streams::integration_app(TENANT, "notion"),
+            "credential" => streams::credential(TENANT, "github"),
+            "connect" => streams::connect(TENANT, Uuid::from_u128(0xc0c0)),
+            "provider_key" => streams::provider_key(TENANT, "openai"),
             _ => streams::audit(TENANT),
         }
     }

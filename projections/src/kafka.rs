@@ -68,7 +68,9 @@ pub enum TopicCategory {
     OAuth,
     /// Credentials and access: API keys, signing-key rotation, suspension, client secrets,
     /// client deactivation, token revocation, users disabled, enabled, erased or given a
-    /// password, second factors set up, removed or reset, and the WebAuthn policy.
+    /// password, second factors set up, removed or reset, the WebAuthn policy, and the
+    /// credential vault (`vault.*`, `integration.*`, `integration_app.*`, `credential.*`,
+    /// `connect.*`, `provider_key.*`).
     Security,
     /// Entries products appended through `POST /v1/audit` (`audit.*`).
     Products,
@@ -125,6 +127,9 @@ impl TopicCategory {
             }
             TopicCategory::Security => {
                 event_type.starts_with("api_key.")
+                    || VAULT_PREFIXES
+                        .iter()
+                        .any(|prefix| event_type.starts_with(prefix))
                     || event_type.starts_with("tenant.signing_key_")
                     || matches!(
                         event_type,
@@ -174,6 +179,18 @@ impl TopicCategory {
         }
     }
 }
+
+/// The credential vault's event types (issue 20), all of them security events: keys, the
+/// connections' lives (a `credential.needs_reauth` is how a service learns it must ask for a
+/// new connection) and every access.
+const VAULT_PREFIXES: [&str; 6] = [
+    "vault.",
+    "integration.",
+    "integration_app.",
+    "credential.",
+    "connect.",
+    "provider_key.",
+];
 
 /// Where and how to publish.
 #[derive(Clone, Debug)]

@@ -39,6 +39,9 @@
 //! Issue 19's event types (identity providers, federated sign-ins) join at the end, in
 //! `federation`: the re-blessed small snapshot differs only by their audit rows and the
 //! checkpoints' positions.
+//!
+//! Issue 20's event types (the credential vault) join at the end, in `vault`: the re-blessed
+//! small snapshot differs only by their audit rows and the checkpoints' positions.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -114,6 +117,15 @@ const INVITATIONS: [&str; 2] = ["invitation", "email"];
 const REGISTRY: [&str; 2] = ["product", "entitlement"];
 /// Issue 19's category (identity providers, federated sign-ins), appended after issue 21's.
 const FEDERATION: [&str; 1] = ["federation"];
+/// Issue 20's categories (the credential vault), appended after issue 19's.
+const VAULT: [&str; 6] = [
+    "vault",
+    "integration",
+    "integration_app",
+    "credential",
+    "connect",
+    "provider_key",
+];
 const ISSUE_18_USER_EVENTS: [&str; 3] = [
     "user.password_reset_requested",
     "user.email_verification_requested",
@@ -148,6 +160,7 @@ fn extras(history: &mut History) {
             && !INVITATIONS.contains(&event.category())
             && !REGISTRY.contains(&event.category())
             && !FEDERATION.contains(&event.category())
+            && !VAULT.contains(&event.category())
             && !added_since.contains(&(event.event_type(), event.schema_version()))
     }) {
         let (tenant, stream) = match event.category() {
@@ -236,6 +249,42 @@ fn extras(history: &mut History) {
     invitations(history, sample_tenant, &person);
     registry(history, sample_tenant, client, &person);
     federation(history, sample_tenant, &person);
+    vault(history, sample_tenant, &person);
+}
+
+/// Issue 20's samples, after everything pinned before, each on the stream it belongs to: the
+/// tenant's vault keys, an integration and the tenant's own app for it, a connection's life
+/// and an access to it, a connect flow's end, a provider key's life.
+fn vault(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    for event in samples::current()
+        .into_iter()
+        .filter(|event| VAULT.contains(&event.category()))
+    {
+        let stream = match &event {
+            Event::IntegrationDefined(_) | Event::IntegrationRemoved(_) => {
+                streams::integration("notion")
+            }
+            Event::IntegrationAppSet(_) | Event::IntegrationAppRemoved(_) => {
+                streams::integration_app(tenant, "notion")
+            }
+            Event::CredentialAccessed(_) => streams::credential_access(tenant, "github"),
+            _ => match event.category() {
+                "vault" => streams::vault(tenant),
+                "credential" => streams::credential(tenant, "github"),
+                "connect" => streams::connect(tenant, Uuid::from_u128(0xc0c0)),
+                _ => streams::provider_key(tenant, "openai"),
+            },
+        };
+        let owner = if matches!(
+            event,
+            Event::IntegrationDefined(_) | Event::IntegrationRemoved(_)
+        ) {
+            SYSTEM_TENANT_ID
+        } else {
+            tenant
+        };
+        history.append_events(owner, stream, &[event], person);
+    }
 }
 
 /// Issue 19's samples, after everything pinned before: an identity provider's life and one

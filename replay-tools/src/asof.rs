@@ -67,7 +67,16 @@ fn folded(stream: &StreamId) -> bool {
         | StreamId::Product(_)
         // Identity providers and federated sign-ins (issue 19): `history` shows them.
         | StreamId::IdentityProvider { .. }
-        | StreamId::FederatedSignIn { .. } => false,
+        | StreamId::FederatedSignIn { .. }
+        // The credential vault (issue 20): `history` shows it.
+        | StreamId::Vault(_)
+        | StreamId::Integration(_)
+        | StreamId::IntegrationApp { .. }
+        | StreamId::Credential { .. }
+        | StreamId::CredentialAccess { .. }
+        | StreamId::Connect { .. }
+        | StreamId::ProviderKey { .. }
+        | StreamId::ProviderKeyAccess { .. } => false,
     }
 }
 
@@ -186,7 +195,15 @@ impl TenantSnapshot {
             | StreamId::Entitlement { .. }
             | StreamId::Product(_)
             | StreamId::IdentityProvider { .. }
-            | StreamId::FederatedSignIn { .. } => {}
+            | StreamId::FederatedSignIn { .. }
+            | StreamId::Vault(_)
+            | StreamId::Integration(_)
+            | StreamId::IntegrationApp { .. }
+            | StreamId::Credential { .. }
+            | StreamId::CredentialAccess { .. }
+            | StreamId::Connect { .. }
+            | StreamId::ProviderKey { .. }
+            | StreamId::ProviderKeyAccess { .. } => {}
         }
     }
 

@@ -27,6 +27,7 @@ pub mod samples;
 pub mod session;
 pub mod tenant;
 pub mod user;
+pub mod vault;
 pub mod webauthn_policy;
 
 use schemars::{Schema, SchemaGenerator};
@@ -52,6 +53,7 @@ pub use reservation::*;
 pub use session::*;
 pub use tenant::*;
 pub use user::*;
+pub use vault::*;
 pub use webauthn_policy::*;
 
 /// Why stored bytes could not be turned into an [`Event`].
@@ -214,6 +216,26 @@ registry! {
     FederationLinked => "federation.linked" @ 1: FederationLinkedV1,
     FederationLinkRequested => "federation.link_requested" @ 1: FederationLinkRequestedV1,
     FederationRefused => "federation.refused" @ 1: FederationRefusedV1,
+    VaultKeyAdded => "vault.key_added" @ 1: VaultKeyAddedV1,
+    VaultMinimumSet => "vault.minimum_set" @ 1: VaultMinimumSetV1,
+    VaultRewrapStarted => "vault.rewrap_started" @ 1: VaultRewrapStartedV1,
+    VaultDestroyed => "vault.destroyed" @ 1: VaultDestroyedV1,
+    IntegrationDefined => "integration.defined" @ 1: IntegrationDefinedV1,
+    IntegrationRemoved => "integration.removed" @ 1: IntegrationRemovedV1,
+    IntegrationAppSet => "integration_app.set" @ 1: IntegrationAppSetV1,
+    IntegrationAppRemoved => "integration_app.removed" @ 1: IntegrationAppRemovedV1,
+    CredentialStored => "credential.stored" @ 1: CredentialStoredV1,
+    CredentialRefreshed => "credential.refreshed" @ 1: CredentialRefreshedV1,
+    CredentialRefreshFailed => "credential.refresh_failed" @ 1: CredentialRefreshFailedV1,
+    CredentialNeedsReauth => "credential.needs_reauth" @ 1: CredentialNeedsReauthV1,
+    CredentialRewrapped => "credential.rewrapped" @ 1: CredentialRewrappedV1,
+    CredentialRemoved => "credential.removed" @ 1: CredentialRemovedV1,
+    CredentialAccessed => "credential.accessed" @ 1: CredentialAccessedV1,
+    ConnectCompleted => "connect.completed" @ 1: ConnectCompletedV1,
+    ConnectFailed => "connect.failed" @ 1: ConnectFailedV1,
+    ProviderKeySet => "provider_key.set" @ 1: ProviderKeySetV1,
+    ProviderKeyInvalidated => "provider_key.invalidated" @ 1: ProviderKeyInvalidatedV1,
+    ProviderKeyRemoved => "provider_key.removed" @ 1: ProviderKeyRemovedV1,
 }
 
 fn public_schema(mut schema: Schema) -> Schema {

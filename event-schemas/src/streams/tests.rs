@@ -275,6 +275,38 @@ fn stream_id() -> impl Strategy<Value = StreamId> {
             tenant_id,
             state_id
         }),
+        uuid().prop_map(StreamId::Vault),
+        "[a-z0-9_-]{1,16}".prop_map(StreamId::Integration),
+        (uuid(), "[a-z0-9_-]{1,16}").prop_map(|(tenant_id, integration)| {
+            StreamId::IntegrationApp {
+                tenant_id,
+                integration,
+            }
+        }),
+        (uuid(), "[a-z0-9_-]{1,16}").prop_map(|(tenant_id, integration)| StreamId::Credential {
+            tenant_id,
+            integration
+        }),
+        (uuid(), "[a-z0-9_-]{1,16}").prop_map(|(tenant_id, integration)| {
+            StreamId::CredentialAccess {
+                tenant_id,
+                integration,
+            }
+        }),
+        (uuid(), uuid()).prop_map(|(tenant_id, state_id)| StreamId::Connect {
+            tenant_id,
+            state_id
+        }),
+        (uuid(), "[a-z0-9_-]{1,16}").prop_map(|(tenant_id, provider)| StreamId::ProviderKey {
+            tenant_id,
+            provider
+        }),
+        (uuid(), "[a-z0-9_-]{1,16}").prop_map(|(tenant_id, provider)| {
+            StreamId::ProviderKeyAccess {
+                tenant_id,
+                provider,
+            }
+        }),
         // A kind never contains `/`: it is one of the reservation kinds' names.
         ("[^/]{0,16}", awkward()).prop_map(|(kind, value)| StreamId::Reservation { kind, value }),
     ]
@@ -313,6 +345,14 @@ proptest! {
             | StreamId::Entitlement { .. }
             | StreamId::IdentityProvider { .. }
             | StreamId::FederatedSignIn { .. }
+            | StreamId::Vault(_)
+            | StreamId::Integration(_)
+            | StreamId::IntegrationApp { .. }
+            | StreamId::Credential { .. }
+            | StreamId::CredentialAccess { .. }
+            | StreamId::Connect { .. }
+            | StreamId::ProviderKey { .. }
+            | StreamId::ProviderKeyAccess { .. }
             | StreamId::Product(_) => None,
         };
         prop_assert_eq!(subject_of(&spelled).map(str::to_owned), expected);
@@ -340,6 +380,14 @@ proptest! {
             StreamId::Product(key) => product(key),
             StreamId::IdentityProvider { tenant_id, alias } => identity_provider(*tenant_id, alias),
             StreamId::FederatedSignIn { tenant_id, state_id } => federated_sign_in(*tenant_id, *state_id),
+            StreamId::Vault(t) => vault(*t),
+            StreamId::Integration(name) => integration(name),
+            StreamId::IntegrationApp { tenant_id, integration: name } => integration_app(*tenant_id, name),
+            StreamId::Credential { tenant_id, integration: name } => credential(*tenant_id, name),
+            StreamId::CredentialAccess { tenant_id, integration: name } => credential_access(*tenant_id, name),
+            StreamId::Connect { tenant_id, state_id } => connect(*tenant_id, *state_id),
+            StreamId::ProviderKey { tenant_id, provider } => provider_key(*tenant_id, provider),
+            StreamId::ProviderKeyAccess { tenant_id, provider } => provider_key_access(*tenant_id, provider),
             StreamId::Reservation { kind, value } => reservation(kind, value),
         };
         prop_assert_eq!(built, id.to_string());

@@ -449,7 +449,27 @@ impl Inner {
             | Event::FederationSignedIn(_)
             | Event::FederationLinked(_)
             | Event::FederationLinkRequested(_)
-            | Event::FederationRefused(_) => {}
+            | Event::FederationRefused(_)
+            | Event::VaultKeyAdded(_)
+            | Event::VaultMinimumSet(_)
+            | Event::VaultRewrapStarted(_)
+            | Event::VaultDestroyed(_)
+            | Event::IntegrationDefined(_)
+            | Event::IntegrationRemoved(_)
+            | Event::IntegrationAppSet(_)
+            | Event::IntegrationAppRemoved(_)
+            | Event::CredentialStored(_)
+            | Event::CredentialRefreshed(_)
+            | Event::CredentialRefreshFailed(_)
+            | Event::CredentialNeedsReauth(_)
+            | Event::CredentialRewrapped(_)
+            | Event::CredentialRemoved(_)
+            | Event::CredentialAccessed(_)
+            | Event::ConnectCompleted(_)
+            | Event::ConnectFailed(_)
+            | Event::ProviderKeySet(_)
+            | Event::ProviderKeyInvalidated(_)
+            | Event::ProviderKeyRemoved(_) => {}
         }
         if self.log_time.as_micros() >= self.next_prune {
             self.prune();
