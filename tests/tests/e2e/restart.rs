@@ -1,7 +1,7 @@
 //! Restarts and the OAuth directory: a start restores the directory's snapshot and folds only
 //! the log after it, a corrupt snapshot means a full fold and a warning, and no acknowledged
 //! token or revocation is lost, whether the server stopped cleanly or was killed with `kill -9`
-//! during concurrent grants.
+//! during concurrent grants; and a SIGTERM as soon as the server says it listens is a clean stop.
 //!
 //! Tokens are requested and introspected with plain HTTP here: the server comes back on another
 //! port after each restart, and a token stays valid across that (its issuer path, not the
@@ -262,3 +262,16 @@ async fn acknowledged_tokens_and_revocations_survive_kill_9(store: Store) {
     }
 }
 on_both_stores!(acknowledged_tokens_and_revocations_survive_kill_9);
+
+/// Scripts stop a server as soon as it says it is listening; the signal handlers must already
+/// be installed then, or SIGTERM's default action kills the process mid-start instead of a
+/// clean stop (`stop` asserts a successful exit).
+#[tokio::test]
+async fn a_sigterm_right_after_the_listening_line_stops_the_server_cleanly() {
+    let mut app = spawn_app(Store::Embedded).await;
+    for _ in 0..5 {
+        app.stop().await;
+        app.start().await;
+    }
+    app.stop().await;
+}
