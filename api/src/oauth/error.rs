@@ -64,6 +64,13 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
 
+    /// Whether a change made through another node, not yet folded here, could explain this
+    /// refusal of a client's request: a scope or a grant type added to the client, a tenant
+    /// reactivated (see [`crate::catch_up`]).
+    pub fn lag_may_explain(&self) -> bool {
+        matches!(self.code, "invalid_scope" | "unauthorized_client")
+    }
+
     /// 413: the body is over the server's limit (`server::BODY_LIMIT_BYTES`). RFC 6749 has
     /// no code of its own for this, and the request is malformed for the endpoint.
     pub fn payload_too_large() -> Self {

@@ -129,7 +129,29 @@ async fn issue(
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let request = ClientRequest::parse(state, slug, headers, body).await?;
-    let grant = match decide(&request)? {
+    match decide(&request) {
+        Ok(decided) => grant(state, ctx, &request, decided).await,
+        // The client's scopes or grant types, or the tenant's status, may have changed through
+        // another node a moment ago: decide again once this node has caught up.
+        Err(error) if error.lag_may_explain() => {
+            state.catch_up().await;
+            let request = ClientRequest::parse(state, slug, headers, body).await?;
+            let decided = decide(&request)?;
+            grant(state, ctx, &request, decided).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The decided grant, carried out: a client's own token minted and recorded here, a person's
+/// grant handed to its command.
+async fn grant(
+    state: &AppState,
+    ctx: &RequestContext,
+    request: &ClientRequest,
+    decided: Decided<'_>,
+) -> Result<Response, OAuthError> {
+    let grant = match decided {
         Decided::Client(grant) => grant,
         Decided::Code(tenant, client) => {
             return code::exchange(state, ctx, tenant, client, &request.form).await;

@@ -320,3 +320,46 @@ async fn a_person_signed_in_through_one_node_is_signed_in_on_every_other_node_at
         }
     }
 }
+
+/// A scope an administrator adds to a client through one node is granted by the others at once:
+/// a refusal (`invalid_scope`) that lag could explain is decided again after the node catches
+/// up, on nodes that hear of no commit (so only that catch-up can have told them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scope_added_through_one_node_is_granted_by_the_others_at_once() {
+    let cluster = Cluster::start(&[("TESSERA_LOG_LISTEN", "false")]).await;
+    let client = tenant_with_client(cluster.node(0), "nodes-scope").await;
+    for (n, scope) in ["write", "admin", "export"].into_iter().enumerate() {
+        let writer = cluster.node(n);
+        let allowed: Vec<&str> = ["read", "write", "admin", "export"][..n + 2].to_vec();
+        let (status, body) = writer
+            .send(
+                writer
+                    .admin(
+                        Method::PUT,
+                        &format!("/v1/tenants/{}/clients/{}", client.tenant_id, client.id),
+                    )
+                    .json(&json!({ "allowed_scopes": allowed })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let other = cluster.node(n + 1);
+        let (status, body) = other
+            .send(
+                other
+                    .request(
+                        Method::POST,
+                        &format!("/t/{}/oauth/token", client.slug),
+                        None,
+                    )
+                    .basic_auth(&client.id, Some(&client.secret))
+                    .form(&[("grant_type", "client_credentials"), ("scope", scope)]),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{scope} through another node: {body}"
+        );
+        assert_eq!(body["scope"], scope);
+    }
+}
