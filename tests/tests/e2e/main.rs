@@ -29,6 +29,7 @@ mod invitations_mail;
 mod kafka;
 mod kafka_properties;
 mod kafka_sasl_plain;
+mod kafka_tls;
 mod mail;
 mod mfa;
 mod mfa_account;
