@@ -48,3 +48,4 @@ mod signin;
 mod tenants;
 mod tidy;
 mod users;
+mod vault;
