@@ -129,6 +129,20 @@ async fn view(state: &AppState, tenant_id: Uuid, vault: VaultState) -> Result<Va
     })
 }
 
+/// How many of the tenant's secrets are sealed below `version`, once this node has seen every
+/// append made before the request.
+async fn secrets_below(state: &AppState, tenant_id: Uuid, version: u32) -> Result<u64, ApiError> {
+    state.catch_up().await;
+    Ok(state
+        .store
+        .vault_secret_counts(tenant_id)
+        .await?
+        .iter()
+        .filter(|(v, _)| *v < version)
+        .map(|(_, secrets)| secrets)
+        .sum())
+}
+
 fn not_destroyed(vault: &VaultState) -> Result<(), ApiError> {
     if vault.destroyed {
         return Err(ApiError::Gone(
@@ -194,15 +208,7 @@ pub async fn rewrap(
 ) -> Result<(StatusCode, Json<VaultView>), ApiError> {
     let vault = state.commands.vault_state(tenant_id).await?;
     not_destroyed(&vault)?;
-    state.catch_up().await;
-    let total: u64 = state
-        .store
-        .vault_secret_counts(tenant_id)
-        .await?
-        .iter()
-        .filter(|(version, _)| *version < vault.newest)
-        .map(|(_, secrets)| secrets)
-        .sum();
+    let total = secrets_below(&state, tenant_id, vault.newest).await?;
     let meta = ctx.metadata(principal.actor());
     let (vault, position) = state
         .commands
@@ -232,15 +238,7 @@ pub async fn set_minimum(
     ApiJson(body): ApiJson<MinimumRequest>,
 ) -> Result<Json<VaultView>, ApiError> {
     not_destroyed(&state.commands.vault_state(tenant_id).await?)?;
-    state.catch_up().await;
-    let below: u64 = state
-        .store
-        .vault_secret_counts(tenant_id)
-        .await?
-        .iter()
-        .filter(|(version, _)| *version < body.version)
-        .map(|(_, secrets)| secrets)
-        .sum();
+    let below = secrets_below(&state, tenant_id, body.version).await?;
     let position = state
         .commands
         .set_vault_minimum(

@@ -22,15 +22,14 @@ use std::sync::Arc;
 
 use tessera_crypto::VaultKeys;
 use tessera_crypto::vault::{Sealed, VaultError, secret_id};
-use tessera_domain::Aggregate as _;
 use tessera_domain::DomainError;
-use tessera_domain::vault::{VaultCommand, VaultState};
+use tessera_domain::vault::VaultState;
 use tessera_event_schemas::{EventMetadata, streams};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::CommandService;
-use super::engine::{Address, Kind, Plan};
+use super::engine::{Address, Kind};
 use crate::CommandError;
 
 #[cfg(doc)]
@@ -104,7 +103,13 @@ impl CommandService {
         let mut state = self.vault_state(tenant_id).await?;
         state.require_usable("seal a secret")?;
         if state.newest == 0 {
-            state = self.vault_first_key(tenant_id).await?;
+            // The first key, unless another request (here or on another node) made it first.
+            let meta = EventMetadata::system(self.ids.new_id().to_string());
+            self.add_vault_key(&meta, tenant_id, "seal a secret", |vault| {
+                (vault.newest == 0).then_some(1)
+            })
+            .await?;
+            state = self.vault_state(tenant_id).await?;
         }
         let version = state.newest;
         let sealed = keys
@@ -159,40 +164,6 @@ impl CommandService {
             .await
             .map_err(vault_error)?;
         Ok(Some((rewrapped, state.newest)))
-    }
-
-    /// Stores key version 1 and records it, unless another request (here or on another node)
-    /// did first; returns the vault as it then stands.
-    async fn vault_first_key(&self, tenant_id: Uuid) -> Result<VaultState, CommandError> {
-        let keys = self.vault_keys()?;
-        let address = Address::<VaultState>::vault(tenant_id);
-        let meta = EventMetadata::system(self.ids.new_id().to_string());
-        let address = &address;
-        let meta = &meta;
-        self.run(&address.stream, move || async move {
-            let loaded = self.load::<VaultState>(&address.stream).await?;
-            let mut plan = Plan::new((), loaded.position);
-            if loaded.state.newest == 0 {
-                loaded.state.require_usable("seal a secret")?;
-                // The key first: nothing on the log may name a version that could be lost.
-                keys.create(tenant_id, 1).await?;
-                let events = loaded
-                    .state
-                    .decide(VaultCommand::AddKey { version: 1 })
-                    .map_err(|error| loaded.reject(error, address))?;
-                plan.push(self.write(
-                    meta,
-                    self.clock.now(),
-                    address.stream.clone(),
-                    loaded.expected(),
-                    tenant_id,
-                    events,
-                ));
-            }
-            Ok(plan)
-        })
-        .await?;
-        self.vault_state(tenant_id).await
     }
 }
 

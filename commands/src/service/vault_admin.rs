@@ -34,20 +34,40 @@ impl CommandService {
         meta: EventMetadata,
         tenant_id: Uuid,
     ) -> Result<(u32, u64), CommandError> {
+        let (version, position) = self
+            .add_vault_key(&meta, tenant_id, "rotate the vault key", |vault| {
+                Some(vault.newest + 1)
+            })
+            .await?;
+        Ok((version.unwrap_or_default(), position))
+    }
+
+    /// Stores the key version `which` picks from the vault as read (none: nothing to add),
+    /// then appends `vault.key_added` at the version read; a conflict reads again and asks
+    /// `which` again. Returns the version added.
+    pub(super) async fn add_vault_key(
+        &self,
+        meta: &EventMetadata,
+        tenant_id: Uuid,
+        action: &'static str,
+        which: impl Fn(&VaultState) -> Option<u32>,
+    ) -> Result<(Option<u32>, u64), CommandError> {
         let keys = self.vault_keys()?;
         let address = Address::<VaultState>::vault(tenant_id);
-        let (address, meta) = (&address, &meta);
+        let (address, which) = (&address, &which);
         self.run(&address.stream, move || async move {
             let loaded = self.load::<VaultState>(&address.stream).await?;
-            loaded.state.require_usable("rotate the vault key")?;
-            let version = loaded.state.newest + 1;
+            loaded.state.require_usable(action)?;
+            let Some(version) = which(&loaded.state) else {
+                return Ok(Plan::new(None, loaded.position));
+            };
             // The key first: nothing on the log may name a version that could be lost.
             keys.create(tenant_id, version).await?;
             let events = loaded
                 .state
                 .decide(VaultCommand::AddKey { version })
                 .map_err(|error| loaded.reject(error, address))?;
-            let mut plan = Plan::new(version, loaded.position);
+            let mut plan = Plan::new(Some(version), loaded.position);
             plan.push(self.write(
                 meta,
                 self.clock.now(),
