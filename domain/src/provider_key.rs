@@ -11,7 +11,8 @@
 //! - The provider is one of seed 002's: `openai`, `anthropic`, `azure`, `berget`, `mistral`,
 //!   `ovhcloud`, `vllm`.
 //! - A key is 8 to 4,096 visible ASCII characters: shorter, its last four characters would
-//!   give most of it away.
+//!   give most of it away. `azure` and `vllm` need an `endpoint` (they have no public base
+//!   URL); Azure OpenAI's `api_version` and `deployment_name` are for `azure` only.
 //! - Setting a key replaces whatever was set, and clears an invalid mark: it is always
 //!   recorded, since a new key is sealed afresh.
 //! - Marking a key invalid or removing it needs a key; marking an invalid key again changes
@@ -70,6 +71,50 @@ pub fn check_api_key(key: &str) -> Result<String, DomainError> {
     }
     // Visible ASCII: every character is one byte, so this slice is on a boundary.
     Ok(key[key.len() - 4..].to_owned())
+}
+
+/// The providers that have no public base URL, so a key for them needs its `endpoint`.
+pub const NEEDS_ENDPOINT: [&str; 2] = ["azure", "vllm"];
+
+/// Checks the settings sealed with a key: `endpoint` an https URL (plain http only on
+/// loopback), required for [`NEEDS_ENDPOINT`]'s providers; `api_version` and
+/// `deployment_name` are Azure OpenAI's and only accepted for `azure`.
+pub fn check_settings(
+    provider: &str,
+    endpoint: Option<&str>,
+    api_version: Option<&str>,
+    deployment_name: Option<&str>,
+) -> Result<(), DomainError> {
+    match endpoint {
+        Some(url) => crate::identity_provider::endpoint("endpoint", url)?,
+        None if NEEDS_ENDPOINT.contains(&provider) => {
+            return Err(DomainError::invalid(
+                "endpoint",
+                format!("is required for {provider}: the base URL of its API"),
+            ));
+        }
+        None => {}
+    }
+    for (field, value) in [
+        ("api_version", api_version),
+        ("deployment_name", deployment_name),
+    ] {
+        let Some(value) = value else { continue };
+        if provider != "azure" {
+            return Err(DomainError::invalid(field, "is only for azure"));
+        }
+        let ok = (1..=100).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok {
+            return Err(DomainError::invalid(
+                field,
+                "must be 1 to 100 letters, digits, '-', '_' or '.'",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A key as recorded (sealed).

@@ -219,3 +219,34 @@ fn without_any_usable_key_the_fallback_says_whether_the_platform_key_is_invalid(
         })
     );
 }
+
+#[test]
+fn azure_and_vllm_need_an_endpoint_and_only_azure_takes_its_deployment_settings() {
+    let endpoint = Some("https://example.openai.azure.com");
+    assert!(check_settings("openai", None, None, None).is_ok());
+    assert!(check_settings("vllm", Some("http://127.0.0.1:8000/v1"), None, None).is_ok());
+    assert!(check_settings("azure", endpoint, Some("2024-06-01"), Some("gpt-4o")).is_ok());
+    let field = |result: Result<(), DomainError>| match result {
+        Err(DomainError::Validation { field, .. }) => field,
+        other => panic!("accepted: {other:?}"),
+    };
+    assert_eq!(field(check_settings("azure", None, None, None)), "endpoint");
+    assert_eq!(field(check_settings("vllm", None, None, None)), "endpoint");
+    assert_eq!(
+        field(check_settings(
+            "openai",
+            Some("http://llm.example.com"),
+            None,
+            None
+        )),
+        "endpoint"
+    );
+    assert_eq!(
+        field(check_settings("openai", None, Some("2024-06-01"), None)),
+        "api_version"
+    );
+    assert_eq!(
+        field(check_settings("azure", endpoint, None, Some("gpt 4o"))),
+        "deployment_name"
+    );
+}
