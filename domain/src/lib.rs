@@ -34,11 +34,15 @@
 //! - [`entitlement`]: one tenant's entitlement to one product (grant, trial once, revoke,
 //!   expire once).
 //! - [`tenant_claims`]: the tenant claims tokens carry and a client's choice among them.
+//! - [`vault`]: a tenant's vault (key versions, minimum, rewrap, offboarding; issue 20).
+//! - [`credential`]: one connection to a third-party service (sealed tokens or API key,
+//!   refreshes, failures and backoff, `needs_reauth`, rewrap, removal; issue 20).
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
 pub mod authorization_code;
 pub mod consent;
+pub mod credential;
 pub mod entitlement;
 pub mod identity_provider;
 pub mod invitation;
@@ -54,6 +58,7 @@ pub mod tenant;
 pub mod tenant_claims;
 pub mod user;
 pub mod validate;
+pub mod vault;
 pub mod webauthn_policy;
 
 #[cfg(test)]
