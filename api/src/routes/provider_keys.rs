@@ -31,10 +31,7 @@ use uuid::Uuid;
 use crate::auth::{PlatformAdmin, Principal, TenantAdmin};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, RequestContext};
-use crate::scopes::TENANT_ADMIN;
-
-// TEMPORARY until vault-core's `scopes::VAULT_READ` is merged.
-const VAULT_READ: &str = "vault:read";
+use crate::scopes::{TENANT_ADMIN, VAULT_READ};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -312,34 +312,3 @@ impl CommandService {
         .await
     }
 }
-
-// TEMPORARY until vault-core's phase 1 is merged: the sealing layer's signatures, sealed
-// under the master key's sealing sub-key with the stream as AAD. Removed at the merge.
-impl CommandService {
-    async fn vault_seal(
-        &self,
-        _tenant_id: Uuid,
-        stream_id: &str,
-        payload: &[u8],
-    ) -> Result<(String, u32), CommandError> {
-        let sealed = self.crypto.seal(stream_id.as_bytes(), payload)?;
-        let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
-        Ok((format!("tsr:v1:{hex}"), 1))
-    }
-
-    async fn vault_open(
-        &self,
-        _tenant_id: Uuid,
-        stream_id: &str,
-        sealed: &str,
-    ) -> Result<Zeroizing<Vec<u8>>, CommandError> {
-        let hex = sealed.strip_prefix("tsr:v1:").unwrap_or_default();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-            .collect();
-        Ok(Zeroizing::new(
-            self.crypto.open(stream_id.as_bytes(), &bytes)?,
-        ))
-    }
-}

@@ -90,13 +90,15 @@ async fn refusals_of_every_mode(app: &TestServer, a: &Tenant, b: &Tenant) {
     assert!(body["message"].as_str().unwrap().contains(PROVIDER_LIST));
 }
 
+fn contains(text: &[u8], needle: &str) -> bool {
+    text.windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
 /// The key texts of this file must appear nowhere but in `resolve`'s answers.
 fn assert_no_key_in(what: &str, text: &[u8]) {
     for key in [PLATFORM_KEY, TENANT_KEY, TENANT_KEY_2] {
-        let found = text
-            .windows(key.len())
-            .any(|window| window == key.as_bytes());
-        assert!(!found, "{key} is in {what}");
+        assert!(!contains(text, key), "{key} is in {what}");
     }
 }
 
@@ -242,15 +244,17 @@ async fn fallback_mode(store: Store) {
         "/v1/audit?tenant_id={}&action=credential.accessed&limit=500",
         a.id
     );
-    let mut rows = Value::Null;
+    let rows = std::sync::Mutex::new(Value::Null);
     let found = eventually(Duration::from_secs(10), || async {
         let (_, body) = app.send(app.admin(Method::GET, &audit)).await;
-        rows = body;
-        rows["items"]
+        let enough = body["items"]
             .as_array()
-            .is_some_and(|items| items.len() >= 4)
+            .is_some_and(|items| items.len() >= 4);
+        *rows.lock().unwrap() = body;
+        enough
     })
     .await;
+    let rows = rows.into_inner().unwrap();
     assert!(found, "{rows}");
     let items = rows["items"].as_array().unwrap();
     // Four resolutions handed out a key; the refused ones appended nothing.
@@ -277,30 +281,62 @@ async fn fallback_mode(store: Store) {
     );
     assert_no_key_in("the audit trail", rows.to_string().as_bytes());
 
-    assert_no_key_anywhere(app).await;
+    let tenant_id = a.id.clone();
+    let log = assert_no_key_anywhere(app, "pk-fallback-a").await;
+    assert_sealed_by_the_vault(&log, &tenant_id);
+}
+
+/// The keys were sealed by the vault: tenant A's and the platform's (the system tenant's)
+/// vaults each got their first key version, and every recorded key names its version.
+fn assert_sealed_by_the_vault(log: &[tessera_event_schemas::RecordedEvent], tenant_id: &str) {
+    let vaults: Vec<String> = log
+        .iter()
+        .filter(|recorded| recorded.envelope.event_type == "vault.key_added")
+        .map(|recorded| recorded.envelope.tenant_id.to_string())
+        .collect();
+    assert!(vaults.contains(&tenant_id.to_owned()), "{vaults:?}");
+    let system = tessera_event_schemas::SYSTEM_TENANT_ID.to_string();
+    assert!(vaults.contains(&system), "{vaults:?}");
+    let sets: Vec<_> = log
+        .iter()
+        .filter(|recorded| recorded.envelope.event_type == "provider_key.set")
+        .collect();
+    assert_eq!(sets.len(), 3);
+    for recorded in sets {
+        assert!(contains(&recorded.payload, "tsr:v1:"));
+    }
 }
 on_both_stores!(fallback_mode);
 
 /// Stops the server and searches its log (and, embedded, every file of its data directory)
-/// and everything it printed for the keys' text.
-async fn assert_no_key_anywhere(mut app: TestServer) {
+/// and everything it printed for the keys' text. `slug`, a tenant's, is in clear in the log:
+/// finding it shows the search can find what is there.
+async fn assert_no_key_anywhere(
+    mut app: TestServer,
+    slug: &str,
+) -> Vec<tessera_event_schemas::RecordedEvent> {
     app.stop().await;
-    for recorded in crate::helpers::read_log(&app).await {
+    let log = crate::helpers::read_log(&app).await;
+    assert!(log.iter().any(|recorded| contains(&recorded.payload, slug)));
+    for recorded in &log {
         assert_no_key_in("an event's payload", &recorded.payload);
     }
     if app.database_url().is_none() {
-        let mut searched = 0;
+        let mut files = Vec::new();
         for entry in std::fs::read_dir(app.data_dir()).unwrap() {
             let path = entry.unwrap().path();
             if path.is_file() {
-                assert_no_key_in(&path.display().to_string(), &std::fs::read(&path).unwrap());
-                searched += 1;
+                files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
             }
         }
+        let events = files.iter().find(|(name, _)| name.ends_with("events.db"));
         assert!(
-            searched >= 2,
-            "the data directory holds the log and the read models"
+            events.is_some_and(|(_, bytes)| contains(bytes, slug)),
+            "the search finds the slug in the log's file"
         );
+        for (name, bytes) in &files {
+            assert_no_key_in(name, bytes);
+        }
     }
     let output = [
         app.stdout.lock().unwrap().join("\n"),
@@ -309,6 +345,7 @@ async fn assert_no_key_anywhere(mut app: TestServer) {
     for text in output {
         assert_no_key_in("the server's output", text.as_bytes());
     }
+    log
 }
 
 async fn strict_mode(store: Store) {
