@@ -17,7 +17,8 @@
 //!   recorded, since a new key is sealed afresh.
 //! - Marking a key invalid or removing it needs a key; marking an invalid key again changes
 //!   nothing.
-//! - A rewrap applies only to the key it was read from and only to a newer key version.
+//! - A rewrap applies only to the key it was read from and only to a newer key version; a
+//!   key removed since needs none.
 //! - Resolution ([`resolve`]): the tenant's key when it has one, an error when that key is
 //!   marked invalid (never a fallback, in either mode); without a tenant key, strict mode is
 //!   an error and otherwise the platform's key applies, unless it too is missing or invalid.
@@ -214,9 +215,9 @@ impl Aggregate for ProviderKeyState {
                 sealed,
                 key_version,
             } => match &self.key {
-                None => Err(DomainError::NotFound),
-                // Another key was set since the rewrap read this one, or it is already at
-                // this version or newer: nothing to do.
+                // Removed, or another key set since the rewrap read this one (sealed under the
+                // newest version), or already at this version or newer: nothing to do.
+                None => Ok(vec![]),
                 Some(key) if key.sealed != from || key.key_version >= key_version => Ok(vec![]),
                 Some(_) => Ok(vec![Event::CredentialRewrapped(CredentialRewrappedV1 {
                     sealed: sealed.into(),

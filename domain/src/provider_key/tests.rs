@@ -141,6 +141,10 @@ fn a_rewrap_replaces_only_the_key_it_read_and_only_with_a_newer_version() {
         given::<ProviderKeyState>(history).when(rewrap("tsr:v1:AAAA", 1)),
         Ok(vec![])
     );
+    assert_eq!(
+        given::<ProviderKeyState>([]).when(rewrap("tsr:v1:AAAA", 2)),
+        Ok(vec![])
+    );
 }
 
 #[test]
