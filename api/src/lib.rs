@@ -20,6 +20,8 @@
 //!   in the data directory).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
+//! - [`vault_rewrap`]: the credential vault's rewraps, run in the background and resumed at
+//!   start (issue 20).
 //! - [`pages`]: each tenant's hosted pages (`/t/{slug}/login`, `logout`, `account`, the forced
 //!   password change), server-rendered from `api/templates/`; [`rate_limit`]: sign-in limits.
 
@@ -48,3 +50,4 @@ pub mod scopes;
 pub mod server;
 pub mod state;
 pub mod usage;
+pub mod vault_rewrap;

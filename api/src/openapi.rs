@@ -5,8 +5,9 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, consents, entitlements, federation, federation_auth,
-    health, invitations, mfa, provider_keys, seed_aliases, sessions, tenants, users,
+    api_keys, audit, catalog, claims, clients, consents, credentials, entitlements, federation,
+    federation_auth, health, invitations, mfa, provider_keys, seed_aliases, sessions, tenants,
+    users, vault,
 };
 
 #[derive(OpenApi)]
@@ -99,6 +100,15 @@ use crate::routes::{
         federation_auth::tenants,
         federation_auth::initiate,
         federation_auth::callback,
+        credentials::store_credential,
+        credentials::list_connections,
+        credentials::remove_credential,
+        credentials::access_credential,
+        vault::get_vault,
+        vault::rotate,
+        vault::rewrap,
+        vault::set_minimum,
+        vault::destroy_vault,
         claims::resolve_claims,
         claims::get_token_claims,
         claims::put_token_claims,

@@ -20,8 +20,8 @@ pub const TENANT_ADMIN: &str = "tenant:admin";
 /// Appends audit entries for the key's own tenant (`POST /v1/audit`).
 pub const AUDIT_WRITE: &str = "audit:write";
 
-/// Reads the key's own tenant's credentials in clear (issue 20): a connection's tokens, the
-/// provider key that applies; each read is an audited access.
+/// Reads the key's own tenant's vault secrets in clear: a connection's tokens, a provider key
+/// (issue 20). Every use is an audited access.
 pub const VAULT_READ: &str = "vault:read";
 
 /// Every scope Tessera's API checks.
@@ -32,8 +32,8 @@ pub const TESSERA_SCOPES: [&str; 4] = [PLATFORM_ADMIN, TENANT_ADMIN, AUDIT_WRITE
 pub const PRODUCT_SCOPE_PREFIX: &str = "product:";
 
 /// Whether `holder` holds `scope` and so may grant it: a platform admin holds every scope; a
-/// tenant admin holds `tenant:admin`, `audit:write`, `vault:read` (it issues its services'
-/// keys) and its products' scopes; any other key holds what it carries.
+/// tenant admin holds `tenant:admin`, `audit:write`, `vault:read` (for its services' keys) and
+/// its products' scopes; any other key holds what it carries.
 fn holds(holder: &Principal, scope: &str) -> bool {
     holder.is_platform_admin()
         || holder.has_scope(scope)
@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn a_tenant_admin_grants_only_what_it_holds() {
         let tenant_admin = key(TENANT, &[TENANT_ADMIN]);
-        let held = [TENANT_ADMIN, AUDIT_WRITE, VAULT_READ, "product:crm:read"];
+        let held = [TENANT_ADMIN, AUDIT_WRITE, "product:crm:read"];
         assert_eq!(check(&tenant_admin, TENANT, Some("crm"), &held), "ok");
         assert_eq!(check(&tenant_admin, TENANT, None, &[PLATFORM_ADMIN]), "403");
         // A tenant admin of the system tenant is no platform admin and cannot mint one.
@@ -178,9 +178,11 @@ mod tests {
             ),
             "403"
         );
+        // A tenant admin hands `vault:read` to its own services' keys; a writer cannot.
+        assert_eq!(check(&tenant_admin, TENANT, None, &[VAULT_READ]), "ok");
         let writer = key(TENANT, &[AUDIT_WRITE]);
+        assert_eq!(check(&writer, TENANT, None, &[VAULT_READ]), "403");
         assert_eq!(check(&writer, TENANT, None, &[AUDIT_WRITE]), "ok");
         assert_eq!(check(&writer, TENANT, None, &[TENANT_ADMIN]), "403");
-        assert_eq!(check(&writer, TENANT, None, &[VAULT_READ]), "403");
     }
 }

@@ -10,6 +10,8 @@ pub mod catalog;
 pub mod claims;
 pub mod clients;
 pub mod consents;
+pub mod credential_refresh;
+pub mod credentials;
 pub mod entitlements;
 pub mod federation;
 pub mod federation_auth;
@@ -22,6 +24,7 @@ pub mod sessions;
 pub mod tenant_admin;
 pub mod tenants;
 pub mod users;
+pub mod vault;
 
 use serde::Deserialize;
 use tessera_event_schemas::Timestamp;
