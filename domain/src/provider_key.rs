@@ -3,6 +3,9 @@
 //! it on the system tenant's stream of the same name. Set, marked invalid, rewrapped, removed;
 //! and the rule that says which key a tenant's request gets, in strict mode and without it.
 //!
+//! A rewrap (`credential.rewrapped`, the vault's, decided on any secret holder's stream by
+//! `vault::HeldSecret`) replaces the sealed key and its version and keeps everything else.
+//!
 //! Pure: the key arrives sealed (`tsr:v{n}:...`, sealed by the commands under the owning
 //! tenant's vault), with its last four characters taken before sealing by [`check_api_key`].
 //! This module never sees a key in clear except in that check.
@@ -17,15 +20,13 @@
 //!   recorded, since a new key is sealed afresh.
 //! - Marking a key invalid or removing it needs a key; marking an invalid key again changes
 //!   nothing.
-//! - A rewrap applies only to the key it was read from and only to a newer key version; a
-//!   key removed since needs none.
 //! - Resolution ([`resolve`]): the tenant's key when it has one, an error when that key is
 //!   marked invalid (never a fallback, in either mode); without a tenant key, strict mode is
 //!   an error and otherwise the platform's key applies, unless it too is missing or invalid.
 
 use tessera_event_schemas::Event;
 use tessera_event_schemas::events::{
-    CredentialRewrappedV1, ProviderKeyInvalidatedV1, ProviderKeyRemovedV1, ProviderKeySetV1,
+    ProviderKeyInvalidatedV1, ProviderKeyRemovedV1, ProviderKeySetV1,
 };
 
 use crate::{Aggregate, DomainError};
@@ -145,13 +146,6 @@ pub enum ProviderKeyCommand {
     },
     /// The provider refused the key: hand it out no more until a new one is set.
     Invalidate,
-    /// The sealed key wrapped again under a newer key version, replacing `from` (what the
-    /// rewrap read).
-    Rewrap {
-        from: String,
-        sealed: String,
-        key_version: u32,
-    },
     Remove,
 }
 
@@ -209,20 +203,6 @@ impl Aggregate for ProviderKeyState {
                 Some(_) => Ok(vec![Event::ProviderKeyInvalidated(
                     ProviderKeyInvalidatedV1 {},
                 )]),
-            },
-            ProviderKeyCommand::Rewrap {
-                from,
-                sealed,
-                key_version,
-            } => match &self.key {
-                // Removed, or another key set since the rewrap read this one (sealed under the
-                // newest version), or already at this version or newer: nothing to do.
-                None => Ok(vec![]),
-                Some(key) if key.sealed != from || key.key_version >= key_version => Ok(vec![]),
-                Some(_) => Ok(vec![Event::CredentialRewrapped(CredentialRewrappedV1 {
-                    sealed: sealed.into(),
-                    key_version,
-                })]),
             },
             ProviderKeyCommand::Remove => match self.key {
                 Some(_) => Ok(vec![Event::ProviderKeyRemoved(ProviderKeyRemovedV1 {})]),

@@ -138,6 +138,15 @@ fn checked(provider: &str) -> Result<&str, ApiError> {
     Ok(provider)
 }
 
+/// The owner's vault refuses only when it was destroyed (offboarding): gone for good, 410
+/// rather than the 409 of a refused command.
+fn vault_refusal(error: CommandError) -> ApiError {
+    match ApiError::from(error) {
+        ApiError::IllegalTransition(message) => ApiError::Gone(message),
+        other => other,
+    }
+}
+
 /// A missing key is a 404 that names it.
 fn absent(tenant_id: Uuid, provider: &str) -> impl Fn(CommandError) -> ApiError {
     let what = if tenant_id == SYSTEM_TENANT_ID {
@@ -176,7 +185,8 @@ async fn put_key(
             provider,
             &secret,
         )
-        .await?;
+        .await
+        .map_err(vault_refusal)?;
     get_key(state, tenant_id, provider).await
 }
 
@@ -226,7 +236,7 @@ async fn invalidate_key(
 /// `tenant:admin` on the tenant or `platform:admin`.
 #[utoipa::path(put, path = "/v1/tenants/{id}/credentials/{provider}", tag = "provider-keys", request_body = ProviderKeyRequest,
     params(("id" = Uuid, Path, description = "tenant id"), ("provider" = String, Path, description = "openai, anthropic, azure, berget, mistral, ovhcloud or vllm")),
-    responses((status = 200, body = ProviderKeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ProviderKeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn put_tenant_key(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -319,11 +329,11 @@ pub async fn invalidate_tenant_key(
 /// The key that applies to the tenant for `provider`: its own, or (outside strict mode,
 /// `TESSERA_TENANT_CREDENTIALS_STRICT`) the platform's when it has none. An invalid tenant
 /// key is 409 `provider_key_invalid` in either mode; no key that applies is 404
-/// `provider_key_not_set`. Each answer is recorded (`credential.accessed`) before it is sent.
+/// `provider_key_not_set`; a destroyed vault 410. Each answer is recorded (`credential.accessed`) before it is sent.
 /// Needs `vault:read` on the key's own tenant (any other tenant is 404).
 #[utoipa::path(post, path = "/v1/tenants/{id}/credentials/{provider}/resolve", tag = "provider-keys",
     params(("id" = Uuid, Path, description = "tenant id"), ("provider" = String, Path, description = "provider")),
-    responses((status = 200, body = ResolvedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ResolvedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn resolve_key(
     principal: Principal,
     State(state): State<AppState>,
@@ -351,7 +361,7 @@ pub async fn resolve_key(
         .await
         .map_err(|error| match error {
             ResolveError::Unresolved(why) => unresolved(provider, why),
-            ResolveError::Command(error) => error.into(),
+            ResolveError::Command(error) => vault_refusal(error),
         })?;
     let secret = &resolved.secret;
     let body = ResolvedKey {

@@ -287,50 +287,6 @@ impl CommandService {
             CommandError::Internal(format!("the sealed key on {stream} is not a key document"))
         })
     }
-
-    /// Wraps every provider key of `tenant_id` (the system tenant: the platform's) that is
-    /// below the vault's newest key version again under it, without opening any; returns how
-    /// many moved. Each is decided on the key's stream at the version read (see the domain's
-    /// `Rewrap`): a key set or removed meanwhile is left alone. For the vault's rewrap.
-    pub async fn rewrap_provider_keys(
-        &self,
-        meta: EventMetadata,
-        tenant_id: Uuid,
-    ) -> Result<u32, CommandError> {
-        let mut moved = 0;
-        for provider in provider_key::PROVIDERS {
-            let address = Address::provider_key(tenant_id, provider);
-            let loaded = self.load::<ProviderKeyState>(&address.stream).await?;
-            let Some(key) = loaded.state.key else {
-                continue;
-            };
-            let Some((sealed, key_version)) = self
-                .vault_rewrap_secret(tenant_id, &address.stream, &key.sealed)
-                .await?
-            else {
-                continue;
-            };
-            let from = key.sealed;
-            // Retried on a conflict: a key marked invalid meanwhile is still this sealed key and
-            // moves; a key set meanwhile is another one, already at the newest version.
-            let (applies, _) = self
-                .execute::<ProviderKeyState, bool>(&meta, tenant_id, &address, |state| {
-                    let applies = state
-                        .key
-                        .as_ref()
-                        .is_some_and(|now| now.sealed == from && now.key_version < key_version);
-                    let command = ProviderKeyCommand::Rewrap {
-                        from: from.clone(),
-                        sealed: sealed.clone(),
-                        key_version,
-                    };
-                    Ok((command, applies))
-                })
-                .await?;
-            moved += u32::from(applies);
-        }
-        Ok(moved)
-    }
 }
 
 #[cfg(test)]

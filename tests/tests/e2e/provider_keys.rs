@@ -504,3 +504,67 @@ async fn azure_and_vllm_keys_carry_their_endpoint_and_bad_bodies_change_nothing(
     expected["source"] = json!("tenant");
     assert_eq!(body, expected);
 }
+
+/// The vault's life cycle reaches provider keys: after a rotation, a rewrap and a minimum that
+/// retires version 1, the key still resolves; after offboarding, neither resolving nor setting
+/// a key works again (410).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrapped_key_still_resolves_and_an_offboarded_tenants_keys_are_gone() {
+    let app = spawn_app_with_env(Store::Embedded, &[]).await;
+    let a = tenant(&app, "pk-vault").await;
+    let vault = format!("/v1/tenants/{}/vault", a.id);
+    let openai = key_path(&a, "openai");
+    let (status, _) = put(&app, &a.admin, &openai, json!({"api_key": TENANT_KEY})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .send(app.admin(Method::POST, &format!("{vault}/rotate")))
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app
+        .send(app.admin(Method::POST, &format!("{vault}/rewrap")))
+        .await;
+    assert!(status.is_success(), "{body}");
+    let rewrapped = eventually(Duration::from_secs(10), || async {
+        let (_, body) = app.send(app.admin(Method::GET, &vault)).await;
+        // The tenant's one secret, its provider key, is counted under version 2 alone.
+        let counts = body["secrets_per_version"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let at = |version: u64| {
+            counts
+                .iter()
+                .filter(|count| count["version"] == version)
+                .map(|count| count["secrets"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        at(2) == 1 && at(1) == 0
+    })
+    .await;
+    assert!(rewrapped);
+    let (status, body) = app
+        .send(
+            app.admin(Method::PUT, &format!("{vault}/minimum"))
+                .json(&json!({"version": 2})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = resolve(&app, &a.vault, &a, "openai").await;
+    assert_eq!(
+        (status, body["api_key"].as_str()),
+        (StatusCode::OK, Some(TENANT_KEY)),
+        "{body}"
+    );
+
+    let (status, body) = app
+        .send(
+            app.admin(Method::DELETE, &vault)
+                .json(&json!({"confirm": "pk-vault"})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = resolve(&app, &a.vault, &a, "openai").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    let (status, body) = put(&app, &a.admin, &openai, json!({"api_key": TENANT_KEY_2})).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+}

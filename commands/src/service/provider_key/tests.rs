@@ -1,21 +1,20 @@
 //! Provider keys on the in-memory log with a real vault: a resolution appends exactly one
 //! access and a refusal nothing; the platform's key is sealed under the system tenant's vault
-//! and is only a fallback; a rewrap moves keys to the newest key version and they still open.
+//! and is only a fallback; the vault's rewrap moves a key to the newest key version and it
+//! still resolves, settings and all.
 
 use std::sync::Arc;
 
 use tessera_crypto::{Crypto, MasterKey, VaultKeys};
 use tessera_domain::provider_key::{Source, Unresolved};
-use tessera_event_log::{
-    Backend, EventLog, ExpectedVersion, LogConfig, MemoryStore, StreamWrite, keys,
-};
-use tessera_event_schemas::events::{AccessedCredential, SigningAlg, TenantKind, VaultKeyAddedV1};
-use tessera_event_schemas::{Event, ProposedEvent, SYSTEM_TENANT_ID, Timestamp, streams};
+use tessera_event_log::{Backend, EventLog, LogConfig, MemoryStore, keys};
+use tessera_event_schemas::events::{AccessedCredential, SigningAlg, TenantKind};
+use tessera_event_schemas::{Event, SYSTEM_TENANT_ID, Timestamp, streams};
 use uuid::Uuid;
 
 use super::super::tests::meta;
 use super::*;
-use crate::clock::{FixedClock, IdGen, SystemIds};
+use crate::clock::{FixedClock, SystemIds};
 use crate::service::CreateTenant;
 
 const ACME: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_00a1);
@@ -24,7 +23,6 @@ const GATEWAY: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_2a2a)
 
 struct Fixture {
     log: Arc<dyn EventLog>,
-    vault: Arc<VaultKeys>,
     service: CommandService,
 }
 
@@ -46,7 +44,7 @@ async fn fixture() -> Fixture {
         Arc::new(FixedClock::new(NOW)),
         Arc::new(SystemIds),
     )
-    .with_vault(vault.clone());
+    .with_vault(vault);
     service.bootstrap(None).await.unwrap();
     service
         .create_tenant(
@@ -66,11 +64,7 @@ async fn fixture() -> Fixture {
         )
         .await
         .unwrap();
-    Fixture {
-        log,
-        vault,
-        service,
-    }
+    Fixture { log, service }
 }
 
 fn key(api_key: &str) -> ProviderSecret {
@@ -176,7 +170,7 @@ async fn the_platforms_key_is_sealed_under_the_system_tenants_vault_and_is_only_
 }
 
 #[tokio::test]
-async fn a_rewrap_moves_provider_keys_to_the_newest_version_and_they_still_resolve() {
+async fn the_vaults_rewrap_moves_a_provider_key_to_the_newest_version_and_it_still_resolves() {
     let f = fixture().await;
     let mut azure = key("sk-azure-key-0002");
     azure.endpoint = Some("https://acme.openai.azure.com".into());
@@ -188,39 +182,33 @@ async fn a_rewrap_moves_provider_keys_to_the_newest_version_and_they_still_resol
         .set_provider_key(meta(), ACME, "openai", &key("sk-tenant-key-0001"))
         .await
         .unwrap();
-    assert_eq!(
-        f.service.rewrap_provider_keys(meta(), ACME).await.unwrap(),
-        0
-    );
-
-    // A rotation: the key first, then the fact.
-    f.vault.create(ACME, 2).await.unwrap();
-    let added = Event::VaultKeyAdded(VaultKeyAddedV1 { version: 2 });
-    f.log
-        .append(vec![StreamWrite {
-            stream_id: streams::vault(ACME),
-            expected: ExpectedVersion::Any,
-            events: vec![ProposedEvent::new(
-                &added,
-                SystemIds.new_id(),
-                ACME,
-                NOW,
-                meta(),
-            )],
-        }])
-        .await
-        .unwrap();
+    let (version, _) = f.service.rotate_vault_key(meta(), ACME).await.unwrap();
+    assert_eq!(version, 2);
     f.service
         .remove_provider_key(meta(), ACME, "openai")
         .await
         .unwrap();
-    assert_eq!(
-        f.service.rewrap_provider_keys(meta(), ACME).await.unwrap(),
-        1
+    let azure_stream = streams::provider_key(ACME, "azure");
+    assert!(
+        f.service
+            .rewrap_secret(meta(), ACME, &azure_stream)
+            .await
+            .unwrap()
     );
-    assert_eq!(
-        f.service.rewrap_provider_keys(meta(), ACME).await.unwrap(),
-        0
+    assert!(
+        !f.service
+            .rewrap_secret(meta(), ACME, &azure_stream)
+            .await
+            .unwrap(),
+        "already at the newest version"
+    );
+    let openai_stream = streams::provider_key(ACME, "openai");
+    assert!(
+        !f.service
+            .rewrap_secret(meta(), ACME, &openai_stream)
+            .await
+            .unwrap(),
+        "a removed key holds no secret"
     );
     let info = f
         .service
