@@ -318,7 +318,7 @@ pub async fn invalidate_tenant_key(
         let own = principal.tenant_id == tenant_id;
         if own && !principal.has_scope(TENANT_ADMIN) {
             return Err(ApiError::Forbidden(format!(
-                "this key lacks the {VAULT_READ} scope"
+                "this key lacks the {VAULT_READ} (or {TENANT_ADMIN}) scope"
             )));
         }
         principal.authorize_tenant(&state, tenant_id).await?;
@@ -329,8 +329,9 @@ pub async fn invalidate_tenant_key(
 /// The key that applies to the tenant for `provider`: its own, or (outside strict mode,
 /// `TESSERA_TENANT_CREDENTIALS_STRICT`) the platform's when it has none. An invalid tenant
 /// key is 409 `provider_key_invalid` in either mode; no key that applies is 404
-/// `provider_key_not_set`; a destroyed vault 410. Each answer is recorded (`credential.accessed`) before it is sent.
-/// Needs `vault:read` on the key's own tenant (any other tenant is 404).
+/// `provider_key_not_set`; a destroyed vault 410. Each answer is recorded
+/// (`credential.accessed`) before it is sent. Needs `vault:read` on the key's own tenant (any
+/// other tenant is 404).
 #[utoipa::path(post, path = "/v1/tenants/{id}/credentials/{provider}/resolve", tag = "provider-keys",
     params(("id" = Uuid, Path, description = "tenant id"), ("provider" = String, Path, description = "provider")),
     responses((status = 200, body = ResolvedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]

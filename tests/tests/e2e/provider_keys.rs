@@ -503,6 +503,13 @@ async fn azure_and_vllm_keys_carry_their_endpoint_and_bad_bodies_change_nothing(
     expected["provider"] = json!("azure");
     expected["source"] = json!("tenant");
     assert_eq!(body, expected);
+    // A key in clear is not for caches.
+    let response = app
+        .request(Method::POST, &format!("{azure}/resolve"), Some(&a.vault))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
 }
 
 /// The vault's life cycle reaches provider keys: after a rotation, a rewrap and a minimum that
