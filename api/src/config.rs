@@ -102,6 +102,36 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub federation: FederationSettings,
+
+    #[command(flatten)]
+    pub provider_keys: ProviderKeySettings,
+}
+
+/// Tenants' LLM provider keys (issue 20, seed 002).
+#[derive(Args, Clone, Debug)]
+pub struct ProviderKeySettings {
+    /// Strict mode: a tenant without its own provider key gets an error, never the platform's
+    /// default key. Also read from seed 002's `TENANT_CREDENTIALS_ENABLED` when not set.
+    #[arg(long, env = "TESSERA_TENANT_CREDENTIALS_STRICT")]
+    pub tenant_credentials_strict: Option<bool>,
+}
+
+impl ProviderKeySettings {
+    /// Strict mode, falling back on seed 002's name; off by default (seed 002's default).
+    pub fn strict(&self) -> Result<bool, String> {
+        match (
+            self.tenant_credentials_strict,
+            std::env::var("TENANT_CREDENTIALS_ENABLED").ok(),
+        ) {
+            (Some(strict), _) => Ok(strict),
+            (None, Some(text)) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" | "" => Ok(false),
+                _ => Err("TENANT_CREDENTIALS_ENABLED must be true or false".to_owned()),
+            },
+            (None, None) => Ok(false),
+        }
+    }
 }
 
 /// Federated sign-in (issue 19). Each setting also takes seed 002's name without the

@@ -6,7 +6,8 @@ use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
     api_keys, audit, catalog, claims, clients, consents, credentials, entitlements, federation,
-    federation_auth, health, invitations, mfa, seed_aliases, sessions, tenants, users, vault,
+    federation_auth, health, invitations, mfa, provider_keys, seed_aliases, sessions, tenants,
+    users, vault,
 };
 
 #[derive(OpenApi)]
@@ -86,6 +87,16 @@ use crate::routes::{
         federation::put_alias,
         federation::get_alias,
         federation::delete_alias,
+        provider_keys::list_tenant_keys,
+        provider_keys::put_tenant_key,
+        provider_keys::get_tenant_key,
+        provider_keys::delete_tenant_key,
+        provider_keys::invalidate_tenant_key,
+        provider_keys::resolve_key,
+        provider_keys::put_platform_key,
+        provider_keys::get_platform_key,
+        provider_keys::delete_platform_key,
+        provider_keys::invalidate_platform_key,
         federation_auth::tenants,
         federation_auth::initiate,
         federation_auth::callback,

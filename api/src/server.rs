@@ -147,6 +147,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
         )
         .merge(routes::federation::router())
+        .merge(routes::provider_keys::router())
         .merge(routes::federation_auth::router())
         .merge(routes::tenants::router())
         .merge(routes::api_keys::router())
@@ -421,6 +422,10 @@ pub async fn run_with(
         federation: config
             .federation
             .resolve()
+            .map_err(|message| anyhow::anyhow!(message))?,
+        tenant_credentials_strict: config
+            .provider_keys
+            .strict()
             .map_err(|message| anyhow::anyhow!(message))?,
     };
     let usage_flusher = tokio::spawn(usage::run(

@@ -70,6 +70,9 @@ pub struct AppState {
     pub upstream: Arc<crate::federation::upstream::Upstream>,
     /// Federated sign-in settings (state lifetime, redirect grace period).
     pub federation: crate::federation::FederationConfig,
+    /// Strict mode for tenants' LLM provider keys: no fallback to the platform's key
+    /// (`TESSERA_TENANT_CREDENTIALS_STRICT`).
+    pub tenant_credentials_strict: bool,
 }
 
 impl AppState {

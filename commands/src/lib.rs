@@ -43,3 +43,4 @@ pub use service::{
     MfaReset, PasskeyChallenge, PasskeySignIn, RecoveryCodes, RegisteredPasskey, RelyingParty,
     SecondFactorVerified, SecondFactors, TotpEnrollment,
 };
+pub use service::{ProviderKeyInfo, ProviderSecret, ResolveError, ResolvedProviderKey};

@@ -37,6 +37,9 @@
 //! - [`federation`]: a tenant's upstream identity providers (the secret sealed) and what a
 //!   federated sign-in becomes: a linked user's session, a user provisioned just in time with
 //!   the link, or a link that waits for the person to sign in (issue 19).
+//! - [`provider_key`]: LLM provider keys of tenants and of the platform (sealed under the
+//!   owner's vault) and their resolution, strict or with the platform's fallback, each one an
+//!   audited access (issue 20, seed 002).
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`registry`]: the catalog, tenants' entitlements and trials, requests for products, and
 //!   a client's choice of tenant claims (issue 21).
@@ -75,6 +78,7 @@ mod mfa;
 mod oauth_client;
 mod passkey;
 mod password_reset;
+mod provider_key;
 mod refresh_token;
 mod registry;
 mod reservation;
@@ -102,6 +106,7 @@ pub use passkey::{
     RelyingParty,
 };
 pub use password_reset::LinkKind;
+pub use provider_key::{ProviderKeyInfo, ProviderSecret, ResolveError, ResolvedProviderKey};
 pub use refresh_token::{
     DEFAULT_REFRESH_GRACE_SECS, RefreshRequest, RefreshTokenStatus, Refreshed,
 };

@@ -29,6 +29,8 @@
 //!   `require_mfa` rule.
 //! - [`webauthn_policy`]: a tenant's WebAuthn policy.
 //! - [`product`]: one product of the catalog (define, replace, remove).
+//! - [`provider_key`]: one LLM provider key of a tenant or of the platform (set, invalidate,
+//!   rewrap, remove), and which key a resolution hands out (strict mode or fallback).
 //! - [`entitlement`]: one tenant's entitlement to one product (grant, trial once, revoke,
 //!   expire once).
 //! - [`tenant_claims`]: the tenant claims tokens carry and a client's choice among them.
@@ -48,6 +50,7 @@ pub mod mfa;
 pub mod oauth_client;
 pub mod password;
 pub mod product;
+pub mod provider_key;
 pub mod refresh_token;
 pub mod reservation;
 pub mod session;

@@ -18,6 +18,7 @@ pub mod federation_auth;
 pub mod health;
 pub mod invitations;
 pub mod mfa;
+pub mod provider_keys;
 pub mod seed_aliases;
 pub mod sessions;
 pub mod tenant_admin;

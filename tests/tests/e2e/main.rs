@@ -42,6 +42,7 @@ mod oidc_clients;
 mod oidc_tokens;
 mod openapi_fuzz;
 mod pages;
+mod provider_keys;
 mod registry;
 mod restart;
 mod sessions;
