@@ -19,6 +19,8 @@ use crate::state::AppState;
 
 /// Streams asked for per round.
 const BATCH: u32 = 100;
+/// Rounds in a row without a move after which a run gives up (see `run`).
+const IDLE_ROUNDS: u32 = 3;
 
 /// Starts moving `tenant_id`'s secrets to its newest key version in the background.
 pub fn spawn(state: AppState, tenant_id: Uuid, meta: EventMetadata) {
@@ -52,7 +54,13 @@ async fn run(state: &AppState, tenant_id: Uuid, meta: &EventMetadata) -> Result<
     // Streams that refused to move (a secret below the minimum, which no longer opens): not
     // asked for again in this run, so that it ends.
     let mut stuck: HashSet<String> = HashSet::new();
+    // Rounds in a row that moved nothing: the read model lagging behind moves already made.
+    // A few are waited out; more would spin on a read model that does not advance.
+    let mut idle = 0;
     loop {
+        // The read model must have seen every append before this round (the previous round's
+        // moves; at a start, what the log holds beyond what was projected before the stop).
+        state.catch_up().await;
         let vault = state
             .commands
             .vault_state(tenant_id)
@@ -78,20 +86,23 @@ async fn run(state: &AppState, tenant_id: Uuid, meta: &EventMetadata) -> Result<
         if todo.is_empty() {
             return Ok(());
         }
+        let mut moved_any = false;
         for secret in todo {
             match state
                 .commands
                 .rewrap_secret(meta.clone(), tenant_id, &secret.stream_id)
                 .await
             {
-                Ok(_) => {}
+                Ok(moved) => moved_any |= moved,
                 Err(error) => {
                     tracing::warn!(%tenant_id, stream = %secret.stream_id, %error, "a secret could not be rewrapped");
                     stuck.insert(secret.stream_id);
                 }
             }
         }
-        // The next round asks the read model again: it must have seen these appends first.
-        state.catch_up().await;
+        idle = if moved_any { 0 } else { idle + 1 };
+        if idle > IDLE_ROUNDS {
+            return Err("the read model does not show the moves made; stopped".into());
+        }
     }
 }
