@@ -17,7 +17,10 @@
 //!
 //! # Layout
 //! - [`upstream`]: discovery, JWKS, code exchange, ID token validation (timeouts, no redirects).
+//! - [`frontend_token`]: the access token seed 002's `POST /auth/callback` answers, and the
+//!   tenant's built-in client it is issued for.
 
+pub mod frontend_token;
 pub mod upstream;
 
 use axum::http::HeaderMap;

@@ -2,11 +2,10 @@
 //! - `GET /auth/tenants`: the tenants with federation (slug, name, display name);
 //! - `GET /auth/initiate?tenant={slug}`: `{authorization_url, state}`, and the browser binding
 //!   cookie the state is bound to;
-//! - `POST /auth/callback {code, state}`: the tenant's session cookie set, and
-//!   `{user_id, tenant}`. Seed 002 answers `{access_token}`; minting one needs a client to
-//!   record `token.issued` against, which this flow has none of yet (a follow-up: a
-//!   per-tenant first-party client); a frontend gets tokens through the tenant's OpenID
-//!   provider with the session this sets.
+//! - `POST /auth/callback {code, state}`: seed 002's `{access_token}` (an access token of the
+//!   tenant's issuer for the person, see [`crate::federation::frontend_token`]), with
+//!   `token_type`, `expires_in` and `scope` as RFC 6749 §5.1 names them, `user_id` and the
+//!   tenant's slug beside it; and the tenant's session cookie set.
 //!
 //! Public (no API key): they are the sign-in itself. Errors are the API's JSON shape with the
 //! correlation id (also the `x-correlation-id` header).
@@ -136,12 +135,22 @@ pub struct CallbackRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct CallbackAnswer {
+    /// Seed 002's answer: a JWT of the tenant's issuer (`sub` the user, `aud` the issuer),
+    /// which the tenant's userinfo and introspection accept.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u32,
+    /// `openid email profile`.
+    pub scope: String,
     pub user_id: uuid::Uuid,
     /// The tenant's slug.
     pub tenant: String,
 }
 
-/// Finishes a federated sign-in (seed 002): the session cookie, and who signed in. Public.
+/// Finishes a federated sign-in (seed 002): an access token for the person, and the session
+/// cookie. Public.
 #[utoipa::path(post, path = "/auth/callback", tag = "federation", request_body = CallbackRequest,
     security(()),
     responses((status = 200, body = CallbackAnswer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -182,7 +191,12 @@ pub async fn callback(
     };
     let frame_tenant = page_tenant(&state, tenant_id)?;
     crate::pages::login::note_started(&state, &frame_tenant, &ctx, &session);
+    let token = federation::frontend_token::issue(&state, &ctx, tenant_id, &session).await?;
     let mut response = Json(CallbackAnswer {
+        access_token: token.access_token,
+        token_type: "Bearer",
+        expires_in: token.expires_in,
+        scope: token.scope,
         user_id: session.user_id,
         tenant: frame_tenant.slug().to_owned(),
     })
@@ -195,7 +209,8 @@ pub async fn callback(
             state.secure_cookies,
         ),
     );
-    Ok(response)
+    // An answer with a token is never cached (RFC 6749 §5.1).
+    Ok(crate::oauth::no_store(response))
 }
 
 fn page_tenant(state: &AppState, tenant_id: uuid::Uuid) -> Result<PageTenant, ApiError> {

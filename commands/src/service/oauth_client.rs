@@ -115,6 +115,43 @@ impl CommandService {
         })
     }
 
+    /// Registers one of Tessera's own clients under a fixed id (`client_id`), such as the one
+    /// seed 002's frontend flow issues its access tokens for, unless the tenant already has a
+    /// client of that id. Returns the position of the registration, or `None` when the client
+    /// was already there (registered before, perhaps by another server at the same moment:
+    /// the client stream's expected version decides which registration counts).
+    pub async fn register_builtin_client(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        client_id: &str,
+        input: RegisterClient,
+    ) -> Result<Option<u64>, CommandError> {
+        let new = NewClient {
+            client_id: client_id.to_owned(),
+            name: input.name,
+            client_type: input.client_type,
+            grant_types: input.grant_types,
+            redirect_uris: input.redirect_uris,
+            allowed_scopes: input.allowed_scopes,
+            access_token_ttl_secs: input.access_token_ttl_secs,
+            secret_hash: None,
+            created_by: input.created_by,
+            oidc: input.oidc,
+        };
+        let address = Address::oauth_client(tenant_id, client_id);
+        match self
+            .execute_in_open_tenant(&meta, tenant_id, "register a client", &address, |_, _| {
+                Ok((OAuthClientCommand::Register(Box::new(new.clone())), ()))
+            })
+            .await
+        {
+            Ok(((), position)) => Ok(Some(position)),
+            Err(CommandError::Rejected(tessera_domain::DomainError::AlreadyExists(_))) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Changes a client's name, grants, redirect URIs, scopes or token lifetime.
     pub async fn update_client(
         &self,
