@@ -8,12 +8,15 @@
 //! problem: unreachable, issuer mismatch (Entra's `{tenantid}` template accepted), missing
 //! endpoints. The client secret is sealed before it is recorded and never returned:
 //! `client_secret_set` says whether there is one. Reading needs `tenant:admin` on the tenant
-//! or `platform:admin`; changing needs `platform:admin` (seed 002's sysadmin).
+//! or `platform:admin`; changing needs `platform:admin` (seed 002's sysadmin), checked by the
+//! [`ProviderAdmin`] extractor before the body is read, so a key without the right gets 403
+//! (or 404 for another tenant) whatever its body says, never a 400 naming a field.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::put;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -113,6 +116,21 @@ fn view(alias: &str, provider: IdentityProvider) -> FederationView {
         allowed_domains: provider.allowed_domains,
         claims_mapping: provider.claims_mapping,
         trust_email: provider.trust_email,
+    }
+}
+
+/// A platform admin acting on the tenant `{id}` of the path: [`TenantAdmin`] (another tenant
+/// is 404), then `platform:admin` (403). As an extractor it runs before the JSON body is
+/// parsed, as README's Security section promises.
+pub struct ProviderAdmin(TenantAdmin);
+
+impl FromRequestParts<AppState> for ProviderAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let admin = TenantAdmin::from_request_parts(parts, state).await?;
+        admin.principal.require_platform_admin()?;
+        Ok(Self(admin))
     }
 }
 
@@ -238,13 +256,12 @@ async fn merged(
 }
 
 async fn put_provider(
-    admin: TenantAdmin,
+    ProviderAdmin(admin): ProviderAdmin,
     state: AppState,
     ctx: RequestContext,
     alias: &str,
     body: FederationRequest,
 ) -> Result<Json<FederationView>, ApiError> {
-    admin.principal.require_platform_admin()?;
     identity_provider::alias(alias)?;
     let tenant_id = admin.tenant_id;
     let current = state.commands.identity_provider(tenant_id, alias).await?;
@@ -291,12 +308,11 @@ async fn get_provider(
 }
 
 async fn delete_provider(
-    admin: TenantAdmin,
+    ProviderAdmin(admin): ProviderAdmin,
     state: AppState,
     ctx: RequestContext,
     alias: &str,
 ) -> Result<StatusCode, ApiError> {
-    admin.principal.require_platform_admin()?;
     identity_provider::alias(alias)?;
     state
         .commands
@@ -322,7 +338,7 @@ async fn delete_provider(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = FederationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put_default(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<FederationRequest>,
@@ -347,7 +363,7 @@ pub async fn get_default(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_default(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
 ) -> Result<StatusCode, ApiError> {
@@ -359,7 +375,7 @@ pub async fn delete_default(
     params(("id" = Uuid, Path, description = "tenant id"), ("alias" = String, Path, description = "provider alias")),
     responses((status = 200, body = FederationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn put_alias(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath((_, alias)): ApiPath<(Uuid, String)>,
@@ -385,7 +401,7 @@ pub async fn get_alias(
     params(("id" = Uuid, Path, description = "tenant id"), ("alias" = String, Path, description = "provider alias")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_alias(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath((_, alias)): ApiPath<(Uuid, String)>,

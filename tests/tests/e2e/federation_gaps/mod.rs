@@ -4,4 +4,5 @@
 //! the invitation page, and the order of the admin API's checks. The upstream is another
 //! tenant of the same server, as in `federation/`, whose helpers these reuse.
 
+mod admin_order;
 mod frontend_token;
