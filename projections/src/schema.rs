@@ -412,6 +412,7 @@ mod tests {
                     "rm_webauthn_policies",
                     "rm_invitations",
                     "rm_emails",
+                    "rm_identity_providers",
                     "rm_audit"
                 ]
             );

@@ -42,6 +42,11 @@
 //!
 //! Issue 20's event types (the credential vault) join at the end, in `vault`: the re-blessed
 //! small snapshot differs only by their audit rows and the checkpoints' positions.
+//!
+//! The identity providers' read model (`rm_identity_providers`) was added after those, with
+//! one more provider configured at the end (`identity_providers`): both fixtures were
+//! re-blessed, and the small snapshot differs only by that table's one row, the event's audit
+//! row, and the checkpoints (the new one, and the positions).
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -250,6 +255,7 @@ fn extras(history: &mut History) {
     registry(history, sample_tenant, client, &person);
     federation(history, sample_tenant, &person);
     vault(history, sample_tenant, &person);
+    identity_providers(history, sample_tenant, &person);
 }
 
 /// Issue 20's samples, after everything pinned before, each on the stream it belongs to: the
@@ -285,6 +291,22 @@ fn vault(history: &mut History, tenant: Uuid, person: &EventMetadata) {
         };
         history.append_events(owner, stream, &[event], person);
     }
+}
+
+/// The identity providers' read model (`rm_identity_providers`, issue 19's follow-up), after
+/// everything pinned before: a second provider, `partners`, configured and kept, so that the
+/// table has a row (the `default` one above was removed).
+fn identity_providers(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let configured: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| matches!(event, Event::FederationConfigured(_)))
+        .collect();
+    history.append_events(
+        tenant,
+        streams::identity_provider(tenant, "partners"),
+        &configured,
+        person,
+    );
 }
 
 /// Issue 19's samples, after everything pinned before: an identity provider's life and one
@@ -590,8 +612,13 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
     assert_eq!(snapshot["rm_invitations"].as_array().unwrap().len(), 1);
     // One mail, queued, failed once and sent.
     assert_eq!(snapshot["rm_emails"].as_array().unwrap().len(), 1);
+    // The provider kept (the other one was removed).
+    assert_eq!(
+        snapshot["rm_identity_providers"].as_array().unwrap().len(),
+        1
+    );
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 9, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 10, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()
