@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use tessera_commands::CommandError;
+use tessera_domain::identity_provider::DEFAULT_ALIAS;
 use uuid::Uuid;
 
 use super::csrf::{self, Csrf};
@@ -31,28 +32,37 @@ pub struct ProviderButton {
     pub label: String,
 }
 
-/// The tenant's default provider's button, if one is configured.
-pub async fn button(
+/// A button for each of the tenant's providers (`default` first, then by alias), each
+/// starting its own round trip. The list is the `rm_identity_providers` read model; a read that
+/// fails shows no button rather than no sign-in page (the password form still works).
+pub async fn buttons(
     state: &AppState,
     tenant: &PageTenant,
     return_to: &str,
-) -> Option<ProviderButton> {
-    let alias = tessera_domain::identity_provider::DEFAULT_ALIAS;
-    let provider = state
-        .commands
-        .identity_provider(tenant.tenant_id, alias)
-        .await
-        .ok()??;
+) -> Vec<ProviderButton> {
+    let mut providers = match state.store.identity_providers(tenant.tenant_id).await {
+        Ok(providers) => providers,
+        Err(error) => {
+            tracing::warn!(%error, tenant_id = %tenant.tenant_id, "the sign-in page could not list the identity providers");
+            return Vec::new();
+        }
+    };
+    providers.sort_by_key(|provider| provider.alias != DEFAULT_ALIAS);
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", return_to)
         .finish();
-    Some(ProviderButton {
-        href: format!(
-            "{}?{query}",
-            tenant.frame.url(&format!("login/federation/{alias}"))
-        ),
-        label: format!("Sign in with {}", provider.display_name),
-    })
+    providers
+        .into_iter()
+        .map(|provider| ProviderButton {
+            href: format!(
+                "{}?{query}",
+                tenant
+                    .frame
+                    .url(&format!("login/federation/{}", provider.alias))
+            ),
+            label: format!("Sign in with {}", provider.display_name),
+        })
+        .collect()
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {

@@ -273,7 +273,7 @@ async fn put_provider(
         ));
     }
     let config = merged(&state, tenant_id, current, body).await?;
-    state
+    let position = state
         .commands
         .configure_identity_provider(
             ctx.metadata(admin.principal.actor()),
@@ -285,6 +285,8 @@ async fn put_provider(
         )
         .await
         .map_err(super::entitlements::named)?;
+    // Read-your-writes: the sign-in page lists the tenant's providers from the read model.
+    state.projected(position).await?;
     let provider = state
         .commands
         .identity_provider(tenant_id, alias)
@@ -314,7 +316,7 @@ async fn delete_provider(
     alias: &str,
 ) -> Result<StatusCode, ApiError> {
     identity_provider::alias(alias)?;
-    state
+    let position = state
         .commands
         .remove_identity_provider(
             ctx.metadata(admin.principal.actor()),
@@ -329,6 +331,7 @@ async fn delete_provider(
             }
             other => other.into(),
         })?;
+    state.projected(position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,3 +6,4 @@
 
 mod admin_order;
 mod frontend_token;
+mod providers;
