@@ -5,5 +5,6 @@
 //! tenant of the same server, as in `federation/`, whose helpers these reuse.
 
 mod admin_order;
+mod erasure;
 mod frontend_token;
 mod providers;
