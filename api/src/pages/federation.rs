@@ -1,7 +1,8 @@
 //! The hosted federated sign-in (issue 19): "Sign in with {provider}" on the sign-in page
 //! (`GET /t/{slug}/login/federation/{alias}` starts the round trip), the callback the upstream
 //! sends the browser back to (`GET /login/callback`, seed 002's default `redirect_path`, served
-//! when `canonical_public_origin` is this server), and the page where a person who already has
+//! when `canonical_public_origin` is this server; a provider's own `redirect_path` through the
+//! router's fallback, [`callback_at_redirect_path`]), and the page where a person who already has
 //! an account here links the upstream identity to it after signing in
 //! (`/t/{slug}/login/federation/link/{state}`).
 //!
@@ -207,6 +208,32 @@ pub async fn callback(
             Ok(see_other(&state, &to, Vec::new()))
         }
     }
+}
+
+/// The router's fallback: the callback at a provider's own `redirect_path` (issue 19), served
+/// when a `GET` arrives at the very path the presented state was started for; anything else is
+/// the API's 404. Paths under Tessera's own routes cannot be configured (`PUT` refuses them),
+/// so this never shadows a route.
+pub async fn callback_at_redirect_path(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    method: axum::http::Method,
+    uri: Uri,
+) -> Response {
+    use axum::response::IntoResponse;
+    let arrived = method == axum::http::Method::GET
+        && query_param(&uri, "state")
+            .and_then(|sealed| federation::redirect_path_of(&state, &sealed))
+            .is_some_and(|path| path == uri.path());
+    if !arrived {
+        return crate::error::ApiError::NotFound("route".to_owned()).into_response();
+    }
+    let answer = match callback(State(state), ctx, headers, uri).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    super::security_headers(answer).await
 }
 
 #[derive(Template)]

@@ -134,6 +134,21 @@ impl FromRequestParts<AppState> for ProviderAdmin {
     }
 }
 
+/// Whether `url` has the origin (scheme, host, port) of this server's public URL: the
+/// callbacks Tessera itself serves.
+fn same_origin(url: &str, public_url: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(public_url)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+/// The route prefix a colliding path is under, as the refusal names it.
+fn canonical_prefix(path: &str) -> String {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    format!("/{first}")
+}
+
 fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::validation(field, format!("{field} is required")))
 }
@@ -273,6 +288,19 @@ async fn put_provider(
         ));
     }
     let config = merged(&state, tenant_id, current, body).await?;
+    if same_origin(&config.canonical_public_origin, &state.public_url)
+        && crate::federation::collides_with_own_routes(&config.redirect_path)
+    {
+        return Err(ApiError::validation(
+            "redirect_path",
+            format!(
+                "{} is under one of Tessera's own routes on this server ({}); choose another \
+                 path, such as {DEFAULT_REDIRECT_PATH}",
+                config.redirect_path,
+                canonical_prefix(&config.redirect_path)
+            ),
+        ));
+    }
     let position = state
         .commands
         .configure_identity_provider(

@@ -8,3 +8,4 @@ mod admin_order;
 mod erasure;
 mod frontend_token;
 mod providers;
+mod redirect_path;
