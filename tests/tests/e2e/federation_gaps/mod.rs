@@ -7,5 +7,6 @@
 mod admin_order;
 mod erasure;
 mod frontend_token;
+mod invitation;
 mod providers;
 mod redirect_path;

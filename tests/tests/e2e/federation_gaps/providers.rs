@@ -33,7 +33,7 @@ async fn configure_alias(app: &TestServer, setup: &Setup, alias: &str, display_n
 }
 
 /// The `href`s of the sign-in page's "Sign in with {name}" links, by name.
-fn buttons(page: &str) -> Vec<(String, String)> {
+pub(super) fn buttons(page: &str) -> Vec<(String, String)> {
     page.split("<a class=\"button\" href=\"")
         .skip(1)
         .filter_map(|rest| {
