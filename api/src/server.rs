@@ -166,7 +166,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::seed_aliases::router())
         .merge(oauth::router())
         .merge(pages::router())
-        .fallback(|| async { ApiError::NotFound("route".to_owned()) })
+        // A provider's own `redirect_path` (issue 19), else the API's 404.
+        .fallback(pages::federation::callback_at_redirect_path)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

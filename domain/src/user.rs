@@ -150,6 +150,11 @@ pub struct UserState {
     pub user: Option<User>,
     /// The user's emailed links (reset, verification): which works, and why others do not.
     pub links: UserLinks,
+    /// The keyed hashes of the upstream identities linked to the user (`federation.linked` on
+    /// the user's stream, issue 19): the `federated-identity` reservations an erasure
+    /// releases. Links made before they were recorded here are released at the person's next
+    /// sign-in instead (see the commands' federation module).
+    pub federated_links: Vec<Hash32>,
 }
 
 impl UserState {
@@ -245,6 +250,10 @@ impl Aggregate for UserState {
                 password: None,
                 password_history: Vec::new(),
             });
+            return;
+        }
+        if let Event::FederationLinked(e) = event {
+            self.federated_links.push(*e.subject_hash.expose());
             return;
         }
         let Some(user) = self.user.as_mut() else {

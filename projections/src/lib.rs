@@ -89,4 +89,4 @@ pub use views::{
     PendingCancellation, SigningKeyStatus, SigningKeyView, TenantFilter, TenantView, UserFilter,
     UserView,
 };
-pub use views::{MfaView, PasskeyView, TotpStatus, WebauthnPolicyView};
+pub use views::{IdentityProviderView, MfaView, PasskeyView, TotpStatus, WebauthnPolicyView};

@@ -25,7 +25,8 @@ use crate::tables::Projection;
 /// 6: `rm_audit.action` NULL when it is the event type, and `token.issued` v2 summaries
 /// without what the row already says (issue 24). 7: `rm_audit`'s ids as 16 bytes on SQLite
 /// where they are UUIDs (issue 24). 8: `rm_credentials` and `rm_vault_secrets`, the credential
-/// vault's connections and sealed secrets by key version (issue 20).
+/// vault's connections and sealed secrets by key version (issue 20), and
+/// `rm_identity_providers`, each tenant's upstream identity providers (issue 19).
 pub const SCHEMA_VERSION: u64 = 8;
 
 /// The one-row table holding the stored [`SCHEMA_VERSION`]. Not one of [`all_tables`]:
@@ -415,6 +416,7 @@ mod tests {
                     "rm_emails",
                     "rm_credentials",
                     "rm_vault_secrets",
+                    "rm_identity_providers",
                     "rm_audit"
                 ]
             );

@@ -255,6 +255,16 @@ pub struct WebauthnPolicyView {
     pub updated_at: Timestamp,
 }
 
+/// One of a tenant's upstream identity providers as `rm_identity_providers` holds it: which
+/// it is and what "Sign in with ..." calls it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityProviderView {
+    pub tenant_id: Uuid,
+    pub alias: String,
+    pub display_name: String,
+    pub updated_at: Timestamp,
+}
+
 /// One page of a keyset-paginated listing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {

@@ -46,6 +46,11 @@
 //! Issue 20's read models (`rm_credentials`, `rm_vault_secrets`) came after, with one stored
 //! connection appended at the very end (`vault_rows`): the re-blessed small snapshot differs
 //! only by that event's audit row, the two tables' one row each and the checkpoints.
+//!
+//! Issue 19's identity providers' read model (`rm_identity_providers`) was added after those, with
+//! one more provider configured at the end (`identity_providers`): both fixtures were
+//! re-blessed, and the small snapshot differs only by that table's one row, the event's audit
+//! row, and the checkpoints (the new one, and the positions).
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -255,6 +260,7 @@ fn extras(history: &mut History) {
     federation(history, sample_tenant, &person);
     vault(history, sample_tenant, &person);
     vault_rows(history, sample_tenant, &person);
+    identity_providers(history, sample_tenant, &person);
 }
 
 /// Issue 20's samples, after everything pinned before, each on the stream it belongs to: the
@@ -304,6 +310,22 @@ fn vault_rows(history: &mut History, tenant: Uuid, person: &EventMetadata) {
         tenant,
         streams::credential(tenant, "notion"),
         &stored,
+        person,
+    );
+}
+
+/// The identity providers' read model (`rm_identity_providers`, issue 19's follow-up), after
+/// everything pinned before: a second provider, `partners`, configured and kept, so that the
+/// table has a row (the `default` one above was removed).
+fn identity_providers(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let configured: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| matches!(event, Event::FederationConfigured(_)))
+        .collect();
+    history.append_events(
+        tenant,
+        streams::identity_provider(tenant, "partners"),
+        &configured,
         person,
     );
 }
@@ -614,8 +636,13 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
     // The one connection that stays, and its sealed secret (never the secret itself).
     assert_eq!(snapshot["rm_credentials"].as_array().unwrap().len(), 1);
     assert_eq!(snapshot["rm_vault_secrets"].as_array().unwrap().len(), 1);
+    // The provider kept (the other one was removed).
+    assert_eq!(
+        snapshot["rm_identity_providers"].as_array().unwrap().len(),
+        1
+    );
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 11, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 12, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()

@@ -17,7 +17,10 @@
 //!
 //! # Layout
 //! - [`upstream`]: discovery, JWKS, code exchange, ID token validation (timeouts, no redirects).
+//! - [`frontend_token`]: the access token seed 002's `POST /auth/callback` answers, and the
+//!   tenant's built-in client it is issued for.
 
+pub mod frontend_token;
 pub mod upstream;
 
 use axum::http::HeaderMap;
@@ -183,6 +186,36 @@ pub fn start(
 pub fn tenant_of(state: &AppState, sealed: &str) -> Option<(Uuid, String)> {
     let payload = open(state, sealed)?;
     Some((payload.tenant, payload.alias))
+}
+
+/// The path of the redirect URI a state was started for, if it opens: where the upstream
+/// sends the browser back (a provider's `redirect_path`).
+pub fn redirect_path_of(state: &AppState, sealed: &str) -> Option<String> {
+    url_path(&open(state, sealed)?.redirect_uri)
+}
+
+/// The first path segments of Tessera's own routes: a provider whose callback is on this
+/// server may not take a path under them (`PUT` answers 400), since the route there would win.
+/// `/login/callback`, seed 002's default, is the callback's own route.
+pub const RESERVED_SEGMENTS: [&str; 11] = [
+    "t",
+    "v1",
+    "api",
+    "auth",
+    ".well-known",
+    "assets",
+    "invite",
+    "healthz",
+    "readyz",
+    "metrics",
+    "openapi.json",
+];
+
+/// Whether a callback at `path` on this server would collide with one of its own routes.
+pub fn collides_with_own_routes(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    path != tessera_domain::identity_provider::DEFAULT_REDIRECT_PATH
+        && (first.is_empty() || RESERVED_SEGMENTS.contains(&first))
 }
 
 fn open(state: &AppState, sealed: &str) -> Option<StatePayload> {

@@ -1,7 +1,8 @@
 //! The hosted federated sign-in (issue 19): "Sign in with {provider}" on the sign-in page
 //! (`GET /t/{slug}/login/federation/{alias}` starts the round trip), the callback the upstream
 //! sends the browser back to (`GET /login/callback`, seed 002's default `redirect_path`, served
-//! when `canonical_public_origin` is this server), and the page where a person who already has
+//! when `canonical_public_origin` is this server; a provider's own `redirect_path` through the
+//! router's fallback, [`callback_at_redirect_path`]), and the page where a person who already has
 //! an account here links the upstream identity to it after signing in
 //! (`/t/{slug}/login/federation/link/{state}`).
 //!
@@ -14,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use tessera_commands::CommandError;
+use tessera_domain::identity_provider::DEFAULT_ALIAS;
 use uuid::Uuid;
 
 use super::csrf::{self, Csrf};
@@ -31,28 +33,37 @@ pub struct ProviderButton {
     pub label: String,
 }
 
-/// The tenant's default provider's button, if one is configured.
-pub async fn button(
+/// A button for each of the tenant's providers (`default` first, then by alias), each
+/// starting its own round trip. The list is the `rm_identity_providers` read model; a read that
+/// fails shows no button rather than no sign-in page (the password form still works).
+pub async fn buttons(
     state: &AppState,
     tenant: &PageTenant,
     return_to: &str,
-) -> Option<ProviderButton> {
-    let alias = tessera_domain::identity_provider::DEFAULT_ALIAS;
-    let provider = state
-        .commands
-        .identity_provider(tenant.tenant_id, alias)
-        .await
-        .ok()??;
+) -> Vec<ProviderButton> {
+    let mut providers = match state.store.identity_providers(tenant.tenant_id).await {
+        Ok(providers) => providers,
+        Err(error) => {
+            tracing::warn!(%error, tenant_id = %tenant.tenant_id, "the sign-in page could not list the identity providers");
+            return Vec::new();
+        }
+    };
+    providers.sort_by_key(|provider| provider.alias != DEFAULT_ALIAS);
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", return_to)
         .finish();
-    Some(ProviderButton {
-        href: format!(
-            "{}?{query}",
-            tenant.frame.url(&format!("login/federation/{alias}"))
-        ),
-        label: format!("Sign in with {}", provider.display_name),
-    })
+    providers
+        .into_iter()
+        .map(|provider| ProviderButton {
+            href: format!(
+                "{}?{query}",
+                tenant
+                    .frame
+                    .url(&format!("login/federation/{}", provider.alias))
+            ),
+            label: format!("Sign in with {}", provider.display_name),
+        })
+        .collect()
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
@@ -197,6 +208,32 @@ pub async fn callback(
             Ok(see_other(&state, &to, Vec::new()))
         }
     }
+}
+
+/// The router's fallback: the callback at a provider's own `redirect_path` (issue 19), served
+/// when a `GET` arrives at the very path the presented state was started for; anything else is
+/// the API's 404. Paths under Tessera's own routes cannot be configured (`PUT` refuses them),
+/// so this never shadows a route.
+pub async fn callback_at_redirect_path(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    method: axum::http::Method,
+    uri: Uri,
+) -> Response {
+    use axum::response::IntoResponse;
+    let arrived = method == axum::http::Method::GET
+        && query_param(&uri, "state")
+            .and_then(|sealed| federation::redirect_path_of(&state, &sealed))
+            .is_some_and(|path| path == uri.path());
+    if !arrived {
+        return crate::error::ApiError::NotFound("route".to_owned()).into_response();
+    }
+    let answer = match callback(State(state), ctx, headers, uri).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    super::security_headers(answer).await
 }
 
 #[derive(Template)]

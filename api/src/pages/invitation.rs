@@ -2,7 +2,10 @@
 //!
 //! A GET never uses the link (mail scanners follow links): it shows what the link is worth.
 //! A usable link for an address nobody holds offers "Set password" and "Add a passkey" (which
-//! accepts without a password and continues to the account page, where passkeys are added);
+//! accepts without a password and continues to the account page, where passkeys are added),
+//! and "Sign in with {provider}" for each upstream provider of the tenant (issue 19: the first
+//! federated sign-in makes the account, linked by the upstream's subject, and comes back here
+//! to "Accept invitation" when that account holds the invited address);
 //! for an address that has an account, the person signs in first and comes back to "Accept
 //! invitation"; signed in as someone else, they are told so. An unknown link is a 404 page,
 //! an expired, revoked, replaced or used one a 410 page that says which: never a 500.
@@ -57,6 +60,9 @@ struct InvitationPage<'a> {
     mode: Mode,
     /// The tenant allows passkeys: "Add a passkey" is offered.
     passkeys: bool,
+    /// "Sign in with {provider}" for each of the tenant's upstream providers (issue 19),
+    /// coming back to this page.
+    federation: Vec<super::federation::ProviderButton>,
 }
 
 /// Seed 001's JSON acceptance.
@@ -172,6 +178,15 @@ async fn page(
     let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     let email = offer.email.clone().unwrap_or_default();
     let passkeys = passkeys_allowed(state, tenant).await?;
+    // Joining through the tenant's upstream provider: a first sign-in there makes an account
+    // linked by the upstream's subject (never by address); back here, the invitation is
+    // accepted only if that account holds the invited address (Mode::Accept), else the page
+    // says the invitation is for someone else. An address that already has an account here
+    // goes through "Sign in to accept", whose page offers the same buttons.
+    let federation = match mode {
+        Mode::NewAccount => super::federation::buttons(state, tenant, &here).await,
+        _ => Vec::new(),
+    };
     let csrf = Csrf::of(state, headers)?;
     let view = InvitationPage {
         frame: &tenant.frame,
@@ -190,6 +205,7 @@ async fn page(
         error,
         mode,
         passkeys,
+        federation,
     };
     render(&view, status, csrf.set_cookie(state))
 }

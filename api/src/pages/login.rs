@@ -51,8 +51,8 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
     /// What a flow that ends here says (a password reset).
     notice: Option<&'static str>,
-    /// "Sign in with {provider}", when the tenant federates (issue 19).
-    federation: Option<super::federation::ProviderButton>,
+    /// "Sign in with {provider}", one per provider of the tenant (issue 19).
+    federation: Vec<super::federation::ProviderButton>,
 }
 
 #[derive(Template)]
@@ -102,13 +102,13 @@ pub async fn show(
         email: &hint,
         error: None,
         notice,
-        federation: super::federation::button(&state, &tenant, &return_to).await,
+        federation: super::federation::buttons(&state, &tenant, &return_to).await,
     };
     render(&page, StatusCode::OK, csrf.set_cookie(&state))
         .map(|page| with_form_target(page, continuation_target(&state, &tenant, &return_to)))
 }
 
-fn login_page(
+async fn login_page(
     state: &AppState,
     tenant: &PageTenant,
     headers: &HeaderMap,
@@ -125,7 +125,8 @@ fn login_page(
         email,
         error,
         notice: None,
-        federation: None,
+        // After a wrong password the other ways in are still offered.
+        federation: super::federation::buttons(state, tenant, return_to).await,
     };
     render(&page, status, csrf.set_cookie(state))
         .map(|page| with_form_target(page, continuation_target(state, tenant, return_to)))
@@ -200,8 +201,8 @@ pub async fn submit(
                 vec![cookie],
             ))
         }
-        Attempt::Failed => failed(StatusCode::UNAUTHORIZED),
-        Attempt::Limited => failed(StatusCode::TOO_MANY_REQUESTS),
+        Attempt::Failed => failed(StatusCode::UNAUTHORIZED).await,
+        Attempt::Limited => failed(StatusCode::TOO_MANY_REQUESTS).await,
     }
 }
 

@@ -199,7 +199,7 @@ pub fn with_form_target(mut response: Response, target: Option<String>) -> Respo
 }
 
 /// The headers of every page (see the module's doc).
-async fn security_headers(mut response: Response) -> Response {
+pub(crate) async fn security_headers(mut response: Response) -> Response {
     let policy = response
         .extensions()
         .get::<FormTarget>()

@@ -8,12 +8,15 @@
 //! problem: unreachable, issuer mismatch (Entra's `{tenantid}` template accepted), missing
 //! endpoints. The client secret is sealed before it is recorded and never returned:
 //! `client_secret_set` says whether there is one. Reading needs `tenant:admin` on the tenant
-//! or `platform:admin`; changing needs `platform:admin` (seed 002's sysadmin).
+//! or `platform:admin`; changing needs `platform:admin` (seed 002's sysadmin), checked by the
+//! [`ProviderAdmin`] extractor before the body is read, so a key without the right gets 403
+//! (or 404 for another tenant) whatever its body says, never a 400 naming a field.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::put;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -114,6 +117,36 @@ fn view(alias: &str, provider: IdentityProvider) -> FederationView {
         claims_mapping: provider.claims_mapping,
         trust_email: provider.trust_email,
     }
+}
+
+/// A platform admin acting on the tenant `{id}` of the path: [`TenantAdmin`] (another tenant
+/// is 404), then `platform:admin` (403). As an extractor it runs before the JSON body is
+/// parsed, as README's Security section promises.
+pub struct ProviderAdmin(TenantAdmin);
+
+impl FromRequestParts<AppState> for ProviderAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let admin = TenantAdmin::from_request_parts(parts, state).await?;
+        admin.principal.require_platform_admin()?;
+        Ok(Self(admin))
+    }
+}
+
+/// Whether `url` has the origin (scheme, host, port) of this server's public URL: the
+/// callbacks Tessera itself serves.
+fn same_origin(url: &str, public_url: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(public_url)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+/// The route prefix a colliding path is under, as the refusal names it.
+fn canonical_prefix(path: &str) -> String {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    format!("/{first}")
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
@@ -238,13 +271,12 @@ async fn merged(
 }
 
 async fn put_provider(
-    admin: TenantAdmin,
+    ProviderAdmin(admin): ProviderAdmin,
     state: AppState,
     ctx: RequestContext,
     alias: &str,
     body: FederationRequest,
 ) -> Result<Json<FederationView>, ApiError> {
-    admin.principal.require_platform_admin()?;
     identity_provider::alias(alias)?;
     let tenant_id = admin.tenant_id;
     let current = state.commands.identity_provider(tenant_id, alias).await?;
@@ -256,7 +288,20 @@ async fn put_provider(
         ));
     }
     let config = merged(&state, tenant_id, current, body).await?;
-    state
+    if same_origin(&config.canonical_public_origin, &state.public_url)
+        && crate::federation::collides_with_own_routes(&config.redirect_path)
+    {
+        return Err(ApiError::validation(
+            "redirect_path",
+            format!(
+                "{} is under one of Tessera's own routes on this server ({}); choose another \
+                 path, such as {DEFAULT_REDIRECT_PATH}",
+                config.redirect_path,
+                canonical_prefix(&config.redirect_path)
+            ),
+        ));
+    }
+    let position = state
         .commands
         .configure_identity_provider(
             ctx.metadata(admin.principal.actor()),
@@ -268,6 +313,8 @@ async fn put_provider(
         )
         .await
         .map_err(super::entitlements::named)?;
+    // Read-your-writes: the sign-in page lists the tenant's providers from the read model.
+    state.projected(position).await?;
     let provider = state
         .commands
         .identity_provider(tenant_id, alias)
@@ -291,14 +338,13 @@ async fn get_provider(
 }
 
 async fn delete_provider(
-    admin: TenantAdmin,
+    ProviderAdmin(admin): ProviderAdmin,
     state: AppState,
     ctx: RequestContext,
     alias: &str,
 ) -> Result<StatusCode, ApiError> {
-    admin.principal.require_platform_admin()?;
     identity_provider::alias(alias)?;
-    state
+    let position = state
         .commands
         .remove_identity_provider(
             ctx.metadata(admin.principal.actor()),
@@ -313,6 +359,7 @@ async fn delete_provider(
             }
             other => other.into(),
         })?;
+    state.projected(position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -322,7 +369,7 @@ async fn delete_provider(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 200, body = FederationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put_default(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<FederationRequest>,
@@ -347,7 +394,7 @@ pub async fn get_default(
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_default(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
 ) -> Result<StatusCode, ApiError> {
@@ -359,7 +406,7 @@ pub async fn delete_default(
     params(("id" = Uuid, Path, description = "tenant id"), ("alias" = String, Path, description = "provider alias")),
     responses((status = 200, body = FederationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn put_alias(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath((_, alias)): ApiPath<(Uuid, String)>,
@@ -385,7 +432,7 @@ pub async fn get_alias(
     params(("id" = Uuid, Path, description = "tenant id"), ("alias" = String, Path, description = "provider alias")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_alias(
-    admin: TenantAdmin,
+    admin: ProviderAdmin,
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiPath((_, alias)): ApiPath<(Uuid, String)>,

@@ -1,12 +1,14 @@
 //! Seed 002's frontend flow of federated sign-in (issue 19), unchanged:
-//! - `GET /auth/tenants`: the tenants with federation (slug, name, display name);
-//! - `GET /auth/initiate?tenant={slug}`: `{authorization_url, state}`, and the browser binding
-//!   cookie the state is bound to;
-//! - `POST /auth/callback {code, state}`: the tenant's session cookie set, and
-//!   `{user_id, tenant}`. Seed 002 answers `{access_token}`; minting one needs a client to
-//!   record `token.issued` against, which this flow has none of yet (a follow-up: a
-//!   per-tenant first-party client); a frontend gets tokens through the tenant's OpenID
-//!   provider with the session this sets.
+//! - `GET /auth/tenants`: the tenants with at least one provider (slug, name, and the display
+//!   name of their `default` provider, else of their first by alias);
+//! - `GET /auth/initiate?tenant={slug}[&provider={alias}]`: `{authorization_url, state}`, and
+//!   the browser binding cookie the state is bound to. Beyond the seed, `provider` (or
+//!   `alias`) names one of several providers; without it, `default`, else the tenant's only
+//!   one;
+//! - `POST /auth/callback {code, state}`: seed 002's `{access_token}` (an access token of the
+//!   tenant's issuer for the person, see [`crate::federation::frontend_token`]), with
+//!   `token_type`, `expires_in` and `scope` as RFC 6749 §5.1 names them, `user_id` and the
+//!   tenant's slug beside it; and the tenant's session cookie set.
 //!
 //! Public (no API key): they are the sign-in itself. Errors are the API's JSON shape with the
 //! correlation id (also the `x-correlation-id` header).
@@ -52,18 +54,28 @@ pub struct FederatedTenants {
     responses((status = 200, body = FederatedTenants)))]
 pub async fn tenants(State(state): State<AppState>) -> Result<Json<FederatedTenants>, ApiError> {
     let mut tenants = Vec::new();
-    for tenant in state.directory.serving_tenants() {
-        if let Some(provider) = state
-            .commands
-            .identity_provider(tenant.id, DEFAULT_ALIAS)
-            .await?
-        {
-            tenants.push(FederatedTenant {
-                slug: tenant.slug.clone(),
-                name: tenant.name.clone(),
-                display_name: provider.display_name,
-            });
-        }
+    for tenant_id in state.store.federating_tenants().await? {
+        let Some(tenant) = state
+            .directory
+            .tenant(tenant_id)
+            .and_then(|t| t.tenant.clone())
+            .filter(|t| t.serves())
+        else {
+            continue;
+        };
+        let providers = state.store.identity_providers(tenant_id).await?;
+        let Some(shown) = providers
+            .iter()
+            .find(|provider| provider.alias == DEFAULT_ALIAS)
+            .or_else(|| providers.first())
+        else {
+            continue;
+        };
+        tenants.push(FederatedTenant {
+            slug: tenant.slug.clone(),
+            name: tenant.name.clone(),
+            display_name: shown.display_name.clone(),
+        });
     }
     tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(Json(FederatedTenants { tenants }))
@@ -73,6 +85,9 @@ pub async fn tenants(State(state): State<AppState>) -> Result<Json<FederatedTena
 #[serde(deny_unknown_fields)]
 pub struct InitiateQuery {
     pub tenant: String,
+    /// One of the tenant's providers by alias (beyond the seed); `alias` is the same.
+    #[serde(alias = "alias")]
+    pub provider: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -87,8 +102,9 @@ fn not_configured() -> ApiError {
 
 /// Starts a federated sign-in at the tenant's provider (seed 002). Public.
 #[utoipa::path(get, path = "/auth/initiate", tag = "federation", security(()),
-    params(("tenant" = String, Query, description = "tenant slug")),
-    responses((status = 200, body = Initiated), (status = 404, body = ErrorBody)))]
+    params(("tenant" = String, Query, description = "tenant slug"),
+        ("provider" = Option<String>, Query, description = "provider alias (or `alias=`); default `default`, else the tenant's only provider")),
+    responses((status = 200, body = Initiated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn initiate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -100,9 +116,13 @@ pub async fn initiate(
         .and_then(|t| t.tenant.clone())
         .filter(|t| t.serves())
         .ok_or_else(not_configured)?;
+    let alias = match query.provider {
+        Some(alias) => alias,
+        None => default_alias(&state, tenant.id).await?,
+    };
     let provider = state
         .commands
-        .identity_provider(tenant.id, DEFAULT_ALIAS)
+        .identity_provider(tenant.id, &alias)
         .await?
         .ok_or_else(not_configured)?;
     let started = federation::start(
@@ -110,7 +130,7 @@ pub async fn initiate(
         &headers,
         tenant.id,
         &tenant.slug,
-        DEFAULT_ALIAS,
+        &alias,
         &provider,
         None,
     )?;
@@ -125,6 +145,31 @@ pub async fn initiate(
     Ok(response)
 }
 
+/// The provider `/auth/initiate` starts without a `provider`: `default`, else the tenant's only
+/// one; with several and no `default`, the caller must choose (400 naming them).
+async fn default_alias(state: &AppState, tenant_id: uuid::Uuid) -> Result<String, ApiError> {
+    let providers = state.store.identity_providers(tenant_id).await?;
+    if providers.iter().any(|p| p.alias == DEFAULT_ALIAS) {
+        return Ok(DEFAULT_ALIAS.to_owned());
+    }
+    match providers.as_slice() {
+        [only] => Ok(only.alias.clone()),
+        // None listed (yet): `default` gives the same 404 as before the read model.
+        [] => Ok(DEFAULT_ALIAS.to_owned()),
+        several => Err(ApiError::validation(
+            "provider",
+            format!(
+                "this tenant has several identity providers; name one with provider= ({})",
+                several
+                    .iter()
+                    .map(|p| p.alias.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackRequest {
@@ -136,12 +181,22 @@ pub struct CallbackRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct CallbackAnswer {
+    /// Seed 002's answer: a JWT of the tenant's issuer (`sub` the user, `aud` the issuer),
+    /// which the tenant's userinfo and introspection accept.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u32,
+    /// `openid email profile`.
+    pub scope: String,
     pub user_id: uuid::Uuid,
     /// The tenant's slug.
     pub tenant: String,
 }
 
-/// Finishes a federated sign-in (seed 002): the session cookie, and who signed in. Public.
+/// Finishes a federated sign-in (seed 002): an access token for the person, and the session
+/// cookie. Public.
 #[utoipa::path(post, path = "/auth/callback", tag = "federation", request_body = CallbackRequest,
     security(()),
     responses((status = 200, body = CallbackAnswer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -182,7 +237,12 @@ pub async fn callback(
     };
     let frame_tenant = page_tenant(&state, tenant_id)?;
     crate::pages::login::note_started(&state, &frame_tenant, &ctx, &session);
+    let token = federation::frontend_token::issue(&state, &ctx, tenant_id, &session).await?;
     let mut response = Json(CallbackAnswer {
+        access_token: token.access_token,
+        token_type: "Bearer",
+        expires_in: token.expires_in,
+        scope: token.scope,
         user_id: session.user_id,
         tenant: frame_tenant.slug().to_owned(),
     })
@@ -195,7 +255,8 @@ pub async fn callback(
             state.secure_cookies,
         ),
     );
-    Ok(response)
+    // An answer with a token is never cached (RFC 6749 §5.1).
+    Ok(crate::oauth::no_store(response))
 }
 
 fn page_tenant(state: &AppState, tenant_id: uuid::Uuid) -> Result<PageTenant, ApiError> {

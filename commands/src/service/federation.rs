@@ -23,7 +23,7 @@ use tessera_domain::identity_provider::{
     Configure, IdentityProvider, IdentityProviderCommand, IdentityProviderState,
 };
 use tessera_domain::reservation::ReservationState;
-use tessera_domain::user;
+use tessera_domain::user::{self, UserState};
 use tessera_event_log::ExpectedVersion;
 use tessera_event_schemas::events::{
     FederationLinkRequestedV1, FederationLinkedV1, FederationRefusal, FederationRefusedV1,
@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use super::engine::{Address, Kind, Plan};
 use super::session::person;
+use super::user::Also;
 use super::{CommandService, CreateUser, StartedSession};
 use crate::CommandError;
 
@@ -192,10 +193,17 @@ impl CommandService {
                 .federation()
                 .subject_hash(tenant_id, &identity.alias, &identity.subject);
         let email = user::normalize_email(&identity.email);
-        // Twice at most: a first sign-in that loses the race to provision the person finds the
-        // winner's link on its second pass.
-        for _ in 0..2 {
+        // Three passes at most: a link of an erased user is released on the first; a first
+        // sign-in that loses the race to provision the person finds the winner's link on the
+        // next.
+        for _ in 0..3 {
             if let Some(user_id) = self.linked_user(&subject_hash).await? {
+                if self
+                    .release_erased_link(&meta, tenant_id, &subject_hash, user_id)
+                    .await?
+                {
+                    continue;
+                }
                 let signed_in = Event::FederationSignedIn(FederationSignedInV1 {
                     alias: identity.alias.clone(),
                     user_id,
@@ -272,24 +280,37 @@ impl CommandService {
                 let mut plan = Plan::new((), 0);
                 self.plan_link(&mut plan, meta, requested.subject_hash.expose(), user_id)
                     .await?;
+                // The link goes on the user's own stream (at the version read, so an erasure
+                // in between is not undone), where erasing the user finds and releases it.
+                let user = Address::<UserState>::user(tenant_id, user_id);
+                let loaded = self.load::<UserState>(&user.stream).await?;
+                loaded
+                    .state
+                    .require_live("link an identity provider")
+                    .map_err(|error| loaded.reject(error, &user))?;
+                plan.push(self.write(
+                    meta,
+                    now,
+                    user.stream.clone(),
+                    loaded.expected(),
+                    tenant_id,
+                    vec![Event::FederationLinked(FederationLinkedV1 {
+                        alias: requested.alias.clone(),
+                        user_id,
+                        subject_hash: requested.subject_hash,
+                    })],
+                ));
                 plan.push(self.write(
                     meta,
                     now,
                     stream_ref.clone(),
                     ExpectedVersion::Exact(1),
                     tenant_id,
-                    vec![
-                        Event::FederationLinked(FederationLinkedV1 {
-                            alias: requested.alias.clone(),
-                            user_id,
-                            subject_hash: requested.subject_hash,
-                        }),
-                        Event::FederationSignedIn(FederationSignedInV1 {
-                            alias: requested.alias.clone(),
-                            user_id,
-                            created_user: false,
-                        }),
-                    ],
+                    vec![Event::FederationSignedIn(FederationSignedInV1 {
+                        alias: requested.alias.clone(),
+                        user_id,
+                        created_user: false,
+                    })],
                 ));
                 plan.conflict_is_final(stream_ref.clone(), used_error());
                 Ok(plan)
@@ -327,6 +348,46 @@ impl CommandService {
     ) -> Result<bool, CommandError> {
         let stream = streams::federated_sign_in(tenant_id, state_id);
         Ok(!self.log.read_stream(&stream, 0, 1).await?.is_empty())
+    }
+
+    /// Releases the link `subject_hash` if its holder `user_id` is erased (or was never
+    /// created): a link made before links were recorded on the user's stream, which the
+    /// erasure could not find. Decided on the reservation's version; true if it is free now.
+    async fn release_erased_link(
+        &self,
+        meta: &EventMetadata,
+        tenant_id: Uuid,
+        subject_hash: &Hash32,
+        user_id: Uuid,
+    ) -> Result<bool, CommandError> {
+        let holder = self.load_user(tenant_id, user_id).await?;
+        if holder.require_live("sign in").is_ok() {
+            return Ok(false);
+        }
+        let value = subject_hash.to_hex();
+        let result = self
+            .run(
+                &streams::reservation(ReservationKind::FederatedIdentity.as_str(), &value),
+                || async {
+                    let mut plan = Plan::new((), 0);
+                    self.plan_release(
+                        &mut plan,
+                        meta,
+                        self.clock.now(),
+                        ReservationKind::FederatedIdentity,
+                        &value,
+                        user_id,
+                    )
+                    .await?;
+                    Ok(plan)
+                },
+            )
+            .await;
+        match result {
+            // Released, or already released and claimed again: the next pass finds out.
+            Ok(_) | Err(CommandError::Rejected(DomainError::Conflict(_))) => Ok(true),
+            Err(other) => Err(other),
+        }
     }
 
     /// The user an upstream identity is linked to, if any.
@@ -420,20 +481,21 @@ impl CommandService {
                     stream_ref.clone(),
                     ExpectedVersion::NoStream,
                     tenant_id,
-                    vec![
-                        Event::FederationLinked(FederationLinkedV1 {
-                            alias: identity.alias.clone(),
-                            user_id,
-                            subject_hash: (*subject_ref).into(),
-                        }),
-                        Event::FederationSignedIn(FederationSignedInV1 {
-                            alias: identity.alias.clone(),
-                            user_id,
-                            created_user: true,
-                        }),
-                    ],
+                    vec![Event::FederationSignedIn(FederationSignedInV1 {
+                        alias: identity.alias.clone(),
+                        user_id,
+                        created_user: true,
+                    })],
                 ));
-                Ok(writes)
+                // The link goes on the user's own stream, so that erasing the user releases it.
+                Ok(Also {
+                    writes,
+                    user_events: vec![Event::FederationLinked(FederationLinkedV1 {
+                        alias: identity.alias.clone(),
+                        user_id,
+                        subject_hash: (*subject_ref).into(),
+                    })],
+                })
             })
             .await;
         match created {

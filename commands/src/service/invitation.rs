@@ -474,7 +474,10 @@ impl CommandService {
                 };
                 let created = self
                     .create_user_with(meta.clone(), tenant_id, input, |user_id| async move {
-                        Ok(vec![accept(user_id, true).await?.0])
+                        Ok(super::user::Also {
+                            writes: vec![accept(user_id, true).await?.0],
+                            user_events: Vec::new(),
+                        })
                     })
                     .await;
                 let created = match created {

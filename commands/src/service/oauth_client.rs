@@ -42,6 +42,28 @@ pub struct RegisterClient {
     pub oidc: OidcClientSettingsV1,
 }
 
+impl RegisterClient {
+    /// The client `client_id` as the aggregate registers it, with its secret's keyed hash.
+    fn into_new(
+        self,
+        client_id: &str,
+        secret_hash: Option<tessera_event_schemas::Hash32>,
+    ) -> NewClient {
+        NewClient {
+            client_id: client_id.to_owned(),
+            name: self.name,
+            client_type: self.client_type,
+            grant_types: self.grant_types,
+            redirect_uris: self.redirect_uris,
+            allowed_scopes: self.allowed_scopes,
+            access_token_ttl_secs: self.access_token_ttl_secs,
+            secret_hash,
+            created_by: self.created_by,
+            oidc: self.oidc,
+        }
+    }
+}
+
 /// A registered client. The secret (confidential clients only) is returned once.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RegisteredClient {
@@ -88,31 +110,53 @@ impl CommandService {
             ClientType::Confidential => Some(crypto::generate_client_secret()?),
             ClientType::Public => None,
         };
-        let new = NewClient {
-            client_id: client_id.clone(),
-            name: input.name,
-            client_type: input.client_type,
-            grant_types: input.grant_types,
-            redirect_uris: input.redirect_uris,
-            allowed_scopes: input.allowed_scopes,
-            access_token_ttl_secs: input.access_token_ttl_secs,
-            secret_hash: client_secret
-                .as_deref()
-                .map(|secret| self.crypto.secret_hash(secret)),
-            created_by: input.created_by,
-            oidc: input.oidc,
-        };
-        let address = Address::oauth_client(tenant_id, &client_id);
-        let ((), position) = self
-            .execute_in_open_tenant(&meta, tenant_id, "register a client", &address, |_, _| {
-                Ok((OAuthClientCommand::Register(Box::new(new.clone())), ()))
-            })
+        let secret_hash = client_secret
+            .as_deref()
+            .map(|secret| self.crypto.secret_hash(secret));
+        let position = self
+            .register(&meta, tenant_id, input.into_new(&client_id, secret_hash))
             .await?;
         Ok(RegisteredClient {
             client_id,
             client_secret,
             position,
         })
+    }
+
+    /// Registers one of Tessera's own clients under a fixed id (`client_id`), such as the one
+    /// seed 002's frontend flow issues its access tokens for, unless the tenant already has a
+    /// client of that id. Returns the position of the registration, or `None` when the client
+    /// was already there (registered before, perhaps by another server at the same moment:
+    /// the client stream's expected version decides which registration counts).
+    pub async fn register_builtin_client(
+        &self,
+        meta: EventMetadata,
+        tenant_id: Uuid,
+        client_id: &str,
+        input: RegisterClient,
+    ) -> Result<Option<u64>, CommandError> {
+        let new = input.into_new(client_id, None);
+        match self.register(&meta, tenant_id, new).await {
+            Ok(position) => Ok(Some(position)),
+            Err(CommandError::Rejected(tessera_domain::DomainError::AlreadyExists(_))) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Registers `new` on the open tenant, on the client stream's expected version.
+    async fn register(
+        &self,
+        meta: &EventMetadata,
+        tenant_id: Uuid,
+        new: NewClient,
+    ) -> Result<u64, CommandError> {
+        let address = Address::oauth_client(tenant_id, &new.client_id);
+        let ((), position) = self
+            .execute_in_open_tenant(meta, tenant_id, "register a client", &address, |_, _| {
+                Ok((OAuthClientCommand::Register(Box::new(new.clone())), ()))
+            })
+            .await?;
+        Ok(position)
     }
 
     /// Changes a client's name, grants, redirect URIs, scopes or token lifetime.

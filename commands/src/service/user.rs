@@ -25,7 +25,7 @@ use tessera_domain::{Aggregate, DomainError};
 use tessera_event_log::StreamWrite;
 use tessera_event_schemas::events::user::fields;
 use tessera_event_schemas::events::{PasswordPolicyV1, ReservationKind, SessionEndReason};
-use tessera_event_schemas::{EventMetadata, Hash32, Timestamp, streams};
+use tessera_event_schemas::{Event, EventMetadata, Hash32, Timestamp, streams};
 use uuid::Uuid;
 
 use super::email_verification::{Recipient, opened};
@@ -87,6 +87,14 @@ pub struct UpdateUser {
     pub roles: Option<Vec<String>>,
     /// A new address, which becomes unverified.
     pub email: Option<String>,
+}
+
+/// What [`CommandService::create_user_with`]'s `also` adds to a user's creation: writes to
+/// other streams, and events after the creation on the user's own stream.
+#[derive(Default)]
+pub(super) struct Also {
+    pub writes: Vec<StreamWrite>,
+    pub user_events: Vec<Event>,
 }
 
 /// A created user.
@@ -185,13 +193,14 @@ impl CommandService {
         tenant_id: Uuid,
         input: CreateUser,
     ) -> Result<CreatedUser, CommandError> {
-        self.create_user_with(meta, tenant_id, input, |_| async { Ok(Vec::new()) })
+        self.create_user_with(meta, tenant_id, input, |_| async { Ok(Also::default()) })
             .await
     }
 
     /// [`CommandService::create_user`], with `also` adding writes of its own to every
-    /// attempt's append (an invitation's acceptance, a federated sign-in's link): it gets the
-    /// new user's id and runs again on every retry, so that its writes are guarded at the
+    /// attempt's append (an invitation's acceptance, a federated sign-in's link), and events
+    /// after the creation on the user's own stream (the link's `federation.linked`): it gets
+    /// the new user's id and runs again on every retry, so that its writes are guarded at the
     /// versions it reads.
     pub(super) async fn create_user_with<F, Fut>(
         &self,
@@ -202,7 +211,7 @@ impl CommandService {
     ) -> Result<CreatedUser, CommandError>
     where
         F: Fn(Uuid) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<StreamWrite>, CommandError>>,
+        Fut: std::future::Future<Output = Result<Also, CommandError>>,
     {
         let people = self.people()?;
         let (tenant, _, _) = self.load_open_tenant(tenant_id, "create a user").await?;
@@ -252,7 +261,7 @@ impl CommandService {
                 // The tenant may have restricted its domains since the check above.
                 user::email("email", email, &tenant.settings.allowed_email_domains)?;
                 let loaded = self.load::<UserState>(&address_ref.stream).await?;
-                let events = loaded
+                let mut events = loaded
                     .state
                     .decide(UserCommand::Create(Box::new(new.clone())))?;
                 let now = self.clock.now();
@@ -260,9 +269,11 @@ impl CommandService {
                 plan.guard(tenant_stream, tenant_version);
                 self.plan_email_claim(&mut plan, meta, now, &email_hash, user_id)
                     .await?;
-                for write in also(user_id).await? {
+                let also = also(user_id).await?;
+                for write in also.writes {
                     plan.push(write);
                 }
+                events.extend(also.user_events);
                 plan.push(self.write(
                     meta,
                     now,
@@ -558,6 +569,19 @@ impl CommandService {
                 let mut plan = Plan::new((), loaded.position);
                 if let (false, Some(user)) = (events.is_empty(), &loaded.state.user) {
                     self.plan_email_release(&mut plan, meta, now, user).await?;
+                    // The person's upstream identities are forgotten with them: the same
+                    // person signing in upstream later gets a new account.
+                    for subject_hash in &loaded.state.federated_links {
+                        self.plan_release(
+                            &mut plan,
+                            meta,
+                            now,
+                            ReservationKind::FederatedIdentity,
+                            &subject_hash.to_hex(),
+                            user_id,
+                        )
+                        .await?;
+                    }
                     self.plan_end_sessions(
                         &mut plan,
                         meta,

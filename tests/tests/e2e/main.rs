@@ -23,6 +23,7 @@ mod compose;
 mod crash;
 mod disk;
 mod federation;
+mod federation_gaps;
 mod hardening;
 mod invitations;
 mod invitations_mail;

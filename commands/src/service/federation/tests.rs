@@ -184,3 +184,55 @@ async fn an_address_with_an_account_is_linked_only_for_its_holder_from_the_same_
     );
     assert_eq!((user, created), (f.user, false));
 }
+
+#[tokio::test]
+async fn a_link_held_by_an_erased_user_before_links_were_on_the_users_stream_is_released_at_the_next_sign_in()
+ {
+    let f = people(Store::Memory, None).await;
+    let user = f
+        .service
+        .create_user(
+            meta(),
+            TENANT,
+            CreateUser {
+                email: "old@navy.example".into(),
+                email_verified: true,
+                ..CreateUser::default()
+            },
+        )
+        .await
+        .unwrap()
+        .user_id;
+    // A link as it was made before: the reservation only, nothing on the user's stream, so
+    // the erasure cannot find it.
+    let hash = f
+        .service
+        .crypto
+        .federation()
+        .subject_hash(TENANT, "default", "sub-old");
+    let stream = streams::reservation(ReservationKind::FederatedIdentity.as_str(), &hash.to_hex());
+    let service = &f.service;
+    service
+        .run(&stream, || async {
+            let mut plan = Plan::new((), 0);
+            service.plan_link(&mut plan, &meta(), &hash, user).await?;
+            Ok(plan)
+        })
+        .await
+        .unwrap();
+    f.service.erase_user(meta(), TENANT, user).await.unwrap();
+    assert!(
+        f.events_of("reservation.released").await.len() == 1,
+        "the address only"
+    );
+
+    let (fresh, created) = signed_in(
+        f.service
+            .federated_sign_in(meta(), identity("sub-old", "old@navy.example"))
+            .await
+            .unwrap(),
+    );
+    assert!(created);
+    assert_ne!(fresh, user);
+    assert_eq!(f.events_of("reservation.released").await.len(), 2);
+}
