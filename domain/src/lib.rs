@@ -32,6 +32,9 @@
 //! - [`entitlement`]: one tenant's entitlement to one product (grant, trial once, revoke,
 //!   expire once).
 //! - [`tenant_claims`]: the tenant claims tokens carry and a client's choice among them.
+//! - [`integration`]: one integration the operator offers (a built-in provider or
+//!   `generic_oauth2`, the platform's OAuth app), and the built-in catalogue;
+//!   [`integration_app`]: a tenant's own OAuth app for one.
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
@@ -39,6 +42,8 @@ pub mod authorization_code;
 pub mod consent;
 pub mod entitlement;
 pub mod identity_provider;
+pub mod integration;
+pub mod integration_app;
 pub mod invitation;
 pub mod mfa;
 pub mod oauth_client;
