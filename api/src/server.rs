@@ -14,7 +14,7 @@ use axum::routing::get;
 use tessera_commands::{
     Clock, CommandService, IdGen, People, RelyingParty, SystemClock, SystemIds,
 };
-use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys};
+use tessera_crypto::{Crypto, MasterKey, Passwords, PersonalKeys, VaultKeys};
 use tessera_event_log::{Backend, EventLog, KeyTable, LogConfig};
 use tessera_event_schemas::EventMetadata;
 use tessera_event_schemas::events::SigningAlg;
@@ -278,6 +278,8 @@ pub async fn run_with(
     } = open_storage_with(&config.storage, clock.clone()).await?;
     let public_url = config::public_url(config.public_url.as_deref(), listener.local_addr()?)
         .map_err(|message| anyhow::anyhow!(message))?;
+    // Tenants' vault keys live in the same key table as the per-person keys (ADR 0007).
+    let vault_keys = Arc::new(VaultKeys::new(crypto.clone(), keys.clone()));
     let personal = Arc::new(PersonalKeys::new(crypto.clone(), keys));
     let passwords =
         Passwords::sized_to_cores(config.argon2.config()).context("TESSERA_ARGON2_* settings")?;
@@ -287,6 +289,7 @@ pub async fn run_with(
                 keys: personal.clone(),
                 passwords,
             })
+            .with_vault(vault_keys)
             // Passkeys are registered with the public URL's host, from its origin.
             .with_relying_party(
                 RelyingParty::from_public_url(&public_url).context("TESSERA_PUBLIC_URL")?,

@@ -40,6 +40,8 @@
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`registry`]: the catalog, tenants' entitlements and trials, requests for products, and
 //!   a client's choice of tenant claims (issue 21).
+//! - [`vault`]: the credential vault's sealing layer: seal and open a secret under its
+//!   tenant's newest key-encryption key, rewrap one, and the tenant's vault state (issue 20).
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
 use std::fmt;
@@ -73,6 +75,7 @@ mod session;
 mod signin;
 mod tenant;
 mod user;
+mod vault;
 
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
@@ -117,6 +120,11 @@ pub struct CommandService {
     /// The externally reachable base URL, without a trailing slash: what emailed links are
     /// built from. Without it (tools, tests of other aggregates) no link is mailed.
     public_url: Option<Arc<str>>,
+    /// Tenants' key-encryption keys, for the vault's secrets (given with
+    /// [`CommandService::with_vault`]).
+    vault_keys: Option<Arc<tessera_crypto::VaultKeys>>,
+    /// Each tenant's vault state as last read (see [`vault`]).
+    vaults: vault::VaultCache,
 }
 
 impl fmt::Debug for CommandService {
@@ -142,6 +150,8 @@ impl CommandService {
             relying_party: None,
             ceremonies: passkey::Ceremonies::default(),
             public_url: None,
+            vault_keys: None,
+            vaults: vault::VaultCache::default(),
         }
     }
 

@@ -47,6 +47,20 @@ pub fn kek_id(version: u32) -> Uuid {
     Uuid::from_u128(KEK_ID_TAG | u128::from(version))
 }
 
+/// The id a secret is sealed with (in its AAD), derived from the stream that holds it: the
+/// first 16 bytes of SHA-256 over a domain label and the stream id, as a version 8 UUID. A
+/// secret copied to another stream (another connection, another tenant) names another id
+/// there, and so does not open.
+pub fn secret_id(stream_id: &str) -> Uuid {
+    let mut input = Vec::with_capacity(32 + stream_id.len());
+    input.extend_from_slice(b"tessera/v1/vault-secret-id\0");
+    input.extend_from_slice(stream_id.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 /// A sealed credential's parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sealed<'a> {

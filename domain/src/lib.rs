@@ -35,11 +35,15 @@
 //! - [`integration`]: one integration the operator offers (a built-in provider or
 //!   `generic_oauth2`, the platform's OAuth app), and the built-in catalogue;
 //!   [`integration_app`]: a tenant's own OAuth app for one.
+//! - [`vault`]: a tenant's vault (key versions, minimum, rewrap, offboarding; issue 20).
+//! - [`credential`]: one connection to a third-party service (sealed tokens or API key,
+//!   refreshes, failures and backoff, `needs_reauth`, rewrap, removal; issue 20).
 //! - [`validate`]: field validation shared by the aggregates (and usable by the API layer).
 
 pub mod api_key;
 pub mod authorization_code;
 pub mod consent;
+pub mod credential;
 pub mod entitlement;
 pub mod identity_provider;
 pub mod integration;
@@ -56,6 +60,7 @@ pub mod tenant;
 pub mod tenant_claims;
 pub mod user;
 pub mod validate;
+pub mod vault;
 pub mod webauthn_policy;
 
 #[cfg(test)]

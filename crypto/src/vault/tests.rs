@@ -157,3 +157,36 @@ fn sealed_credentials_parse_by_their_version_prefix_only() {
     assert_eq!(kek_id(1).get_version_num(), 15);
     assert_ne!(kek_id(1), kek_id(2));
 }
+
+#[test]
+fn a_secret_id_is_stable_per_stream_and_differs_between_streams() {
+    let notion = format!("{ACME}/credential/notion");
+    assert_eq!(secret_id(&notion), secret_id(&notion));
+    assert_ne!(
+        secret_id(&notion),
+        secret_id(&format!("{ACME}/credential/github"))
+    );
+    assert_ne!(
+        secret_id(&notion),
+        secret_id(&format!("{GLOBEX}/credential/notion"))
+    );
+    assert_eq!(secret_id(&notion).get_version_num(), 8);
+}
+
+#[tokio::test]
+async fn a_secret_sealed_for_one_stream_does_not_open_for_another() {
+    let store = MemoryStore::default();
+    let keys = vault(&store, 1).await;
+    keys.create(ACME, 1).await.unwrap();
+    let notion = secret_id(&format!("{ACME}/credential/notion"));
+    let github = secret_id(&format!("{ACME}/credential/github"));
+    let sealed = keys.seal(ACME, 1, notion, TOKEN).await.unwrap();
+    assert_eq!(
+        keys.open(ACME, notion, &sealed, 0)
+            .await
+            .unwrap()
+            .as_slice(),
+        TOKEN
+    );
+    assert!(keys.open(ACME, github, &sealed, 0).await.is_err());
+}
