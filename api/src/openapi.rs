@@ -5,8 +5,9 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, consents, entitlements, federation, federation_auth,
-    health, invitations, mfa, seed_aliases, sessions, tenants, users,
+    api_keys, audit, catalog, claims, clients, connect, consents, entitlements, federation,
+    federation_auth, health, integrations, invitations, mfa, seed_aliases, sessions, tenants,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -89,6 +90,13 @@ use crate::routes::{
         federation_auth::tenants,
         federation_auth::initiate,
         federation_auth::callback,
+        integrations::put_integration,
+        integrations::get_integration,
+        integrations::delete_integration,
+        integrations::put_app,
+        integrations::get_app,
+        integrations::delete_app,
+        connect::connect,
         claims::resolve_claims,
         claims::get_token_claims,
         claims::put_token_claims,

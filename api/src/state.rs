@@ -70,6 +70,9 @@ pub struct AppState {
     pub upstream: Arc<crate::federation::upstream::Upstream>,
     /// Federated sign-in settings (state lifetime, redirect grace period).
     pub federation: crate::federation::FederationConfig,
+    /// The OAuth connect flow's provider client, and the connections' refresh locks and
+    /// settings (issue 20).
+    pub connect: Arc<crate::connect::Connect>,
 }
 
 impl AppState {
