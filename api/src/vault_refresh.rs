@@ -26,6 +26,7 @@
 //! the connection `needs_reauth` after repeated `invalid_grant`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -129,6 +130,25 @@ impl Flights {
     }
 }
 
+/// What this process's refreshes came to, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RefreshStats {
+    /// New tokens recorded.
+    pub refreshed: AtomicU64,
+    /// Refreshes whose append lost to another one (on this node or another).
+    pub lost: AtomicU64,
+    /// Refreshes that found the connection fresh already (another caller refreshed it).
+    pub not_due: AtomicU64,
+    /// Failures recorded (with their backoff).
+    pub failed: AtomicU64,
+    /// Connections the scheduler tracks.
+    pub scheduled: AtomicU64,
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// What a refresh came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refresh {
@@ -180,6 +200,7 @@ pub async fn refresh(
     }
     let lead = state.connect.refresh.lead_secs;
     if !force && !is_due(&credential, state.clock.now(), lead) {
+        count(&state.connect.stats.not_due);
         return Ok(Refresh::Fresh);
     }
     let Some(app) = state.commands.oauth_app(tenant_id, integration).await? else {
@@ -219,8 +240,12 @@ pub async fn refresh(
                 )
                 .await?;
             match recorded {
-                RefreshAppend::Appended(_) => Ok(Refresh::Refreshed),
+                RefreshAppend::Appended(_) => {
+                    count(&state.connect.stats.refreshed);
+                    Ok(Refresh::Refreshed)
+                }
                 RefreshAppend::Lost => {
+                    count(&state.connect.stats.lost);
                     discard(state, &app, tenant_id, integration, &fresh.access_token).await;
                     Ok(Refresh::Fresh)
                 }
@@ -240,8 +265,14 @@ pub async fn refresh(
                 .record_refresh_failed(meta, tenant_id, integration, version, reason)
                 .await?;
             Ok(match recorded {
-                RefreshAppend::Appended(_) => Refresh::Failed(reason),
-                RefreshAppend::Lost => Refresh::Fresh,
+                RefreshAppend::Appended(_) => {
+                    count(&state.connect.stats.failed);
+                    Refresh::Failed(reason)
+                }
+                RefreshAppend::Lost => {
+                    count(&state.connect.stats.lost);
+                    Refresh::Fresh
+                }
             })
         }
     }
@@ -398,6 +429,11 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                             schedule.fold(tenant_id, &integration, &event, settings.lead_secs);
                         }
                     }
+                    state
+                        .connect
+                        .stats
+                        .scheduled
+                        .store(schedule.len() as u64, Ordering::Relaxed);
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "credential refresh: reading the log; it stops until the next start");

@@ -19,9 +19,11 @@
 //! # Layout
 //! - [`provider`]: the provider's token endpoint (code exchange, refresh) and RFC 7009
 //!   revocation (timeouts, no redirects).
+//! - [`revoke`]: revoking a connection's tokens at the provider before it is removed.
 //! - [`tokens`]: the document sealed in a connection.
 
 pub mod provider;
+pub mod revoke;
 pub mod tokens;
 
 use base64::Engine;
@@ -287,6 +289,7 @@ pub struct Connect {
     pub provider: provider::Provider,
     pub flights: crate::vault_refresh::Flights,
     pub refresh: crate::vault_refresh::RefreshSettings,
+    pub stats: crate::vault_refresh::RefreshStats,
 }
 
 impl Connect {
@@ -295,6 +298,7 @@ impl Connect {
             provider: provider::Provider::new()?,
             flights: crate::vault_refresh::Flights::default(),
             refresh,
+            stats: crate::vault_refresh::RefreshStats::default(),
         })
     }
 }
