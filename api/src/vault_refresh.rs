@@ -180,12 +180,33 @@ fn metadata(state: &AppState) -> EventMetadata {
     }
 }
 
-/// Refreshes the connection if it is due (always when `force`); see the module doc.
+/// When a refresh is wanted, checked again once the connection's lock is held, so that callers
+/// queued behind one refresh find the connection fresh and share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// The scheduler's rule ([`is_due`]).
+    Due,
+    /// An access: the access token expires within this many seconds.
+    ExpiringWithin(i64),
+}
+
+impl When {
+    fn holds(self, credential: &Credential, now: Timestamp, lead_secs: i64) -> bool {
+        match self {
+            When::Due => is_due(credential, now, lead_secs),
+            When::ExpiringWithin(seconds) => credential
+                .expires_at
+                .is_some_and(|expires| expires <= now.plus_seconds(seconds)),
+        }
+    }
+}
+
+/// Refreshes the connection if `when` holds; see the module doc.
 pub async fn refresh(
     state: &AppState,
     tenant_id: Uuid,
     integration: &str,
-    force: bool,
+    when: When,
 ) -> Result<Refresh, CommandError> {
     let _flight = state.connect.flights.lock(tenant_id, integration).await;
     let Some((credential, version)) = state
@@ -199,7 +220,7 @@ pub async fn refresh(
         return Ok(Refresh::NotRefreshable);
     }
     let lead = state.connect.refresh.lead_secs;
-    if !force && !is_due(&credential, state.clock.now(), lead) {
+    if !when.holds(&credential, state.clock.now(), lead) {
         count(&state.connect.stats.not_due);
         return Ok(Refresh::Fresh);
     }
@@ -450,7 +471,7 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     busy.insert(key.clone());
                     let state = state.clone();
                     running.spawn(async move {
-                        let outcome = refresh(&state, key.0, &key.1, false).await;
+                        let outcome = refresh(&state, key.0, &key.1, When::Due).await;
                         (key, outcome)
                     });
                 }
