@@ -135,3 +135,22 @@ fn scopes_may_be_urls_but_not_contain_spaces_or_quotes() {
     assert!(scope("scopes", "quo\"te").is_err());
     assert!(scope("scopes", "").is_err());
 }
+
+#[test]
+fn a_connection_records_a_providers_url_scopes() {
+    use crate::credential::{CredentialCommand, CredentialState, StoreCredential};
+    use tessera_event_schemas::Timestamp;
+    use tessera_event_schemas::events::{CredentialKind, OAuthAppSource};
+    let stored =
+        CredentialState::default().decide(CredentialCommand::Store(Box::new(StoreCredential {
+            kind: CredentialKind::Oauth,
+            sealed: "tsr:v1:abc".into(),
+            key_version: 1,
+            scopes: vec!["https://www.googleapis.com/auth/drive.readonly".into()],
+            issued_at: Timestamp::from_micros(0),
+            expires_at: None,
+            refreshable: true,
+            app: OAuthAppSource::Platform,
+        })));
+    assert!(stored.is_ok(), "{stored:?}");
+}
