@@ -46,6 +46,11 @@
 //!   a client's choice of tenant claims (issue 21).
 //! - [`vault`]: the credential vault's sealing layer: seal and open a secret under its
 //!   tenant's newest key-encryption key, rewrap one, and the tenant's vault state (issue 20).
+//! - [`vault_admin`]: a tenant's vault keys: rotation, minimum, rewrap of every secret it
+//!   holds (any holder: connections, provider keys, OAuth apps), offboarding.
+//! - [`credential`]: connections to third-party services: store, remove, read for access
+//!   (cached), open, and the durable record of each access.
+//! - `fold_cache`: streams kept folded per process and caught up from the log on each use.
 //! - [`bootstrap`]: the system tenant and its first administrator key, on an empty log.
 
 use std::fmt;
@@ -63,12 +68,14 @@ mod authorization_code;
 mod bootstrap;
 mod connect;
 mod consent;
+mod credential;
 mod credential_refresh;
 mod email;
 mod email_verification;
 mod engine;
 mod facts;
 mod federation;
+mod fold_cache;
 mod integration;
 mod invitation;
 mod mfa;
@@ -83,6 +90,7 @@ mod signin;
 mod tenant;
 mod user;
 mod vault;
+mod vault_admin;
 
 pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
@@ -90,6 +98,7 @@ pub use authorization::{Authorization, CodeRequest, IssuedCode};
 pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolicy};
 pub use connect::ConnectTokens;
 pub use consent::Consent;
+pub use credential::{CredentialSecret, ReadCredential, StoreCredentialInput};
 pub use credential_refresh::{RefreshAppend, RefreshedTokens};
 pub use email::QueuedEmail;
 pub use engine::MAX_RETRIES;
@@ -114,6 +123,11 @@ pub use tenant::{
 };
 pub use user::{CreateUser, CreatedUser, People, UpdateUser};
 
+/// Tenants whose vault state a process keeps folded (a few hundred bytes each).
+const VAULT_CACHE_BOUND: usize = 100_000;
+/// Connections a process keeps folded for access (about half a kilobyte each).
+const CREDENTIAL_CACHE_BOUND: usize = 20_000;
+
 /// Executes commands against the event log.
 pub struct CommandService {
     log: Arc<dyn EventLog>,
@@ -134,7 +148,9 @@ pub struct CommandService {
     /// [`CommandService::with_vault`]).
     vault_keys: Option<Arc<tessera_crypto::VaultKeys>>,
     /// Each tenant's vault state as last read (see [`vault`]).
-    vaults: vault::VaultCache,
+    vaults: fold_cache::FoldCache<tessera_domain::vault::VaultState>,
+    /// Connections as last read (see [`credential`]).
+    credentials: fold_cache::FoldCache<tessera_domain::credential::CredentialState>,
 }
 
 impl fmt::Debug for CommandService {
@@ -161,7 +177,8 @@ impl CommandService {
             ceremonies: passkey::Ceremonies::default(),
             public_url: None,
             vault_keys: None,
-            vaults: vault::VaultCache::default(),
+            vaults: fold_cache::FoldCache::new(VAULT_CACHE_BOUND),
+            credentials: fold_cache::FoldCache::new(CREDENTIAL_CACHE_BOUND),
         }
     }
 

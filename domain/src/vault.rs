@@ -16,10 +16,12 @@
 //!   is recorded appends nothing (it resumes).
 //! - A destroyed vault refuses everything, for good: destruction is the last event.
 
-use tessera_event_schemas::Event;
 use tessera_event_schemas::events::{
-    VaultDestroyedV1, VaultKeyAddedV1, VaultMinimumSetV1, VaultRewrapStartedV1,
+    CredentialRewrappedV1, VaultDestroyedV1, VaultKeyAddedV1, VaultMinimumSetV1,
+    VaultRewrapStartedV1,
 };
+
+use tessera_event_schemas::{Event, Secret};
 
 use crate::{Aggregate, DomainError};
 
@@ -164,6 +166,101 @@ impl Aggregate for VaultState {
                 Ok(vec![Event::VaultDestroyed(VaultDestroyedV1 {})])
             }
         }
+    }
+}
+
+/// What an event says about the vault secret its stream holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretChange<'a> {
+    /// The stream now holds this sealed secret, under this key version.
+    Holds { sealed: &'a str, key_version: u32 },
+    /// The stream no longer holds a secret.
+    Gone,
+}
+
+/// The key version a sealed secret's text names (`tsr:v{n}:...`); 0 for anything else.
+pub fn key_version_of(sealed: &str) -> u32 {
+    sealed
+        .strip_prefix("tsr:v")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(version, _)| version.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The sealed secret holders: every event that puts a vault secret on its stream or takes it
+/// away (connections, tenants' OAuth apps, the operator's integrations, provider keys). A new
+/// kind of holder adds its events here; the rewrap, its progress and the count per key version
+/// (the read model `rm_vault_secrets`) then cover it, provided its aggregate folds
+/// `credential.rewrapped` into the secret it holds.
+pub fn secret_change(event: &Event) -> Option<SecretChange<'_>> {
+    fn holds(sealed: &str) -> SecretChange<'_> {
+        SecretChange::Holds {
+            sealed,
+            key_version: key_version_of(sealed),
+        }
+    }
+
+    match event {
+        Event::CredentialStored(e) => Some(holds(e.sealed.expose())),
+        Event::CredentialRefreshed(e) => Some(holds(e.sealed.expose())),
+        Event::CredentialRewrapped(e) => Some(holds(e.sealed.expose())),
+        Event::ProviderKeySet(e) => Some(holds(e.sealed.expose())),
+        Event::IntegrationAppSet(e) => Some(holds(e.client_secret.expose())),
+        Event::IntegrationDefined(e) => Some(holds(e.client_secret.expose())),
+        Event::CredentialRemoved(_)
+        | Event::ProviderKeyRemoved(_)
+        | Event::IntegrationAppRemoved(_)
+        | Event::IntegrationRemoved(_) => Some(SecretChange::Gone),
+        _ => None,
+    }
+}
+
+/// The secret one holder's stream holds, whatever kind of holder it is: what a rewrap reads
+/// and moves on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldSecret {
+    /// The sealed text and the key version it names; `None` when the stream holds none.
+    pub sealed: Option<(String, u32)>,
+}
+
+/// A rewrap of the secret a stream holds: the same secret wrapped under `key_version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewrapSecret {
+    pub sealed: String,
+    pub key_version: u32,
+}
+
+impl Aggregate for HeldSecret {
+    type Command = RewrapSecret;
+
+    fn evolve(&mut self, event: &Event) {
+        match secret_change(event) {
+            Some(SecretChange::Holds {
+                sealed,
+                key_version,
+            }) => self.sealed = Some((sealed.to_owned(), key_version)),
+            Some(SecretChange::Gone) => self.sealed = None,
+            None => {}
+        }
+    }
+
+    /// Only forward: a secret already at (or past) the version appends nothing, so a rewrap
+    /// that runs twice (a restart, another node) is harmless.
+    fn decide(&self, command: RewrapSecret) -> Result<Vec<Event>, DomainError> {
+        let (_, current) = self.sealed.as_ref().ok_or(DomainError::NotFound)?;
+        if command.key_version <= *current {
+            return Ok(vec![]);
+        }
+        if key_version_of(&command.sealed) != command.key_version {
+            return Err(DomainError::invalid(
+                "sealed",
+                "must be sealed under the key version recorded beside it",
+            ));
+        }
+        Ok(vec![Event::CredentialRewrapped(CredentialRewrappedV1 {
+            sealed: Secret::new(command.sealed),
+            key_version: command.key_version,
+        })])
     }
 }
 

@@ -18,12 +18,11 @@
 //! tenant's folded state and reads only the events after the version it holds (usually none),
 //! so another node's offboarding is seen before the next use of a cached key.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tessera_crypto::VaultKeys;
 use tessera_crypto::vault::{Sealed, VaultError, secret_id};
-use tessera_domain::Aggregate;
+use tessera_domain::Aggregate as _;
 use tessera_domain::DomainError;
 use tessera_domain::vault::{VaultCommand, VaultState};
 use tessera_event_schemas::{EventMetadata, streams};
@@ -31,7 +30,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::CommandService;
-use super::engine::{Address, Kind, PAGE, Plan, decode};
+use super::engine::{Address, Kind, Plan};
 use crate::CommandError;
 
 #[cfg(doc)]
@@ -44,34 +43,6 @@ impl Kind for VaultState {
 impl Address<VaultState> {
     pub(super) fn vault(tenant_id: Uuid) -> Self {
         Self::new(streams::vault(tenant_id), tenant_id)
-    }
-}
-
-/// Each tenant's vault state as last read, with the stream version it was read at.
-#[derive(Default)]
-pub(super) struct VaultCache {
-    tenants: Mutex<HashMap<Uuid, (VaultState, u64)>>,
-}
-
-impl VaultCache {
-    fn get(&self, tenant_id: Uuid) -> Option<(VaultState, u64)> {
-        self.lock().get(&tenant_id).cloned()
-    }
-
-    fn put(&self, tenant_id: Uuid, state: VaultState, version: u64) {
-        let mut tenants = self.lock();
-        // Keep the newer of two concurrent reads.
-        if tenants
-            .get(&tenant_id)
-            .is_none_or(|(_, held)| *held < version)
-        {
-            tenants.insert(tenant_id, (state, version));
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (VaultState, u64)>> {
-        // The map holds no invariant a panic could break.
-        self.tenants.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -100,7 +71,7 @@ impl CommandService {
         self
     }
 
-    fn vault_keys(&self) -> Result<&VaultKeys, CommandError> {
+    pub(super) fn vault_keys(&self) -> Result<&VaultKeys, CommandError> {
         self.vault_keys
             .as_deref()
             .ok_or_else(|| CommandError::Internal("the vault's keys are not configured".into()))
@@ -109,26 +80,14 @@ impl CommandService {
     /// The tenant's vault as recorded now (versions, newest, minimum, rewrap, destroyed). Reads
     /// only the events this process has not folded yet.
     pub async fn vault_state(&self, tenant_id: Uuid) -> Result<VaultState, CommandError> {
-        let (mut state, mut version) = self.vaults.get(tenant_id).unwrap_or_default();
         // Destruction is final: nothing after it can change the answer.
-        if state.destroyed {
-            return Ok(state);
-        }
-        let stream = streams::vault(tenant_id);
-        let before = version;
-        loop {
-            let page = self.log.read_stream(&stream, version, PAGE).await?;
-            for recorded in &page {
-                state.evolve(&decode(recorded)?);
-                version = recorded.envelope.stream_version;
-            }
-            if page.len() < PAGE {
-                break;
-            }
-        }
-        if version != before {
-            self.vaults.put(tenant_id, state.clone(), version);
-        }
+        let (state, _) = self
+            .fold_cached(
+                &self.vaults,
+                &streams::vault(tenant_id),
+                |state: &VaultState| state.destroyed,
+            )
+            .await?;
         Ok(state)
     }
 

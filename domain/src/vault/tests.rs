@@ -151,3 +151,73 @@ fn a_vault_without_keys_can_still_be_destroyed_so_that_it_never_gets_one() {
     let state = given(&events);
     assert!(state.decide(VaultCommand::AddKey { version: 1 }).is_err());
 }
+
+#[test]
+fn the_holders_events_say_which_secret_a_stream_holds_and_when_it_is_gone() {
+    use tessera_event_schemas::Secret;
+    use tessera_event_schemas::events::{
+        CredentialRemovedV1, CredentialRewrappedV1, IntegrationAppSetV1, ProviderKeyRemovedV1,
+    };
+    let rewrapped = Event::CredentialRewrapped(CredentialRewrappedV1 {
+        sealed: Secret::new("tsr:v3:AAAA".into()),
+        key_version: 3,
+    });
+    assert_eq!(
+        secret_change(&rewrapped),
+        Some(SecretChange::Holds {
+            sealed: "tsr:v3:AAAA",
+            key_version: 3
+        })
+    );
+    let app = Event::IntegrationAppSet(IntegrationAppSetV1 {
+        client_id: "c".into(),
+        client_secret: Secret::new("tsr:v12:BBBB".into()),
+        scopes: None,
+    });
+    assert!(matches!(
+        secret_change(&app),
+        Some(SecretChange::Holds {
+            key_version: 12,
+            ..
+        })
+    ));
+    for gone in [
+        Event::CredentialRemoved(CredentialRemovedV1 {
+            revoked_at_provider: true,
+        }),
+        Event::ProviderKeyRemoved(ProviderKeyRemovedV1 {}),
+    ] {
+        assert_eq!(secret_change(&gone), Some(SecretChange::Gone));
+    }
+    assert_eq!(secret_change(&added(1)), None);
+    assert_eq!(key_version_of("tsr:vx:AAAA"), 0);
+    assert_eq!(key_version_of("plain"), 0);
+}
+
+#[test]
+fn a_held_secret_is_rewrapped_forward_only_and_not_once_it_is_gone() {
+    use tessera_event_schemas::Secret;
+    use tessera_event_schemas::events::{ProviderKeyRemovedV1, ProviderKeySetV1};
+    let set = Event::ProviderKeySet(ProviderKeySetV1 {
+        sealed: Secret::new("tsr:v1:AAAA".into()),
+        key_version: 1,
+        last4: "abcd".into(),
+    });
+    let state = given_held(std::slice::from_ref(&set));
+    assert_eq!(state.sealed, Some(("tsr:v1:AAAA".to_owned(), 1)));
+    let to = |version: u32| RewrapSecret {
+        sealed: format!("tsr:v{version}:BBBB"),
+        key_version: version,
+    };
+    let events = state.decide(to(2)).unwrap();
+    assert!(matches!(&events[..], [Event::CredentialRewrapped(e)] if e.key_version == 2));
+    let state = given_held(&[set.clone(), events[0].clone()]);
+    assert_eq!(state.decide(to(2)).unwrap(), vec![]);
+    assert_eq!(state.decide(to(1)).unwrap(), vec![]);
+    let state = given_held(&[set, Event::ProviderKeyRemoved(ProviderKeyRemovedV1 {})]);
+    assert_eq!(state.decide(to(2)), Err(DomainError::NotFound));
+}
+
+fn given_held(events: &[Event]) -> HeldSecret {
+    HeldSecret::replay(events)
+}
