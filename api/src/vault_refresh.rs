@@ -323,7 +323,7 @@ async fn discard(
             .await
             .ok()
             .and_then(|opened| tokens::read(&opened))
-            .map(|doc| doc.access_token.clone()),
+            .and_then(|doc| doc.access_token.clone()),
         _ => None,
     };
     if winner.as_deref() == Some(access_token) {

@@ -37,6 +37,7 @@ pub use service::{
     RefreshRequest, RefreshTokenStatus, Refreshed,
 };
 pub use service::{ConnectTokens, OAuthApp, RefreshAppend, RefreshedTokens};
+pub use service::{CredentialSecret, ReadCredential, StoreCredentialInput};
 pub use service::{FEDERATED_AMR, FederatedIdentity, FederatedOutcome};
 pub use service::{LinkKind, QueuedEmail};
 pub use service::{

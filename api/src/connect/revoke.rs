@@ -63,7 +63,7 @@ pub async fn revoke_at_provider(
     let mut outcome = Revocation::Revoked;
     let held = [
         (document.refresh_token.as_deref(), "refresh_token"),
-        (Some(document.access_token.as_str()), "access_token"),
+        (document.access_token.as_deref(), "access_token"),
     ];
     for (token, hint) in held {
         let Some(token) = token.filter(|token| !token.is_empty()) else {
