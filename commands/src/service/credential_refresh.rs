@@ -148,3 +148,6 @@ impl CommandService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
