@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 
 use super::*;
-use crate::helpers::spawn_app_with_env;
+use crate::helpers::{read_log, spawn_app_with_env};
 use crate::http_browser::advance_clock;
 use crate::on_both_stores;
 
