@@ -32,6 +32,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     IllegalTransition(String),
+    /// The resource existed and is gone for good (an offboarded tenant's vault).
+    #[error("{0}")]
+    Gone(String),
     #[error("request body exceeds the limit")]
     PayloadTooLarge,
     #[error("expected Content-Type: application/json")]
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::IllegalTransition(_) => (StatusCode::CONFLICT, "illegal_transition"),
+            ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -22,6 +22,8 @@
 //!   connections refreshed before they expire (the scheduler and the refresh).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
+//! - [`vault_rewrap`]: the credential vault's rewraps, run in the background and resumed at
+//!   start (issue 20).
 //! - [`pages`]: each tenant's hosted pages (`/t/{slug}/login`, `logout`, `account`, the forced
 //!   password change), server-rendered from `api/templates/`; [`rate_limit`]: sign-in limits.
 
@@ -52,3 +54,4 @@ pub mod server;
 pub mod state;
 pub mod usage;
 pub mod vault_refresh;
+pub mod vault_rewrap;

@@ -5,9 +5,9 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, connect, consents, entitlements, federation,
-    federation_auth, health, integrations, invitations, mfa, seed_aliases, sessions, tenants,
-    users,
+    api_keys, audit, catalog, claims, clients, connect, consents, credentials, entitlements,
+    federation, federation_auth, health, integrations, invitations, mfa, seed_aliases, sessions,
+    tenants, users, vault,
 };
 
 #[derive(OpenApi)]
@@ -97,6 +97,15 @@ use crate::routes::{
         integrations::get_app,
         integrations::delete_app,
         connect::connect,
+        credentials::store_credential,
+        credentials::list_connections,
+        credentials::remove_credential,
+        credentials::access_credential,
+        vault::get_vault,
+        vault::rotate,
+        vault::rewrap,
+        vault::set_minimum,
+        vault::destroy_vault,
         claims::resolve_claims,
         claims::get_token_claims,
         claims::put_token_claims,

@@ -20,21 +20,27 @@ pub const TENANT_ADMIN: &str = "tenant:admin";
 /// Appends audit entries for the key's own tenant (`POST /v1/audit`).
 pub const AUDIT_WRITE: &str = "audit:write";
 
+/// Reads the key's own tenant's vault secrets in clear: a connection's tokens, a provider key
+/// (issue 20). Every use is an audited access.
+pub const VAULT_READ: &str = "vault:read";
+
 /// Every scope Tessera's API checks.
-pub const TESSERA_SCOPES: [&str; 3] = [PLATFORM_ADMIN, TENANT_ADMIN, AUDIT_WRITE];
+pub const TESSERA_SCOPES: [&str; 4] = [PLATFORM_ADMIN, TENANT_ADMIN, AUDIT_WRITE, VAULT_READ];
 
 /// A product's own scopes are `product:{product}:{name}`, on keys issued for that product: the
 /// namespace tells them apart from Tessera's, and the product name from another product's.
 pub const PRODUCT_SCOPE_PREFIX: &str = "product:";
 
 /// Whether `holder` holds `scope` and so may grant it: a platform admin holds every scope; a
-/// tenant admin holds `tenant:admin`, `audit:write` and its products' scopes; any other key
-/// holds what it carries.
+/// tenant admin holds `tenant:admin`, `audit:write`, `vault:read` (for its services' keys) and
+/// its products' scopes; any other key holds what it carries.
 fn holds(holder: &Principal, scope: &str) -> bool {
     holder.is_platform_admin()
         || holder.has_scope(scope)
         || (holder.has_scope(TENANT_ADMIN)
-            && (scope == AUDIT_WRITE || scope.starts_with(PRODUCT_SCOPE_PREFIX)))
+            && (scope == AUDIT_WRITE
+                || scope == VAULT_READ
+                || scope.starts_with(PRODUCT_SCOPE_PREFIX)))
 }
 
 /// Checks the scopes of a new key of `tenant_id` (issued for `product`, if any) that `creator`
@@ -172,7 +178,10 @@ mod tests {
             ),
             "403"
         );
+        // A tenant admin hands `vault:read` to its own services' keys; a writer cannot.
+        assert_eq!(check(&tenant_admin, TENANT, None, &[VAULT_READ]), "ok");
         let writer = key(TENANT, &[AUDIT_WRITE]);
+        assert_eq!(check(&writer, TENANT, None, &[VAULT_READ]), "403");
         assert_eq!(check(&writer, TENANT, None, &[AUDIT_WRITE]), "ok");
         assert_eq!(check(&writer, TENANT, None, &[TENANT_ADMIN]), "403");
     }

@@ -162,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::entitlements::router())
         .merge(routes::claims::router())
+        .merge(routes::credentials::router())
+        .merge(routes::vault::router())
         .merge(routes::seed_aliases::router())
         .merge(oauth::router())
         .merge(pages::router())
@@ -460,6 +462,8 @@ pub async fn run_with(
         state.clone(),
         Duration::from_secs(config.lifecycle_interval_secs.max(1)),
     ));
+    // Vault rewraps a previous run left unfinished (a restart in the middle) go on.
+    crate::vault_rewrap::resume_all(state.clone());
 
     let app = match extensions.routes {
         Some(routes) => router(state.clone()).merge(routes.with_state(state)),

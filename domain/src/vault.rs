@@ -193,20 +193,22 @@ pub fn key_version_of(sealed: &str) -> u32 {
 /// (the read model `rm_vault_secrets`) then cover it, provided its aggregate folds
 /// `credential.rewrapped` into the secret it holds.
 pub fn secret_change(event: &Event) -> Option<SecretChange<'_>> {
-    fn holds(sealed: &str) -> SecretChange<'_> {
+    // The version recorded beside the secret where the event has one; else the one its
+    // sealed text names.
+    fn holds(sealed: &str, key_version: Option<u32>) -> SecretChange<'_> {
         SecretChange::Holds {
             sealed,
-            key_version: key_version_of(sealed),
+            key_version: key_version.unwrap_or_else(|| key_version_of(sealed)),
         }
     }
 
     match event {
-        Event::CredentialStored(e) => Some(holds(e.sealed.expose())),
-        Event::CredentialRefreshed(e) => Some(holds(e.sealed.expose())),
-        Event::CredentialRewrapped(e) => Some(holds(e.sealed.expose())),
-        Event::ProviderKeySet(e) => Some(holds(e.sealed.expose())),
-        Event::IntegrationAppSet(e) => Some(holds(e.client_secret.expose())),
-        Event::IntegrationDefined(e) => Some(holds(e.client_secret.expose())),
+        Event::CredentialStored(e) => Some(holds(e.sealed.expose(), Some(e.key_version))),
+        Event::CredentialRefreshed(e) => Some(holds(e.sealed.expose(), Some(e.key_version))),
+        Event::CredentialRewrapped(e) => Some(holds(e.sealed.expose(), Some(e.key_version))),
+        Event::ProviderKeySet(e) => Some(holds(e.sealed.expose(), Some(e.key_version))),
+        Event::IntegrationAppSet(e) => Some(holds(e.client_secret.expose(), None)),
+        Event::IntegrationDefined(e) => Some(holds(e.client_secret.expose(), None)),
         Event::CredentialRemoved(_)
         | Event::ProviderKeyRemoved(_)
         | Event::IntegrationAppRemoved(_)

@@ -80,7 +80,9 @@ pub use retention::{AuditRetention, RetentionTask};
 pub use runtime::ProjectionRuntime;
 pub use sessions::{SessionDirectory, SessionDirectoryTask, SessionEntry, UnrecordedUse};
 pub use store::ReadStore;
+pub use tables::credentials::{CredentialView, app_name, failure_name, kind_name};
 pub use tables::emails::{EmailStatus, EmailView};
+pub use tables::vault_secrets::VaultSecretView;
 pub use tables::{Checkpoints, Projection};
 pub use views::{
     ApiKeyView, AuditFilter, AuditRow, AuditView, InvitationFilter, InvitationView, Page,

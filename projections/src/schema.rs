@@ -24,8 +24,9 @@ use crate::tables::Projection;
 /// (`recorded_by`) in their summary, and show a claimed actor only as a kind and an id.
 /// 6: `rm_audit.action` NULL when it is the event type, and `token.issued` v2 summaries
 /// without what the row already says (issue 24). 7: `rm_audit`'s ids as 16 bytes on SQLite
-/// where they are UUIDs (issue 24).
-pub const SCHEMA_VERSION: u64 = 7;
+/// where they are UUIDs (issue 24). 8: `rm_credentials` and `rm_vault_secrets`, the credential
+/// vault's connections and sealed secrets by key version (issue 20).
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// The one-row table holding the stored [`SCHEMA_VERSION`]. Not one of [`all_tables`]:
 /// [`ReadStore::reset`] keeps it, since a reset store has the current schema.
@@ -412,6 +413,8 @@ mod tests {
                     "rm_webauthn_policies",
                     "rm_invitations",
                     "rm_emails",
+                    "rm_credentials",
+                    "rm_vault_secrets",
                     "rm_audit"
                 ]
             );

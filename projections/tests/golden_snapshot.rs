@@ -42,6 +42,10 @@
 //!
 //! Issue 20's event types (the credential vault) join at the end, in `vault`: the re-blessed
 //! small snapshot differs only by their audit rows and the checkpoints' positions.
+//!
+//! Issue 20's read models (`rm_credentials`, `rm_vault_secrets`) came after, with one stored
+//! connection appended at the very end (`vault_rows`): the re-blessed small snapshot differs
+//! only by that event's audit row, the two tables' one row each and the checkpoints.
 
 // Shared helpers are not `#[test]` functions, which clippy's allow-*-in-tests settings do not
 // cover; failing loudly is what a test should do.
@@ -250,6 +254,7 @@ fn extras(history: &mut History) {
     registry(history, sample_tenant, client, &person);
     federation(history, sample_tenant, &person);
     vault(history, sample_tenant, &person);
+    vault_rows(history, sample_tenant, &person);
 }
 
 /// Issue 20's samples, after everything pinned before, each on the stream it belongs to: the
@@ -285,6 +290,22 @@ fn vault(history: &mut History, tenant: Uuid, person: &EventMetadata) {
         };
         history.append_events(owner, stream, &[event], person);
     }
+}
+
+/// Issue 20's read models (`rm_credentials`, `rm_vault_secrets`), added after its event types:
+/// every holder in `vault` ends removed, so a connection that stays is stored last, on a
+/// stream of its own, and the snapshot only gains its rows.
+fn vault_rows(history: &mut History, tenant: Uuid, person: &EventMetadata) {
+    let stored: Vec<Event> = samples::current()
+        .into_iter()
+        .filter(|event| matches!(event, Event::CredentialStored(_)))
+        .collect();
+    history.append_events(
+        tenant,
+        streams::credential(tenant, "notion"),
+        &stored,
+        person,
+    );
 }
 
 /// Issue 19's samples, after everything pinned before: an identity provider's life and one
@@ -590,8 +611,11 @@ fn the_small_fixture_has_rows_in_every_table_and_every_event_type_in_its_audit_t
     assert_eq!(snapshot["rm_invitations"].as_array().unwrap().len(), 1);
     // One mail, queued, failed once and sent.
     assert_eq!(snapshot["rm_emails"].as_array().unwrap().len(), 1);
+    // The one connection that stays, and its sealed secret (never the secret itself).
+    assert_eq!(snapshot["rm_credentials"].as_array().unwrap().len(), 1);
+    assert_eq!(snapshot["rm_vault_secrets"].as_array().unwrap().len(), 1);
     let checkpoints = snapshot["rm_checkpoints"].as_object().unwrap();
-    assert_eq!(checkpoints.len(), 9, "{checkpoints:?}");
+    assert_eq!(checkpoints.len(), 11, "{checkpoints:?}");
     let types: std::collections::BTreeSet<&str> = snapshot["rm_audit"]
         .as_array()
         .unwrap()

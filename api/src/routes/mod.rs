@@ -11,6 +11,8 @@ pub mod claims;
 pub mod clients;
 pub mod connect;
 pub mod consents;
+pub mod credential_refresh;
+pub mod credentials;
 pub mod entitlements;
 pub mod federation;
 pub mod federation_auth;
@@ -23,6 +25,7 @@ pub mod sessions;
 pub mod tenant_admin;
 pub mod tenants;
 pub mod users;
+pub mod vault;
 
 use serde::Deserialize;
 use tessera_event_schemas::Timestamp;

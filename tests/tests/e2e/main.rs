@@ -49,3 +49,4 @@ mod signin;
 mod tenants;
 mod tidy;
 mod users;
+mod vault;
