@@ -191,22 +191,31 @@ pub enum When {
 }
 
 impl When {
-    fn holds(self, credential: &Credential, now: Timestamp, lead_secs: i64) -> bool {
+    pub fn holds(self, credential: &Credential, now: Timestamp, lead_secs: i64) -> bool {
         match self {
             When::Due => is_due(credential, now, lead_secs),
-            When::ExpiringWithin(seconds) => credential
-                .expires_at
-                .is_some_and(|expires| expires <= now.plus_seconds(seconds)),
+            // Within `seconds` of expiry, and past half its lifetime (the scheduler's floor),
+            // so that a short-lived token is not refreshed by every access.
+            When::ExpiringWithin(seconds) => {
+                credential.refreshable
+                    && credential.status != CredentialStatus::NeedsReauth
+                    && credential.expires_at.is_some_and(|expires| {
+                        expires <= now.plus_seconds(seconds)
+                            && now >= due_at(credential.issued_at, Some(expires), i64::MAX)
+                    })
+            }
         }
     }
 }
 
-/// Refreshes the connection if `when` holds; see the module doc.
+/// Refreshes the connection if `when` holds; see the module doc. What it appends carries
+/// `meta` (an access's: its key and correlation id), else the refresher's own.
 pub async fn refresh(
     state: &AppState,
     tenant_id: Uuid,
     integration: &str,
     when: When,
+    meta: Option<EventMetadata>,
 ) -> Result<Refresh, CommandError> {
     let _flight = state.connect.flights.lock(tenant_id, integration).await;
     let Some((credential, version)) = state
@@ -237,7 +246,7 @@ pub async fn refresh(
         return Ok(Refresh::NotRefreshable);
     };
     let answer = state.connect.provider.refresh(&app, &refresh_token).await;
-    let meta = metadata(state);
+    let meta = meta.unwrap_or_else(|| metadata(state));
     match answer {
         Ok(fresh) => {
             let now = state.clock.now();
@@ -471,7 +480,7 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     busy.insert(key.clone());
                     let state = state.clone();
                     running.spawn(async move {
-                        let outcome = refresh(&state, key.0, &key.1, When::Due).await;
+                        let outcome = refresh(&state, key.0, &key.1, When::Due, None).await;
                         (key, outcome)
                     });
                 }

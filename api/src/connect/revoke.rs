@@ -23,6 +23,15 @@ pub enum Revocation {
 }
 
 impl Revocation {
+    /// Its name in the removal's answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revocation::NotSupported => "not_supported",
+            Revocation::Revoked => "revoked",
+            Revocation::Failed => "failed",
+        }
+    }
+
     /// What `credential.removed` records.
     pub fn confirmed(self) -> bool {
         self == Revocation::Revoked

@@ -95,6 +95,19 @@ impl Provider {
         format!("{}/t/{SAAS}/oauth/{path}", self.app.base)
     }
 
+    /// Whether the provider takes `access_token` (its userinfo endpoint answers with it).
+    pub async fn accepts(&self, access_token: &str) -> bool {
+        let answer = self
+            .app
+            .client
+            .get(self.url("userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap();
+        answer.status() == StatusCode::OK
+    }
+
     /// How many entries of `action` the provider's audit trail holds.
     pub async fn count(&self, action: &str) -> usize {
         audit_count(&self.app, &self.tenant_id, action).await
@@ -241,6 +254,51 @@ pub async fn connect(app: &TestServer, provider: &Provider, consumer: &Consumer)
     let (status, page) = back_at(&callback).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("Connected to saas-app"), "{page}");
+}
+
+/// A `vault:read` key of the consumer's tenant.
+pub async fn vault_key(app: &TestServer, consumer: &Consumer) -> String {
+    let key = app
+        .create_api_key(
+            &consumer.tenant_id,
+            json!({"name": "connector", "scopes": ["vault:read"]}),
+        )
+        .await;
+    key["plaintext"].as_str().unwrap().to_owned()
+}
+
+/// `POST .../credentials/access` with a `vault:read` key: status and answer.
+pub async fn access(app: &TestServer, consumer: &Consumer, key: &str) -> (StatusCode, Value) {
+    app.send(
+        app.request(
+            Method::POST,
+            &format!(
+                "/v1/tenants/{}/integrations/{INTEGRATION}/credentials/access",
+                consumer.tenant_id
+            ),
+            Some(key),
+        )
+        .json(&json!({})),
+    )
+    .await
+}
+
+/// The connection as the tenant's listing shows it.
+pub async fn listed(app: &TestServer, consumer: &Consumer) -> Value {
+    let (status, listing) = app
+        .send(app.admin(
+            Method::GET,
+            &format!("/v1/tenants/{}/integrations", consumer.tenant_id),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    listing["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["integration"] == INTEGRATION)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// Waits (at most 20 s) until `app` has `count` audit entries of `action` for the consumer.
