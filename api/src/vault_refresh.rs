@@ -491,6 +491,9 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     // What the refresh appended reschedules the connection when the follower
                     // reads it; until then (and when nothing could be appended) it waits.
                     let wait = match outcome {
+                        // Its integration was removed, or it holds no refresh token any more:
+                        // nothing the log will say soon, so look again in an hour.
+                        Ok(Refresh::NotRefreshable) => WITHOUT_EXPIRY_SECS / 24,
                         Ok(_) => settings.tick.as_secs().max(1) as i64 * 5,
                         Err(error) => {
                             tracing::warn!(tenant_id = %key.0, integration = %key.1, %error, "credential refresh could not be tried");
