@@ -88,6 +88,23 @@ pub struct ServeConfig {
     #[arg(long, env = "TESSERA_SESSION_USE_FLUSH_SECS", default_value_t = 60)]
     pub session_use_flush_secs: u64,
 
+    /// How long before its expiry an OAuth connection's token is refreshed (seconds; never
+    /// before half its lifetime has passed).
+    #[arg(
+        long,
+        env = "TESSERA_CREDENTIAL_REFRESH_LEAD_SECS",
+        default_value_t = 900
+    )]
+    pub credential_refresh_lead_secs: i64,
+
+    /// How often the refresh scheduler looks for connections that are due (milliseconds).
+    #[arg(
+        long,
+        env = "TESSERA_CREDENTIAL_REFRESH_TICK_MS",
+        default_value_t = 1000
+    )]
+    pub credential_refresh_tick_ms: u64,
+
     #[command(flatten)]
     pub kafka: KafkaConfig,
 

@@ -18,6 +18,8 @@
 //!   entitlements and trials reaching their expiry; [`backchannel`]: Back-Channel Logout's
 //!   deliveries of logout tokens; [`mail`]: the outbox's delivery loop (SMTP, or `.eml` files
 //!   in the data directory).
+//! - [`connect`]: the OAuth connect flow to an integration (issue 20); [`vault_refresh`]:
+//!   connections refreshed before they expire (the scheduler and the refresh).
 //! - [`usage`]: API key usage, counted in memory and recorded in aggregate; [`activity`]: the
 //!   same for the last use of sessions.
 //! - [`vault_rewrap`]: the credential vault's rewraps, run in the background and resumed at
@@ -31,6 +33,7 @@ pub mod backchannel;
 pub mod catch_up;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod correlation;
 pub mod data_dir;
 pub mod error;
@@ -50,4 +53,5 @@ pub mod scopes;
 pub mod server;
 pub mod state;
 pub mod usage;
+pub mod vault_refresh;
 pub mod vault_rewrap;

@@ -5,9 +5,9 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::oauth::{introspection, metadata, token, userinfo};
 use crate::routes::{
-    api_keys, audit, catalog, claims, clients, consents, credentials, entitlements, federation,
-    federation_auth, health, invitations, mfa, provider_keys, seed_aliases, sessions, tenants,
-    users, vault,
+    api_keys, audit, catalog, claims, clients, connect, consents, credentials, entitlements,
+    federation, federation_auth, health, integrations, invitations, mfa, provider_keys,
+    seed_aliases, sessions, tenants, users, vault,
 };
 
 #[derive(OpenApi)]
@@ -100,6 +100,13 @@ use crate::routes::{
         federation_auth::tenants,
         federation_auth::initiate,
         federation_auth::callback,
+        integrations::put_integration,
+        integrations::get_integration,
+        integrations::delete_integration,
+        integrations::put_app,
+        integrations::get_app,
+        integrations::delete_app,
+        connect::connect,
         credentials::store_credential,
         credentials::list_connections,
         credentials::remove_credential,

@@ -149,6 +149,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::federation::router())
         .merge(routes::provider_keys::router())
         .merge(routes::federation_auth::router())
+        .merge(routes::integrations::router())
+        .merge(routes::connect::router())
         .merge(routes::tenants::router())
         .merge(routes::api_keys::router())
         .merge(routes::clients::router())
@@ -428,6 +430,13 @@ pub async fn run_with(
             .provider_keys
             .strict()
             .map_err(|message| anyhow::anyhow!(message))?,
+        connect: Arc::new(
+            crate::connect::Connect::new(crate::vault_refresh::RefreshSettings {
+                lead_secs: config.credential_refresh_lead_secs.max(0),
+                tick: Duration::from_millis(config.credential_refresh_tick_ms.max(10)),
+            })
+            .map_err(|message| anyhow::anyhow!(message))?,
+        ),
     };
     let usage_flusher = tokio::spawn(usage::run(
         usage_recorder.clone(),
@@ -445,6 +454,8 @@ pub async fn run_with(
     let commands_for_shutdown = state.commands.clone();
     // Back-Channel Logout: posts logout tokens for sessions that end, from its checkpoint.
     let backchannel = BackchannelTask::start(state.clone());
+    // OAuth connections refreshed before they expire, from the log (issue 20).
+    let credential_refresh = crate::vault_refresh::RefreshTask::start(state.clone());
     // The outbox: sends queued mail, from `rm_emails`, whatever was pending before this start.
     let mailer = MailTask::start(state.clone(), mail_settings);
     let sweeper = tokio::spawn(lifecycle::run(
@@ -473,6 +484,7 @@ pub async fn run_with(
     sweeper.abort();
     expiry.abort();
     backchannel.shutdown().await;
+    credential_refresh.shutdown().await;
     mailer.shutdown().await;
     usage_flusher.abort();
     session_use_flusher.abort();

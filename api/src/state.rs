@@ -73,6 +73,9 @@ pub struct AppState {
     /// Strict mode for tenants' LLM provider keys: no fallback to the platform's key
     /// (`TESSERA_TENANT_CREDENTIALS_STRICT`).
     pub tenant_credentials_strict: bool,
+    /// The OAuth connect flow's provider client, and the connections' refresh locks and
+    /// settings (issue 20).
+    pub connect: Arc<crate::connect::Connect>,
 }
 
 impl AppState {

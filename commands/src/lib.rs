@@ -36,6 +36,7 @@ pub use service::{
     CodeGrant, CodeRedemption, DEFAULT_REFRESH_GRACE_SECS, RedeemCode, RefreshPolicy,
     RefreshRequest, RefreshTokenStatus, Refreshed,
 };
+pub use service::{ConnectTokens, OAuthApp, RefreshAppend, RefreshedTokens};
 pub use service::{CredentialSecret, ReadCredential, StoreCredentialInput};
 pub use service::{FEDERATED_AMR, FederatedIdentity, FederatedOutcome};
 pub use service::{LinkKind, QueuedEmail};

@@ -40,6 +40,10 @@
 //! - [`provider_key`]: LLM provider keys of tenants and of the platform (sealed under the
 //!   owner's vault) and their resolution, strict or with the platform's fallback, each one an
 //!   audited access (issue 20, seed 002).
+//! - [`integration`]: the operator's integrations and a tenant's own OAuth app for one
+//!   (secrets sealed in the vault), and the app a tenant's connections use (issue 20).
+//! - [`connect`]: the end of an OAuth connect flow (the connection stored, the state used
+//!   once); [`credential_refresh`]: a connection's refresh, decided by its stream's version.
 //! - [`facts`]: issued and revoked tokens and API key usage; [`audit`]: entries products record.
 //! - [`registry`]: the catalog, tenants' entitlements and trials, requests for products, and
 //!   a client's choice of tenant claims (issue 21).
@@ -65,14 +69,17 @@ mod audit;
 mod authorization;
 mod authorization_code;
 mod bootstrap;
+mod connect;
 mod consent;
 mod credential;
+mod credential_refresh;
 mod email;
 mod email_verification;
 mod engine;
 mod facts;
 mod federation;
 mod fold_cache;
+mod integration;
 mod invitation;
 mod mfa;
 mod oauth_client;
@@ -93,11 +100,14 @@ pub use api_key::{IssueApiKey, IssuedApiKey};
 pub use audit::{MAX_ACTION_LEN, MAX_FIELD_LEN, MAX_METADATA_BYTES, RecordAudit};
 pub use authorization::{Authorization, CodeRequest, IssuedCode};
 pub use authorization_code::{CodeGrant, CodeRedemption, RedeemCode, RefreshPolicy};
+pub use connect::ConnectTokens;
 pub use consent::Consent;
 pub use credential::{CredentialSecret, ReadCredential, StoreCredentialInput};
+pub use credential_refresh::{RefreshAppend, RefreshedTokens};
 pub use email::QueuedEmail;
 pub use engine::MAX_RETRIES;
 pub use federation::{FEDERATED_AMR, FederatedIdentity, FederatedOutcome};
+pub use integration::OAuthApp;
 pub use invitation::{Acceptance, Accepted, CreateInvitation, InvitationLink, InvitationOffer};
 pub use mfa::{MfaReset, RecoveryCodes, SecondFactorVerified, SecondFactors, TotpEnrollment};
 pub use oauth_client::{RegeneratedSecret, RegisterClient, RegisteredClient};

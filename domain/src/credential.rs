@@ -182,7 +182,8 @@ fn check_scopes(scopes: &[String]) -> Result<(), DomainError> {
         return Err(DomainError::invalid("scopes", "at most 100 scopes"));
     }
     for scope in scopes {
-        validate::scope("scopes", scope)?;
+        // Third-party scopes, not ours: RFC 6749 scope tokens, often URLs (Google's).
+        crate::integration::scope("scopes", scope)?;
     }
     Ok(())
 }

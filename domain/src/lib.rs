@@ -34,6 +34,9 @@
 //! - [`entitlement`]: one tenant's entitlement to one product (grant, trial once, revoke,
 //!   expire once).
 //! - [`tenant_claims`]: the tenant claims tokens carry and a client's choice among them.
+//! - [`integration`]: one integration the operator offers (a built-in provider or
+//!   `generic_oauth2`, the platform's OAuth app), and the built-in catalogue;
+//!   [`integration_app`]: a tenant's own OAuth app for one.
 //! - [`vault`]: a tenant's vault (key versions, minimum, rewrap, offboarding; issue 20).
 //! - [`credential`]: one connection to a third-party service (sealed tokens or API key,
 //!   refreshes, failures and backoff, `needs_reauth`, rewrap, removal; issue 20).
@@ -45,6 +48,8 @@ pub mod consent;
 pub mod credential;
 pub mod entitlement;
 pub mod identity_provider;
+pub mod integration;
+pub mod integration_app;
 pub mod invitation;
 pub mod mfa;
 pub mod oauth_client;

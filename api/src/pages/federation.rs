@@ -142,7 +142,7 @@ pub fn refusal_page(state: &AppState, tenant_id: Option<Uuid>, failure: Failure)
     }
 }
 
-fn frame_of(state: &AppState, tenant_id: Uuid) -> Option<Frame> {
+pub(super) fn frame_of(state: &AppState, tenant_id: Uuid) -> Option<Frame> {
     let tenant = state.directory.tenant(tenant_id)?;
     let tenant = tenant.tenant.as_ref()?;
     Some(Frame {

@@ -32,6 +32,8 @@
 //!   001's JSON `POST /invite/{token}`).
 //! - [`federation`]: "Sign in with {provider}", the upstream's callback and linking an
 //!   upstream identity to an existing account (issue 19).
+//! - [`connect`]: the page at the end of an OAuth connect flow, seed 004's
+//!   `/oauth/callback/{integration}` (issue 20).
 //! - [`cookies`], [`csrf`], [`pending`]: the cookies, CSRF tokens, and sign-ins waiting for a
 //!   step before their session starts.
 //! - [`user_views`]: the user rows the pages show, kept in memory until a user changes.
@@ -41,6 +43,7 @@
 pub mod account;
 pub mod account_api_keys;
 pub mod account_mfa;
+pub mod connect;
 pub mod cookies;
 pub mod csrf;
 pub mod email_verification;
@@ -88,6 +91,7 @@ pub fn router() -> Router<AppState> {
             get(federation::show_link).post(federation::submit_link),
         )
         .route("/login/callback", get(federation::callback))
+        .route("/oauth/callback/{integration}", get(connect::callback))
         .route(
             "/t/{slug}/change-password",
             get(login::show_change).post(login::submit_change),

@@ -160,6 +160,12 @@ pub struct Removed {
     pub revoked_at: String,
     #[serde(rename = "revokedAt")]
     pub revoked_at_seed: String,
+    /// The provider confirmed the revocation of the connection's tokens (RFC 7009).
+    pub revoked_at_provider: bool,
+    /// `revoked`, `not_supported` (the integration has no revocation endpoint) or `failed`
+    /// (the provider could not be reached or refused: the connection is removed here all the
+    /// same, and its tokens may still work at the provider until they expire).
+    pub provider_revocation: &'static str,
 }
 
 fn integration_name(integration: &str) -> Result<(), ApiError> {
@@ -320,13 +326,21 @@ pub async fn remove_credential(
     ctx: RequestContext,
 ) -> Result<Json<Removed>, ApiError> {
     integration_name(&integration)?;
+    // The provider first, where it can revoke (the connect flow's part); whatever it answers,
+    // the connection is removed here.
+    let revocation = crate::connect::revoke::revoke_at_provider(&state, tenant_id, &integration)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%tenant_id, integration, %error, "revocation at the provider not tried");
+            crate::connect::revoke::Revocation::Failed
+        });
     let position = state
         .commands
         .remove_credential(
             ctx.metadata(principal.actor()),
             tenant_id,
             &integration,
-            false,
+            revocation.confirmed(),
         )
         .await
         .map_err(|error| match ApiError::from(error) {
@@ -342,6 +356,8 @@ pub async fn remove_credential(
         integration,
         revoked_at: now.clone(),
         revoked_at_seed: now,
+        revoked_at_provider: revocation.confirmed(),
+        provider_revocation: revocation.as_str(),
     }))
 }
 

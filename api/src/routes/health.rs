@@ -132,6 +132,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Requests that found this node behind the log after a miss and waited for it to catch up (read-your-writes across nodes).",
         state.head_reads.behind(),
     );
+    credential_refresh_metrics(&mut out, &state);
     if let Some(kafka) = &state.kafka {
         let status = kafka.status();
         gauge(
@@ -228,4 +229,40 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
     );
+}
+
+/// The connections' refreshes on this node (issue 20).
+fn credential_refresh_metrics(out: &mut String, state: &AppState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &state.connect.stats;
+    gauge(
+        out,
+        "tessera_credential_refresh_scheduled",
+        "OAuth connections the refresh scheduler tracks.",
+        stats.scheduled.load(Relaxed),
+    );
+    for (name, help, value) in [
+        (
+            "tessera_credential_refreshes_total",
+            "Refreshes that recorded new tokens.",
+            &stats.refreshed,
+        ),
+        (
+            "tessera_credential_refresh_races_lost_total",
+            "Refreshes whose append lost to another refresh of the same connection.",
+            &stats.lost,
+        ),
+        (
+            "tessera_credential_refresh_not_due_total",
+            "Refreshes that found the connection already refreshed.",
+            &stats.not_due,
+        ),
+        (
+            "tessera_credential_refresh_failures_total",
+            "Refresh failures recorded with their backoff.",
+            &stats.failed,
+        ),
+    ] {
+        metric(out, name, "counter", help, value.load(Relaxed));
+    }
 }

@@ -20,6 +20,7 @@ mod audit;
 mod auth;
 mod browser;
 mod compose;
+mod connect;
 mod crash;
 mod disk;
 mod federation;
