@@ -18,14 +18,14 @@ use crate::helpers::{Store, TestServer, eventually, read_log, spawn_app_with_env
 
 pub(crate) const ALL: &str = "tessera.audit.v1";
 const OAUTH: &str = "tessera.audit.oauth.v1";
-const SECURITY: &str = "tessera.audit.security.v1";
+pub(crate) const SECURITY: &str = "tessera.audit.security.v1";
 
 /// One message as a consumer received it.
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
-    topic: String,
+    pub(crate) topic: String,
     key: String,
-    cloud_event: Value,
+    pub(crate) cloud_event: Value,
 }
 
 impl Received {

@@ -1,6 +1,7 @@
 //! Stored secrets are never anywhere but in the access answer: not in the log, the read
 //! models, the key table or any other file of the data directory (or any PostgreSQL table),
-//! not on the server's stdout or stderr, not in the audit API's answers nor the listing.
+//! not on the server's stdout or stderr, not in the audit API's answers nor the listing, and
+//! not in any Kafka message of the audit topics.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -181,3 +182,86 @@ async fn stored_secrets_appear_nowhere_but_in_the_access_answer(store_kind: Stor
     assert!(ok, "{verified}");
 }
 on_both_stores!(stored_secrets_appear_nowhere_but_in_the_access_answer);
+
+/// Every CloudEvent the server publishes about a tenant's vault (stored, accessed, rewrapped,
+/// removed, a provider key set and resolved) reaches a real broker without a secret in it.
+#[tokio::test]
+async fn no_kafka_message_carries_a_stored_secret() {
+    use crate::kafka::{ALL, GroupConsumer, SECURITY};
+    use tessera_test_support::kafka::Broker;
+
+    let broker = Broker::start();
+    let brokers = broker.bootstrap_servers();
+    let app = crate::helpers::spawn_app_with_env(
+        Store::Embedded,
+        &[
+            ("TESSERA_KAFKA_BROKERS", brokers.as_str()),
+            ("TESSERA_KAFKA_PARTITIONS", "1"),
+            ("TESSERA_KAFKA_CATEGORY_TOPICS", "security"),
+        ],
+    )
+    .await;
+    let consumer = GroupConsumer::start(&brokers, "vault-leaks", &[ALL, SECURITY]);
+    let t = tenant(&app, "vault-kafka").await;
+    store(
+        &app,
+        &t,
+        "github",
+        json!({"access_token": SECRETS[0], "refresh_token": SECRETS[1], "expires_in": 3600}),
+    )
+    .await;
+    let (status, _) = app
+        .send(
+            app.admin(Method::PUT, &format!("/v1/tenants/{t}/credentials/openai"))
+                .json(&json!({"api_key": SECRETS[2]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, reader) = key(&app, &t, &["vault:read"]).await;
+    let (status, _) = access(&app, &reader, &t, "github", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, resolved) = app
+        .send(app.request(
+            Method::POST,
+            &format!("/v1/tenants/{t}/credentials/openai/resolve"),
+            Some(&reader),
+        ))
+        .await;
+    assert_eq!(
+        (status, &resolved["api_key"]),
+        (StatusCode::OK, &json!(SECRETS[2]))
+    );
+    let (status, _) = app
+        .send(app.admin(Method::DELETE, &credentials(&t, "github")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let head = app.log_head().await;
+    let arrived = eventually(Duration::from_secs(60), || async {
+        consumer.positions(ALL).contains(&head)
+    })
+    .await;
+    assert!(arrived, "the log up to {head} did not reach the broker");
+    let received = consumer.stop().await;
+    let types: Vec<String> = received
+        .iter()
+        .filter(|message| message.topic == SECURITY)
+        .filter_map(|message| message.cloud_event["type"].as_str().map(str::to_owned))
+        .collect();
+    for expected in [
+        "credential.stored",
+        "credential.accessed",
+        "provider_key.set",
+        "credential.removed",
+    ] {
+        assert!(
+            types.iter().any(|t| t.ends_with(expected)),
+            "{expected} not on the security topic: {types:?}"
+        );
+    }
+    let mut found = Vec::new();
+    for message in &received {
+        found.extend(in_text(&message.topic, &message.cloud_event.to_string()));
+    }
+    assert_eq!(found, Vec::<String>::new());
+}
