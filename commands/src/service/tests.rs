@@ -129,6 +129,56 @@ fn service(log: Arc<FakeLog>) -> CommandService {
     )
 }
 
+/// A service on a fresh in-memory log with a real vault (its keys in the same backend's key
+/// table), at `NOW`: the fixture of the vault's command tests.
+pub(super) async fn vault_service() -> (CommandService, Arc<dyn EventLog>) {
+    let backend = Backend::Memory {
+        store: MemoryStore::default(),
+    };
+    let log = tessera_event_log::open(LogConfig::new(backend.clone()))
+        .await
+        .unwrap();
+    let crypto = Arc::new(Crypto::new(&MasterKey::from_bytes([7; 32])).unwrap());
+    let vault = Arc::new(tessera_crypto::VaultKeys::new(
+        crypto.clone(),
+        tessera_event_log::keys::open(&backend).await.unwrap(),
+    ));
+    let service = CommandService::new(
+        log.clone(),
+        crypto,
+        Arc::new(FixedClock::new(NOW)),
+        Arc::new(crate::clock::SystemIds),
+    )
+    .with_vault(vault);
+    (service, log)
+}
+
+/// Creates customer tenant `acme` with id `tenant_id`, signing with `signing_alg`.
+pub(super) async fn create_acme(
+    service: &CommandService,
+    tenant_id: Uuid,
+    signing_alg: Option<SigningAlg>,
+) {
+    service
+        .create_tenant(
+            meta(),
+            CreateTenant {
+                tenant_id: Some(tenant_id),
+                slug: "acme".into(),
+                name: "Acme".into(),
+                plan: None,
+                kind: TenantKind::Customer,
+                domains: vec![],
+                settings: None,
+                config_json: None,
+                sales_owner: None,
+                signing_alg,
+            },
+        )
+        .await
+        .unwrap();
+}
+
 pub(super) fn meta() -> EventMetadata {
     EventMetadata {
         actor: Actor {

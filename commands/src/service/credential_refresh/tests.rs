@@ -3,61 +3,25 @@
 
 use std::sync::Arc;
 
-use tessera_crypto::{Crypto, MasterKey, VaultKeys};
 use tessera_domain::DomainError;
-use tessera_event_log::{Backend, EventLog, LogConfig, MemoryStore, keys};
-use tessera_event_schemas::events::{CredentialKind, OAuthAppSource, RefreshFailure, TenantKind};
+use tessera_event_log::EventLog;
+use tessera_event_schemas::events::{CredentialKind, OAuthAppSource, RefreshFailure};
 use tessera_event_schemas::{Timestamp, streams};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::super::tests::meta;
+use super::super::tests::{create_acme, meta, vault_service};
 use super::{RefreshAppend, RefreshedTokens};
 use crate::CommandError;
-use crate::clock::{FixedClock, SystemIds};
-use crate::service::{CommandService, ConnectTokens, CreateTenant};
+use crate::service::{CommandService, ConnectTokens};
 
 const TENANT: Uuid = Uuid::from_u128(42);
 const STATE: Uuid = Uuid::from_u128(99);
 const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
 
 async fn service() -> (CommandService, Arc<dyn EventLog>) {
-    let backend = Backend::Memory {
-        store: MemoryStore::default(),
-    };
-    let log = tessera_event_log::open(LogConfig::new(backend.clone()))
-        .await
-        .unwrap();
-    let crypto = Arc::new(Crypto::new(&MasterKey::from_bytes([7; 32])).unwrap());
-    let vault = Arc::new(VaultKeys::new(
-        crypto.clone(),
-        keys::open(&backend).await.unwrap(),
-    ));
-    let service = CommandService::new(
-        log.clone(),
-        crypto,
-        Arc::new(FixedClock::new(NOW)),
-        Arc::new(SystemIds),
-    )
-    .with_vault(vault);
-    service
-        .create_tenant(
-            meta(),
-            CreateTenant {
-                tenant_id: Some(TENANT),
-                slug: "acme".into(),
-                name: "Acme".into(),
-                plan: None,
-                kind: TenantKind::Customer,
-                domains: vec![],
-                settings: None,
-                config_json: None,
-                sales_owner: None,
-                signing_alg: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (service, log) = vault_service().await;
+    create_acme(&service, TENANT, None).await;
     (service, log)
 }
 

@@ -5,20 +5,16 @@
 
 use std::sync::Arc;
 
-use tessera_crypto::{Crypto, MasterKey, VaultKeys};
 use tessera_domain::provider_key::{Source, Unresolved};
-use tessera_event_log::{Backend, EventLog, LogConfig, MemoryStore, keys};
-use tessera_event_schemas::events::{AccessedCredential, SigningAlg, TenantKind};
-use tessera_event_schemas::{Event, SYSTEM_TENANT_ID, Timestamp, streams};
+use tessera_event_log::EventLog;
+use tessera_event_schemas::events::{AccessedCredential, SigningAlg};
+use tessera_event_schemas::{Event, SYSTEM_TENANT_ID, streams};
 use uuid::Uuid;
 
-use super::super::tests::meta;
+use super::super::tests::{create_acme, meta, vault_service};
 use super::*;
-use crate::clock::{FixedClock, SystemIds};
-use crate::service::CreateTenant;
 
 const ACME: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_00a1);
-const NOW: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
 const GATEWAY: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_2a2a);
 
 struct Fixture {
@@ -27,43 +23,9 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let backend = Backend::Memory {
-        store: MemoryStore::default(),
-    };
-    let log = tessera_event_log::open(LogConfig::new(backend.clone()))
-        .await
-        .unwrap();
-    let crypto = Arc::new(Crypto::new(&MasterKey::from_bytes([7; 32])).unwrap());
-    let vault = Arc::new(VaultKeys::new(
-        crypto.clone(),
-        keys::open(&backend).await.unwrap(),
-    ));
-    let service = CommandService::new(
-        log.clone(),
-        crypto,
-        Arc::new(FixedClock::new(NOW)),
-        Arc::new(SystemIds),
-    )
-    .with_vault(vault);
+    let (service, log) = vault_service().await;
     service.bootstrap(None).await.unwrap();
-    service
-        .create_tenant(
-            meta(),
-            CreateTenant {
-                tenant_id: Some(ACME),
-                slug: "acme".into(),
-                name: "Acme".into(),
-                plan: None,
-                kind: TenantKind::Customer,
-                domains: vec![],
-                settings: None,
-                config_json: None,
-                sales_owner: None,
-                signing_alg: Some(SigningAlg::EdDSA),
-            },
-        )
-        .await
-        .unwrap();
+    create_acme(&service, ACME, Some(SigningAlg::EdDSA)).await;
     Fixture { log, service }
 }
 
