@@ -237,8 +237,24 @@ async fn no_kafka_message_carries_a_stored_secret() {
     assert_eq!(status, StatusCode::OK);
 
     let head = app.log_head().await;
+    // The category topic is published apart from the main one: wait for both.
+    let expected = [
+        "credential.stored",
+        "credential.accessed",
+        "provider_key.set",
+        "credential.removed",
+    ];
     let arrived = eventually(Duration::from_secs(60), || async {
+        let received = consumer.received();
         consumer.positions(ALL).contains(&head)
+            && expected.iter().all(|action| {
+                received.iter().any(|message| {
+                    message.topic == SECURITY
+                        && message.cloud_event["type"]
+                            .as_str()
+                            .is_some_and(|t| t.ends_with(action))
+                })
+            })
     })
     .await;
     assert!(arrived, "the log up to {head} did not reach the broker");
